@@ -1,0 +1,181 @@
+"""`digest build`: posts → feeds on disk, doing only the work that what changed requires.
+
+Each feed's inputs (its posts, their files' size and mtime, their ids, the settings) are
+hashed and remembered; a feed whose hash is unchanged and whose files exist is skipped
+without rendering a line of Markdown. Rendered posts are cached by file size and mtime.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .config import Config, Site
+from .content import PageContext, Rendered, plain_title, render_post
+from .feeds import Entry, FeedSpec, atom_bytes, feed_title, plan_feeds, rss_bytes
+from .sanitize import sanitize
+from .opml import opml_bytes
+from .posts import Post, split_source
+from .reader import Corpus, fingerprint, read_posts, with_updated
+from .store import Store
+from .writer import write_if_changed
+
+log = logging.getLogger(__name__)
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+STYLESHEET = "feed.xsl"
+
+
+@dataclass
+class BuildReport:
+    corpus: Corpus
+    feeds: int = 0
+    written: list[str] = field(default_factory=list)
+    skipped: int = 0
+    rendered: int = 0
+
+
+def absolute(site: Site, url: str) -> str:
+    return site.root + url if url.startswith("/") else url
+
+
+def entry_ids(store: Store, site: Site, posts: list[Post], now: datetime) -> dict[str, str]:
+    """Each post's permanent id: the first one it was given, whatever its URL is today.
+
+    The first id is jekyll-feed's (absolute post.id), so a site switching keeps its ids.
+    """
+    known = store.entry_ids()
+    new = []
+    for post in posts:
+        if post.path not in known:
+            entry_id = absolute(site, post.jekyll_id) if site.url else f"urn:digest:{post.path}"
+            if entry_id in known.values():
+                entry_id = f"{entry_id}#{hashlib.sha256(post.path.encode()).hexdigest()[:8]}"
+            known[post.path] = entry_id
+            new.append((post.path, entry_id, now.isoformat()))
+    if new:
+        store.add_entry_ids(new)
+    return known
+
+
+def _context(site: Site, post: Post, post_urls: dict[str, str]) -> PageContext:
+    return PageContext(site.root, "/" + site.baseurl.strip("/") if site.baseurl.strip("/") else "",
+                       site.title, absolute(site, post.url), post.title, post_urls)
+
+
+def render_posts(config: Config, store: Store, posts: list[Post],
+                 stats: dict[str, tuple[int, int]], all_posts: list[Post]) -> dict[str, Rendered]:
+    """Rendered content for *posts*, from cache when the file has not changed since."""
+    site = config.site
+    mark = fingerprint(site)
+    keys = {p.path: f"{stats.get(p.path)}:{mark}" for p in posts}
+    cached = store.rendered(keys)
+    out: dict[str, Rendered] = {}
+    fresh = []
+    post_urls: dict[str, str] | None = None
+    for post in posts:
+        hit = cached.get(post.path)
+        if hit and hit[0] == keys[post.path]:
+            out[post.path] = Rendered(**hit[1])
+            continue
+        if post_urls is None:
+            post_urls = {Path(p.path).stem: absolute(site, p.url) for p in all_posts}
+        path = config.posts / post.path
+        source = split_source(path, path.read_bytes())
+        rendered = render_post(source.body, post.ext, post.excerpt, post.excerpt_separator,
+                               _context(site, post, post_urls), site.markdown_ext)
+        rendered = Rendered(sanitize(rendered.html), rendered.summary,
+                            sanitize(rendered.summary_html))
+        out[post.path] = rendered
+        fresh.append((post.path, keys[post.path], rendered.__dict__))
+    if fresh:
+        store.save_rendered(fresh)
+    return out
+
+
+def _inputs(spec: FeedSpec, ids: dict[str, str], stats: dict[str, tuple[int, int]],
+            settings: str) -> str:
+    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, p.date.isoformat())
+            for p in spec.posts]
+    blob = json.dumps([settings, spec.name, spec.atom_path, rows], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport:
+    """Read the posts and write every feed that changed; return what was done."""
+    site = config.site
+    store = Store.open(config.state)
+    try:
+        corpus = read_posts(config, store, now=now, future=future)
+        report = BuildReport(corpus)
+        posts = corpus.posts
+        stats = {p.path: _stat(config.posts / p.path) for p in posts}
+        ids = entry_ids(store, site, posts, now)
+        updated = with_updated(posts)
+        specs = plan_feeds(posts, config.feed_entries)
+        report.feeds = len(specs)
+        settings = json.dumps([fingerprint(site), config.feed_entries, config.stylesheet])
+        previous = store.feed_inputs()
+        changed = []
+        for spec in specs:
+            inputs = _inputs(spec, ids, stats, settings)
+            files_exist = all((config.output / p).exists() for p in (spec.atom_path, spec.rss_path))
+            if previous.get(spec.name) == inputs and files_exist:
+                report.skipped += 1
+            else:
+                changed.append((spec, inputs))
+        needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
+        rendered = render_posts(config, store, needed, stats, posts) if needed else {}
+        report.rendered = len(needed)
+        stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
+        for spec, inputs in changed:
+            entries = [_entry(site, p, ids[p.path], updated[p.path], rendered[p.path])
+                       for p in spec.posts]
+            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
+                data = maker(site, spec, entries, absolute(site, "/" + rel), stylesheet)
+                if write_if_changed(config.output / rel, data):
+                    report.written.append(rel)
+        if changed:
+            store.save_feed_inputs((spec.name, inputs) for spec, inputs in changed)
+        _write_extras(config, specs, report)
+        return report
+    finally:
+        store.close()
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def _base_path(site: Site) -> str:
+    base = site.baseurl.strip("/")
+    return f"/{base}" if base else ""
+
+
+def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered) -> Entry:
+    terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
+    return Entry(id=entry_id, title=plain_title(post.title) or post.slug,
+                 link=absolute(site, post.url), published=post.date, updated=updated,
+                 html=rendered.html, summary=rendered.summary, terms=terms,
+                 author=plain_title(post.author) if post.author else None)
+
+
+def _write_extras(config: Config, specs: list[FeedSpec], report: BuildReport) -> None:
+    site = config.site
+    home = site.root + "/"
+    rows = []
+    for spec in specs:
+        title = feed_title(site, spec)
+        rows.append((title, "atom", absolute(site, "/" + spec.atom_path), home))
+        rows.append((f"{title} (RSS)", "rss", absolute(site, "/" + spec.rss_path), home))
+    if write_if_changed(config.output / "feeds.opml", opml_bytes(plain_title(site.title), rows)):
+        report.written.append("feeds.opml")
+    if config.stylesheet:
+        data = (TEMPLATES / STYLESHEET).read_bytes()
+        if write_if_changed(config.output / STYLESHEET, data):
+            report.written.append(STYLESHEET)

@@ -1,0 +1,161 @@
+"""Posts → feed documents (Atom 1.0 and RSS 2.0 bytes), as pure functions over plain data.
+
+Which feeds exist and where they live follows jekyll-feed (`feed.xml`, `feed/by_tag/TAG.xml`)
+so a site can switch to digest without breaking anyone's subscription. Bytes depend only on
+the posts, never on the clock, so an unchanged site builds byte-identical feeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from . import __version__
+from .config import Site
+from .content import plain_title, xml_safe
+from .posts import Post
+
+if TYPE_CHECKING:
+    from feedgen.feed import FeedGenerator
+
+GENERATOR_URI = "https://example.invalid/digest"  # no public home yet; the name is what matters
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """One feed: its kind ('site', 'tag', 'category'), key, paths and the posts it lists."""
+
+    kind: str
+    key: str
+    atom_path: str  # relative to the output folder, '/'-separated
+    rss_path: str
+    posts: tuple[Post, ...]
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.key}"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A post as a feed shows it: everything resolved, nothing left to look up."""
+
+    id: str
+    title: str
+    link: str
+    published: datetime
+    updated: datetime
+    html: str
+    summary: str
+    terms: tuple[str, ...]
+    author: str | None
+
+
+_SIMPLE = re.compile(r"^[A-Za-z0-9_]+$")  # jekyll-feed keeps exactly these tags
+
+
+def feed_file_stem(tag: str) -> str:
+    """A safe, stable file name for a tag; jekyll-feed's own name whenever it had one.
+
+    jekyll-feed silently skips tags outside [A-Za-z0-9_]; those get a readable ASCII slug
+    plus a short hash of the exact tag, so `i.t.`, `I.T.` and `i-t` never collide.
+    """
+    if _SIMPLE.match(tag):
+        return tag
+    ascii_ = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9_]+", "-", ascii_).strip("-")[:60] or "tag"
+    return f"{slug}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
+
+
+def plan_feeds(posts: Sequence[Post], limit: int) -> list[FeedSpec]:
+    """The site feed plus one per tag and per category, each with its newest *limit* posts."""
+    by_tag: dict[str, list[Post]] = {}
+    by_category: dict[str, list[Post]] = {}
+    for post in posts:  # newest first already
+        for tag in dict.fromkeys(post.tags):
+            by_tag.setdefault(tag, []).append(post)
+        for category in post.categories:
+            by_category.setdefault(category, []).append(post)
+    specs = [FeedSpec("site", "", "feed.xml", "feed.rss", tuple(posts[:limit]))]
+    for tag in sorted(by_tag):
+        stem = feed_file_stem(tag)
+        specs.append(FeedSpec("tag", tag, f"feed/by_tag/{stem}.xml", f"feed/by_tag/{stem}.rss",
+                              tuple(by_tag[tag][:limit])))
+    for category in sorted(by_category):
+        stem = feed_file_stem(category)
+        specs.append(FeedSpec("category", category, f"feed/{stem}.xml", f"feed/{stem}.rss",
+                              tuple(by_category[category][:limit])))
+    return specs
+
+
+def feed_title(site: Site, spec: FeedSpec) -> str:
+    if spec.kind == "site":
+        return plain_title(site.title)
+    return plain_title(f"{site.title}: {spec.key}")
+
+
+def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
+               kind: str) -> FeedGenerator:
+    from feedgen.feed import FeedGenerator
+
+    fg = FeedGenerator()
+    home = (site.root or "") + "/"
+    fg.id(xml_safe(self_url if kind == "atom" else home))
+    fg.title(feed_title(site, spec))
+    fg.link(href=home, rel="alternate")
+    fg.link(href=self_url, rel="self",
+            type="application/atom+xml" if kind == "atom" else "application/rss+xml")
+    fg.language(site.lang)
+    description = plain_title(site.description) or feed_title(site, spec)
+    fg.subtitle(description) if kind == "atom" else fg.description(description)
+    author = site.author
+    fg.author({"name": xml_safe(author.name) if author else plain_title(site.title),
+               **({"email": author.email} if author and author.email else {}),
+               **({"uri": author.uri} if author and author.uri else {})})
+    fg.generator("digest", version=__version__, uri=GENERATOR_URI)
+    newest = max((e.updated for e in entries), default=datetime(1970, 1, 1).astimezone(site.tz))
+    fg.updated(newest) if kind == "atom" else fg.lastBuildDate(newest)
+    for entry in entries:
+        fe = fg.add_entry(order="append")
+        fe.id(entry.id)
+        fe.guid(entry.id, permalink=entry.id == entry.link)
+        fe.title(entry.title)
+        fe.link(href=entry.link, rel="alternate")
+        fe.published(entry.published)
+        fe.updated(entry.updated)
+        fe.content(entry.html, type="html")
+        fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
+        for term in entry.terms:
+            fe.category(term=xml_safe(term))
+        if entry.author and kind == "atom":
+            fe.author({"name": entry.author})
+    return fg
+
+
+_DECLARATION_END = b"?>\n"
+
+
+def atom_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
+               stylesheet: str | None) -> bytes:
+    data: bytes = _generator(site, spec, entries, self_url, "atom").atom_str(pretty=True)
+    return _with_stylesheet(data, stylesheet)
+
+
+def rss_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
+              stylesheet: str | None) -> bytes:
+    data: bytes = _generator(site, spec, entries, self_url, "rss").rss_str(pretty=True)
+    return _with_stylesheet(data, stylesheet)
+
+
+def _with_stylesheet(data: bytes, href: str | None) -> bytes:
+    """Insert the xml-stylesheet instruction after the XML declaration (feedgen has no hook)."""
+    if not href:
+        return data
+    head, sep, rest = data.partition(_DECLARATION_END)
+    pi = f'<?xml-stylesheet type="text/xsl" href="{href}"?>\n'.encode()
+    return head + sep + pi + rest if sep else pi + data

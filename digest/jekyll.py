@@ -1,0 +1,218 @@
+"""Jekyll 4.3's rules for posts, as pure functions: names, dates, titles, tags, permalinks.
+
+Each function cites the Jekyll code it follows (lib/jekyll/...), because "what Jekyll does"
+is the specification: where a rule looks odd, it is odd in Jekyll too.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+# document.rb DATE_FILENAME_MATCHER
+DATE_FILENAME = re.compile(r"^(?:.+/)*?(\d{2,4}-\d{1,2}-\d{1,2})-([^/]*)(\.[^./]+)$")
+# a file that starts like a post but is not one: worth a warning, Jekyll skips it silently
+LOOKS_DATED = re.compile(r"^(?:.+/)*?\d{2,4}-\d{1,2}-\d{1,2}")
+
+# configuration.rb style_to_permalink
+PERMALINK_STYLES = {
+    "pretty": "/:categories/:year/:month/:day/:title/",
+    "none": "/:categories/:title:output_ext",
+    "date": "/:categories/:year/:month/:day/:title:output_ext",
+    "ordinal": "/:categories/:year/:y_day/:title:output_ext",
+    "weekdate": "/:categories/:year/W:week/:short_day/:title:output_ext",
+}
+
+
+class YamlTimestamp(str):
+    """A plain (unquoted) YAML timestamp: Psych reads one without a zone as UTC."""
+
+    __slots__ = ()
+
+
+class DateError(ValueError):
+    """A date Jekyll would misread (2019-02-30 becomes March 2) or cannot read at all."""
+
+
+def titleize_slug(slug: str) -> str:
+    """utils.rb titleize_slug: Ruby's String#capitalize on every dash-separated word."""
+    return " ".join(w[:1].upper() + w[1:].lower() for w in slug.split("-"))
+
+
+_SLUG_DEFAULT = re.compile(r"[^\w]+|_+")
+_SLUG_PRETTY_KEEP = set("._~!$&'()+,;=@")
+
+
+def slugify(text: str, *, pretty: bool = False, cased: bool = False) -> str:
+    """utils.rb slugify in 'default' and 'pretty' modes (letters, marks, digits kept)."""
+    out: list[str] = []
+    dash = False
+    for ch in text:
+        cat = unicodedata.category(ch)
+        keep = cat[0] in "LM" or cat == "Nd" or (pretty and ch in _SLUG_PRETTY_KEEP)
+        if keep:
+            out.append(ch)
+            dash = False
+        elif not dash:
+            out.append("-")
+            dash = True
+    slug = "".join(out)
+    slug = slug[1:] if slug.startswith("-") else slug
+    slug = slug[:-1] if slug.endswith("-") else slug
+    return slug if cased else slug.lower()
+
+
+def escape_path(path: str) -> str:
+    """url.rb escape_path: Addressable::URI.encode, then '#' as %23."""
+    if not path or re.fullmatch(r"[a-zA-Z0-9./-]+", path):
+        return path
+    return quote(path, safe="/:@!$&'()*+,;=-._~?").replace("#", "%23")
+
+
+def sanitize_url(url: str) -> str:
+    """url.rb sanitize_url: no '..' traversal, no './', no doubled slashes."""
+    result = ("/" + url).replace("..", "/").replace("./", "")
+    return re.sub(r"/{2,}", "/", result)
+
+
+def build_url(template: str, placeholders: dict[str, str]) -> str:
+    """url.rb generate_url_from_drop: ':name' replaced (':name_' too), then squeezed."""
+
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1)
+        pool = [name, name[:-1]] if name.endswith("_") else [name]
+        winner = next((k for k in pool if k in placeholders), None)
+        if winner is None:
+            raise ValueError(f"the permalink '{template}' uses the unknown placeholder ':{name}'")
+        return match.group(0).replace(":" + winner, escape_path(placeholders[winner]), 1)
+
+    return sanitize_url(re.sub(r"/{2,}", "/", re.sub(r":([a-z_]+)", replace, template)))
+
+
+def url_placeholders(date: datetime, slug: str, categories: list[str], output_ext: str,
+                     basename: str) -> dict[str, str]:
+    """drops/url_drop.rb: the values a permalink pattern can use, for a post at *date*."""
+    f = date.strftime
+    cats = list(dict.fromkeys(c.lower() for c in categories))
+    return {
+        "collection": "posts", "path": basename, "output_ext": output_ext,
+        "name": slugify(basename), "title": slugify(slug, pretty=True, cased=True),
+        "slug": slugify(slug), "categories": "/".join(cats),
+        "slugified_categories": "/".join(dict.fromkeys(slugify(c) for c in categories)),
+        "year": f("%Y"), "month": f("%m"), "day": f("%d"), "hour": f("%H"),
+        "minute": f("%M"), "second": f("%S"), "i_day": str(date.day),
+        "i_month": str(date.month), "short_month": f("%b"), "long_month": f("%B"),
+        "short_year": f("%y"), "w_year": str(date.isocalendar()[0]),
+        "week": f"{date.isocalendar()[1]:02d}", "w_day": str(date.isoweekday()),
+        "short_day": f("%a"), "long_day": f("%A"), "y_day": f("%j"),
+    }
+
+
+def permalink_template(style: str) -> str:
+    return PERMALINK_STYLES.get(style, style)
+
+
+_DATE_RE = re.compile(
+    r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
+    r"(?:(?:[Tt]|\s+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"(.*?)\s*$"
+)
+_ZONE_RE = re.compile(r"(?:^|\s)(Z|UTC|GMT|[+-]\d{1,2}(?::?\d{2})?)$|(?<=\d)(Z|[+-]\d{2}:?\d{2})$")
+
+
+def _zone(text: str) -> tuple[timezone | None, str]:
+    text = text.strip()
+    match = _ZONE_RE.search(text)
+    if not match:
+        return None, text
+    token = match.group(1) or match.group(2)
+    rest = text[: match.start()].strip()
+    if token in ("Z", "UTC", "GMT"):
+        return UTC, rest
+    sign = -1 if token[0] == "-" else 1
+    digits = token[1:].replace(":", "")
+    hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
+    return timezone(sign * timedelta(hours=hours, minutes=minutes)), rest
+
+
+def parse_date(value: Any, tz: ZoneInfo) -> datetime:
+    """utils.rb parse_date (Time.parse(value.to_s).localtime) for the forms people write.
+
+    A naive time is in the site timezone, except an unquoted YAML timestamp with seconds,
+    which Psych reads as UTC before Jekyll ever sees it.
+    """
+    text = str(value)
+    match = _DATE_RE.match(text)
+    if not match:
+        raise DateError(f"'{text}' is not a date; write it as YYYY-MM-DD or "
+                        "YYYY-MM-DD HH:MM:SS +/-HHMM")
+    year, month, day, hour, minute, second, frac, rest = match.groups()
+    zone, rest = _zone(rest)
+    if rest and not re.fullmatch(r"[\d\s]*", rest):
+        raise DateError(f"'{text}' has '{rest}' after the time, which is not a time zone")
+    try:
+        naive = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                         int(second or 0), int((frac or "0")[:6].ljust(6, "0")))
+    except ValueError as exc:
+        raise DateError(f"'{text}' is not a real date ({exc}); Jekyll would silently "
+                        "roll it over into the next month") from None
+    if zone is None and isinstance(value, YamlTimestamp) and second is not None:
+        zone = UTC
+    if zone is None:
+        return naive.replace(tzinfo=tz)
+    return naive.replace(tzinfo=zone).astimezone(tz)
+
+
+def filename_date(text: str, tz: ZoneInfo) -> datetime:
+    """The date in a post's file name, at midnight in the site timezone."""
+    year, month, day = (int(p) for p in text.split("-"))
+    if year < 100:  # Time.parse reads a two-digit year as 19xx/20xx like strptime's %y
+        year += 2000 if year < 69 else 1900
+    try:
+        return datetime(year, month, day, tzinfo=tz)
+    except ValueError as exc:
+        raise DateError(f"the file name's date {text} does not exist ({exc})") from None
+
+
+def pluralized(data: dict[str, Any], singular: str, plural: str) -> list[Any]:
+    """utils.rb pluralized_array_from_hash: the singular key wins; a plural string splits."""
+    value: Any = data.get(singular) if singular in data else None
+    if value is None and plural in data:
+        raw = data[plural]
+        value = raw.split() if isinstance(raw, str) else (
+            [v for v in raw if v is not None] if isinstance(raw, list) else None)
+    return [v for v in _flatten([value]) if v is not None]
+
+
+def _flatten(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    for item in items:
+        out.extend(_flatten(item) if isinstance(item, list) else [item])
+    return out
+
+
+def categories_of(data: dict[str, Any]) -> list[str]:
+    """document.rb merge_categories! + populate_categories (strings split, deduplicated)."""
+    raw = data.get("categories")
+    first = raw.split() if isinstance(raw, str) else raw
+    merged = [first] if first is not None and not isinstance(first, list) else (first or [])
+    items = merged + pluralized(data, "category", "categories")
+    return list(dict.fromkeys(ruby_to_s(v) for v in _flatten(items)))
+
+
+def tags_of(data: dict[str, Any]) -> list[Any]:
+    """document.rb populate_tags: numbers stay numbers, nesting is flattened."""
+    return pluralized(data, "tag", "tags")
+
+
+def ruby_to_s(value: Any) -> str:
+    """How Ruby prints a YAML scalar: true/false lower-case, nil as empty."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -1,0 +1,214 @@
+"""One post file → a Post, or a Problem saying exactly what is wrong with it and where.
+
+Pure: takes the file's relative path and bytes, returns data. Reading the folder, caching
+and rendering live elsewhere (reader.py, content.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import yaml
+
+from . import jekyll
+from .config import Site
+from .errors import PostError, Problem
+from .yamlsource import SafeLoader, key_lines, yaml_problem
+
+# document.rb YAML_FRONT_MATTER_REGEXP (Ruby's ^ and $ are always line anchors, /m is DOTALL)
+FRONT_MATTER = re.compile(r"\A(---\s*\n.*?\n?)^((?:---|\.\.\.)[ \t\r\f\v]*$\n?)", re.S | re.M)
+OPENS_FRONT_MATTER = re.compile(r"\A---\s*\n")
+
+
+class FrontMatterLoader(SafeLoader):  # type: ignore[valid-type,misc]
+    """Psych's reading of YAML for front matter: timestamps stay text (Jekyll parses them)."""
+
+
+FrontMatterLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp",
+    lambda loader, node: jekyll.YamlTimestamp(loader.construct_scalar(node)),
+)
+
+
+@dataclass(frozen=True)
+class Post:
+    """A post as Jekyll publishes it; the body is read again only when it must be rendered."""
+
+    path: str  # relative to the posts folder, with '/' separators
+    date: datetime  # aware, in the site timezone
+    slug: str
+    title: str  # as Jekyll has it (may hold HTML: themes print it raw)
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    url: str  # site-relative, as Jekyll's post.url
+    ext: str
+    excerpt_separator: str
+    excerpt: str | None = None  # from front matter; None: cut from the body
+    author: str | None = None
+    published: bool = True
+    warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    @property
+    def jekyll_id(self) -> str:
+        """document.rb id: what jekyll-feed uses as the entry id, so switching keeps ids."""
+        return str(PurePosixPath(self.url).parent / self.slug)
+
+
+@dataclass(frozen=True)
+class Source:
+    """The text of a post file split into front matter and body, with the body's first line."""
+
+    data: dict[str, Any]
+    body: str
+    body_line: int
+    front: str = ""  # the front matter block as written, '---' line included, for line numbers
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise PostError(Problem(
+            path, line, f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {column}",
+            "re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")) from None
+    text = text.removeprefix("\ufeff")  # Jekyll reads with 'bom|utf-8'
+    return text.replace("\r\n", "\n")
+
+
+def _unclosed_hint(text: str) -> tuple[int | None, str]:
+    for number, line in enumerate(text.split("\n")[1:], start=2):
+        if line.strip() in ("---", "...") and line.strip() != line.rstrip("\r"):
+            return number, f"line {number} '{line}' looks meant to close it: remove the spaces"
+        if re.match(r"^---+\S", line):
+            return number, f"line {number} '{line}' looks meant to close it: make it '---'"
+    return None, "add a line '---' after the last front matter key"
+
+
+def split_source(path: Path, raw: bytes) -> Source:
+    """Decode and split a post file the way Jekyll does, refusing what Jekyll gets wrong."""
+    text = _decode(path, raw)
+    if not text.strip():
+        raise PostError(Problem(path, 1, "the file is empty",
+                                "write front matter and content, or delete the file"))
+    match = FRONT_MATTER.match(text)
+    if match is None:
+        if OPENS_FRONT_MATTER.match(text):
+            _, hint = _unclosed_hint(text)
+            raise PostError(Problem(
+                path, 1, "front matter opened on line 1 is never closed "
+                "(Jekyll would publish the whole file as an empty post)", hint))
+        return Source({}, text, 1, "")
+    front = match.group(1)
+    body_line = text.count("\n", 0, match.end()) + 1
+    try:
+        data = yaml.load(front, Loader=FrontMatterLoader)
+    except yaml.YAMLError as exc:
+        raise PostError(yaml_problem(path, exc, line_offset=0)) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PostError(Problem(path, 2, f"front matter is a {type(data).__name__}, "
+                                "not 'key: value' lines", "write e.g. 'title: My post'"))
+    return Source({str(k): v for k, v in data.items()}, text[match.end():], body_line, front)
+
+
+def name_problem(path: Path, relpath: str) -> Problem:
+    """Why a file in the posts folder is not a post (Jekyll skips these without a word)."""
+    name = PurePosixPath(relpath).name
+    dated = re.match(r"^(\d{2,4}-\d{1,2}-\d{1,2})(.*)$", name)
+    if dated and not dated.group(2).startswith("-"):
+        fixed = f"{dated.group(1)}-{dated.group(2)}"
+        return Problem(path, None, "no '-' between the date and the title in the file name, "
+                       "so Jekyll ignores this post", f"rename it to {fixed}")
+    if dated and "." not in dated.group(2):
+        return Problem(path, None, "the file name has no extension, so Jekyll ignores "
+                       "this post", f"rename it to {name}.md")
+    return Problem(path, None, "not a post file name (YYYY-MM-DD-title.md), so Jekyll "
+                   "ignores it", "rename it, or move it out of the posts folder")
+
+
+def _key_line(front: str, key: str) -> int | None:
+    return key_lines(front).get((key,)) if front else None
+
+
+def _tag_warnings(path: Path, data: dict[str, Any], front: str) -> list[Problem]:
+    warnings = []
+    for key in ("tags", "tag", "categories", "category"):
+        value = data.get(key)
+        items = value if isinstance(value, list) else [value]
+        odd = [v for v in items if isinstance(v, (int, float, list, dict)) and v is not True]
+        if not odd:
+            continue
+        line = _key_line(front, key)
+        if not isinstance(value, list) and key.startswith("tag"):
+            msg, hint = f"'{key}: {value}' is a number; Jekyll ignores it", f"write {key}: ['{value}']"
+        elif any(isinstance(v, (list, dict)) for v in odd):
+            msg, hint = f"'{key}' has a nested list or mapping; it is flattened", "list each tag on its own line"
+        else:
+            msg, hint = f"'{key}' has numbers ({', '.join(map(str, odd))}); they become text", "quote them"
+        warnings.append(Problem(path, line, msg, hint))
+    return warnings
+
+
+def _output_ext(ext: str, site: Site) -> str:
+    return ".html" if ext[1:].lower() in site.markdown_ext or ext.lower() in (".html", ".htm") else ext
+
+
+def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
+    """Read one post; raise PostError (with file and line) if Jekyll would publish garbage."""
+    match = jekyll.DATE_FILENAME.match(relpath)
+    if match is None:
+        raise PostError(name_problem(path, relpath))
+    file_date, slug, ext = match.groups()
+    source = split_source(path, raw)
+    data = source.data
+    front = source.front
+    slug = re.sub(r"\.*$", "", slug)
+    tz = site.tz
+    try:
+        if data.get("date") not in (None, False):
+            date = jekyll.parse_date(data["date"], tz)
+        else:
+            date = jekyll.filename_date(file_date, tz)
+    except jekyll.DateError as exc:
+        line = _key_line(front, "date") if "date" in data else None
+        raise PostError(Problem(path, line, str(exc), "fix the date, e.g. 2019-03-13 "
+                                "or 2019-03-13 09:00:00 -0500")) from None
+    title = data.get("title")
+    title = jekyll.ruby_to_s(title) if title not in (None, False) else jekyll.titleize_slug(slug)
+    fm_slug = data.get("slug")
+    slug = jekyll.ruby_to_s(fm_slug) if fm_slug not in (None, False) else slug
+    categories = jekyll.categories_of(data)
+    tags = tuple(jekyll.ruby_to_s(t) for t in jekyll.tags_of(data))
+    basename = PurePosixPath(relpath).name
+    placeholders = jekyll.url_placeholders(date, slug, categories, _output_ext(ext, site),
+                                           basename[: -len(ext)])
+    permalink = data.get("permalink")
+    template = str(permalink) if isinstance(permalink, str) and permalink else \
+        jekyll.permalink_template(site.permalink)
+    try:
+        url = jekyll.build_url(template, placeholders)
+    except ValueError as exc:
+        raise PostError(Problem(path, _key_line(front, "permalink"), str(exc))) from None
+    warnings = _tag_warnings(path, data, front)
+    if "\n" in title or "\r" in title:
+        warnings.append(Problem(path, None, "the title has a line break; feeds and emails "
+                                "show it as a space", "put the title on one line"))
+    excerpt = data.get("excerpt")
+    separator = data.get("excerpt_separator")
+    author = data.get("author")
+    return Post(
+        path=relpath, date=date, slug=slug, title=title, tags=tags,
+        categories=tuple(categories), url=url, ext=ext,
+        excerpt_separator=str(separator) if isinstance(separator, str) else site.excerpt_separator,
+        excerpt=jekyll.ruby_to_s(excerpt) if excerpt not in (None, False) else None,
+        author=author if isinstance(author, str) and author.strip() else None,
+        published=data.get("published", True) not in (False, None),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,185 @@
+"""The posts folder → every publishable Post, plus every problem found, reusing the cache.
+
+A file is parsed again only when its size or mtime changed (or the site settings did);
+a cold read of many files is spread over worker processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .config import Config, Site
+from .errors import PostError, Problem
+from .posts import Post, parse_post
+from .store import Store
+
+RULES_VERSION = "1"  # bump when parsing rules change, so cached readings are redone
+PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """What the posts folder holds right now."""
+
+    posts: list[Post]  # publishable, newest first (Jekyll's order reversed)
+    rejected: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    future: int = 0
+    unpublished: int = 0
+    parsed: int = 0  # files actually parsed this time (not from cache)
+
+
+def _ignored(relpath: str) -> bool:
+    """entry_filter.rb: dot, underscore and '#' files, and editor backups, are not content."""
+    parts = relpath.split("/")
+    return any(p[:1] in (".", "_", "#") for p in parts) or relpath.endswith("~")
+
+
+def scan(root: Path) -> Iterator[tuple[str, int, int]]:
+    """(relative path, size, mtime_ns) of every candidate file below *root*."""
+    stack = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                rel = prefix + entry.name
+                if _ignored(entry.name) or entry.name.endswith("~"):
+                    continue
+                if entry.is_dir():
+                    stack.append((Path(entry.path), rel + "/"))
+                elif entry.is_file():
+                    st = entry.stat()
+                    yield rel, st.st_size, st.st_mtime_ns
+
+
+def fingerprint(site: Site) -> str:
+    blob = json.dumps([RULES_VERSION, asdict(site)], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _post_row(post: Post) -> str:
+    data = asdict(post)
+    data["date"] = post.date.isoformat()
+    data["warnings"] = [asdict(w) | {"path": str(w.path)} for w in post.warnings]
+    return json.dumps(data)
+
+
+def _row_post(text: str) -> Post:
+    data: dict[str, Any] = json.loads(text)
+    data["date"] = datetime.fromisoformat(data["date"])
+    data["tags"] = tuple(data["tags"])
+    data["categories"] = tuple(data["categories"])
+    data["warnings"] = tuple(Problem(**(w | {"path": Path(w["path"])})) for w in data["warnings"])
+    return Post(**data)
+
+
+def _parse_one(root: Path, relpath: str, site: Site) -> Post | Problem:
+    path = root / relpath
+    try:
+        return parse_post(path, relpath, path.read_bytes(), site)
+    except PostError as exc:
+        return exc.problem
+    except OSError as exc:
+        return Problem(path, None, f"cannot read: {exc.strerror}")
+
+
+def _parse_chunk(root: Path, relpaths: list[str], site: Site) -> list[Post | Problem]:
+    return [_parse_one(root, rel, site) for rel in relpaths]
+
+
+def _parse_all(root: Path, relpaths: list[str], site: Site) -> list[Post | Problem]:
+    workers = os.cpu_count() or 1
+    if len(relpaths) < PARALLEL_FROM or workers < 2:
+        return _parse_chunk(root, relpaths, site)
+    size = -(-len(relpaths) // (workers * 4))
+    chunks = [relpaths[i:i + size] for i in range(0, len(relpaths), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        results = pool.map(_parse_chunk, [root] * len(chunks), chunks, [site] * len(chunks))
+        return [item for chunk in results for item in chunk]
+
+
+def read_posts(config: Config, store: Store, *, now: datetime, future: bool = False) -> Corpus:
+    """Every post of the folder, parsed or from cache; rejected files listed, none fatal."""
+    site, root = config.site, config.posts
+    mark = fingerprint(site)
+    cached = store.parsed()
+    files = sorted(scan(root))
+    results: dict[str, Post | Problem] = {}
+    todo: list[str] = []
+    for rel, size, mtime in files:
+        hit = cached.get(rel)
+        if hit and hit[0] == size and hit[1] == mtime and hit[2] == mark:
+            results[rel] = _row_post(hit[4]) if hit[3] == "post" else \
+                Problem(**(json.loads(hit[4]) | {"path": root / rel}))
+        else:
+            todo.append(rel)
+    stats = {rel: (size, mtime) for rel, size, mtime in files}
+    fresh = _parse_all(root, todo, site)
+    rows = []
+    for rel, item in zip(todo, fresh, strict=True):
+        results[rel] = item
+        size, mtime = stats[rel]
+        if isinstance(item, Post):
+            rows.append((rel, size, mtime, mark, "post", _post_row(item)))
+        else:
+            blob = json.dumps({"line": item.line, "message": item.message, "hint": item.hint})
+            rows.append((rel, size, mtime, mark, "problem", blob))
+    gone = [p for p in cached if p not in stats]
+    if rows or gone:
+        store.save_parsed(rows, gone)
+    return _select(list(results.values()), now=now, future=future, parsed=len(todo), root=root)
+
+
+def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed: int,
+            root: Path) -> Corpus:
+    """Jekyll's publisher: drop unpublished and future posts; refuse a second post at a URL."""
+    posts = sorted((i for i in items if isinstance(i, Post)), key=lambda p: (p.date, p.path))
+    rejected = [i for i in items if isinstance(i, Problem)]
+    live, by_url = [], {}
+    n_future = n_unpublished = 0
+    for post in posts:
+        if not post.published:
+            n_unpublished += 1
+        elif post.date > now and not future:
+            n_future += 1
+        elif post.url in by_url:
+            rejected.append(Problem(root / post.path, None, f"its URL {post.url} is already "
+                                    f"taken by {by_url[post.url]}",
+                                    "give one of them another slug or permalink"))
+        else:
+            by_url[post.url] = post.path
+            live.append(post)
+    warnings = [w for p in live for w in p.warnings]
+    live.reverse()
+    rejected.sort(key=lambda p: str(p.path))
+    return Corpus(live, rejected, warnings, n_future, n_unpublished, parsed)
+
+
+def with_updated(posts: list[Post]) -> dict[str, datetime]:
+    """A distinct `updated` per post: equal dates (date-only posts) get +1 s in Jekyll order.
+
+    Feed readers and the W3C validator treat equal atom:updated values as suspicious; the
+    published date itself stays exactly Jekyll's.
+    """
+    from datetime import timedelta
+
+    out: dict[str, datetime] = {}
+    previous: datetime | None = None
+    for post in reversed(posts):  # oldest first
+        stamp = post.date
+        if previous is not None and stamp <= previous:
+            stamp = previous + timedelta(seconds=1)
+        out[post.path] = stamp
+        previous = stamp
+    return out
+
+
+__all__ = ["Corpus", "read_posts", "scan", "with_updated", "replace"]

@@ -1,0 +1,104 @@
+"""The state database (SQLite): what was parsed, rendered and written, and the entry ids.
+
+One file under the `state:` folder. Each migration is applied in the same transaction as
+its record, so a crash never leaves a half-upgraded schema.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+MIGRATIONS = (
+    """
+    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                         fingerprint TEXT, kind TEXT, data TEXT);
+    CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
+                            first_seen TEXT NOT NULL);
+    CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
+    CREATE TABLE feeds (name TEXT PRIMARY KEY, inputs TEXT);
+    """,
+)
+
+
+class Store:
+    """A thin, typed wrapper over the state database; every method is one small transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self._migrate()
+
+    @classmethod
+    def open(cls, state_dir: Path) -> Store:
+        return cls(state_dir / "state.sqlite3")
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def atomic(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.atomic() as db:
+                for statement in filter(str.strip, script.split(";")):
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+
+    # parse cache -------------------------------------------------------------------------
+    def parsed(self) -> dict[str, tuple[int, int, str, str, Any]]:
+        rows = self.db.execute("SELECT path, size, mtime_ns, fingerprint, kind, data FROM parsed")
+        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+
+    def save_parsed(self, rows: Iterable[tuple[str, int, int, str, str, str]],
+                    gone: Iterable[str]) -> None:
+        with self.atomic() as db:
+            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
+
+    # entry ids ---------------------------------------------------------------------------
+    def entry_ids(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT path, entry_id FROM entry_ids"))
+
+    def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        with self.atomic() as db:
+            db.executemany("INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)", rows)
+
+    # rendered content --------------------------------------------------------------------
+    def rendered(self, paths: Iterable[str]) -> dict[str, tuple[str, dict[str, str]]]:
+        found = {}
+        for path in paths:
+            row = self.db.execute("SELECT key, data FROM rendered WHERE path = ?",
+                                  (path,)).fetchone()
+            if row:
+                found[path] = (row[0], json.loads(row[1]))
+        return found
+
+    def save_rendered(self, rows: Iterable[tuple[str, str, dict[str, str]]]) -> None:
+        with self.atomic() as db:
+            db.executemany("INSERT OR REPLACE INTO rendered VALUES (?, ?, ?)",
+                           ((p, k, json.dumps(d)) for p, k, d in rows))
+
+    # feeds -------------------------------------------------------------------------------
+    def feed_inputs(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT name, inputs FROM feeds"))
+
+    def save_feed_inputs(self, rows: Iterable[tuple[str, str]]) -> None:
+        with self.atomic() as db:
+            db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", rows)
