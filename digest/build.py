@@ -18,10 +18,11 @@ from pathlib import Path
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title, render_post
 from .feeds import Entry, FeedSpec, atom_bytes, feed_title, plan_feeds, rss_bytes
-from .sanitize import sanitize
+from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, split_source
 from .reader import Corpus, fingerprint, read_posts, with_updated
+from .sanitize import sanitize
 from .store import Store
 from .writer import write_if_changed
 
@@ -40,7 +41,7 @@ class BuildReport:
 
 
 def absolute(site: Site, url: str) -> str:
-    return site.root + url if url.startswith("/") else url
+    return absolute_url(site.root, url)
 
 
 def entry_ids(store: Store, site: Site, posts: list[Post], now: datetime) -> dict[str, str]:
@@ -159,9 +160,12 @@ def _base_path(site: Site) -> str:
 
 def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered) -> Entry:
     terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
-    return Entry(id=entry_id, title=plain_title(post.title) or post.slug,
+    title = plain_title(post.title) or post.slug
+    # a post with no text still needs some (Atom: content or summary); its title says it all
+    summary = rendered.summary or (title if not rendered.html.strip() else "")
+    return Entry(id=entry_id, title=title,
                  link=absolute(site, post.url), published=post.date, updated=updated,
-                 html=rendered.html, summary=rendered.summary, terms=terms,
+                 html=rendered.html, summary=summary, terms=terms,
                  author=plain_title(post.author) if post.author else None)
 
 

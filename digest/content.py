@@ -95,7 +95,7 @@ def absolutize(fragment: str, base: str) -> str:
 
     def fix(match: re.Match[str]) -> str:
         url = html.unescape(match.group(3)).strip()
-        if not url or url.startswith(("#", "data:", "mailto:", "tel:")) or urlsplit(url).scheme:
+        if url.startswith(("#", "data:", "mailto:", "tel:")) or urlsplit(url).scheme:
             return match.group(0)
         quoted = html.escape(urljoin(base, url), quote=True)
         return f"{match.group(1)}{match.group(2)}{quoted}{match.group(2)}"
@@ -120,6 +120,18 @@ _TAGS = re.compile(r"<[^>]*>", re.S)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
+def _cp1252(code: int) -> str:
+    try:
+        return bytes([code]).decode("cp1252")
+    except UnicodeDecodeError:
+        return ""
+
+
+# U+0080-U+009F in a UTF-8 file is almost always Windows-1252 text pasted in (\x92 for ’):
+# show the character that was meant; feed readers render C1 controls as boxes.
+_C1 = {code: _cp1252(code) for code in range(0x80, 0xA0)}
+
+
 def strip_html(fragment: str) -> str:
     """Liquid's strip_html + normalize_whitespace, then entities decoded: plain text."""
     text = _TAGS.sub(" ", _SCRIPT_STYLE.sub(" ", fragment))
@@ -128,7 +140,7 @@ def strip_html(fragment: str) -> str:
 
 def xml_safe(text: str) -> str:
     """Drop characters XML 1.0 cannot carry (control characters, U+FFFE/FFFF)."""
-    return _CONTROL.sub("", text)
+    return _CONTROL.sub("", text).translate(_C1)
 
 
 def plain_title(title: str) -> str:

@@ -128,8 +128,10 @@ def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: s
         fe.link(href=entry.link, rel="alternate")
         fe.published(entry.published)
         fe.updated(entry.updated)
-        fe.content(entry.html, type="html")
-        fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
+        if entry.html.strip():  # an empty element is a validator warning; the link suffices
+            fe.content(entry.html, type="html")
+        if entry.summary:
+            fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
         for term in entry.terms:
             fe.category(term=xml_safe(term))
         if entry.author and kind == "atom":

@@ -118,53 +118,50 @@ def permalink_template(style: str) -> str:
 
 _DATE_RE = re.compile(
     r"^\s*(\d{4})-(\d{1,2})-(\d{1,2})"
-    r"(?:(?:[Tt]|\s+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
+    r"(?:(?:[Tt]|\s+)(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?"
+    r"(?:\s*(Z|UTC|GMT|[+-]\d{1,2}(?::?\d{2})?)(?![\d:]))?)?"
     r"(.*?)\s*$"
 )
-_ZONE_RE = re.compile(r"(?:^|\s)(Z|UTC|GMT|[+-]\d{1,2}(?::?\d{2})?)$|(?<=\d)(Z|[+-]\d{2}:?\d{2})$")
 
 
-def _zone(text: str) -> tuple[timezone | None, str]:
-    text = text.strip()
-    match = _ZONE_RE.search(text)
-    if not match:
-        return None, text
-    token = match.group(1) or match.group(2)
-    rest = text[: match.start()].strip()
+def _zone(token: str) -> timezone:
     if token in ("Z", "UTC", "GMT"):
-        return UTC, rest
+        return UTC
     sign = -1 if token[0] == "-" else 1
     digits = token[1:].replace(":", "")
     hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
-    return timezone(sign * timedelta(hours=hours, minutes=minutes)), rest
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
-def parse_date(value: Any, tz: ZoneInfo) -> datetime:
+def parse_date(value: Any, tz: ZoneInfo) -> tuple[datetime, str]:
     """utils.rb parse_date (Time.parse(value.to_s).localtime) for the forms people write.
 
     A naive time is in the site timezone, except an unquoted YAML timestamp with seconds,
-    which Psych reads as UTC before Jekyll ever sees it.
+    which Psych reads as UTC before Jekyll ever sees it. A zone counts only right after the
+    time, as in Ruby's Date._parse; trailing numbers are ignored, and returned so the caller
+    can warn about them.
     """
     text = str(value)
     match = _DATE_RE.match(text)
     if not match:
         raise DateError(f"'{text}' is not a date; write it as YYYY-MM-DD or "
                         "YYYY-MM-DD HH:MM:SS +/-HHMM")
-    year, month, day, hour, minute, second, frac, rest = match.groups()
-    zone, rest = _zone(rest)
-    if rest and not re.fullmatch(r"[\d\s]*", rest):
-        raise DateError(f"'{text}' has '{rest}' after the time, which is not a time zone")
+    year, month, day, hour, minute, second, frac, zone_text, rest = match.groups()
+    rest = rest.strip()
+    if rest and not re.fullmatch(r"[\d\s:+-]*", rest):
+        raise DateError(f"'{text}' has '{rest}' after the date, which is not a time or zone")
     try:
         naive = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                          int(second or 0), int((frac or "0")[:6].ljust(6, "0")))
     except ValueError as exc:
         raise DateError(f"'{text}' is not a real date ({exc}); Jekyll would silently "
                         "roll it over into the next month") from None
+    zone = _zone(zone_text) if zone_text else None
     if zone is None and isinstance(value, YamlTimestamp) and second is not None:
         zone = UTC
     if zone is None:
-        return naive.replace(tzinfo=tz)
-    return naive.replace(tzinfo=zone).astimezone(tz)
+        return naive.replace(tzinfo=tz), rest
+    return naive.replace(tzinfo=zone).astimezone(tz), rest
 
 
 def filename_date(text: str, tz: ZoneInfo) -> datetime:
@@ -216,3 +213,42 @@ def ruby_to_s(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+_PCT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4, which Addressable's normalize applies."""
+    out: list[str] = []
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+            if last:
+                out.append("")
+        elif segment == ".":
+            if last:
+                out.append("")
+        else:
+            out.append(segment)
+    return "/".join(out) if out and out[0] == "" else "/" + "/".join(out)
+
+
+def absolute_url(root: str, url: str) -> str:
+    """filters/url_filters.rb absolute_url: site url + baseurl + url, normalised.
+
+    Normalising decodes %-escaped unreserved characters and resolves dot segments, so a
+    permalink like /%2e%2e/x.html can never point outside the site.
+    """
+    if not url.startswith("/"):
+        return url
+    path = quote(url, safe="/:@!$&'()*+,;=-._~%?#")
+    path = _PCT.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in
+                    _UNRESERVED else "%" + m.group(1).upper(), path)
+    split = root.find("/", root.find("//") + 2) if "//" in root else -1
+    origin, base = (root, "") if split < 0 else (root[:split], root[split:])
+    return origin + _remove_dot_segments(base + path)

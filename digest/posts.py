@@ -166,6 +166,9 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     if match is None:
         raise PostError(name_problem(path, relpath))
     file_date, slug, ext = match.groups()
+    if ext.lower() in (".yml", ".yaml"):
+        raise PostError(Problem(path, None, "a .yml file in the posts folder is read by Jekyll "
+                                "as data, not as a post", "rename it to .md if it is a post"))
     source = split_source(path, raw)
     data = source.data
     front = source.front
@@ -173,9 +176,9 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     tz = site.tz
     try:
         if data.get("date") not in (None, False):
-            date = jekyll.parse_date(data["date"], tz)
+            date, ignored = jekyll.parse_date(data["date"], tz)
         else:
-            date = jekyll.filename_date(file_date, tz)
+            date, ignored = jekyll.filename_date(file_date, tz), ""
     except jekyll.DateError as exc:
         line = _key_line(front, "date") if "date" in data else None
         raise PostError(Problem(path, line, str(exc), "fix the date, e.g. 2019-03-13 "
@@ -197,6 +200,10 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     except ValueError as exc:
         raise PostError(Problem(path, _key_line(front, "permalink"), str(exc))) from None
     warnings = _tag_warnings(path, data, front)
+    if ignored:
+        warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
+                                "after the time, which Jekyll ignores (a zone there is ignored "
+                                "too)", "write the date as YYYY-MM-DD HH:MM:SS +/-HHMM"))
     if "\n" in title or "\r" in title:
         warnings.append(Problem(path, None, "the title has a line break; feeds and emails "
                                 "show it as a space", "put the title on one line"))

@@ -182,4 +182,4 @@ def with_updated(posts: list[Post]) -> dict[str, datetime]:
     return out
 
 
-__all__ = ["Corpus", "read_posts", "scan", "with_updated", "replace"]
+__all__ = ["Corpus", "read_posts", "replace", "scan", "with_updated"]
