@@ -133,7 +133,7 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         rendered = render_posts(config, store, needed, stats, posts) if needed else {}
         report.rendered = len(needed)
         stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
-        for spec, inputs in changed:
+        for spec, _ in changed:
             entries = [_entry(site, p, ids[p.path], updated[p.path], rendered[p.path])
                        for p in spec.posts]
             for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):

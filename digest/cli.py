@@ -111,7 +111,7 @@ def _read(ctx: click.Context, now_text: str | None, future: bool) -> tuple[Confi
 @click.pass_context
 def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
     """Report every problem in the posts; exit 1 if there is any."""
-    config, corpus = _read(ctx, now_text, future)
+    _config, corpus = _read(ctx, now_text, future)
     for problem in corpus.rejected:
         click.echo(f"error: {problem}")
     for problem in corpus.warnings:

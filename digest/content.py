@@ -81,7 +81,8 @@ def _markdown() -> MarkdownIt:
 def render(text: str, ext: str, markdown_ext: tuple[str, ...]) -> str:
     """HTML of a body, by extension as Jekyll's converters choose."""
     if ext[1:].lower() in markdown_ext:
-        return _markdown().render(text)
+        html_text: str = _markdown().render(text)
+    return html_text
     if ext.lower() in (".html", ".htm"):
         return text
     return f"<pre>{html.escape(text)}</pre>\n"
@@ -117,6 +118,8 @@ def excerpt_source(body: str, separator: str) -> str:
 
 _SCRIPT_STYLE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)
 _TAGS = re.compile(r"<[^>]*>", re.S)
+_BLOCK_TAGS = re.compile(
+    r"</?(?:p|div|br|li|ul|ol|h[1-6]|pre|blockquote|tr|td|th|table|hr)\b[^>]*>", re.I)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffe\uffff]")
 
 
@@ -127,14 +130,14 @@ def _cp1252(code: int) -> str:
         return ""
 
 
-# U+0080-U+009F in a UTF-8 file is almost always Windows-1252 text pasted in (\x92 for ’):
+# U+0080-U+009F in a UTF-8 file is almost always Windows-1252 text pasted in (0x92: a quote):
 # show the character that was meant; feed readers render C1 controls as boxes.
 _C1 = {code: _cp1252(code) for code in range(0x80, 0xA0)}
 
 
 def strip_html(fragment: str) -> str:
     """Liquid's strip_html + normalize_whitespace, then entities decoded: plain text."""
-    text = _TAGS.sub(" ", _SCRIPT_STYLE.sub(" ", fragment))
+    text = _TAGS.sub("", _BLOCK_TAGS.sub(" ", _SCRIPT_STYLE.sub(" ", fragment)))
     return " ".join(html.unescape(text).split())
 
 

@@ -147,17 +147,21 @@ def _tag_warnings(path: Path, data: dict[str, Any], front: str) -> list[Problem]
             continue
         line = _key_line(front, key)
         if not isinstance(value, list) and key.startswith("tag"):
-            msg, hint = f"'{key}: {value}' is a number; Jekyll ignores it", f"write {key}: ['{value}']"
+            msg = f"'{key}: {value}' is a number; Jekyll ignores it"
+            hint = f"write {key}: ['{value}']"
         elif any(isinstance(v, (list, dict)) for v in odd):
-            msg, hint = f"'{key}' has a nested list or mapping; it is flattened", "list each tag on its own line"
+            msg = f"'{key}' has a nested list or mapping; it is flattened"
+            hint = "list each tag on its own line"
         else:
-            msg, hint = f"'{key}' has numbers ({', '.join(map(str, odd))}); they become text", "quote them"
+            msg = f"'{key}' has numbers ({', '.join(map(str, odd))}); they become text"
+            hint = "quote them"
         warnings.append(Problem(path, line, msg, hint))
     return warnings
 
 
 def _output_ext(ext: str, site: Site) -> str:
-    return ".html" if ext[1:].lower() in site.markdown_ext or ext.lower() in (".html", ".htm") else ext
+    converted = ext[1:].lower() in site.markdown_ext or ext.lower() in (".html", ".htm")
+    return ".html" if converted else ext
 
 
 def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:

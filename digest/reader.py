@@ -143,7 +143,8 @@ def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed:
     """Jekyll's publisher: drop unpublished and future posts; refuse a second post at a URL."""
     posts = sorted((i for i in items if isinstance(i, Post)), key=lambda p: (p.date, p.path))
     rejected = [i for i in items if isinstance(i, Problem)]
-    live, by_url = [], {}
+    live: list[Post] = []
+    by_url: dict[str, str] = {}
     n_future = n_unpublished = 0
     for post in posts:
         if not post.published:
