@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from .writer import write_if_changed
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "feed.xsl"
+PARALLEL_RENDER_FROM = 64  # fewer than this: a process pool costs more than it saves
 
 
 @dataclass
@@ -50,51 +53,96 @@ def entry_ids(store: Store, site: Site, posts: list[Post], now: datetime) -> dic
     The first id is jekyll-feed's (absolute post.id), so a site switching keeps its ids.
     """
     known = store.entry_ids()
+    taken = set(known.values())
     new = []
     for post in posts:
         if post.path not in known:
             entry_id = absolute(site, post.jekyll_id) if site.url else f"urn:digest:{post.path}"
-            if entry_id in known.values():
+            if entry_id in taken:
                 entry_id = f"{entry_id}#{hashlib.sha256(post.path.encode()).hexdigest()[:8]}"
             known[post.path] = entry_id
+            taken.add(entry_id)
             new.append((post.path, entry_id, now.isoformat()))
     if new:
         store.add_entry_ids(new)
     return known
 
 
-def _context(site: Site, post: Post, post_urls: dict[str, str]) -> PageContext:
+def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContext:
     return PageContext(site.root, "/" + site.baseurl.strip("/") if site.baseurl.strip("/") else "",
                        site.title, absolute(site, post.url), post.title, post_urls)
+
+
+class PostUrls(Mapping[str, str]):
+    """`{% post_url NAME %}` targets, indexed only if some post actually uses one."""
+
+    def __init__(self, site: Site, posts: list[Post]) -> None:
+        self._site, self._posts = site, posts
+        self._index: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._index is None:
+            self._index = {p.path.rpartition("/")[2].rpartition(".")[0]:
+                           absolute(self._site, p.url) for p in self._posts}
+        return self._index
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
+def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:
+    site = config.site
+    path = config.posts / post.path
+    source = split_source(path, path.read_bytes())
+    rendered = render_post(source.body, post.ext, post.excerpt, post.excerpt_separator,
+                           _context(site, post, post_urls), site.markdown_ext)
+    return Rendered(sanitize(rendered.html), rendered.summary, sanitize(rendered.summary_html))
+
+
+def _render_chunk(config: Config, posts: list[Post], urls: dict[str, str]) -> list[Rendered]:
+    return [_render_one(config, post, urls) for post in posts]
+
+
+def _render_many(config: Config, posts: list[Post], all_posts: list[Post]) -> list[Rendered]:
+    """Render in worker processes when there are many (a cold build renders hundreds)."""
+    urls = PostUrls(config.site, all_posts)
+    workers = os.cpu_count() or 1
+    if len(posts) < PARALLEL_RENDER_FROM or workers < 2:
+        return [_render_one(config, post, urls) for post in posts]
+    size = -(-len(posts) // workers)
+    chunks = [posts[i:i + size] for i in range(0, len(posts), size)]
+    index = dict(urls)
+    with ProcessPoolExecutor(workers) as pool:
+        done = pool.map(_render_chunk, [config] * len(chunks), chunks, [index] * len(chunks))
+        return [item for chunk in done for item in chunk]
 
 
 def render_posts(config: Config, store: Store, posts: list[Post],
                  stats: dict[str, tuple[int, int]], all_posts: list[Post]) -> dict[str, Rendered]:
     """Rendered content for *posts*, from cache when the file has not changed since."""
-    site = config.site
-    mark = fingerprint(site)
+    mark = fingerprint(config.site)
     keys = {p.path: f"{stats.get(p.path)}:{mark}" for p in posts}
     cached = store.rendered(keys)
     out: dict[str, Rendered] = {}
-    fresh = []
-    post_urls: dict[str, str] | None = None
+    todo = []
     for post in posts:
         hit = cached.get(post.path)
         if hit and hit[0] == keys[post.path]:
             out[post.path] = Rendered(**hit[1])
-            continue
-        if post_urls is None:
-            post_urls = {Path(p.path).stem: absolute(site, p.url) for p in all_posts}
-        path = config.posts / post.path
-        source = split_source(path, path.read_bytes())
-        rendered = render_post(source.body, post.ext, post.excerpt, post.excerpt_separator,
-                               _context(site, post, post_urls), site.markdown_ext)
-        rendered = Rendered(sanitize(rendered.html), rendered.summary,
-                            sanitize(rendered.summary_html))
+        else:
+            todo.append(post)
+    fresh = _render_many(config, todo, all_posts)
+    for post, rendered in zip(todo, fresh, strict=True):
         out[post.path] = rendered
-        fresh.append((post.path, keys[post.path], rendered.__dict__))
-    if fresh:
-        store.save_rendered(fresh)
+    if todo:
+        store.save_rendered((p.path, keys[p.path], r.__dict__) for p, r in zip(todo, fresh,
+                                                                                strict=True))
     return out
 
 
@@ -114,7 +162,7 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         corpus = read_posts(config, store, now=now, future=future)
         report = BuildReport(corpus)
         posts = corpus.posts
-        stats = {p.path: _stat(config.posts / p.path) for p in posts}
+        stats = corpus.stats
         ids = entry_ids(store, site, posts, now)
         updated = with_updated(posts)
         specs = plan_feeds(posts, config.feed_entries)
@@ -146,11 +194,6 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         return report
     finally:
         store.close()
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_size, st.st_mtime_ns
 
 
 def _base_path(site: Site) -> str:

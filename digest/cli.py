@@ -137,7 +137,7 @@ def posts(ctx: click.Context, as_json: bool, now_text: str | None, future: bool)
 
     store = Store.open(config.state)
     try:
-        stats = {p.path: (0, 0) for p in corpus.posts}
+        stats = corpus.stats
         rendered = render_posts(config, store, corpus.posts, stats, corpus.posts) \
             if as_json else {}
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
@@ -79,7 +80,10 @@ def sanitize_url(url: str) -> str:
     return re.sub(r"/{2,}", "/", result)
 
 
-def build_url(template: str, placeholders: dict[str, str]) -> str:
+_PLACEHOLDER = re.compile(r":([a-z_]+)")
+
+
+def build_url(template: str, placeholders: Mapping[str, str]) -> str:
     """url.rb generate_url_from_drop: ':name' replaced (':name_' too), then squeezed."""
 
     def replace(match: re.Match[str]) -> str:
@@ -90,26 +94,74 @@ def build_url(template: str, placeholders: dict[str, str]) -> str:
             raise ValueError(f"the permalink '{template}' uses the unknown placeholder ':{name}'")
         return match.group(0).replace(":" + winner, escape_path(placeholders[winner]), 1)
 
-    return sanitize_url(re.sub(r"/{2,}", "/", re.sub(r":([a-z_]+)", replace, template)))
+    return sanitize_url(re.sub(r"/{2,}", "/", _PLACEHOLDER.sub(replace, template)))
+
+
+_SIMPLE_DATE: dict[str, Callable[[datetime], str]] = {
+    "year": lambda d: f"{d.year:04d}", "month": lambda d: f"{d.month:02d}",
+    "day": lambda d: f"{d.day:02d}", "hour": lambda d: f"{d.hour:02d}",
+    "minute": lambda d: f"{d.minute:02d}", "second": lambda d: f"{d.second:02d}",
+    "i_day": lambda d: str(d.day), "i_month": lambda d: str(d.month),
+    "short_month": lambda d: d.strftime("%b"), "long_month": lambda d: d.strftime("%B"),
+    "short_year": lambda d: d.strftime("%y"), "w_year": lambda d: str(d.isocalendar()[0]),
+    "week": lambda d: f"{d.isocalendar()[1]:02d}", "w_day": lambda d: str(d.isoweekday()),
+    "short_day": lambda d: d.strftime("%a"), "long_day": lambda d: d.strftime("%A"),
+    "y_day": lambda d: d.strftime("%j"),
+}
+
+
+class UrlDrop(Mapping[str, str]):
+    """drops/url_drop.rb: the values a permalink pattern can use, computed only when used."""
+
+    def __init__(self, date: datetime, slug: str, categories: list[str], output_ext: str,
+                 basename: str) -> None:
+        self.date, self.slug, self.categories = date, slug, categories
+        self.output_ext, self.basename = output_ext, basename
+
+    def _value(self, key: str) -> str:
+        d = self.date
+        simple = _SIMPLE_DATE.get(key)
+        if simple is not None:
+            return simple(d)
+        if key == "title":
+            return slugify(self.slug, pretty=True, cased=True)
+        if key == "slug":
+            return slugify(self.slug)
+        if key == "name":
+            return slugify(self.basename)
+        if key == "path":
+            return self.basename
+        if key == "output_ext":
+            return self.output_ext
+        if key == "collection":
+            return "posts"
+        if key == "categories":
+            return "/".join(dict.fromkeys(c.lower() for c in self.categories))
+        return "/".join(dict.fromkeys(slugify(c) for c in self.categories))
+
+    _KEYS = ("collection", "path", "output_ext", "name", "title", "slug", "categories",
+             "slugified_categories", "year", "month", "day", "hour", "minute", "second",
+             "i_day", "i_month", "short_month", "long_month", "short_year", "w_year", "week",
+             "w_day", "short_day", "long_day", "y_day")
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._KEYS:
+            raise KeyError(key)
+        return self._value(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._KEYS
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._KEYS)
+
+    def __len__(self) -> int:
+        return len(self._KEYS)
 
 
 def url_placeholders(date: datetime, slug: str, categories: list[str], output_ext: str,
-                     basename: str) -> dict[str, str]:
-    """drops/url_drop.rb: the values a permalink pattern can use, for a post at *date*."""
-    f = date.strftime
-    cats = list(dict.fromkeys(c.lower() for c in categories))
-    return {
-        "collection": "posts", "path": basename, "output_ext": output_ext,
-        "name": slugify(basename), "title": slugify(slug, pretty=True, cased=True),
-        "slug": slugify(slug), "categories": "/".join(cats),
-        "slugified_categories": "/".join(dict.fromkeys(slugify(c) for c in categories)),
-        "year": f("%Y"), "month": f("%m"), "day": f("%d"), "hour": f("%H"),
-        "minute": f("%M"), "second": f("%S"), "i_day": str(date.day),
-        "i_month": str(date.month), "short_month": f("%b"), "long_month": f("%B"),
-        "short_year": f("%y"), "w_year": str(date.isocalendar()[0]),
-        "week": f"{date.isocalendar()[1]:02d}", "w_day": str(date.isoweekday()),
-        "short_day": f("%a"), "long_day": f("%A"), "y_day": f("%j"),
-    }
+                     basename: str) -> UrlDrop:
+    return UrlDrop(date, slug, categories, output_ext, basename)
 
 
 def permalink_template(style: str) -> str:

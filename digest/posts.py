@@ -55,7 +55,8 @@ class Post:
     @property
     def jekyll_id(self) -> str:
         """document.rb id: what jekyll-feed uses as the entry id, so switching keeps ids."""
-        return str(PurePosixPath(self.url).parent / self.slug)
+        folder = self.url.rstrip("/").rpartition("/")[0]
+        return f"{folder}/{self.slug}" if folder else f"/{self.slug}"
 
 
 @dataclass(frozen=True)
@@ -193,7 +194,7 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     slug = jekyll.ruby_to_s(fm_slug) if fm_slug not in (None, False) else slug
     categories = jekyll.categories_of(data)
     tags = tuple(jekyll.ruby_to_s(t) for t in jekyll.tags_of(data))
-    basename = PurePosixPath(relpath).name
+    basename = relpath.rpartition("/")[2]
     placeholders = jekyll.url_placeholders(date, slug, categories, _output_ext(ext, site),
                                            basename[: -len(ext)])
     permalink = data.get("permalink")

@@ -14,7 +14,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from .config import Config, Site
 from .errors import PostError, Problem
@@ -35,12 +34,12 @@ class Corpus:
     future: int = 0
     unpublished: int = 0
     parsed: int = 0  # files actually parsed this time (not from cache)
+    stats: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
-def _ignored(relpath: str) -> bool:
+def _ignored(name: str) -> bool:
     """entry_filter.rb: dot, underscore and '#' files, and editor backups, are not content."""
-    parts = relpath.split("/")
-    return any(p[:1] in (".", "_", "#") for p in parts) or relpath.endswith("~")
+    return name[:1] in (".", "_", "#") or name.endswith("~")
 
 
 def scan(root: Path) -> Iterator[tuple[str, int, int]]:
@@ -51,7 +50,7 @@ def scan(root: Path) -> Iterator[tuple[str, int, int]]:
         with os.scandir(folder) as entries:
             for entry in entries:
                 rel = prefix + entry.name
-                if _ignored(entry.name) or entry.name.endswith("~"):
+                if _ignored(entry.name):
                     continue
                 if entry.is_dir():
                     stack.append((Path(entry.path), rel + "/"))
@@ -66,19 +65,25 @@ def fingerprint(site: Site) -> str:
 
 
 def _post_row(post: Post) -> str:
-    data = asdict(post)
-    data["date"] = post.date.isoformat()
-    data["warnings"] = [asdict(w) | {"path": str(w.path)} for w in post.warnings]
-    return json.dumps(data)
+    """A cache row as a JSON array in field order: ~5x faster to load than dicts."""
+    warnings = [[str(w.path), w.line, w.message, w.hint] for w in post.warnings]
+    return json.dumps([1, post.path, post.date.isoformat(), post.slug, post.title,
+                       post.tags, post.categories, post.url, post.ext,
+                       post.excerpt_separator, post.excerpt, post.author, post.published,
+                       warnings])
 
 
-def _row_post(text: str) -> Post:
-    data: dict[str, Any] = json.loads(text)
-    data["date"] = datetime.fromisoformat(data["date"])
-    data["tags"] = tuple(data["tags"])
-    data["categories"] = tuple(data["categories"])
-    data["warnings"] = tuple(Problem(**(w | {"path": Path(w["path"])})) for w in data["warnings"])
-    return Post(**data)
+def _problem_row(problem: Problem) -> str:
+    return json.dumps([0, problem.line, problem.message, problem.hint])
+
+
+def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
+    row = json.loads(text)
+    if row[0] == 0:
+        return Problem(root / rel, row[1], row[2], row[3])
+    return Post(row[1], datetime.fromisoformat(row[2]), row[3], row[4], tuple(row[5]),
+                tuple(row[6]), row[7], row[8], row[9], row[10], row[11], row[12],
+                tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
 
 
 def _parse_one(root: Path, relpath: str, site: Site) -> Post | Problem:
@@ -110,38 +115,34 @@ def read_posts(config: Config, store: Store, *, now: datetime, future: bool = Fa
     """Every post of the folder, parsed or from cache; rejected files listed, none fatal."""
     site, root = config.site, config.posts
     mark = fingerprint(site)
-    cached = store.parsed()
-    files = sorted(scan(root))
-    results: dict[str, Post | Problem] = {}
+    cached = {row[0]: row for row in store.parsed()}
+    stats = {rel: (size, mtime) for rel, size, mtime in scan(root)}
+    results: list[Post | Problem] = []
     todo: list[str] = []
-    for rel, size, mtime in files:
+    for rel, (size, mtime) in stats.items():
         hit = cached.get(rel)
-        if hit and hit[0] == size and hit[1] == mtime and hit[2] == mark:
-            results[rel] = _row_post(hit[4]) if hit[3] == "post" else \
-                Problem(**(json.loads(hit[4]) | {"path": root / rel}))
+        if hit and hit[1] == size and hit[2] == mtime and hit[3] == mark:
+            results.append(_from_row(hit[4], root, rel))
         else:
             todo.append(rel)
-    stats = {rel: (size, mtime) for rel, size, mtime in files}
-    fresh = _parse_all(root, todo, site)
     rows = []
-    for rel, item in zip(todo, fresh, strict=True):
-        results[rel] = item
+    for rel, item in zip(todo, _parse_all(root, todo, site), strict=True):
+        results.append(item)
         size, mtime = stats[rel]
-        if isinstance(item, Post):
-            rows.append((rel, size, mtime, mark, "post", _post_row(item)))
-        else:
-            blob = json.dumps({"line": item.line, "message": item.message, "hint": item.hint})
-            rows.append((rel, size, mtime, mark, "problem", blob))
+        row = _post_row(item) if isinstance(item, Post) else _problem_row(item)
+        rows.append((rel, size, mtime, mark, row))
     gone = [p for p in cached if p not in stats]
     if rows or gone:
         store.save_parsed(rows, gone)
-    return _select(list(results.values()), now=now, future=future, parsed=len(todo), root=root)
+    corpus = _select(results, now=now, future=future, parsed=len(todo), root=root)
+    return replace(corpus, stats=stats)
 
 
 def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed: int,
             root: Path) -> Corpus:
     """Jekyll's publisher: drop unpublished and future posts; refuse a second post at a URL."""
-    posts = sorted((i for i in items if isinstance(i, Post)), key=lambda p: (p.date, p.path))
+    posts = sorted((i for i in items if isinstance(i, Post)),
+                   key=lambda p: (p.date.timestamp(), p.path))
     rejected = [i for i in items if isinstance(i, Problem)]
     live: list[Post] = []
     by_url: dict[str, str] = {}

@@ -11,12 +11,11 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 MIGRATIONS = (
     """
     CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, kind TEXT, data TEXT);
+                         fingerprint TEXT, row TEXT);
     CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
                             first_seen TEXT NOT NULL);
     CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
@@ -62,14 +61,15 @@ class Store:
                 db.execute(f"PRAGMA user_version={number}")
 
     # parse cache -------------------------------------------------------------------------
-    def parsed(self) -> dict[str, tuple[int, int, str, str, Any]]:
-        rows = self.db.execute("SELECT path, size, mtime_ns, fingerprint, kind, data FROM parsed")
-        return {r[0]: (r[1], r[2], r[3], r[4], r[5]) for r in rows}
+    def parsed(self) -> list[tuple[str, int, int, str, str]]:
+        """(path, size, mtime_ns, fingerprint, row) of every cached reading."""
+        return self.db.execute("SELECT path, size, mtime_ns, fingerprint, row FROM parsed"
+                               ).fetchall()
 
-    def save_parsed(self, rows: Iterable[tuple[str, int, int, str, str, str]],
+    def save_parsed(self, rows: Iterable[tuple[str, int, int, str, str]],
                     gone: Iterable[str]) -> None:
         with self.atomic() as db:
-            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?)", rows)
             db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
 
     # entry ids ---------------------------------------------------------------------------

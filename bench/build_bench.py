@@ -1,0 +1,80 @@
+"""Benchmark `digest build` against Hugo on a 20,000-post replay of the jobs board.
+
+Measured in one run, on the same posts: Hugo cold (the reference), digest cold (empty
+state), digest again with nothing changed, digest after adding one post, and Hugo after
+the same post. Prints a table with ratios against Hugo cold, and the issue's targets.
+
+    python bench/build_bench.py [--posts N] [--source PATH] [--runs K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus import add_one_post, make_corpus
+from hugo_ref import make_hugo_site, run_hugo
+from measure import Measurement, best_of, print_table, run_measured
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE = ROOT.parent / "shared" / "corpora" / "progressivedatajobs"
+
+
+def _digest(config: Path, label: str) -> Measurement:
+    return run_measured([sys.executable, "-m", "digest", "--config", str(config), "build"],
+                        label=label)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--posts", type=int, default=20000)
+    parser.add_argument("--source", type=Path, default=SOURCE)
+    parser.add_argument("--runs", type=int, default=3, help="best of K for cold builds")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    args = parser.parse_args()
+
+    out: Path = args.out
+    shutil.rmtree(out, ignore_errors=True)
+    posts = out / "site" / "_posts"
+    make_corpus(args.source / "_posts", posts, count=args.posts)
+    hugo_site = out / "hugo"
+    make_hugo_site(posts, hugo_site)
+    config = out / "config.yaml"
+    config.write_text(f"site:\n  jekyll_config: {args.source / '_config.yml'}\n"
+                      f"posts: {posts}\noutput: {out / 'public'}\nstate: {out / 'state'}\n")
+
+    def cold() -> Measurement:
+        shutil.rmtree(out / "state", ignore_errors=True)
+        shutil.rmtree(out / "public", ignore_errors=True)
+        return _digest(config, "digest cold")
+
+    rows = [best_of(args.runs, lambda: run_hugo(hugo_site, label="hugo cold")),
+            best_of(args.runs, cold),
+            best_of(args.runs, lambda: _digest(config, "digest unchanged"))]
+    added = add_one_post(posts, args.posts)
+    rows.append(_digest(config, "digest +1 post"))
+    make_hugo_site(posts, hugo_site)  # Hugo has no incremental CLI build: it builds all
+    rows.append(run_hugo(hugo_site, label="hugo +1 post"))
+    added.unlink()
+
+    print(f"{args.posts} posts replayed from {args.source}")
+    print_table(rows, reference="hugo cold")
+    hugo, cold_row, _, plus_one, hugo_plus = rows
+    mem = max(cold_row.peak_rss_mb, cold_row.tree_rss_mb)
+    hugo_mem = max(hugo.peak_rss_mb, hugo.tree_rss_mb)
+    print(f"target cold <= hugo:            {cold_row.seconds:.2f}s vs {hugo.seconds:.2f}s "
+          f"({'met' if cold_row.seconds <= hugo.seconds else 'NOT met'})")
+    print(f"target peak memory <= hugo/2:   {mem:.0f} MB vs {hugo_mem / 2:.0f} MB "
+          f"({'met' if mem <= hugo_mem / 2 else 'NOT met'})")
+    met = plus_one.seconds < hugo_plus.seconds / 10
+    print(f"target +1 post < hugo/10:       {plus_one.seconds:.2f}s vs "
+          f"{hugo_plus.seconds / 10:.2f}s ({'met' if met else 'NOT met'})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
