@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title, render_post
-from .feeds import Entry, FeedSpec, atom_bytes, feed_title, plan_feeds, rss_bytes
+from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, plan_feeds, rss_bytes
 from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, split_source
@@ -39,6 +39,7 @@ class BuildReport:
     corpus: Corpus
     feeds: int = 0
     written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     skipped: int = 0
     rendered: int = 0
 
@@ -147,8 +148,8 @@ def render_posts(config: Config, store: Store, posts: list[Post],
 
 
 def _inputs(spec: FeedSpec, ids: dict[str, str], stats: dict[str, tuple[int, int]],
-            settings: str) -> str:
-    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, p.date.isoformat())
+            updated: dict[str, datetime], settings: str) -> str:
+    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, updated[p.path].isoformat())
             for p in spec.posts]
     blob = json.dumps([settings, spec.name, spec.atom_path, rows], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -171,7 +172,7 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         previous = store.feed_inputs()
         changed = []
         for spec in specs:
-            inputs = _inputs(spec, ids, stats, settings)
+            inputs = _inputs(spec, ids, stats, updated, settings)
             files_exist = all((config.output / p).exists() for p in (spec.atom_path, spec.rss_path))
             if previous.get(spec.name) == inputs and files_exist:
                 report.skipped += 1
@@ -188,12 +189,30 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
                 data = maker(site, spec, entries, absolute(site, "/" + rel), stylesheet)
                 if write_if_changed(config.output / rel, data):
                     report.written.append(rel)
-        if changed:
-            store.save_feed_inputs((spec.name, inputs) for spec, inputs in changed)
+        gone = _remove_vanished(config, previous, {spec.name for spec in specs}, report)
+        if changed or gone:
+            store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
         _write_extras(config, specs, report)
         return report
     finally:
         store.close()
+
+
+def _remove_vanished(config: Config, previous: dict[str, str], current: set[str],
+                     report: BuildReport) -> list[str]:
+    """Delete the feeds of tags and categories no post carries any more.
+
+    A feed that kept listing deleted posts would be wrong; a 404 tells a reader the
+    tag is gone (and the OPML no longer lists it).
+    """
+    gone = [name for name in previous if name not in current]
+    for name in gone:
+        kind, _, key = name.partition(":")
+        for rel in feed_paths(kind, key):
+            if (config.output / rel).exists():
+                (config.output / rel).unlink()
+                report.removed.append(rel)
+    return gone
 
 
 def _base_path(site: Site) -> str:

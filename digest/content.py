@@ -23,7 +23,8 @@ _COMMENT = re.compile(r"{%-?\s*comment\s*-?%}.*?{%-?\s*endcomment\s*-?%}", re.S)
 _HIGHLIGHT = re.compile(
     r"{%-?\s*highlight\s+(\w[\w+#.-]*)[^%]*-?%}\n?(.*?){%-?\s*endhighlight\s*-?%}", re.S)
 _TAG = re.compile(r"{%-?\s*(\w+)([^%]*?)-?%}", re.S)
-_OUTPUT = re.compile(r"{{-?\s*([\w.]+)([^}]*)-?}}")
+_OUTPUT = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
+_STRING = re.compile(r"""^(["'])(.*?)\1\s*(.*)$""", re.S)
 _PLACEHOLDER = "\x00raw{}\x00"
 
 
@@ -56,14 +57,28 @@ def tame_liquid(text: str, ctx: PageContext) -> str:
         if name == "post_url":
             return ctx.post_urls.get(args.split("/")[-1], "")
         if name == "link":
-            return ctx.site_url + "/" + args.lstrip("/")
+            target = args.strip().lstrip("/")
+            if target.startswith("_posts/"):
+                stem = target.rpartition("/")[2].rpartition(".")[0]
+                return ctx.post_urls.get(stem, "")
+            return ctx.site_url + "/" + target
         return ""
 
     variables = {"site.url": ctx.site_url.removesuffix(ctx.baseurl), "site.baseurl": ctx.baseurl,
                  "site.title": ctx.site_title, "page.url": ctx.page_url,
                  "page.title": ctx.page_title}
+    def output(match: re.Match[str]) -> str:
+        expression = match.group(1)
+        literal = _STRING.match(expression)
+        if literal:  # {{ "/path/" | relative_url }} and friends
+            value, filters = literal.group(2), literal.group(3)
+            if "absolute_url" in filters or "relative_url" in filters:
+                return ctx.site_url + "/" + value.lstrip("/")
+            return value
+        return variables.get(expression.split("|")[0].strip(), "")
+
     text = _TAG.sub(tag, text)
-    text = _OUTPUT.sub(lambda m: variables.get(m.group(1), ""), text)
+    text = _OUTPUT.sub(output, text)
     for index, raw in enumerate(raws):
         text = text.replace(_PLACEHOLDER.format(index), raw)
     return text
@@ -82,7 +97,7 @@ def render(text: str, ext: str, markdown_ext: tuple[str, ...]) -> str:
     """HTML of a body, by extension as Jekyll's converters choose."""
     if ext[1:].lower() in markdown_ext:
         html_text: str = _markdown().render(text)
-    return html_text
+        return html_text
     if ext.lower() in (".html", ".htm"):
         return text
     return f"<pre>{html.escape(text)}</pre>\n"

@@ -72,6 +72,15 @@ def feed_file_stem(tag: str) -> str:
     return f"{slug}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
 
 
+def feed_paths(kind: str, key: str) -> tuple[str, str]:
+    """Where the Atom and RSS files of a feed live, relative to the output folder."""
+    if kind == "site":
+        return "feed.xml", "feed.rss"
+    stem = feed_file_stem(key)
+    folder = "feed/by_tag" if kind == "tag" else "feed"
+    return f"{folder}/{stem}.xml", f"{folder}/{stem}.rss"
+
+
 def plan_feeds(posts: Sequence[Post], limit: int) -> list[FeedSpec]:
     """The site feed plus one per tag and per category, each with its newest *limit* posts."""
     by_tag: dict[str, list[Post]] = {}
@@ -81,15 +90,10 @@ def plan_feeds(posts: Sequence[Post], limit: int) -> list[FeedSpec]:
             by_tag.setdefault(tag, []).append(post)
         for category in post.categories:
             by_category.setdefault(category, []).append(post)
-    specs = [FeedSpec("site", "", "feed.xml", "feed.rss", tuple(posts[:limit]))]
-    for tag in sorted(by_tag):
-        stem = feed_file_stem(tag)
-        specs.append(FeedSpec("tag", tag, f"feed/by_tag/{stem}.xml", f"feed/by_tag/{stem}.rss",
-                              tuple(by_tag[tag][:limit])))
-    for category in sorted(by_category):
-        stem = feed_file_stem(category)
-        specs.append(FeedSpec("category", category, f"feed/{stem}.xml", f"feed/{stem}.rss",
-                              tuple(by_category[category][:limit])))
+    specs = [FeedSpec("site", "", *feed_paths("site", ""), tuple(posts[:limit]))]
+    for kind, groups in (("tag", by_tag), ("category", by_category)):
+        for key in sorted(groups):
+            specs.append(FeedSpec(kind, key, *feed_paths(kind, key), tuple(groups[key][:limit])))
     return specs
 
 
@@ -107,9 +111,10 @@ def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: s
     home = (site.root or "") + "/"
     fg.id(xml_safe(self_url if kind == "atom" else home))
     fg.title(feed_title(site, spec))
-    fg.link(href=home, rel="alternate")
+    # feedgen's RSS <link> is the last link added: the website must come last
     fg.link(href=self_url, rel="self",
             type="application/atom+xml" if kind == "atom" else "application/rss+xml")
+    fg.link(href=home, rel="alternate")
     fg.language(site.lang)
     description = plain_title(site.description) or feed_title(site, spec)
     fg.subtitle(description) if kind == "atom" else fg.description(description)

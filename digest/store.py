@@ -15,11 +15,17 @@ from pathlib import Path
 MIGRATIONS = (
     """
     CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, row TEXT);
+                         fingerprint TEXT, kind TEXT, data TEXT);
     CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
                             first_seen TEXT NOT NULL);
     CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
     CREATE TABLE feeds (name TEXT PRIMARY KEY, inputs TEXT);
+    """,
+    # 0.1.1: cache rows as one JSON array; the parse cache is only a cache, so start afresh
+    """
+    DROP TABLE parsed;
+    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                         fingerprint TEXT, row TEXT);
     """,
 )
 
@@ -99,6 +105,8 @@ class Store:
     def feed_inputs(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT name, inputs FROM feeds"))
 
-    def save_feed_inputs(self, rows: Iterable[tuple[str, str]]) -> None:
+    def save_feed_inputs(self, rows: Iterable[tuple[str, str]],
+                         gone: Iterable[str] = ()) -> None:
         with self.atomic() as db:
             db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", rows)
+            db.executemany("DELETE FROM feeds WHERE name = ?", ((n,) for n in gone))

@@ -1,0 +1,423 @@
+"""The built feeds: names, validity, order, limits, entry fields, stable bytes, incremental
+rewrites, permanent ids, OPML, the stylesheet, RSS self links, and a real feed reader."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import pytest
+from conftest import (
+    SITE_URL,
+    build_site,
+    make_site,
+    output,
+    parse_feed,
+    post,
+    write_posts,
+)
+from lxml import etree
+
+from digest.feeds import feed_file_stem
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+
+POSTS = {
+    "2019-03-01-data-engineer.md": post("Data engineer", date='"2019-03-01 09:00:00"',
+                                        tags="[python, Data Science]"),
+    "2019-03-02-it-support.md": post("IT support", date='"2019-03-02 09:00:00"',
+                                     tags="[IT, i.t.]", body="Fix *all* the things.\n"),
+    "2019-03-03-analyste.md": post("Analyste", date='"2019-03-03 09:00:00"',
+                                   tags="[données, Data Science]"),
+    "2019-03-04-python-dev.md": post("Python dev", date='"2019-03-04 09:00:00"',
+                                     tags="[python]", category="Remote"),
+    "2019-03-05-sysadmin.md": post("Sysadmin", date='"2019-03-05 09:00:00"', tags="[IT]"),
+    "2019-03-06-ml-lead.md": post("ML lead", date='"2019-03-06 09:00:00"',
+                                  tags="[python, Data Science]"),
+    # three posts on one day without a time: their `updated` must still differ
+    "2019-03-07-one.md": post("Same day one", tags="[python]"),
+    "2019-03-07-two.md": post("Same day two", tags="[python]"),
+}
+NEWEST_FIRST = ["Same day two", "Same day one", "ML lead", "Sysadmin", "Python dev",
+                "Analyste", "IT support", "Data engineer"]
+TAGS = ["Data Science", "IT", "données", "i.t.", "python"]
+
+
+@pytest.fixture
+def built(tmp_path: Path) -> Path:
+    config = make_site(tmp_path, POSTS)
+    report = build_site(config)
+    assert report.corpus.rejected == []
+    return config
+
+
+def _feed_files(config: Path) -> list[Path]:
+    return sorted(p for p in output(config).rglob("*") if p.suffix in (".xml", ".rss"))
+
+
+def _mtimes(config: Path) -> dict[str, int]:
+    return {str(p.relative_to(output(config))): p.stat().st_mtime_ns
+            for p in output(config).rglob("*") if p.is_file()}
+
+
+def _bytes(config: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(output(config))): p.read_bytes()
+            for p in output(config).rglob("*") if p.is_file()}
+
+
+# --- which files --------------------------------------------------------------------------
+
+def test_jekyll_feed_names_for_simple_tags_and_safe_distinct_names_otherwise(built):
+    out = output(built)
+    assert (out / "feed.xml").is_file() and (out / "feed.rss").is_file()
+    assert (out / "feed/by_tag/IT.xml").is_file()
+    assert (out / "feed/by_tag/python.xml").is_file()
+    stems = {tag: feed_file_stem(tag) for tag in TAGS}
+    assert stems["IT"] == "IT" and stems["python"] == "python"
+    assert re.fullmatch(r"Data-Science-[0-9a-f]{8}", stems["Data Science"])
+    assert re.fullmatch(r"donnees-[0-9a-f]{8}", stems["données"])
+    assert re.fullmatch(r"i-t-[0-9a-f]{8}", stems["i.t."])
+    assert len(set(stems.values())) == len(TAGS)
+    for stem in stems.values():
+        assert (out / f"feed/by_tag/{stem}.xml").is_file()
+        assert (out / f"feed/by_tag/{stem}.rss").is_file()
+    expected = {"feed.xml", "feed.rss", "feed/Remote.xml", "feed/Remote.rss"} | {
+        f"feed/by_tag/{s}.{ext}" for s in stems.values() for ext in ("xml", "rss")}
+    assert {str(p.relative_to(out)) for p in _feed_files(built)} == expected
+
+
+def test_similar_tags_never_share_a_feed_file():
+    tags = ["i.t.", "I.T.", "i-t", "i t", "IT", "it"]
+    assert len({feed_file_stem(t) for t in tags}) == len(tags)
+
+
+def test_every_feed_file_is_well_formed_for_feedparser_and_lxml(built):
+    files = _feed_files(built)
+    assert len(files) == 2 * (1 + len(TAGS) + 1)
+    for path in files:
+        parsed = parse_feed(path)
+        assert parsed.version == ("atom10" if path.suffix == ".xml" else "rss20")
+        etree.fromstring(path.read_bytes())
+
+
+def test_tag_feed_holds_exactly_that_tags_posts_with_a_titled_feed(built):
+    path = output(built) / f"feed/by_tag/{feed_file_stem('Data Science')}.xml"
+    feed = parse_feed(path)
+    assert feed.feed.title == "Jobs Board: Data Science"
+    assert [e.title for e in feed.entries] == ["ML lead", "Analyste", "Data engineer"]
+    it = parse_feed(output(built) / f"feed/by_tag/{feed_file_stem('i.t.')}.xml")
+    assert [e.title for e in it.entries] == ["IT support"]
+
+
+# --- entries ------------------------------------------------------------------------------
+
+def test_site_feed_lists_entries_newest_first(built):
+    for name in ("feed.xml", "feed.rss"):
+        assert [e.title for e in parse_feed(output(built) / name).entries] == NEWEST_FIRST
+
+
+def test_feeds_are_limited_to_the_configured_number_of_entries(tmp_path):
+    config = make_site(tmp_path, POSTS, feeds={"entries": 3})
+    build_site(config)
+    for name in ("feed.xml", "feed.rss"):
+        assert [e.title for e in parse_feed(output(config) / name).entries] == NEWEST_FIRST[:3]
+    python = parse_feed(output(config) / "feed/by_tag/python.xml")
+    assert [e.title for e in python.entries] == ["Same day two", "Same day one", "ML lead"]
+
+
+def test_atom_entry_has_every_field(built):
+    feed = parse_feed(output(built) / "feed.xml")
+    entry = next(e for e in feed.entries if e.title == "IT support")
+    assert entry.link == f"{SITE_URL}/2019/03/02/it-support.html"
+    assert entry.id == f"{SITE_URL}/2019/03/02/it-support"
+    assert entry.published == "2019-03-02T09:00:00-05:00"
+    assert entry.updated == "2019-03-02T09:00:00-05:00"
+    assert entry.content[0].type == "text/html"
+    assert entry.content[0].value == "<p>Fix <em>all</em> the things.</p>"
+    assert entry.summary == "Fix all the things."
+    assert [t.term for t in entry.tags] == ["IT", "i.t."]
+
+
+def test_rss_item_has_every_field(built):
+    feed = parse_feed(output(built) / "feed.rss")
+    item = next(e for e in feed.entries if e.title == "Python dev")
+    assert item.link == f"{SITE_URL}/remote/2019/03/04/python-dev.html"
+    assert item.id == f"{SITE_URL}/remote/2019/03/04/python-dev"
+    assert item.published == "Mon, 04 Mar 2019 09:00:00 -0500"
+    assert item.content[0].value == "<p>Some text.</p>"
+    assert item.summary == "Some text."
+    assert [t.term for t in item.tags] == ["python", "Remote"]
+
+
+def test_updated_values_are_unique_within_every_feed(built):
+    for path in _feed_files(built):
+        if path.suffix != ".xml":
+            continue
+        stamps = [e.updated for e in parse_feed(path).entries]
+        assert len(stamps) == len(set(stamps)), path
+
+
+def test_same_day_posts_keep_their_published_date_and_get_distinct_updated(built):
+    feed = parse_feed(output(built) / "feed.xml")
+    same = {e.title: (e.published, e.updated) for e in feed.entries if "Same day" in e.title}
+    assert same == {
+        "Same day one": ("2019-03-07T00:00:00-05:00", "2019-03-07T00:00:00-05:00"),
+        "Same day two": ("2019-03-07T00:00:00-05:00", "2019-03-07T00:00:01-05:00"),
+    }
+
+
+def test_feed_updated_is_the_newest_entry_updated(built):
+    for path in _feed_files(built):
+        if path.suffix == ".xml":
+            feed = parse_feed(path)
+            newest = max(feed.entries, key=lambda e: e.updated_parsed)
+            assert feed.feed.updated == newest.updated, path
+    rss = etree.fromstring((output(built) / "feed.rss").read_bytes())
+    assert rss.findtext("channel/lastBuildDate") == "Thu, 07 Mar 2019 00:00:01 -0500"
+
+
+# --- stable output and incremental rebuilds -----------------------------------------------
+
+def test_second_build_writes_nothing_and_keeps_bytes_and_mtimes(built):
+    mtimes, data = _mtimes(built), _bytes(built)
+    report = build_site(built)
+    assert report.written == []
+    assert report.skipped == report.feeds == 1 + len(TAGS) + 1
+    assert report.rendered == 0
+    assert _mtimes(built) == mtimes
+    assert _bytes(built) == data
+
+
+def test_a_clean_rebuild_gives_identical_bytes(built, tmp_path):
+    data = _bytes(built)
+    shutil.rmtree(output(built))
+    shutil.rmtree(tmp_path / "state")
+    build_site(built)
+    assert _bytes(built) == data
+
+
+def test_adding_a_post_rewrites_only_the_feeds_that_contain_it(built, tmp_path):
+    mtimes = _mtimes(built)
+    write_posts(tmp_path, {"2019-03-08-new-it.md": post("New IT", date='"2019-03-08 09:00:00"',
+                                                         tags="[IT]")})
+    report = build_site(built)
+    assert sorted(report.written) == ["feed.rss", "feed.xml", "feed/by_tag/IT.rss",
+                                      "feed/by_tag/IT.xml"]
+    # every post of a rewritten feed is needed (the site feed holds all 9); old ones come
+    # from the render cache
+    assert report.rendered == 9
+    after = _mtimes(built)
+    changed = sorted(name for name in after if after[name] != mtimes.get(name))
+    assert changed == sorted(report.written)
+    assert [e.title for e in parse_feed(output(built) / "feed/by_tag/IT.xml").entries] == [
+        "New IT", "Sysadmin", "IT support"]
+    assert parse_feed(output(built) / "feed.xml").entries[0].title == "New IT"
+
+
+def test_editing_a_post_rewrites_its_feeds_with_the_new_text(built, tmp_path):
+    write_posts(tmp_path, {"2019-03-02-it-support.md": post(
+        "IT support", date='"2019-03-02 09:00:00"', tags="[IT, i.t.]", body="Now paid.\n")})
+    report = build_site(built)
+    stem = feed_file_stem("i.t.")
+    assert sorted(report.written) == sorted([
+        "feed.xml", "feed.rss", "feed/by_tag/IT.xml", "feed/by_tag/IT.rss",
+        f"feed/by_tag/{stem}.xml", f"feed/by_tag/{stem}.rss"])
+    entry = parse_feed(output(built) / f"feed/by_tag/{stem}.xml").entries[0]
+    assert entry.summary == "Now paid."
+
+
+def test_removing_a_post_drops_it_from_its_feeds(built, tmp_path):
+    (tmp_path / "_posts" / "2019-03-05-sysadmin.md").unlink()
+    build_site(built)
+    assert [e.title for e in parse_feed(output(built) / "feed/by_tag/IT.xml").entries] == [
+        "IT support"]
+    assert "Sysadmin" not in [e.title for e in parse_feed(output(built) / "feed.xml").entries]
+
+
+@pytest.mark.xfail(reason="BUG: when the last post of a tag is deleted, feed/by_tag/TAG.xml "
+                   "is left on disk still listing the deleted post", strict=True)
+def test_removing_the_last_post_of_a_tag_leaves_no_feed_listing_it(built, tmp_path):
+    (tmp_path / "_posts" / "2019-03-03-analyste.md").unlink()
+    build_site(built)
+    stale = output(built) / f"feed/by_tag/{feed_file_stem('données')}.xml"
+    titles = [e.title for e in parse_feed(stale).entries] if stale.exists() else []
+    assert "Analyste" not in titles
+
+
+@pytest.mark.xfail(reason="BUG: adding a same-day post shifts the `updated` of older same-day "
+                   "posts (+1 s each), but tag feeds not containing the new post are skipped, "
+                   "so an incremental build differs from a clean build", strict=True)
+def test_incremental_build_equals_a_clean_build_after_adding_a_same_day_post(tmp_path):
+    config = make_site(tmp_path, {"2019-01-01-b.md": post("B", tags="[t]"),
+                                  "2019-01-01-c.md": post("C", tags="[u]")})
+    build_site(config)
+    write_posts(tmp_path, {"2019-01-01-a.md": post("A", tags="[t]")})
+    build_site(config)
+    incremental = _bytes(config)
+    shutil.rmtree(output(config))
+    shutil.rmtree(tmp_path / "state")
+    build_site(config)
+    assert _bytes(config)["feed/by_tag/u.xml"] == incremental["feed/by_tag/u.xml"]
+
+
+def test_entry_ids_survive_permalink_and_url_changes(built, tmp_path):
+    before = {e.title: e.id for e in parse_feed(output(built) / "feed.xml").entries}
+    assert before["Sysadmin"] == f"{SITE_URL}/2019/03/05/sysadmin"
+    config = make_site(tmp_path, {}, permalink="/jobs/:title/", url="https://new.example.net")
+    report = build_site(config)
+    assert "feed.xml" in report.written
+    feed = parse_feed(output(config) / "feed.xml")
+    assert {e.title: e.id for e in feed.entries} == before
+    sysadmin = next(e for e in feed.entries if e.title == "Sysadmin")
+    assert sysadmin.link == "https://new.example.net/jobs/sysadmin/"
+
+
+def test_new_post_at_an_old_posts_former_id_gets_a_distinct_id(built, tmp_path):
+    (tmp_path / "_posts" / "2019-03-05-sysadmin.md").rename(
+        tmp_path / "_posts" / "2019-03-05-sysadmin-old.md")
+    write_posts(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin again", tags="[x]")})
+    build_site(built)
+    ids = [e.id for e in parse_feed(output(built) / "feed.xml").entries]
+    assert len(ids) == len(set(ids)) == 9
+
+
+# --- OPML, stylesheet, RSS self link ------------------------------------------------------
+
+def test_opml_lists_every_feed_in_both_formats(built):
+    root = ET.parse(output(built) / "feeds.opml").getroot()
+    outlines = root.findall("./body/outline")
+    feeds = 1 + len(TAGS) + 1
+    assert len(outlines) == 2 * feeds
+    urls = {o.get("xmlUrl") for o in outlines}
+    expected = {f"{SITE_URL}/{p.relative_to(output(built))}" for p in _feed_files(built)}
+    assert urls == expected
+    assert root.findtext("./head/title") == "Jobs Board"
+    assert {o.get("version") for o in outlines} == {"atom", "rss"}
+
+
+def test_stylesheet_instruction_is_present_by_default(built):
+    for path in _feed_files(built):
+        head = path.read_bytes().split(b"\n")[:2]
+        assert head[1] == b'<?xml-stylesheet type="text/xsl" href="/feed.xsl"?>', path
+    assert (output(built) / "feed.xsl").is_file()
+
+
+def test_stylesheet_instruction_is_absent_when_disabled(tmp_path):
+    config = make_site(tmp_path, POSTS, feeds={"stylesheet": False})
+    build_site(config)
+    files = _feed_files(config)
+    assert len(files) == 14
+    for path in files:
+        assert b"xml-stylesheet" not in path.read_bytes(), path
+    assert not (output(config) / "feed.xsl").exists()
+
+
+def test_stylesheet_href_includes_the_baseurl(tmp_path):
+    config = make_site(tmp_path, POSTS, baseurl="/blog")
+    build_site(config)
+    assert b'href="/blog/feed.xsl"' in (output(config) / "feed.xml").read_bytes()
+
+
+def test_rss_has_an_atom_self_link_with_its_absolute_url(built):
+    ns = {"atom": "http://www.w3.org/2005/Atom"}
+    for rel in ("feed.rss", "feed/by_tag/python.rss"):
+        root = etree.fromstring((output(built) / rel).read_bytes())
+        [link] = root.xpath("channel/atom:link[@rel='self']", namespaces=ns)
+        assert link.get("href") == f"{SITE_URL}/{rel}"
+        assert link.get("type") == "application/rss+xml"
+
+
+@pytest.mark.xfail(reason="BUG: RSS <channel><link> is the feed's own URL (feedgen takes the "
+                   "last link added, rel=self) instead of the website", strict=True)
+def test_rss_channel_link_points_at_the_website(built):
+    root = etree.fromstring((output(built) / "feed.rss").read_bytes())
+    assert root.findtext("channel/link") == f"{SITE_URL}/"
+
+
+def test_atom_self_link_and_feed_id(built):
+    root = etree.fromstring((output(built) / "feed/by_tag/IT.xml").read_bytes())
+    self_links = [link.get("href") for link in root.findall(f"{ATOM}link")
+                  if link.get("rel") == "self"]
+    assert self_links == [f"{SITE_URL}/feed/by_tag/IT.xml"]
+    assert root.findtext(f"{ATOM}id") == f"{SITE_URL}/feed/by_tag/IT.xml"
+
+
+# --- a real feed reader -------------------------------------------------------------------
+
+def _newsboat_items(tmp_path: Path, feed: Path, name: str) -> list[tuple[str, str]]:
+    home = tmp_path / f"nb-{name}"
+    home.mkdir()
+    urls, cache, conf = home / "urls", home / "cache.db", home / "config"
+    urls.write_text(f"file://{feed}\n")
+    conf.write_text("")
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home), XDG_DATA_HOME=str(home))
+    subprocess.run(["newsboat", "-x", "reload", "-u", str(urls), "-c", str(cache),
+                    "-C", str(conf)], env=env, capture_output=True, timeout=60, check=False)
+    if not cache.exists():
+        return []
+    with sqlite3.connect(cache) as db:
+        return sorted(db.execute("SELECT title, guid FROM rss_item"))
+
+
+@pytest.mark.skipif(shutil.which("newsboat") is None, reason="newsboat is not installed")
+@pytest.mark.parametrize("name", ["feed.xml", "feed.rss"])
+def test_newsboat_loads_the_feed_items(built, tmp_path, name):
+    items = _newsboat_items(tmp_path, output(built) / name, name)
+    assert sorted(title for title, _ in items) == sorted(NEWEST_FIRST)
+    assert (("IT support", f"{SITE_URL}/2019/03/02/it-support")) in items
+
+
+@pytest.mark.skipif(shutil.which("newsboat") is None, reason="newsboat is not installed")
+def test_newsboat_check_really_fails_on_a_broken_feed(built, tmp_path):
+    """newsboat's parser recovers from much (a cut file still yields items), so the control
+    cases are a feed it cannot recognise at all, and one whose entries are mangled."""
+    good = (output(built) / "feed.xml").read_bytes()
+    unknown = tmp_path / "unknown.xml"
+    unknown.write_bytes(good.replace(b"<feed ", b"<notafeed ", 1))
+    assert _newsboat_items(tmp_path, unknown, "unknown") == []
+    mangled = tmp_path / "mangled.xml"
+    mangled.write_bytes(good.replace(b"<entry>", b"<entry><bad attr=>"))
+    assert len(_newsboat_items(tmp_path, mangled, "mangled")) < len(NEWEST_FIRST)
+
+
+# --- the state database -------------------------------------------------------------------
+
+def test_state_database_is_real_sqlite_with_entry_ids(built, tmp_path):
+    with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
+        ids = dict(db.execute("SELECT path, entry_id FROM entry_ids"))
+    assert len(ids) == len(POSTS)
+    assert ids["2019-03-05-sysadmin.md"] == f"{SITE_URL}/2019/03/05/sysadmin"
+
+
+# the schema digest 0.1.0 (commit 460f5dc) created as migration 1
+SCHEMA_0_1_0 = """
+    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                         fingerprint TEXT, kind TEXT, data TEXT);
+    CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
+                            first_seen TEXT NOT NULL);
+    CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
+    CREATE TABLE feeds (name TEXT PRIMARY KEY, inputs TEXT);
+    PRAGMA user_version=1;
+"""
+
+
+@pytest.mark.xfail(reason="BUG: the `parsed` table's columns were changed inside migration 1 "
+                   "instead of a new migration, so a state database from 0.1.0 "
+                   "(user_version=1) crashes: sqlite3.OperationalError no such column: row",
+                   strict=True)
+def test_state_database_from_the_previous_version_is_upgraded(tmp_path):
+    config = make_site(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin")})
+    (tmp_path / "state").mkdir()
+    with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
+        db.executescript(SCHEMA_0_1_0)
+        db.execute("INSERT INTO entry_ids VALUES (?, ?, ?)", (
+            "2019-03-05-sysadmin.md", "https://jobs.example.org/kept-id", "2019-03-05"))
+    db.close()
+    build_site(config)
+    assert parse_feed(output(config) / "feed.xml").entries[0].id == (
+        "https://jobs.example.org/kept-id")
