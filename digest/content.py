@@ -153,7 +153,7 @@ _C1 = {code: _cp1252(code) for code in range(0x80, 0xA0)}
 def strip_html(fragment: str) -> str:
     """Liquid's strip_html + normalize_whitespace, then entities decoded: plain text."""
     text = _TAGS.sub("", _BLOCK_TAGS.sub(" ", _SCRIPT_STYLE.sub(" ", fragment)))
-    return " ".join(html.unescape(text).split())
+    return " ".join(xml_safe(html.unescape(text)).split())
 
 
 def xml_safe(text: str) -> str:

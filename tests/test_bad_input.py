@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from conftest import (
     build_site,
     by_path,
@@ -253,7 +254,7 @@ def test_control_characters_and_cdata_end_never_break_the_xml(tmp_path):
         entry = parse_feed(output(config) / name).entries[0]
         assert entry.title == "Bell tab end ]]> here"
         # a dropped control character may leave a double space: compare the words
-        assert entry.summary.split() == "Body with controls ]]> and more.".split()
+        assert " ".join(entry.summary.split()) == "Body with controls ]]> and more."
         assert entry.content[0].value == (
             "<p>Body  with  controls ]]&gt; and  more.</p>\n<p>Second ]]&gt;.</p>")
 
@@ -346,3 +347,10 @@ def test_many_bad_files_are_all_reported_and_good_ones_still_published(tmp_path)
     assert titles == ["Good two", "Good one"]
     assert [e.title for e in parse_feed(output(config) / "feed/by_tag/jobs.xml").entries] == [
         "Good one"]
+
+
+def test_summary_has_single_spaces_where_control_characters_were(tmp_path):
+    config = _site_with(tmp_path, {"2019-01-05-controls.md": post(
+        "Controls", body="Body \x01 with \x0b controls.\n")})
+    build_site(config)
+    assert parse_feed(output(config) / "feed.xml").entries[0].summary == "Body with controls."

@@ -7,7 +7,6 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pytest
 from conftest import SITE_URL, make_site, output, parse_feed, post, run_cli, run_module, write_posts
 
 GOOD = {
