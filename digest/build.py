@@ -116,7 +116,7 @@ def _render_many(config: Config, posts: list[Post], all_posts: list[Post]) -> li
     workers = os.cpu_count() or 1
     if len(posts) < PARALLEL_RENDER_FROM or workers < 2:
         return [_render_one(config, post, urls) for post in posts]
-    size = -(-len(posts) // workers)
+    size = max(8, -(-len(posts) // (workers * 8)))
     chunks = [posts[i:i + size] for i in range(0, len(posts), size)]
     index = dict(urls)
     with ProcessPoolExecutor(workers) as pool:

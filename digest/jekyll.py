@@ -10,6 +10,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -83,18 +84,24 @@ def sanitize_url(url: str) -> str:
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
 
 
+@lru_cache(maxsize=64)
+def _split_template(template: str) -> tuple[str, ...]:
+    """A permalink pattern as alternating literal text and placeholder names (parsed once)."""
+    return tuple(_PLACEHOLDER.split(template))
+
+
 def build_url(template: str, placeholders: Mapping[str, str]) -> str:
     """url.rb generate_url_from_drop: ':name' replaced (':name_' too), then squeezed."""
-
-    def replace(match: re.Match[str]) -> str:
-        name = match.group(1)
+    parts = _split_template(template)
+    out = [parts[0]]
+    for index in range(1, len(parts), 2):
+        name, literal = parts[index], parts[index + 1]
         pool = [name, name[:-1]] if name.endswith("_") else [name]
         winner = next((k for k in pool if k in placeholders), None)
         if winner is None:
             raise ValueError(f"the permalink '{template}' uses the unknown placeholder ':{name}'")
-        return match.group(0).replace(":" + winner, escape_path(placeholders[winner]), 1)
-
-    return sanitize_url(re.sub(r"/{2,}", "/", _PLACEHOLDER.sub(replace, template)))
+        out.append(escape_path(placeholders[winner]) + name[len(winner):] + literal)
+    return sanitize_url(re.sub(r"/{2,}", "/", "".join(out)))
 
 
 _SIMPLE_DATE: dict[str, Callable[[datetime], str]] = {

@@ -104,7 +104,8 @@ def _parse_all(root: Path, relpaths: list[str], site: Site) -> list[Post | Probl
     workers = os.cpu_count() or 1
     if len(relpaths) < PARALLEL_FROM or workers < 2:
         return _parse_chunk(root, relpaths, site)
-    size = -(-len(relpaths) // (workers * 4))
+    # small chunks keep both workers busy and overlap sending results back with parsing
+    size = max(100, -(-len(relpaths) // (workers * 16)))
     chunks = [relpaths[i:i + size] for i in range(0, len(relpaths), size)]
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_parse_chunk, [root] * len(chunks), chunks, [site] * len(chunks))
