@@ -22,7 +22,7 @@ from .content import PageContext, Rendered, plain_title, render_post
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, plan_feeds, rss_bytes
 from .jekyll import absolute_url
 from .opml import opml_bytes
-from .posts import Post, split_source
+from .posts import Post, body_of
 from .reader import Corpus, fingerprint, read_posts, with_updated
 from .sanitize import sanitize
 from .store import Store
@@ -70,8 +70,8 @@ def entry_ids(store: Store, site: Site, posts: list[Post], now: datetime) -> dic
 
 
 def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContext:
-    return PageContext(site.root, "/" + site.baseurl.strip("/") if site.baseurl.strip("/") else "",
-                       site.title, absolute(site, post.url), post.title, post_urls)
+    return PageContext(site.root, _base_path(site), site.title, absolute(site, post.url),
+                       post.title, post_urls)
 
 
 class PostUrls(Mapping[str, str]):
@@ -100,9 +100,9 @@ class PostUrls(Mapping[str, str]):
 def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:
     site = config.site
     path = config.posts / post.path
-    source = split_source(path, path.read_bytes())
-    rendered = render_post(source.body, post.ext, post.excerpt, post.excerpt_separator,
-                           _context(site, post, post_urls), site.markdown_ext)
+    rendered = render_post(body_of(path, path.read_bytes()), post.ext, post.excerpt,
+                           post.excerpt_separator, _context(site, post, post_urls),
+                           site.markdown_ext)
     return Rendered(sanitize(rendered.html), rendered.summary, sanitize(rendered.summary_html))
 
 

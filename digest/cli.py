@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -93,14 +95,17 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
     ctx.exit(1 if corpus.rejected else 0)
 
 
-def _read(ctx: click.Context, now_text: str | None, future: bool) -> tuple[Config, Any]:
+@contextmanager
+def _read(ctx: click.Context, now_text: str | None,
+          future: bool) -> Iterator[tuple[Config, Any, Any]]:
+    """Config, the posts read, and the open state store (closed on leaving)."""
     from .reader import read_posts
     from .store import Store
 
     config = _load(ctx)
     store = Store.open(config.state)
     try:
-        return config, read_posts(config, store, now=_now(now_text, config), future=future)
+        yield config, read_posts(config, store, now=_now(now_text, config), future=future), store
     finally:
         store.close()
 
@@ -111,15 +116,15 @@ def _read(ctx: click.Context, now_text: str | None, future: bool) -> tuple[Confi
 @click.pass_context
 def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
     """Report every problem in the posts; exit 1 if there is any."""
-    _config, corpus = _read(ctx, now_text, future)
+    with _read(ctx, now_text, future) as (_config, corpus, _store):
+        problems = len(corpus.rejected) + len(corpus.warnings)
     for problem in corpus.rejected:
         click.echo(f"error: {problem}")
     for problem in corpus.warnings:
         click.echo(f"warning: {problem}")
-    total = len(corpus.rejected) + len(corpus.warnings)
     click.echo(f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
                f"{len(corpus.warnings)} warnings", err=True)
-    ctx.exit(1 if total else 0)
+    ctx.exit(1 if problems else 0)
 
 
 @main.command()
@@ -131,17 +136,10 @@ def posts(ctx: click.Context, as_json: bool, now_text: str | None, future: bool)
     """List the posts that would be published, and the files rejected."""
     from .build import absolute, render_posts
 
-    config, corpus = _read(ctx, now_text, future)
-    site = config.site
-    from .store import Store
-
-    store = Store.open(config.state)
-    try:
-        stats = corpus.stats
-        rendered = render_posts(config, store, corpus.posts, stats, corpus.posts) \
+    with _read(ctx, now_text, future) as (config, corpus, store):
+        rendered = render_posts(config, store, corpus.posts, corpus.stats, corpus.posts) \
             if as_json else {}
-    finally:
-        store.close()
+    site = config.site
     if not as_json:
         for post in corpus.posts:
             click.echo(f"{post.date:%Y-%m-%d}  {absolute(site, post.url)}  {', '.join(post.tags)}")

@@ -183,10 +183,12 @@ def load_config(path: Path) -> Config:
         settings.update(_jekyll_settings(jekyll_path))
     ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
     settings.update(ours)
-    settings["author"] = _author(settings.get("author"))
-    settings = {k: v for k, v in settings.items() if v is not None}
-    settings = {k: (str(v) if k in _JEKYLL_KEYS and k != "author" else v)
-                for k, v in settings.items()}
+    author = _author(settings.pop("author", None))
+    # YAML may give numbers or dates for text settings (title: 2019); Site holds text
+    settings = {k: str(v) if k in _JEKYLL_KEYS else v
+                for k, v in settings.items() if v is not None}
+    if author is not None:
+        settings["author"] = author
     if "lang" in settings:
         settings["lang"] = settings["lang"].replace("_", "-")
     site = Site(**settings)

@@ -146,10 +146,8 @@ class UrlDrop(Mapping[str, str]):
             return "/".join(dict.fromkeys(c.lower() for c in self.categories))
         return "/".join(dict.fromkeys(slugify(c) for c in self.categories))
 
-    _KEYS = ("collection", "path", "output_ext", "name", "title", "slug", "categories",
-             "slugified_categories", "year", "month", "day", "hour", "minute", "second",
-             "i_day", "i_month", "short_month", "long_month", "short_year", "w_year", "week",
-             "w_day", "short_day", "long_day", "y_day")
+    _KEYS = (*_SIMPLE_DATE, "collection", "path", "output_ext", "name", "title", "slug",
+             "categories", "slugified_categories")
 
     def __getitem__(self, key: str) -> str:
         if key not in self._KEYS:
@@ -164,11 +162,6 @@ class UrlDrop(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self._KEYS)
-
-
-def url_placeholders(date: datetime, slug: str, categories: list[str], output_ext: str,
-                     basename: str) -> UrlDrop:
-    return UrlDrop(date, slug, categories, output_ext, basename)
 
 
 def permalink_template(style: str) -> str:

@@ -82,13 +82,20 @@ def _decode(path: Path, raw: bytes) -> str:
     return text.replace("\r\n", "\n")
 
 
-def _unclosed_hint(text: str) -> tuple[int | None, str]:
+def _unclosed_hint(text: str) -> str:
     for number, line in enumerate(text.split("\n")[1:], start=2):
         if line.strip() in ("---", "...") and line.strip() != line.rstrip("\r"):
-            return number, f"line {number} '{line}' looks meant to close it: remove the spaces"
+            return f"line {number} '{line}' looks meant to close it: remove the spaces"
         if re.match(r"^---+\S", line):
-            return number, f"line {number} '{line}' looks meant to close it: make it '---'"
-    return None, "add a line '---' after the last front matter key"
+            return f"line {number} '{line}' looks meant to close it: make it '---'"
+    return "add a line '---' after the last front matter key"
+
+
+def body_of(path: Path, raw: bytes) -> str:
+    """The body of a post already read once: the front matter is skipped, not parsed again."""
+    text = _decode(path, raw)
+    match = FRONT_MATTER.match(text)
+    return text[match.end():] if match else text
 
 
 def split_source(path: Path, raw: bytes) -> Source:
@@ -100,10 +107,9 @@ def split_source(path: Path, raw: bytes) -> Source:
     match = FRONT_MATTER.match(text)
     if match is None:
         if OPENS_FRONT_MATTER.match(text):
-            _, hint = _unclosed_hint(text)
             raise PostError(Problem(
                 path, 1, "front matter opened on line 1 is never closed "
-                "(Jekyll would publish the whole file as an empty post)", hint))
+                "(Jekyll would publish the whole file as an empty post)", _unclosed_hint(text)))
         return Source({}, text, 1, "")
     front = match.group(1)
     body_line = text.count("\n", 0, match.end()) + 1
@@ -195,7 +201,7 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     categories = jekyll.categories_of(data)
     tags = tuple(jekyll.ruby_to_s(t) for t in jekyll.tags_of(data))
     basename = relpath.rpartition("/")[2]
-    placeholders = jekyll.url_placeholders(date, slug, categories, _output_ext(ext, site),
+    placeholders = jekyll.UrlDrop(date, slug, categories, _output_ext(ext, site),
                                            basename[: -len(ext)])
     permalink = data.get("permalink")
     template = str(permalink) if isinstance(permalink, str) and permalink else \

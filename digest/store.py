@@ -88,12 +88,14 @@ class Store:
 
     # rendered content --------------------------------------------------------------------
     def rendered(self, paths: Iterable[str]) -> dict[str, tuple[str, dict[str, str]]]:
+        wanted = list(paths)
         found = {}
-        for path in paths:
-            row = self.db.execute("SELECT key, data FROM rendered WHERE path = ?",
-                                  (path,)).fetchone()
-            if row:
-                found[path] = (row[0], json.loads(row[1]))
+        for start in range(0, len(wanted), 500):  # SQLite caps bound parameters per query
+            batch = wanted[start:start + 500]
+            marks = ",".join("?" * len(batch))
+            for path, key, data in self.db.execute(
+                    f"SELECT path, key, data FROM rendered WHERE path IN ({marks})", batch):
+                found[path] = (key, json.loads(data))
         return found
 
     def save_rendered(self, rows: Iterable[tuple[str, str, dict[str, str]]]) -> None:

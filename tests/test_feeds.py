@@ -25,6 +25,7 @@ from conftest import (
 from lxml import etree
 
 from digest.feeds import feed_file_stem
+from digest.store import MIGRATIONS
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -401,16 +402,8 @@ def test_state_database_is_real_sqlite_with_entry_ids(built, tmp_path):
     assert ids["2019-03-05-sysadmin.md"] == f"{SITE_URL}/2019/03/05/sysadmin"
 
 
-# the schema digest 0.1.0 (commit 460f5dc) created as migration 1
-SCHEMA_0_1_0 = """
-    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, kind TEXT, data TEXT);
-    CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
-                            first_seen TEXT NOT NULL);
-    CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
-    CREATE TABLE feeds (name TEXT PRIMARY KEY, inputs TEXT);
-    PRAGMA user_version=1;
-"""
+# the schema digest 0.1.0 created: migration 1 alone
+SCHEMA_0_1_0 = MIGRATIONS[0] + "PRAGMA user_version=1;"
 
 
 def test_state_database_from_the_previous_version_is_upgraded(tmp_path):
