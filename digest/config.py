@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -47,12 +48,56 @@ class FeedsModel(_Strict):
     stylesheet: bool = True
 
 
+class DkimModel(_Strict):
+    domain: str
+    selector: str
+    private_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DigestModel(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    sender: str | None = Field(default=None, alias="from")
+    first_window_days: int = Field(default=7, ge=1, le=3660)
+    templates: Path | None = None
+    schedule: str = "0 9 * * mon"
+    grace_hours: float = Field(default=24, ge=0)
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    dkim: DkimModel | None = None
+
+
+class SmtpModel(_Strict):
+    host: str
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    timeout: float = Field(default=30, gt=0)
+    concurrency: int = Field(default=4, ge=1, le=200)
+    rate: float = Field(default=0, ge=0)
+    per_connection: int = Field(default=100, ge=1)
+    max_attempts: int = Field(default=5, ge=1, le=50)
+    backoff: float = Field(default=2.0, ge=0)
+    pause_after: int = Field(default=20, ge=1)
+    ca_file: Path | None = None
+
+
+class WebModel(_Strict):
+    base_url: str | None = None
+    secret_env: str = Field(default="DIGEST_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    listen: str = "127.0.0.1:8080"
+
+
 class ConfigModel(_Strict):
     site: SiteModel = SiteModel()
     posts: Path
     output: Path = Path("public")
     state: Path = Path(".digest")
     feeds: FeedsModel = FeedsModel()
+    subscribers: Path | None = None
+    digest: DigestModel = DigestModel()
+    smtp: SmtpModel | None = None
+    web: WebModel | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +133,53 @@ class Site:
 
 
 @dataclass(frozen=True)
+class Dkim:
+    domain: str
+    selector: str
+    private_key_env: str  # the PEM key itself is a secret: only its variable's name is here
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """How digests look and when they go; `sender` is None until `digest: from` is set."""
+
+    sender: str | None = None  # "Jobs Board <jobs@example.org>", as written
+    first_window_days: int = 7
+    templates: Path | None = None  # a folder whose files override the built-in templates
+    schedule: str = "0 9 * * mon"
+    grace_hours: float = 24
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    dkim: Dkim | None = None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how mail is relayed; the password is read from `password_env` at send time."""
+
+    host: str
+    port: int
+    security: str = "starttls"  # starttls | tls | none
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = 30
+    concurrency: int = 4
+    rate: float = 0  # messages per second over all connections; 0 = unlimited
+    per_connection: int = 100
+    max_attempts: int = 5
+    backoff: float = 2.0  # first retry delay in seconds; doubles each attempt, with jitter
+    pause_after: int = 20  # consecutive failed deliveries before the run pauses itself
+    ca_file: Path | None = None  # trust this CA bundle instead of the system's
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    base_url: str | None = None  # public address of the unsubscribe and preferences pages
+    secret_env: str = "DIGEST_SECRET"
+    listen: str = "127.0.0.1:8080"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     site: Site
@@ -98,6 +190,10 @@ class Config:
     stylesheet: bool = True
     # the site's own _config.yml, so that editing it invalidates cached post readings
     jekyll_config: Path | None = None
+    subscribers: Path | None = None
+    digest: DigestSettings = DigestSettings()
+    smtp: SmtpSettings | None = None  # None: mail goes to the Maildir outbox under state
+    web: WebSettings | None = None
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -118,7 +214,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
         if not nested:
             break
         current = nested[0]
-    return list(current.model_fields)
+    return [f.alias or name for name, f in current.model_fields.items()]
 
 
 def _problems(path: Path, located: Located, error: ValidationError) -> list[Problem]:
@@ -210,4 +306,50 @@ def load_config(path: Path) -> Config:
         output=(base / model.output).resolve(), state=(base / model.state).resolve(),
         feed_entries=model.feeds.entries, stylesheet=model.feeds.stylesheet,
         jekyll_config=jekyll_path,
+        subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
+        digest=_digest_settings(path, located, base, model.digest),
+        smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
     )
+
+
+def _digest_settings(path: Path, located: Located, base: Path,
+                     model: DigestModel) -> DigestSettings:
+    problems = []
+    if model.sender is not None:
+        _name, address = parseaddr(model.sender)
+        if "@" not in address or any(c in model.sender for c in "\r\n"):
+            problems.append(Problem(path, located.line_of(("digest", "from")),
+                                    f"'digest.from' is not an address: {model.sender!r}",
+                                    "write it as 'Jobs Board <jobs@example.org>'"))
+    if problems:
+        raise ConfigError(problems)
+    dkim = Dkim(model.dkim.domain, model.dkim.selector, model.dkim.private_key_env) \
+        if model.dkim else None
+    return DigestSettings(
+        sender=model.sender, first_window_days=model.first_window_days,
+        templates=(base / model.templates).resolve() if model.templates else None,
+        schedule=model.schedule, grace_hours=model.grace_hours, list_id=model.list_id,
+        unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
+
+
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def _smtp_settings(base: Path, model: SmtpModel | None) -> SmtpSettings | None:
+    if model is None:
+        return None
+    values = model.model_dump()
+    values["port"] = model.port or _DEFAULT_PORTS[model.security]
+    values["ca_file"] = (base / model.ca_file).resolve() if model.ca_file else None
+    return SmtpSettings(**values)
+
+
+def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSettings | None:
+    if model is None:
+        return None
+    if model.base_url is not None and not model.base_url.startswith(("https://", "http://")):
+        raise ConfigError([Problem(path, located.line_of(("web", "base_url")),
+                                   f"'web.base_url' must be an http(s) URL: {model.base_url!r}",
+                                   "e.g. https://jobs.example.org/digest")])
+    return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
+                       secret_env=model.secret_env, listen=model.listen)
