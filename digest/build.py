@@ -14,7 +14,7 @@ import os
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Config, Site
@@ -48,11 +48,14 @@ def absolute(site: Site, url: str) -> str:
     return absolute_url(site.root, url)
 
 
-def entry_ids(store: Store, site: Site, posts: list[Post], now: datetime) -> dict[str, str]:
+def entry_ids(store: Store, site: Site, posts: list[Post]) -> dict[str, str]:
     """Each post's permanent id: the first one it was given, whatever its URL is today.
 
     The first id is jekyll-feed's (absolute post.id), so a site switching keeps its ids.
+    When it was first seen is wall-clock time, not `--now`: the digest compares it with
+    when earlier digests were made to catch posts that turn up late.
     """
+    now = datetime.now(UTC)
     known = store.entry_ids()
     taken = set(known.values())
     new = []
@@ -164,7 +167,7 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         report = BuildReport(corpus)
         posts = corpus.posts
         stats = corpus.stats
-        ids = entry_ids(store, site, posts, now)
+        ids = entry_ids(store, site, posts)
         updated = with_updated(posts)
         specs = plan_feeds(posts, config.feed_entries)
         report.feeds = len(specs)

@@ -156,3 +156,160 @@ def posts(ctx: click.Context, as_json: bool, now_text: str | None, future: bool)
         }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     ctx.exit(1 if corpus.rejected else 0)
+
+
+_as_of_option = click.option("--as-of", "as_of_text", metavar="DATETIME",
+                             help="Run as if it were this time (ISO 8601; naive = site "
+                                  "timezone); default: now.")
+
+
+def _print_problems(subscribers: Any) -> int:
+    if subscribers is None:
+        return 0
+    for problem in subscribers.problems:
+        click.echo(f"skipped subscriber: {problem}", err=True)
+    for problem in subscribers.warnings:
+        click.echo(f"warning: {problem}", err=True)
+    return len(subscribers.problems)
+
+
+@contextmanager
+def _digest_errors(ctx: click.Context) -> Iterator[None]:
+    """Config and input errors of the digest commands → a clean message and exit 2."""
+    from .errors import DigestError
+
+    try:
+        yield
+    except ConfigError as exc:
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+        ctx.exit(2)
+    except DigestError as exc:
+        click.echo(f"error: {exc}", err=True)
+        ctx.exit(2)
+
+
+@main.command()
+@_as_of_option
+@click.option("--dry-run", is_flag=True, help="Render every message, send and record nothing.")
+@click.option("--to", "to", metavar="EMAIL",
+              help="Send one test copy to this address instead (not logged as a delivery).")
+@click.option("--subscriber", metavar="EMAIL", help="With --to: that subscriber's digest.")
+@click.pass_context
+def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | None,
+         subscriber: str | None) -> None:
+    """Send this period's digest to every subscriber (resuming any unfinished run first).
+
+    Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
+    file were skipped.
+    """
+    from . import send as sending
+    from .progress import make_progress
+    from .send import when
+
+    config = _load(ctx)
+    as_of = _now(as_of_text, config)
+    with _digest_errors(ctx):
+        if to is not None:
+            outcome = sending.send_test(config, as_of=as_of, to=to, subscriber=subscriber)
+            if outcome is None:
+                click.echo("nothing to send: no posts for that digest")
+                return
+            click.echo(f"test copy to {to}: {outcome.status} ({outcome.reply})")
+            ctx.exit(0 if outcome.status == "sent" else 1)
+        if dry_run:
+            dry = sending.dry_run(config, as_of=as_of)
+            skipped = _print_problems(dry.subscribers)
+            click.echo(dry.summary())
+            ctx.exit(1 if skipped else 0)
+        report = sending.send(config, as_of=as_of, progress=make_progress())
+        skipped = _print_problems(report.subscribers)
+        if report.nothing_new:
+            click.echo(report.nothing_new)
+        for run in report.runs:
+            c = run.counts
+            click.echo(f"digest {run.run.slug} ({when(run.run.period_start)} → "
+                       f"{when(run.run.period_end)}, {run.posts} posts): "
+                       f"sent {c.get('sent', 0)}, skipped-empty {c.get('empty', 0)}, "
+                       f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
+                       f"suppressed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}")
+            for email, state, code, reply in run.failures:
+                click.echo(f"  {state}: {email}: {code or ''} {reply}".rstrip(), err=True)
+            if run.paused:
+                click.echo(f"paused: {run.paused}", err=True)
+        if config.smtp is None and report.runs:
+            click.echo(f"(no smtp: configured: messages are in the outbox "
+                       f"{config.state / 'outbox'})")
+        ctx.exit(1 if report.failed or report.paused or skipped else 0)
+
+
+@main.command()
+@_as_of_option
+@click.option("--subscriber", metavar="EMAIL", help="Only this subscriber's digest.")
+@click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
+              help="Where to write the files; default: STATE/preview.")
+@click.pass_context
+def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
+            out: str | None) -> None:
+    """Write the next digest's editions as HTML, text and .eml files; send nothing."""
+    from . import send as sending
+    from .send import when
+
+    config = _load(ctx)
+    target = Path(out) if out else config.state / "preview"
+    with _digest_errors(ctx):
+        result = sending.preview(config, as_of=_now(as_of_text, config), out=target,
+                                 subscriber=subscriber)
+    click.echo(f"period {when(result.period.start)} → {when(result.period.end)}: "
+               f"{result.posts} new posts, {result.editions} distinct editions for "
+               f"{result.recipients} subscribers ({result.empty} with nothing new)")
+    for path in result.files:
+        click.echo(str(path))
+
+
+def _address_key(ctx: click.Context, email: str) -> str:
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        click.echo(f"error: {email!r} is not an email address: {exc}", err=True)
+        ctx.exit(2)
+        raise
+    return (valid.ascii_email or valid.normalized).lower()
+
+
+@main.command()
+@click.argument("email")
+@click.pass_context
+def unsubscribe(ctx: click.Context, email: str) -> None:
+    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says."""
+    from .sendlog import SendLog
+    from .store import Store
+
+    config = _load(ctx)
+    key = _address_key(ctx, email)
+    store = Store.open(config.state)
+    try:
+        added = SendLog(store).suppress(key, "digest unsubscribe")
+    finally:
+        store.close()
+    click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
+
+
+@main.command()
+@click.argument("email")
+@click.pass_context
+def resubscribe(ctx: click.Context, email: str) -> None:
+    """Take EMAIL off the suppression list (it must also be in the subscribers file)."""
+    from .sendlog import SendLog
+    from .store import Store
+
+    config = _load(ctx)
+    key = _address_key(ctx, email)
+    store = Store.open(config.state)
+    try:
+        removed = SendLog(store).unsuppress(key)
+    finally:
+        store.close()
+    click.echo(f"{key}: resubscribed" if removed else f"{key}: was not unsubscribed")

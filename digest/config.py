@@ -58,6 +58,7 @@ class DigestModel(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     sender: str | None = Field(default=None, alias="from")
     first_window_days: int = Field(default=7, ge=1, le=3660)
+    noun: str = Field(default="post", pattern=r"^[^/\r\n]{1,40}(/[^/\r\n]{1,40})?$")
     templates: Path | None = None
     schedule: str = "0 9 * * mon"
     grace_hours: float = Field(default=24, ge=0)
@@ -145,6 +146,7 @@ class DigestSettings:
 
     sender: str | None = None  # "Jobs Board <jobs@example.org>", as written
     first_window_days: int = 7
+    noun: tuple[str, str] = ("post", "posts")  # what the site lists: "job/jobs"
     templates: Path | None = None  # a folder whose files override the built-in templates
     schedule: str = "0 9 * * mon"
     grace_hours: float = 24
@@ -327,9 +329,16 @@ def _digest_settings(path: Path, located: Located, base: Path,
         if model.dkim else None
     return DigestSettings(
         sender=model.sender, first_window_days=model.first_window_days,
+        noun=_noun(model.noun),
         templates=(base / model.templates).resolve() if model.templates else None,
         schedule=model.schedule, grace_hours=model.grace_hours, list_id=model.list_id,
         unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
+
+
+def _noun(text: str) -> tuple[str, str]:
+    """'job' → ('job', 'jobs'); 'opportunity/opportunities' for irregular plurals."""
+    one, _, many = text.strip().partition("/")
+    return one.strip(), (many.strip() or one.strip() + "s")
 
 
 _DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}

@@ -27,6 +27,33 @@ MIGRATIONS = (
     CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
                          fingerprint TEXT, row TEXT);
     """,
+    # 0.2: the digest's send log (see sendlog.py)
+    """
+    CREATE TABLE runs (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE,
+                       period_start TEXT NOT NULL, period_end TEXT NOT NULL UNIQUE,
+                       created_at TEXT NOT NULL, finished_at TEXT,
+                       state TEXT NOT NULL CHECK (state IN ('sending', 'paused', 'done')));
+    CREATE TABLE run_posts (run_id INTEGER NOT NULL REFERENCES runs(id),
+                            entry_id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
+                            twin TEXT NOT NULL);
+    CREATE INDEX run_posts_run ON run_posts(run_id);
+    CREATE INDEX run_posts_twin ON run_posts(twin);
+    CREATE TABLE deliveries (run_id INTEGER NOT NULL REFERENCES runs(id),
+                             subscriber TEXT NOT NULL, email TEXT NOT NULL,
+                             state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed',
+                                 'deferred', 'empty', 'suppressed')),
+                             attempts INTEGER NOT NULL DEFAULT 0, code INTEGER, reply TEXT,
+                             message_id TEXT, posts INTEGER, updated_at TEXT,
+                             PRIMARY KEY (run_id, subscriber));
+    CREATE INDEX deliveries_state ON deliveries(run_id, state);
+    CREATE TABLE suppressed (subscriber TEXT PRIMARY KEY, since TEXT NOT NULL,
+                             reason TEXT NOT NULL);
+    CREATE TABLE preferences (subscriber TEXT PRIMARY KEY, tags TEXT NOT NULL,
+                              updated_at TEXT NOT NULL);
+    CREATE TABLE subscribers_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                       path TEXT NOT NULL, text TEXT NOT NULL,
+                                       saved_at TEXT NOT NULL);
+    """,
 )
 
 
@@ -81,6 +108,10 @@ class Store:
     # entry ids ---------------------------------------------------------------------------
     def entry_ids(self) -> dict[str, str]:
         return dict(self.db.execute("SELECT path, entry_id FROM entry_ids"))
+
+    def first_seen(self) -> dict[str, str]:
+        """entry id → when digest first read the post as published (UTC, ISO 8601)."""
+        return dict(self.db.execute("SELECT entry_id, first_seen FROM entry_ids"))
 
     def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
         with self.atomic() as db:

@@ -49,7 +49,8 @@ def test_misspelt_feeds_key_suggests_the_feeds_key(tmp_path):
 def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
     path = _write(tmp_path, "posts: _posts\nzzz: 1\n")
     assert _problems(path) == [
-        (2, "unknown key 'zzz'", "allowed: digest, feeds, output, posts, site, smtp, state, subscribers, web")]
+        (2, "unknown key 'zzz'",
+         "allowed: digest, feeds, output, posts, site, smtp, state, subscribers, web")]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -1,0 +1,209 @@
+"""The send log: the source of truth for which digest went to whom (SQLite, state database).
+
+A run is one digest period. Creating it fixes, in one transaction, which posts it carries
+(each post belongs to at most one run, ever) and who is to receive it (one `pending` row per
+subscriber). Every delivery outcome is committed before its connection takes the next
+message, so a process killed at any instant resumes the same run: nobody is skipped, and
+only messages in flight at the kill can go twice. Commits use WAL with synchronous=NORMAL:
+a killed process loses nothing; a power cut may lose the last commits (then those messages
+go twice, never zero times, because `pending` is what is written first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .delivery import Outcome
+from .store import Store
+
+RETRYABLE = ("pending", "deferred")
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    slug: str  # names the period in Message-IDs and archive URLs, e.g. 2024-06-03
+    period_start: datetime
+    period_end: datetime
+    created_at: datetime  # wall clock: posts first seen after it are late for this run
+    state: str  # sending | paused | done
+
+
+@dataclass(frozen=True)
+class RunPost:
+    entry_id: str
+    path: str
+    twin: str  # slug + title: recognises a post renamed to a new date as the same post
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _run(row: tuple[int, str, str, str, str, str]) -> Run:
+    rid, slug, start, end, created, state = row
+    return Run(rid, slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
+               datetime.fromisoformat(created), state)
+
+
+_RUN_COLUMNS = "id, slug, period_start, period_end, created_at, state"
+
+
+class SendLog:
+    """Typed access to the send-log tables of a Store; each method is one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    # runs --------------------------------------------------------------------------------
+    def runs(self, limit: int = 10) -> list[Run]:
+        rows = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY period_end DESC "
+                               "LIMIT ?", (limit,)).fetchall()
+        return [_run(r) for r in rows]
+
+    def latest_run(self) -> Run | None:
+        runs = self.runs(1)
+        return runs[0] if runs else None
+
+    def unfinished_runs(self) -> list[Run]:
+        """Runs with someone still to serve (pending, or deferred by a temporary failure)."""
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state != 'done' OR id IN "
+            "(SELECT DISTINCT run_id FROM deliveries WHERE state IN ('pending', 'deferred')) "
+            "ORDER BY period_end").fetchall()
+        return [_run(r) for r in rows]
+
+    def assigned(self) -> tuple[set[str], set[str]]:
+        """Entry ids and twin keys of every post already given to a run."""
+        ids, twins = set(), set()
+        for entry_id, twin in self.db.execute("SELECT entry_id, twin FROM run_posts"):
+            ids.add(entry_id)
+            twins.add(twin)
+        return ids, twins
+
+    def create_run(self, *, slug: str, start: datetime, end: datetime,
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        """The run, its posts and a pending row per (key, address), all or nothing."""
+        created = _now()
+        with self.store.atomic() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
+                "VALUES (?, ?, ?, ?, 'sending')",
+                (slug, start.isoformat(), end.isoformat(), created))
+            rid = cursor.lastrowid
+            assert rid is not None
+            db.executemany("INSERT INTO run_posts VALUES (?, ?, ?, ?)",
+                           ((rid, p.entry_id, p.path, p.twin) for p in posts))
+            db.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, "
+                           "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                           ((rid, key, email, created) for key, email in subscribers))
+        return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
+
+    def slug_taken(self, slug: str) -> bool:
+        return self.db.execute("SELECT 1 FROM runs WHERE slug = ?", (slug,)).fetchone() is not None
+
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+        """Pending rows for subscribers the run does not know yet (added since it started)."""
+        now = _now()
+        with self.store.atomic() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, "
+                           "state, updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                           ((run.id, key, email, now) for key, email in subscribers))
+            return db.total_changes - before
+
+    def run_posts(self, run: Run) -> list[RunPost]:
+        return [RunPost(*row) for row in self.db.execute(
+            "SELECT entry_id, path, twin FROM run_posts WHERE run_id = ?", (run.id,))]
+
+    def set_state(self, run: Run, state: str) -> None:
+        finished = _now() if state == "done" else None
+        with self.store.atomic() as db:
+            db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
+                       (state, finished, run.id))
+
+    # deliveries --------------------------------------------------------------------------
+    def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
+        """(key, address, attempts so far) of everyone still to serve, in the order added."""
+        return self.db.execute(
+            "SELECT subscriber, email, attempts FROM deliveries WHERE run_id = ? AND state IN "
+            "('pending', 'deferred') ORDER BY rowid", (run.id,)).fetchall()
+
+    def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Close deliveries that need no message: (key, 'empty' | 'suppressed', posts)."""
+        now = _now()
+        with self.store.atomic() as db:
+            db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ? "
+                           "WHERE run_id = ? AND subscriber = ?",
+                           ((state, posts, now, run.id, key) for key, state, posts in rows))
+
+    def record(self, run: Run, outcome: Outcome, *, message_id: str, posts: int,
+               attempts_before: int = 0) -> None:
+        """One delivery's outcome, committed before the connection takes more work."""
+        with self.store.atomic() as db:
+            db.execute("UPDATE deliveries SET state = ?, attempts = ?, code = ?, reply = ?, "
+                       "message_id = ?, posts = ?, updated_at = ? "
+                       "WHERE run_id = ? AND subscriber = ?",
+                       (outcome.status, attempts_before + outcome.attempts, outcome.code,
+                        outcome.reply[:500], message_id, posts, _now(), run.id, outcome.key))
+
+    def counts(self, run: Run) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT state, count(*) FROM deliveries WHERE run_id = ? GROUP BY state", (run.id,)))
+
+    def failures(self, run: Run, limit: int = 20) -> list[tuple[str, str, int | None, str]]:
+        return self.db.execute(
+            "SELECT email, state, code, reply FROM deliveries WHERE run_id = ? AND state IN "
+            "('failed', 'deferred') ORDER BY rowid LIMIT ?", (run.id, limit)).fetchall()
+
+    def delivered(self, run: Run, key: str) -> bool:
+        row = self.db.execute("SELECT state FROM deliveries WHERE run_id = ? AND subscriber = ?",
+                              (run.id, key)).fetchone()
+        return row is not None and row[0] == "sent"
+
+    # suppression list --------------------------------------------------------------------
+    def suppressed(self) -> set[str]:
+        return {key for (key,) in self.db.execute("SELECT subscriber FROM suppressed")}
+
+    def is_suppressed(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM suppressed WHERE subscriber = ?",
+                               (key,)).fetchone() is not None
+
+    def suppress(self, key: str, reason: str) -> bool:
+        """Add to the suppression list; False if it was already there."""
+        with self.store.atomic() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?)",
+                                (key, _now(), reason))
+            return cursor.rowcount > 0
+
+    def unsuppress(self, key: str) -> bool:
+        with self.store.atomic() as db:
+            return db.execute("DELETE FROM suppressed WHERE subscriber = ?", (key,)).rowcount > 0
+
+    # tag choices made on the web front, on top of the YAML --------------------------------
+    def preferences(self) -> dict[str, tuple[str, ...]]:
+        return {key: tuple(json.loads(tags))
+                for key, tags in self.db.execute("SELECT subscriber, tags FROM preferences")}
+
+    def set_preferences(self, key: str, tags: Iterable[str]) -> None:
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO preferences VALUES (?, ?, ?)",
+                       (key, json.dumps(sorted(set(tags))), _now()))
+
+    # the last subscribers file that could be read ------------------------------------------
+    def snapshot(self) -> tuple[str, str, str] | None:
+        """(path, text, saved_at) of the last subscribers file that parsed."""
+        row = self.db.execute("SELECT path, text, saved_at FROM subscribers_snapshot").fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def save_snapshot(self, path: str, text: str) -> None:
+        current = self.snapshot()
+        if current and current[0] == path and current[1] == text:
+            return
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",
+                       (path, text, _now()))

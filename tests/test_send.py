@@ -1,0 +1,283 @@
+"""The digest run end to end: real posts, a real subscribers file, real SQLite, the real
+Maildir outbox; each behaviour checked by reading back the messages that were written."""
+
+from __future__ import annotations
+
+import mailbox
+import os
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import SITE_TZ, make_site, post, run_cli, write_posts
+
+from digest.config import load_config
+from digest.send import dry_run, preview, send, send_test
+from digest.sendlog import SendLog
+from digest.store import Store
+
+MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)
+WEEK = timedelta(days=7)
+SECRET = "test-secret-0123456789abcdef"
+
+POSTS = {
+    "2024-06-04-union-organizer-data.md": post("Union Data Organizer", tags="[union, data]"),
+    "2024-06-05-campaign-analyst.md": post("Campaign Analyst", tags="[campaigns, analytics]"),
+    "2024-06-06-dba.md": post("Membership DBA", tags="[union, datamanagement]"),
+    "2024-06-07-intern.md": post("Analytics Intern", tags="[analytics, intern]"),
+    # before the first window: never in any digest
+    "2024-05-01-old-job.md": post("Old Job", tags="[union]"),
+}
+
+SUBSCRIBERS: list[dict[str, Any]] = [
+    {"email": "ana@example.org", "name": "Ana Gómez", "tags": ["union"]},
+    {"email": "dev@example.org", "tags": ["analytics"], "exclude_tags": ["intern"]},
+    {"email": "all@example.org", "name": "Sam"},
+    {"email": "nobody@example.org", "tags": ["research"]},
+]
+
+
+@pytest.fixture(autouse=True)
+def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+
+
+def digest_site(tmp_path: Path, posts: dict[str, str] | None = None,
+                subscribers: list[dict[str, Any]] | None = None, **digest: Any) -> Path:
+    (tmp_path / "subscribers.yaml").write_text(
+        yaml.safe_dump(SUBSCRIBERS if subscribers is None else subscribers,
+                       allow_unicode=True), encoding="utf-8")
+    settings = {"from": "Jobs Board <jobs@example.org>", "noun": "job", **digest}
+    return make_site(tmp_path, dict(POSTS if posts is None else posts), extra={
+        "subscribers": "subscribers.yaml", "digest": settings,
+        "web": {"base_url": "https://jobs.example.org/digest"}})
+
+
+def outbox(config_path: Path) -> list[EmailMessage]:
+    box = mailbox.Maildir(config_path.parent / "state" / "outbox", create=False)
+    parser = BytesParser(policy=policy.default)
+    messages = [parser.parsebytes(box.get_bytes(key)) for key in box.iterkeys()]
+    return sorted(messages, key=lambda m: (str(m["Date"]), str(m["To"])))  # type: ignore[misc]
+
+
+def by_recipient(messages: list[EmailMessage]) -> dict[str, list[EmailMessage]]:
+    out: dict[str, list[EmailMessage]] = {}
+    for message in messages:
+        out.setdefault(message["To"].addresses[0].addr_spec, []).append(message)
+    return out
+
+
+def titles(message: EmailMessage) -> list[str]:
+    text = message.get_body(("plain",))
+    assert text is not None
+    content = text.get_content()
+    return [t for t in ("Union Data Organizer", "Campaign Analyst", "Membership DBA",
+                        "Analytics Intern", "Old Job", "Late Job", "Week Two Job",
+                        "Renamed Job") if t in content]
+
+
+def test_first_digest_gives_each_subscriber_the_new_posts_in_their_tags(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    report = send(load_config(cfg), as_of=MONDAY)
+    got = by_recipient(outbox(cfg))
+    assert set(got) == {"ana@example.org", "dev@example.org", "all@example.org"}
+    assert titles(got["ana@example.org"][0]) == ["Union Data Organizer", "Membership DBA"]
+    assert titles(got["dev@example.org"][0]) == ["Campaign Analyst"]
+    assert titles(got["all@example.org"][0]) == [
+        "Union Data Organizer", "Campaign Analyst", "Membership DBA", "Analytics Intern"]
+    (run,) = report.runs
+    assert run.posts == 4
+    assert run.counts == {"sent": 3, "empty": 1}
+
+
+def test_newest_post_comes_first(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    text = by_recipient(outbox(cfg))["all@example.org"][0].get_body(("plain",))
+    assert text is not None
+    content = text.get_content()
+    assert content.index("Analytics Intern") < content.index("Union Data Organizer")
+
+
+def test_sending_twice_for_the_same_period_sends_nothing_new(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    again = send(load_config(cfg), as_of=MONDAY)
+    assert len(outbox(cfg)) == 3
+    assert again.nothing_new is not None and "already made" in again.nothing_new
+
+
+def test_subscriber_added_since_gets_the_digest_of_the_same_period(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    digest_site(tmp_path, subscribers=[*SUBSCRIBERS, {"email": "new@example.org"}])
+    send(load_config(cfg), as_of=MONDAY)
+    got = by_recipient(outbox(cfg))
+    assert [len(v) for v in got.values()] == [1, 1, 1, 1]
+    assert "new@example.org" in got
+
+
+def test_next_week_carries_only_posts_not_sent_before(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    write_posts(tmp_path, {"2024-06-12-week-two.md": post("Week Two Job", tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    ana = by_recipient(outbox(cfg))["ana@example.org"]
+    assert [titles(m) for m in ana] == [["Union Data Organizer", "Membership DBA"],
+                                        ["Week Two Job"]]
+
+
+def test_late_post_dated_inside_a_sent_period_goes_into_the_next_digest(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    # committed after the first digest went out, dated inside its period
+    write_posts(tmp_path, {"2024-06-08-late.md": post("Late Job", tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    ana = by_recipient(outbox(cfg))["ana@example.org"]
+    assert titles(ana[1]) == ["Late Job"]
+
+
+def test_edited_or_redated_post_is_never_sent_twice(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    # re-dated in front matter into next week, and edited
+    write_posts(tmp_path, {"2024-06-06-dba.md": post("Membership DBA", body="Edited.\n",
+                                                     tags="[union, datamanagement]",
+                                                     date="2024-06-12")})
+    # renamed to a new date: same slug and title, so the same job
+    (tmp_path / "_posts" / "2024-06-04-union-organizer-data.md").rename(
+        tmp_path / "_posts" / "2024-06-13-union-organizer-data.md")
+    write_posts(tmp_path, {"2024-06-12-week-two.md": post("Week Two Job", tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    ana = by_recipient(outbox(cfg))["ana@example.org"]
+    assert titles(ana[1]) == ["Week Two Job"]
+
+
+def test_missed_week_is_caught_up_in_the_next_digest(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    write_posts(tmp_path, {"2024-06-12-week-two.md": post("Week Two Job", tags="[union]"),
+                           "2024-06-20-late.md": post("Late Job", tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY + 2 * WEEK)  # nothing was sent on June 17
+    ana = by_recipient(outbox(cfg))["ana@example.org"]
+    assert titles(ana[1]) == ["Week Two Job", "Late Job"] or \
+        sorted(titles(ana[1])) == ["Late Job", "Week Two Job"]
+
+
+def test_no_new_posts_means_no_run_and_no_mail(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    report = send(load_config(cfg), as_of=MONDAY + WEEK)
+    assert report.runs == []
+    assert report.nothing_new is not None and "no new posts" in report.nothing_new
+    assert len(outbox(cfg)) == 3
+
+
+def test_unsubscribed_address_gets_nothing_whatever_the_yaml_says(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    code, out, _ = run_cli(["--config", str(cfg), "unsubscribe", "ANA@Example.org"])
+    assert code == 0 and "unsubscribed" in out
+    report = send(load_config(cfg), as_of=MONDAY)
+    assert "ana@example.org" not in by_recipient(outbox(cfg))
+    assert report.runs[0].counts["suppressed"] == 1
+    code, out, _ = run_cli(["--config", str(cfg), "resubscribe", "ana@example.org"])
+    assert code == 0 and "resubscribed" in out
+
+
+def test_broken_subscribers_file_keeps_the_last_good_list(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    (tmp_path / "subscribers.yaml").write_text("- email: [unclosed\n", encoding="utf-8")
+    write_posts(tmp_path, {"2024-06-12-week-two.md": post("Week Two Job", tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    assert "last good copy" in caplog.text
+    assert "subscribers.yaml" in caplog.text
+    assert len(by_recipient(outbox(cfg))["ana@example.org"]) == 2
+
+
+def test_bad_subscriber_entry_is_skipped_and_the_others_served(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path, subscribers=[*SUBSCRIBERS, {"email": "not an address"}])
+    code, _out, err = run_cli(["--config", str(cfg), "send", "--as-of", MONDAY.isoformat()])
+    assert code == 1
+    assert "subscribers.yaml:" in err and "not an address" in err
+    assert len(outbox(cfg)) == 3
+
+
+def test_links_are_signed_and_list_unsubscribe_is_one_click(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    message = by_recipient(outbox(cfg))["ana@example.org"][0]
+    header = str(message["List-Unsubscribe"])
+    assert "https://jobs.example.org/digest/unsubscribe/" in header
+    assert "mailto:jobs@example.org" in header
+    assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
+    assert "ana@example.org" not in header  # the token carries no address
+    other = by_recipient(outbox(cfg))["all@example.org"][0]
+    assert str(other["List-Unsubscribe"]) != header
+
+
+def test_message_id_is_the_same_for_the_same_digest_and_subscriber(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    send(load_config(cfg), as_of=MONDAY)
+    first = {m["To"].addresses[0].addr_spec: m["Message-ID"] for m in outbox(cfg)}
+    store = Store.open(tmp_path / "state")
+    try:
+        rows = dict(store.db.execute("SELECT subscriber, message_id FROM deliveries"
+                                     " WHERE state = 'sent'").fetchall())
+    finally:
+        store.close()
+    assert rows == first
+    assert len(set(first.values())) == 3
+
+
+def test_dry_run_and_preview_send_and_record_nothing(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    dry = dry_run(load_config(cfg), as_of=MONDAY)
+    assert (dry.messages, dry.empty, dry.posts) == (3, 1, 4)
+    result = preview(load_config(cfg), as_of=MONDAY, out=tmp_path / "preview")
+    assert result.editions == 3
+    assert {p.suffix for p in result.files} == {".html", ".txt", ".eml"}
+    assert not (tmp_path / "state" / "outbox").exists()
+    store = Store.open(tmp_path / "state")
+    try:
+        assert SendLog(store).latest_run() is None
+    finally:
+        store.close()
+    report = send(load_config(cfg), as_of=MONDAY)  # the real run still sends everything
+    assert report.runs[0].counts["sent"] == 3
+
+
+def test_test_copy_goes_to_one_address_and_is_not_logged(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    outcome = send_test(load_config(cfg), as_of=MONDAY, to="me@example.net",
+                        subscriber="ana@example.org")
+    assert outcome is not None and outcome.status == "sent"
+    (message,) = outbox(cfg)
+    assert message["To"].addresses[0].addr_spec == "me@example.net"
+    assert titles(message) == ["Union Data Organizer", "Membership DBA"]
+    report = send(load_config(cfg), as_of=MONDAY)
+    assert report.runs[0].counts["sent"] == 3
+
+
+def test_send_without_from_is_a_config_error(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path)
+    text = cfg.read_text(encoding="utf-8").replace("from: Jobs Board <jobs@example.org>\n", "")
+    cfg.write_text(text, encoding="utf-8")
+    code, _out, err = run_cli(["--config", str(cfg), "send", "--as-of", MONDAY.isoformat()])
+    assert code == 2
+    assert "digest.from" in err
+
+
+def test_missing_secret_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = digest_site(tmp_path)
+    monkeypatch.delenv("DIGEST_SECRET")
+    code, _out, err = run_cli(["--config", str(cfg), "send", "--as-of", MONDAY.isoformat()])
+    assert code == 2
+    assert "DIGEST_SECRET" in err
+    assert not os.path.exists(tmp_path / "state" / "outbox")

@@ -1,0 +1,397 @@
+"""The subscribers file: good entries served exactly, every bad one skipped with its line and
+fix while the others still go out, and a file that cannot be used refused as a whole."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digest.errors import Problem
+from digest.subscribers import (
+    Subscriber,
+    SubscriberList,
+    SubscribersUnreadable,
+    load_subscribers,
+    parse_subscribers,
+)
+
+KNOWN = ("union", "analytics", "internship", "remote", "Data Science")
+
+
+def _write(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / "subscribers.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def _load(tmp_path: Path, text: str | bytes, known: tuple[str, ...] = KNOWN) -> SubscriberList:
+    path = _write(tmp_path, text)
+    result = load_subscribers(path, known)
+    for problem in (*result.problems, *result.warnings):
+        assert problem.path == path
+    return result
+
+
+def _emails(result: SubscriberList) -> list[str]:
+    return [s.email for s in result.subscribers]
+
+
+def _problems(result: SubscriberList) -> list[tuple[int | None, str, str]]:
+    return [(p.line, p.message, p.hint) for p in result.problems]
+
+
+def _unreadable(path: Path) -> Problem:
+    with pytest.raises(SubscribersUnreadable) as caught:
+        load_subscribers(path, KNOWN)
+    assert caught.value.problem.path == path
+    assert str(path) in str(caught.value)
+    return caught.value.problem
+
+
+GOOD = """\
+# who gets the weekly digest
+- email: ana@example.org
+  name: Ana Gómez
+  tags: [union, analytics]
+- email: bob@bücher.de
+  exclude_tags: [internship]
+
+- email: carol@example.com
+"""
+
+
+def test_good_file_is_served_exactly_in_file_order(tmp_path):
+    result = _load(tmp_path, GOOD)
+    assert result == SubscriberList(
+        subscribers=(
+            Subscriber("ana@example.org", "Ana Gómez", ("union", "analytics"), (), line=2),
+            Subscriber("bob@xn--bcher-kva.de", None, None, ("internship",), line=5),
+            Subscriber("carol@example.com", None, None, (), line=8),
+        ),
+        problems=(),
+        warnings=(),
+    )
+
+
+def test_idn_domain_is_sent_as_punycode_and_keyed_lower_case(tmp_path):
+    [bob] = _load(tmp_path, "- email: Bob@BÜCHER.de\n").subscribers
+    assert bob.email == "Bob@xn--bcher-kva.de"
+    assert bob.email.isascii()
+    assert bob.key == "bob@xn--bcher-kva.de"
+
+
+def test_idn_domain_written_either_way_is_one_subscriber(tmp_path):
+    result = _load(tmp_path, "- email: bob@bücher.de\n- email: bob@xn--bcher-kva.de\n")
+    assert _emails(result) == ["bob@xn--bcher-kva.de"]
+    assert _problems(result) == [(2, "'bob@xn--bcher-kva.de' is already subscribed at line 1",
+                                  "remove one of the two entries")]
+
+
+def test_non_ascii_local_part_is_skipped_because_it_needs_smtputf8(tmp_path):
+    result = _load(tmp_path, "- email: ana@example.org\n- email: jörg@example.org\n"
+                             "- email: carol@example.com\n")
+    assert _emails(result) == ["ana@example.org", "carol@example.com"]
+    [(line, message, hint)] = _problems(result)
+    assert line == 2
+    assert "'jörg@example.org'" in message
+    assert "SMTPUTF8" in message
+    assert hint == "ask the subscriber for an ASCII address, or remove the entry"
+
+
+def test_bad_address_is_skipped_at_its_email_line_and_the_others_are_kept(tmp_path):
+    text = ("- email: ana@example.org\n"
+            "- name: Bob\n"
+            "  email: bob@@example.org\n"
+            "- email: carol@example.com\n")
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["ana@example.org", "carol@example.com"]
+    [(line, message, hint)] = _problems(result)
+    assert line == 3
+    assert message.startswith("invalid address 'bob@@example.org': ")
+    assert "@" in message.split(": ", 1)[1]  # email-validator's reason follows
+    assert hint == "correct the address, or remove the entry"
+
+
+def test_address_with_a_display_name_says_to_move_the_name(tmp_path):
+    result = _load(tmp_path, "- email: Ana <ana@example.org>\n")
+    assert result.subscribers == ()
+    [(line, message, hint)] = _problems(result)
+    assert (line, hint) == (1, "write only the address here; put the name under 'name:'")
+    assert message.startswith("invalid address 'Ana <ana@example.org>': A display name")
+
+
+def test_surrounding_spaces_in_a_quoted_address_are_ignored(tmp_path):
+    assert _emails(_load(tmp_path, '- email: " ana@example.org "\n')) == ["ana@example.org"]
+
+
+def test_duplicate_differing_in_case_is_skipped_naming_both_lines(tmp_path):
+    text = ("- email: ana@example.org\n"
+            "  tags: [union]\n"
+            "- email: carol@example.com\n"
+            "- email: ANA@Example.ORG\n"
+            "  tags: [remote]\n")
+    result = _load(tmp_path, text)
+    assert [(s.email, s.tags) for s in result.subscribers] == [
+        ("ana@example.org", ("union",)), ("carol@example.com", None)]
+    assert _problems(result) == [(4, "'ANA@Example.ORG' is already subscribed at line 1",
+                                  "remove one of the two entries")]
+
+
+def test_misspelt_tags_key_skips_the_entry_with_did_you_mean(tmp_path):
+    text = ("- email: ana@example.org\n"
+            "  tag: [union]\n"
+            "- email: bob@example.org\n"
+            "  name: Bob\n"
+            "  exlude_tags: internship\n"
+            "- email: carol@example.com\n")
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["carol@example.com"]
+    assert _problems(result) == [
+        (2, "unknown key 'tag'", "did you mean 'tags'?"),
+        (5, "unknown key 'exlude_tags'", "did you mean 'exclude_tags'?"),
+    ]
+
+
+def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
+    result = _load(tmp_path, "- email: ana@example.org\n  zzz: 1\n")
+    assert _problems(result) == [
+        (2, "unknown key 'zzz'", "allowed: email, exclude_tags, name, tags")]
+
+
+def test_every_problem_in_one_entry_is_reported_at_once(tmp_path):
+    text = "- email: nobody\n  name: 42\n  tags: {a: 1}\n"
+    result = _load(tmp_path, text)
+    assert result.subscribers == ()
+    assert [(line, message.split(":")[0]) for line, message, _ in _problems(result)] == [
+        (1, "invalid address 'nobody'"),
+        (2, "'name' must be text, not a number"),
+        (3, "'tags' must be a list or a text of tags, not a mapping"),
+    ]
+
+
+def test_unknown_tag_is_warned_with_did_you_mean_and_still_served(tmp_path):
+    text = ("- email: ana@example.org\n"
+            "  tags:\n"
+            "    - union\n"
+            "    - analitycs\n"
+            "- email: bob@example.org\n"
+            "  exclude_tags: [Analitycs]\n"
+            "- email: carol@example.com\n"
+            "  tags: [zzzz]\n")
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["ana@example.org", "bob@example.org", "carol@example.com"]
+    assert result.problems == ()
+    assert [(w.line, w.message, w.hint) for w in result.warnings] == [
+        (2, "no post has the tag 'analitycs' (used by 2 entries, still served)",
+         "did you mean 'analytics'?"),
+        (8, "no post has the tag 'zzzz' (used by 1 entry, still served)",
+         "check the spelling; it may simply have no posts yet"),
+    ]
+
+
+def test_known_tags_match_whatever_their_case(tmp_path):
+    result = _load(tmp_path, "- email: ana@example.org\n  tags: [UNION, data science]\n")
+    assert result.warnings == ()
+    assert result.subscribers[0].tags == ("UNION", "data science")
+
+
+@pytest.mark.parametrize("written", ["union, analytics", "union analytics",
+                                     "union,analytics", " union ,  analytics, "])
+def test_tags_may_be_one_string_separated_by_commas_or_spaces(tmp_path, written):
+    [ana] = _load(tmp_path, f"- email: ana@example.org\n  tags: '{written}'\n").subscribers
+    assert ana.tags == ("union", "analytics")
+
+
+def test_single_string_tag_and_exclude_tags_forms(tmp_path):
+    text = "- email: ana@example.org\n  tags: union\n  exclude_tags: internship remote\n"
+    [ana] = _load(tmp_path, text).subscribers
+    assert (ana.tags, ana.exclude_tags) == (("union",), ("internship", "remote"))
+
+
+def test_numbers_and_booleans_as_tags_become_text_as_jekyll_writes_them(tmp_path):
+    text = "- email: ana@example.org\n  tags: [2024, 1.5, true]\n"
+    [ana] = _load(tmp_path, text, known=("2024", "1.5", "true")).subscribers
+    assert ana.tags == ("2024", "1.5", "true")
+    assert ana.wants(["2024"])
+
+
+def test_tags_repeated_in_other_case_are_kept_once(tmp_path):
+    [ana] = _load(tmp_path, "- email: ana@example.org\n  tags: [union, Union, UNION]\n") \
+        .subscribers
+    assert ana.tags == ("union",)
+
+
+@pytest.mark.parametrize("written", ["[]", "''", ""])
+def test_empty_tags_is_a_problem_because_it_would_mean_no_posts(tmp_path, written):
+    text = f"- email: carol@example.com\n- email: ana@example.org\n  tags: {written}\n"
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["carol@example.com"]
+    assert _problems(result) == [(3, "'tags' is empty, so this entry would get no posts",
+                                  "remove 'tags' to get every post, or remove the entry")]
+
+
+def test_empty_exclude_tags_excludes_nothing(tmp_path):
+    [ana] = _load(tmp_path, "- email: ana@example.org\n  exclude_tags: []\n").subscribers
+    assert (ana.tags, ana.exclude_tags) == (None, ())
+
+
+def test_tags_all_excluded_is_a_problem_because_it_would_mean_no_posts(tmp_path):
+    text = "- email: ana@example.org\n  tags: [union]\n  exclude_tags: [Union, remote]\n"
+    result = _load(tmp_path, text)
+    assert result.subscribers == ()
+    assert [(line, hint) for line, _, hint in _problems(result)] == [
+        (3, "remove those tags from 'exclude_tags'")]
+
+
+def test_nested_list_in_tags_is_a_problem(tmp_path):
+    result = _load(tmp_path, "- email: ana@example.org\n  tags: [union, [remote]]\n")
+    assert _problems(result) == [(2, "'tags' has a list inside", "list each tag as plain text")]
+
+
+@pytest.mark.parametrize(("written", "code"), [
+    (r'"Ana\r\nBcc: victim@example.org"', "U+000D"),
+    (r'"Ana\nGómez"', "U+000A"),
+    (r'"Ana\0"', "U+0000"),
+    (r'"Ana\u2028Gómez"', "U+2028"),
+    (r'"Ana\x85"', "U+0085"),
+])
+def test_name_with_line_breaks_or_control_characters_is_skipped(tmp_path, written, code):
+    text = f"- email: carol@example.com\n- email: ana@example.org\n  name: {written}\n"
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["carol@example.com"]
+    assert _problems(result) == [(3, f"'name' contains the control character {code}",
+                                  "write the name on one line, without control characters")]
+
+
+def test_name_folded_by_yaml_onto_one_line_is_fine(tmp_path):
+    text = "- email: ana@example.org\n  name: >-\n    Ana\n    Gómez\n"
+    assert _load(tmp_path, text).subscribers[0].name == "Ana Gómez"
+
+
+def test_blank_name_is_no_name(tmp_path):
+    [ana] = _load(tmp_path, "- email: ana@example.org\n  name: '  '\n").subscribers
+    assert ana.name is None
+
+
+def test_entries_that_are_not_mappings_are_skipped_with_the_form_to_use(tmp_path):
+    text = ("- ana@example.org\n"
+            "-\n"
+            "- 42\n"
+            "- email: carol@example.com\n"
+            "- name: Dan\n"
+            "- email: [a@example.org, b@example.org]\n")
+    result = _load(tmp_path, text)
+    assert _emails(result) == ["carol@example.com"]
+    assert _problems(result) == [
+        (1, "entry 'ana@example.org' has no 'email:' key",
+         "write it as '- email: ana@example.org'"),
+        (2, "empty entry", "remove the '-', or add 'email: ...' after it"),
+        (3, "entry is a number, not a mapping",
+         "write each entry as '- email: ...' with optional name, tags, exclude_tags"),
+        (5, "no 'email' in this entry", "add 'email: someone@example.org'"),
+        (6, "'email' must be one address, not a list", "write one address per entry"),
+    ]
+
+
+def test_lines_are_right_with_windows_line_endings_and_a_bom(tmp_path):
+    text = "\ufeff# list\r\n- email: ana@example.org\r\n- email: bad@\r\n"
+    result = _load(tmp_path, text.encode("utf-8"))
+    assert _emails(result) == ["ana@example.org"]
+    assert result.subscribers[0].line == 2
+    assert [line for line, _, _ in _problems(result)] == [3]
+
+
+def test_top_level_mapping_is_unreadable_at_its_line(tmp_path):
+    path = _write(tmp_path, "# subscribers\nsubscribers:\n  - email: ana@example.org\n")
+    problem = _unreadable(path)
+    assert (problem.line, problem.message) == (
+        2, "the file must be a list of subscribers, not a mapping")
+    assert "- email:" in problem.hint
+
+
+def test_invalid_yaml_is_unreadable_at_the_line_of_the_error(tmp_path):
+    path = _write(tmp_path, "- email: ana@example.org\n- email: bob@example.org\n"
+                            "  tags: [union\n- email: carol@example.com\n")
+    problem = _unreadable(path)
+    assert problem.line == 4
+    assert problem.message.startswith("invalid YAML: ")
+
+
+def test_two_yaml_documents_are_unreadable(tmp_path):
+    path = _write(tmp_path, "- email: ana@example.org\n---\n- email: bob@example.org\n")
+    assert _unreadable(path).line == 2
+
+
+def test_missing_file_is_unreadable(tmp_path):
+    problem = _unreadable(tmp_path / "nope.yaml")
+    assert (problem.line, problem.message) == (None, "subscribers file not found")
+    assert problem.hint == "check 'subscribers:' in config.yaml"
+
+
+def test_folder_instead_of_file_is_unreadable(tmp_path):
+    assert _unreadable(tmp_path).message.startswith("cannot read: ")
+
+
+def test_non_utf8_file_is_unreadable_at_the_line_of_the_bad_byte(tmp_path):
+    path = _write(tmp_path, "- email: ana@example.org\n- email: b@example.org\n"
+                            "  name: Jos\xe9\n".encode("latin-1"))
+    problem = _unreadable(path)
+    assert (problem.line, problem.message, problem.hint) == (
+        3, "not UTF-8: byte 0xe9 cannot be decoded", "save the file as UTF-8")
+
+
+@pytest.mark.parametrize("text", ["", "# nobody yet\n", "[]\n"])
+def test_file_without_entries_serves_nobody_with_a_warning(tmp_path, text):
+    result = _load(tmp_path, text)
+    assert (result.subscribers, result.problems) == ((), ())
+    assert [w.message for w in result.warnings] == ["no subscribers in the file"]
+
+
+def test_parse_subscribers_needs_no_file(tmp_path):
+    missing = tmp_path / "never-written.yaml"
+    result = parse_subscribers(missing, "- email: ana@example.org\n", KNOWN)
+    assert _emails(result) == ["ana@example.org"]
+    assert not missing.exists()
+
+
+def test_wants_everything_when_tags_are_absent():
+    carol = Subscriber("carol@example.com", None, None)
+    assert carol.wants(["union"])
+    assert carol.wants([])
+
+
+def test_wants_only_posts_with_one_of_its_tags():
+    ana = Subscriber("ana@example.org", None, ("union", "analytics"))
+    assert ana.wants(("jobs", "analytics"))
+    assert not ana.wants(("jobs",))
+    assert not ana.wants(())
+
+
+def test_wants_matches_tags_casefolded():
+    ana = Subscriber("ana@example.org", None, ("Straße",))
+    assert ana.wants(["STRASSE"])
+    assert ana.wants(iter(["strasse"]))
+    bob = Subscriber("bob@example.org", None, ("STRASSE",), ("ΣΊΣΥΦΟΣ",))
+    assert bob.wants(["Straße"])
+    assert not bob.wants(["Straße", "σίσυφος"])
+
+
+def test_exclusion_wins_over_a_wanted_tag_and_over_everything():
+    ana = Subscriber("ana@example.org", None, ("union",), ("Internship",))
+    bob = Subscriber("bob@example.org", None, None, ("internship",))
+    assert not ana.wants(["union", "INTERNSHIP"])
+    assert ana.wants(["union"])
+    assert not bob.wants(["internship"])
+    assert bob.wants(["union"])
+    assert bob.wants([])
+
+
+def test_subscribers_compare_by_their_fields_only():
+    assert Subscriber("a@example.org", None, ("x",)) == Subscriber("a@example.org", None, ("x",))
+    twins = {Subscriber("a@example.org", None, None), Subscriber("a@example.org", None, None)}
+    assert len(twins) == 1
+    assert "_wanted" not in repr(Subscriber("a@example.org", None, None))
