@@ -203,9 +203,10 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
     Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
     file were skipped.
     """
+    from . import preview as looking
     from . import send as sending
     from .progress import make_progress
-    from .send import when
+    from .session import when
 
     config = _load(ctx)
     as_of = _now(as_of_text, config)
@@ -218,7 +219,7 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
             click.echo(f"test copy to {to}: {outcome.status} ({outcome.reply})")
             ctx.exit(0 if outcome.status == "sent" else 1)
         if dry_run:
-            dry = sending.dry_run(config, as_of=as_of)
+            dry = looking.dry_run(config, as_of=as_of)
             skipped = _print_problems(dry.subscribers)
             click.echo(dry.summary())
             ctx.exit(1 if skipped else 0)
@@ -252,13 +253,13 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
 def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
             out: str | None) -> None:
     """Write the next digest's editions as HTML, text and .eml files; send nothing."""
-    from . import send as sending
-    from .send import when
+    from . import preview as looking
+    from .session import when
 
     config = _load(ctx)
     target = Path(out) if out else config.state / "preview"
     with _digest_errors(ctx):
-        result = sending.preview(config, as_of=_now(as_of_text, config), out=target,
+        result = looking.preview(config, as_of=_now(as_of_text, config), out=target,
                                  subscriber=subscriber)
     click.echo(f"period {when(result.period.start)} → {when(result.period.end)}: "
                f"{result.posts} new posts, {result.editions} distinct editions for "

@@ -9,44 +9,28 @@ rendered once, then personalised per subscriber.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parseaddr
-from pathlib import Path
 from typing import Protocol
 
-from .build import absolute, entry_ids, render_posts
+from .compose import Composer
 from .config import Config
-from .content import plain_title
 from .delivery import DeliveryPaused, MaildirTransport, Outcome, Outgoing, SmtpTransport, Transport
 from .errors import ConfigError, DigestError, Problem
 from .posts import Post
-from .reader import Corpus, read_posts
-from .render import DigestPost, DkimKey, Edition, MailSettings, Recipient, RenderedEdition, Renderer
-from .selection import Window, period_slug, posts_for_run, terms, window
-from .sendlog import Run, RunPost, SendLog
-from .store import Store
+from .reader import Corpus
+from .selection import Window, period_slug
+from .sendlog import Run
+from .session import Session, plan_run, session, when
 from .subscribers import (
     Subscriber,
     SubscriberList,
-    SubscribersUnreadable,
-    load_subscribers,
-    parse_subscribers,
 )
-from .tokens import Signer
 
 log = logging.getLogger(__name__)
-EXCERPT_CHARS = 300
-
-
-def when(moment: datetime) -> str:
-    """A time for messages to people: minutes, with the zone's offset."""
-    return f"{moment:%Y-%m-%d %H:%M %z}"
 
 
 class Progress(Protocol):
@@ -81,202 +65,6 @@ class SendReport:
     @property
     def paused(self) -> bool:
         return any(r.paused for r in self.runs)
-
-
-@dataclass
-class Session:
-    """Everything one command needs, read once: config, posts, subscribers, renderer."""
-
-    config: Config
-    store: Store
-    sendlog: SendLog
-    corpus: Corpus
-    ids: dict[str, str]
-    subscribers: SubscriberList
-    renderer: Renderer
-    signer: Signer | None
-    as_of: datetime
-    by_id: dict[str, Post] = field(default_factory=dict)
-
-
-def _sender(config: Config) -> str:
-    sender = config.digest.sender
-    if not sender:
-        raise ConfigError([Problem(config.path, None, "'digest.from' is not set",
-                                   "add e.g. digest: {from: 'Jobs Board <jobs@example.org>'}")])
-    return sender
-
-
-def _domain(address: str) -> str:
-    return parseaddr(address)[1].rpartition("@")[2].lower() or "localhost"
-
-
-def mail_settings(config: Config) -> MailSettings:
-    sender = _sender(config)
-    digest = config.digest
-    domain = _domain(sender)
-    list_id = digest.list_id or f"{plain_title(config.site.title)} <digest.{domain}>"
-    dkim = None
-    if digest.dkim is not None:
-        pem = os.environ.get(digest.dkim.private_key_env, "")
-        if not pem.strip():
-            raise ConfigError([Problem(config.path, None,
-                                       f"DKIM is configured but ${digest.dkim.private_key_env} "
-                                       "is empty", "export the PEM private key in it")])
-        dkim = DkimKey(digest.dkim.domain, digest.dkim.selector, pem.encode())
-    return MailSettings(site=config.site, sender=sender, list_id=list_id,
-                        unsubscribe_mailto=digest.unsubscribe_mailto or parseaddr(sender)[1],
-                        templates=digest.templates, noun=digest.noun, dkim=dkim)
-
-
-def _signer(config: Config) -> Signer | None:
-    if config.web is None or config.web.base_url is None:
-        log.warning("no web.base_url: List-Unsubscribe carries only a mailto, and there is no "
-                    "one-click unsubscribe link (Gmail and Yahoo expect one from bulk senders)")
-        return None
-    return Signer.from_env(config.web.secret_env)
-
-
-def read_subscribers(config: Config, sendlog: SendLog, known: set[str]) -> SubscriberList:
-    """The subscribers file, or the last good copy of it when it cannot be read now."""
-    path = config.subscribers
-    if path is None:
-        raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
-                                   "add 'subscribers: subscribers.yaml' to the config")])
-    try:
-        text = path.read_bytes().decode("utf-8-sig") if path.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        text = None  # load_subscribers says exactly what is wrong
-    try:
-        # the bytes parsed are the bytes kept, so the snapshot is exactly what was served
-        found = load_subscribers(path, known) if text is None \
-            else parse_subscribers(path, text, known)
-    except SubscribersUnreadable as exc:
-        snapshot = sendlog.snapshot()
-        if snapshot is None:
-            raise
-        log.error("%s — using the last good copy, read at %s, until it is fixed", exc,
-                  snapshot[2])
-        return parse_subscribers(path, snapshot[1], known)
-    if text is not None:
-        sendlog.save_snapshot(str(path), text)
-    return found
-
-
-@contextmanager
-def session(config: Config, *, as_of: datetime) -> Iterator[Session]:
-    """Open the state, read posts and subscribers; close the state on leaving."""
-    settings = mail_settings(config)
-    renderer = Renderer(settings)
-    signer = _signer(config)
-    store = Store.open(config.state)
-    try:
-        sendlog = SendLog(store)
-        corpus = read_posts(config, store, now=as_of)
-        ids = entry_ids(store, config.site, corpus.posts)
-        known = {t for p in corpus.posts for t in terms(p)}
-        subscribers = read_subscribers(config, sendlog, known)
-        by_id = {ids[p.path]: p for p in corpus.posts}
-        yield Session(config, store, sendlog, corpus, ids, subscribers, renderer, signer,
-                      as_of, by_id)
-    finally:
-        store.close()
-
-
-def plan_run(s: Session) -> tuple[Window, list[RunPost]]:
-    """The period and posts a new run would have now (nothing is written)."""
-    previous = s.sendlog.latest_run()
-    period = window(previous, s.as_of, s.config.digest.first_window_days)
-    assigned, twins = s.sendlog.assigned()
-    chosen = posts_for_run(s.corpus.posts, s.ids, s.store.first_seen(), assigned, twins,
-                           period, previous)
-    return period, chosen
-
-
-class Composer:
-    """Turns (run posts, subscriber) into a message; editions are rendered once and reused."""
-
-    def __init__(self, s: Session, run_slug: str, posts: list[Post]) -> None:
-        self.s = s
-        self.slug = run_slug
-        self.posts = posts  # newest first
-        self.post_terms = [frozenset(t.casefold() for t in terms(p)) for p in posts]
-        self.items = self._items(posts)
-        self.preferences = s.sendlog.preferences()
-        self.by_tags: dict[tuple[object, ...], tuple[int, ...]] = {}
-        self.editions: dict[tuple[object, ...], RenderedEdition] = {}
-        self.period: Window | None = None
-        sender = s.config.digest.sender or ""
-        self.envelope_from = parseaddr(sender)[1]
-        self.domain = _domain(sender)
-        base = s.config.web.base_url if s.config.web else None
-        self.base_url = base
-
-    def _items(self, posts: list[Post]) -> list[DigestPost]:
-        s = self.s
-        rendered = render_posts(s.config, s.store, posts, s.corpus.stats, s.corpus.posts)
-        site = s.config.site
-        items = []
-        for post in posts:
-            r = rendered[post.path]
-            excerpt = " ".join(r.summary.split())
-            if len(excerpt) > EXCERPT_CHARS:
-                excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
-            items.append(DigestPost(
-                title=plain_title(post.title) or post.slug, url=absolute(site, post.url),
-                date=post.date.astimezone(site.tz), tags=post.tags,
-                categories=post.categories, excerpt=excerpt, excerpt_html=r.summary_html))
-        return items
-
-    def subscriber_view(self, sub: Subscriber) -> Subscriber:
-        """The subscriber with tag choices made on the web front, which win over the YAML."""
-        chosen = self.preferences.get(sub.key)
-        if chosen is None:
-            return sub
-        return Subscriber(sub.email, sub.name, chosen, sub.exclude_tags, sub.line)
-
-    def matches(self, sub: Subscriber) -> tuple[int, ...]:
-        key = (sub.tags, sub.exclude_tags)
-        found = self.by_tags.get(key)
-        if found is None:
-            found = tuple(i for i, p in enumerate(self.posts) if sub.wants(terms(p)))
-            self.by_tags[key] = found
-        return found
-
-    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> RenderedEdition:
-        key = (sub.tags, sub.exclude_tags, picked)
-        rendered = self.editions.get(key)
-        if rendered is None:
-            archive = f"{self.base_url}/archive/{self.slug}" if self.base_url else None
-            edition = Edition(period_start=period.start, period_end=period.end,
-                              posts=tuple(self.items[i] for i in picked),
-                              followed=sub.tags, archive_url=archive)
-            rendered = self.s.renderer.edition(edition)
-            if len(self.editions) > 4096:  # every subscriber a different tag set: stay bounded
-                self.editions.clear()
-            self.editions[key] = rendered
-        return rendered
-
-    def message_id(self, key: str) -> str:
-        digest = hashlib.sha256(f"{self.slug}\0{key}".encode()).hexdigest()[:20]
-        return f"<digest.{self.slug}.{digest}@{self.domain}>"
-
-    def recipient(self, sub: Subscriber, to: str | None = None) -> Recipient:
-        signer, base = self.s.signer, self.base_url
-        unsubscribe = preferences = None
-        if signer is not None and base is not None:
-            unsubscribe = f"{base}/unsubscribe/{signer.token(sub.key, 'unsubscribe')}"
-            preferences = f"{base}/preferences/{signer.token(sub.key, 'preferences')}"
-        return Recipient(email=to or sub.email, name=sub.name, unsubscribe_url=unsubscribe,
-                         preferences_url=preferences)
-
-    def compose(self, sub: Subscriber, picked: tuple[int, ...], period: Window, *,
-                to: str | None = None) -> Outgoing:
-        rendered = self.edition(sub, picked, period)
-        data = self.s.renderer.message(rendered, self.recipient(sub, to),
-                                       message_id=self.message_id(sub.key), date=self.s.as_of)
-        return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,
-                        data=data)
 
 
 def make_transport(config: Config) -> Transport:
@@ -391,111 +179,6 @@ def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
     return report
 
 
-@dataclass
-class Preview:
-    period: Window
-    posts: int
-    editions: int
-    recipients: int
-    empty: int
-    files: list[Path]
-
-
-def _safe(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.casefold()).strip("-")[:40] or "all"
-
-
-def preview(config: Config, *, as_of: datetime, out: Path,
-            subscriber: str | None = None) -> Preview:
-    """Write each distinct edition of the next digest (HTML, text, .eml); send nothing."""
-    with session(config, as_of=as_of) as s:
-        period, chosen = plan_run(s)
-        posts = sorted((s.by_id[p.entry_id] for p in chosen),
-                       key=lambda p: (p.date, p.path), reverse=True)
-        composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
-        subs = [composer.subscriber_view(x) for x in s.subscribers.subscribers]
-        if subscriber is not None:
-            wanted = subscriber.strip().lower()
-            subs = [x for x in subs if x.key == wanted]
-            if not subs:
-                raise DigestError(f"{subscriber} is not in {config.subscribers}")
-        out.mkdir(parents=True, exist_ok=True)
-        files: list[Path] = []
-        seen: set[tuple[object, ...]] = set()
-        empty = 0
-        for sub in subs:
-            picked = composer.matches(sub)
-            if not picked:
-                empty += 1
-                continue
-            key = (sub.tags, sub.exclude_tags, picked)
-            if key in seen and subscriber is None:
-                continue
-            seen.add(key)
-            rendered = composer.edition(sub, picked, period)
-            name = sub.key.replace("@", "_at_") if subscriber else \
-                f"{len(seen):03d}-{_safe('-'.join(sub.tags or ('all',)))}"
-            eml = composer.compose(sub, picked, period).data
-            for suffix, data in ((".html", rendered.html.encode()),
-                                 (".txt", rendered.text.encode()), (".eml", eml)):
-                target = out / f"{name}{suffix}"
-                target.write_bytes(data)
-                files.append(target)
-        return Preview(period, len(posts), len(seen), len(subs) - empty, empty, files)
-
-
-@dataclass
-class DryRun:
-    period: Window
-    posts: int
-    subscribers: SubscriberList
-    unfinished: list[tuple[Run, int]] = field(default_factory=list)
-    messages: int = 0
-    empty: int = 0
-    suppressed: int = 0
-    editions: int = 0
-    size: int = 0
-
-    def summary(self) -> str:
-        lines = [f"unfinished digest {run.slug}: {n} still to serve (sent on the next run)"
-                 for run, n in self.unfinished]
-        lines.append(
-            f"dry run: period {when(self.period.start)} → {when(self.period.end)}: "
-            f"{self.posts} new posts; would send {self.messages} messages "
-            f"({self.editions} distinct editions, {self.size / 1e6:.1f} MB), "
-            f"skip {self.empty} with nothing new and {self.suppressed} unsubscribed; "
-            "nothing sent, nothing recorded")
-        return "\n".join(lines)
-
-
-def dry_run(config: Config, *, as_of: datetime) -> DryRun:
-    """What `send` would do now, with every message rendered, and nothing sent or written."""
-    with session(config, as_of=as_of) as s:
-        period, chosen = plan_run(s)
-        posts = sorted((s.by_id[p.entry_id] for p in chosen),
-                       key=lambda p: (p.date, p.path), reverse=True)
-        result = DryRun(period, len(posts), s.subscribers,
-                        [(run, len(s.sendlog.to_serve(run)))
-                         for run in s.sendlog.unfinished_runs()])
-        if not posts:
-            return result
-        composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
-        suppressed = s.sendlog.suppressed()
-        for sub in s.subscribers.subscribers:
-            if sub.key in suppressed:
-                result.suppressed += 1
-                continue
-            view = composer.subscriber_view(sub)
-            picked = composer.matches(view)
-            if not picked:
-                result.empty += 1
-                continue
-            result.messages += 1
-            result.size += len(composer.compose(view, picked, period).data)
-        result.editions = len(composer.editions)
-        return result
-
-
 def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | None = None,
               transport: Transport | None = None) -> Outcome | None:
     """One copy of the digest (everything new, or one subscriber's) to *to*; not logged."""
@@ -532,4 +215,4 @@ def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | Non
         return outcomes[0] if outcomes else None
 
 
-__all__ = ["DryRun", "Preview", "SendReport", "dry_run", "preview", "send", "send_test"]
+__all__ = ["RunReport", "SendReport", "send", "send_test"]

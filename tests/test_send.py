@@ -17,7 +17,8 @@ import yaml
 from conftest import SITE_TZ, make_site, post, run_cli, write_posts
 
 from digest.config import load_config
-from digest.send import dry_run, preview, send, send_test
+from digest.preview import dry_run, preview
+from digest.send import send, send_test
 from digest.sendlog import SendLog
 from digest.store import Store
 

@@ -1,0 +1,151 @@
+"""What every digest command reads first, once: config, posts, subscribers, the renderer.
+
+The subscribers file is read here with its fallback: when it cannot be read, the last copy
+that could (kept in the state database) stays in force, and the error is logged loudly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+
+from .build import entry_ids
+from .config import Config
+from .content import plain_title
+from .errors import ConfigError, Problem
+from .posts import Post
+from .reader import Corpus, read_posts
+from .render import DkimKey, MailSettings, Renderer
+from .selection import Window, posts_for_run, terms, window
+from .sendlog import RunPost, SendLog
+from .store import Store
+from .subscribers import (
+    SubscriberList,
+    SubscribersUnreadable,
+    load_subscribers,
+    parse_subscribers,
+)
+from .tokens import Signer
+
+log = logging.getLogger(__name__)
+
+
+def when(moment: datetime) -> str:
+    """A time for messages to people: minutes, with the zone's offset."""
+    return f"{moment:%Y-%m-%d %H:%M %z}"
+
+
+@dataclass
+class Session:
+    """Everything one command needs, read once: config, posts, subscribers, renderer."""
+
+    config: Config
+    store: Store
+    sendlog: SendLog
+    corpus: Corpus
+    ids: dict[str, str]
+    subscribers: SubscriberList
+    renderer: Renderer
+    signer: Signer | None
+    as_of: datetime
+    by_id: dict[str, Post] = field(default_factory=dict)
+
+
+def _sender(config: Config) -> str:
+    sender = config.digest.sender
+    if not sender:
+        raise ConfigError([Problem(config.path, None, "'digest.from' is not set",
+                                   "add e.g. digest: {from: 'Jobs Board <jobs@example.org>'}")])
+    return sender
+
+
+def domain_of(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2].lower() or "localhost"
+
+
+def mail_settings(config: Config) -> MailSettings:
+    sender = _sender(config)
+    digest = config.digest
+    domain = domain_of(sender)
+    list_id = digest.list_id or f"{plain_title(config.site.title)} <digest.{domain}>"
+    dkim = None
+    if digest.dkim is not None:
+        pem = os.environ.get(digest.dkim.private_key_env, "")
+        if not pem.strip():
+            raise ConfigError([Problem(config.path, None,
+                                       f"DKIM is configured but ${digest.dkim.private_key_env} "
+                                       "is empty", "export the PEM private key in it")])
+        dkim = DkimKey(digest.dkim.domain, digest.dkim.selector, pem.encode())
+    return MailSettings(site=config.site, sender=sender, list_id=list_id,
+                        unsubscribe_mailto=digest.unsubscribe_mailto or parseaddr(sender)[1],
+                        templates=digest.templates, noun=digest.noun, dkim=dkim)
+
+
+def _signer(config: Config) -> Signer | None:
+    if config.web is None or config.web.base_url is None:
+        log.warning("no web.base_url: List-Unsubscribe carries only a mailto, and there is no "
+                    "one-click unsubscribe link (Gmail and Yahoo expect one from bulk senders)")
+        return None
+    return Signer.from_env(config.web.secret_env)
+
+
+def read_subscribers(config: Config, sendlog: SendLog, known: set[str]) -> SubscriberList:
+    """The subscribers file, or the last good copy of it when it cannot be read now."""
+    path = config.subscribers
+    if path is None:
+        raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
+                                   "add 'subscribers: subscribers.yaml' to the config")])
+    try:
+        text = path.read_bytes().decode("utf-8-sig") if path.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        text = None  # load_subscribers says exactly what is wrong
+    try:
+        # the bytes parsed are the bytes kept, so the snapshot is exactly what was served
+        found = load_subscribers(path, known) if text is None \
+            else parse_subscribers(path, text, known)
+    except SubscribersUnreadable as exc:
+        snapshot = sendlog.snapshot()
+        if snapshot is None:
+            raise
+        log.error("%s — using the last good copy, read at %s, until it is fixed", exc,
+                  snapshot[2])
+        return parse_subscribers(path, snapshot[1], known)
+    if text is not None:
+        sendlog.save_snapshot(str(path), text)
+    return found
+
+
+@contextmanager
+def session(config: Config, *, as_of: datetime) -> Iterator[Session]:
+    """Open the state, read posts and subscribers; close the state on leaving."""
+    settings = mail_settings(config)
+    renderer = Renderer(settings)
+    signer = _signer(config)
+    store = Store.open(config.state)
+    try:
+        sendlog = SendLog(store)
+        corpus = read_posts(config, store, now=as_of)
+        ids = entry_ids(store, config.site, corpus.posts)
+        known = {t for p in corpus.posts for t in terms(p)}
+        subscribers = read_subscribers(config, sendlog, known)
+        by_id = {ids[p.path]: p for p in corpus.posts}
+        yield Session(config, store, sendlog, corpus, ids, subscribers, renderer, signer,
+                      as_of, by_id)
+    finally:
+        store.close()
+
+
+def plan_run(s: Session) -> tuple[Window, list[RunPost]]:
+    """The period and posts a new run would have now (nothing is written)."""
+    previous = s.sendlog.latest_run()
+    period = window(previous, s.as_of, s.config.digest.first_window_days)
+    assigned, twins = s.sendlog.assigned()
+    chosen = posts_for_run(s.corpus.posts, s.ids, s.store.first_seen(), assigned, twins,
+                           period, previous)
+    return period, chosen
+
