@@ -115,8 +115,11 @@ def _read(ctx: click.Context, now_text: str | None,
 @_future_option
 @click.pass_context
 def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
-    """Report every problem in the posts; exit 1 if there is any."""
-    with _read(ctx, now_text, future) as (_config, corpus, _store):
+    """Report every problem in the posts and the subscribers file; exit 1 if there is any."""
+    from .selection import terms
+    from .subscribers import SubscribersUnreadable, load_subscribers
+
+    with _read(ctx, now_text, future) as (config, corpus, _store):
         problems = len(corpus.rejected) + len(corpus.warnings)
     for problem in corpus.rejected:
         click.echo(f"error: {problem}")
@@ -124,6 +127,20 @@ def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
         click.echo(f"warning: {problem}")
     click.echo(f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
                f"{len(corpus.warnings)} warnings", err=True)
+    if config.subscribers is not None:
+        known = {t for p in corpus.posts for t in terms(p)}
+        try:
+            found = load_subscribers(config.subscribers, known)
+        except SubscribersUnreadable as exc:
+            click.echo(f"error: {exc}")
+            ctx.exit(1)
+        for problem in found.problems:
+            click.echo(f"error: {problem}")
+        for problem in found.warnings:
+            click.echo(f"warning: {problem}")
+        problems += len(found.problems) + len(found.warnings)
+        click.echo(f"{len(found.subscribers)} subscribers OK; {len(found.problems)} skipped, "
+                   f"{len(found.warnings)} warnings", err=True)
     ctx.exit(1 if problems else 0)
 
 

@@ -282,3 +282,13 @@ def test_missing_secret_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
     assert code == 2
     assert "DIGEST_SECRET" in err
     assert not os.path.exists(tmp_path / "state" / "outbox")
+
+
+def test_check_reports_subscriber_problems_with_file_and_line(tmp_path: Path) -> None:
+    cfg = digest_site(tmp_path, subscribers=[*SUBSCRIBERS, {"email": "bad@@example.org"},
+                                             {"email": "x@example.org", "tags": ["unoin"]}])
+    code, out, err = run_cli(["--config", str(cfg), "check", "--now", MONDAY.isoformat()])
+    assert code == 1
+    assert "subscribers.yaml:" in out and "bad@@example.org" in out
+    assert "unoin" in out and "union" in out  # did you mean
+    assert "5 subscribers OK; 1 skipped, 2 warnings" in err  # research, unoin
