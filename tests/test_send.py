@@ -292,3 +292,30 @@ def test_check_reports_subscriber_problems_with_file_and_line(tmp_path: Path) ->
     assert "subscribers.yaml:" in out and "bad@@example.org" in out
     assert "unoin" in out and "union" in out  # did you mean
     assert "5 subscribers OK; 1 skipped, 2 warnings" in err  # research, unoin
+
+
+def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> None:
+    """Another process (the web front) unsubscribes someone while the run is going."""
+    from digest.delivery import MaildirTransport, Record
+
+    cfg = digest_site(tmp_path)
+    config = load_config(cfg)
+
+    class UnsubscribeMidway(MaildirTransport):
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+            async def first_then_unsubscribe() -> Any:
+                async for outgoing in messages:
+                    yield outgoing
+                    if outgoing.key == "ana@example.org":  # file order: ana first
+                        other = Store.open(tmp_path / "state")  # a second connection
+                        try:
+                            SendLog(other).suppress("all@example.org", "web")
+                        finally:
+                            other.close()
+
+            await super().deliver(first_then_unsubscribe(), record, stop=stop)
+
+    report = send(config, as_of=MONDAY,
+                  transport=UnsubscribeMidway(tmp_path / "state" / "outbox"))
+    assert set(by_recipient(outbox(cfg))) == {"ana@example.org", "dev@example.org"}
+    assert report.runs[0].counts == {"sent": 2, "suppressed": 1, "empty": 1}
