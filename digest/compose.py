@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections import OrderedDict
+from collections.abc import Callable
 from email.utils import parseaddr
+from typing import TypeVar
 
 from .build import absolute, render_posts
 from .content import plain_title
@@ -23,6 +26,8 @@ from .subscribers import (
 
 log = logging.getLogger(__name__)
 EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
+EDITIONS_KEPT = 8
+T = TypeVar("T")
 
 
 class Composer:
@@ -35,7 +40,10 @@ class Composer:
         self.items = self._items(posts)
         self.preferences = s.sendlog.preferences()
         self.by_tags: dict[tuple[object, ...], tuple[int, ...]] = {}
-        self.editions: dict[tuple[object, ...], RenderedEdition] = {}
+        # recently used editions only: callers send edition by edition (grouped()), so a
+        # few suffice, and 100,000 subscribers never hold hundreds of rendered bodies
+        self.editions: OrderedDict[tuple[object, ...], RenderedEdition] = OrderedDict()
+        self.rendered = 0  # editions rendered so far
         sender = s.config.digest.sender or ""
         self.envelope_from = parseaddr(sender)[1]
         self.domain = domain_of(sender)
@@ -76,16 +84,29 @@ class Composer:
     def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> RenderedEdition:
         key = (sub.tags, sub.exclude_tags, picked)
         rendered = self.editions.get(key)
-        if rendered is None:
+        if rendered is not None:
+            self.editions.move_to_end(key)
+        else:
             archive = f"{self.base_url}/archive/{self.slug}" if self.base_url else None
             edition = Edition(period_start=period.start, period_end=period.end,
                               posts=tuple(self.items[i] for i in picked),
                               followed=sub.tags, archive_url=archive)
             rendered = self.s.renderer.edition(edition)
-            if len(self.editions) > 4096:  # every subscriber a different tag set: stay bounded
-                self.editions.clear()
+            self.rendered += 1
             self.editions[key] = rendered
+            if len(self.editions) > EDITIONS_KEPT:
+                self.editions.popitem(last=False)
         return rendered
+
+    def grouped(self, items: list[T], who: Callable[[T], tuple[Subscriber, tuple[int, ...]]]
+                ) -> list[T]:
+        """*items* reordered so that those sharing an edition are adjacent (first-seen order,
+        file order within): each edition is then rendered once and can be dropped after."""
+        groups: dict[tuple[object, ...], list[T]] = {}
+        for item in items:
+            sub, picked = who(item)
+            groups.setdefault((sub.tags, sub.exclude_tags, picked), []).append(item)
+        return [item for group in groups.values() for item in group]
 
     def message_id(self, key: str) -> str:
         digest = hashlib.sha256(f"{self.slug}\0{key}".encode()).hexdigest()[:20]

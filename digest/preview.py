@@ -15,6 +15,7 @@ from .selection import Window, period_slug
 from .sendlog import Run
 from .session import plan_run, session, when
 from .subscribers import (
+    Subscriber,
     SubscriberList,
 )
 
@@ -111,6 +112,7 @@ def dry_run(config: Config, *, as_of: datetime) -> DryRun:
             return result
         composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
         suppressed = s.sendlog.suppressed()
+        wanted: list[tuple[Subscriber, tuple[int, ...]]] = []
         for sub in s.subscribers.subscribers:
             if sub.key in suppressed:
                 result.suppressed += 1
@@ -120,8 +122,10 @@ def dry_run(config: Config, *, as_of: datetime) -> DryRun:
             if not picked:
                 result.empty += 1
                 continue
+            wanted.append((view, picked))
+        for view, picked in composer.grouped(wanted, lambda item: item):
             result.messages += 1
             result.size += len(composer.compose(view, picked, period).data)
-        result.editions = len(composer.editions)
+        result.editions = composer.rendered
         return result
 

@@ -107,6 +107,7 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
         else:
             closed.append((key, "empty", 0))
     s.sendlog.mark(run, closed)
+    queue = composer.grouped(queue, lambda item: (item[0], item[1]))
     if progress:
         progress.start(run, len(queue))
     in_flight: dict[str, tuple[str, int, int]] = {}

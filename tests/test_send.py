@@ -319,3 +319,18 @@ def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> No
                   transport=UnsubscribeMidway(tmp_path / "state" / "outbox"))
     assert set(by_recipient(outbox(cfg))) == {"ana@example.org", "dev@example.org"}
     assert report.runs[0].counts == {"sent": 2, "suppressed": 1, "empty": 1}
+
+
+def test_each_distinct_edition_is_rendered_once_however_subscribers_are_ordered(
+        tmp_path: Path) -> None:
+    tags = [f"tag{i}" for i in range(20)]
+    posts = {f"2024-06-0{4 + i % 4}-job-{i}.md": post(f"Job {i}", tags=f"[{tag}]")
+             for i, tag in enumerate(tags)}
+    # two subscribers per tag, interleaved: tag0, tag1, … tag19, tag0, tag1, …
+    subscribers = [{"email": f"u{n}-{tag}@example.org", "tags": [tag]}
+                   for n in range(2) for tag in tags]
+    cfg = digest_site(tmp_path, posts=posts, subscribers=subscribers)
+    dry = dry_run(load_config(cfg), as_of=MONDAY)
+    assert (dry.messages, dry.editions) == (40, 20)
+    report = send(load_config(cfg), as_of=MONDAY)
+    assert report.runs[0].counts == {"sent": 40}
