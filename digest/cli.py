@@ -331,3 +331,48 @@ def resubscribe(ctx: click.Context, email: str) -> None:
     finally:
         store.close()
     click.echo(f"{key}: resubscribed" if removed else f"{key}: was not unsubscribed")
+
+
+@main.command()
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text: one readable line per event; json: one JSON "
+                                      "object per line (for log collectors).")
+@click.option("--fake-now", "fake_now", metavar="DATETIME", hidden=True,
+              envvar="DIGEST_FAKE_NOW",
+              help="Testing only: start the daemon's clock at this time (ISO 8601).")
+@click.pass_context
+def run(ctx: click.Context, log_format: str, fake_now: str | None) -> None:
+    """Run as a daemon: rebuild the feeds when posts change, send the digest on schedule.
+
+    One per state folder. SIGTERM or SIGINT stops it cleanly (exit 0); SIGHUP, or an edit
+    of config.yaml or the subscribers file, reloads them.
+    """
+    from .clock import Clock
+    from .daemon import run_daemon
+    from .logs import configure
+
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    configure("json" if log_format == "json" else "text", verbose=verbose)
+    config = _load(ctx)
+    clock = Clock.starting_at(_now(fake_now, config)) if fake_now else Clock()
+    with _digest_errors(ctx):
+        ctx.exit(run_daemon(config, clock))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def status(ctx: click.Context, as_json: bool) -> None:
+    """Show the next digest, the last digests, the last feed build and the problems found.
+
+    Reads the state database without writing to it, so it works while `digest run` runs.
+    """
+    from .status import read_status, render
+
+    config = _load(ctx)
+    found = read_status(config)
+    if as_json:
+        click.echo(json.dumps(found.to_json(), indent=2, ensure_ascii=False, default=str))
+    else:
+        for line in render(found, config):
+            click.echo(line)

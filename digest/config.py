@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError, Problem
 from .yamlsource import Located, load_located
+
+DEFAULT_SCHEDULE = "0 9 * * mon"
 
 
 class _Strict(BaseModel):
@@ -46,6 +49,7 @@ class SiteModel(_Strict):
 class FeedsModel(_Strict):
     entries: int = Field(default=20, ge=1, le=10_000)
     stylesheet: bool = True
+    refresh_minutes: float = Field(default=5, gt=0, le=1440)
 
 
 class DkimModel(_Strict):
@@ -60,7 +64,7 @@ class DigestModel(_Strict):
     first_window_days: int = Field(default=7, ge=1, le=3660)
     noun: str = Field(default="post", pattern=r"^[^/\r\n]{1,40}(/[^/\r\n]{1,40})?$")
     templates: Path | None = None
-    schedule: str = "0 9 * * mon"
+    schedule: str = DEFAULT_SCHEDULE
     grace_hours: float = Field(default=24, ge=0)
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
@@ -148,8 +152,8 @@ class DigestSettings:
     first_window_days: int = 7
     noun: tuple[str, str] = ("post", "posts")  # what the site lists: "job/jobs"
     templates: Path | None = None  # a folder whose files override the built-in templates
-    schedule: str = "0 9 * * mon"
-    grace_hours: float = 24
+    schedule: str = DEFAULT_SCHEDULE  # crontab line, in the site's timezone
+    grace_hours: float = 24  # a digest missed by more than this (daemon down) is skipped
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     dkim: Dkim | None = None
@@ -196,6 +200,7 @@ class Config:
     digest: DigestSettings = DigestSettings()
     smtp: SmtpSettings | None = None  # None: mail goes to the Maildir outbox under state
     web: WebSettings | None = None
+    refresh_minutes: float = 5  # `digest run` rebuilds the feeds this often, besides on changes
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -311,6 +316,7 @@ def load_config(path: Path) -> Config:
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
         digest=_digest_settings(path, located, base, model.digest),
         smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
+        refresh_minutes=model.feeds.refresh_minutes,
     )
 
 
@@ -323,6 +329,11 @@ def _digest_settings(path: Path, located: Located, base: Path,
             problems.append(Problem(path, located.line_of(("digest", "from")),
                                     f"'digest.from' is not an address: {model.sender!r}",
                                     "write it as 'Jobs Board <jobs@example.org>'"))
+    if model.schedule != DEFAULT_SCHEDULE and (error := _crontab_error(model.schedule)):
+        problems.append(Problem(path, located.line_of(("digest", "schedule")),
+                                f"'digest.schedule' is not a crontab line: {error}",
+                                "five fields: minute hour day-of-month month day-of-week, "
+                                "e.g. '0 9 * * mon' (in the site's timezone)"))
     if problems:
         raise ConfigError(problems)
     dkim = Dkim(model.dkim.domain, model.dkim.selector, model.dkim.private_key_env) \
@@ -333,6 +344,20 @@ def _digest_settings(path: Path, located: Located, base: Path,
         templates=(base / model.templates).resolve() if model.templates else None,
         schedule=model.schedule, grace_hours=model.grace_hours, list_id=model.list_id,
         unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
+
+
+def _crontab_error(expression: str) -> str | None:
+    """Why APScheduler (which runs the schedule in `digest run`) cannot read it, if it cannot."""
+    # only imported for a non-default schedule; APScheduler 3 ships no type information
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    try:
+        trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        return "that time never comes (no such date)"
+    return None
 
 
 def _noun(text: str) -> tuple[str, str]:

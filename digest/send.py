@@ -20,6 +20,7 @@ from .compose import Composer
 from .config import Config
 from .delivery import DeliveryPaused, MaildirTransport, Outcome, Outgoing, SmtpTransport, Transport
 from .errors import ConfigError, DigestError, Problem
+from .locks import send_lock
 from .posts import Post
 from .reader import Corpus
 from .selection import Window, period_slug
@@ -149,6 +150,22 @@ def _subscriber_rows(s: Session) -> list[tuple[str, str]]:
 def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
          transport: Transport | None = None, stop: asyncio.Event | None = None) -> SendReport:
     """Finish any unfinished run, then send the digest for the period ending at *as_of*."""
+    return asyncio.run(send_async(config, as_of=as_of, progress=progress, transport=transport,
+                                  stop=stop))
+
+
+async def send_async(config: Config, *, as_of: datetime, progress: Progress | None = None,
+                     transport: Transport | None = None,
+                     stop: asyncio.Event | None = None) -> SendReport:
+    """`send` in a running event loop (the daemon's). Every send holds the send lock, so a
+    second one (by hand, while the daemon sends) refuses with locks.Busy instead of racing."""
+    with send_lock(config.state):
+        return await _send(config, as_of=as_of, progress=progress, transport=transport,
+                           stop=stop)
+
+
+async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
+                transport: Transport | None, stop: asyncio.Event | None) -> SendReport:
     transport = transport or make_transport(config)
     report = SendReport()
     with session(config, as_of=as_of) as s:
@@ -173,7 +190,7 @@ def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
                 report.nothing_new = (f"no new posts between {when(period.start)} and "
                                       f"{when(period.end)}: no digest")
         for run in runs:
-            result = asyncio.run(_serve(s, run, transport, progress, stop))
+            result = await _serve(s, run, transport, progress, stop)
             report.runs.append(result)
             if result.paused or (stop is not None and stop.is_set()):
                 break
@@ -216,4 +233,4 @@ def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | Non
         return outcomes[0] if outcomes else None
 
 
-__all__ = ["RunReport", "SendReport", "send", "send_test"]
+__all__ = ["RunReport", "SendReport", "send", "send_async", "send_test"]

@@ -54,6 +54,11 @@ MIGRATIONS = (
                                        path TEXT NOT NULL, text TEXT NOT NULL,
                                        saved_at TEXT NOT NULL);
     """,
+    # 0.3: what `digest run` last did and found, for `digest status` (see status.py)
+    """
+    CREATE TABLE daemon_status (key TEXT PRIMARY KEY, data TEXT NOT NULL,
+                                updated_at TEXT NOT NULL);
+    """,
 )
 
 

@@ -1,0 +1,217 @@
+"""`digest status`: what the daemon is doing and has done, readable while it runs.
+
+The state database is opened read-only (WAL lets a reader in beside the daemon's writes, and
+a read-only connection cannot write by mistake). The send log says which digests went out;
+APScheduler's job table says when the next one is due; what only the daemon knows (its last
+feed build, the problems it found in the posts and the subscribers file) it notes in the
+`daemon_status` table with `note()`, one JSON document per key, replaced each time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .locks import DAEMON_LOCK, SEND_LOCK, holder
+from .sendlog import Run, SendLog
+from .store import Store
+
+DATABASE = "state.sqlite3"
+JOBS_TABLE = "apscheduler_jobs"
+
+
+def note(store: Store, key: str, data: dict[str, Any]) -> None:
+    """Replace what the daemon last recorded under *key* (daemon, build, subscribers)."""
+    with store.atomic() as db:
+        db.execute("INSERT OR REPLACE INTO daemon_status VALUES (?, ?, ?)",
+                   (key, json.dumps(data, default=str), datetime.now(UTC).isoformat()))
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run: Run
+    counts: dict[str, int]
+    failures: list[tuple[str, str, int | None, str]]
+
+
+@dataclass(frozen=True)
+class NextDigest:
+    at: datetime | None  # as the daemon's clock shows it, in the site's timezone; None: paused
+    schedule: str
+    late: timedelta | None  # how overdue it is (the daemon is not running), if it is
+
+
+@dataclass(frozen=True)
+class Status:
+    state: Path
+    daemon_pid: int | None  # the running daemon's PID; None if none runs
+    sending_pid: int | None  # the process sending a digest right now, if one is
+    next_digest: NextDigest | None
+    runs: list[RunStatus] = field(default_factory=list)
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        nd = self.next_digest
+        return {
+            "state": str(self.state), "daemon_pid": self.daemon_pid,
+            "sending_pid": self.sending_pid,
+            "next_digest": None if nd is None else {
+                "at": nd.at.isoformat() if nd.at else None, "schedule": nd.schedule,
+                "late_seconds": nd.late.total_seconds() if nd.late else None},
+            "digests": [{
+                "slug": r.run.slug, "period_start": r.run.period_start.isoformat(),
+                "period_end": r.run.period_end.isoformat(), "state": r.run.state,
+                "counts": r.counts,
+                "failures": [{"email": e, "state": s, "code": c, "reply": m}
+                             for e, s, c, m in r.failures],
+            } for r in self.runs],
+            **self.notes,
+        }
+
+
+def _alive(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, as another user
+    return pid
+
+
+def _read_only(path: Path) -> Store:
+    """A Store over a read-only connection: SendLog's queries without Store's migrations."""
+    store = Store.__new__(Store)  # Store() would create and migrate: writes
+    store.path = path
+    store.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30,
+                               isolation_level=None)
+    return store
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (name,)).fetchone() is not None
+
+
+def _next_digest(db: sqlite3.Connection, config: Config) -> NextDigest | None:
+    if not _has_table(db, JOBS_TABLE):
+        return None
+    row = db.execute(f"SELECT next_run_time, job_state FROM {JOBS_TABLE} WHERE id = 'digest'"
+                     ).fetchone()
+    if row is None:
+        return None
+    from .schedule import SiteCron  # unpickling the trigger needs its class
+
+    state = pickle.loads(row[1])  # written by our own daemon, into our own database
+    trigger = state.get("trigger")
+    offset = trigger.offset if isinstance(trigger, SiteCron) else timedelta(0)
+    schedule = f"'{trigger.expression}', {trigger.timezone}" if isinstance(trigger, SiteCron) \
+        else str(trigger)
+    if row[0] is None:
+        return NextDigest(None, schedule, None)
+    real = datetime.fromtimestamp(row[0], UTC)
+    late = datetime.now(UTC) - real
+    return NextDigest((real + offset).astimezone(config.site.tz), schedule,
+                      late if late > timedelta(0) else None)
+
+
+def read_status(config: Config, *, runs: int = 5) -> Status:
+    """Everything `digest status` shows; writes nothing, anywhere."""
+    state = config.state
+    daemon_pid = _alive(holder(state / DAEMON_LOCK))
+    sending_pid = _alive(holder(state / SEND_LOCK))
+    path = state / DATABASE
+    if not path.exists():
+        return Status(state, daemon_pid, sending_pid, None)
+    store = _read_only(path)
+    try:
+        db = store.db
+        notes: dict[str, dict[str, Any]] = {}
+        if _has_table(db, "daemon_status"):
+            notes = {key: json.loads(data) for key, data in
+                     db.execute("SELECT key, data FROM daemon_status ORDER BY key")}
+        recent: list[RunStatus] = []
+        if _has_table(db, "runs"):
+            log = SendLog(store)
+            recent = [RunStatus(run, log.counts(run), log.failures(run, limit=5))
+                      for run in log.runs(runs)]
+        return Status(state, daemon_pid, sending_pid, _next_digest(db, config), recent, notes)
+    finally:
+        store.close()
+
+
+def _when(text: str | None, config: Config) -> str:
+    if not text:
+        return "never"
+    return f"{datetime.fromisoformat(text).astimezone(config.site.tz):%Y-%m-%d %H:%M:%S %z}"
+
+
+def _run_lines(item: RunStatus, config: Config) -> list[str]:
+    run, c = item.run, item.counts
+    tz = config.site.tz
+    lines = [f"  {run.slug}  {run.period_start.astimezone(tz):%Y-%m-%d %H:%M} → "
+             f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: "
+             f"sent {c.get('sent', 0)}, nothing new {c.get('empty', 0)}, "
+             f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
+             f"unsubscribed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}"]
+    lines += [f"      {state}: {email} {code or ''} {reply}".rstrip()
+              for email, state, code, reply in item.failures]
+    return lines
+
+
+def _problem_lines(title: str, found: list[str], total: int) -> list[str]:
+    if not total:
+        return []
+    more = [f"    … and {total - len(found)} more"] if total > len(found) else []
+    return [f"  {title} ({total}):", *(f"    {p}" for p in found), *more]
+
+
+def render(status: Status, config: Config) -> list[str]:
+    """`digest status` as lines of text for people."""
+    out = [f"state: {status.state}"]
+    out.append(f"daemon: running (PID {status.daemon_pid})" if status.daemon_pid
+               else "daemon: not running")
+    if status.sending_pid:
+        out.append(f"sending a digest now (PID {status.sending_pid})")
+    nd = status.next_digest
+    if nd is None:
+        out.append("next digest: not scheduled (`digest run` schedules it when "
+                   "`subscribers:` is set)")
+    elif nd.at is None:
+        out.append(f"next digest: paused (schedule {nd.schedule})")
+    else:
+        late = f"; overdue by {str(nd.late).split('.')[0]}: sent at start-up if still within " \
+               f"digest.grace_hours" if nd.late and not status.daemon_pid else ""
+        out.append(f"next digest: {nd.at:%Y-%m-%d %H:%M %z} (schedule {nd.schedule}){late}")
+    build = status.notes.get("build")
+    if build:
+        out.append(f"feeds last built: {_when(build.get('at'), config)} "
+                   f"({build.get('reason')}): {build.get('posts')} posts, "
+                   f"{build.get('feeds')} feeds, {build.get('written_count', 0)} files written")
+        out += _problem_lines("problems in posts", build.get("problems", []),
+                              build.get("problems_count", 0))
+    else:
+        out.append("feeds last built: not by the daemon yet")
+    subs = status.notes.get("subscribers")
+    if subs:
+        source = "the last good copy (the file cannot be read now)" if subs.get("fallback") \
+            else "the file"
+        out.append(f"subscribers: {subs.get('count')} from {source}, checked "
+                   f"{_when(subs.get('at'), config)}")
+        if subs.get("error"):
+            out.append(f"  error: {subs['error']}")
+        out += _problem_lines("problems in subscribers", subs.get("problems", []),
+                              subs.get("problems_count", 0))
+    out.append("last digests:" if status.runs else "last digests: none yet")
+    for item in status.runs:
+        out += _run_lines(item, config)
+    return out

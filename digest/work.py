@@ -1,0 +1,173 @@
+"""The daemon's units of work, as plain functions: rebuild the feeds, check the subscribers,
+check that a digest could be sent, find what a resume must finish, log what a send did.
+
+Each opens the state database for itself (a SQLite connection belongs to one thread: the
+daemon runs most of these in a worker thread), logs one line saying what it did and, where
+`digest status` shows it, notes it there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .build import build
+from .config import Config
+from .logs import event
+from .reader import read_posts
+from .selection import terms
+from .send import SendReport, make_transport
+from .sendlog import SendLog
+from .session import mail_settings, read_subscribers, when
+from .status import note
+from .store import Store
+from .subscribers import SubscribersUnreadable, load_subscribers
+from .tokens import Signer
+
+log = logging.getLogger("digest.daemon")
+NOTED_PROBLEMS = 20  # `digest status` lists this many; the log and `digest check` have all
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    terms: frozenset[str]  # every tag and category published: subscribers' tags are checked
+    next_future: datetime | None  # the date of the next future-dated post, if there is one
+    problems: tuple[str, ...]  # rejected files and warnings, as `digest check` words them
+
+
+def _shown(paths: list[str], limit: int = 8) -> str:
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
+
+
+def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
+    """Rebuild the feeds as of *now*; log which files changed (nothing if none did)."""
+    started = time.monotonic()
+    report = build(config, now=now)
+    corpus = report.corpus
+    next_future = _next_future(config, now) if corpus.future else None
+    seconds = time.monotonic() - started
+    changed = [*report.written, *report.removed]
+    fields = {"reason": reason, "written": report.written, "removed": report.removed,
+              "posts": len(corpus.posts), "feeds": report.feeds, "seconds": round(seconds, 3)}
+    if changed:
+        log.info("feeds rebuilt (%s): %d written, %d removed: %s (%.2f s)", reason,
+                 len(report.written), len(report.removed), _shown(changed), seconds,
+                 extra=event("feeds.rebuilt", **fields))
+    else:
+        log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
+                  extra=event("feeds.unchanged", **fields))
+    problems = tuple(str(p) for p in (*corpus.rejected, *corpus.warnings))
+    store = Store.open(config.state)
+    try:
+        note(store, "build", {
+            "at": now.isoformat(), "reason": reason, "posts": len(corpus.posts),
+            "feeds": report.feeds, "written_count": len(report.written),
+            "written": report.written[:NOTED_PROBLEMS], "removed": report.removed,
+            "future": corpus.future, "next_future": next_future, "seconds": seconds,
+            "problems": list(problems[:NOTED_PROBLEMS]), "problems_count": len(problems)})
+    finally:
+        store.close()
+    return BuildResult(frozenset(t for p in corpus.posts for t in terms(p)), next_future,
+                       problems)
+
+
+def _next_future(config: Config, now: datetime) -> datetime | None:
+    """When the soonest future-dated post is due (read again, with future posts included)."""
+    store = Store.open(config.state)
+    try:
+        corpus = read_posts(config, store, now=now, future=True)
+    finally:
+        store.close()
+    return min((p.date for p in corpus.posts if p.date > now), default=None)
+
+
+def _text(path: Path) -> str | None:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def check_subscribers(config: Config, known_terms: set[str]) -> dict[str, Any]:
+    """Read the subscribers file as a send would (keeping the last good copy when it cannot
+    be read); log what was found; what `digest status` notes about it."""
+    path = config.subscribers
+    assert path is not None
+    at = datetime.now(UTC).isoformat()
+    store = Store.open(config.state)
+    try:
+        sendlog = SendLog(store)
+        try:
+            found = read_subscribers(config, sendlog, known_terms)
+        except SubscribersUnreadable as exc:
+            log.error("subscribers: %s; no digest can go out until it is fixed", exc,
+                      extra=event("subscribers.unreadable", error=str(exc)))
+            return {"at": at, "count": 0, "fallback": False, "error": str(exc),
+                    "problems": [], "problems_count": 0}
+        snapshot = sendlog.snapshot()
+    finally:
+        store.close()
+    error = None
+    fallback = snapshot is None or _text(path) != snapshot[1]
+    if fallback:  # read_subscribers has logged why; keep the reason for `digest status`
+        try:
+            load_subscribers(path, known_terms)
+        except SubscribersUnreadable as exc:
+            error = str(exc)
+    problems = [str(p) for p in found.problems]
+    for problem in found.problems:
+        log.warning("subscribers: entry skipped: %s", problem,
+                    extra=event("subscribers.skipped", error=str(problem)))
+    log.info("subscribers: %d from %s, %d entries skipped", len(found.subscribers),
+             "the last good copy" if fallback else path.name, len(problems),
+             extra=event("subscribers.loaded", count=len(found.subscribers),
+                         skipped=len(problems), fallback=fallback))
+    return {"at": at, "count": len(found.subscribers), "fallback": fallback, "error": error,
+            "problems": problems[:NOTED_PROBLEMS], "problems_count": len(problems)}
+
+
+def check_can_send(config: Config) -> None:
+    """Raise now what the first digest would raise days later: no sender, secrets missing."""
+    if config.subscribers is None:
+        return
+    mail_settings(config)
+    make_transport(config)
+    if config.web is not None and config.web.base_url is not None:
+        Signer.from_env(config.web.secret_env)
+
+
+def resume_point(config: Config) -> datetime | None:
+    """The `as_of` for a send that only resumes: the end of the latest digest, if some digest
+    is unfinished (a later `as_of` would also make a new, unscheduled digest); else None."""
+    store = Store.open(config.state)
+    try:
+        sendlog = SendLog(store)
+        latest = sendlog.latest_run()
+        return latest.period_end if latest and sendlog.unfinished_runs() else None
+    finally:
+        store.close()
+
+
+def log_sent(report: SendReport) -> None:
+    """One line per digest run (and one per failed delivery) of a send."""
+    if report.nothing_new and not report.runs:
+        log.info("digest: %s", report.nothing_new, extra=event("digest.nothing_new"))
+    for run in report.runs:
+        c = run.counts
+        log.info("digest %s (%s → %s, %d posts): sent %d, nothing new %d, failed %d, "
+                 "deferred %d, unsubscribed %d, pending %d%s", run.run.slug,
+                 when(run.run.period_start), when(run.run.period_end), run.posts,
+                 c.get("sent", 0), c.get("empty", 0), c.get("failed", 0),
+                 c.get("deferred", 0), c.get("suppressed", 0), c.get("pending", 0),
+                 f"; paused: {run.paused}" if run.paused else "",
+                 extra=event("digest.finished", slug=run.run.slug, posts=run.posts,
+                             counts=c, paused=run.paused))
+        for email, state, code, reply in run.failures:
+            log.warning("digest %s: %s: %s %s %s", run.run.slug, state, email, code or "",
+                        reply, extra=event("digest.failure", slug=run.run.slug,
+                                           email=email, state=state, code=code))
