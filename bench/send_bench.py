@@ -6,7 +6,8 @@ and that a 100,000-subscriber run (render + send) stay under 300 MB of peak memo
 senders are measured in one run, against one smtp-sink, with messages of the same size.
 
 Measured, each as a child process (bench/measure.py: wall, CPU, peak RSS of the process
-and of its process tree):
+and of its process tree; bench/pss.py: the tree's peak PSS, which does not count pages
+shared with forked workers twice):
 
 - smtp-source -d -s 20 -m N -l SIZE (the reference; SIZE = digest's average message size)
 - digest startup (`digest --version`) and a dry run for one subscriber (read + render the
@@ -19,6 +20,9 @@ Every run is checked: digest's summary line must say it sent one message per sub
 and smtp-sink's own counter (-c) must have gone up by as many messages.
 
     python bench/send_bench.py [--subscribers N] [--big M] [--repeat K] [--no-profile]
+
+The table, the targets and the profile summary are printed and kept in OUT/report.txt
+(default bench/out/send/), next to the cProfile file and each child's stdout and stderr.
 
 Only /usr/sbin/smtp-sink and /usr/sbin/smtp-source are run (Debian's postfix package);
 postfix itself is never started.
@@ -445,7 +449,7 @@ def main() -> int:
         ref = Row(best_of(args.repeat, reference), n, f"best of {args.repeat}")
         rows.append(ref)
         rows.append(Row(startup, 0, "interpreter + CLI import"))
-        rows.append(Row(one, 0, "fixed cost: read 200 posts, render them, 1 message"))
+        rows.append(Row(one, 0, f"fixed cost: read {args.posts} posts, render them, 1 message"))
         rows.append(Row(dry_n, messages, f"{editions} distinct editions, "
                         f"average message {size} B; nothing sent"))
 
@@ -479,30 +483,31 @@ def main() -> int:
             rows.append(Row(m, n, f"profiling overhead included; send-phase rate {rate} msg/s"))
             profile_text = profile_summary(prof)
 
-    print(f"digest tree: {tree} (code fingerprint {notes.code})")
-    print(f"{args.posts} posts in the week before {as_of.isoformat()}; {n} subscribers; "
-          f"{CONNECTIONS} connections to smtp-sink on 127.0.0.1:{sink_.port}; "
-          f"smtp-source message body {size} B (digest's average message)")
-    print(table(rows, ref))
-    print()
     target = ref.rate / 2
     met = n / sent.seconds >= target
-    print(f"target digest send >= 0.5x smtp-source: {n / sent.seconds:.0f} msg/s vs "
-          f"{target:.0f} msg/s ({'met' if met else 'NOT met'})")
+    report = [
+        f"digest tree: {tree} (code fingerprint {notes.code})",
+        f"{args.posts} posts in the week before {as_of.isoformat()}; {n} subscribers; "
+        f"{CONNECTIONS} connections to smtp-sink on 127.0.0.1:{sink_.port}; "
+        f"smtp-source message body {size} B (digest's average message)",
+        table(rows, ref), "",
+        f"target digest send >= 0.5x smtp-source: {n / sent.seconds:.0f} msg/s vs "
+        f"{target:.0f} msg/s ({'met' if met else 'NOT met'})"]
     if big_row is not None:
         mem, pss = big_row.memory_mb, big_row.pss_mb
-        print(f"target {args.big} subscribers < {MEMORY_TARGET_MB:.0f} MB: {mem:.0f} MB "
-              f"(max of peak RSS and tree RSS: {'met' if mem < MEMORY_TARGET_MB else 'NOT met'}"
-              f"); tree PSS {pss:.0f} MB ({'met' if pss < MEMORY_TARGET_MB else 'NOT met'}; "
-              "tree RSS counts pages a forked child shares with its parent twice, PSS does not)")
+        report.append(
+            f"target {args.big} subscribers < {MEMORY_TARGET_MB:.0f} MB: {mem:.0f} MB "
+            f"(max of peak RSS and tree RSS: {'met' if mem < MEMORY_TARGET_MB else 'NOT met'}"
+            f"); tree PSS {pss:.0f} MB ({'met' if pss < MEMORY_TARGET_MB else 'NOT met'}; "
+            "tree RSS counts pages a forked child shares with its parent twice, PSS does not)")
     if profile_text:
-        print()
-        print(profile_text)
+        report += ["", profile_text]
     if notes.lines:
-        print()
-        print("stderr other than INFO logging:")
-        for line in dict.fromkeys(notes.lines):
-            print(f"  {line}")
+        report += ["", "stderr other than INFO logging:",
+                   *(f"  {line}" for line in dict.fromkeys(notes.lines))]
+    text = "\n".join(report)
+    print(text)
+    (out / "report.txt").write_text(text + "\n", encoding="utf-8")
     return 0
 
 

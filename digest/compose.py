@@ -7,6 +7,7 @@ per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000.
 from __future__ import annotations
 
 import hashlib
+import html
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -58,12 +59,16 @@ class Composer:
         for post in posts:
             r = rendered[post.path]
             excerpt = " ".join(r.summary.split())
+            excerpt_html = r.summary_html
             if len(excerpt) > EXCERPT_CHARS:
+                # cut both parts alike: the text part says what the HTML part says, and a
+                # long first paragraph would push the HTML past Gmail's 102 KB clipping
                 excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
+                excerpt_html = html.escape(excerpt)
             items.append(DigestPost(
                 title=plain_title(post.title) or post.slug, url=absolute(site, post.url),
                 date=post.date.astimezone(site.tz), tags=post.tags,
-                categories=post.categories, excerpt=excerpt, excerpt_html=r.summary_html))
+                categories=post.categories, excerpt=excerpt, excerpt_html=excerpt_html))
         return items
 
     def subscriber_view(self, sub: Subscriber) -> Subscriber:

@@ -334,3 +334,16 @@ def test_each_distinct_edition_is_rendered_once_however_subscribers_are_ordered(
     assert (dry.messages, dry.editions) == (40, 20)
     report = send(load_config(cfg), as_of=MONDAY)
     assert report.runs[0].counts == {"sent": 40}
+
+
+def test_long_excerpt_is_cut_alike_in_html_and_text(tmp_path: Path) -> None:
+    long_body = " ".join(f"word{i}" for i in range(400)) + "\n"
+    cfg = digest_site(tmp_path, posts={
+        "2024-06-05-long.md": post("Long Job", body=long_body, tags="[union]")})
+    send(load_config(cfg), as_of=MONDAY)
+    message = by_recipient(outbox(cfg))["ana@example.org"][0]
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    assert "word399" not in html_part.get_content()
+    assert "word399" not in text_part.get_content()
+    assert "word30 " in html_part.get_content() and "word30" in text_part.get_content()
