@@ -297,11 +297,8 @@ def _address_key(ctx: click.Context, email: str) -> str:
     return (valid.ascii_email or valid.normalized).lower()
 
 
-@main.command()
-@click.argument("email")
-@click.pass_context
-def unsubscribe(ctx: click.Context, email: str) -> None:
-    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says."""
+def _change_suppression(ctx: click.Context, email: str, *, suppress: bool) -> tuple[str, bool]:
+    """(the address's key, whether the list changed) after adding or removing it."""
     from .sendlog import SendLog
     from .store import Store
 
@@ -309,9 +306,19 @@ def unsubscribe(ctx: click.Context, email: str) -> None:
     key = _address_key(ctx, email)
     store = Store.open(config.state)
     try:
-        added = SendLog(store).suppress(key, "digest unsubscribe")
+        log = SendLog(store)
+        changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)
     finally:
         store.close()
+    return key, changed
+
+
+@main.command()
+@click.argument("email")
+@click.pass_context
+def unsubscribe(ctx: click.Context, email: str) -> None:
+    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says."""
+    key, added = _change_suppression(ctx, email, suppress=True)
     click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
 
 
@@ -320,16 +327,7 @@ def unsubscribe(ctx: click.Context, email: str) -> None:
 @click.pass_context
 def resubscribe(ctx: click.Context, email: str) -> None:
     """Take EMAIL off the suppression list (it must also be in the subscribers file)."""
-    from .sendlog import SendLog
-    from .store import Store
-
-    config = _load(ctx)
-    key = _address_key(ctx, email)
-    store = Store.open(config.state)
-    try:
-        removed = SendLog(store).unsuppress(key)
-    finally:
-        store.close()
+    key, removed = _change_suppression(ctx, email, suppress=False)
     click.echo(f"{key}: resubscribed" if removed else f"{key}: was not unsubscribed")
 
 

@@ -127,10 +127,11 @@ class Composer:
                          preferences_url=preferences)
 
     def compose(self, sub: Subscriber, picked: tuple[int, ...], period: Window, *,
-                to: str | None = None) -> Outgoing:
+                to: str | None = None, message_id: str | None = None) -> Outgoing:
         rendered = self.edition(sub, picked, period)
         data = self.s.renderer.message(rendered, self.recipient(sub, to),
-                                       message_id=self.message_id(sub.key), date=self.s.as_of)
+                                       message_id=message_id or self.message_id(sub.key),
+                                       date=self.s.as_of)
         return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,
                         data=data)
 

@@ -7,7 +7,6 @@ the file that names them, so `digest --config /srv/site/config.yaml` works from 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -17,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, did_you_mean
 from .yamlsource import Located, load_located
 
 DEFAULT_SCHEDULE = "0 9 * * mon"
@@ -203,11 +202,6 @@ class Config:
     refresh_minutes: float = 5  # `digest run` rebuilds the feeds this often, besides on changes
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(choices))
-
-
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     """Field names of the (sub)model a pydantic error location points into."""
     current: Any = model
@@ -232,7 +226,7 @@ def _problems(path: Path, located: Located, error: ValidationError) -> list[Prob
         line = located.line_of(loc)
         if item["type"] == "extra_forbidden":
             key = str(loc[-1])
-            hint = _suggest(key, _fields_at(ConfigModel, loc[:-1]))
+            hint = did_you_mean(key, _fields_at(ConfigModel, loc[:-1]))
             problems.append(Problem(path, line, f"unknown key '{dotted}'", hint))
         elif item["type"] == "missing":
             problems.append(Problem(path, line, f"missing key '{dotted}'", "add it"))

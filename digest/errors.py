@@ -9,6 +9,8 @@ Library errors (YAML, lxml, SQLite) are translated into these where they enter.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,13 @@ class Problem:
         where = f"{self.path}:{self.line}" if self.line else str(self.path)
         text = f"{where}: {self.message}"
         return f"{text} ({self.hint})" if self.hint else text
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """The hint for a misspelt key: the closest allowed one, or the list of them."""
+    options = list(choices)
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(options))
 
 
 class ConfigError(DigestError):

@@ -13,7 +13,7 @@ from .config import Config
 from .errors import DigestError
 from .selection import Window, period_slug
 from .sendlog import Run
-from .session import plan_run, session, when
+from .session import newest_first, plan_run, session, when
 from .subscribers import (
     Subscriber,
     SubscriberList,
@@ -41,8 +41,7 @@ def preview(config: Config, *, as_of: datetime, out: Path,
     """Write each distinct edition of the next digest (HTML, text, .eml); send nothing."""
     with session(config, as_of=as_of) as s:
         period, chosen = plan_run(s)
-        posts = sorted((s.by_id[p.entry_id] for p in chosen),
-                       key=lambda p: (p.date, p.path), reverse=True)
+        posts = newest_first(s, (p.entry_id for p in chosen))
         composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
         subs = [composer.subscriber_view(x) for x in s.subscribers.subscribers]
         if subscriber is not None:
@@ -103,8 +102,7 @@ def dry_run(config: Config, *, as_of: datetime) -> DryRun:
     """What `send` would do now, with every message rendered, and nothing sent or written."""
     with session(config, as_of=as_of) as s:
         period, chosen = plan_run(s)
-        posts = sorted((s.by_id[p.entry_id] for p in chosen),
-                       key=lambda p: (p.date, p.path), reverse=True)
+        posts = newest_first(s, (p.entry_id for p in chosen))
         result = DryRun(period, len(posts), s.subscribers,
                         [(run, len(s.sendlog.to_serve(run)))
                          for run in s.sendlog.unfinished_runs()])

@@ -21,11 +21,10 @@ from .config import Config
 from .delivery import DeliveryPaused, MaildirTransport, Outcome, Outgoing, SmtpTransport, Transport
 from .errors import ConfigError, DigestError, Problem
 from .locks import send_lock
-from .posts import Post
 from .reader import Corpus
 from .selection import Window, period_slug
 from .sendlog import Run
-from .session import Session, plan_run, session, when
+from .session import Session, newest_first, plan_run, session, when
 from .subscribers import (
     Subscriber,
     SubscriberList,
@@ -81,14 +80,9 @@ def make_transport(config: Config) -> Transport:
     return SmtpTransport(config.smtp, password=password)
 
 
-def _run_posts(s: Session, run: Run) -> list[Post]:
-    posts = [s.by_id[p.entry_id] for p in s.sendlog.run_posts(run) if p.entry_id in s.by_id]
-    return sorted(posts, key=lambda p: (p.date, p.path), reverse=True)
-
-
 async def _serve(s: Session, run: Run, transport: Transport, progress: Progress | None,
                  stop: asyncio.Event | None) -> RunReport:
-    posts = _run_posts(s, run)
+    posts = newest_first(s, (p.entry_id for p in s.sendlog.run_posts(run)))
     report = RunReport(run, len(posts))
     composer = Composer(s, run.slug, posts)
     period = Window(run.period_start, run.period_end)
@@ -118,8 +112,9 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
             if s.sendlog.is_suppressed(sub.key):  # unsubscribed while this run was sending
                 s.sendlog.mark(run, [(sub.key, "suppressed", 0)])
                 continue
-            outgoing = composer.compose(sub, picked, period)
-            in_flight[sub.key] = (composer.message_id(sub.key), len(picked), attempts)
+            message_id = composer.message_id(sub.key)
+            outgoing = composer.compose(sub, picked, period, message_id=message_id)
+            in_flight[sub.key] = (message_id, len(picked), attempts)
             yield outgoing
 
     async def record(outcome: Outcome) -> None:
@@ -207,8 +202,7 @@ def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | Non
         if not chosen and latest is not None:  # nothing new: show the last digest instead
             period = Window(latest.period_start, latest.period_end)
             chosen = s.sendlog.run_posts(latest)
-        posts = sorted((s.by_id[p.entry_id] for p in chosen if p.entry_id in s.by_id),
-                       key=lambda p: (p.date, p.path), reverse=True)
+        posts = newest_first(s, (p.entry_id for p in chosen))
         composer = Composer(s, "test-" + period_slug(period.end.astimezone(config.site.tz)),
                             posts)
         sub = Subscriber(to, None, None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,11 +16,10 @@ from email.utils import parseaddr
 
 from .build import entry_ids
 from .config import Config
-from .content import plain_title
 from .errors import ConfigError, Problem
 from .posts import Post
 from .reader import Corpus, read_posts
-from .render import DkimKey, MailSettings, Renderer
+from .render import DkimKey, MailSettings, Renderer, default_list_id
 from .selection import Window, posts_for_run, terms, window
 from .sendlog import RunPost, SendLog
 from .store import Store
@@ -71,8 +70,7 @@ def domain_of(address: str) -> str:
 def mail_settings(config: Config) -> MailSettings:
     sender = _sender(config)
     digest = config.digest
-    domain = domain_of(sender)
-    list_id = digest.list_id or f"{plain_title(config.site.title)} <digest.{domain}>"
+    list_id = digest.list_id or default_list_id(sender, config.site)
     dkim = None
     if digest.dkim is not None:
         pem = os.environ.get(digest.dkim.private_key_env, "")
@@ -138,6 +136,12 @@ def session(config: Config, *, as_of: datetime) -> Iterator[Session]:
                       as_of, by_id)
     finally:
         store.close()
+
+
+def newest_first(s: Session, entry_ids: Iterable[str]) -> list[Post]:
+    """The posts with these entry ids that still exist, newest first (as digests list them)."""
+    posts = [s.by_id[e] for e in entry_ids if e in s.by_id]
+    return sorted(posts, key=lambda p: (p.date, p.path), reverse=True)
 
 
 def plan_run(s: Session) -> tuple[Window, list[RunPost]]:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import DigestError, Problem
+from .errors import DigestError, Problem, did_you_mean
 from .jekyll import ruby_to_s
 from .yamlsource import SafeLoader, yaml_problem
 
@@ -171,7 +171,7 @@ def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, 
         return None, [Problem(path, line, f"entry is {_kind(value)}, not a mapping",
                               _ENTRY_FORM)]
     problems = [Problem(path, _key_line(node, str(key)), f"unknown key '{key}'",
-                        _suggest(str(key), _KEYS))
+                        did_you_mean(str(key), _KEYS))
                 for key in value if key not in _KEYS]
     email = _address(path, node, value, problems)
     name = _name(path, node, value.get("name"), problems)
@@ -310,11 +310,6 @@ def _key_line(node: yaml.Node, key: str) -> int:
                 return key_node.start_mark.line + 1
     return node.start_mark.line + 1
 
-
-def _suggest(word: str, choices: Iterable[str]) -> str:
-    """config.py's did-you-mean, for the keys of an entry."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(choices))
 
 
 def _kind(value: Any) -> str:
