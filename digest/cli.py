@@ -358,6 +358,46 @@ def run(ctx: click.Context, log_format: str, fake_now: str | None) -> None:
 
 
 @main.command()
+@click.option("--listen", metavar="HOST:PORT",
+              help="Where to listen; default: web.listen in the config (127.0.0.1:8080).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="text or json log lines.")
+@click.option("--fake-now", "fake_now", metavar="DATETIME", hidden=True,
+              envvar="DIGEST_FAKE_NOW", help="Testing only: the clock starts at this time.")
+@click.pass_context
+def serve(ctx: click.Context, listen: str | None, log_format: str,
+          fake_now: str | None) -> None:
+    """Serve the web front alone: one-click unsubscribe, tags, archive, feeds, /healthz.
+
+    `digest run` serves the same in its own process when the config has a `web:` section;
+    use this to run it apart (another host, another user). Stops on SIGTERM/SIGINT.
+    """
+    from .clock import Clock
+    from .logs import configure
+    from .tokens import Signer
+    from .web.app import Web
+    from .web.server import serve as serve_web
+
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+    configure("json" if log_format == "json" else "text", verbose=verbose)
+    config = _load(ctx)
+    if config.web is None:
+        click.echo(f"error: {config.path}: no 'web:' section, so there is nothing to serve "
+                   "(add web: {base_url: https://…, secret_env: DIGEST_SECRET})", err=True)
+        ctx.exit(2)
+    assert config.web is not None
+    clock = Clock.starting_at(_now(fake_now, config)) if fake_now else Clock()
+    with _digest_errors(ctx):
+        web = Web(config, clock, Signer.from_env(config.web.secret_env))
+        try:
+            code = serve_web(web, listen or config.web.listen or "127.0.0.1:8080")
+        except OSError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        ctx.exit(code)
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:

@@ -73,10 +73,10 @@ class Composer:
 
     def subscriber_view(self, sub: Subscriber) -> Subscriber:
         """The subscriber with tag choices made on the web front, which win over the YAML."""
-        chosen = self.preferences.get(sub.key)
-        if chosen is None:
+        if sub.key not in self.preferences:
             return sub
-        return Subscriber(sub.email, sub.name, chosen, sub.exclude_tags, sub.line)
+        return Subscriber(sub.email, sub.name, self.preferences[sub.key], sub.exclude_tags,
+                          sub.line)
 
     def matches(self, sub: Subscriber) -> tuple[int, ...]:
         key = (sub.tags, sub.exclude_tags)

@@ -7,6 +7,7 @@ the file that names them, so `digest --config /srv/site/config.yaml` works from 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parseaddr
@@ -21,6 +22,9 @@ from .yamlsource import Located, load_located
 
 DEFAULT_SCHEDULE = "0 9 * * mon"
 
+
+# where the web front listens: HOST:PORT or [IPv6]:PORT
+LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,7 +93,7 @@ class SmtpModel(_Strict):
 class WebModel(_Strict):
     base_url: str | None = None
     secret_env: str = Field(default="DIGEST_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    listen: str = "127.0.0.1:8080"
+    listen: str | None = "127.0.0.1:8080"  # null: `digest run` does not serve the web front
 
 
 class ConfigModel(_Strict):
@@ -181,7 +185,7 @@ class SmtpSettings:
 class WebSettings:
     base_url: str | None = None  # public address of the unsubscribe and preferences pages
     secret_env: str = "DIGEST_SECRET"
-    listen: str = "127.0.0.1:8080"
+    listen: str | None = "127.0.0.1:8080"  # None: `digest run` does not serve it
 
 
 @dataclass(frozen=True)
@@ -379,5 +383,9 @@ def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSe
         raise ConfigError([Problem(path, located.line_of(("web", "base_url")),
                                    f"'web.base_url' must be an http(s) URL: {model.base_url!r}",
                                    "e.g. https://jobs.example.org/digest")])
+    if model.listen is not None and not LISTEN.match(model.listen):
+        raise ConfigError([Problem(path, located.line_of(("web", "listen")),
+                                   f"'web.listen' must be HOST:PORT: {model.listen!r}",
+                                   "e.g. 127.0.0.1:8080 or [::1]:8080; null to not serve")])
     return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
                        secret_env=model.secret_env, listen=model.listen)

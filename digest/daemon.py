@@ -55,6 +55,7 @@ from .session import when
 from .status import DATABASE, note
 from .store import Store
 from .watch import Watch, changes, files_watch, posts_watch
+from .web.server import Front
 from .work import (
     BuildResult,
     build_feeds,
@@ -103,6 +104,7 @@ class Daemon:
         self._background: set[asyncio.Task[Any]] = set()
         self._scheduler: Any = None
         self._failed: BaseException | None = None
+        self._front: Front | None = None
 
     # life cycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -131,6 +133,7 @@ class Daemon:
         self._restart_watchers()
         for _ in range(3):  # the watchers set up their inotify watches on their first step
             await asyncio.sleep(0)
+        await self._start_web()
         self._log_started()
         await self.stopping.wait()
         await self._shut_down(workers)
@@ -169,6 +172,8 @@ class Daemon:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
+        if self._front is not None:
+            await self._front.stop()
         await asyncio.sleep(0)  # the scheduler's shutdown is queued on the loop
         log.info("stopped after %.1f s", time.monotonic() - started,
                  extra=event("daemon.stopped"))
@@ -189,6 +194,23 @@ class Daemon:
                   extra=event("daemon.failed"))
         self._failed = error
         self.stop("internal error")
+
+    async def _start_web(self) -> None:
+        """Serve the web front in this process; a front that cannot start stops the daemon,
+        as the links in digests already sent would otherwise go unanswered unnoticed."""
+        try:
+            self._front = Front.for_config(self.config, self.clock)
+            if self._front is None:
+                return
+            url = await self._front.start()
+        except (OSError, DigestError) as exc:
+            log.error("the web front cannot start: %s", exc, extra=event("web.failed"))
+            self._front = None
+            self._failed = exc
+            self.stop("the web front cannot start")
+            return
+        log.info("web front listening on %s", url, extra=event("web.listening", url=url))
+        self._note("web", {"url": url, "base_url": self.config.web and self.config.web.base_url})
 
     # feeds --------------------------------------------------------------------------------
     def request_build(self, reason: str) -> None:
@@ -368,6 +390,8 @@ class Daemon:
                 self._schedule_refresh()
                 self._schedule_digest()
                 self._restart_watchers()
+                if self._front is not None:
+                    self._front.reload(new)
                 self.request_build("config reloaded")
             await asyncio.to_thread(self._subscribers, self.config)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from . import archive
 from .compose import Composer
 from .config import Config
 from .delivery import DeliveryPaused, MaildirTransport, Outcome, Outgoing, SmtpTransport, Transport
@@ -86,6 +87,8 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     report = RunReport(run, len(posts))
     composer = Composer(s, run.slug, posts)
     period = Window(run.period_start, run.period_end)
+    archive.keep(s.config.state, run.slug, period.start.astimezone(s.config.site.tz),
+                 period.end.astimezone(s.config.site.tz), composer.items)
     current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
     suppressed = s.sendlog.suppressed()
     todo = s.sendlog.to_serve(run)

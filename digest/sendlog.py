@@ -43,6 +43,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _tags(stored: str) -> tuple[str, ...] | None:
+    chosen = json.loads(stored)
+    return None if chosen is None else tuple(chosen)
+
+
 def _run(row: tuple[int, str, str, str, str, str]) -> Run:
     rid, slug, start, end, created, state = row
     return Run(rid, slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
@@ -185,14 +190,23 @@ class SendLog:
             return db.execute("DELETE FROM suppressed WHERE subscriber = ?", (key,)).rowcount > 0
 
     # tag choices made on the web front, on top of the YAML --------------------------------
-    def preferences(self) -> dict[str, tuple[str, ...]]:
-        return {key: tuple(json.loads(tags))
+    def preferences(self) -> dict[str, tuple[str, ...] | None]:
+        """subscriber → tags chosen on the web front; None: every post."""
+        return {key: _tags(tags)
                 for key, tags in self.db.execute("SELECT subscriber, tags FROM preferences")}
 
-    def set_preferences(self, key: str, tags: Iterable[str]) -> None:
+    def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
+        """(whether *key* chose on the web, what): one subscriber's choice, for its page."""
+        row = self.db.execute("SELECT tags FROM preferences WHERE subscriber = ?",
+                              (key,)).fetchone()
+        return (False, None) if row is None else (True, _tags(row[0]))
+
+    def set_preferences(self, key: str, tags: Iterable[str] | None) -> None:
+        """Store a choice; None means every post (JSON null)."""
+        chosen = None if tags is None else sorted(set(tags))
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO preferences VALUES (?, ?, ?)",
-                       (key, json.dumps(sorted(set(tags))), _now()))
+                       (key, json.dumps(chosen), _now()))
 
     # the last subscribers file that could be read ------------------------------------------
     def snapshot(self) -> tuple[str, str, str] | None:

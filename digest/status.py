@@ -182,6 +182,10 @@ def render(status: Status, config: Config) -> list[str]:
                else "daemon: not running")
     if status.sending_pid:
         out.append(f"sending a digest now (PID {status.sending_pid})")
+    web = status.notes.get("web")
+    if status.daemon_pid and web:
+        out.append(f"web front: listening on {web.get('url')}"
+                   + (f", public at {web['base_url']}" if web.get("base_url") else ""))
     nd = status.next_digest
     if nd is None:
         out.append("next digest: not scheduled (`digest run` schedules it when "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,6 +24,8 @@ from daemon_process import SECRET, DaemonProcess
 from smtp_server import SmtpServer
 
 from digest.locks import send_lock
+from digest.sendlog import SendLog
+from digest.store import Store
 
 MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)  # the digest is due
 SUNDAY = datetime(2024, 6, 9, 12, 0, tzinfo=SITE_TZ)  # nothing is due for hours
@@ -56,7 +59,7 @@ def daemon_site(tmp_path: Path, smtp: SmtpServer, *, subscribers: list[dict[str,
     return make_site(tmp_path, dict(POSTS), extra={
         "subscribers": "subscribers.yaml",
         "digest": {"from": "Jobs Board <jobs@example.org>", "noun": "job", **digest},
-        "web": {"base_url": "https://jobs.example.org/digest"},
+        "web": {"base_url": "https://jobs.example.org/digest", "listen": "127.0.0.1:0"},
         "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none", "timeout": 5,
                  "backoff": 0.05, **(smtp_settings or {})}})
 
@@ -100,6 +103,46 @@ def test_new_post_appears_in_its_feeds_within_two_seconds(tmp_path: Path,
         assert "feed/by_tag/analytics.xml" not in rebuilt["written"]  # only what changed
         assert daemon.stop() == 0
     print(f"new post in its feeds after {took:.2f} s")
+
+
+def test_daemon_serves_the_web_front_until_stopped(tmp_path: Path, smtp: SmtpServer) -> None:
+    import httpx
+
+    from digest.tokens import Signer
+
+    cfg = daemon_site(tmp_path, smtp)
+    unsubscribe = Signer([SECRET.encode()]).token("ana@example.org", "unsubscribe")
+    with DaemonProcess(cfg, fake_now=SUNDAY) as daemon:
+        url = daemon.wait_for("web.listening")["url"]
+        daemon.wait_for("daemon.started")
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        assert "Union Data Organizer" in httpx.get(f"{url}/feed/by_tag/union.xml").text
+        assert httpx.post(f"{url}/unsubscribe/{unsubscribe}",
+                          data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        assert status(cfg)["web"]["url"] == url
+        assert daemon.stop() == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz")
+    store = Store.open(tmp_path / "state")
+    try:
+        assert SendLog(store).suppressed() == {"ana@example.org"}
+    finally:
+        store.close()
+
+
+def test_daemon_whose_web_address_is_taken_refuses_to_run(tmp_path: Path,
+                                                          smtp: SmtpServer) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cfg = daemon_site(tmp_path, smtp)
+        text = cfg.read_text().replace("127.0.0.1:0", f"127.0.0.1:{port}")
+        cfg.write_text(text)
+        with DaemonProcess(cfg, fake_now=SUNDAY) as daemon:
+            failed = daemon.wait_for("web.failed")
+            assert daemon.stop() == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in failed["message"]
 
 
 def test_future_post_appears_when_its_time_comes(tmp_path: Path, smtp: SmtpServer) -> None:

@@ -1,0 +1,54 @@
+"""The site's tags with their post counts, for the "choose your tags" page.
+
+Counting means reading every post (from the parse cache), so the counts are kept for a
+minute: a page view never waits for more than one read, and a new post shows within that.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import datetime
+
+from ..config import Config
+from ..reader import read_posts
+from ..selection import terms
+from ..store import Store
+
+KEEP_SECONDS = 60.0
+
+
+class Catalogue:
+    def __init__(self, config: Config, now: Callable[[], datetime],
+                 keep_seconds: float = KEEP_SECONDS) -> None:
+        self.config = config
+        self._now = now
+        self._keep = keep_seconds
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] | None = None
+        self._read_at = 0.0
+
+    def counts(self) -> dict[str, int]:
+        """term (tag or category, as first written) → published posts carrying it."""
+        with self._lock:
+            if self._counts is None or time.monotonic() - self._read_at > self._keep:
+                self._counts = self._count()
+                self._read_at = time.monotonic()
+            return self._counts
+
+    def _count(self) -> dict[str, int]:
+        store = Store.open(self.config.state)
+        try:
+            corpus = read_posts(self.config, store, now=self._now())
+        finally:
+            store.close()
+        counted: Counter[str] = Counter()
+        spelling: dict[str, str] = {}
+        for post in corpus.posts:
+            for term in terms(post):
+                folded = term.casefold()
+                spelling.setdefault(folded, term)
+                counted[folded] += 1
+        return {spelling[folded]: n for folded, n in counted.items()}

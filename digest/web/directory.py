@@ -1,0 +1,111 @@
+"""Who a link's token names: the subscribers file as it is now, re-read when it changes.
+
+A token carries no address, so finding its subscriber means signing every current key and
+looking the token up. The index is built lazily per purpose and rebuilt only when the
+subscribers file changes (its size and mtime), so a click costs a stat and a dict lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..sendlog import SendLog
+from ..subscribers import (
+    Subscriber,
+    SubscriberList,
+    SubscribersUnreadable,
+    load_subscribers,
+    parse_subscribers,
+)
+from ..tokens import TOKEN_PATTERN, Signer
+
+log = logging.getLogger(__name__)
+Stamp = tuple[int, int] | None  # (size, mtime_ns) of the subscribers file; None: unreadable
+
+
+def _stamp(path: Path | None) -> Stamp:
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+@dataclass
+class _Generation:
+    stamp: Stamp
+    subscribers: dict[str, Subscriber]  # key → entry
+    indexes: dict[str, dict[str, str]] = field(default_factory=dict)  # purpose → token → key
+
+
+class Directory:
+    """token → subscriber, for the subscribers file's current content (or its last good copy).
+
+    Keys on the suppression list are indexed too, so an unsubscribe link keeps answering
+    (idempotently) after the address is also removed from the file.
+    """
+
+    def __init__(self, path: Path | None, signer: Signer,
+                 sendlog: Callable[[], SendLog]) -> None:
+        self.path = path
+        self.signer = signer
+        self._sendlog = sendlog
+        self._lock = threading.Lock()
+        self._current: _Generation | None = None
+
+    def subscriber(self, key: str) -> Subscriber | None:
+        return self._generation().subscribers.get(key)
+
+    def resolve(self, token: str, purpose: str) -> str | None:
+        """The key *token* was made for, for *purpose*; None for anything else."""
+        if not TOKEN_PATTERN.match(token):
+            return None
+        generation = self._generation()
+        index = generation.indexes.get(purpose)
+        if index is None:
+            with self._lock:
+                index = generation.indexes.get(purpose)
+                if index is None:
+                    keys = set(generation.subscribers)
+                    if purpose == "unsubscribe":
+                        keys |= self._sendlog().suppressed()
+                    index = self.signer.index(keys, purpose)
+                    generation.indexes[purpose] = index
+        return index.get(token)
+
+    def forget_suppressed(self) -> None:
+        """A new key on the suppression list: rebuild the unsubscribe index on next use."""
+        with self._lock:
+            if self._current is not None:
+                self._current.indexes.pop("unsubscribe", None)
+
+    def _generation(self) -> _Generation:
+        stamp = _stamp(self.path)
+        current = self._current
+        if current is not None and current.stamp == stamp:
+            return current
+        with self._lock:
+            if self._current is None or self._current.stamp != stamp:
+                found = self._read()
+                self._current = _Generation(stamp, {s.key: s for s in found.subscribers})
+            return self._current
+
+    def _read(self) -> SubscriberList:
+        if self.path is None:
+            return SubscriberList((), (), ())
+        try:
+            return load_subscribers(self.path, ())
+        except SubscribersUnreadable as exc:
+            snapshot = self._sendlog().snapshot()
+            if snapshot is None:
+                log.error("%s: no subscriber links can be resolved until it is fixed", exc)
+                return SubscriberList((), (), ())
+            log.error("%s: links resolve against the last good copy, read at %s", exc,
+                      snapshot[2])
+            return parse_subscribers(self.path, snapshot[1], ())

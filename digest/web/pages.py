@@ -1,0 +1,49 @@
+"""HTML pages from Jinja templates (autoescaped), with the headers every page carries.
+
+The templates live in `templates/web/` and can be overridden like the digest's, from the
+`digest: templates:` folder (`web/NAME.html.j2` there wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.responses import HTMLResponse
+
+from ..config import Site
+from ..render import TEMPLATES
+
+# No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
+# leaks to a site a page links to.
+HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+                                "img-src 'self' data:; form-action 'self'; "
+                                "frame-ancestors 'none'; base-uri 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+}
+PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
+
+
+class Pages:
+    def __init__(self, site: Site, templates: Path | None) -> None:
+        folders = [templates, TEMPLATES] if templates else [TEMPLATES]
+        self.site = site
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+            autoescape=True, trim_blocks=True, lstrip_blocks=True,
+            undefined=jinja2.StrictUndefined)
+
+    def render(self, name: str, context: Mapping[str, Any]) -> str:
+        return self.env.get_template(f"web/{name}.html.j2").render(site=self.site, **context)
+
+    def page(self, name: str, context: Mapping[str, Any], *, status: int = 200,
+             private: bool = False, headers: Mapping[str, str] | None = None) -> HTMLResponse:
+        """*name* (e.g. "unsubscribe") rendered; *private* pages are never cached or indexed."""
+        body = self.render(name, context)
+        all_headers = {**HEADERS, **(PRIVATE if private else {}), **(headers or {})}
+        return HTMLResponse(body, status_code=status, headers=all_headers)
