@@ -514,3 +514,17 @@ def test_serve_on_a_taken_address_says_so(site: Path) -> None:
         code, _out, err = run_cli(["--config", str(site), "serve", "--listen",
                                    f"127.0.0.1:{port}"])
     assert code == 2 and f"cannot listen on 127.0.0.1:{port}" in err
+
+
+def test_listening_socket_is_tcp_so_small_answers_are_not_delayed() -> None:
+    """asyncio sets TCP_NODELAY on accepted connections only for IPPROTO_TCP sockets;
+    without it every small page waited ~40 ms for Nagle and the client's delayed ACK."""
+    import socket
+
+    from digest.web.server import bind
+
+    sock = bind("127.0.0.1:0")
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()

@@ -8,7 +8,6 @@ or other purpose's token gets the same 404 as an unknown path and changes nothin
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from ..store import Store
 from ..tokens import Signer
 from .catalogue import Catalogue
 from .directory import Directory
-from .files import FeedFiles
+from .files import OutputFiles
 from .pages import HEADERS, Pages
 from .shelf import Rendered, Shelf, rendered
 
@@ -56,7 +55,7 @@ class Web:
     catalogue: Catalogue = field(init=False)
     pages: Pages = field(init=False)
     shelf: Shelf = field(init=False)
-    files: FeedFiles = field(init=False)
+    files: OutputFiles = field(init=False)
     _local: threading.local = field(init=False, default_factory=threading.local)
     _pages: dict[str, tuple[ArchivedRun | list[ArchivedRun], Rendered]] = field(
         init=False, default_factory=dict)
@@ -66,7 +65,7 @@ class Web:
         self.catalogue = Catalogue(self.config, self.now)
         self.pages = Pages(self.config.site, self.config.digest.templates)
         self.shelf = Shelf(self.config.state)
-        self.files = FeedFiles(directory=self.config.output, check_dir=False)
+        self.files = OutputFiles(self.config.output)
 
     def now(self) -> datetime:
         return self.clock.now(self.config.site.tz)
@@ -145,10 +144,13 @@ def _error(web: Web, status: int, headers: Mapping[str, str] | None = None) -> R
 
 # the output folder -------------------------------------------------------------------------
 async def feed_file(web: Web, request: Request) -> Response:
-    """A file of the output folder (feeds, feeds.opml, feed.xsl); see files.py."""
-    return await web.files.get_response(
-        os.path.normpath(os.path.join("", *request.path_params["path"].split("/"))),
-        request.scope)
+    """A file of the output folder (feeds, feeds.opml, feed.xsl); see files.py. Served from
+    the event loop: a stat, and a read only when the file changed."""
+    found = web.files.response(request.path_params["path"], request.headers,
+                               head=request.method == "HEAD")
+    if found is None:
+        raise HTTPException(404)
+    return found
 
 
 # health -------------------------------------------------------------------------------------
@@ -334,14 +336,17 @@ def _period(run: ArchivedRun) -> str:
 
 
 async def archive_index(web: Web, request: Request) -> Response:
-    runs = await _in_thread(web.shelf.runs)
+    runs = web.shelf.listed()
+    if runs is None:
+        runs = await _in_thread(web.shelf.runs)
     page = _cached(web, "", runs, lambda: web.pages.render("archive_index", {
         "runs": [(r, _period(r)) for r in runs], "noun": web.config.digest.noun}))
     return _conditional(request, page)
 
 
 async def archive_page(web: Web, request: Request) -> Response:
-    run = await _in_thread(web.shelf.run, request.path_params["slug"])
+    slug = request.path_params["slug"]
+    run = web.shelf.kept(slug) or await _in_thread(web.shelf.run, slug)
     if run is None:
         raise HTTPException(404)
     page = _cached(web, run.slug, run, lambda: web.pages.render("archive", {

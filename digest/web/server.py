@@ -47,7 +47,9 @@ def bind(listen: str) -> socket.socket:
     report (uvicorn would exit the whole process)."""
     host, port = listen_address(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, or asyncio skips TCP_NODELAY on accepted connections and every
+    # small response waits ~40 ms for Nagle + delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))

@@ -39,6 +39,28 @@ class Shelf:
         self._runs: dict[str, tuple[int, ArchivedRun]] = {}  # slug → (mtime_ns, run)
         self._index: tuple[int, list[ArchivedRun]] | None = None
 
+    def kept(self, slug: str) -> ArchivedRun | None:
+        """The run from memory if its file is unchanged (a stat): no thread needed."""
+        if not _SLUG.fullmatch(slug):
+            return None
+        try:
+            mtime = (self.folder / f"{slug}.json").stat().st_mtime_ns
+        except OSError:
+            return None
+        with self._lock:
+            kept = self._runs.get(slug)
+        return kept[1] if kept is not None and kept[0] == mtime else None
+
+    def listed(self) -> list[ArchivedRun] | None:
+        """The list from memory if the folder is unchanged (a stat)."""
+        try:
+            mtime = self.folder.stat().st_mtime_ns
+        except OSError:
+            return []
+        with self._lock:
+            index = self._index
+        return index[1] if index is not None and index[0] == mtime else None
+
     def run(self, slug: str) -> ArchivedRun | None:
         """The archived run named *slug*; None when there is none (or it cannot be read)."""
         if not _SLUG.fullmatch(slug):
