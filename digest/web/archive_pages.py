@@ -1,0 +1,61 @@
+"""Past digests as pages: rendered once per version of their file, answered with ETags.
+
+What a page shows comes from shelf.py (state/archive/); no subscriber's data is in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ..archive import ArchivedRun
+from ..render import format_period
+from .context import Web, in_thread
+from .pages import HEADERS
+from .shelf import Rendered, rendered
+
+CACHE = "public, max-age=300"
+
+
+def _cached(web: Web, name: str, source: ArchivedRun | list[ArchivedRun],
+            render: Callable[[], str]) -> Rendered:
+    kept = web.rendered_pages.get(name)
+    if kept is not None and kept[0] is source:
+        return kept[1]
+    page = rendered(render())
+    web.rendered_pages[name] = (source, page)
+    return page
+
+
+def _conditional(request: Request, page: Rendered) -> Response:
+    headers = {**HEADERS, "ETag": page.etag, "Cache-Control": CACHE}
+    tags = request.headers.get("if-none-match", "")
+    if page.etag in (t.strip().removeprefix("W/") for t in tags.split(",")) or tags == "*":
+        return Response(status_code=304, headers=headers)
+    return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+def _period(run: ArchivedRun) -> str:
+    return format_period(run.period_start, run.period_end)
+
+
+async def archive_index(web: Web, request: Request) -> Response:
+    runs = web.shelf.listed()
+    if runs is None:
+        runs = await in_thread(web.shelf.runs)
+    page = _cached(web, "", runs, lambda: web.pages.render("archive_index", {
+        "runs": [(r, _period(r)) for r in runs], "noun": web.config.digest.noun}))
+    return _conditional(request, page)
+
+
+async def archive_page(web: Web, request: Request) -> Response:
+    slug = request.path_params["slug"]
+    run = web.shelf.kept(slug) or await in_thread(web.shelf.run, slug)
+    if run is None:
+        raise HTTPException(404)
+    page = _cached(web, run.slug, run, lambda: web.pages.render("archive", {
+        "run": run, "period": _period(run), "noun": web.config.digest.noun}))
+    return _conditional(request, page)
