@@ -331,3 +331,6 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
         data = (TEMPLATES / STYLESHEET).read_bytes()
         if write_if_changed(config.output / STYLESHEET, data):
             report.written.append(STYLESHEET)
+    elif (config.output / STYLESHEET).exists():  # turned off: no feed points at it any more
+        (config.output / STYLESHEET).unlink()
+        report.removed.append(STYLESHEET)
