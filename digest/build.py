@@ -28,7 +28,7 @@ from .opml import opml_bytes
 from .posts import Post, body_of
 from .reader import fingerprint, readings, refresh
 from .store import Store
-from .writer import write_if_changed
+from .writer import write_files, write_if_changed
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -275,13 +275,17 @@ def _write_feeds(config: Config, store: Store, index: LiveIndex,
     rendered = _render_cached(config, store, needed, stats, urls) if needed else {}
     report.rendered = len(needed)
     stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
-    for spec, _ in changed:
-        entries = [_entry(site, p, look.ids[p.path], look.updated[p.path], rendered[p.path])
-                   for p in spec.posts]
-        for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
-            data = maker(site, spec, entries, absolute(site, "/" + rel), stylesheet)
-            if write_if_changed(config.output / rel, data):
-                report.written.append(rel)
+
+    def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
+        for spec, _ in changed:
+            entries = [_entry(site, p, look.ids[p.path], look.updated[p.path],
+                              rendered[p.path]) for p in spec.posts]
+            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
+                yield config.output / rel, maker(site, spec, entries, absolute(site, "/" + rel),
+                                                 stylesheet)
+
+    report.written.extend(path.relative_to(config.output).as_posix()
+                          for path in write_files(files()))
 
 
 def _remove_vanished(config: Config, previous: dict[str, str], current: set[str],

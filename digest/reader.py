@@ -36,11 +36,6 @@ class Corpus:
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
-def _ignored(name: str) -> bool:
-    """entry_filter.rb: dot, underscore and '#' files, and editor backups, are not content."""
-    return name[:1] in (".", "_", "#") or name.endswith("~")
-
-
 def scan(root: Path) -> dict[str, tuple[int, int]]:
     """relative path → (size, mtime_ns) of every candidate file below *root*."""
     found: dict[str, tuple[int, int]] = {}
@@ -50,7 +45,9 @@ def scan(root: Path) -> dict[str, tuple[int, int]]:
         with os.scandir(folder) as entries:
             for entry in entries:
                 name = entry.name
-                if _ignored(name):
+                # entry_filter.rb: dot, underscore and '#' files, and editor backups, are
+                # not content
+                if name[0] in "._#" or name[-1] == "~":
                     continue
                 if entry.is_dir():
                     stack.append((entry.path, prefix + name + "/"))
