@@ -93,11 +93,13 @@ class LiveIndex:
                 new = self._candidates(touched, now, future)
             for path in losers:
                 new.pop(path, None)
-            bumped = self._apply(old, new)
-            if full or state.get("settings") != settings:
+            if full:
+                self._fill(new)
                 self._mark_dirty({EVERY_FEED})
             else:
-                self._mark_dirty(self._dirty_feeds(old, new, bumped))
+                bumped = self._apply(old, new)
+                self._mark_dirty({EVERY_FEED} if state.get("settings") != settings
+                                 else self._dirty_feeds(old, new, bumped))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('live', ?)", (json.dumps({
                 "seq": seq, "now": now, "future": future, "losers": sorted(losers),
                 "settings": settings}),))
@@ -172,6 +174,19 @@ class LiveIndex:
                             _term_rows(came))
         return self._restamp([(r.ts, r.path) for r in (*gone, *came)])
 
+    def _fill(self, new: dict[str, Indexed]) -> None:
+        """An empty `live` filled at once, in index order, stamps computed on the way."""
+        rows = sorted(new.values(), key=lambda r: (r.ts, r.path))
+        previous: datetime | None = None
+        live = []
+        for row in rows:
+            previous = _stamp(row.date, previous)
+            live.append((row.path, row.ts, row.date, previous.isoformat(), row.url, row.terms))
+        self.db.executemany("INSERT INTO live VALUES (?, ?, ?, ?, ?, ?)", live)
+        for kind, at in (("tag", "$[0]"), ("category", "$[1]")):  # in SQLite: 85,000 rows
+            self.db.execute("INSERT OR IGNORE INTO live_terms SELECT ?, j.value, l.ts, l.path "
+                            "FROM live l, json_each(l.terms, ?) j ORDER BY 2, 3, 4", (kind, at))
+
     def _restamp(self, starts: list[tuple[float, str]]) -> list[str]:
         """Recompute `updated` from each change onwards, until it agrees with the stored one.
 
@@ -191,9 +206,7 @@ class LiveIndex:
             for path, ts, date, updated in self.db.execute(
                     "SELECT path, ts, date, updated FROM live WHERE (ts, path) >= (?, ?) "
                     "ORDER BY ts, path", start):
-                stamp = datetime.fromisoformat(date)
-                if previous is not None and stamp <= previous:
-                    stamp = previous + ONE_SECOND
+                stamp = _stamp(date, previous)
                 reached = (ts, path)
                 text = stamp.isoformat()
                 if text == updated:
@@ -297,6 +310,12 @@ class LiveIndex:
             if taken is None:
                 return datetime.fromisoformat(date)
         return None
+
+
+def _stamp(date: str, previous: datetime | None) -> datetime:
+    """A post's `updated`: its date, or one second after the previous post's if not later."""
+    stamp = datetime.fromisoformat(date)
+    return previous + ONE_SECOND if previous is not None and stamp <= previous else stamp
 
 
 def _term_rows(rows: Iterable[Indexed]) -> Iterator[tuple[str, str, float, str]]:
