@@ -1,8 +1,10 @@
 """`digest build`: posts → feeds on disk, doing only the work that what changed requires.
 
-Each feed's inputs (its posts, their files' size and mtime, their ids, the settings) are
-hashed and remembered; a feed whose hash is unchanged and whose files exist is skipped
-without rendering a line of Markdown. Rendered posts are cached by file size and mtime.
+Only files whose size or mtime changed are parsed (reader.py); the live index (index.py)
+says which feeds may list different posts since the last build, and only those are looked
+at. Each feed's inputs (its posts, their files' size and mtime, their ids, `updated`, the
+settings) are hashed and remembered; a feed whose hash is unchanged and whose files exist is
+not rendered. Rendered posts are cached by file size and mtime.
 """
 
 from __future__ import annotations
@@ -11,22 +13,22 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import __version__
 from .config import Config, Site
-from .content import PageContext, Rendered, plain_title, render_post
-from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, plan_feeds, rss_bytes
+from .content import PageContext, Rendered, plain_title
+from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
+from .index import EVERY_FEED, Found, Indexed, LiveIndex
 from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, body_of
-from .reader import Corpus, fingerprint, read_posts, with_updated
-from .sanitize import sanitize
+from .reader import fingerprint, readings, refresh
 from .store import Store
-from .writer import write_if_changed
+from .writer import write_files, write_if_changed
 
 log = logging.getLogger(__name__)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -36,7 +38,7 @@ PARALLEL_RENDER_FROM = 64  # fewer than this: a process pool costs more than it 
 
 @dataclass
 class BuildReport:
-    corpus: Corpus
+    found: Found
     feeds: int = 0
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -72,22 +74,48 @@ def entry_ids(store: Store, site: Site, posts: list[Post]) -> dict[str, str]:
     return known
 
 
+def assign_ids(store: Store, site: Site, added: list[Indexed]) -> None:
+    """entry_ids for posts just published: only theirs are looked up, not every post's."""
+    known = store.entry_ids_of(r.path for r in added)
+    new = sorted((r for r in added if r.path not in known), key=lambda r: (r.ts, r.path),
+                 reverse=True)  # newest first, as entry_ids sees them
+    if not new:
+        return
+    wanted = {r.path: absolute(site, r.jekyll_id) if site.url else f"urn:digest:{r.path}"
+              for r in new}
+    taken = store.taken_ids(wanted.values())
+    now = datetime.now(UTC).isoformat()
+    rows = []
+    for row in new:
+        entry_id = wanted[row.path]
+        if entry_id in taken:
+            entry_id = f"{entry_id}#{hashlib.sha256(row.path.encode()).hexdigest()[:8]}"
+        taken.add(entry_id)
+        rows.append((row.path, entry_id, now))
+    store.add_entry_ids(rows)
+
+
 def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContext:
     return PageContext(site.root, _base_path(site), site.title, absolute(site, post.url),
                        post.title, post_urls)
 
 
 class PostUrls(Mapping[str, str]):
-    """`{% post_url NAME %}` targets, indexed only if some post actually uses one."""
+    """`{% post_url NAME %}` targets (file stem → absolute URL), loaded only if some post
+    actually uses one."""
 
-    def __init__(self, site: Site, posts: list[Post]) -> None:
-        self._site, self._posts = site, posts
+    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
+        self._load = load
         self._index: dict[str, str] | None = None
+
+    @classmethod
+    def of(cls, site: Site, posts: list[Post]) -> PostUrls:
+        return cls(lambda: {p.path.rpartition("/")[2].rpartition(".")[0]: absolute(site, p.url)
+                            for p in posts})
 
     def _built(self) -> dict[str, str]:
         if self._index is None:
-            self._index = {p.path.rpartition("/")[2].rpartition(".")[0]:
-                           absolute(self._site, p.url) for p in self._posts}
+            self._index = self._load()
         return self._index
 
     def __getitem__(self, key: str) -> str:
@@ -101,6 +129,9 @@ class PostUrls(Mapping[str, str]):
 
 
 def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:
+    from .content import render_post  # Markdown and the sanitiser load only when needed
+    from .sanitize import sanitize
+
     site = config.site
     path = config.posts / post.path
     rendered = render_post(body_of(path, path.read_bytes()), post.ext, post.excerpt,
@@ -113,15 +144,16 @@ def _render_chunk(config: Config, posts: list[Post], urls: dict[str, str]) -> li
     return [_render_one(config, post, urls) for post in posts]
 
 
-def _render_many(config: Config, posts: list[Post], all_posts: list[Post]) -> list[Rendered]:
+def _render_many(config: Config, posts: list[Post], urls: Mapping[str, str]) -> list[Rendered]:
     """Render in worker processes when there are many (a cold build renders hundreds)."""
-    urls = PostUrls(config.site, all_posts)
     workers = os.cpu_count() or 1
     if len(posts) < PARALLEL_RENDER_FROM or workers < 2:
         return [_render_one(config, post, urls) for post in posts]
     size = max(8, -(-len(posts) // (workers * 8)))
     chunks = [posts[i:i + size] for i in range(0, len(posts), size)]
     index = dict(urls)
+    from concurrent.futures import ProcessPoolExecutor
+
     with ProcessPoolExecutor(workers) as pool:
         done = pool.map(_render_chunk, [config] * len(chunks), chunks, [index] * len(chunks))
         return [item for chunk in done for item in chunk]
@@ -130,6 +162,12 @@ def _render_many(config: Config, posts: list[Post], all_posts: list[Post]) -> li
 def render_posts(config: Config, store: Store, posts: list[Post],
                  stats: dict[str, tuple[int, int]], all_posts: list[Post]) -> dict[str, Rendered]:
     """Rendered content for *posts*, from cache when the file has not changed since."""
+    return _render_cached(config, store, posts, stats, PostUrls.of(config.site, all_posts))
+
+
+def _render_cached(config: Config, store: Store, posts: list[Post],
+                   stats: dict[str, tuple[int, int]],
+                   urls: Mapping[str, str]) -> dict[str, Rendered]:
     mark = fingerprint(config.site)
     keys = {p.path: f"{stats.get(p.path)}:{mark}" for p in posts}
     cached = store.rendered(keys)
@@ -141,7 +179,7 @@ def render_posts(config: Config, store: Store, posts: list[Post],
             out[post.path] = Rendered(**hit[1])
         else:
             todo.append(post)
-    fresh = _render_many(config, todo, all_posts)
+    fresh = _render_many(config, todo, urls)
     for post, rendered in zip(todo, fresh, strict=True):
         out[post.path] = rendered
     if todo:
@@ -150,12 +188,49 @@ def render_posts(config: Config, store: Store, posts: list[Post],
     return out
 
 
-def _inputs(spec: FeedSpec, ids: dict[str, str], stats: dict[str, tuple[int, int]],
-            updated: dict[str, datetime], settings: str) -> str:
+def _inputs(spec: FeedSpec, ids: Mapping[str, str], stats: dict[str, tuple[int, int]],
+            updated: Mapping[str, datetime], settings: str) -> str:
     rows = [(p.path, ids[p.path], stats.get(p.path), p.url, updated[p.path].isoformat())
             for p in spec.posts]
     blob = json.dumps([settings, spec.name, spec.atom_path, rows], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _spec(name: str, posts: tuple[Post, ...]) -> FeedSpec:
+    kind, _, key = name.partition(":")
+    return FeedSpec(kind, key, *feed_paths(kind, key), posts)
+
+
+def _files_exist(config: Config, name: str) -> bool:
+    kind, _, key = name.partition(":")
+    return all((config.output / rel).exists() for rel in feed_paths(kind, key))
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The feeds to look at, with everything their inputs hash needs."""
+
+    specs: list[FeedSpec]
+    ids: dict[str, str]
+    updated: dict[str, datetime]
+
+
+def _members(config: Config, store: Store, index: LiveIndex, names: list[str]) -> _Members:
+    """Read the posts of *names*: only these feeds' posts are decoded."""
+    paths = {name: index.members(name, config.feed_entries) for name in names}
+    wanted = {p for members in paths.values() for p in members}
+    posts = readings(store, config.posts, wanted)
+    specs = [_spec(name, tuple(posts[p] for p in members)) for name, members in paths.items()]
+    return _Members(specs, store.entry_ids_of(wanted), index.updated(wanted))
+
+
+def _to_check(config: Config, index: LiveIndex, names: list[str],
+              previous: dict[str, str]) -> list[str]:
+    """Feeds that may differ from what was written: dirty, new, or with a file missing."""
+    dirty = index.dirty()
+    if EVERY_FEED in dirty:
+        return names
+    return [n for n in names if n in dirty or n not in previous or not _files_exist(config, n)]
 
 
 def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport:
@@ -163,42 +238,54 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
     site = config.site
     store = Store.open(config.state)
     try:
-        corpus = read_posts(config, store, now=now, future=future)
-        report = BuildReport(corpus)
-        posts = corpus.posts
-        stats = corpus.stats
-        ids = entry_ids(store, site, posts)
-        updated = with_updated(posts)
-        specs = plan_feeds(posts, config.feed_entries)
-        report.feeds = len(specs)
-        settings = json.dumps([fingerprint(site), config.feed_entries, config.stylesheet])
+        stats, parsed = refresh(config, store)
+        index = LiveIndex(store)
+        settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
+                               config.stylesheet])
+        assign_ids(store, site, index.update(now=now.timestamp(), future=future,
+                                             settings=settings))
+        report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
+                                         future=future, parsed=parsed))
+        names = index.feed_names()
+        report.feeds = len(names)
         previous = store.feed_inputs()
+        look = _members(config, store, index, _to_check(config, index, names, previous))
         changed = []
-        for spec in specs:
-            inputs = _inputs(spec, ids, stats, updated, settings)
-            files_exist = all((config.output / p).exists() for p in (spec.atom_path, spec.rss_path))
-            if previous.get(spec.name) == inputs and files_exist:
-                report.skipped += 1
-            else:
+        for spec in look.specs:
+            inputs = _inputs(spec, look.ids, stats, look.updated, settings)
+            if previous.get(spec.name) != inputs or not _files_exist(config, spec.name):
                 changed.append((spec, inputs))
-        needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
-        rendered = render_posts(config, store, needed, stats, posts) if needed else {}
-        report.rendered = len(needed)
-        stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
-        for spec, _ in changed:
-            entries = [_entry(site, p, ids[p.path], updated[p.path], rendered[p.path])
-                       for p in spec.posts]
-            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
-                data = maker(site, spec, entries, absolute(site, "/" + rel), stylesheet)
-                if write_if_changed(config.output / rel, data):
-                    report.written.append(rel)
-        gone = _remove_vanished(config, previous, {spec.name for spec in specs}, report)
-        if changed or gone:
-            store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
-        _write_extras(config, specs, report)
+        report.skipped = len(names) - len(changed)
+        _write_feeds(config, store, index, changed, look, stats, report)
+        gone = _remove_vanished(config, previous, set(names), report)
+        store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
+        _write_extras(config, names, report)
         return report
     finally:
         store.close()
+
+
+def _write_feeds(config: Config, store: Store, index: LiveIndex,
+                 changed: list[tuple[FeedSpec, str]], look: _Members,
+                 stats: dict[str, tuple[int, int]], report: BuildReport) -> None:
+    """Render the posts of the feeds that changed (from cache where it can) and write them."""
+    site = config.site
+    needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
+    urls = PostUrls(lambda: {stem: absolute(site, url) for stem, url in index.post_urls().items()})
+    rendered = _render_cached(config, store, needed, stats, urls) if needed else {}
+    report.rendered = len(needed)
+    stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
+
+    def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
+        for spec, _ in changed:
+            entries = [_entry(site, p, look.ids[p.path], look.updated[p.path],
+                              rendered[p.path]) for p in spec.posts]
+            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
+                yield config.output / rel, maker(site, spec, entries, absolute(site, "/" + rel),
+                                                 stylesheet)
+
+    report.written.extend(path.relative_to(config.output).as_posix()
+                          for path in write_files(files()))
 
 
 def _remove_vanished(config: Config, previous: dict[str, str], current: set[str],
@@ -234,11 +321,11 @@ def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: R
                  author=plain_title(post.author) if post.author else None)
 
 
-def _write_extras(config: Config, specs: list[FeedSpec], report: BuildReport) -> None:
+def _write_extras(config: Config, names: list[str], report: BuildReport) -> None:
     site = config.site
     home = site.root + "/"
     rows = []
-    for spec in specs:
+    for spec in (_spec(name, ()) for name in names):
         title = feed_title(site, spec)
         rows.append((title, "atom", absolute(site, "/" + spec.atom_path), home))
         rows.append((f"{title} (RSS)", "rss", absolute(site, "/" + spec.rss_path), home))
@@ -248,3 +335,6 @@ def _write_extras(config: Config, specs: list[FeedSpec], report: BuildReport) ->
         data = (TEMPLATES / STYLESHEET).read_bytes()
         if write_if_changed(config.output / STYLESHEET, data):
             report.written.append(STYLESHEET)
+    elif (config.output / STYLESHEET).exists():  # turned off: no feed points at it any more
+        (config.output / STYLESHEET).unlink()
+        report.removed.append(STYLESHEET)

@@ -82,17 +82,17 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
 
     config = _load(ctx)
     report = run_build(config, now=_now(now_text, config), future=future)
-    corpus = report.corpus
-    for problem in corpus.rejected:
+    found = report.found
+    for problem in found.rejected:
         click.echo(f"rejected: {problem}", err=True)
-    for problem in corpus.warnings:
+    for problem in found.warnings:
         click.echo(f"warning: {problem}", err=True)
-    click.echo(f"{len(corpus.posts)} posts ({corpus.parsed} parsed, "
-               f"{len(corpus.rejected)} rejected, {corpus.future} future, "
-               f"{corpus.unpublished} unpublished); {report.feeds} feeds: "
+    click.echo(f"{found.posts} posts ({found.parsed} parsed, "
+               f"{len(found.rejected)} rejected, {found.future} future, "
+               f"{found.unpublished} unpublished); {report.feeds} feeds: "
                f"{len(report.written)} files written, {report.skipped} feeds unchanged "
                f"→ {config.output}")
-    ctx.exit(1 if corpus.rejected else 0)
+    ctx.exit(1 if found.rejected else 0)
 
 
 @contextmanager

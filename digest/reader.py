@@ -9,8 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from .config import Config, Site
 from .errors import PostError, Problem
 from .posts import Post, parse_post
-from .store import Store
+from .store import ParsedRow, Store
 
 RULES_VERSION = "1"  # bump when parsing rules change, so cached readings are redone
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
@@ -37,26 +36,25 @@ class Corpus:
     stats: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
-def _ignored(name: str) -> bool:
-    """entry_filter.rb: dot, underscore and '#' files, and editor backups, are not content."""
-    return name[:1] in (".", "_", "#") or name.endswith("~")
-
-
-def scan(root: Path) -> Iterator[tuple[str, int, int]]:
-    """(relative path, size, mtime_ns) of every candidate file below *root*."""
-    stack = [(root, "")]
+def scan(root: Path) -> dict[str, tuple[int, int]]:
+    """relative path → (size, mtime_ns) of every candidate file below *root*."""
+    found: dict[str, tuple[int, int]] = {}
+    stack = [(str(root), "")]
     while stack:
         folder, prefix = stack.pop()
         with os.scandir(folder) as entries:
             for entry in entries:
-                rel = prefix + entry.name
-                if _ignored(entry.name):
+                name = entry.name
+                # entry_filter.rb: dot, underscore and '#' files, and editor backups, are
+                # not content
+                if name[0] in "._#" or name[-1] == "~":
                     continue
                 if entry.is_dir():
-                    stack.append((Path(entry.path), rel + "/"))
+                    stack.append((entry.path, prefix + name + "/"))
                 elif entry.is_file():
                     st = entry.stat()
-                    yield rel, st.st_size, st.st_mtime_ns
+                    found[prefix + name] = (st.st_size, st.st_mtime_ns)
+    return found
 
 
 def fingerprint(site: Site) -> str:
@@ -75,6 +73,17 @@ def _post_row(post: Post) -> str:
 
 def _problem_row(problem: Problem) -> str:
     return json.dumps([0, problem.line, problem.message, problem.hint])
+
+
+def _cache_row(rel: str, size: int, mtime: int, mark: str, item: Post | Problem) -> ParsedRow:
+    """A reading as the parse cache stores it: the whole of it, and what a build indexes."""
+    if isinstance(item, Problem):
+        return (rel, size, mtime, mark, _problem_row(item), None, None, None, None, None, None,
+                None)
+    terms = json.dumps([item.tags, item.categories])
+    return (rel, size, mtime, mark, _post_row(item), item.date.timestamp(),
+            item.date.isoformat(), item.url, int(item.published), terms, item.jekyll_id,
+            int(bool(item.warnings)))
 
 
 def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
@@ -107,36 +116,44 @@ def _parse_all(root: Path, relpaths: list[str], site: Site) -> list[Post | Probl
     # small chunks keep both workers busy and overlap sending results back with parsing
     size = max(100, -(-len(relpaths) // (workers * 16)))
     chunks = [relpaths[i:i + size] for i in range(0, len(relpaths), size)]
+    from concurrent.futures import ProcessPoolExecutor  # only a cold read pays for importing it
+
     with ProcessPoolExecutor(workers) as pool:
         results = pool.map(_parse_chunk, [root] * len(chunks), chunks, [site] * len(chunks))
         return [item for chunk in results for item in chunk]
 
 
-def read_posts(config: Config, store: Store, *, now: datetime, future: bool = False) -> Corpus:
-    """Every post of the folder, parsed or from cache; rejected files listed, none fatal."""
+def refresh(config: Config, store: Store) -> tuple[dict[str, tuple[int, int]], int]:
+    """Bring the parse cache up to date with the folder: parse only new and changed files.
+
+    Returns every file's (size, mtime_ns) and how many files were parsed.
+    """
     site, root = config.site, config.posts
     mark = fingerprint(site)
-    cached = {row[0]: row for row in store.parsed()}
-    stats = {rel: (size, mtime) for rel, size, mtime in scan(root)}
-    results: list[Post | Problem] = []
-    todo: list[str] = []
-    for rel, (size, mtime) in stats.items():
-        hit = cached.get(rel)
-        if hit and hit[1] == size and hit[2] == mtime and hit[3] == mark:
-            results.append(_from_row(hit[4], root, rel))
-        else:
-            todo.append(rel)
-    rows = []
-    for rel, item in zip(todo, _parse_all(root, todo, site), strict=True):
-        results.append(item)
-        size, mtime = stats[rel]
-        row = _post_row(item) if isinstance(item, Post) else _problem_row(item)
-        rows.append((rel, size, mtime, mark, row))
-    gone = [p for p in cached if p not in stats]
+    known = store.parse_marks()
+    stats = scan(root)
+    todo = [rel for rel, (size, mtime) in stats.items() if known.get(rel) != (size, mtime, mark)]
+    gone = [p for p in known if p not in stats]
+    rows = [_cache_row(rel, *stats[rel], mark, item)
+            for rel, item in zip(todo, _parse_all(root, todo, site), strict=True)]
     if rows or gone:
         store.save_parsed(rows, gone)
-    corpus = _select(results, now=now, future=future, parsed=len(todo), root=root)
+    return stats, len(todo)
+
+
+def read_posts(config: Config, store: Store, *, now: datetime, future: bool = False) -> Corpus:
+    """Every post of the folder, parsed or from cache; rejected files listed, none fatal."""
+    stats, parsed = refresh(config, store)
+    root = config.posts
+    results = [_from_row(row, root, rel) for rel, row in store.parsed_rows()]
+    corpus = _select(results, now=now, future=future, parsed=parsed, root=root)
     return replace(corpus, stats=stats)
+
+
+def readings(store: Store, root: Path, paths: Iterable[str]) -> dict[str, Post]:
+    """The cached Posts of *paths* (which must be posts): a build decodes only these."""
+    found = {rel: _from_row(row, root, rel) for rel, row in store.readings(paths)}
+    return {rel: item for rel, item in found.items() if isinstance(item, Post)}
 
 
 def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed: int,
@@ -185,4 +202,4 @@ def with_updated(posts: list[Post]) -> dict[str, datetime]:
     return out
 
 
-__all__ = ["Corpus", "read_posts", "replace", "scan", "with_updated"]
+__all__ = ["Corpus", "read_posts", "refresh", "replace", "scan", "with_updated"]

@@ -59,7 +59,44 @@ MIGRATIONS = (
     CREATE TABLE daemon_status (key TEXT PRIMARY KEY, data TEXT NOT NULL,
                                 updated_at TEXT NOT NULL);
     """,
+    # 0.4: what a build needs of each reading in columns, so it reads only what changed;
+    # `seq` numbers the writes (and parsed_gone keeps deletions), so a build finds what changed
+    # since it last looked even when another command refreshed the cache in between; `live`
+    # is what the last build published (index.py)
+    """
+    DROP TABLE parsed;
+    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
+                         fingerprint TEXT, row TEXT, seq INTEGER NOT NULL,
+                         ts REAL, date TEXT, url TEXT, published INTEGER, terms TEXT,
+                         jekyll_id TEXT, warned INTEGER);
+    CREATE INDEX parsed_marks ON parsed(path, size, mtime_ns, fingerprint);
+    CREATE INDEX parsed_seq ON parsed(seq);
+    CREATE INDEX parsed_ts ON parsed(ts);
+    CREATE INDEX parsed_url ON parsed(url, published, ts);
+    CREATE INDEX parsed_problems ON parsed(path) WHERE published IS NULL;
+    CREATE INDEX parsed_warned ON parsed(path) WHERE warned = 1;
+    CREATE TABLE parsed_gone (path TEXT NOT NULL, seq INTEGER NOT NULL);
+    CREATE TABLE live (path TEXT PRIMARY KEY, ts REAL NOT NULL, date TEXT NOT NULL,
+                       updated TEXT, url TEXT NOT NULL, terms TEXT NOT NULL);
+    CREATE INDEX live_order ON live(ts, path);
+    CREATE TABLE live_terms (kind TEXT, term TEXT, ts REAL, path TEXT,
+                             PRIMARY KEY (kind, term, ts, path)) WITHOUT ROWID;
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
 )
+
+# One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index
+# columns (ts, date, url, published, terms, jekyll_id, warned), all None for a problem.
+ParsedRow = tuple[str, int, int, str, str, float | None, str | None, str | None,
+                  int | None, str | None, str | None, int | None]
+
+
+IN_LIST = "IN (SELECT value FROM json_each(?))"  # a list of any length as one parameter
+
+
+def json_list(items: Iterable[str]) -> str:
+    """A list as one JSON parameter, for IN_LIST."""
+    return json.dumps(list(items))
 
 
 class Store:
@@ -99,16 +136,45 @@ class Store:
                 db.execute(f"PRAGMA user_version={number}")
 
     # parse cache -------------------------------------------------------------------------
-    def parsed(self) -> list[tuple[str, int, int, str, str]]:
-        """(path, size, mtime_ns, fingerprint, row) of every cached reading."""
-        return self.db.execute("SELECT path, size, mtime_ns, fingerprint, row FROM parsed"
-                               ).fetchall()
+    def parse_marks(self) -> dict[str, tuple[int, int, str]]:
+        """path → (size, mtime_ns, fingerprint) of every cached reading: what is still valid."""
+        return {path: (size, mtime, mark) for path, size, mtime, mark in self.db.execute(
+            "SELECT path, size, mtime_ns, fingerprint FROM parsed")}
 
-    def save_parsed(self, rows: Iterable[tuple[str, int, int, str, str]],
-                    gone: Iterable[str]) -> None:
+    def parsed_rows(self) -> list[tuple[str, str]]:
+        """(path, row) of every cached reading."""
+        return self.db.execute("SELECT path, row FROM parsed").fetchall()
+
+    def save_parsed(self, rows: Iterable[ParsedRow], gone: Iterable[str]) -> None:
+        """Store new readings under the next write number and forget the files gone."""
         with self.atomic() as db:
-            db.executemany("INSERT OR REPLACE INTO parsed VALUES (?, ?, ?, ?, ?)", rows)
+            seq = int(self._meta(db, "parse_seq") or 0) + 1
+            db.executemany("INSERT OR REPLACE INTO parsed VALUES "
+                           f"(?, ?, ?, ?, ?, {seq}, ?, ?, ?, ?, ?, ?, ?)", rows)
+            gone = list(gone)
             db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
+            db.executemany(f"INSERT INTO parsed_gone VALUES (?, {seq})", ((p,) for p in gone))
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('parse_seq', ?)", (str(seq),))
+
+    def changed_since(self, seq: int) -> set[str]:
+        """Paths written or deleted after write number *seq*; older deletions are forgotten."""
+        self.db.execute("DELETE FROM parsed_gone WHERE seq <= ?", (seq,))
+        return {p for (p,) in self.db.execute(
+            "SELECT path FROM parsed WHERE seq > ?1 UNION SELECT path FROM parsed_gone "
+            "WHERE seq > ?1", (seq,))}
+
+    def parse_seq(self) -> int:
+        """The number of the latest write to the parse cache (0 before the first)."""
+        return int(self._meta(self.db, "parse_seq") or 0)
+
+    # small values ------------------------------------------------------------------------
+    @staticmethod
+    def _meta(db: sqlite3.Connection, key: str) -> str | None:
+        found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def meta(self, key: str) -> str | None:
+        return self._meta(self.db, key)
 
     # entry ids ---------------------------------------------------------------------------
     def entry_ids(self) -> dict[str, str]:
@@ -117,6 +183,17 @@ class Store:
     def first_seen(self) -> dict[str, str]:
         """entry id → when digest first read the post as published (UTC, ISO 8601)."""
         return dict(self.db.execute("SELECT entry_id, first_seen FROM entry_ids"))
+
+    def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]:
+        return dict(self.db.execute(
+            f"SELECT path, entry_id FROM entry_ids WHERE path {IN_LIST}",
+            (json_list(paths),)))
+
+    def taken_ids(self, entry_ids: Iterable[str]) -> set[str]:
+        """Which of *entry_ids* some post already has."""
+        return {i for (i,) in self.db.execute(
+            f"SELECT entry_id FROM entry_ids WHERE entry_id {IN_LIST}",
+            (json_list(entry_ids),))}
 
     def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
         with self.atomic() as db:
@@ -145,6 +222,14 @@ class Store:
 
     def save_feed_inputs(self, rows: Iterable[tuple[str, str]],
                          gone: Iterable[str] = ()) -> None:
+        """Record the feeds just written; with them, no feed is left to check (index.py)."""
         with self.atomic() as db:
             db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", rows)
             db.executemany("DELETE FROM feeds WHERE name = ?", ((n,) for n in gone))
+            db.execute("DELETE FROM meta WHERE key = 'dirty_feeds'")
+
+    # reading parts of the parse cache ----------------------------------------------------
+    def readings(self, paths: Iterable[str]) -> list[tuple[str, str]]:
+        """(path, row) of the cached readings of *paths*."""
+        return self.db.execute(f"SELECT path, row FROM parsed WHERE path {IN_LIST}",
+                               (json_list(paths),)).fetchall()

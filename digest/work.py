@@ -18,8 +18,6 @@ from typing import Any
 from .build import build
 from .config import Config
 from .logs import event
-from .reader import read_posts
-from .selection import terms
 from .send import SendReport, make_transport
 from .sendlog import SendLog
 from .session import mail_settings, read_subscribers, when
@@ -48,12 +46,12 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     """Rebuild the feeds as of *now*; log which files changed (nothing if none did)."""
     started = time.monotonic()
     report = build(config, now=now)
-    corpus = report.corpus
-    next_future = _next_future(config, now) if corpus.future else None
+    found = report.found
+    next_future = found.next_future
     seconds = time.monotonic() - started
     changed = [*report.written, *report.removed]
     fields = {"reason": reason, "written": report.written, "removed": report.removed,
-              "posts": len(corpus.posts), "feeds": report.feeds, "seconds": round(seconds, 3)}
+              "posts": found.posts, "feeds": report.feeds, "seconds": round(seconds, 3)}
     if changed:
         log.info("feeds rebuilt (%s): %d written, %d removed: %s (%.2f s)", reason,
                  len(report.written), len(report.removed), _shown(changed), seconds,
@@ -61,29 +59,18 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     else:
         log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
                   extra=event("feeds.unchanged", **fields))
-    problems = tuple(str(p) for p in (*corpus.rejected, *corpus.warnings))
+    problems = tuple(str(p) for p in (*found.rejected, *found.warnings))
     store = Store.open(config.state)
     try:
         note(store, "build", {
-            "at": now.isoformat(), "reason": reason, "posts": len(corpus.posts),
+            "at": now.isoformat(), "reason": reason, "posts": found.posts,
             "feeds": report.feeds, "written_count": len(report.written),
             "written": report.written[:NOTED_PROBLEMS], "removed": report.removed,
-            "future": corpus.future, "next_future": next_future, "seconds": seconds,
+            "future": found.future, "next_future": next_future, "seconds": seconds,
             "problems": list(problems[:NOTED_PROBLEMS]), "problems_count": len(problems)})
     finally:
         store.close()
-    return BuildResult(frozenset(t for p in corpus.posts for t in terms(p)), next_future,
-                       problems)
-
-
-def _next_future(config: Config, now: datetime) -> datetime | None:
-    """When the soonest future-dated post is due (read again, with future posts included)."""
-    store = Store.open(config.state)
-    try:
-        corpus = read_posts(config, store, now=now, future=True)
-    finally:
-        store.close()
-    return min((p.date for p in corpus.posts if p.date > now), default=None)
+    return BuildResult(found.terms, next_future, problems)
 
 
 def _text(path: Path) -> str | None:

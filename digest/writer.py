@@ -9,11 +9,28 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write *data* to *path* atomically unless it already holds exactly that; True if written."""
+    return bool(write_files([(path, data)]))
+
+
+def write_files(files: Iterable[tuple[Path, bytes]]) -> list[Path]:
+    """write_if_changed for many files; each folder is synced once, after all its files."""
+    written = [path for path, data in files if _replace_if_changed(path, data)]
+    for folder in dict.fromkeys(path.parent for path in written):
+        dir_fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    return written
+
+
+def _replace_if_changed(path: Path, data: bytes) -> bool:
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
@@ -31,9 +48,4 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
     return True

@@ -35,8 +35,8 @@ def _only_problem(tmp_path: Path, name: str, content: str | bytes):  # type: ign
     assert sorted(by_path(corpus)) == sorted(GOOD)
     assert [Path(p.path).name for p in corpus.rejected] == [name]
     report = build_site(config)
-    assert [p.path for p in report.corpus.posts] == ["2019-01-02-good-two.md",
-                                                      "2019-01-01-good-one.md"]
+    assert report.found.posts == 2
+    assert [Path(p.path).name for p in report.found.rejected] == [name]
     feed = parse_feed(output(config) / "feed.xml")
     assert [e.title for e in feed.entries] == ["Good two", "Good one"]
     problem = corpus.rejected[0]
@@ -189,7 +189,7 @@ def test_five_megabyte_post_is_published_in_full(tmp_path):
     config = _site_with(tmp_path, {"2019-01-05-huge.md": post("Huge", body=body, tags="[big]")})
     assert (tmp_path / "_posts" / "2019-01-05-huge.md").stat().st_size > 5_000_000
     report = build_site(config)
-    assert report.corpus.rejected == []
+    assert report.found.rejected == []
     assert "feed/by_tag/big.xml" in report.written
     root = etree.fromstring((output(config) / "feed/by_tag/big.xml").read_bytes())
     ns = {"a": "http://www.w3.org/2005/Atom"}
@@ -339,7 +339,7 @@ def test_many_bad_files_are_all_reported_and_good_ones_still_published(tmp_path)
         "2019-02-30-no-day.md": post("x"),
     })
     report = build_site(config)
-    assert sorted(p.path.name for p in report.corpus.rejected) == [
+    assert sorted(p.path.name for p in report.found.rejected) == [
         "2019-01-05-empty.md", "2019-01-06-unclosed.md", "2019-01-07-list.md",
         "2019-02-30-no-day.md"]
     titles = [e.title for e in parse_feed(output(config) / "feed.xml").entries]

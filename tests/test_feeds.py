@@ -54,7 +54,7 @@ TAGS = ["Data Science", "IT", "données", "i.t.", "python"]
 def built(tmp_path: Path) -> Path:
     config = make_site(tmp_path, POSTS)
     report = build_site(config)
-    assert report.corpus.rejected == []
+    assert report.found.rejected == []
     return config
 
 
