@@ -217,8 +217,11 @@ class SendLog:
         return None if row is None else (row[0], row[1], row[2])
 
     def save_snapshot(self, path: str, text: str) -> None:
-        current = self.snapshot()
-        if current and current[0] == path and current[1] == text:
+        """Keep *text* as the last good copy; unchanged text is compared in SQLite, so the
+        old copy (megabytes for a big list) is not read back into memory each run."""
+        same = self.db.execute("SELECT 1 FROM subscribers_snapshot WHERE path = ? AND text = ?",
+                               (path, text)).fetchone()
+        if same is not None:
             return
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",
