@@ -10,6 +10,8 @@ and of its process tree; bench/pss.py: the tree's peak PSS, which does not count
 shared with forked workers twice):
 
 - smtp-source -d -s 20 -m N -l SIZE (the reference; SIZE = digest's average message size)
+- aiosmtplib alone (bench/send_floor.py): a real digest message of about SIZE sent N times
+  over 20 connections with nothing else, the ceiling for a sender built on aiosmtplib
 - digest startup (`digest --version`) and a dry run for one subscriber (read + render the
   posts), to split digest's time into fixed cost, per-message rendering and sending
 - digest send --dry-run for N subscribers (every message rendered, nothing sent)
@@ -240,6 +242,18 @@ def digest_send(config: Path, as_of: str, state: Path, expected: int, label: str
     return m, int(progress[-1][2]) if progress else 0
 
 
+def typical_message(config: Path, as_of: str, size: int, workdir: Path,
+                    env: dict[str, str]) -> Path:
+    """A real digest message of about the average size (`digest preview` writes one .eml per
+    edition), for the aiosmtplib-alone row."""
+    out = workdir / "preview"
+    shutil.rmtree(config.parent / "state", ignore_errors=True)
+    subprocess.run([str(DIGEST), "--config", str(config), "preview", "--as-of", as_of,
+                    "--out", str(out)], env=env, check=True, capture_output=True)
+    shutil.rmtree(config.parent / "state", ignore_errors=True)
+    return min(out.glob("*.eml"), key=lambda p: abs(p.stat().st_size - size))
+
+
 # profile -----------------------------------------------------------------------------------
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("aiosmtplib (SMTP client)", ("aiosmtplib/",)),
@@ -257,7 +271,8 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
       "digest/session.py",
       "email_validator/", "nh3", "idna/", "digest/sanitize.py", "digest/config.py",
       "pydantic")),
-    ("asyncio event loop + sockets", ("asyncio/", "selectors.py", "socket.py", "ssl.py")),
+    ("event loop (asyncio, uvloop) + sockets",
+     ("asyncio/", "uvloop", "selectors.py", "socket.py", "ssl.py")),
     ("imports / interpreter startup", ("<frozen importlib", "importlib/")),
     ("waiting on a thread (lock.acquire; not CPU)", ("'acquire' of '_thread.lock",)),
 )
@@ -373,7 +388,8 @@ def main() -> int:
     parser.add_argument("--subscribers", type=int, default=20000)
     parser.add_argument("--big", type=int, default=100000, help="0 to skip the big run")
     parser.add_argument("--repeat", type=int, default=3, help="best of K")
-    parser.add_argument("--posts", type=int, default=200)
+    parser.add_argument("--posts", type=int, default=20,
+                        help="posts in the week (the jobs board gets about 7-30)")
     parser.add_argument("--as-of", default="2024-06-03T09:00:00",
                         help="the digest's time (site timezone); posts fill the week before")
     parser.add_argument("--source", type=Path, default=SOURCE,
@@ -448,6 +464,23 @@ def main() -> int:
 
         ref = Row(best_of(args.repeat, reference), n, f"best of {args.repeat}")
         rows.append(ref)
+
+        # aiosmtplib alone: the ceiling for any sender built on it ---------------------------
+        eml = typical_message(main_cfg, args.as_of, size, logs, env)
+
+        def floor() -> Measurement:
+            before = sink_.received()
+            m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
+                             str(sink_.port), str(n), str(CONNECTIONS), str(eml)],
+                            f"aiosmtplib alone ({n} x {eml.stat().st_size} B)", logs, env,
+                            skip)
+            sink_.expect(before, n, "send_floor")
+            notes.add("send_floor", output)
+            return m
+
+        rows.append(Row(best_of(args.repeat, floor), n,
+                        f"best of {args.repeat}; bench/send_floor.py: one digest message, "
+                        "MAIL/RCPT/DATA only, no rendering, no send log"))
         rows.append(Row(startup, 0, "interpreter + CLI import"))
         rows.append(Row(one, 0, f"fixed cost: read {args.posts} posts, render them, 1 message"))
         rows.append(Row(dry_n, messages, f"{editions} distinct editions, "

@@ -250,6 +250,7 @@ class Renderer:
         self._lang = re.sub(r"[^A-Za-z0-9-]", "", settings.site.lang) or "en"
         if settings.dkim is not None:
             check_dkim_key(settings.dkim)
+        self._date: tuple[datetime, bytes] | None = None  # a run's messages share one Date
 
     def _load(self, name: str) -> jinja2.Template:
         try:
@@ -344,11 +345,17 @@ class Renderer:
             text_values[key] = qp(value, joined=True)
             html_values[key] = qp(html.escape(value), joined=True)
         raw = rendered.skeleton.assemble(
-            to=address_header(recipient.name, recipient.email), date=date_header(date),
+            to=address_header(recipient.name, recipient.email), date=self._date_header(date),
             message_id=message_id_header(message_id),
             unsubscribe=unsubscribe_headers(recipient.unsubscribe_url, self._mailto),
             text=variant.text_body.fill(text_values), html=variant.html_body.fill(html_values))
         return sign(raw, self.settings.dkim) if self.settings.dkim else raw
+
+    def _date_header(self, date: datetime) -> bytes:
+        """Formatted once per run rather than per message (strftime showed in profiles)."""
+        if self._date is None or self._date[0] != date or self._date[0].tzinfo != date.tzinfo:
+            self._date = (date, date_header(date))
+        return self._date[1]
 
 
 def _shape(recipient: Recipient) -> Shape:

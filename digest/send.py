@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import archive
 from .compose import Composer
@@ -24,7 +24,7 @@ from .errors import ConfigError, DigestError, Problem
 from .locks import send_lock
 from .reader import Corpus
 from .selection import Window, period_slug
-from .sendlog import Run
+from .sendlog import Recorded, Run
 from .session import Session, newest_first, plan_run, session, when
 from .subscribers import (
     Subscriber,
@@ -32,6 +32,8 @@ from .subscribers import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Progress(Protocol):
@@ -120,10 +122,11 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
             in_flight[sub.key] = (message_id, len(picked), attempts)
             yield outgoing
 
+    commits: GroupCommit[Recorded] = GroupCommit(lambda rows: s.sendlog.record_many(run, rows))
+
     async def record(outcome: Outcome) -> None:
         message_id, n_posts, attempts = in_flight.pop(outcome.key)
-        s.sendlog.record(run, outcome, message_id=message_id, posts=n_posts,
-                         attempts_before=attempts)
+        await commits.add(Recorded(outcome, message_id, n_posts, attempts))
         if progress:
             progress.advance(outcome)
 
@@ -141,15 +144,63 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     return report
 
 
-def _subscriber_rows(s: Session) -> list[tuple[str, str]]:
-    return [(sub.key, sub.email) for sub in s.subscribers.subscribers]
+class GroupCommit(Generic[T]):
+    """Outcomes recorded in the same turn of the event loop are committed together.
+
+    Each caller returns only once the commit holding its row is done, so a connection
+    still takes its next message only after its last outcome is durable: a kill loses at
+    most the outcomes not yet committed, whose messages were in flight (they go again,
+    nobody is skipped). With 20 connections, one commit serves the several that finish
+    together instead of one each.
+    """
+
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self._write = write
+        self._rows: list[T] = []
+        self._done: asyncio.Future[None] | None = None
+
+    async def add(self, row: T) -> None:
+        """Queue *row* for the next commit and wait for it; raises what the commit raised."""
+        if self._done is None:
+            loop = asyncio.get_running_loop()
+            self._done = loop.create_future()
+            loop.call_soon(self._flush)  # after every task already woken in this turn
+        done = self._done
+        self._rows.append(row)
+        await asyncio.shield(done)  # one caller cancelled must not cancel the others' commit
+
+    def _flush(self) -> None:
+        rows, done = self._rows, self._done
+        self._rows, self._done = [], None
+        assert done is not None
+        try:
+            self._write(rows)
+        except Exception as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
+def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
+    return ((sub.key, sub.email) for sub in s.subscribers.subscribers)
+
+
+def run_async(main: Coroutine[Any, Any, R]) -> R:
+    """Run *main* on uvloop where it is installed (about a tenth less CPU per message than
+    asyncio's own loop with aiosmtplib), else on asyncio's."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency, but optional at heart
+        return asyncio.run(main)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main)
 
 
 def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
          transport: Transport | None = None, stop: asyncio.Event | None = None) -> SendReport:
     """Finish any unfinished run, then send the digest for the period ending at *as_of*."""
-    return asyncio.run(send_async(config, as_of=as_of, progress=progress, transport=transport,
-                                  stop=stop))
+    return run_async(send_async(config, as_of=as_of, progress=progress, transport=transport,
+                                stop=stop))
 
 
 async def send_async(config: Config, *, as_of: datetime, progress: Progress | None = None,
@@ -226,8 +277,9 @@ def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | Non
         async def keep(outcome: Outcome) -> None:
             outcomes.append(outcome)
 
-        asyncio.run(transport.deliver(one(), keep))
+        run_async(transport.deliver(one(), keep))
         return outcomes[0] if outcomes else None
 
 
-__all__ = ["RunReport", "SendReport", "send", "send_async", "send_test"]
+__all__ = ["GroupCommit", "RunReport", "SendReport", "run_async", "send", "send_async",
+           "send_test"]

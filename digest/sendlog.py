@@ -39,6 +39,16 @@ class RunPost:
     twin: str  # slug + title: recognises a post renamed to a new date as the same post
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What the send log keeps of one message's final outcome."""
+
+    outcome: Outcome
+    message_id: str
+    posts: int  # posts the message carried
+    attempts_before: int = 0  # attempts made by earlier runs of `digest send`
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -149,12 +159,18 @@ class SendLog:
     def record(self, run: Run, outcome: Outcome, *, message_id: str, posts: int,
                attempts_before: int = 0) -> None:
         """One delivery's outcome, committed before the connection takes more work."""
+        self.record_many(run, [Recorded(outcome, message_id, posts, attempts_before)])
+
+    def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
+        """Several outcomes in one commit (see send.GroupCommit): all or none are kept."""
+        now = _now()
         with self.store.atomic() as db:
-            db.execute("UPDATE deliveries SET state = ?, attempts = ?, code = ?, reply = ?, "
-                       "message_id = ?, posts = ?, updated_at = ? "
-                       "WHERE run_id = ? AND subscriber = ?",
-                       (outcome.status, attempts_before + outcome.attempts, outcome.code,
-                        outcome.reply[:500], message_id, posts, _now(), run.id, outcome.key))
+            db.executemany("UPDATE deliveries SET state = ?, attempts = ?, code = ?, reply = ?, "
+                           "message_id = ?, posts = ?, updated_at = ? "
+                           "WHERE run_id = ? AND subscriber = ?",
+                           ((r.outcome.status, r.attempts_before + r.outcome.attempts,
+                             r.outcome.code, r.outcome.reply[:500], r.message_id, r.posts, now,
+                             run.id, r.outcome.key) for r in rows))
 
     def counts(self, run: Run) -> dict[str, int]:
         return dict(self.db.execute(
@@ -215,8 +231,11 @@ class SendLog:
         return None if row is None else (row[0], row[1], row[2])
 
     def save_snapshot(self, path: str, text: str) -> None:
-        current = self.snapshot()
-        if current and current[0] == path and current[1] == text:
+        """Keep *text* as the last good copy; unchanged text is compared in SQLite, so the
+        old copy (megabytes for a big list) is not read back into memory each run."""
+        same = self.db.execute("SELECT 1 FROM subscribers_snapshot WHERE path = ? AND text = ?",
+                               (path, text)).fetchone()
+        if same is not None:
             return
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",

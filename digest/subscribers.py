@@ -19,8 +19,8 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -45,23 +45,18 @@ class SubscribersUnreadable(DigestError):
         super().__init__(str(problem))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Subscriber:
-    """One person on the list; `email` is the ASCII form that goes on the envelope."""
+    """One person on the list; `email` is the ASCII form that goes on the envelope.
+
+    Slotted and without derived fields, because a list may hold 100,000 of them.
+    """
 
     email: str  # normalised by email-validator; an IDN domain is in punycode
     name: str | None
     tags: tuple[str, ...] | None  # as written (first spelling of each); None = every post
     exclude_tags: tuple[str, ...] = ()
     line: int | None = None  # where the entry starts in the subscribers file
-    # casefolded once here, because wants() runs for every subscriber and every post
-    _wanted: frozenset[str] | None = field(init=False, repr=False, compare=False)
-    _unwanted: frozenset[str] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        wanted = None if self.tags is None else frozenset(t.casefold() for t in self.tags)
-        object.__setattr__(self, "_wanted", wanted)
-        object.__setattr__(self, "_unwanted", frozenset(t.casefold() for t in self.exclude_tags))
 
     @property
     def key(self) -> str:
@@ -69,13 +64,16 @@ class Subscriber:
         return self.email.lower()
 
     def wants(self, post_tags: Iterable[str]) -> bool:
-        """Whether a post with *post_tags* goes to this subscriber; an exclusion always wins."""
-        if self._wanted is None and not self._unwanted:
+        """Whether a post with *post_tags* goes to this subscriber; an exclusion always wins.
+
+        Callers ask once per distinct tag set (compose.Composer.matches), not per subscriber.
+        """
+        if self.tags is None and not self.exclude_tags:
             return True
-        folded = [t.casefold() for t in post_tags]
-        if not self._unwanted.isdisjoint(folded):
+        folded = {t.casefold() for t in post_tags}
+        if any(t.casefold() in folded for t in self.exclude_tags):
             return False
-        return self._wanted is None or not self._wanted.isdisjoint(folded)
+        return self.tags is None or any(t.casefold() in folded for t in self.tags)
 
 
 @dataclass(frozen=True)
@@ -111,19 +109,18 @@ def parse_subscribers(path: Path, text: str, known_tags: Collection[str]) -> Sub
     """Every usable entry of *text*, in file order; *path* is only used to name the file.
 
     Tags are compared casefolded; *known_tags* (the tags posts have) only feed warnings.
+    Entries are read one at a time (see _entries), so a 100,000-entry file never sits in
+    memory as a YAML node tree: only the subscribers and each address's first line stay.
     """
-    root, data = _compose(path, text)
-    if root is None or data == []:
-        hint = "add entries such as '- email: ana@example.org'"
-        return SubscriberList((), (), (Problem(path, None, "no subscribers in the file", hint),))
-    if not isinstance(root, yaml.SequenceNode) or not isinstance(data, list):
-        raise SubscribersUnreadable(Problem(
-            path, root.start_mark.line + 1,
-            f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
-    served: list[tuple[Subscriber, yaml.Node]] = []
+    known = {t.casefold(): t for t in known_tags}
+    served: list[Subscriber] = []
     problems: list[Problem] = []
     first_line: dict[str, int] = {}  # key -> line of its first 'email:'
-    for node, value in zip(root.value, data, strict=True):
+    unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct tag list
+    entries = 0
+    for node, value in _entries(path, text):
+        entries += 1
         subscriber, found = _entry(path, node, value)
         problems.extend(found)
         if subscriber is None:
@@ -134,28 +131,82 @@ def parse_subscribers(path: Path, text: str, known_tags: Collection[str]) -> Sub
             problems.append(Problem(path, line,
                                     f"'{written}' is already subscribed at line {first}",
                                     "remove one of the two entries"))
-        else:
-            first_line[subscriber.key] = line
-            served.append((subscriber, node))
-    warnings = _unknown_tags(path, served, known_tags)
-    return SubscriberList(tuple(s for s, _ in served), tuple(problems), tuple(warnings))
+            continue
+        first_line[subscriber.key] = line
+        _count_unknown(node, subscriber, known, unknown)
+        tags = None if subscriber.tags is None else shared.setdefault(subscriber.tags,
+                                                                      subscriber.tags)
+        exclude = shared.setdefault(subscriber.exclude_tags, subscriber.exclude_tags)
+        served.append(Subscriber(subscriber.email, subscriber.name, tags, exclude,
+                                 subscriber.line))
+    if not entries:
+        hint = "add entries such as '- email: ana@example.org'"
+        return SubscriberList((), (), (Problem(path, None, "no subscribers in the file", hint),))
+    return SubscriberList(tuple(served), tuple(problems),
+                          tuple(_unknown_tags(path, unknown, known)))
 
 
-def _compose(path: Path, text: str) -> tuple[yaml.Node | None, Any]:
-    """One parse gives both the values and the nodes that carry line numbers.
+class _Composer(yaml.composer.Composer):
+    """PyYAML's own composer, fed by the (C) loader's events, so that the top-level list
+    can be composed one item at a time; the values and lines are exactly a full parse's."""
 
-    Loading and then calling key_lines would parse twice, which doubles the time on a
-    100,000-entry file.
+    def __init__(self, loader: Any) -> None:  # the stubs leave the loaders' methods untyped
+        super().__init__()
+        # bound once: the composer calls these millions of times on a big file
+        self.check_event = loader.check_event
+        self.peek_event = loader.peek_event
+        self.get_event = loader.get_event
+        self.resolve = loader.resolve
+        self.descend_resolver = loader.descend_resolver
+        self.ascend_resolver = loader.ascend_resolver
+
+
+_PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
+
+
+def _entries(path: Path, text: str) -> Iterator[tuple[yaml.Node, Any]]:
+    """(node, value) of each top-level list item, composed and built one at a time.
+
+    Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item's
+    node is dropped once the caller moves on: composing the whole file first kept about
+    5 KB per entry alive (500 MB for 100,000 subscribers).
     """
-    loader = SafeLoader(text)
+    loader: Any = SafeLoader(text)
+    composer = _Composer(loader)
     try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return
+        document = loader.get_event()
+        top = loader.peek_event()
+        if (isinstance(top, yaml.SequenceStartEvent) and top.anchor is None
+                and top.tag in _PLAIN_LIST):
+            loader.get_event()
+            index = 0
+            while not loader.check_event(yaml.SequenceEndEvent):
+                node = composer.compose_node(None, index)
+                assert node is not None
+                yield node, loader.construct_document(node)
+                index += 1
+            loader.get_event()
+        else:  # anything else is one node, as before; only a tagged or anchored list is used
+            root = composer.compose_node(None, 0)
+            assert root is not None
+            data = loader.construct_document(root)
+            if not isinstance(root, yaml.SequenceNode) or not isinstance(data, list):
+                raise SubscribersUnreadable(Problem(
+                    path, root.start_mark.line + 1,
+                    f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
+            yield from zip(root.value, data, strict=True)
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream", document.start_mark,
+                "but found another document", loader.get_event().start_mark)
     except yaml.YAMLError as exc:
         raise SubscribersUnreadable(yaml_problem(path, exc)) from None
     finally:
         loader.dispose()
-    return root, data
 
 
 def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, list[Problem]]:
@@ -272,27 +323,29 @@ def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,
     return tuple(seen.values())
 
 
-def _unknown_tags(path: Path, served: list[tuple[Subscriber, yaml.Node]],
-                  known_tags: Collection[str]) -> list[Problem]:
+def _count_unknown(node: yaml.Node, sub: Subscriber, known: dict[str, str],
+                   unknown: dict[str, tuple[str, int, int]]) -> None:
+    """Note each tag of a served entry that no post has: where it is first used, and how often."""
+    for key, tags in (("tags", sub.tags or ()), ("exclude_tags", sub.exclude_tags)):
+        for tag in tags:
+            folded = tag.casefold()
+            if folded in known:
+                continue
+            if folded in unknown:
+                written, line, uses = unknown[folded]
+                unknown[folded] = (written, line, uses + 1)
+            else:
+                unknown[folded] = (tag, _key_line(node, key), 1)
+
+
+def _unknown_tags(path: Path, unknown: dict[str, tuple[str, int, int]],
+                  known: dict[str, str]) -> list[Problem]:
     """One warning per tag no post has, at its first use, so a typo shared by many is one line.
 
     The entries are still served: a new tag may simply have no posts yet.
     """
-    known = {t.casefold(): t for t in known_tags}
-    first: dict[str, tuple[str, int, int]] = {}  # folded -> (as written, line, uses)
-    for sub, node in served:
-        for key, tags in (("tags", sub.tags or ()), ("exclude_tags", sub.exclude_tags)):
-            for tag in tags:
-                folded = tag.casefold()
-                if folded in known:
-                    continue
-                if folded in first:
-                    written, line, uses = first[folded]
-                    first[folded] = (written, line, uses + 1)
-                else:
-                    first[folded] = (tag, _key_line(node, key), 1)
     warnings = []
-    for folded, (tag, line, uses) in first.items():
+    for folded, (tag, line, uses) in unknown.items():
         close = difflib.get_close_matches(folded, list(known), n=1, cutoff=0.6)
         hint = (f"did you mean '{known[close[0]]}'?" if close
                 else "check the spelling; it may simply have no posts yet")
@@ -309,7 +362,6 @@ def _key_line(node: yaml.Node, key: str) -> int:
             if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
                 return key_node.start_mark.line + 1
     return node.start_mark.line + 1
-
 
 
 def _kind(value: Any) -> str:
