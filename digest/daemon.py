@@ -48,6 +48,7 @@ from .config import Config, load_config
 from .errors import ConfigError, DigestError, Problem
 from .locks import Busy, daemon_lock
 from .logs import event
+from .loop import run_async
 from .progress import LogProgress
 from .schedule import DIGEST_JOB, STATE_STORE, make_scheduler, schedule_digest
 from .send import send_async
@@ -77,7 +78,7 @@ def run_daemon(config: Config, clock: Clock) -> int:
     """Hold the daemon lock and run until stopped; the exit status."""
     with daemon_lock(config.state):
         check_can_send(config)
-        return asyncio.run(Daemon(config, clock).run())
+        return run_async(Daemon(config, clock).run())  # uvloop, as `digest send`
 
 
 @dataclass(frozen=True)

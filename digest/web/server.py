@@ -18,6 +18,7 @@ import uvicorn
 from ..clock import Clock
 from ..config import LISTEN, Config
 from ..errors import ConfigError, Problem
+from ..loop import run_async
 from ..tokens import Signer
 from .app import Web, make_app
 
@@ -144,7 +145,7 @@ def serve(web: Web, listen: str) -> int:
         await task
 
     try:
-        asyncio.run(main())
+        run_async(main())
     except SystemExit as exc:  # uvicorn exits when it cannot bind
         return int(exc.code or 1)
     return 0 if server.started else 1
