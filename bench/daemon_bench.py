@@ -109,7 +109,9 @@ def write_site(out: Path, posts: int, refresh_minutes: float) -> Path:
         f"posts: {out / 'site' / '_posts'}\noutput: {out / 'public'}\nstate: {out / 'state'}\n"
         f"feeds:\n  refresh_minutes: {refresh_minutes}\nsubscribers: {subscribers}\n"
         "digest:\n  from: Jobs Board <jobs@example.org>\n  noun: job\n"
-        "web:\n  base_url: https://jobs.example.org/digest\n", encoding="utf-8")
+        # the web front is served too, as in production; port 0: whatever is free
+        "web:\n  base_url: https://jobs.example.org/digest\n  listen: 127.0.0.1:0\n",
+        encoding="utf-8")
     return config
 
 
