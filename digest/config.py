@@ -211,10 +211,10 @@ def _cached(place: _Place, path: Path) -> Config | None:
 def _remember(place: _Place, path: Path, config: Config,
               read_config: Callable[[Path], Config]) -> None:
     """Keep *config* if the files it came from held still while it was read (else: a miss)."""
+    if not place.file.parent.is_dir():  # the first build creates the state folder
+        return
     key = _key(path, config.jekyll_config)
     if key is None or read_config(path) != config or _key(path, config.jekyll_config) != key:
-        return
-    if not place.file.parent.is_dir():  # the first build creates the state folder
         return
     tmp = place.file.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
     try:
