@@ -128,6 +128,33 @@ class PostUrls(Mapping[str, str]):
         return len(self._built())
 
 
+class LivePostUrls(Mapping[str, str]):
+    """PostUrls of what the last build published, read from the state database when first
+    used. Picklable: a worker process reads it itself, and only if it renders a post that
+    uses `{% post_url %}`, instead of each being sent all 20,000."""
+
+    def __init__(self, database: Path, root: str) -> None:
+        self.database, self.root = database, root
+        self._index: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._index is None:
+            from .index import post_urls
+
+            self._index = {stem: absolute_url(self.root, url)
+                           for stem, url in post_urls(self.database).items()}
+        return self._index
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._built())
+
+
 def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:
     from .content import render_post  # Markdown and the sanitiser load only when needed
     from .sanitize import sanitize
@@ -151,7 +178,7 @@ def _render_many(config: Config, posts: list[Post], urls: Mapping[str, str]) -> 
         return [_render_one(config, post, urls) for post in posts]
     size = max(8, -(-len(posts) // (workers * 8)))
     chunks = [posts[i:i + size] for i in range(0, len(posts), size)]
-    index = dict(urls)
+    index = urls if isinstance(urls, LivePostUrls) else dict(urls)
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(workers) as pool:
@@ -256,7 +283,7 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
             if previous.get(spec.name) != inputs or not _files_exist(config, spec.name):
                 changed.append((spec, inputs))
         report.skipped = len(names) - len(changed)
-        _write_feeds(config, store, index, changed, look, stats, report)
+        _write_feeds(config, store, changed, look, stats, report)
         gone = _remove_vanished(config, previous, set(names), report)
         store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
         _write_extras(config, names, report)
@@ -265,13 +292,13 @@ def build(config: Config, *, now: datetime, future: bool = False) -> BuildReport
         store.close()
 
 
-def _write_feeds(config: Config, store: Store, index: LiveIndex,
+def _write_feeds(config: Config, store: Store,
                  changed: list[tuple[FeedSpec, str]], look: _Members,
                  stats: dict[str, tuple[int, int]], report: BuildReport) -> None:
     """Render the posts of the feeds that changed (from cache where it can) and write them."""
     site = config.site
     needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
-    urls = PostUrls(lambda: {stem: absolute(site, url) for stem, url in index.post_urls().items()})
+    urls = LivePostUrls(store.path, site.root)
     rendered = _render_cached(config, store, needed, stats, urls) if needed else {}
     report.rendered = len(needed)
     stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None

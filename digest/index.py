@@ -16,6 +16,7 @@ same transaction, and cleared only once they are written, so a crash never loses
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -269,11 +270,6 @@ class LiveIndex:
         return {path: datetime.fromisoformat(text) for path, text in self.db.execute(
             f"SELECT path, updated FROM live WHERE path {IN_LIST}", (json_list(paths),))}
 
-    def post_urls(self) -> dict[str, str]:
-        """file stem → site-relative URL of every published post (for `{% post_url %}`)."""
-        return {path.rpartition("/")[2].rpartition(".")[0]: url
-                for path, url in self.db.execute("SELECT path, url FROM live ORDER BY path")}
-
     def found(self, *, root: Path, now: float, future: bool, parsed: int) -> Found:
         """The counts, problems and terms `digest build` and the daemon report."""
         from .reader import _from_row
@@ -326,3 +322,14 @@ def _term_rows(rows: Iterable[Indexed]) -> Iterator[tuple[str, str, float, str]]
                 yield kind, term, row.ts, row.path
 
 
+def post_urls(database: Path) -> dict[str, str]:
+    """file stem → site-relative URL of every published post (for `{% post_url %}`).
+
+    Given the database's path, not a Store, so that a render worker can ask it too.
+    """
+    db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+    try:
+        return {path.rpartition("/")[2].rpartition(".")[0]: url
+                for path, url in db.execute("SELECT path, url FROM live ORDER BY path")}
+    finally:
+        db.close()

@@ -136,10 +136,12 @@ class Store:
                 db.execute(f"PRAGMA user_version={number}")
 
     # parse cache -------------------------------------------------------------------------
-    def parse_marks(self) -> dict[str, tuple[int, int, str]]:
-        """path → (size, mtime_ns, fingerprint) of every cached reading: what is still valid."""
-        return {path: (size, mtime, mark) for path, size, mtime, mark in self.db.execute(
-            "SELECT path, size, mtime_ns, fingerprint FROM parsed")}
+    def parse_marks(self, fingerprint: str) -> dict[str, tuple[int | None, int]]:
+        """path → (size, mtime_ns) of every cached reading, size None if made with other
+        settings: a reading is still valid if this equals the file's (size, mtime_ns)."""
+        return {path: (size, mtime) for path, size, mtime in self.db.execute(
+            "SELECT path, iif(fingerprint = ?, size, NULL), mtime_ns FROM parsed",
+            (fingerprint,))}
 
     def parsed_rows(self) -> list[tuple[str, str]]:
         """(path, row) of every cached reading."""

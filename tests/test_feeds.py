@@ -452,3 +452,26 @@ def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_pat
     assert warm.rejected == cold.rejected
     sample = next(p for p in cold.posts if p.title == "Job 7")
     assert (sample.url, sample.tags) == ("/2000/01/08/job-7.html", ("t1",))
+
+
+def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, monkeypatch):
+    """Workers read `{% post_url %}` targets from the state database themselves."""
+    from datetime import date, timedelta
+
+    import digest.build
+
+    count = digest.build.PARALLEL_RENDER_FROM + 6  # one tag each: every post is rendered
+    posts: dict[str, str | bytes] = {}
+    for i in range(count):
+        day = date(2001, 1, 1) + timedelta(days=i)
+        body = "[first]({% post_url 2001-01-01-job-0 %}) and more.\n" if i == count - 1 \
+            else "Some text.\n"
+        posts[f"{day:%Y-%m-%d}-job-{i}.md"] = post(f"Job {i}", body, tags=f"[t{i}]")
+    pooled = make_site(tmp_path / "pooled", posts)
+    assert build_site(pooled).rendered == count
+    monkeypatch.setattr(digest.build, "PARALLEL_RENDER_FROM", count + 1)
+    alone = make_site(tmp_path / "alone", posts)
+    assert build_site(alone).rendered == count
+    feed = (output(pooled) / "feed.xml").read_text()
+    assert "https://jobs.example.org/2001/01/01/job-0.html" in feed
+    assert feed == (output(alone) / "feed.xml").read_text()

@@ -377,3 +377,34 @@ def test_editing_a_post_is_seen_through_the_parse_cache(tmp_path):
     assert edited.parsed == 1
     assert by_path(edited)["2019-03-05-offer.md"].title == "Offer v2"
     assert by_path(edited)["2019-03-05-offer.md"].tags == ("a", "bigger")
+
+
+def _absolute_url_in_full(root: str, url: str) -> str:
+    """absolute_url without its shortcut for plain URLs: quote, %-decode, remove dot segments."""
+    from urllib.parse import quote
+
+    from digest.jekyll import _PCT, _UNRESERVED, _remove_dot_segments
+
+    path = quote(url, safe="/:@!$&'()*+,;=-._~%?#")
+    path = _PCT.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in
+                    _UNRESERVED else "%" + m.group(1).upper(), path)
+    split = root.find("/", root.find("//") + 2) if "//" in root else -1
+    origin, base = (root, "") if split < 0 else (root[:split], root[split:])
+    return origin + _remove_dot_segments(base + path)
+
+
+def test_absolute_url_shortcut_gives_what_full_normalisation_gives():
+    import random
+
+    from digest.jekyll import absolute_url
+
+    pieces = ["a", "Z9", "-", "_", ".", "..", "/", "~", "%2e", "%41", "%2F", "é", " ", "?",
+              "#", "q=1&b", "'", "(", ":", "@", "+"]
+    rng = random.Random(7)
+    urls = ["/", "//x", "/2024/01/02/a-b/", "/a/./b", "/a/../b", "/a/b/..", "/.x/y",
+            *("/" + "".join(rng.choice(pieces) for _ in range(rng.randrange(1, 9)))
+              for _ in range(3000))]
+    for root in ("https://a.example", "https://a.example/base", "https://a.example/b/./c",
+                 "", "/sub"):
+        for url in urls:
+            assert absolute_url(root, url) == _absolute_url_in_full(root, url), (root, url)
