@@ -100,18 +100,14 @@ def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContex
                        post.title, post_urls)
 
 
-class PostUrls(Mapping[str, str]):
-    """`{% post_url NAME %}` targets (file stem → absolute URL), loaded only if some post
-    actually uses one."""
+class _LazyUrls(Mapping[str, str]):
+    """`{% post_url NAME %}` targets (file stem → absolute URL), loaded on first use only:
+    most posts use none."""
 
-    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
-        self._load = load
-        self._index: dict[str, str] | None = None
+    _index: dict[str, str] | None = None
 
-    @classmethod
-    def of(cls, site: Site, posts: list[Post]) -> PostUrls:
-        return cls(lambda: {p.path.rpartition("/")[2].rpartition(".")[0]: absolute(site, p.url)
-                            for p in posts})
+    def _load(self) -> dict[str, str]:
+        raise NotImplementedError
 
     def _built(self) -> dict[str, str]:
         if self._index is None:
@@ -128,31 +124,34 @@ class PostUrls(Mapping[str, str]):
         return len(self._built())
 
 
-class LivePostUrls(Mapping[str, str]):
-    """PostUrls of what the last build published, read from the state database when first
-    used. Picklable: a worker process reads it itself, and only if it renders a post that
-    uses `{% post_url %}`, instead of each being sent all 20,000."""
+class PostUrls(_LazyUrls):
+    """The targets among posts already in memory."""
+
+    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
+        self._loader = load
+
+    @classmethod
+    def of(cls, site: Site, posts: list[Post]) -> PostUrls:
+        return cls(lambda: {p.path.rpartition("/")[2].rpartition(".")[0]: absolute(site, p.url)
+                            for p in posts})
+
+    def _load(self) -> dict[str, str]:
+        return self._loader()
+
+
+class LivePostUrls(_LazyUrls):
+    """The targets of what the last build published, read from the state database. Picklable:
+    a worker process reads it itself, and only if it renders a post that uses
+    `{% post_url %}`, instead of each being sent all 20,000."""
 
     def __init__(self, database: Path, root: str) -> None:
         self.database, self.root = database, root
-        self._index: dict[str, str] | None = None
 
-    def _built(self) -> dict[str, str]:
-        if self._index is None:
-            from .index import post_urls
+    def _load(self) -> dict[str, str]:
+        from .index import post_urls
 
-            self._index = {stem: absolute_url(self.root, url)
-                           for stem, url in post_urls(self.database).items()}
-        return self._index
-
-    def __getitem__(self, key: str) -> str:
-        return self._built()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._built())
-
-    def __len__(self) -> int:
-        return len(self._built())
+        return {stem: absolute_url(self.root, url)
+                for stem, url in post_urls(self.database).items()}
 
 
 def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:

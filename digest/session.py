@@ -92,8 +92,10 @@ def _signer(config: Config) -> Signer | None:
     return Signer.from_env(config.web.secret_env)
 
 
-def read_subscribers(config: Config, sendlog: SendLog, known: set[str]) -> SubscriberList:
-    """The subscribers file, or the last good copy of it when it cannot be read now."""
+def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
+                     keep: bool = True) -> SubscriberList:
+    """The subscribers file, or the last good copy of it when it cannot be read now;
+    *keep*: save what was read as the new last good copy."""
     path = config.subscribers
     if path is None:
         raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
@@ -113,7 +115,7 @@ def read_subscribers(config: Config, sendlog: SendLog, known: set[str]) -> Subsc
         log.error("%s — using the last good copy, read at %s, until it is fixed", exc,
                   snapshot[2])
         return parse_subscribers(path, snapshot[1], known)
-    if text is not None:
+    if text is not None and keep:
         sendlog.save_snapshot(str(path), text)
     return found
 

@@ -54,7 +54,7 @@ class Web:
         init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.directory = Directory(self.config.subscribers, self.signer, self.sendlog)
+        self.directory = Directory(self.config, self.signer, self.sendlog)
         self.catalogue = Catalogue(self.config, self.now)
         self.pages = Pages(self.config.site, self.config.digest.templates)
         self.shelf = Shelf(self.config.state)

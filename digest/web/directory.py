@@ -13,14 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..config import Config
 from ..sendlog import SendLog
-from ..subscribers import (
-    Subscriber,
-    SubscriberList,
-    SubscribersUnreadable,
-    load_subscribers,
-    parse_subscribers,
-)
+from ..session import read_subscribers
+from ..subscribers import Subscriber, SubscriberList, SubscribersUnreadable
 from ..tokens import TOKEN_PATTERN, Signer
 
 log = logging.getLogger(__name__)
@@ -51,9 +47,9 @@ class Directory:
     (idempotently) after the address is also removed from the file.
     """
 
-    def __init__(self, path: Path | None, signer: Signer,
-                 sendlog: Callable[[], SendLog]) -> None:
-        self.path = path
+    def __init__(self, config: Config, signer: Signer, sendlog: Callable[[], SendLog]) -> None:
+        self.config = config
+        self.path = config.subscribers
         self.signer = signer
         self._sendlog = sendlog
         self._lock = threading.Lock()
@@ -97,15 +93,12 @@ class Directory:
             return self._current
 
     def _read(self) -> SubscriberList:
+        """As a send reads it (the last good copy when the file cannot be read), without
+        saving a snapshot: the web front only reads."""
         if self.path is None:
             return SubscriberList((), (), ())
         try:
-            return load_subscribers(self.path, ())
+            return read_subscribers(self.config, self._sendlog(), set(), keep=False)
         except SubscribersUnreadable as exc:
-            snapshot = self._sendlog().snapshot()
-            if snapshot is None:
-                log.error("%s: no subscriber links can be resolved until it is fixed", exc)
-                return SubscriberList((), (), ())
-            log.error("%s: links resolve against the last good copy, read at %s", exc,
-                      snapshot[2])
-            return parse_subscribers(self.path, snapshot[1], ())
+            log.error("%s: no subscriber links can be resolved until it is fixed", exc)
+            return SubscriberList((), (), ())
