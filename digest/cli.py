@@ -78,10 +78,16 @@ _future_option = click.option("--future", is_flag=True,
 @click.pass_context
 def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
     """Write the site feed and one feed per tag and category (Atom and RSS), and feeds.opml."""
-    from .build import build as run_build
+    from .scan import Scan
 
     config = _load(ctx)
-    report = run_build(config, now=_now(now_text, config), future=future)
+    scanned = Scan.start(config.posts)  # runs while the build's libraries load
+    from .build import build as run_build
+    from .build import preload
+
+    if scanned.forked:
+        preload()
+    report = run_build(config, now=_now(now_text, config), future=future, scanned=scanned)
     found = report.found
     for problem in found.rejected:
         click.echo(f"rejected: {problem}", err=True)
@@ -99,13 +105,17 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
 def _read(ctx: click.Context, now_text: str | None,
           future: bool) -> Iterator[tuple[Config, Any, Any]]:
     """Config, the posts read, and the open state store (closed on leaving)."""
+    from .scan import Scan
+
+    config = _load(ctx)
+    scanned = Scan.start(config.posts)  # runs while the libraries load
     from .reader import read_posts
     from .store import Store
 
-    config = _load(ctx)
     store = Store.open(config.state)
     try:
-        yield config, read_posts(config, store, now=_now(now_text, config), future=future), store
+        yield config, read_posts(config, store, now=_now(now_text, config), future=future,
+                                 scanned=scanned), store
     finally:
         store.close()
 

@@ -7,8 +7,10 @@ its record, so a crash never leaves a half-upgraded schema.
 from __future__ import annotations
 
 import json
+import marshal
 import sqlite3
-from collections.abc import Iterable, Iterator
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -83,6 +85,13 @@ MIGRATIONS = (
                              PRIMARY KEY (kind, term, ts, path)) WITHOUT ROWID;
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    # 0.5: the parse cache's marks as one blob, so a build with nothing new compares two
+    # dicts instead of loading 20,000 rows; rewritten (or dropped) with every write above
+    """
+    CREATE TABLE parse_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                 fingerprint TEXT NOT NULL, format TEXT NOT NULL,
+                                 marks BLOB NOT NULL);
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index
@@ -90,6 +99,10 @@ MIGRATIONS = (
 ParsedRow = tuple[str, int, int, str, str, float | None, str | None, str | None,
                   int | None, str | None, str | None, int | None]
 
+
+# marshal's format may change between Python versions: a snapshot of another is not read
+SNAPSHOT_FORMAT = f"marshal {marshal.version} {sys.version_info[0]}.{sys.version_info[1]}"
+Marks = dict[str, tuple[int | None, int]]  # path → (size, mtime_ns) of a cached reading
 
 IN_LIST = "IN (SELECT value FROM json_each(?))"  # a list of any length as one parameter
 
@@ -136,27 +149,62 @@ class Store:
                 db.execute(f"PRAGMA user_version={number}")
 
     # parse cache -------------------------------------------------------------------------
-    def parse_marks(self, fingerprint: str) -> dict[str, tuple[int | None, int]]:
+    def parse_marks(self, fingerprint: str) -> tuple[Marks, int, bool]:
         """path → (size, mtime_ns) of every cached reading, size None if made with other
-        settings: a reading is still valid if this equals the file's (size, mtime_ns)."""
-        return {path: (size, mtime) for path, size, mtime in self.db.execute(
-            "SELECT path, iif(fingerprint = ?, size, NULL), mtime_ns FROM parsed",
-            (fingerprint,))}
+        settings: a reading is still valid if this equals the file's (size, mtime_ns).
+
+        Also the write number it was read at (for save_parsed) and whether it came from the
+        snapshot; one read transaction, so the three agree.
+        """
+        self.db.execute("BEGIN")
+        try:
+            seq = int(self._meta(self.db, "parse_seq") or 0)
+            found = self.db.execute(
+                "SELECT marks FROM parse_snapshot WHERE fingerprint = ? AND format = ?",
+                (fingerprint, SNAPSHOT_FORMAT)).fetchone()
+            if found is not None:
+                try:
+                    marks = marshal.loads(found[0])
+                except (EOFError, ValueError, TypeError):  # damaged: the rows still say it all
+                    marks = None
+                if isinstance(marks, dict):
+                    return marks, seq, True
+            return {path: (size, mtime) for path, size, mtime in self.db.execute(
+                "SELECT path, iif(fingerprint = ?, size, NULL), mtime_ns FROM parsed",
+                (fingerprint,))}, seq, False
+        finally:
+            self.db.execute("COMMIT")
 
     def parsed_rows(self) -> list[tuple[str, str]]:
         """(path, row) of every cached reading."""
         return self.db.execute("SELECT path, row FROM parsed").fetchall()
 
-    def save_parsed(self, rows: Iterable[ParsedRow], gone: Iterable[str]) -> None:
-        """Store new readings under the next write number and forget the files gone."""
+    def save_parsed(self, rows: Iterable[ParsedRow], gone: Iterable[str], *,
+                    fingerprint: str, marks: Mapping[str, tuple[int, int]],
+                    based_on: int) -> None:
+        """Store new readings under the next write number and forget the files gone.
+
+        *marks* is what the cache holds once they are saved, if nobody wrote to it since
+        write number *based_on*: kept as the snapshot parse_marks reads first. If somebody
+        did, the snapshot is dropped (the next build reads the rows) rather than risk one
+        that says a stale reading is fresh.
+        """
+        rows, gone = list(rows), list(gone)
         with self.atomic() as db:
-            seq = int(self._meta(db, "parse_seq") or 0) + 1
-            db.executemany("INSERT OR REPLACE INTO parsed VALUES "
-                           f"(?, ?, ?, ?, ?, {seq}, ?, ?, ?, ?, ?, ?, ?)", rows)
-            gone = list(gone)
-            db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
-            db.executemany(f"INSERT INTO parsed_gone VALUES (?, {seq})", ((p,) for p in gone))
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('parse_seq', ?)", (str(seq),))
+            seq = int(self._meta(db, "parse_seq") or 0)
+            if rows or gone:
+                db.executemany("INSERT OR REPLACE INTO parsed VALUES "
+                               f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?)", rows)
+                db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
+                db.executemany(f"INSERT INTO parsed_gone VALUES (?, {seq + 1})",
+                               ((p,) for p in gone))
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('parse_seq', ?)",
+                           (str(seq + 1),))
+            if seq == based_on:
+                db.execute("INSERT OR REPLACE INTO parse_snapshot VALUES (1, ?, ?, ?)",
+                           (fingerprint, SNAPSHOT_FORMAT, marshal.dumps(dict(marks))))
+            else:
+                db.execute("DELETE FROM parse_snapshot")
 
     def changed_since(self, seq: int) -> set[str]:
         """Paths written or deleted after write number *seq*; older deletions are forgotten."""
