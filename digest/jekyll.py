@@ -45,12 +45,21 @@ def titleize_slug(slug: str) -> str:
     return " ".join(w[:1].upper() + w[1:].lower() for w in slug.split("-"))
 
 
-_SLUG_DEFAULT = re.compile(r"[^\w]+|_+")
 _SLUG_PRETTY_KEEP = set("._~!$&'()+,;=@")
+# the same rules for ASCII text, where letters are [A-Za-z] and digits [0-9]: one regex pass
+_ASCII_DROP = {False: re.compile(r"[^A-Za-z0-9]+"),
+               True: re.compile(r"[^A-Za-z0-9._~!$&'()+,;=@]+")}
 
 
 def slugify(text: str, *, pretty: bool = False, cased: bool = False) -> str:
     """utils.rb slugify in 'default' and 'pretty' modes (letters, marks, digits kept)."""
+    slug = _ASCII_DROP[pretty].sub("-", text) if text.isascii() else _slug_unicode(text, pretty)
+    slug = slug[1:] if slug.startswith("-") else slug
+    slug = slug[:-1] if slug.endswith("-") else slug
+    return slug if cased else slug.lower()
+
+
+def _slug_unicode(text: str, pretty: bool) -> str:
     out: list[str] = []
     dash = False
     for ch in text:
@@ -62,15 +71,16 @@ def slugify(text: str, *, pretty: bool = False, cased: bool = False) -> str:
         elif not dash:
             out.append("-")
             dash = True
-    slug = "".join(out)
-    slug = slug[1:] if slug.startswith("-") else slug
-    slug = slug[:-1] if slug.endswith("-") else slug
-    return slug if cased else slug.lower()
+    return "".join(out)
+
+
+_PLAIN_PATH = re.compile(r"[a-zA-Z0-9./-]+")
+_SLASHES = re.compile(r"/{2,}")
 
 
 def escape_path(path: str) -> str:
     """url.rb escape_path: Addressable::URI.encode, then '#' as %23."""
-    if not path or re.fullmatch(r"[a-zA-Z0-9./-]+", path):
+    if not path or _PLAIN_PATH.fullmatch(path):
         return path
     return quote(path, safe="/:@!$&'()*+,;=-._~?").replace("#", "%23")
 
@@ -78,7 +88,7 @@ def escape_path(path: str) -> str:
 def sanitize_url(url: str) -> str:
     """url.rb sanitize_url: no '..' traversal, no './', no doubled slashes."""
     result = ("/" + url).replace("..", "/").replace("./", "")
-    return re.sub(r"/{2,}", "/", result)
+    return _SLASHES.sub("/", result)
 
 
 _PLACEHOLDER = re.compile(r":([a-z_]+)")
@@ -96,12 +106,14 @@ def build_url(template: str, placeholders: Mapping[str, str]) -> str:
     out = [parts[0]]
     for index in range(1, len(parts), 2):
         name, literal = parts[index], parts[index + 1]
-        pool = [name, name[:-1]] if name.endswith("_") else [name]
-        winner = next((k for k in pool if k in placeholders), None)
-        if winner is None:
+        if name in placeholders:
+            winner = name
+        elif name.endswith("_") and name[:-1] in placeholders:
+            winner = name[:-1]
+        else:
             raise ValueError(f"the permalink '{template}' uses the unknown placeholder ':{name}'")
         out.append(escape_path(placeholders[winner]) + name[len(winner):] + literal)
-    return sanitize_url(re.sub(r"/{2,}", "/", "".join(out)))
+    return sanitize_url(_SLASHES.sub("/", "".join(out)))
 
 
 _SIMPLE_DATE: dict[str, Callable[[datetime], str]] = {

@@ -408,3 +408,53 @@ def test_absolute_url_shortcut_gives_what_full_normalisation_gives():
                  "", "/sub"):
         for url in urls:
             assert absolute_url(root, url) == _absolute_url_in_full(root, url), (root, url)
+
+
+def test_the_ascii_slug_shortcut_agrees_with_the_per_character_rule() -> None:
+    """slugify takes one regex pass over ASCII text; it must say what utils.rb's
+    per-character rule (the path non-ASCII text takes) says, on any printable ASCII."""
+    import random
+    import string
+
+    from digest.jekyll import _slug_unicode, slugify
+
+    rng = random.Random(4)
+    for _ in range(20000):
+        text = "".join(rng.choice(string.printable) for _ in range(rng.randint(0, 12)))
+        for pretty in (False, True):
+            slow = _slug_unicode(text, pretty)
+            slow = slow[1:] if slow.startswith("-") else slow
+            slow = slow[:-1] if slow.endswith("-") else slow
+            assert slugify(text, pretty=pretty, cased=True) == slow, (text, pretty)
+
+
+FRONT_MATTERS = [
+    "title: Plain\ntags: [union, 1, 1.5, true, null, ~, 2019-03-13, '007']\n",
+    "a: &x [1, 2]\nb: *x\nc: {d: yes, e: No, f: 0o17}\n",
+    "date: 2019-03-13 09:00:00 -0500\nexcerpt: |\n  two\n  lines\nk: !!str 12\n",
+    "base: &b {x: 1}\nmerged:\n  <<: *b\n  y: '2'\nempty:\nnested: [[a, b], {c: d}]\n",
+    "title: \"quoted: colon\"\npermalink: /:year/:title/\npublished: false\n",
+    "n: 12\nq: '12'\nt: true\nu: 'true'\n",
+]
+
+
+@pytest.mark.parametrize("text", FRONT_MATTERS)
+def test_front_matter_shortcuts_read_what_pyyaml_reads(text: str) -> None:
+    """FrontMatterLoader skips PyYAML's dispatch for plain strings and memoises implicit
+    types; both must give what the same loader without them gives, twice over (the
+    memo is warm the second time)."""
+    import yaml
+
+    from digest.posts import FrontMatterLoader
+    from digest.yamlsource import SafeLoader
+
+    class Plain(SafeLoader):  # type: ignore[valid-type,misc]
+        pass
+
+    Plain.add_constructor("tag:yaml.org,2002:timestamp",
+                          FrontMatterLoader.yaml_constructors["tag:yaml.org,2002:timestamp"])
+    expected = yaml.load(text, Loader=Plain)
+    for _ in range(2):
+        got = yaml.load(text, Loader=FrontMatterLoader)
+        assert got == expected
+        assert repr(got) == repr(expected)  # same types too: 1 is not '1', True is not 'yes'
