@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -93,19 +93,21 @@ def _read_chunk(root: Path, todo: list[tuple[str, int, int]], site: Site,
 
 
 def _read_all(root: Path, todo: list[tuple[str, int, int]], site: Site,
-              mark: str) -> list[ParsedRow]:
+              mark: str) -> Iterator[ParsedRow]:
+    """Cache rows of *todo*, in its order, each chunk as soon as it is parsed."""
     workers = os.cpu_count() or 1
     if len(todo) < PARALLEL_FROM or workers < 2:
-        return _read_chunk(root, todo, site, mark)
+        yield from _read_chunk(root, todo, site, mark)
+        return
     # small chunks keep both workers busy and overlap sending results back with parsing
     size = max(100, -(-len(todo) // (workers * 16)))
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
     from concurrent.futures import ProcessPoolExecutor  # only a cold read pays for importing it
 
     with ProcessPoolExecutor(workers) as pool:
-        results = pool.map(_read_chunk, [root] * len(chunks), chunks, [site] * len(chunks),
-                           [mark] * len(chunks))
-        return [row for chunk in results for row in chunk]
+        for chunk in pool.map(_read_chunk, [root] * len(chunks), chunks,
+                              [site] * len(chunks), [mark] * len(chunks)):
+            yield from chunk
 
 
 def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[Stats, int]:
@@ -120,11 +122,12 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     stats = (scanned or Scan(root)).result()
     if from_snapshot and known == stats:  # the usual case: one dict comparison
         return stats, 0
-    todo = [(rel, *stat) for rel, stat in stats.items() if known.get(rel) != stat]
+    # in primary key order, so a cold build's 20,000 inserts go ~25% faster; they are made
+    # while the workers parse the next chunks, not after the last
+    todo = sorted((rel, *stat) for rel, stat in stats.items() if known.get(rel) != stat)
     gone = [rel for rel in known if rel not in stats]
-    rows = _read_all(root, todo, site, mark)
-    rows.sort()  # in primary key order: a cold build's 20,000 inserts go ~25% faster
-    store.save_parsed(rows, gone, fingerprint=mark, marks=stats, based_on=seq)
+    store.save_parsed(_read_all(root, todo, site, mark), gone, fingerprint=mark, marks=stats,
+                      based_on=seq)
     return stats, len(todo)
 
 

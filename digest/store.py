@@ -189,12 +189,13 @@ class Store:
         did, the snapshot is dropped (the next build reads the rows) rather than risk one
         that says a stale reading is fresh.
         """
-        rows, gone = list(rows), list(gone)
-        with self.atomic() as db:
+        gone = list(gone)
+        with self.atomic() as db:  # *rows* may be a generator: consumed in here, as it yields
             seq = int(self._meta(db, "parse_seq") or 0)
-            if rows or gone:
-                db.executemany("INSERT OR REPLACE INTO parsed VALUES "
-                               f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?)", rows)
+            written = db.executemany("INSERT OR REPLACE INTO parsed VALUES "
+                                     f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?)",
+                                     rows).rowcount
+            if written > 0 or gone:
                 db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))
                 db.executemany(f"INSERT INTO parsed_gone VALUES (?, {seq + 1})",
                                ((p,) for p in gone))
@@ -233,6 +234,9 @@ class Store:
     def first_seen(self) -> dict[str, str]:
         """entry id → when digest first read the post as published (UTC, ISO 8601)."""
         return dict(self.db.execute("SELECT entry_id, first_seen FROM entry_ids"))
+
+    def has_entry_ids(self) -> bool:
+        return bool(self.db.execute("SELECT EXISTS (SELECT 1 FROM entry_ids)").fetchone()[0])
 
     def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]:
         return dict(self.db.execute(
