@@ -13,12 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .config import Config, load_config
 from .errors import ConfigError, Problem
+
+if TYPE_CHECKING:
+    from .scan import Scan
 
 log = logging.getLogger("digest")
 
@@ -31,6 +34,28 @@ def _now(value: str | None, config: Config) -> datetime:
     except ValueError:
         raise click.BadParameter(f"'{value}' is not an ISO 8601 date-time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=config.site.tz)
+
+
+def _load_and_scan(ctx: click.Context) -> tuple[Config, Scan]:
+    """The config, and a scan of its posts folder under way (scan.py): started before the
+    config is validated when a plain read of the file names the folder, so a first build
+    scans while pydantic loads, and a later one before the config cache is checked."""
+    from .config import posts_folder_hint
+    from .scan import Scan
+
+    hint = posts_folder_hint(Path(ctx.obj["config"]))
+    early = Scan.start(hint) if hint is not None else None
+    try:
+        config = _load(ctx)
+    except BaseException:
+        if early is not None:
+            early.cancel()
+        raise
+    if early is not None and early.root == config.posts:
+        return config, early
+    if early is not None:
+        early.cancel()
+    return config, Scan.start(config.posts)
 
 
 def _load(ctx: click.Context) -> Config:
@@ -78,10 +103,7 @@ _future_option = click.option("--future", is_flag=True,
 @click.pass_context
 def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
     """Write the site feed and one feed per tag and category (Atom and RSS), and feeds.opml."""
-    from .scan import Scan
-
-    config = _load(ctx)
-    scanned = Scan.start(config.posts)  # runs while the build's libraries load
+    config, scanned = _load_and_scan(ctx)  # the scan runs while the libraries load
     from .build import build as run_build
     from .build import preload
 
@@ -105,10 +127,7 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
 def _read(ctx: click.Context, now_text: str | None,
           future: bool) -> Iterator[tuple[Config, Any, Any]]:
     """Config, the posts read, and the open state store (closed on leaving)."""
-    from .scan import Scan
-
-    config = _load(ctx)
-    scanned = Scan.start(config.posts)  # runs while the libraries load
+    config, scanned = _load_and_scan(ctx)  # the scan runs while the libraries load
     from .reader import read_posts
     from .store import Store
 

@@ -174,6 +174,13 @@ def _cache_place(path: Path) -> _Place | None:
     return _Place((path.parent / state).resolve() / CACHE_NAME, (path.parent / posts).resolve())
 
 
+def posts_folder_hint(path: Path) -> Path | None:
+    """The posts folder config.yaml most likely names, from a plain read with no checks:
+    enough to start scanning it (scan.py) while the config is loaded and validated."""
+    place = _cache_place(path.resolve())
+    return None if place is None else _posts_folder(place.posts_root)
+
+
 def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
     """What a loaded config depends on: digest's config code and both files' bytes."""
     digest = hashlib.sha256(__version__.encode())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -84,6 +85,14 @@ class Scan:
     def forked(self) -> bool:
         """Whether the scan runs in a child (and this process has a core to itself)."""
         return self._pid is not None
+
+    def cancel(self) -> None:
+        """Stop and reap the child, if any: its scan is not wanted (another folder)."""
+        if self._pid is not None and self._pipe is not None:
+            os.close(self._pipe)
+            os.kill(self._pid, signal.SIGKILL)  # it holds nothing: no files written, no locks
+            os.waitpid(self._pid, 0)
+        self._pid = self._pipe = None
 
     def result(self) -> Stats:
         """The child's scan, or, if there is none (or it failed), one made now."""

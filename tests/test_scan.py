@@ -173,3 +173,25 @@ def test_the_cli_build_with_its_forked_scan_sees_each_change(tmp_path: Path, cha
     done = subprocess.run(command, check=True, capture_output=True, text=True)
     assert "(1 parsed" in done.stdout or change == "delete", done.stdout
     assert _titles(config_path) == expected
+
+
+def test_a_cancelled_scan_leaves_no_child(tmp_path: Path) -> None:
+    """The command line cancels a scan started from a plain read of config.yaml when the
+    validated config names another folder, or is invalid: the child must be gone."""
+    _files(tmp_path, ["2019-01-01-a.md"])
+    code = ("import os, sys; from pathlib import Path; from digest.scan import Scan\n"
+            "s = Scan.start(Path(sys.argv[1])); print(s.forked); s.cancel(); print(s.forked)\n"
+            "try:\n    os.waitpid(-1, os.WNOHANG)\n"
+            "except ChildProcessError:\n    print('no child')")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, check=True, timeout=30)
+    assert done.stdout.split("\n")[:3] == ["True", "False", "no child"]
+
+
+def test_an_invalid_config_still_exits_2_with_the_early_scan(tmp_path: Path) -> None:
+    config_path = make_site(tmp_path, {"2019-01-01-a.md": post("A")},
+                            extra={"feeds": {"entires": 5}})
+    done = subprocess.run([sys.executable, "-m", "digest", "--config", str(config_path),
+                           "build"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "entries" in done.stderr  # the likely key meant
