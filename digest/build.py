@@ -88,13 +88,14 @@ def assign_ids(store: Store, site: Site, added: list[Indexed]) -> None:
     """entry_ids for posts just published: only theirs are looked up, not every post's."""
     first = not store.has_entry_ids()  # a first build: 20,000 lookups would find nothing
     known = {} if first else store.entry_ids_of(r.path for r in added)
-    new = sorted((r for r in added if r.path not in known), key=lambda r: (r.ts, r.path),
-                 reverse=True)  # newest first, as entry_ids sees them
+    new = [r for r in added if r.path not in known]
     if not new:
         return
     wanted = {r.path: absolute(site, r.jekyll_id) if site.url else f"urn:digest:{r.path}"
               for r in new}
     taken = set() if first else store.taken_ids(wanted.values())
+    if taken or len(set(wanted.values())) < len(wanted):  # who keeps a contested id: the
+        new.sort(key=lambda r: (r.ts, r.path), reverse=True)  # newest, as entry_ids decides
     now = datetime.now(UTC).isoformat()
     rows = []
     for row in new:

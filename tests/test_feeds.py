@@ -294,6 +294,19 @@ def test_new_post_at_an_old_posts_former_id_gets_a_distinct_id(built, tmp_path):
     assert len(ids) == len(set(ids)) == 9
 
 
+
+def test_two_new_posts_wanting_one_id_in_one_build_get_distinct_ids(tmp_path):
+    """The newer keeps the plain id (as a later post would find it taken): decided the same
+    way whether or not the build needs to sort its new posts for anything else."""
+    config = make_site(tmp_path, {
+        "2019-03-01-x.md": post("Older", tags="[t]"),
+        "2019-03-02-y.md": post("Newer", tags="[t]", slug="x", permalink="/2019/03/01/x.html"),
+    }, permalink="pretty")  # the older at /2019/03/01/x/: another URL, the same document id
+    build_site(config)
+    ids = {e.title: e.id for e in parse_feed(output(config) / "feed.xml").entries}
+    assert ids["Newer"] == f"{SITE_URL}/2019/03/01/x"
+    assert ids["Older"].startswith(f"{SITE_URL}/2019/03/01/x#")
+
 # --- OPML, stylesheet, RSS self link ------------------------------------------------------
 
 def test_opml_lists_every_feed_in_both_formats(built):
