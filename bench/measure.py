@@ -103,6 +103,41 @@ def run_measured(
     )
 
 
+def children(pid: int) -> list[int]:
+    """The live children of *pid*, from /proc (none if it is gone)."""
+    found: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.extend(int(c) for c in handle.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def descendants(pid: int, skip: frozenset[int] = frozenset()) -> list[int]:
+    """Every live descendant of *pid*, leaving out *skip* and theirs."""
+    found: list[int] = []
+    todo = [c for c in children(pid) if c not in skip]
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo.extend(children(child))
+    return found
+
+
+def proc_kb(pid: int, file: str, field: str) -> int:
+    """A kB figure of /proc/PID/FILE (e.g. status, VmRSS:), 0 if the process is gone."""
+    try:
+        with open(f"/proc/{pid}/{file}") as handle:
+            for line in handle:
+                if line.startswith(field):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 class _TreeSampler(threading.Thread):
     """Samples the summed RSS of a process and its descendants every 10 ms.
 
@@ -114,30 +149,10 @@ class _TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.pid, self.peak_kb, self._done = pid, 0, threading.Event()
 
-    def _tree(self, pid: int) -> list[int]:
-        pids = [pid]
-        try:
-            for task in os.listdir(f"/proc/{pid}/task"):
-                with open(f"/proc/{pid}/task/{task}/children") as handle:
-                    for child in handle.read().split():
-                        pids.extend(self._tree(int(child)))
-        except OSError:
-            pass
-        return pids
-
-    def _rss_kb(self, pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/status") as handle:
-                for line in handle:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        return 0
-
     def run(self) -> None:
         while not self._done.wait(0.01):
-            self.peak_kb = max(self.peak_kb, sum(self._rss_kb(p) for p in self._tree(self.pid)))
+            tree = [self.pid, *descendants(self.pid)]
+            self.peak_kb = max(self.peak_kb, sum(proc_kb(p, "status", "VmRSS:") for p in tree))
 
     def stop(self) -> None:
         self._done.set()

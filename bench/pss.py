@@ -16,29 +16,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from measure import descendants, proc_kb
+
 __all__ = ["TreePss", "tree_pss"]
-
-
-def _children(pid: int) -> list[int]:
-    found: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as handle:
-                found.extend(int(c) for c in handle.read().split())
-    except OSError:
-        pass
-    return found
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as handle:
-            for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 class TreePss(threading.Thread):
@@ -50,17 +30,10 @@ class TreePss(threading.Thread):
         self.peak_kb = 0
         self._done = threading.Event()
 
-    def _tree(self) -> list[int]:
-        pids, todo = [], [c for c in _children(os.getpid()) if c not in self.skip]
-        while todo:
-            pid = todo.pop()
-            pids.append(pid)
-            todo.extend(_children(pid))
-        return pids
-
     def run(self) -> None:
         while not self._done.wait(self.every):
-            self.peak_kb = max(self.peak_kb, sum(_pss_kb(p) for p in self._tree()))
+            tree = descendants(os.getpid(), self.skip)
+            self.peak_kb = max(self.peak_kb, sum(proc_kb(p, "smaps_rollup", "Pss:") for p in tree))
 
     def stop(self) -> None:
         self._done.set()

@@ -34,7 +34,7 @@ class Corpus:
     future: int = 0
     unpublished: int = 0
     parsed: int = 0  # files actually parsed this time (not from cache)
-    stats: dict[str, tuple[int, int]] = field(default_factory=dict)  # path → (size, mtime_ns)
+    stats: Stats = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
 def fingerprint(site: Site) -> str:

@@ -10,9 +10,13 @@ import json
 import marshal
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .scan import Stats
 
 MIGRATIONS = (
     """
@@ -185,7 +189,7 @@ class Store:
         return self.db.execute("SELECT path, row FROM parsed").fetchall()
 
     def save_parsed(self, rows: Iterable[ParsedRow], gone: Iterable[str], *,
-                    fingerprint: str, marks: Mapping[str, tuple[int, int]],
+                    fingerprint: str, marks: Stats,
                     based_on: int) -> None:
         """Store new readings under the next write number and forget the files gone.
 
@@ -208,7 +212,7 @@ class Store:
                            (str(seq + 1),))
             if seq == based_on:
                 db.execute("INSERT OR REPLACE INTO parse_snapshot VALUES (1, ?, ?, ?)",
-                           (fingerprint, SNAPSHOT_FORMAT, marshal.dumps(dict(marks))))
+                           (fingerprint, SNAPSHOT_FORMAT, marshal.dumps(marks)))
             else:
                 db.execute("DELETE FROM parse_snapshot")
 
