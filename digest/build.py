@@ -4,7 +4,8 @@ Only files whose size or mtime changed are parsed (reader.py); the live index (i
 says which feeds may list different posts since the last build, and only those are looked
 at. Each feed's inputs (its posts, their files' size and mtime, their ids, `updated`, the
 settings) are hashed and remembered; a feed whose hash is unchanged and whose files exist is
-not rendered. Rendered posts are cached by file size and mtime.
+not rendered. Rendered posts are cached by file size and mtime, and, for a post that links to
+others with `{% post_url %}`, by where those posts are now.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import __version__
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
-from .index import EVERY_FEED, Found, Indexed, LiveIndex
+from .index import EVERY_FEED, Found, Indexed, LiveIndex, stem_of
 from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, body_of
@@ -144,8 +145,7 @@ class PostUrls(_LazyUrls):
 
     @classmethod
     def of(cls, site: Site, posts: list[Post]) -> PostUrls:
-        return cls(lambda: {p.path.rpartition("/")[2].rpartition(".")[0]: absolute(site, p.url)
-                            for p in posts})
+        return cls(lambda: {stem_of(p.path): absolute(site, p.url) for p in posts})
 
     def _load(self) -> dict[str, str]:
         return self._loader()
@@ -158,6 +158,9 @@ class LivePostUrls(_LazyUrls):
 
     def __init__(self, database: Path, root: str) -> None:
         self.database, self.root = database, root
+
+    def __getstate__(self) -> dict[str, object]:  # a worker loads its own, not ours
+        return {"database": self.database, "root": self.root}
 
     def _load(self) -> dict[str, str]:
         from .index import post_urls
@@ -207,7 +210,7 @@ def _render_cached(config: Config, store: Store, posts: list[Post],
                    stats: dict[str, tuple[int, int]],
                    urls: Mapping[str, str]) -> dict[str, Rendered]:
     mark = fingerprint(config.site)
-    keys = {p.path: f"{stats.get(p.path)}:{mark}" for p in posts}
+    keys = {p.path: f"{stats.get(p.path)}:{mark}{_links_key(p, urls)}" for p in posts}
     cached = store.rendered(keys)
     out: dict[str, Rendered] = {}
     todo = []
@@ -226,10 +229,18 @@ def _render_cached(config: Config, store: Store, posts: list[Post],
     return out
 
 
+def _links_key(post: Post, urls: Mapping[str, str]) -> str:
+    """Where the posts *post* links to are today ('' if none): its rendering depends on it."""
+    if not post.links:
+        return ""
+    blob = json.dumps([urls.get(stem, "") for stem in post.links])
+    return ":" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _inputs(spec: FeedSpec, ids: Mapping[str, str], stats: dict[str, tuple[int, int]],
-            updated: Mapping[str, datetime], settings: str) -> str:
-    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, updated[p.path].isoformat())
-            for p in spec.posts]
+            updated: Mapping[str, datetime], settings: str, urls: Mapping[str, str]) -> str:
+    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, updated[p.path].isoformat(),
+             _links_key(p, urls)) for p in spec.posts]
     blob = json.dumps([settings, spec.name, spec.atom_path, rows], default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -292,13 +303,14 @@ def build(config: Config, *, now: datetime, future: bool = False,
         report.feeds = len(names)
         previous = store.feed_inputs()
         look = _members(config, store, index, _to_check(config, index, names, previous))
+        urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
         changed = []
         for spec in look.specs:
-            inputs = _inputs(spec, look.ids, stats, look.updated, settings)
+            inputs = _inputs(spec, look.ids, stats, look.updated, settings, urls)
             if previous.get(spec.name) != inputs or not _files_exist(config, spec.name):
                 changed.append((spec, inputs))
         report.skipped = len(names) - len(changed)
-        _write_feeds(config, store, changed, look, stats, report)
+        _write_feeds(config, store, changed, look, stats, urls, report)
         gone = _remove_vanished(config, previous, set(names), report)
         store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
         _write_extras(config, names, report)
@@ -309,11 +321,11 @@ def build(config: Config, *, now: datetime, future: bool = False,
 
 def _write_feeds(config: Config, store: Store,
                  changed: list[tuple[FeedSpec, str]], look: _Members,
-                 stats: dict[str, tuple[int, int]], report: BuildReport) -> None:
+                 stats: dict[str, tuple[int, int]], urls: LivePostUrls,
+                 report: BuildReport) -> None:
     """Render the posts of the feeds that changed (from cache where it can) and write them."""
     site = config.site
     needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
-    urls = LivePostUrls(store.path, site.root)
     rendered = _render_cached(config, store, needed, stats, urls) if needed else {}
     report.rendered = len(needed)
     stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None

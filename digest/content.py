@@ -54,14 +54,11 @@ def tame_liquid(text: str, ctx: PageContext) -> str:
 
     def tag(match: re.Match[str]) -> str:
         name, args = match.group(1), match.group(2).strip()
-        if name == "post_url":
-            return ctx.post_urls.get(args.split("/")[-1], "")
+        stem = _linked_stem(name, args)
+        if stem is not None:
+            return ctx.post_urls.get(stem, "")
         if name == "link":
-            target = args.strip().lstrip("/")
-            if target.startswith("_posts/"):
-                stem = target.rpartition("/")[2].rpartition(".")[0]
-                return ctx.post_urls.get(stem, "")
-            return ctx.site_url + "/" + target
+            return ctx.site_url + "/" + args.lstrip("/")
         return ""
 
     variables = {"site.url": ctx.site_url.removesuffix(ctx.baseurl), "site.baseurl": ctx.baseurl,
@@ -82,6 +79,28 @@ def tame_liquid(text: str, ctx: PageContext) -> str:
     for index, raw in enumerate(raws):
         text = text.replace(_PLACEHOLDER.format(index), raw)
     return text
+
+
+def _linked_stem(name: str, args: str) -> str | None:
+    """The post a `{% post_url %}` or `{% link _posts/… %}` tag points at (its file stem)."""
+    if name == "post_url":
+        return args.split("/")[-1]
+    if name == "link" and args.lstrip("/").startswith("_posts/"):
+        return args.rpartition("/")[2].rpartition(".")[0]
+    return None
+
+
+def linked_posts(body: str) -> tuple[str, ...]:
+    """Every post a body links to by file name, in order, once each.
+
+    A build keeps these with the post's reading: the rendered post depends on their URLs,
+    so it is rendered again when one of them moves, comes or goes (index.py, build.py).
+    Tags inside `raw` or `comment` are counted too: a needless re-render, never a stale one.
+    """
+    if "{%" not in body:
+        return ()
+    stems = (_linked_stem(m.group(1), m.group(2).strip()) for m in _TAG.finditer(body))
+    return tuple(dict.fromkeys(s for s in stems if s is not None))
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,9 @@ A build then touches only the posts whose liveness can have changed: files writt
 deleted since it last looked, posts whose date `now` has crossed, and posts sharing a URL
 (the first one by date wins it, as in reader._select). `updated` stamps (+1 s for equal
 dates, in Jekyll's order) are recomputed from each change onwards until they agree with the
-stored ones again. The feeds whose members may have changed are recorded as dirty in the
-same transaction, and cleared only once they are written, so a crash never loses them.
+stored ones again. The feeds whose members may have changed, and those of posts linking to a
+post whose URL came, went or changed, are recorded as dirty in the same transaction, and
+cleared only once they are written, so a crash never loses them.
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class LiveIndex:
             else:
                 bumped = self._apply(old, new)
                 self._mark_dirty({EVERY_FEED} if state.get("settings") != settings
-                                 else self._dirty_feeds(old, new, bumped))
+                                 else self._dirty_feeds(old, new, bumped)
+                                 | self._linking_feeds(old, new))
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('live', ?)", (json.dumps({
                 "seq": seq, "now": now, "future": future, "losers": sorted(losers),
                 "settings": settings}),))
@@ -161,6 +163,21 @@ class LiveIndex:
         rows.extend(Indexed("", 0, "", "", terms) for terms in self._terms_of(bumped))
         dirty = {name for row in rows for name in row.feed_names()}
         return dirty | {SITE_FEED} if rows else dirty
+
+    def _linking_feeds(self, old: dict[str, Indexed], new: dict[str, Indexed]) -> set[str]:
+        """The feeds of posts linking to one whose URL came, went or changed: their
+        `{% post_url %}` now gives another URL (build.py renders them again)."""
+        moved = {stem_of(path) for path in old.keys() | new.keys()
+                 if path not in old or path not in new or old[path].url != new[path].url}
+        if not moved:
+            return set()
+        dirty: set[str] = set()
+        for links, terms in self.db.execute(
+                "SELECT p.links, l.terms FROM parsed p INDEXED BY parsed_links "
+                "JOIN live l ON l.path = p.path WHERE p.links IS NOT NULL"):
+            if not moved.isdisjoint(json.loads(links)):
+                dirty |= Indexed("", 0, "", "", terms).feed_names() | {SITE_FEED}
+        return dirty
 
     def _apply(self, old: dict[str, Indexed], new: dict[str, Indexed]) -> list[str]:
         """Swap *old* rows for *new* ones; the paths whose `updated` was (re)computed."""
@@ -324,6 +341,11 @@ def _term_rows(rows: Iterable[Indexed]) -> Iterator[tuple[str, str, float, str]]
                 yield kind, term, row.ts, row.path
 
 
+def stem_of(path: str) -> str:
+    """A post's file name without its extension: what `{% post_url %}` names it by."""
+    return path.rpartition("/")[2].rpartition(".")[0]
+
+
 def post_urls(database: Path) -> dict[str, str]:
     """file stem → site-relative URL of every published post (for `{% post_url %}`).
 
@@ -331,7 +353,7 @@ def post_urls(database: Path) -> dict[str, str]:
     """
     db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
     try:
-        return {path.rpartition("/")[2].rpartition(".")[0]: url
+        return {stem_of(path): url
                 for path, url in db.execute("SELECT path, url FROM live ORDER BY path")}
     finally:
         db.close()

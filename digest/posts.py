@@ -16,6 +16,7 @@ import yaml
 
 from . import jekyll
 from .config import Site
+from .content import linked_posts
 from .errors import PostError, Problem
 from .yamlsource import SafeLoader, key_lines, yaml_problem
 
@@ -76,6 +77,7 @@ class Post:
     excerpt: str | None = None  # from front matter; None: cut from the body
     author: str | None = None
     published: bool = True
+    links: tuple[str, ...] = ()  # file stems of the posts its body links to (content.py)
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
 
     @property
@@ -254,5 +256,6 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
         excerpt=jekyll.ruby_to_s(excerpt) if excerpt not in (None, False) else None,
         author=author if isinstance(author, str) and author.strip() else None,
         published=data.get("published", True) not in (False, None),
+        links=linked_posts(source.body),
         warnings=tuple(warnings),
     )

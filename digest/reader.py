@@ -20,7 +20,7 @@ from .posts import Post, parse_post
 from .scan import Scan, Stats
 from .store import ParsedRow, Store
 
-RULES_VERSION = "1"  # bump when parsing rules change, so cached readings are redone
+RULES_VERSION = "2"  # bump when parsing rules change, so cached readings are redone
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
 
 
@@ -48,7 +48,7 @@ def _post_row(post: Post) -> str:
     return json.dumps([1, post.path, post.date.isoformat(), post.slug, post.title,
                        post.tags, post.categories, post.url, post.ext,
                        post.excerpt_separator, post.excerpt, post.author, post.published,
-                       warnings])
+                       warnings, post.links])
 
 
 def _problem_row(problem: Problem) -> str:
@@ -59,11 +59,11 @@ def _cache_row(rel: str, size: int, mtime: int, mark: str, item: Post | Problem)
     """A reading as the parse cache stores it: the whole of it, and what a build indexes."""
     if isinstance(item, Problem):
         return (rel, size, mtime, mark, _problem_row(item), None, None, None, None, None, None,
-                None)
+                None, None)
     terms = json.dumps([item.tags, item.categories])
     return (rel, size, mtime, mark, _post_row(item), item.date.timestamp(),
             item.date.isoformat(), item.url, int(item.published), terms, item.jekyll_id,
-            int(bool(item.warnings)))
+            int(bool(item.warnings)), json.dumps(item.links) if item.links else None)
 
 
 def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
@@ -72,7 +72,7 @@ def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
         return Problem(root / rel, row[1], row[2], row[3])
     return Post(row[1], datetime.fromisoformat(row[2]), row[3], row[4], tuple(row[5]),
                 tuple(row[6]), row[7], row[8], row[9], row[10], row[11], row[12],
-                tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
+                tuple(row[14]), tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
 
 
 def _parse_one(root: Path, relpath: str, site: Site) -> Post | Problem:

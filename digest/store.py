@@ -101,12 +101,19 @@ MIGRATIONS = (
     """
     DROP INDEX parsed_marks;
     """,
+    # 0.7: the posts each post links to by file name ({% post_url %}), so a build re-renders
+    # a post when one of them moves (index.py); few posts link, so a partial index finds them
+    """
+    ALTER TABLE parsed ADD COLUMN links TEXT;
+    CREATE INDEX parsed_links ON parsed(path) WHERE links IS NOT NULL;
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index
-# columns (ts, date, url, published, terms, jekyll_id, warned), all None for a problem.
+# columns (ts, date, url, published, terms, jekyll_id, warned, links), all None for a
+# problem; links is None too for a post that links to no other.
 ParsedRow = tuple[str, int, int, str, str, float | None, str | None, str | None,
-                  int | None, str | None, str | None, int | None]
+                  int | None, str | None, str | None, int | None, str | None]
 
 
 # marshal's format may change between Python versions: a snapshot of another is not read
@@ -202,7 +209,7 @@ class Store:
         with self.atomic() as db:  # *rows* may be a generator: consumed in here, as it yields
             seq = int(self._meta(db, "parse_seq") or 0)
             written = db.executemany("INSERT OR REPLACE INTO parsed VALUES "
-                                     f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?)",
+                                     f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?, ?)",
                                      rows).rowcount
             if written > 0 or gone:
                 db.executemany("DELETE FROM parsed WHERE path = ?", ((p,) for p in gone))

@@ -434,6 +434,29 @@ def test_state_database_from_the_previous_version_is_upgraded(tmp_path):
         "https://jobs.example.org/kept-id")
 
 
+def test_state_database_from_before_links_were_kept_is_upgraded(tmp_path):
+    """0.6 databases have no parsed.links: the upgrade adds it and the new parsing rules
+    read every post again, so a post's links are known and followed from the first build."""
+    config = make_site(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin"),
+                                  "2019-03-06-links.md": post(
+                                      "Links", body="[s]({% post_url 2019-03-05-sysadmin %})\n")})
+    (tmp_path / "state").mkdir()
+    with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
+        db.executescript(";".join(MIGRATIONS[:6]) + "; PRAGMA user_version=6;")
+        db.execute("INSERT INTO parsed (path, size, mtime_ns, fingerprint, row, seq) "
+                   "VALUES ('2019-03-06-links.md', 1, 1, 'old', '[]', 1)")
+    db.close()
+    build_site(config)
+    with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
+        links = db.execute("SELECT links FROM parsed WHERE path = '2019-03-06-links.md'")
+        assert links.fetchone() == ('["2019-03-05-sysadmin"]',)
+    db.close()
+    write_posts(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin", permalink="/moved/")})
+    build_site(config)
+    linking = parse_feed(output(config) / "feed.xml").entries[0]
+    assert 'href="https://jobs.example.org/moved/"' in linking.content[0].value
+
+
 def test_deleted_output_folder_is_rebuilt_in_full(built):
     data = _bytes(built)
     shutil.rmtree(output(built))

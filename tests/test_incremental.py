@@ -30,6 +30,12 @@ POSTS: dict[str, str | bytes] = {
     "2019-03-03-e.md": post("E", tags="[t, v]", categories="[jobs]"),
     "2024-07-01-later.md": post("Later", tags="[t, w]"),  # future as of NOW
     "2019-03-04-draft.md": post("Draft", tags="[x]", published="false"),
+    # links to posts whose URL the changes below move, delete, create or publish
+    "2019-02-28-links.md": post("Links", tags="[l]", body=(
+        "[a]({% post_url 2019-03-01-a %}) [a2]({% post_url 2019-02-01-a %}) "
+        "[b]({% post_url 2019-03-01-b %}) [c]({% link _posts/2019-03-01-c.md %}) "
+        "[d]({% post_url /sub/2019-03-02-d %}) [f]({%post_url 2019-03-05-f-%}) "
+        "[draft]({% post_url 2019-03-04-draft %}) [later]({% post_url 2024-07-01-later %})\n")),
 }
 LATER = datetime(2024, 8, 1, tzinfo=NOW.tzinfo)
 

@@ -310,6 +310,29 @@ def test_post_url_tag_links_to_the_other_post(tmp_path):
                     'rel="noopener noreferrer">prev</a></p>')
 
 
+def test_a_post_knows_which_posts_it_links_to_exactly_as_rendering_looks_them_up():
+    """The build re-renders a post when a post it links to moves (index.py), knowing only
+    what linked_posts found at parse time: it must be every name rendering looks up."""
+    from digest.content import PageContext, linked_posts, tame_liquid
+
+    asked: list[str] = []
+
+    class Recording(dict[str, str]):
+        def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+            asked.append(key)
+            return default
+
+    body = ("[a]({% post_url 2019-01-02-a %}) [b]({%- post_url /sub/2019-01-03-b -%}) "
+            "[c]({%post_url 2019-01-04-c-%}) [a again]({% post_url 2019-01-02-a %}) "
+            "[d]({% link _posts/2019-01-05-d.md %}) [e]({% link /_posts/x/2019-01-06-e.markdown %})"
+            " [page]({% link about.md %}) {% include x.html %} {{ page.url }}\n")
+    tame_liquid(body, PageContext("https://x.org", "", "X", "https://x.org/p", "P",
+                                  Recording()))
+    assert linked_posts(body) == tuple(dict.fromkeys(asked)) == (
+        "2019-01-02-a", "2019-01-03-b", "2019-01-04-c", "2019-01-05-d", "2019-01-06-e")
+    assert linked_posts("No tags at all, {{ site.url }} only.\n") == ()
+
+
 def test_relative_url_filter_on_a_string_never_leaks(tmp_path):
     """Regression: `{{ "/x/" | relative_url }}` used to reach the feed verbatim."""
     html = _content(tmp_path, '[About]({{ "/about/" | relative_url }}) and '
