@@ -5,11 +5,15 @@ state), digest again with nothing changed, digest after adding one post, and Hug
 the same post (digest's +1 is, like the other rows, the best of K runs, each with a new
 post). Prints a table with ratios against Hugo cold, and the issue's targets.
 
+With --linking SHARE, that share of the posts also link to the post before them with
+`{% post_url %}`, and one more row times a rebuild after a linked post's URL moved (best
+of K, each time another of the newest linked posts: their linking posts are in feeds).
+
 digest's bytecode is compiled first, as `pip install` does for an installed copy: an
 editable install run with PYTHONDONTWRITEBYTECODE set (as here) would otherwise compile
 every module from source on every run (~30 ms of each +1 build), which no deployment does.
 
-    python bench/build_bench.py [--posts N] [--source PATH] [--runs K]
+    python bench/build_bench.py [--posts N] [--source PATH] [--runs K] [--linking SHARE]
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from corpus import add_one_post, make_corpus
+from corpus import add_links, add_one_post, make_corpus, move_post
 from hugo_ref import make_hugo_site, run_hugo
 from measure import Measurement, best_of, print_table, run_measured
 
@@ -41,6 +45,8 @@ def main() -> int:
     parser.add_argument("--source", type=Path, default=SOURCE)
     parser.add_argument("--runs", type=int, default=3, help="best of K for cold builds")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    parser.add_argument("--linking", type=float, default=0.0,
+                        help="share of posts that link to another with {%% post_url %%}")
     args = parser.parse_args()
 
     out: Path = args.out
@@ -48,6 +54,7 @@ def main() -> int:
     shutil.rmtree(out, ignore_errors=True)
     posts = out / "site" / "_posts"
     make_corpus(args.source / "_posts", posts, count=args.posts)
+    linked = [target for _, target in add_links(posts, args.linking)] if args.linking else []
     hugo_site = out / "hugo"
     make_hugo_site(posts, hugo_site)
     config = out / "config.yaml"
@@ -74,6 +81,20 @@ def main() -> int:
             _digest(config, "digest unchanged")
 
     rows.append(best_of(args.runs, plus_one))
+    targets = iter(linked[-args.runs:])
+
+    def moved() -> Measurement:
+        """A linked post's URL changed: its linking post's feeds must be rendered again."""
+        target = next(targets)
+        text = move_post(target, args.posts)
+        try:
+            return _digest(config, "digest link moved")
+        finally:
+            target.write_bytes(text.encode("utf-8", "surrogateescape"))
+            _digest(config, "digest unchanged")
+
+    if linked:
+        rows.append(best_of(args.runs, moved))
     added = add_one_post(posts, args.posts)
     make_hugo_site(posts, hugo_site)  # Hugo has no incremental CLI build: it builds all
     rows.append(run_hugo(hugo_site, label="hugo +1 post"))
@@ -81,7 +102,7 @@ def main() -> int:
 
     print(f"{args.posts} posts replayed from {args.source}")
     print_table(rows, reference="hugo cold")
-    hugo, cold_row, _, plus_one, hugo_plus = rows
+    hugo, cold_row, _, plus_one, *_, hugo_plus = rows
     mem = max(cold_row.peak_rss_mb, cold_row.tree_rss_mb)
     hugo_mem = max(hugo.peak_rss_mb, hugo.tree_rss_mb)
     print(f"target cold <= hugo:            {cold_row.seconds:.2f}s vs {hugo.seconds:.2f}s "

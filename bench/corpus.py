@@ -25,7 +25,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["add_one_post", "make_corpus", "valid_source_posts"]
+__all__ = ["add_links", "add_one_post", "make_corpus", "move_post", "valid_source_posts"]
 
 FIRST_DAY = dt.date(2010, 1, 1)
 LAST_DAY = dt.date(2025, 12, 31)
@@ -201,6 +201,31 @@ def add_one_post(dest_posts: Path, n: int) -> Path:
     return path
 
 
+def add_links(dest_posts: Path, share: float) -> list[tuple[Path, Path]]:
+    """Make *share* of the posts link by name to the post just before them.
+
+    Each chosen post gets a line `[Earlier]({% post_url STEM %})`, as Jekyll sites
+    link their own posts. Spread evenly over the posts in date order, so the newest
+    (the ones in feeds) link too. Returns (linking post, linked post) pairs, oldest first.
+    """
+    if not 0 < share <= 1:
+        raise ValueError(f"share must be in (0, 1], got {share}")
+    names = sorted(p for p in dest_posts.iterdir() if p.is_file() and p.suffix == ".md")
+    step = round(1 / share)
+    pairs = [(names[i], names[i - 1]) for i in range(len(names) - 1, 0, -step)]
+    for linking, linked in pairs:
+        with linking.open("a", encoding="utf-8", errors="surrogateescape", newline="") as f:
+            f.write(f"\n[Earlier]({{% post_url {linked.stem} %}})\n")
+    return pairs[::-1]
+
+
+def move_post(path: Path, n: int) -> str:
+    """Give a post a new URL (a front matter `permalink:`); returns its old text."""
+    text = _read(path)
+    _write(path, text.replace("---", f"---\npermalink: /bench-moved-{n}/", 1))
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -217,3 +242,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

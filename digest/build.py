@@ -23,7 +23,7 @@ from . import __version__
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
-from .index import EVERY_FEED, Found, Indexed, LiveIndex, stem_of
+from .index import EVERY_FEED, Found, Indexed, LiveIndex, PostUrlLookup, stem_of
 from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, body_of
@@ -113,18 +113,21 @@ def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContex
                        post.title, post_urls)
 
 
-class _LazyUrls(Mapping[str, str]):
-    """`{% post_url NAME %}` targets (file stem → absolute URL), loaded on first use only:
-    most posts use none."""
+class PostUrls(Mapping[str, str]):
+    """`{% post_url NAME %}` targets (file stem → absolute URL) among posts already in memory,
+    mapped on first use only: most posts use none."""
 
-    _index: dict[str, str] | None = None
+    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
+        self._loader = load
+        self._index: dict[str, str] | None = None
 
-    def _load(self) -> dict[str, str]:
-        raise NotImplementedError
+    @classmethod
+    def of(cls, site: Site, posts: list[Post]) -> PostUrls:
+        return cls(lambda: {stem_of(p.path): absolute(site, p.url) for p in posts})
 
     def _built(self) -> dict[str, str]:
         if self._index is None:
-            self._index = self._load()
+            self._index = self._loader()
         return self._index
 
     def __getitem__(self, key: str) -> str:
@@ -137,36 +140,42 @@ class _LazyUrls(Mapping[str, str]):
         return len(self._built())
 
 
-class PostUrls(_LazyUrls):
-    """The targets among posts already in memory."""
-
-    def __init__(self, load: Callable[[], dict[str, str]]) -> None:
-        self._loader = load
-
-    @classmethod
-    def of(cls, site: Site, posts: list[Post]) -> PostUrls:
-        return cls(lambda: {stem_of(p.path): absolute(site, p.url) for p in posts})
-
-    def _load(self) -> dict[str, str]:
-        return self._loader()
-
-
-class LivePostUrls(_LazyUrls):
-    """The targets of what the last build published, read from the state database. Picklable:
-    a worker process reads it itself, and only if it renders a post that uses
-    `{% post_url %}`, instead of each being sent all 20,000."""
+class LivePostUrls(Mapping[str, str]):
+    """The targets among what the last build published, looked up name by name in the state
+    database, and only when asked. Picklable: a render worker asks the database itself."""
 
     def __init__(self, database: Path, root: str) -> None:
         self.database, self.root = database, root
+        self._found: dict[str, str | None] = {}
+        self._lookup: PostUrlLookup | None = None
 
-    def __getstate__(self) -> dict[str, object]:  # a worker loads its own, not ours
-        return {"database": self.database, "root": self.root}
+    def __reduce__(self) -> tuple[type[LivePostUrls], tuple[Path, str]]:
+        return LivePostUrls, (self.database, self.root)  # what was found stays here
 
-    def _load(self) -> dict[str, str]:
-        from .index import post_urls
+    def _db(self) -> PostUrlLookup:
+        if self._lookup is None:
+            self._lookup = PostUrlLookup(self.database)
+        return self._lookup
 
-        return {stem: absolute_url(self.root, url)
-                for stem, url in post_urls(self.database).items()}
+    def __getitem__(self, stem: str) -> str:
+        if stem not in self._found:
+            url = self._db().url(stem)
+            self._found[stem] = None if url is None else absolute_url(self.root, url)
+        found = self._found[stem]
+        if found is None:
+            raise KeyError(stem)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._db().every())
+
+    def __len__(self) -> int:
+        return len(self._db().every())
+
+    def close(self) -> None:
+        if self._lookup is not None:
+            self._lookup.close()
+            self._lookup = None
 
 
 def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Rendered:
@@ -290,6 +299,7 @@ def build(config: Config, *, now: datetime, future: bool = False,
     """
     site = config.site
     store = Store.open(config.state)
+    urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
     try:
         stats, parsed = refresh(config, store, scanned)
         index = LiveIndex(store)
@@ -303,7 +313,6 @@ def build(config: Config, *, now: datetime, future: bool = False,
         report.feeds = len(names)
         previous = store.feed_inputs()
         look = _members(config, store, index, _to_check(config, index, names, previous))
-        urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
         changed = []
         for spec in look.specs:
             inputs = _inputs(spec, look.ids, stats, look.updated, settings, urls)
@@ -316,6 +325,7 @@ def build(config: Config, *, now: datetime, future: bool = False,
         _write_extras(config, names, report)
         return report
     finally:
+        urls.close()
         store.close()
 
 

@@ -188,8 +188,9 @@ class LiveIndex:
         self.db.executemany("DELETE FROM live WHERE path = ?", ((r.path,) for r in gone))
         self.db.executemany("DELETE FROM live_terms WHERE kind = ? AND term = ? AND ts = ? "
                             "AND path = ?", _term_rows(gone))
-        self.db.executemany("INSERT INTO live VALUES (?, ?, ?, NULL, ?, ?)",
-                            ((r.path, r.ts, r.date, r.url, r.terms) for r in came))
+        self.db.executemany("INSERT INTO live VALUES (?, ?, ?, NULL, ?, ?, ?)",
+                            ((r.path, r.ts, r.date, r.url, r.terms, stem_of(r.path))
+                             for r in came))
         self.db.executemany("INSERT OR IGNORE INTO live_terms VALUES (?, ?, ?, ?)",
                             _term_rows(came))
         return self._restamp([(r.ts, r.path) for r in (*gone, *came)])
@@ -201,8 +202,9 @@ class LiveIndex:
         live = []
         for row in rows:
             previous = _stamp(row.date, previous)
-            live.append((row.path, row.ts, row.date, previous.isoformat(), row.url, row.terms))
-        self.db.executemany("INSERT INTO live VALUES (?, ?, ?, ?, ?, ?)", live)
+            live.append((row.path, row.ts, row.date, previous.isoformat(), row.url, row.terms,
+                         stem_of(row.path)))
+        self.db.executemany("INSERT INTO live VALUES (?, ?, ?, ?, ?, ?, ?)", live)
         for kind, at in (("tag", "$[0]"), ("category", "$[1]")):  # in SQLite: 85,000 rows
             self.db.execute("INSERT OR IGNORE INTO live_terms SELECT ?, j.value, l.ts, l.path "
                             "FROM live l, json_each(l.terms, ?) j ORDER BY 2, 3, 4", (kind, at))
@@ -346,14 +348,25 @@ def stem_of(path: str) -> str:
     return path.rpartition("/")[2].rpartition(".")[0]
 
 
-def post_urls(database: Path) -> dict[str, str]:
-    """file stem → site-relative URL of every published post (for `{% post_url %}`).
+class PostUrlLookup:
+    """file stem → site-relative URL of a published post (for `{% post_url %}`), one indexed
+    query per name, so that a build rendering a few linking posts reads a few URLs, not all.
 
-    Given the database's path, not a Store, so that a render worker can ask it too.
+    Opened on the database's path, read-only, so that a render worker can ask it too. Of
+    two posts with one file name (in different folders), the one whose path sorts last.
     """
-    db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
-    try:
-        return {stem_of(path): url
-                for path, url in db.execute("SELECT path, url FROM live ORDER BY path")}
-    finally:
-        db.close()
+
+    def __init__(self, database: Path) -> None:
+        self.db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+
+    def url(self, stem: str) -> str | None:
+        found = self.db.execute("SELECT url FROM live WHERE stem = ? ORDER BY path DESC "
+                                "LIMIT 1", (stem,)).fetchone()
+        return None if found is None else str(found[0])
+
+    def every(self) -> dict[str, str]:
+        return {stem: url for stem, url in self.db.execute(
+            "SELECT stem, url FROM live ORDER BY path")}
+
+    def close(self) -> None:
+        self.db.close()

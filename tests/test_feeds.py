@@ -3,6 +3,7 @@ rewrites, permanent ids, OPML, the stylesheet, RSS self links, and a real feed r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -435,8 +436,9 @@ def test_state_database_from_the_previous_version_is_upgraded(tmp_path):
 
 
 def test_state_database_from_before_links_were_kept_is_upgraded(tmp_path):
-    """0.6 databases have no parsed.links: the upgrade adds it and the new parsing rules
-    read every post again, so a post's links are known and followed from the first build."""
+    """0.6 databases have no parsed.links nor live.stem: the upgrade adds them, the new
+    parsing rules read every post again and `live` is filled again, so links are known and
+    followed from the first build."""
     config = make_site(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin"),
                                   "2019-03-06-links.md": post(
                                       "Links", body="[s]({% post_url 2019-03-05-sysadmin %})\n")})
@@ -445,12 +447,19 @@ def test_state_database_from_before_links_were_kept_is_upgraded(tmp_path):
         db.executescript(";".join(MIGRATIONS[:6]) + "; PRAGMA user_version=6;")
         db.execute("INSERT INTO parsed (path, size, mtime_ns, fingerprint, row, seq) "
                    "VALUES ('2019-03-06-links.md', 1, 1, 'old', '[]', 1)")
+        db.execute("INSERT INTO live VALUES ('2019-03-05-sysadmin.md', 1551762000, "
+                   "'2019-03-05T00:00:00-05:00', NULL, '/2019/03/05/sysadmin.html', '[[], []]')")
+        db.execute("INSERT INTO meta VALUES ('live', ?)", (json.dumps(
+            {"seq": 1, "now": 1e9, "future": False, "losers": [], "settings": ""}),))
     db.close()
     build_site(config)
     with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
         links = db.execute("SELECT links FROM parsed WHERE path = '2019-03-06-links.md'")
         assert links.fetchone() == ('["2019-03-05-sysadmin"]',)
+        assert db.execute("SELECT count(*) FROM live WHERE stem IS NULL").fetchone() == (0,)
     db.close()
+    linking = parse_feed(output(config) / "feed.xml").entries[0]
+    assert 'href="https://jobs.example.org/2019/03/05/sysadmin.html"' in linking.content[0].value
     write_posts(tmp_path, {"2019-03-05-sysadmin.md": post("Sysadmin", permalink="/moved/")})
     build_site(config)
     linking = parse_feed(output(config) / "feed.xml").entries[0]
