@@ -242,7 +242,7 @@ def _links_key(post: Post, urls: Mapping[str, str]) -> str:
     """Where the posts *post* links to are today ('' if none): its rendering depends on it."""
     if not post.links:
         return ""
-    blob = json.dumps([urls.get(stem, "") for stem in post.links])
+    blob = json.dumps([urls.get(stem, "") for stem in post.linked])
     return ":" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -90,17 +90,25 @@ def _linked_stem(name: str, args: str) -> str | None:
     return None
 
 
-def linked_posts(body: str) -> tuple[str, ...]:
-    """Every post a body links to by file name, in order, once each.
+def linked_posts(body: str) -> tuple[tuple[str, int], ...]:
+    """Every post a body links to by file name, once each, with the line (0 the first) of
+    the first link to it.
 
     A build keeps these with the post's reading: the rendered post depends on their URLs,
-    so it is rendered again when one of them moves, comes or goes (index.py, build.py).
-    Tags inside `raw` or `comment` are counted too: a needless re-render, never a stale one.
+    so it is rendered again when one of them moves, comes or goes (index.py, build.py), and
+    a link to no published post is reported at its line. Tags inside `raw` or `comment`
+    are text, as tame_liquid leaves them.
     """
     if "{" not in body:  # one character: a memchr, ~7x faster than looking for "{%"
         return ()
-    stems = (_linked_stem(m.group(1), m.group(2).strip()) for m in _TAG.finditer(body))
-    return tuple(dict.fromkeys(s for s in stems if s is not None))
+    quoted = [m.span() for pattern in (_RAW, _COMMENT) for m in pattern.finditer(body)]
+    found: dict[str, int] = {}
+    for match in _TAG.finditer(body):
+        stem = _linked_stem(match.group(1), match.group(2).strip())
+        if stem is None or stem in found or any(a <= match.start() < b for a, b in quoted):
+            continue
+        found[stem] = body.count("\n", 0, match.start())
+    return tuple(found.items())
 
 
 @lru_cache(maxsize=1)

@@ -175,7 +175,7 @@ class LiveIndex:
         for links, terms in self.db.execute(
                 "SELECT p.links, l.terms FROM parsed p INDEXED BY parsed_links "
                 "JOIN live l ON l.path = p.path WHERE p.links IS NOT NULL"):
-            if not moved.isdisjoint(json.loads(links)):
+            if not moved.isdisjoint(stem for stem, _ in json.loads(links)):
                 dirty |= Indexed("", 0, "", "", terms).feed_names() | {SITE_FEED}
         return dirty
 
@@ -309,12 +309,25 @@ class LiveIndex:
             "SELECT p.path, p.row FROM parsed p INDEXED BY parsed_warned CROSS JOIN live l "
             "ON l.path = p.path WHERE p.warned = 1 ORDER BY l.ts, l.path")
             for w in getattr(_from_row(row, root, path), "warnings", ())]
+        warnings.extend(self._broken_links(root))
         (posts,) = self.db.execute("SELECT count(*) FROM live").fetchone()
         terms = frozenset(term for _, term in self._distinct_terms())
         return Found(posts, sorted((p for p in rejected if isinstance(p, Problem)),
                                    key=lambda p: str(p.path)), warnings,
                      0 if future else later, unpublished, parsed, terms,
                      None if future else self._next_future(now))
+
+    def _broken_links(self, root: Path) -> Iterator[Problem]:
+        """Links in published posts to a name no published post has (as reader._select)."""
+        from .posts import broken_link
+
+        for path, stem, line in self.db.execute(
+                "SELECT p.path, json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]') "
+                "FROM parsed p INDEXED BY parsed_links CROSS JOIN live l ON l.path = p.path, "
+                "json_each(p.links) j WHERE p.links IS NOT NULL AND NOT EXISTS "
+                "(SELECT 1 FROM live t WHERE t.stem = json_extract(j.value, '$[0]')) "
+                "ORDER BY l.ts, l.path, j.key"):
+            yield broken_link(root / path, stem, line)
 
     def _next_future(self, now: float) -> datetime | None:
         """The date of the soonest future post that will not lose its URL to an earlier one."""

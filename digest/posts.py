@@ -7,6 +7,7 @@ and rendering live elsewhere (reader.py, content.py).
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
@@ -77,14 +78,33 @@ class Post:
     excerpt: str | None = None  # from front matter; None: cut from the body
     author: str | None = None
     published: bool = True
-    links: tuple[str, ...] = ()  # file stems of the posts its body links to (content.py)
+    # (file stem, line) of each post its body links to by name, in order (content.py)
+    links: tuple[tuple[str, int], ...] = ()
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+
+    @property
+    def linked(self) -> tuple[str, ...]:
+        """The file stems of the posts it links to."""
+        return tuple(stem for stem, _ in self.links)
+
+    def broken_links(self, root: Path, published: Container[str]) -> list[Problem]:
+        """Its links to a name no *published* post has."""
+        return [broken_link(root / self.path, stem, line) for stem, line in self.links
+                if stem not in published]
 
     @property
     def jekyll_id(self) -> str:
         """document.rb id: what jekyll-feed uses as the entry id, so switching keeps ids."""
         folder = self.url.rstrip("/").rpartition("/")[0]
         return f"{folder}/{self.slug}" if folder else f"/{self.slug}"
+
+
+def broken_link(path: Path, stem: str, line: int) -> Problem:
+    """A `{% post_url %}` naming no published post: Jekyll stops the build; we say where."""
+    link = f"the link to '{stem}'" if stem else "a post_url or link tag with no post name"
+    return Problem(path, line, f"{link} names no published post, so it is left empty "
+                   "(Jekyll stops the whole build on it)",
+                   "use that post's file name without the extension, or publish it")
 
 
 @dataclass(frozen=True)
@@ -256,6 +276,7 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
         excerpt=jekyll.ruby_to_s(excerpt) if excerpt not in (None, False) else None,
         author=author if isinstance(author, str) and author.strip() else None,
         published=data.get("published", True) not in (False, None),
-        links=linked_posts(source.body),
+        links=tuple((stem, source.body_line + line) for stem, line in
+                    linked_posts(source.body)),
         warnings=tuple(warnings),
     )

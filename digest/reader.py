@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .config import Config, Site
 from .errors import PostError, Problem
+from .index import stem_of
 from .posts import Post, parse_post
 from .scan import Scan, Stats
 from .store import ParsedRow, Store
@@ -72,7 +73,8 @@ def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
         return Problem(root / rel, row[1], row[2], row[3])
     return Post(row[1], datetime.fromisoformat(row[2]), row[3], row[4], tuple(row[5]),
                 tuple(row[6]), row[7], row[8], row[9], row[10], row[11], row[12],
-                tuple(row[14]), tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
+                tuple((stem, line) for stem, line in row[14]),
+                tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
 
 
 def _parse_one(root: Path, relpath: str, site: Site) -> Post | Problem:
@@ -169,6 +171,9 @@ def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed:
             by_url[post.url] = post.path
             live.append(post)
     warnings = [w for p in live for w in p.warnings]
+    if any(p.links for p in live):
+        stems = {stem_of(p.path) for p in live}
+        warnings.extend(w for p in live for w in p.broken_links(root, stems))
     live.reverse()
     rejected.sort(key=lambda p: str(p.path))
     return Corpus(live, rejected, warnings, n_future, n_unpublished, parsed)

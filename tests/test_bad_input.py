@@ -14,6 +14,8 @@ from conftest import (
     post,
     read_site,
     rejected_by_name,
+    run_cli,
+    write_posts,
 )
 from lxml import etree
 
@@ -346,6 +348,35 @@ def test_many_bad_files_are_all_reported_and_good_ones_still_published(tmp_path)
     assert titles == ["Good two", "Good one"]
     assert [e.title for e in parse_feed(output(config) / "feed/by_tag/jobs.xml").entries] == [
         "Good one"]
+
+
+def test_link_to_no_published_post_warns_at_its_line_and_the_post_is_published(tmp_path):
+    """Jekyll stops the whole build on a `{% post_url %}` it cannot find; we publish the post
+    with the link left empty, and say which file, which line and which name."""
+    config = _site_with(tmp_path, {
+        "2019-01-03-draft.md": post("Draft", published="false"),
+        "2019-01-05-links.md": post("Links", body=(
+            "Fine: [one]({% post_url 2019-01-01-good-one %})\n\n"
+            "Typo: [two]({% post_url 2019-01-02-good-tow %})\n"
+            "Draft: [d]({% link _posts/2019-01-03-draft.md %})\n"))})
+    expected = [(6, "2019-01-02-good-tow"), (7, "2019-01-03-draft")]
+    corpus = read_site(config)
+    assert [(w.path.name, w.line) for w in corpus.warnings] == [
+        ("2019-01-05-links.md", line) for line, _ in expected]
+    for warning, (_, name) in zip(corpus.warnings, expected, strict=True):
+        assert warning.message == (f"the link to '{name}' names no published post, so it is "
+                                   "left empty (Jekyll stops the whole build on it)")
+    report = build_site(config)
+    assert report.found.warnings == corpus.warnings
+    entry = parse_feed(output(config) / "feed.xml").entries[0]
+    assert entry.title == "Links"
+    assert 'href="https://jobs.example.org/2019/01/01/good-one.html"' in entry.content[0].value
+    code, out, _ = run_cli(["--config", str(config), "check"])
+    assert code == 1
+    assert f"warning: {tmp_path / '_posts' / '2019-01-05-links.md'}:6: the link to " \
+        "'2019-01-02-good-tow'" in out
+    write_posts(tmp_path, {"2019-01-03-draft.md": post("Draft")})  # published now
+    assert [w.line for w in build_site(config).found.warnings] == [6]
 
 
 def test_summary_has_single_spaces_where_control_characters_were(tmp_path):

@@ -455,7 +455,7 @@ def test_state_database_from_before_links_were_kept_is_upgraded(tmp_path):
     build_site(config)
     with sqlite3.connect(tmp_path / "state" / "state.sqlite3") as db:
         links = db.execute("SELECT links FROM parsed WHERE path = '2019-03-06-links.md'")
-        assert links.fetchone() == ('["2019-03-05-sysadmin"]',)
+        assert links.fetchone() == ('[["2019-03-05-sysadmin", 4]]',)  # name, line
         assert db.execute("SELECT count(*) FROM live WHERE stem IS NULL").fetchone() == (0,)
     db.close()
     linking = parse_feed(output(config) / "feed.xml").entries[0]

@@ -322,14 +322,18 @@ def test_a_post_knows_which_posts_it_links_to_exactly_as_rendering_looks_them_up
             asked.append(key)
             return default
 
-    body = ("[a]({% post_url 2019-01-02-a %}) [b]({%- post_url /sub/2019-01-03-b -%}) "
-            "[c]({%post_url 2019-01-04-c-%}) [a again]({% post_url 2019-01-02-a %}) "
+    body = ("[a]({% post_url 2019-01-02-a %}) [b]({%- post_url /sub/2019-01-03-b -%})\n"
+            "[c]({%post_url 2019-01-04-c-%}) [a again]({% post_url 2019-01-02-a %})\n\n"
             "[d]({% link _posts/2019-01-05-d.md %}) [e]({% link /_posts/x/2019-01-06-e.markdown %})"
-            " [page]({% link about.md %}) {% include x.html %} {{ page.url }}\n")
+            " [page]({% link about.md %}) {% include x.html %} {{ page.url }}\n"
+            "{% raw %}`{% post_url 2019-01-07-f %}`{% endraw %} {% comment %}\n"
+            "{% link _posts/2019-01-08-g.md %}{% endcomment %} {% post_url 2019-01-02-a %}\n")
     tame_liquid(body, PageContext("https://x.org", "", "X", "https://x.org/p", "P",
                                   Recording()))
-    assert linked_posts(body) == tuple(dict.fromkeys(asked)) == (
+    links = linked_posts(body)
+    assert tuple(stem for stem, _ in links) == tuple(dict.fromkeys(asked)) == (
         "2019-01-02-a", "2019-01-03-b", "2019-01-04-c", "2019-01-05-d", "2019-01-06-e")
+    assert [line for _, line in links] == [0, 0, 1, 3, 3]  # of the first link to each
     assert linked_posts("No tags at all, {{ site.url }} only.\n") == ()
 
 
