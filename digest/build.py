@@ -23,7 +23,15 @@ from . import __version__
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
-from .index import EVERY_FEED, Found, Indexed, LiveIndex, PostUrlLookup, stem_of
+from .index import (
+    EVERY_FEED,
+    Found,
+    Indexed,
+    LiveIndex,
+    PostUrlLookup,
+    preferred_target,
+    stem_of,
+)
 from .jekyll import absolute_url
 from .opml import opml_bytes
 from .posts import Post, body_of
@@ -123,7 +131,8 @@ class PostUrls(Mapping[str, str]):
 
     @classmethod
     def of(cls, site: Site, posts: list[Post]) -> PostUrls:
-        return cls(lambda: {stem_of(p.path): absolute(site, p.url) for p in posts})
+        return cls(lambda: {stem_of(p.path): absolute(site, p.url) for p in sorted(
+            posts, key=lambda p: preferred_target(p.path), reverse=True)})  # preferred last
 
     def _built(self) -> dict[str, str]:
         if self._index is None:

@@ -356,6 +356,16 @@ def _term_rows(rows: Iterable[Indexed]) -> Iterator[tuple[str, str, float, str]]
                 yield kind, term, row.ts, row.path
 
 
+def preferred_target(path: str) -> tuple[bool, str]:
+    """The order in which posts sharing a file name are chosen as a `{% post_url %}` target
+    (PostUrlLookup); _PREFERRED is the same in SQL."""
+    return "/" in path, path
+
+
+_PREFERRED = "instr(path, '/') > 0, path"
+_PREFERRED_LAST = "instr(path, '/') > 0 DESC, path DESC"
+
+
 def stem_of(path: str) -> str:
     """A post's file name without its extension: what `{% post_url %}` names it by."""
     return path.rpartition("/")[2].rpartition(".")[0]
@@ -366,20 +376,21 @@ class PostUrlLookup:
     query per name, so that a build rendering a few linking posts reads a few URLs, not all.
 
     Opened on the database's path, read-only, so that a render worker can ask it too. Of
-    two posts with one file name (in different folders), the one whose path sorts last.
+    posts with one file name in different folders, one directly in the posts folder (the one
+    Jekyll matches by that name), else the first by path.
     """
 
     def __init__(self, database: Path) -> None:
         self.db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
 
     def url(self, stem: str) -> str | None:
-        found = self.db.execute("SELECT url FROM live WHERE stem = ? ORDER BY path DESC "
-                                "LIMIT 1", (stem,)).fetchone()
+        found = self.db.execute("SELECT url FROM live WHERE stem = ? "
+                                f"ORDER BY {_PREFERRED} LIMIT 1", (stem,)).fetchone()
         return None if found is None else str(found[0])
 
     def every(self) -> dict[str, str]:
-        return {stem: url for stem, url in self.db.execute(
-            "SELECT stem, url FROM live ORDER BY path")}
+        return {stem: url for stem, url in self.db.execute(  # the preferred one last
+            f"SELECT stem, url FROM live ORDER BY {_PREFERRED_LAST}")}
 
     def close(self) -> None:
         self.db.close()

@@ -499,6 +499,35 @@ def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_pat
     assert (sample.url, sample.tags) == ("/2000/01/08/job-7.html", ("t1",))
 
 
+def test_post_url_to_a_name_two_posts_share_picks_the_same_post_for_feeds_and_digest(tmp_path):
+    """Jekyll matches `{% post_url NAME %}` to the post directly in _posts; of two in
+    subfolders we take the first by path. Feeds (the state database) and the digest (posts
+    in memory) must agree."""
+    from digest.build import LivePostUrls, PostUrls
+    from digest.config import load_config
+
+    config = make_site(tmp_path, {
+        "2019-03-05-x.md": post("X top"), "b/2019-03-05-x.md": post("X in b", categories="[b]"),
+        "c/2019-03-05-y.md": post("Y in c", categories="[c]"),
+        "a/2019-03-05-y.md": post("Y in a", categories="[a]"),
+        "2019-03-06-links.md": post("Links", body=(
+            "[x]({% post_url 2019-03-05-x %}) [y]({% post_url 2019-03-05-y %})\n"))})
+    build_site(config)
+    linking = parse_feed(output(config) / "feed.xml").entries[0]
+    assert linking.title == "Links"
+    x, y = f"{SITE_URL}/2019/03/05/x.html", f"{SITE_URL}/a/2019/03/05/y.html"
+    assert f'href="{x}"' in linking.content[0].value
+    assert f'href="{y}"' in linking.content[0].value
+    loaded = load_config(config)
+    live = LivePostUrls(loaded.state / "state.sqlite3", loaded.site.root)
+    in_memory = PostUrls.of(loaded.site, read_site(config).posts)
+    try:
+        assert [live[s] for s in ("2019-03-05-x", "2019-03-05-y")] == [x, y]
+        assert dict(live) == dict(in_memory)
+    finally:
+        live.close()
+
+
 def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, monkeypatch):
     """Workers read `{% post_url %}` targets from the state database themselves."""
     from datetime import date, timedelta
