@@ -85,12 +85,11 @@ def main() -> int:
 
     def moved() -> Measurement:
         """A linked post's URL changed: its linking post's feeds must be rendered again."""
-        target = next(targets)
-        text = move_post(target, args.posts)
+        restore = move_post(next(targets), args.posts)
         try:
             return _digest(config, "digest link moved")
         finally:
-            target.write_bytes(text.encode("utf-8", "surrogateescape"))
+            restore()
             _digest(config, "digest unchanged")
 
     if linked:

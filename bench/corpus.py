@@ -23,6 +23,7 @@ import json
 import random
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["add_links", "add_one_post", "make_corpus", "move_post", "valid_source_posts"]
@@ -219,11 +220,11 @@ def add_links(dest_posts: Path, share: float) -> list[tuple[Path, Path]]:
     return pairs[::-1]
 
 
-def move_post(path: Path, n: int) -> str:
-    """Give a post a new URL (a front matter `permalink:`); returns its old text."""
+def move_post(path: Path, n: int) -> Callable[[], None]:
+    """Give a post a new URL (a front matter `permalink:`); returns what puts it back."""
     text = _read(path)
     _write(path, text.replace("---", f"---\npermalink: /bench-moved-{n}/", 1))
-    return text
+    return lambda: _write(path, text)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from corpus import make_corpus
+from measure import proc_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT.parent / "shared" / "corpora" / "progressivedatajobs"
@@ -52,11 +53,7 @@ def sample(pid: int, since: float) -> Sample:
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     # after the ')' the fields start at 3 (state): utime is 14, stime 15, cutime 16, cstime 17
     cpu = sum(int(fields[i - 3]) for i in (14, 15, 16, 17)) / TICKS
-    rss = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1]) / 1024
-    return Sample(time.monotonic() - since, cpu, rss)
+    return Sample(time.monotonic() - since, cpu, proc_kb(pid, "status", "VmRSS:") / 1024)
 
 
 class Daemon:

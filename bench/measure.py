@@ -206,6 +206,11 @@ def format_table(measurements: Iterable[Measurement], reference: str) -> str:
         )
         for m in rows
     ]
+    return layout(header, body)
+
+
+def layout(header: tuple[str, ...], body: list[tuple[str, ...]]) -> str:
+    """Columns as wide as their widest cell: the label left-aligned, figures right-aligned."""
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 
     def line(cells: tuple[str, ...]) -> str:

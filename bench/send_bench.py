@@ -52,7 +52,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import CommandFailedError, Measurement, best_of, run_measured
+from measure import CommandFailedError, Measurement, best_of, layout, run_measured
 from pss import tree_pss
 from send_site import TIMEZONE, make_posts, write_config, write_subscribers
 
@@ -361,15 +361,8 @@ def table(rows: list[Row], reference: Row) -> str:
              f"{r.rate:.0f}" if r.messages else "-", f"{r.m.peak_rss_mb:.1f}",
              f"{r.m.tree_rss_mb:.1f}", f"{r.pss_mb:.1f}",
              f"{r.rate / reference.rate:.2f}x" if r.messages else "-") for r in rows]
-    widths = [max(len(x[i]) for x in [header, *body]) for i in range(len(header))]
-
-    def line(cells: tuple[str, ...]) -> str:
-        return "  ".join([cells[0].ljust(widths[0]),
-                          *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
-
-    out = [line(header), "  ".join("-" * w for w in widths), *map(line, body)]
-    out += [f"  {r.m.label}: {r.note}" for r in rows if r.note]
-    return "\n".join(out)
+    notes = [f"  {r.m.label}: {r.note}" for r in rows if r.note]
+    return "\n".join([layout(header, body), *notes])
 
 
 def tree_state() -> str:

@@ -33,12 +33,11 @@ Event = dict[str, Any]
 
 class DaemonProcess:
     def __init__(self, config: Path, *, fake_now: datetime | None = None,
-                 log_format: str = "json", env: dict[str, str] | None = None) -> None:
+                 log_format: str = "json") -> None:
         full_env = dict(os.environ, DIGEST_SECRET=SECRET, PYTHONIOENCODING="utf-8")
         full_env.pop("DIGEST_FAKE_NOW", None)
         if fake_now is not None:
             full_env["DIGEST_FAKE_NOW"] = fake_now.isoformat()
-        full_env.update(env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "digest", "--config", str(config), "run",
              "--log-format", log_format], cwd=PROJECT, env=full_env, text=True,
@@ -70,10 +69,6 @@ class DaemonProcess:
     def log(self) -> str:
         with self._changed:
             return "\n".join(self.lines)
-
-    def named(self, name: str) -> list[Event]:
-        with self._changed:
-            return [e for e in self.events if e.get("event") == name]
 
     def wait_for(self, name: str | None, *, where: Callable[[Event], bool] = lambda _e: True,
                  timeout: float = 15.0, after: int = 0) -> Event:

@@ -16,9 +16,9 @@ from digest.web.server import Front
 class WebServer:
     """`with WebServer(config) as server:` → server.url is http://127.0.0.1:PORT."""
 
-    def __init__(self, config: Config, clock: Clock | None = None) -> None:
+    def __init__(self, config: Config) -> None:
         assert config.web is not None
-        self.web = Web(config, clock or Clock(), Signer.from_env(config.web.secret_env))
+        self.web = Web(config, Clock(), Signer.from_env(config.web.secret_env))
         self.front = Front(self.web, "127.0.0.1:0")
         self.url = ""
         self._loop = asyncio.new_event_loop()
