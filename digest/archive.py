@@ -19,7 +19,6 @@ from .render import DigestPost
 from .writer import write_if_changed
 
 FOLDER = "archive"
-SLUG_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(-[0-9]+)?"  # what period_slug makes
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,9 @@ def terms(post: Post) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*post.tags, *post.categories)))
 
 
+SLUG_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9]{6})?"  # what period_slug makes
+
+
 def period_slug(end: datetime, taken: Collection[str] | None = None) -> str:
     """A short, readable name for a period: its last day, with the time if the day is taken."""
     slug = f"{end:%Y-%m-%d}"

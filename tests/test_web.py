@@ -7,6 +7,7 @@ import email.utils
 import re
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ from conftest import build_site, post, write_posts
 from test_send import MONDAY, SECRET, SUBSCRIBERS, by_recipient, digest_site, outbox, titles
 from web_server import WebServer
 
+from digest import archive
 from digest.config import load_config
+from digest.selection import period_slug
 from digest.send import send
 from digest.sendlog import SendLog
 from digest.store import Store
@@ -396,6 +399,20 @@ def test_archive_keeps_what_was_sent_after_a_post_is_edited(site: Path) -> None:
         slug = re.findall(r'<a href="([0-9-]+)">', httpx.get(f"{running.url}/archive/").text)[0]
         page = httpx.get(f"{running.url}/archive/{slug}").text
     assert "Membership DBA" in page and "Renamed DBA" not in page
+
+
+def test_a_second_digest_ending_the_same_day_is_in_the_archive_too(site: Path) -> None:
+    """Regression: a run whose day was taken gets a slug with the time (period_slug), and
+    the archive refused that slug: its "view in browser" link was a 404."""
+    send(load_config(site), as_of=MONDAY)
+    config = load_config(site)
+    (day,) = (p.stem for p in archive.folder(config.state).glob("*.json"))
+    end = datetime.fromisoformat(f"{day}T18:30:00").replace(tzinfo=config.site.tz)
+    slug = period_slug(end, {day})
+    archive.keep(config.state, slug, end - timedelta(hours=9), end, [])
+    with WebServer(config) as running, httpx.Client(base_url=running.url) as http:
+        assert re.findall(r'<a href="([^"]+)">', http.get("/archive/").text)[:2] == [slug, day]
+        assert http.get(f"/archive/{slug}").status_code == 200
 
 
 def test_empty_archive(client: httpx.Client) -> None:

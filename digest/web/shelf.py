@@ -16,9 +16,10 @@ from pathlib import Path
 from .. import archive
 from ..archive import ArchivedRun
 from ..sanitize import sanitize
+from ..selection import SLUG_PATTERN
 
 log = logging.getLogger(__name__)
-_SLUG = re.compile(archive.SLUG_PATTERN)
+_SLUG = re.compile(SLUG_PATTERN)
 
 
 @dataclass(frozen=True)
