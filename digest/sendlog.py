@@ -156,11 +156,6 @@ class SendLog:
                            "WHERE run_id = ? AND subscriber = ?",
                            ((state, posts, now, run.id, key) for key, state, posts in rows))
 
-    def record(self, run: Run, outcome: Outcome, *, message_id: str, posts: int,
-               attempts_before: int = 0) -> None:
-        """One delivery's outcome, committed before the connection takes more work."""
-        self.record_many(run, [Recorded(outcome, message_id, posts, attempts_before)])
-
     def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
         """Several outcomes in one commit (see send.GroupCommit): all or none are kept."""
         now = _now()

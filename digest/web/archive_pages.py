@@ -14,6 +14,7 @@ from starlette.responses import Response
 from ..archive import ArchivedRun
 from ..render import format_period
 from .context import Web, in_thread
+from .files import etag_matches
 from .pages import HEADERS
 from .shelf import Rendered, rendered
 
@@ -32,8 +33,7 @@ def _cached(web: Web, name: str, source: ArchivedRun | list[ArchivedRun],
 
 def _conditional(request: Request, page: Rendered) -> Response:
     headers = {**HEADERS, "ETag": page.etag, "Cache-Control": CACHE}
-    tags = request.headers.get("if-none-match", "")
-    if page.etag in (t.strip().removeprefix("W/") for t in tags.split(",")) or tags == "*":
+    if etag_matches(request.headers.get("if-none-match", ""), page.etag):
         return Response(status_code=304, headers=headers)
     return Response(page.body, media_type="text/html; charset=utf-8", headers=headers)
 

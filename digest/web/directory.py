@@ -75,12 +75,6 @@ class Directory:
                     generation.indexes[purpose] = index
         return index.get(token)
 
-    def forget_suppressed(self) -> None:
-        """A new key on the suppression list: rebuild the unsubscribe index on next use."""
-        with self._lock:
-            if self._current is not None:
-                self._current.indexes.pop("unsubscribe", None)
-
     def _generation(self) -> _Generation:
         stamp = _stamp(self.path)
         current = self._current

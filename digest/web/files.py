@@ -79,8 +79,7 @@ class OutputFiles:
             body = full.read_bytes()
         except OSError:
             return None
-        headers = {"Content-Type": media_type, "Cache-Control": CACHE,
-                   "ETag": '"' + hashlib.sha256(body).hexdigest()[:32] + '"',
+        headers = {"Content-Type": media_type, "Cache-Control": CACHE, "ETag": etag_of(body),
                    "Last-Modified": formatdate(mtime, usegmt=True),
                    "X-Content-Type-Options": "nosniff"}
         found = _File(stamp, body, headers, mtime)
@@ -95,13 +94,21 @@ class OutputFiles:
         return found
 
 
+def etag_of(body: bytes) -> str:
+    """A strong ETag (quoted) for *body*."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def etag_matches(tags: str, etag: str) -> bool:
+    """If-None-Match's weak comparison (RFC 9110 13.1.2): '*', or *etag* among the tags."""
+    return tags.strip() == "*" or etag in (t.strip().removeprefix("W/") for t in tags.split(","))
+
+
 def _not_modified(request: Headers, found: _File) -> bool:
     """RFC 9110 13.2.2: If-None-Match decides when present; else If-Modified-Since."""
     tags = request.get("if-none-match")
     if tags is not None:
-        etag = found.headers["ETag"]
-        return tags.strip() == "*" or etag in (t.strip().removeprefix("W/")
-                                               for t in tags.split(","))
+        return etag_matches(tags, found.headers["ETag"])
     since = request.get("if-modified-since")
     if since is None:
         return False

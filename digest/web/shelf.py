@@ -6,7 +6,6 @@ so a crawler or a load test costs a dict lookup per request.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import threading
@@ -17,6 +16,7 @@ from .. import archive
 from ..archive import ArchivedRun
 from ..sanitize import sanitize
 from ..selection import SLUG_PATTERN
+from .files import etag_of
 
 log = logging.getLogger(__name__)
 _SLUG = re.compile(SLUG_PATTERN)
@@ -30,7 +30,7 @@ class Rendered:
 
 def rendered(body: str) -> Rendered:
     data = body.encode()
-    return Rendered(data, '"' + hashlib.sha256(data).hexdigest()[:32] + '"')
+    return Rendered(data, etag_of(data))
 
 
 class Shelf:
