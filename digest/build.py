@@ -21,7 +21,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config, Site
-from .content import PageContext, Rendered, plain_title
+from .content import PageContext, Rendered, plain_title, stem_of
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
 from .index import (
     EVERY_FEED,
@@ -30,7 +30,6 @@ from .index import (
     LiveIndex,
     PostUrlLookup,
     preferred_target,
-    stem_of,
 )
 from .jekyll import absolute_url
 from .opml import opml_bytes
@@ -72,24 +71,15 @@ def preload() -> None:
 def entry_ids(store: Store, site: Site, posts: list[Post]) -> dict[str, str]:
     """Each post's permanent id: the first one it was given, whatever its URL is today.
 
-    The first id is jekyll-feed's (absolute post.id), so a site switching keeps its ids.
     When it was first seen is wall-clock time, not `--now`: the digest compares it with
     when earlier digests were made to catch posts that turn up late.
     """
-    now = datetime.now(UTC)
     known = store.entry_ids()
-    taken = set(known.values())
-    new = []
-    for post in posts:
-        if post.path not in known:
-            entry_id = absolute(site, post.jekyll_id) if site.url else f"urn:digest:{post.path}"
-            if entry_id in taken:
-                entry_id = f"{entry_id}#{hashlib.sha256(post.path.encode()).hexdigest()[:8]}"
-            known[post.path] = entry_id
-            taken.add(entry_id)
-            new.append((post.path, entry_id, now.isoformat()))
+    new = [(p.path, _first_id(site, p.path, p.jekyll_id)) for p in posts if p.path not in known]
     if new:
-        store.add_entry_ids(new)
+        rows = _claim(new, set(known.values()))
+        store.add_entry_ids(rows)
+        known.update((path, entry_id) for path, entry_id, _ in rows)
     return known
 
 
@@ -100,20 +90,29 @@ def assign_ids(store: Store, site: Site, added: list[Indexed]) -> None:
     new = [r for r in added if r.path not in known]
     if not new:
         return
-    wanted = {r.path: absolute(site, r.jekyll_id) if site.url else f"urn:digest:{r.path}"
-              for r in new}
+    wanted = {r.path: _first_id(site, r.path, r.jekyll_id) for r in new}
     taken = set() if first else store.taken_ids(wanted.values())
     if taken or len(set(wanted.values())) < len(wanted):  # who keeps a contested id: the
         new.sort(key=lambda r: (r.ts, r.path), reverse=True)  # newest, as entry_ids decides
+    store.add_entry_ids(_claim([(r.path, wanted[r.path]) for r in new], taken))
+
+
+def _first_id(site: Site, path: str, jekyll_id: str) -> str:
+    """jekyll-feed's id (absolute post.id), so a site switching to digest keeps its ids."""
+    return absolute(site, jekyll_id) if site.url else f"urn:digest:{path}"
+
+
+def _claim(wanted: list[tuple[str, str]], taken: set[str]) -> list[tuple[str, str, str]]:
+    """(path, id, first seen) rows for new posts, newest first: an id some post already has
+    gets a suffix from the path, so the earlier claim keeps it."""
     now = datetime.now(UTC).isoformat()
     rows = []
-    for row in new:
-        entry_id = wanted[row.path]
+    for path, entry_id in wanted:
         if entry_id in taken:
-            entry_id = f"{entry_id}#{hashlib.sha256(row.path.encode()).hexdigest()[:8]}"
+            entry_id = f"{entry_id}#{hashlib.sha256(path.encode()).hexdigest()[:8]}"
         taken.add(entry_id)
-        rows.append((row.path, entry_id, now))
-    store.add_entry_ids(rows)
+        rows.append((path, entry_id, now))
+    return rows
 
 
 def _context(site: Site, post: Post, post_urls: Mapping[str, str]) -> PageContext:

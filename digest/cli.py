@@ -107,7 +107,7 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
     from .build import build as run_build
     from .build import preload
 
-    if scanned.forked:
+    if scanned.running:  # idle time: a small site's scan is done already, so no waiting
         preload()
     report = run_build(config, now=_now(now_text, config), future=future, scanned=scanned)
     found = report.found

@@ -81,12 +81,17 @@ def tame_liquid(text: str, ctx: PageContext) -> str:
     return text
 
 
+def stem_of(path: str) -> str:
+    """A post's file name without its extension: what `{% post_url %}` names it by."""
+    return path.rpartition("/")[2].rpartition(".")[0]
+
+
 def _linked_stem(name: str, args: str) -> str | None:
     """The post a `{% post_url %}` or `{% link _posts/… %}` tag points at (its file stem)."""
     if name == "post_url":
         return args.split("/")[-1]
     if name == "link" and args.lstrip("/").startswith("_posts/"):
-        return args.rpartition("/")[2].rpartition(".")[0]
+        return stem_of(args)
     return None
 
 

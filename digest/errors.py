@@ -9,7 +9,6 @@ Library errors (YAML, lxml, SQLite) are translated into these where they enter.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +36,8 @@ class Problem:
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """The hint for a misspelt key: the closest allowed one, or the list of them."""
     options = list(choices)
+    import difflib  # only on the way to an error message: not at every start-up
+
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else "allowed: " + ", ".join(sorted(options))
 

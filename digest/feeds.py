@@ -81,22 +81,6 @@ def feed_paths(kind: str, key: str) -> tuple[str, str]:
     return f"{folder}/{stem}.xml", f"{folder}/{stem}.rss"
 
 
-def plan_feeds(posts: Sequence[Post], limit: int) -> list[FeedSpec]:
-    """The site feed plus one per tag and per category, each with its newest *limit* posts."""
-    by_tag: dict[str, list[Post]] = {}
-    by_category: dict[str, list[Post]] = {}
-    for post in posts:  # newest first already
-        for tag in dict.fromkeys(post.tags):
-            by_tag.setdefault(tag, []).append(post)
-        for category in post.categories:
-            by_category.setdefault(category, []).append(post)
-    specs = [FeedSpec("site", "", *feed_paths("site", ""), tuple(posts[:limit]))]
-    for kind, groups in (("tag", by_tag), ("category", by_category)):
-        for key in sorted(groups):
-            specs.append(FeedSpec(kind, key, *feed_paths(kind, key), tuple(groups[key][:limit])))
-    return specs
-
-
 def feed_title(site: Site, spec: FeedSpec) -> str:
     if spec.kind == "site":
         return plain_title(site.title)

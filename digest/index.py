@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from .content import stem_of
 from .errors import Problem
 from .store import IN_LIST, Store, json_list
 
@@ -72,6 +73,7 @@ class LiveIndex:
     def __init__(self, store: Store) -> None:
         self.store, self.db = store, store.db
         self._memo: dict[tuple[float, bool], dict[str, tuple[str, str]]] = {}
+        self._terms: list[tuple[str, str]] | None = None  # until `live` changes
 
     # bringing `live` up to date -----------------------------------------------------------
     def update(self, *, now: float, future: bool, settings: str) -> list[Indexed]:
@@ -79,6 +81,7 @@ class LiveIndex:
 
         The feeds that may list different posts now are added to the dirty set.
         """
+        self._terms = None
         state = json.loads(self.store.meta("live") or "null")
         full = state is None or state["future"] != future
         losers = self._losers(now, future)
@@ -213,7 +216,7 @@ class LiveIndex:
         """Recompute `updated` from each change onwards, until it agrees with the stored one.
 
         Jekyll order, oldest first: a post dated at or before the previous post's `updated`
-        gets that plus one second (reader.with_updated did this over every post).
+        gets that plus one second.
         """
         bumped: list[str] = []
         reached: tuple[float, str] | None = None
@@ -265,7 +268,10 @@ class LiveIndex:
         return [SITE_FEED, *(f"tag:{t}" for t in tags), *(f"category:{c}" for c in categories)]
 
     def _distinct_terms(self) -> list[tuple[str, str]]:
-        """(kind, term) of every term in use: one index probe per term, not a scan of all."""
+        """(kind, term) of every term in use: one index probe per term, not a scan of all.
+        Read once per state of `live` (a build asks for the feeds, then for the terms)."""
+        if self._terms is not None:
+            return self._terms
         found: list[tuple[str, str]] = []
         for kind in ("tag", "category"):
             after = ""
@@ -275,6 +281,7 @@ class LiveIndex:
                     "ORDER BY term LIMIT 1", (kind, after)).fetchone():
                 after = row[0]
                 found.append((kind, after))
+        self._terms = found
         return found
 
     def members(self, name: str, limit: int) -> list[str]:
@@ -364,11 +371,6 @@ def preferred_target(path: str) -> tuple[bool, str]:
 
 _PREFERRED = "instr(path, '/') > 0, path"
 _PREFERRED_LAST = "instr(path, '/') > 0 DESC, path DESC"
-
-
-def stem_of(path: str) -> str:
-    """A post's file name without its extension: what `{% post_url %}` names it by."""
-    return path.rpartition("/")[2].rpartition(".")[0]
 
 
 class PostUrlLookup:

@@ -15,8 +15,8 @@ from datetime import datetime
 from pathlib import Path
 
 from .config import Config, Site
+from .content import stem_of
 from .errors import PostError, Problem
-from .index import stem_of
 from .posts import Post, parse_post
 from .scan import Scan, Stats
 from .store import ParsedRow, Store
@@ -179,23 +179,4 @@ def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed:
     return Corpus(live, rejected, warnings, n_future, n_unpublished, parsed)
 
 
-def with_updated(posts: list[Post]) -> dict[str, datetime]:
-    """A distinct `updated` per post: equal dates (date-only posts) get +1 s in Jekyll order.
-
-    Feed readers and the W3C validator treat equal atom:updated values as suspicious; the
-    published date itself stays exactly Jekyll's.
-    """
-    from datetime import timedelta
-
-    out: dict[str, datetime] = {}
-    previous: datetime | None = None
-    for post in reversed(posts):  # oldest first
-        stamp = post.date
-        if previous is not None and stamp <= previous:
-            stamp = previous + timedelta(seconds=1)
-        out[post.path] = stamp
-        previous = stamp
-    return out
-
-
-__all__ = ["Corpus", "read_posts", "refresh", "replace", "with_updated"]
+__all__ = ["Corpus", "read_posts", "refresh", "replace"]

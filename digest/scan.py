@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 import sys
 import threading
@@ -85,6 +86,13 @@ class Scan:
     def forked(self) -> bool:
         """Whether the scan runs in a child (and this process has a core to itself)."""
         return self._pid is not None
+
+    @property
+    def running(self) -> bool:
+        """Whether a forked scan is still under way: the child writes only once it is done."""
+        if self._pipe is None:
+            return False
+        return not select.select([self._pipe], [], [], 0)[0]
 
     def cancel(self) -> None:
         """Stop and reap the child, if any: its scan is not wanted (another folder)."""

@@ -180,7 +180,7 @@ class Store:
         """
         self.db.execute("BEGIN")
         try:
-            seq = int(self._meta(self.db, "parse_seq") or 0)
+            seq = self.parse_seq()
             found = self.db.execute(
                 "SELECT marks FROM parse_snapshot WHERE fingerprint = ? AND format = ?",
                 (fingerprint, SNAPSHOT_FORMAT)).fetchone()
@@ -213,7 +213,7 @@ class Store:
         """
         gone = list(gone)
         with self.atomic() as db:  # *rows* may be a generator: consumed in here, as it yields
-            seq = int(self._meta(db, "parse_seq") or 0)
+            seq = self.parse_seq()
             written = db.executemany("INSERT OR REPLACE INTO parsed VALUES "
                                      f"(?, ?, ?, ?, ?, {seq + 1}, ?, ?, ?, ?, ?, ?, ?, ?)",
                                      rows).rowcount
@@ -238,16 +238,12 @@ class Store:
 
     def parse_seq(self) -> int:
         """The number of the latest write to the parse cache (0 before the first)."""
-        return int(self._meta(self.db, "parse_seq") or 0)
+        return int(self.meta("parse_seq") or 0)
 
     # small values ------------------------------------------------------------------------
-    @staticmethod
-    def _meta(db: sqlite3.Connection, key: str) -> str | None:
-        found = db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if found is None else str(found[0])
-
     def meta(self, key: str) -> str | None:
-        return self._meta(self.db, key)
+        found = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if found is None else str(found[0])
 
     # entry ids ---------------------------------------------------------------------------
     def entry_ids(self) -> dict[str, str]:

@@ -35,8 +35,10 @@ def _replace_if_changed(path: Path, data: bytes) -> bool:
             return False
     except FileNotFoundError:
         pass
+    import tempfile  # loaded already whenever a feed is made (feedgen, jinja2 import it)
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _create_beside(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -48,18 +50,3 @@ def _replace_if_changed(path: Path, data: bytes) -> bool:
         Path(tmp).unlink(missing_ok=True)
         raise
     return True
-
-
-def _create_beside(path: Path) -> tuple[int, str]:
-    """A new, empty temporary file next to *path*, open for writing (mode 0600).
-
-    What tempfile.mkstemp does, without importing tempfile (shutil, random: ~5 ms of a
-    build that writes three feeds); the name holds the pid, and O_EXCL refuses a leftover.
-    """
-    for attempt in range(100):
-        tmp = str(path.parent / f".{path.name}.{os.getpid()}-{attempt}.tmp")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), tmp
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"no free temporary name beside {path}")

@@ -58,6 +58,20 @@ def test_a_forked_scan_returns_what_a_scan_here_does(tmp_path: Path) -> None:
     assert done.stdout.split() == ["True", "True"]
 
 
+def test_a_forked_scan_is_running_until_its_child_has_written(tmp_path: Path) -> None:
+    """`digest build` loads the render libraries only while it would wait for the scan."""
+    _files(tmp_path, ["2019-01-01-a.md"])
+    code = ("import sys, time; from pathlib import Path; import digest.scan as m\n"
+            "root, real = Path(sys.argv[1]), m.scan\n"
+            "m.scan = lambda r: (time.sleep(1), real(r))[1]  # the child runs this one\n"
+            "s = m.Scan.start(root); print(s.running, s.result() == real(root), s.running)\n"
+            "m.scan = real; s = m.Scan.start(root); time.sleep(1); print(s.running)")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
+                          text=True, check=True)
+    assert done.stdout.split() == ["True", "True", "False", "False"]
+    assert not Scan(tmp_path).running  # not forked: nothing to wait for
+
+
 def test_no_fork_while_another_thread_runs(tmp_path: Path) -> None:
     _files(tmp_path, ["2019-01-01-a.md"])
     stop = threading.Event()
