@@ -15,8 +15,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 
-FAKE_NOW_ENV = "DIGEST_FAKE_NOW"
-
 
 @dataclass(frozen=True)
 class Clock:

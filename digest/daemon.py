@@ -33,7 +33,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import (  # type: ignore[import-untyped]
     EVENT_JOB_ERROR,
@@ -53,10 +53,9 @@ from .progress import LogProgress
 from .schedule import DIGEST_JOB, STATE_STORE, make_scheduler, schedule_digest
 from .send import send_async
 from .session import when
-from .status import DATABASE, note
-from .store import Store
+from .status import note
+from .store import DATABASE, Store
 from .watch import Watch, changes, files_watch, posts_watch
-from .web.server import Front
 from .work import (
     BuildResult,
     build_feeds,
@@ -64,7 +63,11 @@ from .work import (
     check_subscribers,
     log_sent,
     resume_point,
+    shown,
 )
+
+if TYPE_CHECKING:
+    from .web.server import Front
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +202,11 @@ class Daemon:
     async def _start_web(self) -> None:
         """Serve the web front in this process; a front that cannot start stops the daemon,
         as the links in digests already sent would otherwise go unanswered unnoticed."""
+        web = self.config.web
+        if web is None or web.listen is None:
+            return  # no front: uvicorn and starlette are not even imported (~40 ms, 5 MB)
+        from .web.server import Front
+
         try:
             self._front = Front.for_config(self.config, self.clock)
             if self._front is None:
@@ -422,9 +430,8 @@ class Daemon:
     async def _watch(self, name: str, watch: Watch, stop: asyncio.Event) -> None:
         async for paths in changes(watch, stop):
             if name == "posts":
-                shown = ", ".join(_relative(p, self.config.posts) for p in paths[:5])
-                more = f" and {len(paths) - 5} more" if len(paths) > 5 else ""
-                self.request_build(f"changed: {shown}{more}")
+                self.request_build(
+                    f"changed: {shown([_relative(p, self.config.posts) for p in paths], 5)}")
             elif paths == [self.config.subscribers]:
                 log.info("subscribers file changed: checking it",
                          extra=event("subscribers.changed"))

@@ -22,6 +22,11 @@ from stat import S_ISDIR, S_ISREG
 Stats = dict[str, tuple[int, int]]  # relative path → (size, mtime_ns)
 
 
+def skipped(name: str) -> bool:
+    """entry_filter.rb: dot, underscore and '#' files, and editor backups, are not content."""
+    return name[0] in "._#" or name[-1] == "~"
+
+
 def scan(root: Path) -> Stats:
     """relative path → (size, mtime_ns) of every candidate file below *root*.
 
@@ -36,9 +41,7 @@ def scan(root: Path) -> Stats:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             for name in os.listdir(fd):
-                # entry_filter.rb: dot, underscore and '#' files, and editor backups, are
-                # not content
-                if name[0] in "._#" or name[-1] == "~":
+                if skipped(name):
                     continue
                 try:
                     st = os.stat(name, dir_fd=fd)

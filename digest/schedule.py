@@ -119,9 +119,9 @@ def make_scheduler(database: Path, listener: Callable[[Any], None]) -> Any:
     return scheduler
 
 
-def schedule_digest(scheduler: Any, config: Config, clock: Clock, *,
-                    store: str = STATE_STORE, job_id: str = DIGEST_JOB) -> None:
+def schedule_digest(scheduler: Any, config: Config, clock: Clock) -> None:
     """Put the digest job in the job store (or take it out when there are no subscribers)."""
+    store, job_id = STATE_STORE, DIGEST_JOB
     job = scheduler.get_job(job_id, store)
     if config.subscribers is None:
         if job is not None:

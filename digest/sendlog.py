@@ -12,7 +12,7 @@ go twice, never zero times, because `pending` is what is written first).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,6 +65,13 @@ def _run(row: tuple[int, str, str, str, str, str]) -> Run:
 
 
 _RUN_COLUMNS = "id, slug, period_start, period_end, created_at, state"
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """A run's deliveries by state, as `digest status` and the daemon's log show them."""
+    return (f"sent {counts.get('sent', 0)}, nothing new {counts.get('empty', 0)}, "
+            f"failed {counts.get('failed', 0)}, deferred {counts.get('deferred', 0)}, "
+            f"unsubscribed {counts.get('suppressed', 0)}, pending {counts.get('pending', 0)}")
 
 
 class SendLog:

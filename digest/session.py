@@ -93,9 +93,11 @@ def _signer(config: Config) -> Signer | None:
 
 
 def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
-                     keep: bool = True) -> SubscriberList:
+                     keep: bool = True,
+                     fell_back: list[SubscribersUnreadable] | None = None) -> SubscriberList:
     """The subscribers file, or the last good copy of it when it cannot be read now;
-    *keep*: save what was read as the new last good copy."""
+    *keep*: save what was read as the new last good copy; *fell_back*: gets why the last
+    good copy was used, if it was."""
     path = config.subscribers
     if path is None:
         raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
@@ -114,6 +116,8 @@ def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
             raise
         log.error("%s — using the last good copy, read at %s, until it is fixed", exc,
                   snapshot[2])
+        if fell_back is not None:
+            fell_back.append(exc)
         return parse_subscribers(path, snapshot[1], known)
     if text is not None and keep:
         sendlog.save_snapshot(str(path), text)

@@ -20,10 +20,9 @@ from typing import Any
 
 from .config import Config
 from .locks import DAEMON_LOCK, SEND_LOCK, holder
-from .sendlog import Run, SendLog
-from .store import Store
+from .sendlog import Run, SendLog, counts_text
+from .store import DATABASE, Store
 
-DATABASE = "state.sqlite3"
 JOBS_TABLE = "apscheduler_jobs"
 
 
@@ -88,15 +87,6 @@ def _alive(pid: int | None) -> int | None:
     return pid
 
 
-def _read_only(path: Path) -> Store:
-    """A Store over a read-only connection: SendLog's queries without Store's migrations."""
-    store = Store.__new__(Store)  # Store() would create and migrate: writes
-    store.path = path
-    store.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30,
-                               isolation_level=None)
-    return store
-
-
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                       (name,)).fetchone() is not None
@@ -132,7 +122,7 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     path = state / DATABASE
     if not path.exists():
         return Status(state, daemon_pid, sending_pid, None)
-    store = _read_only(path)
+    store = Store(path, read_only=True)
     try:
         db = store.db
         notes: dict[str, dict[str, Any]] = {}
@@ -159,10 +149,7 @@ def _run_lines(item: RunStatus, config: Config) -> list[str]:
     run, c = item.run, item.counts
     tz = config.site.tz
     lines = [f"  {run.slug}  {run.period_start.astimezone(tz):%Y-%m-%d %H:%M} → "
-             f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: "
-             f"sent {c.get('sent', 0)}, nothing new {c.get('empty', 0)}, "
-             f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
-             f"unsubscribed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}"]
+             f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: {counts_text(c)}"]
     lines += [f"      {state}: {email} {code or ''} {reply}".rstrip()
               for email, state, code, reply in item.failures]
     return lines

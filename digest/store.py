@@ -134,12 +134,20 @@ def json_list(items: Iterable[str]) -> str:
     return json.dumps(list(items))
 
 
+DATABASE = "state.sqlite3"  # its name in the state folder
+
+
 class Store:
     """A thin, typed wrapper over the state database; every method is one small transaction."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        """*read_only*: only read, as `digest status` does: nothing created or migrated."""
         self.path = path
+        if read_only:
+            self.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30,
+                                      isolation_level=None)
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
@@ -147,7 +155,7 @@ class Store:
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
-        return cls(state_dir / "state.sqlite3")
+        return cls(state_dir / DATABASE)
 
     def close(self) -> None:
         self.db.close()

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from watchfiles import Change, awatch
 
+from .scan import skipped
+
 # The watching thread wakes every `step` to look for changes (and for the stop event), so the
 # step is both the quiet time that ends a burst of changes and most of the idle cost.
 POSTS_STEP_MS = 50  # a new post reaches the feeds within a second: worth 20 wake-ups a second
@@ -35,8 +37,7 @@ def post_filter(root: Path) -> Callable[[Change, str], bool]:
             parts = Path(path).relative_to(root).parts
         except ValueError:
             return False
-        return bool(parts) and not any(p[:1] in (".", "_", "#") or p.endswith("~")
-                                       for p in parts)
+        return bool(parts) and not any(map(skipped, parts))
 
     return wanted
 

@@ -12,18 +12,17 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from .build import build
 from .config import Config
 from .logs import event
 from .send import SendReport, make_transport
-from .sendlog import SendLog
+from .sendlog import SendLog, counts_text
 from .session import mail_settings, read_subscribers, when
 from .status import note
 from .store import Store
-from .subscribers import SubscribersUnreadable, load_subscribers
+from .subscribers import SubscribersUnreadable
 from .tokens import Signer
 
 log = logging.getLogger("digest.daemon")
@@ -37,7 +36,8 @@ class BuildResult:
     problems: tuple[str, ...]  # rejected files and warnings, as `digest check` words them
 
 
-def _shown(paths: list[str], limit: int = 8) -> str:
+def shown(paths: list[str], limit: int = 8) -> str:
+    """The first *limit* of *paths*, and how many more, for one log line."""
     more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
     return ", ".join(paths[:limit]) + more
 
@@ -54,7 +54,7 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
               "posts": found.posts, "feeds": report.feeds, "seconds": round(seconds, 3)}
     if changed:
         log.info("feeds rebuilt (%s): %d written, %d removed: %s (%.2f s)", reason,
-                 len(report.written), len(report.removed), _shown(changed), seconds,
+                 len(report.written), len(report.removed), shown(changed), seconds,
                  extra=event("feeds.rebuilt", **fields))
     else:
         log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
@@ -73,39 +73,25 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     return BuildResult(found.terms, next_future, problems)
 
 
-def _text(path: Path) -> str | None:
-    try:
-        return path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError):
-        return None
-
-
 def check_subscribers(config: Config, known_terms: set[str]) -> dict[str, Any]:
     """Read the subscribers file as a send would (keeping the last good copy when it cannot
     be read); log what was found; what `digest status` notes about it."""
     path = config.subscribers
     assert path is not None
     at = datetime.now(UTC).isoformat()
+    fell_back: list[SubscribersUnreadable] = []  # read_subscribers has logged why
     store = Store.open(config.state)
     try:
-        sendlog = SendLog(store)
-        try:
-            found = read_subscribers(config, sendlog, known_terms)
-        except SubscribersUnreadable as exc:
-            log.error("subscribers: %s; no digest can go out until it is fixed", exc,
-                      extra=event("subscribers.unreadable", error=str(exc)))
-            return {"at": at, "count": 0, "fallback": False, "error": str(exc),
-                    "problems": [], "problems_count": 0}
-        snapshot = sendlog.snapshot()
+        found = read_subscribers(config, SendLog(store), known_terms, fell_back=fell_back)
+    except SubscribersUnreadable as exc:
+        log.error("subscribers: %s; no digest can go out until it is fixed", exc,
+                  extra=event("subscribers.unreadable", error=str(exc)))
+        return {"at": at, "count": 0, "fallback": False, "error": str(exc),
+                "problems": [], "problems_count": 0}
     finally:
         store.close()
-    error = None
-    fallback = snapshot is None or _text(path) != snapshot[1]
-    if fallback:  # read_subscribers has logged why; keep the reason for `digest status`
-        try:
-            load_subscribers(path, known_terms)
-        except SubscribersUnreadable as exc:
-            error = str(exc)
+    fallback = bool(fell_back)
+    error = str(fell_back[0]) if fell_back else None
     problems = [str(p) for p in found.problems]
     for problem in found.problems:
         log.warning("subscribers: entry skipped: %s", problem,
@@ -146,12 +132,9 @@ def log_sent(report: SendReport) -> None:
         log.info("digest: %s", report.nothing_new, extra=event("digest.nothing_new"))
     for run in report.runs:
         c = run.counts
-        log.info("digest %s (%s → %s, %d posts): sent %d, nothing new %d, failed %d, "
-                 "deferred %d, unsubscribed %d, pending %d%s", run.run.slug,
+        log.info("digest %s (%s → %s, %d posts): %s%s", run.run.slug,
                  when(run.run.period_start), when(run.run.period_end), run.posts,
-                 c.get("sent", 0), c.get("empty", 0), c.get("failed", 0),
-                 c.get("deferred", 0), c.get("suppressed", 0), c.get("pending", 0),
-                 f"; paused: {run.paused}" if run.paused else "",
+                 counts_text(c), f"; paused: {run.paused}" if run.paused else "",
                  extra=event("digest.finished", slug=run.run.slug, posts=run.posts,
                              counts=c, paused=run.paused))
         for email, state, code, reply in run.failures:
