@@ -14,7 +14,7 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from ..config import Site
-from ..render import TEMPLATES
+from ..render import TEMPLATES, format_date
 
 # No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
 # leaks to a site a page links to.
@@ -37,6 +37,7 @@ class Pages:
             loader=jinja2.FileSystemLoader([str(f) for f in folders]),
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
             undefined=jinja2.StrictUndefined)
+        self.env.filters["date"] = format_date  # as in the emails: `8 January 2024`
 
     def render(self, name: str, context: Mapping[str, Any]) -> str:
         return self.env.get_template(f"web/{name}.html.j2").render(site=self.site, **context)

@@ -40,35 +40,40 @@ def _mask(email: str) -> str:
     return f"{local[:1]}•••@{domain}"
 
 
-async def _preferences_context(web: Web, key: str) -> dict[str, Any] | None:
-    def read() -> dict[str, Any] | None:
+async def _preferences_context(web: Web, key: str
+                               ) -> tuple[dict[str, Any], dict[str, int]] | None:
+    """The page's context, and the site's tag counts it was made from."""
+    def read() -> tuple[dict[str, Any], dict[str, int]] | None:
         sub = web.directory.subscriber(key)
         if sub is None:
             return None
         log_ = web.sendlog()
         chose, tags = log_.preference(key)
         chosen = tags if chose else sub.tags
+        counts = web.catalogue.counts()
         return {"address": _mask(sub.email), "every": chosen is None,
-                "choices": _choices(web.catalogue.counts(), chosen),
+                "choices": _choices(counts, chosen),
                 "excluded": sub.exclude_tags, "suppressed": log_.is_suppressed(key),
-                "unsubscribe": link(web, key, "unsubscribe"), "saved": None, "problem": None}
+                "unsubscribe": link(web, key, "unsubscribe"), "saved": None,
+                "problem": None}, counts
     return await in_thread(read)
 
 
 async def preferences_page(web: Web, request: Request) -> Response:
     key = await in_thread(web.directory.resolve, request.path_params["token"], "preferences")
-    context = None if key is None else await _preferences_context(web, key)
-    if key is None or context is None:
+    found = None if key is None else await _preferences_context(web, key)
+    if found is None:
         raise HTTPException(404)
-    return web.pages.page("preferences", context, private=True)
+    return web.pages.page("preferences", found[0], private=True)
 
 
 async def save_preferences(web: Web, request: Request) -> Response:
     """Save the tags (or "every post"), or resubscribe; honoured by the next digest."""
     key = await in_thread(web.directory.resolve, request.path_params["token"], "preferences")
-    context = None if key is None else await _preferences_context(web, key)
-    if key is None or context is None:
+    found = None if key is None else await _preferences_context(web, key)
+    if key is None or found is None:
         raise HTTPException(404)
+    context, counts = found
     form = await read_form(request)
     action = form.get("action", "save")
     if action == "resubscribe":
@@ -78,7 +83,6 @@ async def save_preferences(web: Web, request: Request) -> Response:
         return web.pages.page("preferences", context, private=True)
     if action != "save" or form.get("mode") not in ("all", "some"):
         raise HTTPException(400)
-    counts = await in_thread(web.catalogue.counts)
     offered = {c.term.casefold(): c.term for c in context["choices"]}
     wanted = [str(t) for t in form.getlist("tag")]
     unknown = [t for t in wanted if t.casefold() not in offered]

@@ -24,9 +24,11 @@ async def unsubscribe_page(web: Web, request: Request) -> Response:
     key = await in_thread(web.directory.resolve, request.path_params["token"], "unsubscribe")
     if key is None:
         raise HTTPException(404)
-    done = await in_thread(lambda: web.sendlog().is_suppressed(key))
-    return web.pages.page("unsubscribe", {
-        "done": done, "preferences": link(web, key, "preferences")}, private=True)
+    # link() may read the subscribers file again: in the thread, never on the event loop
+    done, preferences = await in_thread(
+        lambda: (web.sendlog().is_suppressed(key), link(web, key, "preferences")))
+    return web.pages.page("unsubscribe", {"done": done, "preferences": preferences},
+                          private=True)
 
 
 async def unsubscribe(web: Web, request: Request) -> Response:
@@ -37,11 +39,11 @@ async def unsubscribe(web: Web, request: Request) -> Response:
     form = await read_form(request)
     if form.getlist(ONE_CLICK[0]) != [ONE_CLICK[1]]:
         return web.pages.page("unsubscribe", {
-            "done": False, "preferences": link(web, key, "preferences"),
+            "done": False, "preferences": await in_thread(link, web, key, "preferences"),
             "problem": "To unsubscribe, press the button below."}, status=400, private=True)
-    added = await in_thread(
-        lambda: web.sendlog().suppress(key, "unsubscribed on the web (one-click)"))
+    added, preferences = await in_thread(
+        lambda: (web.sendlog().suppress(key, "unsubscribed on the web (one-click)"),
+                 link(web, key, "preferences")))
     if added:
         log.info("unsubscribed on the web", extra=event("web.unsubscribed"))
-    return web.pages.page("unsubscribed", {"preferences": link(web, key, "preferences")},
-                          private=True)
+    return web.pages.page("unsubscribed", {"preferences": preferences}, private=True)
