@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from .clock import Clock
 from .config import Config
 from .locks import DAEMON_LOCK, SEND_LOCK, holder
 from .sendlog import Run, SendLog, counts_text
@@ -95,11 +96,12 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 def _next_digest(db: sqlite3.Connection, config: Config) -> NextDigest | None:
     if not _has_table(db, JOBS_TABLE):
         return None
-    row = db.execute(f"SELECT next_run_time, job_state FROM {JOBS_TABLE} WHERE id = 'digest'"
-                     ).fetchone()
+    from .schedule import DIGEST_JOB, SiteCron  # unpickling the trigger needs its class
+
+    row = db.execute(f"SELECT next_run_time, job_state FROM {JOBS_TABLE} WHERE id = ?",
+                     (DIGEST_JOB,)).fetchone()
     if row is None:
         return None
-    from .schedule import SiteCron  # unpickling the trigger needs its class
 
     state = pickle.loads(row[1])  # written by our own daemon, into our own database
     trigger = state.get("trigger")
@@ -110,7 +112,7 @@ def _next_digest(db: sqlite3.Connection, config: Config) -> NextDigest | None:
         return NextDigest(None, schedule, None)
     real = datetime.fromtimestamp(row[0], UTC)
     late = datetime.now(UTC) - real
-    return NextDigest((real + offset).astimezone(config.site.tz), schedule,
+    return NextDigest(Clock(offset).shown(real, config.site.tz), schedule,
                       late if late > timedelta(0) else None)
 
 
