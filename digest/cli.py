@@ -472,3 +472,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         for line in render(found, config):
             click.echo(line)
+
+
+@_command
+@click.argument("site_folder", default=".", type=click.Path(file_okay=False),
+                metavar="[SITE_FOLDER]")
+@click.pass_context
+def init(ctx: click.Context, site_folder: str) -> None:
+    """Write a commented config.yaml (at --config) and an example subscribers.yaml beside it
+    for the Jekyll site in SITE_FOLDER (default: here). Never overwrites a file (exit 2)."""
+    from .init import init_site
+
+    config_path = Path(ctx.obj["config"])
+    with _digest_errors(ctx):
+        done = init_site(Path(site_folder), config_path)
+    click.echo(f"wrote {done.config}")
+    click.echo(f"wrote {done.subscribers} (example subscribers: replace them)")
+    click.echo(f"{done.posts} posts, {len(done.tags)} tags and categories: "
+               + (", ".join(t for t, _ in done.tags[:10]) or "none")
+               + (" …" if len(done.tags) > 10 else ""))
+    if done.inside_site:
+        click.echo(f"note: both files are inside the site folder: add {done.config.name} "
+                   f"and {done.subscribers.name} to `exclude:` in _config.yml, or Jekyll "
+                   "publishes them (the subscribers' addresses with them)", err=True)
+    given = "" if config_path == Path("config.yaml") else f" --config {config_path}"
+    click.echo("next:")
+    for command, why in (("check", "everything the commands need"),
+                         ("build", "the feeds"),
+                         ("preview", "the first digest, as files; nothing is sent")):
+        click.echo(f"  digest {command}{given}   # {why}")
