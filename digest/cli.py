@@ -355,8 +355,27 @@ def _address_key(ctx: click.Context, email: str) -> str:
     return (valid.ascii_email or valid.normalized).lower()
 
 
-def _change_suppression(ctx: click.Context, email: str, *, suppress: bool) -> tuple[str, bool]:
-    """(the address's key, whether the list changed) after adding or removing it."""
+def _not_listed(config: Config, sendlog: Any, key: str) -> str | None:
+    """Why *key* is not on the list (the subscribers file, or the last good copy of it that
+    sends fall back on), or None if it is."""
+    from .session import read_subscribers
+    from .subscribers import SubscribersUnreadable
+
+    if config.subscribers is None:
+        return "no subscribers file is configured"
+    try:
+        found = read_subscribers(config, sendlog, set(), keep=False)
+    except SubscribersUnreadable:
+        return f"{config.subscribers.name} cannot be read"
+    if any(sub.key == key for sub in found.subscribers):
+        return None
+    return f"not in {config.subscribers.name}"
+
+
+def _change_suppression(ctx: click.Context, email: str, *,
+                        suppress: bool) -> tuple[str, bool, str | None]:
+    """(the address's key, whether the list changed, why it is not on the subscribers list
+    if it is not) after adding or removing it."""
     from .sendlog import SendLog
     from .store import Store
 
@@ -366,18 +385,29 @@ def _change_suppression(ctx: click.Context, email: str, *, suppress: bool) -> tu
     try:
         log = SendLog(store)
         changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)
+        unlisted = _not_listed(config, log, key)
     finally:
         store.close()
-    return key, changed
+    return key, changed, unlisted
 
 
 @_command
 @click.argument("email")
 @click.pass_context
 def unsubscribe(ctx: click.Context, email: str) -> None:
-    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says."""
-    key, added = _change_suppression(ctx, email, suppress=True)
-    click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
+    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says.
+
+    An address not on the list is suppressed too (and said so): it then gets no digest if
+    it is ever added to the subscribers file.
+    """
+    key, added, unlisted = _change_suppression(ctx, email, suppress=True)
+    if unlisted is None:
+        click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
+    elif added:
+        click.echo(f"{key}: not on the list ({unlisted}); added to the suppression list "
+                   "anyway, so it gets no digest if it is added later")
+    else:
+        click.echo(f"{key}: not on the list ({unlisted}), and already on the suppression list")
 
 
 @_command
@@ -385,8 +415,11 @@ def unsubscribe(ctx: click.Context, email: str) -> None:
 @click.pass_context
 def resubscribe(ctx: click.Context, email: str) -> None:
     """Take EMAIL off the suppression list (it must also be in the subscribers file)."""
-    key, removed = _change_suppression(ctx, email, suppress=False)
+    key, removed, unlisted = _change_suppression(ctx, email, suppress=False)
     click.echo(f"{key}: resubscribed" if removed else f"{key}: was not unsubscribed")
+    if unlisted is not None:
+        click.echo(f"note: {key} is not on the list ({unlisted}): add it there too, or it "
+                   "gets no digest", err=True)
 
 
 @_command

@@ -170,14 +170,14 @@ def init_site(site: Path, config_path: Path) -> Initialised:
     """Write config.yaml (at *config_path*) and subscribers.yaml beside it for *site*."""
     site = site.resolve()
     config_path = config_path.resolve()
-    if not (site / "_posts").is_dir():
-        raise InitRefused(f"{site} has no _posts folder: give the folder of a Jekyll site "
-                          "(the one with _config.yml and _posts)")
     subscribers = config_path.parent / "subscribers.yaml"
     for path in (config_path, subscribers):
         if path.exists():
             raise InitRefused(f"{path} already exists: not overwriting it (move it away, or "
                               "give another --config path)")
+    if not (site / "_posts").is_dir():
+        raise InitRefused(f"{site} has no _posts folder: give the folder of a Jekyll site "
+                          "(the one with _config.yml and _posts)")
     jekyll, settings = _jekyll_config(site)
     config_path.parent.mkdir(parents=True, exist_ok=True)
     text = config_text(site, config_path.parent, jekyll, _sender(settings))
