@@ -91,17 +91,50 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
                         format="%(levelname)s %(message)s", stream=sys.stderr)
 
 
-_now_option = click.option("--now", "now_text", metavar="DATETIME",
-                           help="Act as if it were this time (ISO 8601); default: now.")
+def _config_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:  # after the command: wins over the group's --config (or default)
+        ctx.ensure_object(dict)["config"] = value
+
+
+def _command(f: Any) -> Any:
+    """A subcommand of `digest`, with --config accepted after it as well as before."""
+    f = click.option("--config", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_config_given, is_eager=True,
+                     help="The config file to use (default: config.yaml; also accepted "
+                          "before the command).")(f)
+    return main.command()(f)
+
+
+def _old_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta["digest.now"] = value
+
+
+def _as_of_option(f: Any) -> Any:
+    """--as-of DATETIME, and the hidden --now it replaced (kept so scripts go on working)."""
+    f = click.option("--now", expose_value=False, hidden=True, callback=_old_now,
+                     help="Old name of --as-of.")(f)
+    return click.option("--as-of", "as_of_text", metavar="DATETIME",
+                        help="Run as if it were this time (ISO 8601; naive = site "
+                             "timezone); default: now.")(f)
+
+
+def _as_of(ctx: click.Context, as_of_text: str | None, config: Config) -> datetime:
+    old = ctx.meta.get("digest.now")
+    if old is not None and as_of_text is not None and old != as_of_text:
+        raise click.UsageError("--now is the old name of --as-of: give only one of them")
+    return _now(as_of_text or old, config)
+
+
 _future_option = click.option("--future", is_flag=True,
                               help="Include posts dated in the future.")
 
 
-@main.command()
-@_now_option
+@_command
+@_as_of_option
 @_future_option
 @click.pass_context
-def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
+def build(ctx: click.Context, as_of_text: str | None, future: bool) -> None:
     """Write the site feed and one feed per tag and category (Atom and RSS), and feeds.opml."""
     config, scanned = _load_and_scan(ctx)  # the scan runs while the libraries load
     from .build import build as run_build
@@ -109,7 +142,8 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
 
     if scanned.running:  # idle time: a small site's scan is done already, so no waiting
         preload()
-    report = run_build(config, now=_now(now_text, config), future=future, scanned=scanned)
+    report = run_build(config, now=_as_of(ctx, as_of_text, config), future=future,
+                       scanned=scanned)
     found = report.found
     for problem in found.rejected:
         click.echo(f"rejected: {problem}", err=True)
@@ -124,7 +158,7 @@ def build(ctx: click.Context, now_text: str | None, future: bool) -> None:
 
 
 @contextmanager
-def _read(ctx: click.Context, now_text: str | None,
+def _read(ctx: click.Context, as_of_text: str | None,
           future: bool) -> Iterator[tuple[Config, Any, Any]]:
     """Config, the posts read, and the open state store (closed on leaving)."""
     config, scanned = _load_and_scan(ctx)  # the scan runs while the libraries load
@@ -133,56 +167,56 @@ def _read(ctx: click.Context, now_text: str | None,
 
     store = Store.open(config.state)
     try:
-        yield config, read_posts(config, store, now=_now(now_text, config), future=future,
-                                 scanned=scanned), store
+        yield config, read_posts(config, store, now=_as_of(ctx, as_of_text, config),
+                                 future=future, scanned=scanned), store
     finally:
         store.close()
 
 
-@main.command()
-@_now_option
+@_command
+@_as_of_option
 @_future_option
+@click.option("--smtp", "smtp", is_flag=True,
+              help="Also connect to the SMTP server (EHLO, STARTTLS, AUTH); send nothing.")
 @click.pass_context
-def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
-    """Report every problem in the posts and the subscribers file; exit 1 if there is any."""
-    from .selection import terms
-    from .subscribers import SubscribersUnreadable, load_subscribers
+def check(ctx: click.Context, as_of_text: str | None, future: bool, smtp: bool) -> None:
+    """Report every problem in the posts, the subscribers and all else commands will need.
 
-    with _read(ctx, now_text, future) as (config, corpus, _store):
-        problems = len(corpus.rejected) + len(corpus.warnings)
-    for problem in corpus.rejected:
-        click.echo(f"error: {problem}")
-    for problem in corpus.warnings:
-        click.echo(f"warning: {problem}")
-    click.echo(f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
-               f"{len(corpus.warnings)} warnings", err=True)
-    if config.subscribers is not None:
-        known = {t for p in corpus.posts for t in terms(p)}
-        try:
-            found = load_subscribers(config.subscribers, known)
-        except SubscribersUnreadable as exc:
-            click.echo(f"error: {exc}")
-            ctx.exit(1)
-        for problem in found.problems:
-            click.echo(f"error: {problem}")
-        for problem in found.warnings:
-            click.echo(f"warning: {problem}")
-        problems += len(found.problems) + len(found.warnings)
-        click.echo(f"{len(found.subscribers)} subscribers OK; {len(found.problems)} skipped, "
-                   f"{len(found.warnings)} warnings", err=True)
-    ctx.exit(1 if problems else 0)
+    The posts and the subscribers file; digest.from, the secrets in the environment
+    (SMTP password, link secret, DKIM key); the templates (one digest is rendered); the
+    schedule (the next digest is shown); the values the daemon's scheduler and the SMTP
+    client take. Nothing is written but the caches a build writes too.
+
+    Exit 1 if some posts or subscriber entries would be rejected; exit 2 if a command
+    would fail: the config, a secret, a template, the schedule, or (--smtp) the server.
+    """
+    from .preflight import check as preflight
+    from .preflight import probe_smtp
+
+    config, scanned = _load_and_scan(ctx)  # the scan runs while the libraries load
+    report = preflight(config, as_of=_as_of(ctx, as_of_text, config), future=future,
+                       scanned=scanned)
+    if smtp:
+        report.findings.extend(probe_smtp(config).findings)
+    prefix = {"rejected": "error: ", "error": "error: ", "warning": "warning: "}
+    for finding in report.findings:
+        if finding.level == "note":
+            click.echo(finding.text, err=True)
+        else:
+            click.echo(prefix[finding.level] + finding.text)
+    ctx.exit(report.exit_code)
 
 
-@main.command()
+@_command
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_now_option
+@_as_of_option
 @_future_option
 @click.pass_context
-def posts(ctx: click.Context, as_json: bool, now_text: str | None, future: bool) -> None:
+def posts(ctx: click.Context, as_json: bool, as_of_text: str | None, future: bool) -> None:
     """List the posts that would be published, and the files rejected."""
     from .build import absolute, render_posts
 
-    with _read(ctx, now_text, future) as (config, corpus, store):
+    with _read(ctx, as_of_text, future) as (config, corpus, store):
         rendered = render_posts(config, store, corpus.posts, corpus.stats, corpus.posts) \
             if as_json else {}
     site = config.site
@@ -202,11 +236,6 @@ def posts(ctx: click.Context, as_json: bool, now_text: str | None, future: bool)
         }
         click.echo(json.dumps(out, indent=2, ensure_ascii=False))
     ctx.exit(1 if corpus.rejected else 0)
-
-
-_as_of_option = click.option("--as-of", "as_of_text", metavar="DATETIME",
-                             help="Run as if it were this time (ISO 8601; naive = site "
-                                  "timezone); default: now.")
 
 
 def _print_problems(subscribers: Any) -> int:
@@ -235,7 +264,7 @@ def _digest_errors(ctx: click.Context) -> Iterator[None]:
         ctx.exit(2)
 
 
-@main.command()
+@_command
 @_as_of_option
 @click.option("--dry-run", is_flag=True, help="Render every message, send and record nothing.")
 @click.option("--to", "to", metavar="EMAIL",
@@ -255,7 +284,7 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
     from .session import when
 
     config = _load(ctx)
-    as_of = _now(as_of_text, config)
+    as_of = _as_of(ctx, as_of_text, config)
     with _digest_errors(ctx):
         if to is not None:
             outcome = sending.send_test(config, as_of=as_of, to=to, subscriber=subscriber)
@@ -290,7 +319,7 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
         ctx.exit(1 if report.failed or report.paused or skipped else 0)
 
 
-@main.command()
+@_command
 @_as_of_option
 @click.option("--subscriber", metavar="EMAIL", help="Only this subscriber's digest.")
 @click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
@@ -305,7 +334,7 @@ def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
     config = _load(ctx)
     target = Path(out) if out else config.state / "preview"
     with _digest_errors(ctx):
-        result = looking.preview(config, as_of=_now(as_of_text, config), out=target,
+        result = looking.preview(config, as_of=_as_of(ctx, as_of_text, config), out=target,
                                  subscriber=subscriber)
     click.echo(f"period {when(result.period.start)} → {when(result.period.end)}: "
                f"{result.posts} new posts, {result.editions} distinct editions for "
@@ -326,8 +355,27 @@ def _address_key(ctx: click.Context, email: str) -> str:
     return (valid.ascii_email or valid.normalized).lower()
 
 
-def _change_suppression(ctx: click.Context, email: str, *, suppress: bool) -> tuple[str, bool]:
-    """(the address's key, whether the list changed) after adding or removing it."""
+def _not_listed(config: Config, sendlog: Any, key: str) -> str | None:
+    """Why *key* is not on the list (the subscribers file, or the last good copy of it that
+    sends fall back on), or None if it is."""
+    from .session import read_subscribers
+    from .subscribers import SubscribersUnreadable
+
+    if config.subscribers is None:
+        return "no subscribers file is configured"
+    try:
+        found = read_subscribers(config, sendlog, set(), keep=False)
+    except SubscribersUnreadable:
+        return f"{config.subscribers.name} cannot be read"
+    if any(sub.key == key for sub in found.subscribers):
+        return None
+    return f"not in {config.subscribers.name}"
+
+
+def _change_suppression(ctx: click.Context, email: str, *,
+                        suppress: bool) -> tuple[str, bool, str | None]:
+    """(the address's key, whether the list changed, why it is not on the subscribers list
+    if it is not) after adding or removing it."""
     from .sendlog import SendLog
     from .store import Store
 
@@ -337,30 +385,44 @@ def _change_suppression(ctx: click.Context, email: str, *, suppress: bool) -> tu
     try:
         log = SendLog(store)
         changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)
+        unlisted = _not_listed(config, log, key)
     finally:
         store.close()
-    return key, changed
+    return key, changed, unlisted
 
 
-@main.command()
+@_command
 @click.argument("email")
 @click.pass_context
 def unsubscribe(ctx: click.Context, email: str) -> None:
-    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says."""
-    key, added = _change_suppression(ctx, email, suppress=True)
-    click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
+    """Put EMAIL on the suppression list: no more digests, whatever the subscribers file says.
+
+    An address not on the list is suppressed too (and said so): it then gets no digest if
+    it is ever added to the subscribers file.
+    """
+    key, added, unlisted = _change_suppression(ctx, email, suppress=True)
+    if unlisted is None:
+        click.echo(f"{key}: unsubscribed" if added else f"{key}: was already unsubscribed")
+    elif added:
+        click.echo(f"{key}: not on the list ({unlisted}); added to the suppression list "
+                   "anyway, so it gets no digest if it is added later")
+    else:
+        click.echo(f"{key}: not on the list ({unlisted}), and already on the suppression list")
 
 
-@main.command()
+@_command
 @click.argument("email")
 @click.pass_context
 def resubscribe(ctx: click.Context, email: str) -> None:
     """Take EMAIL off the suppression list (it must also be in the subscribers file)."""
-    key, removed = _change_suppression(ctx, email, suppress=False)
+    key, removed, unlisted = _change_suppression(ctx, email, suppress=False)
     click.echo(f"{key}: resubscribed" if removed else f"{key}: was not unsubscribed")
+    if unlisted is not None:
+        click.echo(f"note: {key} is not on the list ({unlisted}): add it there too, or it "
+                   "gets no digest", err=True)
 
 
-@main.command()
+@_command
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
               show_default=True, help="text: one readable line per event; json: one JSON "
                                       "object per line (for log collectors).")
@@ -386,7 +448,7 @@ def run(ctx: click.Context, log_format: str, fake_now: str | None) -> None:
         ctx.exit(run_daemon(config, clock))
 
 
-@main.command()
+@_command
 @click.option("--listen", metavar="HOST:PORT",
               help="Where to listen; default: web.listen in the config (127.0.0.1:8080).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text",
@@ -426,7 +488,7 @@ def serve(ctx: click.Context, listen: str | None, log_format: str,
         ctx.exit(code)
 
 
-@main.command()
+@_command
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
@@ -443,3 +505,32 @@ def status(ctx: click.Context, as_json: bool) -> None:
     else:
         for line in render(found, config):
             click.echo(line)
+
+
+@_command
+@click.argument("site_folder", default=".", type=click.Path(file_okay=False),
+                metavar="[SITE_FOLDER]")
+@click.pass_context
+def init(ctx: click.Context, site_folder: str) -> None:
+    """Write a commented config.yaml (at --config) and an example subscribers.yaml beside it
+    for the Jekyll site in SITE_FOLDER (default: here). Never overwrites a file (exit 2)."""
+    from .init import init_site
+
+    config_path = Path(ctx.obj["config"])
+    with _digest_errors(ctx):
+        done = init_site(Path(site_folder), config_path)
+    click.echo(f"wrote {done.config}")
+    click.echo(f"wrote {done.subscribers} (example subscribers: replace them)")
+    click.echo(f"{done.posts} posts, {len(done.tags)} tags and categories: "
+               + (", ".join(t for t, _ in done.tags[:10]) or "none")
+               + (" …" if len(done.tags) > 10 else ""))
+    if done.inside_site:
+        click.echo(f"note: both files are inside the site folder: add {done.config.name} "
+                   f"and {done.subscribers.name} to `exclude:` in _config.yml, or Jekyll "
+                   "publishes them (the subscribers' addresses with them)", err=True)
+    given = "" if config_path == Path("config.yaml") else f" --config {config_path}"
+    click.echo("next:")
+    for command, why in (("check", "everything the commands need"),
+                         ("build", "the feeds"),
+                         ("preview", "the first digest, as files; nothing is sent")):
+        click.echo(f"  digest {command}{given}   # {why}")

@@ -303,13 +303,51 @@ class SmtpTransport:
                 f", as {self._settings.username}" if self._settings.username else "")
         return _Connection(smtp, links.opened)
 
-    async def _open(self, local_hostname: str) -> aiosmtplib.SMTP:
-        """Connect, secure and log in, or raise; TLS is never skipped silently."""
+    def client(self, local_hostname: str = "localhost") -> aiosmtplib.SMTP:
+        """The (unconnected) aiosmtplib client a connection starts from: `digest check`
+        builds it too, so a value aiosmtplib refuses shows there rather than at send time."""
         settings = self._settings
-        smtp = aiosmtplib.SMTP(
+        return aiosmtplib.SMTP(
             hostname=settings.host, port=settings.port, timeout=settings.timeout,
             local_hostname=local_hostname, use_tls=settings.security == "tls",
             start_tls=False, tls_context=self._tls if settings.security == "tls" else None)
+
+    async def probe(self) -> str:
+        """Connect, EHLO, STARTTLS and AUTH exactly as a send does, then QUIT; send nothing.
+
+        What was done, for the user (`digest check --smtp`); raises DeliveryPaused (or
+        SmtpAuthFailed, SmtpTlsFailed) saying why the server could not be used.
+        """
+        fqdn = await asyncio.to_thread(socket.getfqdn)
+        try:
+            smtp = await self._open(fqdn if fqdn and not any(c.isspace() for c in fqdn)
+                                    else "localhost")
+        except DeliveryPaused:
+            raise
+        except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
+            untrusted = _cert_error(exc)
+            if untrusted is not None:
+                raise SmtpTlsFailed(f"the certificate of {self._where} was not accepted: "
+                                    f"{untrusted.verify_message or untrusted}",
+                                    hint=_cert_hint(untrusted)) from None
+            attempt = _failure(exc, "connect")
+            raise DeliveryPaused(f"cannot connect to {self._where}: {attempt.reply}", 1,
+                                 hint="check smtp.host and smtp.port, and that the server "
+                                      "is up and reachable from here") from None
+        done = ["connected", "EHLO"]
+        if self._settings.security == "starttls":
+            done.append("STARTTLS")
+        elif self._settings.security == "tls":
+            done[0] = "connected with TLS"
+        if self._settings.username is not None:
+            done.append(f"AUTH as {self._settings.username}")
+        await _Connection(smtp, 0).close()
+        return f"{self._where}: " + ", ".join(done) + "; nothing sent"
+
+    async def _open(self, local_hostname: str) -> aiosmtplib.SMTP:
+        """Connect, secure and log in, or raise; TLS is never skipped silently."""
+        settings = self._settings
+        smtp = self.client(local_hostname)
         try:
             await smtp.connect()
             await smtp.ehlo()
