@@ -75,6 +75,7 @@ REFRESH_JOB, FUTURE_JOB, RETRY_JOB = "refresh", "future-post", "retry"  # not st
 RETRY_AFTER = timedelta(minutes=15)
 LOCK_POLL_SECONDS = 1.0
 DRAIN_MARGIN_SECONDS = 10.0
+WATCH_READY_SECONDS = 30.0  # setting up inotify watches on a huge tree takes a while
 
 
 def run_daemon(config: Config, clock: Clock) -> int:
@@ -134,9 +135,7 @@ class Daemon:
             self._sends.put_nowait(_Send(None, "unfinished at start-up"))
         self._scheduler.resume()
         workers = {"build": self._task(self._builder()), "send": self._task(self._sender())}
-        self._restart_watchers()
-        for _ in range(3):  # the watchers set up their inotify watches on their first step
-            await asyncio.sleep(0)
+        await self._catch_up(self._restart_watchers())
         await self._start_web()
         self._log_started()
         await self.stopping.wait()
@@ -414,7 +413,23 @@ class Daemon:
             log.error("subscribers not checked: %r", exc, exc_info=exc,
                       extra=event("subscribers.failed", error=repr(exc)))
 
-    def _restart_watchers(self) -> None:
+    async def _catch_up(self, ready: list[asyncio.Event]) -> None:
+        """Once the watches are in place, look again at what they watch: a post (or a config
+        edit) written between the start-up build and the watch was seen by neither."""
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), WATCH_READY_SECONDS)
+        self.request_build("start-up: changes while the watches were set up")
+        if await asyncio.to_thread(self._config_changed):
+            self._spawn_reload("changed during start-up")
+
+    def _config_changed(self) -> bool:
+        try:
+            return load_config(self.config.path) != self.config
+        except Exception:  # reload() says what is wrong with it
+            return True
+
+    def _restart_watchers(self) -> list[asyncio.Event]:
+        """Start the watches that changed; the events that say when the new ones are set."""
+        ready: list[asyncio.Event] = []
         config = self.config
         files = [p for p in (config.path, config.jekyll_config, config.subscribers) if p]
         for name, watch in (("posts", posts_watch(config.posts)),
@@ -425,10 +440,14 @@ class Daemon:
             if running is not None:
                 running[1].set()
             stop = asyncio.Event()
-            self._watchers[name] = (watch, stop, self._task(self._watch(name, watch, stop)))
+            ready.append(asyncio.Event())
+            self._watchers[name] = (watch, stop,
+                                    self._task(self._watch(name, watch, stop, ready[-1])))
+        return ready
 
-    async def _watch(self, name: str, watch: Watch, stop: asyncio.Event) -> None:
-        async for paths in changes(watch, stop):
+    async def _watch(self, name: str, watch: Watch, stop: asyncio.Event,
+                     ready: asyncio.Event) -> None:
+        async for paths in changes(watch, stop, ready):
             if name == "posts":
                 self.request_build(
                     f"changed: {shown([_relative(p, self.config.posts) for p in paths], 5)}")
