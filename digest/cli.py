@@ -294,16 +294,21 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
 @_as_of_option
 @click.option("--subscriber", metavar="EMAIL", help="Only this subscriber's digest.")
 @click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where to write the files; default: STATE/preview.")
+              help="Where to write the files; default: a new private folder in the "
+                   "system's temporary folder (the state is left untouched).")
 @click.pass_context
 def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
             out: str | None) -> None:
     """Write the next digest's editions as HTML, text and .eml files; send nothing."""
+    import tempfile
+
     from . import preview as looking
     from .session import when
 
     config = _load(ctx)
-    target = Path(out) if out else config.state / "preview"
+    # not under the state folder, which preview leaves byte for byte as it was; 0700, as
+    # the .eml files carry subscribers' addresses
+    target = Path(out) if out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
     with _digest_errors(ctx):
         result = looking.preview(config, as_of=_now(as_of_text, config), out=target,
                                  subscriber=subscriber)
