@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .scan import Scan
 
 log = logging.getLogger("digest")
+DEFERRED_EXIT = 3  # `digest send`: some deliveries deferred, to be retried (README, exit codes)
 
 
 def _now(value: str | None, config: Config) -> datetime:
@@ -276,7 +277,9 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
     """Send this period's digest to every subscriber (resuming any unfinished run first).
 
     Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
-    file were skipped.
+    file were skipped; else exit 3 if some deliveries were deferred (the server kept
+    answering "try again later"): `digest run` retries them on its own, or run `digest
+    send` again later; after smtp.give_up_days they count as failed.
     """
     from . import preview as looking
     from . import send as sending
@@ -316,23 +319,33 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
         if config.smtp is None and report.runs:
             click.echo(f"(no smtp: configured: messages are in the outbox "
                        f"{config.state / 'outbox'})")
-        ctx.exit(1 if report.failed or report.paused or skipped else 0)
+        if report.failed or report.paused or skipped:
+            ctx.exit(1)
+        if report.deferred:
+            click.echo(f"{report.deferred} deliveries deferred: `digest run` retries them, "
+                       "or run `digest send` again later", err=True)
+            ctx.exit(DEFERRED_EXIT)
 
 
 @_command
 @_as_of_option
 @click.option("--subscriber", metavar="EMAIL", help="Only this subscriber's digest.")
 @click.option("--out", "out", type=click.Path(file_okay=False), metavar="DIR",
-              help="Where to write the files; default: STATE/preview.")
+              help="Where to write the files; default: a new private folder in the "
+                   "system's temporary folder (the state is left untouched).")
 @click.pass_context
 def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
             out: str | None) -> None:
     """Write the next digest's editions as HTML, text and .eml files; send nothing."""
+    import tempfile
+
     from . import preview as looking
     from .session import when
 
     config = _load(ctx)
-    target = Path(out) if out else config.state / "preview"
+    # not under the state folder, which preview leaves byte for byte as it was; 0700, as
+    # the .eml files carry subscribers' addresses
+    target = Path(out) if out else Path(tempfile.mkdtemp(prefix="digest-preview-"))
     with _digest_errors(ctx):
         result = looking.preview(config, as_of=_as_of(ctx, as_of_text, config), out=target,
                                  subscriber=subscriber)

@@ -96,6 +96,8 @@ class SmtpSettings:
     max_attempts: int = 5
     backoff: float = 2.0  # first retry delay in seconds; doubles each attempt, with jitter
     pause_after: int = 20  # consecutive failed deliveries before the run pauses itself
+    retry_minutes: float = 5  # `digest run` retries deferred mail after this; doubling, ≤ 1 h
+    give_up_days: float = 5  # deferred this long after the digest was made: failed for good
     ca_file: Path | None = None  # trust this CA bundle instead of the system's
 
 

@@ -91,6 +91,8 @@ class SmtpModel(_Strict):
     max_attempts: int = Field(default=5, ge=1, le=50)
     backoff: float = Field(default=2.0, ge=0)
     pause_after: int = Field(default=20, ge=1)
+    retry_minutes: float = Field(default=5, gt=0)
+    give_up_days: float = Field(default=5, gt=0)
     ca_file: Path | None = None
 
 

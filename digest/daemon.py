@@ -10,7 +10,9 @@ What wakes it, and what it does then:
   survives restarts, and a digest missed while the daemon was down is sent at start-up
   within `digest.grace_hours`, once, or else skipped, its posts going into the next one);
 - start-up with a digest left unfinished (crash, SIGTERM, SMTP down) → resume it first; a
-  digest left unfinished by a paused or failing server is retried every 15 minutes;
+  digest left unfinished (deferred mail, a paused server, a send that raised) is retried
+  after smtp.retry_minutes, doubling up to an hour, until nothing is left (deferred mail
+  fails for good after smtp.give_up_days: send.py);
 - SIGHUP, or an edit of config.yaml, the site's _config.yml or the subscribers file →
   reload; a new version that does not load is logged and the old one kept;
 - SIGTERM or SIGINT → take no new work, let the SMTP transactions in flight finish and be
@@ -44,7 +46,7 @@ from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from .clock import Clock
-from .config import Config, load_config
+from .config import Config, SmtpSettings, load_config
 from .errors import ConfigError, DigestError, Problem
 from .locks import Busy, daemon_lock
 from .logs import event
@@ -72,9 +74,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 REFRESH_JOB, FUTURE_JOB, RETRY_JOB = "refresh", "future-post", "retry"  # not stored
-RETRY_AFTER = timedelta(minutes=15)
+RETRY_CAP = timedelta(hours=1)  # the longest wait between retries (postfix's is 4,000 s)
 LOCK_POLL_SECONDS = 1.0
 DRAIN_MARGIN_SECONDS = 10.0
+WATCH_READY_SECONDS = 30.0  # setting up inotify watches on a huge tree takes a while
 
 
 def run_daemon(config: Config, clock: Clock) -> int:
@@ -109,6 +112,7 @@ class Daemon:
         self._scheduler: Any = None
         self._failed: BaseException | None = None
         self._front: Front | None = None
+        self._retries = 0  # retries in a row of a digest left unfinished: sets the backoff
 
     # life cycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -134,9 +138,7 @@ class Daemon:
             self._sends.put_nowait(_Send(None, "unfinished at start-up"))
         self._scheduler.resume()
         workers = {"build": self._task(self._builder()), "send": self._task(self._sender())}
-        self._restart_watchers()
-        for _ in range(3):  # the watchers set up their inotify watches on their first step
-            await asyncio.sleep(0)
+        await self._catch_up(self._restart_watchers())
         await self._start_web()
         self._log_started()
         await self.stopping.wait()
@@ -331,8 +333,37 @@ class Daemon:
                 self._busy["send"] = False
 
     async def _send(self, item: _Send) -> None:
+        """One send; whatever it raises is logged, and whatever it leaves unfinished
+        (deferred mail, a paused run, a run that failed midway) is retried on a backoff:
+        one digest that cannot go out must not stop the feeds and the web front."""
+        try:
+            await self._send_once(item)
+        except Exception as exc:  # e.g. the database: retried below, the daemon goes on
+            log.error("digest not sent: %r", exc, exc_info=exc,
+                      extra=event("digest.failed", error=repr(exc)))
+        if self.stopping.is_set():
+            return
+        try:
+            unfinished = await asyncio.to_thread(resume_point, self.config) is not None
+        except Exception as exc:  # the state cannot be read: assume the worst, try later
+            log.error("digest: cannot tell what is left to send: %r", exc,
+                      extra=event("digest.failed", error=repr(exc)))
+            unfinished = True
+        if not unfinished:
+            self._retries = 0
+            return
+        self._retries += 1
+        delay = retry_delay(self.config, self._retries)
+        self._scheduler.add_job(self._retry_due, DateTrigger(
+            run_date=datetime.now(UTC) + delay), id=RETRY_JOB, replace_existing=True,
+            misfire_grace_time=None)
+        log.info("digest: unfinished; trying again in %s (retry %d)", _duration(delay),
+                 self._retries, extra=event("digest.retry_scheduled", retry=self._retries,
+                                            seconds=delay.total_seconds()))
+
+    async def _send_once(self, item: _Send) -> None:
         config = self.config
-        as_of = item.as_of or resume_point(config)
+        as_of = item.as_of or await asyncio.to_thread(resume_point, config)
         if as_of is None or config.subscribers is None:
             return
         log.info("digest: sending (%s)", item.why, extra=event("digest.started", why=item.why,
@@ -353,18 +384,9 @@ class Daemon:
             except DigestError as exc:
                 log.error("digest not sent: %s", exc, extra=event("digest.failed",
                                                                  error=str(exc)))
-            except Exception as exc:  # e.g. the database: retried below, the daemon goes on
-                log.error("digest not sent: %r", exc, exc_info=exc,
-                          extra=event("digest.failed", error=repr(exc)))
             else:
                 log_sent(report)
             break
-        if not self.stopping.is_set() and resume_point(config):
-            self._scheduler.add_job(self._retry_due, DateTrigger(
-                run_date=datetime.now(UTC) + RETRY_AFTER), id=RETRY_JOB, replace_existing=True,
-                misfire_grace_time=None)
-            log.info("digest: unfinished; trying again in %d min",
-                     RETRY_AFTER.total_seconds() // 60, extra=event("digest.retry_scheduled"))
 
     # reloading ----------------------------------------------------------------------------
     def _spawn_reload(self, why: str) -> None:
@@ -414,7 +436,23 @@ class Daemon:
             log.error("subscribers not checked: %r", exc, exc_info=exc,
                       extra=event("subscribers.failed", error=repr(exc)))
 
-    def _restart_watchers(self) -> None:
+    async def _catch_up(self, ready: list[asyncio.Event]) -> None:
+        """Once the watches are in place, look again at what they watch: a post (or a config
+        edit) written between the start-up build and the watch was seen by neither."""
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready)), WATCH_READY_SECONDS)
+        self.request_build("start-up: changes while the watches were set up")
+        if await asyncio.to_thread(self._config_changed):
+            self._spawn_reload("changed during start-up")
+
+    def _config_changed(self) -> bool:
+        try:
+            return load_config(self.config.path) != self.config
+        except Exception:  # reload() says what is wrong with it
+            return True
+
+    def _restart_watchers(self) -> list[asyncio.Event]:
+        """Start the watches that changed; the events that say when the new ones are set."""
+        ready: list[asyncio.Event] = []
         config = self.config
         files = [p for p in (config.path, config.jekyll_config, config.subscribers) if p]
         for name, watch in (("posts", posts_watch(config.posts)),
@@ -425,10 +463,14 @@ class Daemon:
             if running is not None:
                 running[1].set()
             stop = asyncio.Event()
-            self._watchers[name] = (watch, stop, self._task(self._watch(name, watch, stop)))
+            ready.append(asyncio.Event())
+            self._watchers[name] = (watch, stop,
+                                    self._task(self._watch(name, watch, stop, ready[-1])))
+        return ready
 
-    async def _watch(self, name: str, watch: Watch, stop: asyncio.Event) -> None:
-        async for paths in changes(watch, stop):
+    async def _watch(self, name: str, watch: Watch, stop: asyncio.Event,
+                     ready: asyncio.Event) -> None:
+        async for paths in changes(watch, stop, ready):
             if name == "posts":
                 self.request_build(
                     f"changed: {shown([_relative(p, self.config.posts) for p in paths], 5)}")
@@ -469,6 +511,19 @@ class Daemon:
                  os.getpid(), config.posts, config.refresh_minutes, digest,
                  extra=event("daemon.started", pid=os.getpid(), posts=config.posts,
                              next_digest=upcoming))
+
+
+def retry_delay(config: Config, retry: int) -> timedelta:
+    """How long to wait before the *retry*-th retry of an unfinished digest: smtp.retry_minutes
+    doubling each time, up to an hour (or retry_minutes, if that is longer)."""
+    minutes: float = (config.smtp or SmtpSettings("", 0)).retry_minutes  # Maildir: defaults
+    first = timedelta(minutes=minutes)
+    return min(first * (1 << min(retry - 1, 20)), max(RETRY_CAP, first))
+
+
+def _duration(delay: timedelta) -> str:
+    seconds = delay.total_seconds()
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _relative(path: Path, root: Path) -> str:

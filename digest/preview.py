@@ -1,5 +1,6 @@
 """Looking before sending: `digest preview` writes each edition to files, `digest send
---dry-run` renders every message; neither sends nor records anything."""
+--dry-run` renders every message; neither sends nor records anything: they work on a
+throw-away copy of the state (Store.scratch), which they leave byte for byte unchanged."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def _safe(text: str) -> str:
 def preview(config: Config, *, as_of: datetime, out: Path,
             subscriber: str | None = None) -> Preview:
     """Write each distinct edition of the next digest (HTML, text, .eml); send nothing."""
-    with session(config, as_of=as_of) as s:
+    with session(config, as_of=as_of, scratch=True) as s:
         period, chosen = plan_run(s)
         posts = newest_first(s, (p.entry_id for p in chosen))
         composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
@@ -100,7 +101,7 @@ class DryRun:
 
 def dry_run(config: Config, *, as_of: datetime) -> DryRun:
     """What `send` would do now, with every message rendered, and nothing sent or written."""
-    with session(config, as_of=as_of) as s:
+    with session(config, as_of=as_of, scratch=True) as s:
         period, chosen = plan_run(s)
         posts = newest_first(s, (p.entry_id for p in chosen))
         result = DryRun(period, len(posts), s.subscribers,

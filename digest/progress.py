@@ -1,11 +1,14 @@
 """How `digest send` shows progress: a rich bar with rate and ETA on a terminal, log lines
-(one per 10 %, and per failure) when output goes to a file or a journal."""
+(at most one per 10 % or per 5 s, and the first failures) when output goes to a file or a
+journal, where a line per message would bury everything else."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Callable
+from typing import TextIO
 
 from rich.progress import (
     BarColumn,
@@ -49,32 +52,49 @@ class BarProgress:
 
 
 class LogProgress:
-    def __init__(self) -> None:
-        self.total = self.done = 0
+    """Progress as log lines: one each time another tenth is done, or after `every` seconds
+    without one (so a slow run still shows it is alive), never one per message. Failures are
+    named one by one only up to `named`; beyond that the progress lines count them."""
+
+    def __init__(self, *, every: float = 5.0, named: int = 10,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.every, self.named, self.clock = every, named, clock
+        self.total = self.done = self.failed = 0
         self.next_mark = 0
-        self.started = 0.0
+        self.started = self.last_line = 0.0
         self.slug = ""
 
     def start(self, run: Run, total: int) -> None:
-        self.total, self.done, self.slug = total, 0, run.slug
-        self.next_mark = max(1, total // 10)
-        self.started = time.monotonic()
+        self.total, self.done, self.failed, self.slug = total, 0, 0, run.slug
+        self.next_mark = self._mark(1)
+        self.started = self.last_line = self.clock()
         log.info("digest %s: %d messages to send", run.slug, total)
+
+    def _mark(self, tenth: int) -> int:
+        return -(-self.total * tenth // 10)  # the count at which *tenth* tenths are done
 
     def advance(self, outcome: Outcome) -> None:
         self.done += 1
         if outcome.status != "sent":
-            log.warning("digest %s: %s %s: %s %s", self.slug, outcome.status, outcome.key,
-                        outcome.code or "", outcome.reply)
-        if self.done >= self.next_mark:
-            rate = self.done / max(time.monotonic() - self.started, 1e-6)
-            log.info("digest %s: %d/%d sent or closed, %.0f msg/s", self.slug, self.done,
-                     self.total, rate)
-            self.next_mark += max(1, self.total // 10)
+            self.failed += 1
+            if self.failed <= self.named:
+                log.warning("digest %s: %s %s: %s %s", self.slug, outcome.status, outcome.key,
+                            outcome.code or "", outcome.reply)
+            if self.failed == self.named:
+                log.warning("digest %s: further failures are only counted here", self.slug)
+        now = self.clock()
+        if self.done < self.next_mark and now - self.last_line < self.every:
+            return
+        self.next_mark = self._mark(10 * self.done // max(self.total, 1) + 1)
+        self.last_line = now
+        rate = self.done / max(now - self.started, 1e-6)
+        log.info("digest %s: %d/%d sent or closed (%d not sent), %.0f msg/s", self.slug,
+                 self.done, self.total, self.failed, rate)
 
     def finish(self) -> None:
         pass
 
 
-def make_progress() -> BarProgress | LogProgress:
-    return BarProgress() if sys.stderr.isatty() else LogProgress()
+def make_progress(stream: TextIO | None = None) -> BarProgress | LogProgress:
+    """A bar where *stream* (stderr by default) is a terminal, else log lines."""
+    return BarProgress() if (stream or sys.stderr).isatty() else LogProgress()

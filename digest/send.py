@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
 from . import archive
@@ -68,6 +68,12 @@ class SendReport:
     @property
     def paused(self) -> bool:
         return any(r.paused for r in self.runs)
+
+    @property
+    def deferred(self) -> int:
+        """Deliveries still waiting out a temporary failure: retried by `digest run` (or the
+        next `digest send`) until smtp.give_up_days after their digest was made."""
+        return sum(r.counts.get("deferred", 0) for r in self.runs)
 
 
 def make_transport(config: Config) -> Transport:
@@ -228,11 +234,28 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 report.nothing_new = (f"no new posts between {when(period.start)} and "
                                       f"{when(period.end)}: no digest")
         for run in runs:
+            _give_up_if_too_old(s, run)
             result = await _serve(s, run, transport, progress, stop)
             report.runs.append(result)
             if result.paused or (stop is not None and stop.is_set()):
                 break
     return report
+
+
+def _give_up_if_too_old(s: Session, run: Run) -> None:
+    """Past smtp.give_up_days after a digest was made, its deferred deliveries fail for good
+    (postfix's maximal_queue_lifetime, 5 days, is the model); those never tried still go."""
+    smtp = s.config.smtp
+    if smtp is None:
+        return
+    age = datetime.now(UTC) - run.created_at
+    if age.total_seconds() < smtp.give_up_days * 86_400:
+        return
+    given_up = s.sendlog.give_up(run, f"deferred for {smtp.give_up_days:g} days, given up; "
+                                      "last reply: ")
+    if given_up:
+        log.warning("digest %s: %d deferred deliveries given up after %g days (smtp."
+                    "give_up_days): now failed", run.slug, given_up, smtp.give_up_days)
 
 
 def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | None = None,

@@ -174,6 +174,15 @@ class SendLog:
                              r.outcome.code, r.outcome.reply[:500], r.message_id, r.posts, now,
                              run.id, r.outcome.key) for r in rows))
 
+    def give_up(self, run: Run, why: str) -> int:
+        """Deferred deliveries of *run* become failed, *why* before their last reply (the
+        run is past the time a temporary failure is waited out); how many there were."""
+        with self.store.atomic() as db:
+            return db.execute(
+                "UPDATE deliveries SET state = 'failed', reply = substr(? || coalesce(reply, "
+                "''), 1, 500), updated_at = ? WHERE run_id = ? AND state = 'deferred'",
+                (why, _now(), run.id)).rowcount
+
     def counts(self, run: Run) -> dict[str, int]:
         return dict(self.db.execute(
             "SELECT state, count(*) FROM deliveries WHERE run_id = ? GROUP BY state", (run.id,)))

@@ -125,18 +125,20 @@ def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
 
 
 @contextmanager
-def session(config: Config, *, as_of: datetime) -> Iterator[Session]:
-    """Open the state, read posts and subscribers; close the state on leaving."""
+def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterator[Session]:
+    """Open the state, read posts and subscribers; close the state on leaving. *scratch*:
+    work on a copy of the state that is thrown away (Store.scratch), for the commands that
+    only look (preview, dry run): they record nothing, not even the caches."""
     settings = mail_settings(config)
     renderer = Renderer(settings)
     signer = _signer(config)
-    store = Store.open(config.state)
+    store = Store.scratch(config.state) if scratch else Store.open(config.state)
     try:
         sendlog = SendLog(store)
         corpus = read_posts(config, store, now=as_of)
         ids = entry_ids(store, config.site, corpus.posts)
         known = {t for p in corpus.posts for t in terms(p)}
-        subscribers = read_subscribers(config, sendlog, known)
+        subscribers = read_subscribers(config, sendlog, known, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
         yield Session(config, store, sendlog, corpus, ids, subscribers, renderer, signer,
                       as_of, by_id)

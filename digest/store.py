@@ -157,6 +157,36 @@ class Store:
     def open(cls, state_dir: Path) -> Store:
         return cls(state_dir / DATABASE)
 
+    @classmethod
+    def scratch(cls, state_dir: Path) -> Store:
+        """A private copy in memory of the state database (a new one if there is none):
+        everything reads as usual and may write as usual (caches, entry ids, the subscribers'
+        last good copy), and it is all forgotten on close. For the commands that must leave
+        the state as they found it: `digest preview` and `digest send --dry-run`.
+
+        Why a copy, not a read-only connection: a `mode=ro` connection to a WAL database
+        leaves `-wal` and `-shm` files behind when it is the last one (it may not remove
+        them), `immutable=1` would ignore commits still in the WAL, and the reading code
+        writes its caches as it goes. The copy is made by SQLite's backup API over an
+        ordinary connection that only reads; closing it removes the files it opened, so
+        the folder is left byte for byte as it was. It costs the database's size in memory,
+        for one command's life. The folder is never created.
+        """
+        store = cls.__new__(cls)
+        store.path = state_dir / DATABASE
+        store.db = sqlite3.connect(":memory:", isolation_level=None)
+        if store.path.is_file():
+            try:  # mode=rw: never create the file; falls back to ro where we may not write
+                source = sqlite3.connect(f"{store.path.as_uri()}?mode=rw", uri=True, timeout=30)
+            except sqlite3.OperationalError:
+                source = sqlite3.connect(f"{store.path.as_uri()}?mode=ro", uri=True, timeout=30)
+            try:
+                source.backup(store.db)
+            finally:
+                source.close()
+        store._migrate()
+        return store
+
     def close(self) -> None:
         self.db.close()
 

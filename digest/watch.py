@@ -9,6 +9,10 @@ rather than the file also sees an editor's save-by-rename.
 
 A change set arrives once a burst of writes has been quiet for a step (50 ms for posts), so
 a post saved in several writes, or a `git pull` of many posts, is one rebuild, not many.
+
+`changes` sets its *ready* event once the inotify watches exist: from then on every change is
+seen, so a scan made after *ready* and the watch together miss nothing (the daemon scans
+again then, for what was written between its start-up build and the watch).
 """
 
 from __future__ import annotations
@@ -68,12 +72,34 @@ def files_watch(files: Collection[Path]) -> Watch:
     return Watch(folders, False, frozenset(files), FILES_STEP_MS)
 
 
-async def changes(watch: Watch, stop: asyncio.Event) -> AsyncIterator[list[Path]]:
-    """The paths that changed, burst by burst, sorted, until *stop* is set."""
+async def changes(watch: Watch, stop: asyncio.Event,
+                  ready: asyncio.Event | None = None) -> AsyncIterator[list[Path]]:
+    """The paths that changed, burst by burst, sorted, until *stop* is set; *ready* is set
+    once the watches are in place (or have failed: the first step then raises)."""
     if not watch.folders:
+        if ready is not None:
+            ready.set()
         await stop.wait()
         return
-    async for found in awatch(*watch.folders, watch_filter=watch.wanted(), stop_event=stop,
-                              recursive=watch.recursive, step=watch.step_ms,
-                              debounce=DEBOUNCE_MS):
+    found_changes = awatch(*watch.folders, watch_filter=watch.wanted(), stop_event=stop,
+                           recursive=watch.recursive, step=watch.step_ms, debounce=DEBOUNCE_MS)
+    # awatch sets up its watches (RustNotify) in the first step of its first __anext__, before
+    # it awaits anything; one turn of the loop after that step is scheduled, they exist
+    first = asyncio.ensure_future(anext(found_changes))
+    try:
+        await asyncio.sleep(0)
+        if ready is not None:
+            ready.set()
+        try:
+            found = await first
+        except StopAsyncIteration:
+            return
+    except BaseException:
+        first.cancel()
+        raise
+    while True:
         yield sorted({Path(path) for _change, path in found})
+        try:
+            found = await anext(found_changes)
+        except StopAsyncIteration:
+            return
