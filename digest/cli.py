@@ -159,7 +159,7 @@ def check(ctx: click.Context, now_text: str | None, future: bool) -> None:
     if config.subscribers is not None:
         known = {t for p in corpus.posts for t in terms(p)}
         try:
-            found = load_subscribers(config.subscribers, known)
+            found = load_subscribers(config.subscribers, known, config.limits)
         except SubscribersUnreadable as exc:
             click.echo(f"error: {exc}")
             ctx.exit(1)

@@ -167,7 +167,7 @@ def split_source(path: Path, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Sou
     try:
         data = load_bounded(front, FrontMatterLoader, limits.yaml_nodes)
     except yaml.YAMLError as exc:
-        raise PostError(yaml_problem(path, exc, line_offset=0)) from None
+        raise PostError(yaml_problem(path, exc, text=front)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

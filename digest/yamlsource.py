@@ -203,8 +203,16 @@ def key_lines(text: str, line_offset: int = 0) -> dict[KeyPath, int]:
     return lines
 
 
-def yaml_problem(path: Path, error: yaml.YAMLError, line_offset: int = 0) -> Problem:
-    """Turn a PyYAML error into a Problem that names the line the way an editor shows it."""
+def yaml_problem(path: Path, error: yaml.YAMLError, line_offset: int = 0,
+                 text: str | None = None) -> Problem:
+    """Turn a PyYAML error into a Problem that names the line the way an editor shows it;
+    *text*, the YAML read, gives the line of a character the reader refused."""
+    if isinstance(error, yaml.reader.ReaderError):  # a position in *text*, not a mark
+        line = text.count("\n", 0, error.position) + 1 + line_offset if text else None
+        char = error.character
+        code = f"U+{ord(char):04X}" if isinstance(char, str) else f"0x{char:02x}"
+        return Problem(path, line, f"invalid YAML: the character {code} is not allowed",
+                       "remove it (a control character, often pasted in by accident)")
     if isinstance(error, Refused):
         mark = error.problem_mark
         line = mark.line + 1 + line_offset if mark is not None else None
@@ -230,5 +238,5 @@ def load_located(path: Path) -> Located:
     try:
         data = load_bounded(text)
     except yaml.YAMLError as exc:
-        raise ConfigError([yaml_problem(path, exc)]) from None
+        raise ConfigError([yaml_problem(path, exc, text=text)]) from None
     return Located(data if data is not None else {}, key_lines(text))
