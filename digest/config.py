@@ -109,6 +109,21 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on every input, checked before it is parsed (`limits:` in config.yaml), so one
+    hostile file is rejected at its line instead of exhausting memory or time for all."""
+
+    post_bytes: int = 8 * 2**20  # one post file; the largest real post we know is 14 KB
+    subscribers_bytes: int = 256 * 2**20  # the subscribers file (100,000 entries: ~10 MB)
+    yaml_nodes: int = 100_000  # values in one front matter or subscriber entry, aliases expanded
+    tags: int = 2_000  # tags plus categories of one post
+    tag_length: int = 256  # characters in one tag or category
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     site: Site
@@ -124,6 +139,7 @@ class Config:
     smtp: SmtpSettings | None = None  # None: mail goes to the Maildir outbox under state
     web: WebSettings | None = None
     refresh_minutes: float = 5  # `digest run` rebuilds the feeds this often, besides on changes
+    limits: Limits = DEFAULT_LIMITS
 
 
 
@@ -162,11 +178,11 @@ def _cache_place(path: Path) -> _Place | None:
     """The cache file in the state folder config.yaml names: a plain YAML read, no checks."""
     import yaml
 
-    from .yamlsource import SafeLoader
+    from .yamlsource import VALUE_ERRORS, load_bounded
 
-    try:
-        data = yaml.load(path.read_bytes(), Loader=SafeLoader)
-    except (OSError, yaml.YAMLError):
+    try:  # bounded: this plain read comes before the checked one (configfile.py)
+        data = load_bounded(path.read_bytes().decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, *VALUE_ERRORS):
         return None
     if not isinstance(data, dict):
         return None

@@ -22,6 +22,7 @@ from .config import (
     Config,
     DigestSettings,
     Dkim,
+    Limits,
     Site,
     SmtpSettings,
     WebSettings,
@@ -102,6 +103,16 @@ class WebModel(_Strict):
     listen: str | None = "127.0.0.1:8080"  # null: `digest run` does not serve the web front
 
 
+class LimitsModel(_Strict):
+    """Bounds on hostile input (config.Limits); raise one only if a real file needs it."""
+
+    post_bytes: int = Field(default=Limits.post_bytes, ge=1024)
+    subscribers_bytes: int = Field(default=Limits.subscribers_bytes, ge=1024)
+    yaml_nodes: int = Field(default=Limits.yaml_nodes, ge=100, le=100_000_000)
+    tags: int = Field(default=Limits.tags, ge=1)
+    tag_length: int = Field(default=Limits.tag_length, ge=1)
+
+
 class ConfigModel(_Strict):
     site: SiteModel = SiteModel()
     posts: Path
@@ -112,6 +123,7 @@ class ConfigModel(_Strict):
     digest: DigestModel = DigestModel()
     smtp: SmtpModel | None = None
     web: WebModel | None = None
+    limits: LimitsModel = LimitsModel()
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
@@ -225,6 +237,7 @@ def read_config(path: Path) -> Config:
         digest=_digest_settings(path, located, base, model.digest),
         smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
         refresh_minutes=model.feeds.refresh_minutes,
+        limits=Limits(**model.limits.model_dump()),
     )
 
 

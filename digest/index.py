@@ -300,7 +300,7 @@ class LiveIndex:
 
     def found(self, *, root: Path, now: float, future: bool, parsed: int) -> Found:
         """The counts, problems and terms `digest build` and the daemon report."""
-        from .reader import _from_row
+        from .reader import _from_row, empty_folder
 
         unpublished, later = self.db.execute(
             "SELECT count(*) FILTER (WHERE published = 0), "
@@ -317,6 +317,8 @@ class LiveIndex:
             "ON l.path = p.path WHERE p.warned = 1 ORDER BY l.ts, l.path")
             for w in getattr(_from_row(row, root, path), "warnings", ())]
         warnings.extend(self._broken_links(root))
+        if self.db.execute("SELECT 1 FROM parsed LIMIT 1").fetchone() is None:
+            warnings.append(empty_folder(root))
         (posts,) = self.db.execute("SELECT count(*) FROM live").fetchone()
         terms = frozenset(term for _, term in self._distinct_terms())
         return Found(posts, sorted((p for p in rejected if isinstance(p, Problem)),

@@ -188,13 +188,27 @@ _DATE_RE = re.compile(
 )
 
 
+# Dates outside these years are refused: near year 1 or 9999 a zone shift or a digest period
+# leaves what datetime can hold, and no post is dated there (a typo for 2019, or an attack).
+EARLIEST_YEAR, LATEST_YEAR = 1000, 9000
+
+
 def _zone(token: str) -> timezone:
     if token in ("Z", "UTC", "GMT"):
         return UTC
     sign = -1 if token[0] == "-" else 1
     digits = token[1:].replace(":", "")
     hours, minutes = (int(digits), 0) if len(digits) <= 2 else (int(digits[:-2]), int(digits[-2:]))
+    if minutes > 59 or hours > 23:
+        raise DateError(f"the zone '{token}' is not an offset from UTC (hours 0-23, "
+                        "minutes 0-59)")
     return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def _in_range(text: str, year: int) -> None:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise DateError(f"'{text}' is in the year {year}; dates must be between "
+                        f"{EARLIEST_YEAR} and {LATEST_YEAR}")
 
 
 def parse_date(value: Any, tz: ZoneInfo) -> tuple[datetime, str]:
@@ -214,6 +228,7 @@ def parse_date(value: Any, tz: ZoneInfo) -> tuple[datetime, str]:
     rest = rest.strip()
     if rest and not re.fullmatch(r"[\d\s:+-]*", rest):
         raise DateError(f"'{text}' has '{rest}' after the date, which is not a time or zone")
+    _in_range(text, int(year))
     try:
         naive = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
                          int(second or 0), int((frac or "0")[:6].ljust(6, "0")))
@@ -233,6 +248,7 @@ def filename_date(text: str, tz: ZoneInfo) -> datetime:
     year, month, day = (int(p) for p in text.split("-"))
     if year < 100:  # Time.parse reads a two-digit year as 19xx/20xx like strptime's %y
         year += 2000 if year < 69 else 1900
+    _in_range(text, year)
     try:
         return datetime(year, month, day, tzinfo=tz)
     except ValueError as exc:

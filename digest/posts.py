@@ -16,17 +16,17 @@ from typing import Any
 import yaml
 
 from . import jekyll
-from .config import Site
+from .config import DEFAULT_LIMITS, Limits, Site
 from .content import linked_posts
 from .errors import PostError, Problem
-from .yamlsource import SafeLoader, key_lines, yaml_problem
+from .yamlsource import BoundedLoader, key_lines, load_bounded, yaml_problem
 
 # document.rb YAML_FRONT_MATTER_REGEXP (Ruby's ^ and $ are always line anchors, /m is DOTALL)
 FRONT_MATTER = re.compile(r"\A(---\s*\n.*?\n?)^((?:---|\.\.\.)[ \t\r\f\v]*$\n?)", re.S | re.M)
 OPENS_FRONT_MATTER = re.compile(r"\A---\s*\n")
 
 
-class FrontMatterLoader(SafeLoader):  # type: ignore[valid-type,misc]
+class FrontMatterLoader(BoundedLoader):
     """Psych's reading of YAML for front matter: timestamps stay text (Jekyll parses them).
 
     Two shortcuts through PyYAML's own extension points, for a cold read of 20,000 posts:
@@ -146,8 +146,11 @@ def body_of(path: Path, raw: bytes) -> str:
     return text[match.end():] if match else text
 
 
-def split_source(path: Path, raw: bytes) -> Source:
-    """Decode and split a post file the way Jekyll does, refusing what Jekyll gets wrong."""
+def split_source(path: Path, raw: bytes, limits: Limits = DEFAULT_LIMITS) -> Source:
+    """Decode and split a post file the way Jekyll does, refusing what Jekyll gets wrong.
+
+    The front matter is loaded bounded (yamlsource.py): aliases, nesting and numbers are
+    checked before a value is built."""
     text = _decode(path, raw)
     if not text.strip():
         raise PostError(Problem(path, 1, "the file is empty",
@@ -162,9 +165,9 @@ def split_source(path: Path, raw: bytes) -> Source:
     front = match.group(1)
     body_line = text.count("\n", 0, match.end()) + 1
     try:
-        data = yaml.load(front, Loader=FrontMatterLoader)
+        data = load_bounded(front, FrontMatterLoader, limits.yaml_nodes)
     except yaml.YAMLError as exc:
-        raise PostError(yaml_problem(path, exc, line_offset=0)) from None
+        raise PostError(yaml_problem(path, exc, text=front)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -219,8 +222,29 @@ def _output_ext(ext: str, site: Site) -> str:
     return ".html" if converted else ext
 
 
-def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
-    """Read one post; raise PostError (with file and line) if Jekyll would publish garbage."""
+def _check_terms(path: Path, data: dict[str, Any], front: str, terms: list[str],
+                 limits: Limits) -> None:
+    """Refuse a post whose tags and categories exceed the limits: each one costs a feed."""
+    if len(terms) > limits.tags:
+        key = next((k for k in ("tags", "tag", "categories", "category") if k in data), "tags")
+        raise PostError(Problem(path, _key_line(front, key), f"{len(terms)} tags and "
+                                f"categories (the most is {limits.tags})",
+                                "keep the ones readers follow, or raise limits.tags "
+                                "in config.yaml"))
+    long = next((t for t in terms if len(t) > limits.tag_length), None)
+    if long is not None:
+        key = next((k for k in ("tags", "tag", "categories", "category")
+                    if long in str(data.get(k))), "tags")
+        raise PostError(Problem(path, _key_line(front, key), f"a tag or category of "
+                                f"{len(long)} characters ('{long[:30]}…'; the most is "
+                                f"{limits.tag_length})", "shorten it, or raise "
+                                "limits.tag_length in config.yaml"))
+
+
+def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
+               limits: Limits = DEFAULT_LIMITS) -> Post:
+    """Read one post; raise PostError (with file and line) if Jekyll would publish garbage,
+    or if it exceeds *limits*."""
     match = jekyll.DATE_FILENAME.match(relpath)
     if match is None:
         raise PostError(name_problem(path, relpath))
@@ -228,7 +252,11 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     if ext.lower() in (".yml", ".yaml"):
         raise PostError(Problem(path, None, "a .yml file in the posts folder is read by Jekyll "
                                 "as data, not as a post", "rename it to .md if it is a post"))
-    source = split_source(path, raw)
+    if len(raw) > limits.post_bytes:
+        raise PostError(Problem(path, None, f"the file is {len(raw):,} bytes (the most is "
+                                f"{limits.post_bytes:,})", "split it, or raise "
+                                "limits.post_bytes in config.yaml"))
+    source = split_source(path, raw, limits)
     data = source.data
     front = source.front
     slug = re.sub(r"\.*$", "", slug)
@@ -248,6 +276,7 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     slug = jekyll.ruby_to_s(fm_slug) if fm_slug not in (None, False) else slug
     categories = jekyll.categories_of(data)
     tags = tuple(jekyll.ruby_to_s(t) for t in jekyll.tags_of(data))
+    _check_terms(path, data, front, [*tags, *categories], limits)
     basename = relpath.rpartition("/")[2]
     placeholders = jekyll.UrlDrop(date, slug, categories, _output_ext(ext, site),
                                            basename[: -len(ext)])

@@ -108,7 +108,7 @@ def _subscribers(report: Report, config: Config, corpus: Corpus) -> None:
         return
     known = {t for p in corpus.posts for t in terms(p)}
     try:
-        found = load_subscribers(config.subscribers, known)
+        found = load_subscribers(config.subscribers, known, config.limits)
     except SubscribersUnreadable as exc:
         report.add("rejected", exc)
         return

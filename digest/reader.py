@@ -14,14 +14,15 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
-from .config import Config, Site
+from .config import DEFAULT_LIMITS, Config, Limits, Site
 from .content import stem_of
 from .errors import PostError, Problem
 from .posts import Post, parse_post
-from .scan import Scan, Stats
+from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, Stats, site_folder
 from .store import ParsedRow, Store
+from .yamlsource import VALUE_ERRORS
 
-RULES_VERSION = "2"  # bump when parsing rules change, so cached readings are redone
+RULES_VERSION = "3"  # bump when parsing rules change, so cached readings are redone
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
 
 
@@ -38,8 +39,9 @@ class Corpus:
     stats: Stats = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
-def fingerprint(site: Site) -> str:
-    blob = json.dumps([RULES_VERSION, asdict(site)], sort_keys=True, default=str)
+def fingerprint(site: Site, limits: Limits = DEFAULT_LIMITS) -> str:
+    blob = json.dumps([RULES_VERSION, asdict(site), asdict(limits)], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -77,29 +79,53 @@ def _from_row(text: str, root: Path, rel: str) -> Post | Problem:
                 tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
 
 
-def _parse_one(root: Path, relpath: str, site: Site) -> Post | Problem:
+def _unusable(path: Path, reason: int, errno: int, root: Path) -> Problem:
+    """The problem with a name the scan could not use (scan.py says why by its size)."""
+    if reason == OUTSIDE:
+        return Problem(path, None, f"a symlink to {os.path.realpath(path)}, outside the site "
+                       f"folder {site_folder(root)}; it is not followed",
+                       "copy the file into the site, or remove the link")
+    if reason == BAD_NAME:
+        return Problem(path, None, "the name is not UTF-8 (the bad bytes are shown as "
+                       "\\xNN), so it cannot be a post's name",
+                       "rename it in UTF-8 (e.g. convmv -f latin1 -t utf-8)")
+    what = "folder" if reason == UNLISTABLE else "file"
+    return Problem(path, None, f"cannot read this {what}: {os.strerror(errno)}",
+                   "check its permissions, or the link it is")
+
+
+def _parse_one(root: Path, relpath: str, site: Site, limits: Limits = DEFAULT_LIMITS,
+               size: int = 0, mtime: int = 0) -> Post | Problem:
+    """One file's reading; whatever goes wrong is a Problem for this file alone."""
     path = root / relpath
+    if size < 0:
+        return _unusable(path, size, mtime, root)
     try:
-        return parse_post(path, relpath, path.read_bytes(), site)
+        with path.open("rb") as file:  # bounded: the file may have grown since the scan
+            raw = file.read(limits.post_bytes + 1)
+        return parse_post(path, relpath, raw, site, limits)
     except PostError as exc:
         return exc.problem
     except OSError as exc:
         return Problem(path, None, f"cannot read: {exc.strerror}")
+    except (*VALUE_ERRORS, MemoryError) as exc:  # a bound we missed: this file only
+        return Problem(path, None, f"cannot be read ({type(exc).__name__}: "
+                       f"{str(exc)[:200]})", "report this file to digest's maintainers")
 
 
 def _read_chunk(root: Path, todo: list[tuple[str, int, int]], site: Site,
-                mark: str) -> list[ParsedRow]:
+                mark: str, limits: Limits = DEFAULT_LIMITS) -> list[ParsedRow]:
     """Parse files into cache rows: the JSON is made in the workers, not after them."""
-    return [_cache_row(rel, size, mtime, mark, _parse_one(root, rel, site))
+    return [_cache_row(rel, size, mtime, mark, _parse_one(root, rel, site, limits, size, mtime))
             for rel, size, mtime in todo]
 
 
 def _read_all(root: Path, todo: list[tuple[str, int, int]], site: Site,
-              mark: str) -> Iterator[ParsedRow]:
+              mark: str, limits: Limits) -> Iterator[ParsedRow]:
     """Cache rows of *todo*, in its order, each chunk as soon as it is parsed."""
     workers = os.cpu_count() or 1
     if len(todo) < PARALLEL_FROM or workers < 2:
-        yield from _read_chunk(root, todo, site, mark)
+        yield from _read_chunk(root, todo, site, mark, limits)
         return
     # small chunks keep both workers busy and overlap sending results back with parsing
     size = max(100, -(-len(todo) // (workers * 16)))
@@ -108,7 +134,8 @@ def _read_all(root: Path, todo: list[tuple[str, int, int]], site: Site,
 
     with ProcessPoolExecutor(workers) as pool:
         for chunk in pool.map(_read_chunk, [root] * len(chunks), chunks,
-                              [site] * len(chunks), [mark] * len(chunks)):
+                              [site] * len(chunks), [mark] * len(chunks),
+                              [limits] * len(chunks)):
             yield from chunk
 
 
@@ -119,7 +146,7 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     scan of the posts folder already started (Scan.start), else one is made here.
     """
     site, root = config.site, config.posts
-    mark = fingerprint(site)
+    mark = fingerprint(site, config.limits)
     known, seq, from_snapshot = store.parse_marks(mark)
     stats = (scanned or Scan(root)).result()
     if from_snapshot and known == stats:  # the usual case: one dict comparison
@@ -128,7 +155,8 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     # while the workers parse the next chunks, not after the last
     todo = sorted((rel, *stat) for rel, stat in stats.items() if known.get(rel) != stat)
     gone = [rel for rel in known if rel not in stats]
-    store.save_parsed(_read_all(root, todo, site, mark), gone, fingerprint=mark, marks=stats,
+    store.save_parsed(_read_all(root, todo, site, mark, config.limits), gone,
+                      fingerprint=mark, marks=stats,
                       based_on=seq)
     return stats, len(todo)
 
@@ -140,7 +168,15 @@ def read_posts(config: Config, store: Store, *, now: datetime, future: bool = Fa
     root = config.posts
     results = [_from_row(row, root, rel) for rel, row in store.parsed_rows()]
     corpus = _select(results, now=now, future=future, parsed=parsed, root=root)
+    if not stats:
+        corpus.warnings.append(empty_folder(root))
     return replace(corpus, stats=stats)
+
+
+def empty_folder(root: Path) -> Problem:
+    """An empty posts folder is almost always the wrong folder: say so, not an empty feed."""
+    return Problem(root, None, "the posts folder has no post files, so every feed is empty",
+                   "check 'posts:' in config.yaml: it should name the site's _posts folder")
 
 
 def readings(store: Store, root: Path, paths: Iterable[str]) -> dict[str, Post]:

@@ -102,14 +102,16 @@ def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
     if path is None:
         raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
                                    "add 'subscribers: subscribers.yaml' to the config")])
+    limits = config.limits
     try:
-        text = path.read_bytes().decode("utf-8-sig") if path.is_file() else None
+        text = path.read_bytes().decode("utf-8-sig") \
+            if path.is_file() and path.stat().st_size <= limits.subscribers_bytes else None
     except (OSError, UnicodeDecodeError):
         text = None  # load_subscribers says exactly what is wrong
     try:
         # the bytes parsed are the bytes kept, so the snapshot is exactly what was served
-        found = load_subscribers(path, known) if text is None \
-            else parse_subscribers(path, text, known)
+        found = load_subscribers(path, known, limits) if text is None \
+            else parse_subscribers(path, text, known, limits)
     except SubscribersUnreadable as exc:
         snapshot = sendlog.snapshot()
         if snapshot is None:
@@ -118,7 +120,7 @@ def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
                   snapshot[2])
         if fell_back is not None:
             fell_back.append(exc)
-        return parse_subscribers(path, snapshot[1], known)
+        return parse_subscribers(path, snapshot[1], known, limits)
     if text is not None and keep:
         sendlog.save_snapshot(str(path), text)
     return found

@@ -28,9 +28,10 @@ from typing import Any
 import yaml
 from email_validator import EmailNotValidError, validate_email
 
+from .config import DEFAULT_LIMITS, Limits
 from .errors import DigestError, Problem, did_you_mean
 from .jekyll import ruby_to_s
-from .yamlsource import SafeLoader, yaml_problem
+from .yamlsource import BoundedLoader, construct, yaml_problem
 
 _KEYS = ("email", "name", "tags", "exclude_tags")
 _SEPARATORS = re.compile(r"[\s,]+")
@@ -85,10 +86,16 @@ class SubscriberList:
     warnings: tuple[Problem, ...]  # served, but worth a look
 
 
-def load_subscribers(path: Path, known_tags: Collection[str]) -> SubscriberList:
+def load_subscribers(path: Path, known_tags: Collection[str],
+                     limits: Limits = DEFAULT_LIMITS) -> SubscriberList:
     """Read *path* as UTF-8 (a BOM is fine) and parse it; raise SubscribersUnreadable."""
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as file:  # bounded before it is read, let alone parsed
+            raw = file.read(limits.subscribers_bytes + 1)
+        if len(raw) > limits.subscribers_bytes:
+            raise SubscribersUnreadable(Problem(
+                path, None, f"the file is over {limits.subscribers_bytes:,} bytes",
+                "raise limits.subscribers_bytes in config.yaml if it really is that long"))
     except FileNotFoundError:
         raise SubscribersUnreadable(Problem(path, None, "subscribers file not found",
                                             "check 'subscribers:' in config.yaml")) from None
@@ -102,10 +109,11 @@ def load_subscribers(path: Path, known_tags: Collection[str]) -> SubscriberList:
         raise SubscribersUnreadable(Problem(
             path, line, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
             "save the file as UTF-8")) from None
-    return parse_subscribers(path, text, known_tags)
+    return parse_subscribers(path, text, known_tags, limits)
 
 
-def parse_subscribers(path: Path, text: str, known_tags: Collection[str]) -> SubscriberList:
+def parse_subscribers(path: Path, text: str, known_tags: Collection[str],
+                      limits: Limits = DEFAULT_LIMITS) -> SubscriberList:
     """Every usable entry of *text*, in file order; *path* is only used to name the file.
 
     Tags are compared casefolded; *known_tags* (the tags posts have) only feed warnings.
@@ -119,8 +127,11 @@ def parse_subscribers(path: Path, text: str, known_tags: Collection[str]) -> Sub
     unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
     shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct tag list
     entries = 0
-    for node, value in _entries(path, text):
+    for node, value, refused in _entries(path, text, limits.yaml_nodes):
         entries += 1
+        if refused is not None:  # a value YAML cannot build: this entry only
+            problems.append(refused)
+            continue
         subscriber, found = _entry(path, node, value)
         problems.extend(found)
         if subscriber is None:
@@ -164,15 +175,25 @@ class _Composer(yaml.composer.Composer):
 _PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
 
 
-def _entries(path: Path, text: str) -> Iterator[tuple[yaml.Node, Any]]:
-    """(node, value) of each top-level list item, composed and built one at a time.
+def _entries(path: Path, text: str,
+             max_nodes: int) -> Iterator[tuple[yaml.Node, Any, Problem | None]]:
+    """(node, value, None) of each top-level list item, composed and built one at a time;
+    (node, None, problem) for an item whose value cannot be built (yamlsource.construct:
+    a bad date, a huge number, an alias bomb): that entry is skipped, the others served.
 
     Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item's
     node is dropped once the caller moves on: composing the whole file first kept about
     5 KB per entry alive (500 MB for 100,000 subscribers).
     """
-    loader: Any = SafeLoader(text)
+    loader: Any = BoundedLoader(text)
     composer = _Composer(loader)
+
+    def built(node: yaml.Node) -> tuple[yaml.Node, Any, Problem | None]:
+        try:
+            return node, construct(loader, node, max_nodes), None
+        except yaml.YAMLError as exc:
+            return node, None, yaml_problem(path, exc)
+
     try:
         loader.get_event()  # stream start
         if loader.check_event(yaml.StreamEndEvent):
@@ -186,25 +207,28 @@ def _entries(path: Path, text: str) -> Iterator[tuple[yaml.Node, Any]]:
             while not loader.check_event(yaml.SequenceEndEvent):
                 node = composer.compose_node(None, index)
                 assert node is not None
-                yield node, loader.construct_document(node)
+                yield built(node)
                 index += 1
             loader.get_event()
         else:  # anything else is one node, as before; only a tagged or anchored list is used
             root = composer.compose_node(None, 0)
             assert root is not None
-            data = loader.construct_document(root)
-            if not isinstance(root, yaml.SequenceNode) or not isinstance(data, list):
+            if isinstance(root, yaml.SequenceNode) and root.tag in _PLAIN_LIST[1:]:
+                # each item checked and built alone, so one bad item skips only itself
+                # (an item that is the list itself is refused by check_tree)
+                yield from (built(item) for item in root.value)
+            else:
+                data = construct(loader, root, max_nodes)
                 raise SubscribersUnreadable(Problem(
                     path, root.start_mark.line + 1,
                     f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
-            yield from zip(root.value, data, strict=True)
         loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
             raise yaml.composer.ComposerError(
                 "expected a single document in the stream", document.start_mark,
                 "but found another document", loader.get_event().start_mark)
     except yaml.YAMLError as exc:
-        raise SubscribersUnreadable(yaml_problem(path, exc)) from None
+        raise SubscribersUnreadable(yaml_problem(path, exc, text=text)) from None
     finally:
         loader.dispose()
 

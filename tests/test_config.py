@@ -50,7 +50,7 @@ def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
     path = _write(tmp_path, "posts: _posts\nzzz: 1\n")
     assert _problems(path) == [
         (2, "unknown key 'zzz'",
-         "allowed: digest, feeds, output, posts, site, smtp, state, subscribers, web")]
+         "allowed: digest, feeds, limits, output, posts, site, smtp, state, subscribers, web")]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
