@@ -40,7 +40,7 @@ LATEST ?= .venv-latest
 test-latest:
 	rm -rf $(LATEST)
 	python3 -m venv $(LATEST)
-	$(LATEST)/bin/pip install -q --upgrade pip
+	$(LATEST)/bin/pip install -q --upgrade pip setuptools
 	$(LATEST)/bin/pip install -q --upgrade -e '.[test]'
 	$(LATEST)/bin/python scripts/lock_drift.py $(LOCK)
 	$(call checks,$(LATEST)/bin)
