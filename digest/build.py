@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import __version__
+from . import __version__, builtin
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title, stem_of
 from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
@@ -40,7 +40,6 @@ from .store import Store
 from .writer import write_files, write_if_changed
 
 log = logging.getLogger(__name__)
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 STYLESHEET = "feed.xsl"
 PARALLEL_RENDER_FROM = 64  # fewer than this: a process pool costs more than it saves
 
@@ -404,7 +403,7 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
     if write_if_changed(config.output / "feeds.opml", opml_bytes(plain_title(site.title), rows)):
         report.written.append("feeds.opml")
     if config.stylesheet:
-        data = (TEMPLATES / STYLESHEET).read_bytes()
+        data = builtin.read_bytes(STYLESHEET)
         if write_if_changed(config.output / STYLESHEET, data):
             report.written.append(STYLESHEET)
     elif (config.output / STYLESHEET).exists():  # turned off: no feed points at it any more

@@ -23,8 +23,6 @@ from .posts import Post
 if TYPE_CHECKING:
     from feedgen.feed import FeedGenerator
 
-GENERATOR_URI = "https://example.invalid/digest"  # no public home yet; the name is what matters
-
 
 @dataclass(frozen=True)
 class FeedSpec:
@@ -106,7 +104,8 @@ def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: s
     fg.author({"name": xml_safe(author.name) if author else plain_title(site.title),
                **({"email": author.email} if author and author.email else {}),
                **({"uri": author.uri} if author and author.uri else {})})
-    fg.generator("digest", version=__version__, uri=GENERATOR_URI)
+    # name and version only: the project has no public home to give as its uri
+    fg.generator("digest", version=__version__)
     newest = max((e.updated for e in entries), default=datetime(1970, 1, 1).astimezone(site.tz))
     fg.updated(newest) if kind == "atom" else fg.lastBuildDate(newest)
     for entry in entries:

@@ -27,6 +27,7 @@ import css_inline
 import jinja2
 from markupsafe import Markup
 
+from . import builtin
 from .config import Site
 from .errors import ConfigError, Problem
 from .message import (
@@ -56,7 +57,6 @@ from .message import (
 __all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "MessageError", "Recipient",
            "RenderedEdition", "Renderer", "default_list_id"]
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 HTML, TEXT, SUBJECT = "digest.html.j2", "digest.txt.j2", "subject.txt.j2"
 SUBJECT_TAGS = 3  # tags named in a subject before "and N more"
 MAX_SUBJECT = 150
@@ -232,9 +232,8 @@ class Renderer:
 
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
-        folders = [settings.templates, TEMPLATES] if settings.templates else [TEMPLATES]
         self._env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+            loader=builtin.loader(settings.templates),
             autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
             keep_trailing_newline=True)

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -33,14 +33,19 @@ Event = dict[str, Any]
 
 class DaemonProcess:
     def __init__(self, config: Path, *, fake_now: datetime | None = None,
-                 log_format: str = "json") -> None:
-        full_env = dict(os.environ, DIGEST_SECRET=SECRET, PYTHONIOENCODING="utf-8")
+                 log_format: str = "json", command: str = "run",
+                 program: Sequence[str] = (sys.executable, "-m", "digest"),
+                 cwd: Path = PROJECT, env: Mapping[str, str] | None = None) -> None:
+        """*command* `run` or `serve`; *program*, *cwd* and *env* (default: this process's)
+        say which digest runs where: the installed-wheel tests run one from another venv."""
+        full_env = dict(os.environ if env is None else env, DIGEST_SECRET=SECRET,
+                        PYTHONIOENCODING="utf-8")
         full_env.pop("DIGEST_FAKE_NOW", None)
         if fake_now is not None:
             full_env["DIGEST_FAKE_NOW"] = fake_now.isoformat()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "digest", "--config", str(config), "run",
-             "--log-format", log_format], cwd=PROJECT, env=full_env, text=True,
+            [*program, "--config", str(config), command, "--log-format", log_format],
+            cwd=cwd, env=full_env, text=True, stdin=subprocess.DEVNULL,
             encoding="utf-8", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
         self.events: list[Event] = []

@@ -25,6 +25,7 @@ from conftest import (
 )
 from lxml import etree
 
+from digest import __version__
 from digest.feeds import feed_file_stem
 from digest.store import MIGRATIONS
 
@@ -367,6 +368,15 @@ def test_atom_self_link_and_feed_id(built):
                   if link.get("rel") == "self"]
     assert self_links == [f"{SITE_URL}/feed/by_tag/IT.xml"]
     assert root.findtext(f"{ATOM}id") == f"{SITE_URL}/feed/by_tag/IT.xml"
+
+
+def test_generator_is_named_with_its_version_and_no_made_up_address(built):
+    atom = etree.fromstring((output(built) / "feed.xml").read_bytes())
+    generator = atom.find(f"{ATOM}generator")
+    assert (generator.text, generator.get("version")) == ("digest", __version__)
+    assert generator.get("uri") is None  # digest has no public home to point at
+    rss = etree.fromstring((output(built) / "feed.rss").read_bytes())
+    assert rss.findtext("channel/generator").startswith("digest")
 
 
 # --- a real feed reader -------------------------------------------------------------------

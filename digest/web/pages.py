@@ -1,7 +1,8 @@
 """HTML pages from Jinja templates (autoescaped), with the headers every page carries.
 
-The templates live in `templates/web/` and can be overridden like the digest's, from the
-`digest: templates:` folder (`web/NAME.html.j2` there wins).
+The templates are the package data `digest.templates` (`templates/web/` in the repository)
+and can be overridden like the digest's, from the `digest: templates:` folder
+(`web/NAME.html.j2` there wins).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
+from .. import builtin
 from ..config import Site
-from ..render import TEMPLATES, format_date
+from ..render import format_date
 
 # No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
 # leaks to a site a page links to.
@@ -31,10 +33,9 @@ PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 class Pages:
     def __init__(self, site: Site, templates: Path | None) -> None:
-        folders = [templates, TEMPLATES] if templates else [TEMPLATES]
         self.site = site
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([str(f) for f in folders]),
+            loader=builtin.loader(templates),
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
             undefined=jinja2.StrictUndefined)
         self.env.filters["date"] = format_date  # as in the emails: `8 January 2024`
