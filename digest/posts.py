@@ -17,7 +17,7 @@ import yaml
 
 from . import jekyll
 from .config import Site
-from .content import linked_posts
+from .content import linked_posts, shape_problems
 from .errors import PostError, Problem
 from .yamlsource import SafeLoader, key_lines, yaml_problem
 
@@ -259,6 +259,9 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site) -> Post:
     except ValueError as exc:
         raise PostError(Problem(path, _key_line(front, "permalink"), str(exc))) from None
     warnings = _tag_warnings(path, data, front)
+    warnings.extend(shape_problems(path, source.body, source.body_line, ext, site.markdown_ext,
+                                   jekyll.ruby_to_s(data["excerpt"]) if data.get("excerpt")
+                                   not in (None, False) else None))
     if ignored:
         warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
                                 "after the time, which Jekyll ignores (a zone there is ignored "
