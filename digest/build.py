@@ -209,9 +209,9 @@ def _render_many(config: Config, posts: list[Post], urls: Mapping[str, str]) -> 
     size = max(8, -(-len(posts) // (workers * 8)))
     chunks = [posts[i:i + size] for i in range(0, len(posts), size)]
     index = urls if isinstance(urls, LivePostUrls) else dict(urls)
-    from concurrent.futures import ProcessPoolExecutor
+    from .workers import pool_of  # workers that die with us, even under SIGKILL
 
-    with ProcessPoolExecutor(workers) as pool:
+    with pool_of(workers) as pool:
         done = pool.map(_render_chunk, [config] * len(chunks), chunks, [index] * len(chunks))
         return [item for chunk in done for item in chunk]
 

@@ -12,8 +12,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
+
+from .errors import Problem
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
@@ -125,6 +128,102 @@ def _markdown() -> MarkdownIt:
     return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
 
+# Elements nested deeper than this are not handed to the native libraries downstream:
+# css-inline 0.24 recurses per level and overflows the main thread's 8 MB stack at ~11,000
+# levels (a 256 KB thread stack at ~400), killing the process with SIGSEGV; nh3 (html5ever)
+# goes quadratic on deep unclosed tags (200,000 `<div>`: minutes). Browsers cap their tree
+# at 512; no real post comes near 100.
+MAX_DEPTH = 100
+_TAG_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)\b[^>]*?(/?)>")
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta",
+                   "param", "source", "track", "wbr"})
+# an open one of these is closed by the next of its kind (`<p>a<p>b` is two paragraphs)
+_SIBLINGS = frozenset({"p", "li", "dt", "dd", "option", "tr", "td", "th"})
+
+
+def nesting_depth(fragment: str, stop: int = MAX_DEPTH) -> int:
+    """How deep elements nest in *fragment*, as an HTML parser would build them (closely
+    enough: a stray close tag is ignored, as parsers do, so `<div></x>` repeated still
+    counts as nesting). Linear; returns as soon as the depth passes *stop*."""
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    deepest = 0
+    for match in _TAG_TOKEN.finditer(fragment):
+        closing, name, selfclose = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or (selfclose and not closing):
+            continue
+        if closing or name in _SIBLINGS:
+            if open_count.get(name):
+                while True:  # pop down to it: amortised linear, each tag is pushed once
+                    top = stack.pop()
+                    open_count[top] -= 1
+                    if top == name:
+                        break
+            if closing:
+                continue
+        stack.append(name)
+        open_count[name] = open_count.get(name, 0) + 1
+        if len(stack) > deepest:
+            deepest = len(stack)
+            if deepest > stop:
+                break
+    return deepest
+
+
+def too_deep(fragment: str) -> bool:
+    """Whether *fragment* nests elements deeper than MAX_DEPTH."""
+    # each level needs a '<': counting them (a C loop) settles nearly every post
+    return fragment.count("<") > MAX_DEPTH and nesting_depth(fragment) > MAX_DEPTH
+
+
+def flatten(fragment: str) -> str:
+    """Its text alone, as one paragraph: what a too-deep fragment is published as."""
+    text = strip_html(fragment)
+    return f"<p>{html.escape(text, quote=False)}</p>\n" if text else ""
+
+
+# markdown-it's maxNesting (20 in the commonmark preset) bounds blocks, plus a paragraph;
+# not read from the parser, so that reading posts does not import it
+_BLOCK_NESTING = 21
+
+
+def _emphasis_bound(body: str) -> int:
+    """An upper bound on how deep Markdown emphasis can nest in *body*: emphasis never
+    crosses a blank line, and each level needs a delimiter character on each side."""
+    if body.count("*") + body.count("_") + body.count("~") <= MAX_DEPTH:
+        return 0
+    return max(block.count("*") + block.count("_") + block.count("~")
+               for block in body.split("\n\n")) // 2
+
+
+def shape_problems(path: Path, body: str, body_line: int, ext: str,
+                   markdown_ext: tuple[str, ...], excerpt: str | None = None) -> list[Problem]:
+    """The warning for a post whose HTML would nest deeper than MAX_DEPTH: render_post
+    publishes its text alone, as one paragraph (see flatten).
+
+    Cheap for ordinary posts: the raw HTML is scanned once, and the Markdown is rendered
+    only when its emphasis markers could nest that deep (a long run of `*` is one way).
+    """
+    problems = []
+    bound = body.count("<")
+    if bound > MAX_DEPTH:
+        bound = nesting_depth(body, MAX_DEPTH * 2)
+    if ext[1:].lower() in markdown_ext:
+        bound += _BLOCK_NESTING + _emphasis_bound(body)
+    if bound > MAX_DEPTH and too_deep(render(body, ext, markdown_ext)):
+        problems.append(Problem(
+            path, body_line, f"its HTML nests elements more than {MAX_DEPTH} deep (deeply "
+            "nested tags, or long runs of '*' or '_'), which would crash the HTML and CSS "
+            "libraries; it is published as plain text, without formatting",
+            "remove the nesting: close the tags you open, and escape long runs of * or _ "
+            "with a backslash or put them in `code`"))
+    if excerpt is not None and "<" in excerpt and too_deep(excerpt):
+        problems.append(Problem(
+            path, None, f"the excerpt in the front matter nests HTML elements more than "
+            f"{MAX_DEPTH} deep; it is published as plain text", "close the tags it opens"))
+    return problems
+
+
 def render(text: str, ext: str, markdown_ext: tuple[str, ...]) -> str:
     """HTML of a body, by extension as Jekyll's converters choose."""
     if ext[1:].lower() in markdown_ext:
@@ -208,15 +307,21 @@ class Rendered:
     summary_html: str
 
 
+def _shallow(fragment: str) -> str:
+    return flatten(fragment) if too_deep(fragment) else fragment
+
+
 def render_post(body: str, ext: str, excerpt: str | None, separator: str, ctx: PageContext,
                 markdown_ext: tuple[str, ...],
                 tame: Callable[[str, PageContext], str] = tame_liquid) -> Rendered:
     """Full HTML and the excerpt (plain and HTML) of one post."""
     body = tame(body, ctx)
-    full = absolutize(render(body, ext, markdown_ext), ctx.page_url)
+    # too deep, it is flattened here, before nh3, css-inline or lxml ever see it; posts.py
+    # warns about the same post (shape_problems)
+    full = _shallow(absolutize(render(body, ext, markdown_ext), ctx.page_url))
     if excerpt is not None:
-        excerpt_html = html.escape(excerpt) if "<" not in excerpt else excerpt
+        excerpt_html = html.escape(excerpt) if "<" not in excerpt else _shallow(excerpt)
     else:
-        excerpt_html = absolutize(render(excerpt_source(body, separator), ext, markdown_ext),
-                                  ctx.page_url)
+        excerpt_html = _shallow(absolutize(render(excerpt_source(body, separator), ext,
+                                                  markdown_ext), ctx.page_url))
     return Rendered(xml_safe(full), xml_safe(strip_html(excerpt_html)), xml_safe(excerpt_html))

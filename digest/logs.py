@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from datetime import UTC, datetime
@@ -24,6 +25,23 @@ Format = Literal["text", "json"]
 # the libraries' own chatter ("Added job", "1 change detected") is below what we log ourselves
 _QUIET = {"apscheduler": logging.WARNING, "apscheduler.executors": logging.ERROR,
           "watchfiles": logging.WARNING}
+
+
+# C0/C1 controls but tab, DEL, line/paragraph separators and bidi formatting characters: a
+# tag or subscriber name holding "\n" must not forge a log line of its own, nor U+202E
+# reorder one on screen
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+_UNSAFE_IN_TRACEBACK = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                                  r"\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")  # "\n", "\u202e"
+
+
+def visible(text: str) -> str:
+    """*text* on one line, with control and bidi characters shown as escapes."""
+    return _UNSAFE.sub(_escape, text)
 
 
 def event(name: str, **fields: Any) -> dict[str, Any]:
@@ -46,7 +64,8 @@ class JsonFormatter(logging.Formatter):
             out.update({k: v for k, v in fields.items() if k not in out})
         if record.exc_info:
             out["traceback"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(out, ensure_ascii=False, default=_plain)
+        # json escapes controls already; bidi characters and U+2028/9 it leaves raw
+        return _UNSAFE.sub(_escape, json.dumps(out, ensure_ascii=False, default=_plain))
 
 
 def _plain(value: object) -> object:
@@ -54,8 +73,23 @@ def _plain(value: object) -> object:
 
 
 class TextFormatter(logging.Formatter):
+    """One line per record, whatever its message holds; a traceback's lines are indented,
+    so no line but a record's own starts at the left margin."""
+
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)-5s %(message)s", "%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        # not Formatter.format: it reuses a traceback another handler formatted (exc_text)
+        record.message = visible(record.getMessage())
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        extra = [self.formatException(record.exc_info) if record.exc_info else "",
+                 self.formatStack(record.stack_info) if record.stack_info else ""]
+        for text in filter(None, extra):
+            text = _UNSAFE_IN_TRACEBACK.sub(_escape, text)
+            line += "".join("\n    " + part for part in text.split("\n"))
+        return line
 
 
 def configure(fmt: Format, *, verbose: bool = False) -> None:

@@ -32,6 +32,9 @@ MAX_NAME = 100  # characters of a display name kept; real names are far shorter
 # C0 and C1 controls, DEL, and the Unicode line and paragraph separators
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _CONTROLS_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+# bidi formatting characters: U+202E in a name or tag turns "Ana\u202egnp.exe" into
+# "Anaexe.png" on screen (Trojan Source, CVE-2021-42574), so headers never carry them
+BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _URL = re.compile(r"https?://[!#-;=?-~]{1,900}")  # printable ASCII but " < >
 _MESSAGE_ID = re.compile(r"<[!#-;=?-~]{1,400}@[!#-;=?-~]{1,400}>")
@@ -61,8 +64,9 @@ class DkimKey:
 
 
 def one_line(text: str) -> str:
-    """Text for a header or a heading: control characters gone, whitespace runs one space."""
-    return " ".join(_CONTROLS.sub(" ", text).split())
+    """Text for a header or a heading: control and bidi formatting characters gone,
+    whitespace runs one space."""
+    return " ".join(_CONTROLS.sub(" ", BIDI.sub("", text)).split())
 
 
 def tidy_text(text: str) -> str:

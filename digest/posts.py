@@ -17,7 +17,7 @@ import yaml
 
 from . import jekyll
 from .config import DEFAULT_LIMITS, Limits, Site
-from .content import linked_posts
+from .content import linked_posts, shape_problems
 from .errors import PostError, Problem
 from .yamlsource import BoundedLoader, key_lines, load_bounded, yaml_problem
 
@@ -288,6 +288,9 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
     except ValueError as exc:
         raise PostError(Problem(path, _key_line(front, "permalink"), str(exc))) from None
     warnings = _tag_warnings(path, data, front)
+    warnings.extend(shape_problems(path, source.body, source.body_line, ext, site.markdown_ext,
+                                   jekyll.ruby_to_s(data["excerpt"]) if data.get("excerpt")
+                                   not in (None, False) else None))
     if ignored:
         warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
                                 "after the time, which Jekyll ignores (a zone there is ignored "

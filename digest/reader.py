@@ -130,9 +130,9 @@ def _read_all(root: Path, todo: list[tuple[str, int, int]], site: Site,
     # small chunks keep both workers busy and overlap sending results back with parsing
     size = max(100, -(-len(todo) // (workers * 16)))
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-    from concurrent.futures import ProcessPoolExecutor  # only a cold read pays for importing it
+    from .workers import pool_of  # only a cold read pays for importing it; they die with us
 
-    with ProcessPoolExecutor(workers) as pool:
+    with pool_of(workers) as pool:
         for chunk in pool.map(_read_chunk, [root] * len(chunks), chunks,
                               [site] * len(chunks), [mark] * len(chunks),
                               [limits] * len(chunks)):

@@ -29,6 +29,7 @@ from markupsafe import Markup
 
 from . import builtin
 from .config import Site
+from .content import MAX_DEPTH, flatten, nesting_depth, too_deep
 from .errors import ConfigError, Problem
 from .message import (
     PERSONAL,
@@ -159,10 +160,14 @@ def _view(post: DigestPost, site: Site) -> PostView:
     tags = tuple(t for t in (one_line(t) for t in post.tags) if t)
     categories = tuple(c for c in (one_line(c) for c in post.categories) if c)
     excerpt = _BLANK_LINES.sub("\n\n", tidy_text(post.excerpt)).strip()
+    # render_post flattens deep HTML already; an excerpt cached by an older version may not
+    # be, and css-inline dies of a stack overflow (SIGSEGV) on it, taking the send along
+    excerpt_html = flatten(post.excerpt_html) if too_deep(post.excerpt_html) \
+        else post.excerpt_html
     return PostView(one_line(post.title), one_line(post.url).replace(" ", "%20"),
                     post.date.astimezone(site.tz), tags, categories,
                     tuple(dict.fromkeys((*tags, *categories))), excerpt,
-                    Markup(tidy_text(post.excerpt_html).strip()))  # nh3 made it safe
+                    Markup(tidy_text(excerpt_html).strip()))  # nh3 made it safe
 
 
 def _counts(posts: list[PostView]) -> Counter[str]:
@@ -311,8 +316,15 @@ class Renderer:
                 preferences_url=f"{token}_preferences_url_" if has_preferences else None)
             context = {**rendered.context, "recipient": recipient}
             text = _normalise(self._render(TEXT, context))
+            page = self._render(HTML, context)
+            # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+            if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+                raise ConfigError([Problem(
+                    Path(self._templates[HTML].filename or HTML), None,
+                    f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
+                    "crashes the CSS inliner", "close the tags it opens")])
             try:
-                page = self._inliner.inline(self._render(HTML, context))
+                page = self._inliner.inline(page)
             except css_inline.InlineError as exc:
                 raise _problem(exc, self._templates[HTML], "CSS cannot be inlined") from None
             page = page.replace("\r\n", "\n").replace("\r", "\n")

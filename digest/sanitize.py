@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import nh3
 
+from .content import flatten, too_deep
+
 _TAGS = set(nh3.ALLOWED_TAGS) | {"figure", "figcaption", "picture", "source", "video", "audio"}
 _ATTRIBUTES = {k: set(v) for k, v in nh3.ALLOWED_ATTRIBUTES.items()}
 _ATTRIBUTES.setdefault("*", set()).update({"title", "lang", "dir"})
@@ -20,6 +22,12 @@ _ATTRIBUTES.setdefault("audio", set()).update({"src", "controls"})
 
 
 def sanitize(fragment: str) -> str:
-    """Keep formatting, links and images; drop anything that runs or embeds."""
+    """Keep formatting, links and images; drop anything that runs or embeds.
+
+    HTML nested too deep for the native code (content.MAX_DEPTH) is reduced to its text
+    first; render_post has done so already for posts, this is for anything else.
+    """
+    if too_deep(fragment):
+        fragment = flatten(fragment)
     return nh3.clean(fragment, tags=_TAGS, attributes=_ATTRIBUTES,
                      link_rel="noopener noreferrer")

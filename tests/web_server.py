@@ -10,16 +10,17 @@ from digest.clock import Clock
 from digest.config import Config
 from digest.tokens import Signer
 from digest.web.app import Web
+from digest.web.guard import Limits
 from digest.web.server import Front
 
 
 class WebServer:
     """`with WebServer(config) as server:` → server.url is http://127.0.0.1:PORT."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, limits: Limits | None = None) -> None:
         assert config.web is not None
         self.web = Web(config, Clock(), Signer.from_env(config.web.secret_env))
-        self.front = Front(self.web, "127.0.0.1:0")
+        self.front = Front(self.web, "127.0.0.1:0", limits)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

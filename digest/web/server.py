@@ -21,6 +21,7 @@ from ..errors import ConfigError, Problem
 from ..loop import run_async
 from ..tokens import Signer
 from .app import Web, make_app
+from .guard import Limits, protocol_for
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 5  # open connections get this long to finish when the server stops
@@ -62,19 +63,23 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
-def _config(current: Callable[[], Web]) -> uvicorn.Config:
-    return uvicorn.Config(make_app(current), lifespan="off",
+def _config(current: Callable[[], Web], limits: Limits) -> uvicorn.Config:
+    # h11 by name (through guard.py), not "auto": httptools would bypass the guard
+    return uvicorn.Config(make_app(current), lifespan="off", http=protocol_for(limits),
                           access_log=False, server_header=False, log_config=None,
-                          timeout_graceful_shutdown=GRACE_SECONDS)
+                          timeout_graceful_shutdown=GRACE_SECONDS,
+                          timeout_keep_alive=limits.keep_alive_seconds,
+                          limit_concurrency=limits.connections,
+                          h11_max_incomplete_event_size=limits.max_head)
 
 
 class Front:
     """The web front inside the daemon: start, the address it got, reload, stop."""
 
-    def __init__(self, web: Web, listen: str) -> None:
+    def __init__(self, web: Web, listen: str, limits: Limits | None = None) -> None:
         self.web = web
         self.listen = listen
-        self.server = _Server(_config(lambda: self.web))
+        self.server = _Server(_config(lambda: self.web, limits or Limits()))
         self.task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -127,7 +132,7 @@ def serve(web: Web, listen: str) -> int:
     except ValueError as exc:
         raise ConfigError([Problem(web.config.path, None, str(exc),
                                    "set 'web: listen:' or pass --listen HOST:PORT")]) from None
-    server = _Server(_config(lambda: web))
+    server = _Server(_config(lambda: web, Limits()))
 
     def stop(name: str) -> None:
         log.info("stopping (%s)", name)
