@@ -120,8 +120,9 @@ class SmtpModel(_Strict):
     max_attempts: Whole = Field(default=5, ge=1, le=50)
     backoff: Number = Field(default=2.0, ge=0)
     pause_after: Whole = Field(default=20, ge=1)
-    # the daemon's retry waits this, doubling to an hour; past a day it is not a retry
-    retry_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
+    # the daemon's retry waits this, doubling to an hour; past a day it is not a retry (and
+    # doubled often enough, past timedelta's end)
+    retry_minutes: Number = Field(default=5, gt=0, le=1440)
     give_up_days: Number = Field(default=5, gt=0, le=366)
     ca_file: Path | None = None
 
@@ -236,9 +237,9 @@ _JEKYLL_KEYS = ("url", "baseurl", "title", "description", "timezone", "permalink
                 "excerpt_separator", "author", "lang")
 
 
-def _jekyll_settings(path: Path) -> dict[str, Any]:
+def _jekyll_settings(path: Path, located: Located) -> dict[str, Any]:
     """The site settings a Jekyll _config.yml gives; every other key there is Jekyll's business."""
-    data = load_located(path).data
+    data = located.data
     if not isinstance(data, dict):
         raise ConfigError([Problem(path, 1, "a Jekyll _config.yml must be a mapping")])
     picked = {k: data[k] for k in _JEKYLL_KEYS if data.get(k) not in (None, "")}
@@ -273,10 +274,11 @@ def read_config(path: Path) -> Config:
         raise ConfigError(_problems(path, located, exc)) from None
     base = path.parent
     settings: dict[str, Any] = {}
-    jekyll_path = None
+    jekyll_path = jekyll = None
     if model.site.jekyll_config is not None:
         jekyll_path = (base / model.site.jekyll_config).resolve()
-        settings.update(_jekyll_settings(jekyll_path))
+        jekyll = load_located(jekyll_path)
+        settings.update(_jekyll_settings(jekyll_path, jekyll))
     ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
     settings.update(ours)
     author = _author(settings.pop("author", None))
@@ -291,8 +293,12 @@ def read_config(path: Path) -> Config:
     try:
         site.tz  # noqa: B018 - validate now, not at the first post
     except (ZoneInfoNotFoundError, ValueError):
-        line = located.line_of(("site", "timezone"))
-        raise ConfigError([Problem(path, line, f"unknown timezone '{site.timezone}'",
+        # blame the file the name came from: config.yaml's site: wins over _config.yml
+        if model.site.timezone is None and jekyll_path is not None and jekyll is not None:
+            where, line = jekyll_path, jekyll.line_of(("timezone",))
+        else:
+            where, line = path, located.line_of(("site", "timezone"))
+        raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
     posts = (base / model.posts).resolve()
     if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll

@@ -24,12 +24,14 @@ import pytest
 import yaml
 from apscheduler.events import EVENT_JOB_EXECUTED, EVENT_JOB_MISSED  # type: ignore[import-untyped]
 from apscheduler.executors.base import run_coroutine_job  # type: ignore[import-untyped]
+from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
 from conftest import make_site, post
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from digest.clock import Clock
 from digest.config import Config, load_config
+from digest.daemon import retry_delay
 from digest.delivery import Outgoing
 from digest.dispatch import MAX_DELAY, Dispatch, backoff
 from digest.errors import ConfigError
@@ -277,6 +279,39 @@ def test_smtp_retry_delays_are_finite_and_bounded(tmp_path: Path, backoff_value:
     for attempt in range(1, tries + 1):
         delay = backoff(rng, config.smtp.backoff, attempt)
         assert math.isfinite(delay) and 0 <= delay <= MAX_DELAY
+
+
+@PROPERTY
+@given(value=VALUES)
+@example(value=5)
+@example(value=0.5)
+@example(value=1440.0)
+def test_smtp_retry_minutes_makes_apscheduler_retry_dates_however_many_retries(
+        tmp_path: Path, value: Any) -> None:
+    config = accepted_or_refused_clearly(write_config(tmp_path, "smtp", "retry_minutes",
+                                                      value), "smtp", "retry_minutes")
+    if config is None:
+        return
+    for retry in (1, 2, 10, 64, 10_000):
+        delay = retry_delay(config, retry)
+        assert timedelta(0) <= delay <= timedelta(minutes=1440)
+        trigger = DateTrigger(run_date=NOW + delay)  # as the daemon schedules the retry
+        assert trigger.get_next_fire_time(None, NOW) == NOW + delay
+
+
+@PROPERTY
+@given(value=VALUES)
+@example(value=5)
+@example(value=0.5)
+def test_smtp_give_up_days_is_a_finite_number_of_days(tmp_path: Path, value: Any) -> None:
+    config = accepted_or_refused_clearly(write_config(tmp_path, "smtp", "give_up_days",
+                                                      value), "smtp", "give_up_days")
+    if config is None:
+        return
+    assert config.smtp is not None
+    cut_off = config.smtp.give_up_days * 86_400  # send.py compares an age in seconds to it
+    assert math.isfinite(cut_off) and cut_off > 0
+    assert NOW + timedelta(seconds=cut_off) >= NOW
 
 
 @PROPERTY
