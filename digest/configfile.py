@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 from zoneinfo import ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
 
 from .config import (
     DEFAULT_SCHEDULE,
@@ -29,6 +30,31 @@ from .config import (
 )
 from .errors import ConfigError, Problem, did_you_mean
 from .yamlsource import Located, load_located
+
+
+def _not_a_flag(value: Any) -> Any:
+    # YAML reads `yes`/`on`/`true` as booleans, and pydantic would take them as 1
+    if isinstance(value, bool):
+        raise ValueError("a number is needed here, not yes/no or true/false")
+    return value
+
+
+# numbers as YAML gives them (24, 24.0, "24"); a fraction where a whole number is needed,
+# inf/nan and yes/no are refused at load rather than handed to a library that chokes on them
+Whole = Annotated[int, BeforeValidator(_not_a_flag)]
+Number = Annotated[float, BeforeValidator(_not_a_flag), Field(allow_inf_nan=False)]
+
+def _rate(value: float) -> float:
+    if 0 < value < MIN_RATE:
+        raise ValueError(f"a rate under {MIN_RATE} messages per second would take days")
+    return value
+
+
+# APScheduler turns the grace period into a timedelta, which ends at 999,999,999 days;
+# a year is far past any use (a digest late by more than that is stale news anyway)
+MAX_GRACE_HOURS = 8784
+# a rate under one message per 100 s would spread one digest over days: surely a typo
+MIN_RATE = 0.01
 
 
 class _Strict(BaseModel):
@@ -55,9 +81,10 @@ class SiteModel(_Strict):
 
 
 class FeedsModel(_Strict):
-    entries: int = Field(default=20, ge=1, le=10_000)
+    entries: Whole = Field(default=20, ge=1, le=10_000)
     stylesheet: bool = True
-    refresh_minutes: float = Field(default=5, gt=0, le=1440)
+    # under 1/60 (a second) APScheduler's interval would silently become one second
+    refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
 
 
 class DkimModel(_Strict):
@@ -69,11 +96,11 @@ class DkimModel(_Strict):
 class DigestModel(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     sender: str | None = Field(default=None, alias="from")
-    first_window_days: int = Field(default=7, ge=1, le=3660)
+    first_window_days: Whole = Field(default=7, ge=1, le=3660)
     noun: str = Field(default="post", pattern=r"^[^/\r\n]{1,40}(/[^/\r\n]{1,40})?$")
     templates: Path | None = None
     schedule: str = DEFAULT_SCHEDULE
-    grace_hours: float = Field(default=24, ge=0)
+    grace_hours: Number = Field(default=24, ge=0, le=MAX_GRACE_HOURS)
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     dkim: DkimModel | None = None
@@ -81,19 +108,22 @@ class DigestModel(_Strict):
 
 class SmtpModel(_Strict):
     host: str
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: Whole | None = Field(default=None, ge=1, le=65535)
     security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timeout: float = Field(default=30, gt=0)
-    concurrency: int = Field(default=4, ge=1, le=200)
-    rate: float = Field(default=0, ge=0)
-    per_connection: int = Field(default=100, ge=1)
-    max_attempts: int = Field(default=5, ge=1, le=50)
-    backoff: float = Field(default=2.0, ge=0)
-    pause_after: int = Field(default=20, ge=1)
-    retry_minutes: float = Field(default=5, gt=0)
-    give_up_days: float = Field(default=5, gt=0)
+    # seconds per SMTP step; the daemon's stop waits this + 10 s, so an hour is the ceiling
+    timeout: Number = Field(default=30, ge=0.1, le=3600)
+    concurrency: Whole = Field(default=4, ge=1, le=200)
+    rate: Annotated[Number, AfterValidator(_rate)] = Field(default=0, ge=0)
+    per_connection: Whole = Field(default=100, ge=1)
+    max_attempts: Whole = Field(default=5, ge=1, le=50)
+    backoff: Number = Field(default=2.0, ge=0)
+    pause_after: Whole = Field(default=20, ge=1)
+    # the daemon's retry waits this, doubling to an hour; past a day it is not a retry (and
+    # doubled often enough, past timedelta's end)
+    retry_minutes: Number = Field(default=5, gt=0, le=1440)
+    give_up_days: Number = Field(default=5, gt=0, le=366)
     ca_file: Path | None = None
 
 
@@ -142,6 +172,48 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
     return [f.alias or name for name, f in current.model_fields.items()]
 
 
+def _field_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> FieldInfo | None:
+    """The pydantic field an error location names, if it names one."""
+    current: Any = model
+    for index, part in enumerate(loc):
+        fields: dict[str, FieldInfo] = {(f.alias or name): f
+                                        for name, f in current.model_fields.items()}
+        field = fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        if index == len(loc) - 1:
+            return field
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        current = nested[0]
+    return None
+
+
+def _expected(field: FieldInfo | None) -> str:
+    """What a number setting takes, from its declaration: the fix for a bad value."""
+    if field is None:
+        return ""
+    # Whole | None is Optional[Annotated[int, ...]]: look through both wrappers
+    kinds = {get_args(t)[0] if get_origin(t) is Annotated else t
+             for t in (field.annotation, *get_args(field.annotation))}
+    if int in kinds:
+        kind = "a whole number"
+    elif float in kinds:
+        kind = "a number"
+    else:
+        return ""
+    bounds = []
+    for item in field.metadata:
+        for attr, words in (("ge", "at least"), ("gt", "more than"),
+                            ("le", "at most"), ("lt", "less than")):
+            if getattr(item, attr, None) is not None:
+                bounds.append(f"{words} {getattr(item, attr):g}")
+    example = f", e.g. {field.default:g}" if isinstance(field.default, int | float) else ""
+    return f"write {kind}" + (" " + " and ".join(bounds) if bounds else "") + example
+
+
 def _problems(path: Path, located: Located, error: ValidationError) -> list[Problem]:
     problems = []
     for item in error.errors():
@@ -155,7 +227,9 @@ def _problems(path: Path, located: Located, error: ValidationError) -> list[Prob
         elif item["type"] == "missing":
             problems.append(Problem(path, line, f"missing key '{dotted}'", "add it"))
         else:
-            problems.append(Problem(path, line, f"'{dotted}': {item['msg']}"))
+            hint = _expected(_field_at(ConfigModel, loc))
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(Problem(path, line, f"'{dotted}': {message}", hint))
     return problems
 
 
@@ -163,9 +237,9 @@ _JEKYLL_KEYS = ("url", "baseurl", "title", "description", "timezone", "permalink
                 "excerpt_separator", "author", "lang")
 
 
-def _jekyll_settings(path: Path) -> dict[str, Any]:
+def _jekyll_settings(path: Path, located: Located) -> dict[str, Any]:
     """The site settings a Jekyll _config.yml gives; every other key there is Jekyll's business."""
-    data = load_located(path).data
+    data = located.data
     if not isinstance(data, dict):
         raise ConfigError([Problem(path, 1, "a Jekyll _config.yml must be a mapping")])
     picked = {k: data[k] for k in _JEKYLL_KEYS if data.get(k) not in (None, "")}
@@ -200,10 +274,11 @@ def read_config(path: Path) -> Config:
         raise ConfigError(_problems(path, located, exc)) from None
     base = path.parent
     settings: dict[str, Any] = {}
-    jekyll_path = None
+    jekyll_path = jekyll = None
     if model.site.jekyll_config is not None:
         jekyll_path = (base / model.site.jekyll_config).resolve()
-        settings.update(_jekyll_settings(jekyll_path))
+        jekyll = load_located(jekyll_path)
+        settings.update(_jekyll_settings(jekyll_path, jekyll))
     ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
     settings.update(ours)
     author = _author(settings.pop("author", None))
@@ -218,8 +293,12 @@ def read_config(path: Path) -> Config:
     try:
         site.tz  # noqa: B018 - validate now, not at the first post
     except (ZoneInfoNotFoundError, ValueError):
-        line = located.line_of(("site", "timezone"))
-        raise ConfigError([Problem(path, line, f"unknown timezone '{site.timezone}'",
+        # blame the file the name came from: config.yaml's site: wins over _config.yml
+        if model.site.timezone is None and jekyll_path is not None and jekyll is not None:
+            where, line = jekyll_path, jekyll.line_of(("timezone",))
+        else:
+            where, line = path, located.line_of(("site", "timezone"))
+        raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
     posts = (base / model.posts).resolve()
     if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll
@@ -306,9 +385,11 @@ def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSe
         raise ConfigError([Problem(path, located.line_of(("web", "base_url")),
                                    f"'web.base_url' must be an http(s) URL: {model.base_url!r}",
                                    "e.g. https://jobs.example.org/digest")])
-    if model.listen is not None and not LISTEN.match(model.listen):
+    found = LISTEN.match(model.listen) if model.listen is not None else None
+    if model.listen is not None and (not found or int(found["port"]) > 65535):
         raise ConfigError([Problem(path, located.line_of(("web", "listen")),
                                    f"'web.listen' must be HOST:PORT: {model.listen!r}",
-                                   "e.g. 127.0.0.1:8080 or [::1]:8080; null to not serve")])
+                                   "a port from 0 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080; "
+                                   "null to not serve")])
     return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
                        secret_env=model.secret_env, listen=model.listen)

@@ -43,7 +43,6 @@ from apscheduler.events import (  # type: ignore[import-untyped]
     JobExecutionEvent,
 )
 from apscheduler.triggers.date import DateTrigger  # type: ignore[import-untyped]
-from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from .clock import Clock
 from .config import Config, SmtpSettings, load_config
@@ -52,7 +51,13 @@ from .locks import Busy, daemon_lock
 from .logs import event
 from .loop import run_async
 from .progress import LogProgress
-from .schedule import DIGEST_JOB, STATE_STORE, make_scheduler, schedule_digest
+from .schedule import (
+    DIGEST_JOB,
+    STATE_STORE,
+    make_scheduler,
+    refresh_trigger,
+    schedule_digest,
+)
 from .send import send_async
 from .session import when
 from .status import note
@@ -284,9 +289,9 @@ class Daemon:
         self.request_build(f"every {self.config.refresh_minutes:g} min")
 
     def _schedule_refresh(self) -> None:
-        self._scheduler.add_job(self._refresh_due, IntervalTrigger(
-            minutes=self.config.refresh_minutes), id=REFRESH_JOB, replace_existing=True,
-            misfire_grace_time=None, coalesce=True)
+        self._scheduler.add_job(self._refresh_due, refresh_trigger(self.config),
+                                id=REFRESH_JOB, replace_existing=True,
+                                misfire_grace_time=None, coalesce=True)
 
     # the digest ---------------------------------------------------------------------------
     def _schedule_digest(self) -> None:

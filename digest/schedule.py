@@ -14,6 +14,7 @@ remember the line it came from, so the daemon can tell whether the config change
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,6 +31,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
 from apscheduler.triggers.base import BaseTrigger  # type: ignore[import-untyped]
 from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]
 
 from .clock import Clock
 from .config import Config
@@ -128,9 +130,7 @@ def schedule_digest(scheduler: Any, config: Config, clock: Clock) -> None:
             scheduler.remove_job(job_id, store)
         return
     trigger = SiteCron.on(clock, config.digest.schedule, config.site.timezone)
-    options = {"name": "weekly digest", "coalesce": True, "max_instances": 1,
-               # 0 would count a run a few milliseconds late as missed
-               "misfire_grace_time": max(config.digest.grace_hours * 3600, 1.0)}
+    options = digest_job_options(config)
     if job is None:
         scheduler.add_job(digest_due, trigger, id=job_id, jobstore=store,
                           replace_existing=True, **options)
@@ -139,6 +139,20 @@ def schedule_digest(scheduler: Any, config: Config, clock: Clock) -> None:
     due = kept_due(job.trigger, job.next_run_time, trigger, now) \
         or trigger.get_next_fire_time(None, now)
     scheduler.modify_job(job_id, store, trigger=trigger, next_run_time=due, **options)
+
+
+def digest_job_options(config: Config) -> dict[str, Any]:
+    """How APScheduler is to treat the digest job: once however late, within the grace."""
+    # APScheduler 3 takes only a positive int here (24.0 h → 86400.0 s is a TypeError at
+    # add_job); 0 would count a run a few milliseconds late as missed, so at least a second
+    grace = max(math.ceil(config.digest.grace_hours * 3600), 1)
+    return {"name": "weekly digest", "coalesce": True, "max_instances": 1,
+            "misfire_grace_time": grace}
+
+
+def refresh_trigger(config: Config) -> IntervalTrigger:
+    """Every `feeds.refresh_minutes`, whole seconds or fractions alike."""
+    return IntervalTrigger(seconds=float(config.refresh_minutes) * 60)
 
 
 def next_times(expression: str, timezone: str, after: datetime, count: int) -> list[datetime]:

@@ -307,8 +307,9 @@ class SmtpTransport:
         """The (unconnected) aiosmtplib client a connection starts from: `digest check`
         builds it too, so a value aiosmtplib refuses shows there rather than at send time."""
         settings = self._settings
+        # the types aiosmtplib documents, whatever a hand-built SmtpSettings holds
         return aiosmtplib.SMTP(
-            hostname=settings.host, port=settings.port, timeout=settings.timeout,
+            hostname=settings.host, port=int(settings.port), timeout=float(settings.timeout),
             local_hostname=local_hostname, use_tls=settings.security == "tls",
             start_tls=False, tls_context=self._tls if settings.security == "tls" else None)
 
