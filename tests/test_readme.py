@@ -64,6 +64,10 @@ EXEMPT = {
                   "command it runs is run here",
     "make test": "runs this very suite",
     "make bench": "needs the 20,000-post corpus and Hugo (see Benchmarks)",
+    "make lock": "rewrites the committed lock from PyPI with uv; `make test` installs from "
+                 "the lock it wrote, with its hashes checked",
+    "make lock LOCK_UPGRADE='--upgrade-package jinja2'": "as make lock, one package",
+    "make test-latest": "CI's second pass (.ci/run runs it after make test)",
     "python3 -m venv .venv": "creates the venv this test already runs in",
     ".venv/bin/pip install -e '.[test]'": "installs the package this test already imports",
 }
