@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from . import __version__
 from .config import Site
@@ -21,6 +21,7 @@ from .content import plain_title, xml_safe
 from .posts import Post
 
 if TYPE_CHECKING:
+    from feedgen.entry import FeedEntry
     from feedgen.feed import FeedGenerator
 
 GENERATOR_URI = "https://example.invalid/digest"  # no public home yet; the name is what matters
@@ -87,8 +88,55 @@ def feed_title(site: Site, spec: FeedSpec) -> str:
     return plain_title(f"{site.title}: {spec.key}")
 
 
+Format = Literal["atom", "rss"]
+SHARE_FROM = 16  # terms: below this, making an entry again costs less than keeping it
+
+
+class FeedEntries:
+    """feedgen's entries for the feeds of one build, a post with many terms made only once.
+
+    A post with T tags is listed in T + 1 feeds, each with its T categories; made afresh for
+    every feed, its categories alone cost T² (feedgen validates and copies the whole list
+    whenever it is set). Made once per format and shared (feedgen only reads an entry when
+    it writes a feed), they cost T, plus the T² category elements the feeds really hold.
+    Posts with few terms are made per feed: keeping them would cost memory for no gain.
+    """
+
+    def __init__(self) -> None:
+        self._shared: dict[tuple[Entry, Format], FeedEntry] = {}
+
+    def get(self, entry: Entry, kind: Format) -> FeedEntry:
+        if len(entry.terms) < SHARE_FROM:
+            return _feed_entry(entry, kind)
+        made = self._shared.get((entry, kind))
+        if made is None:
+            made = self._shared[(entry, kind)] = _feed_entry(entry, kind)
+        return made
+
+
+def _feed_entry(entry: Entry, kind: Format) -> FeedEntry:
+    from feedgen.entry import FeedEntry
+
+    fe = FeedEntry()
+    fe.id(entry.id)
+    fe.guid(entry.id, permalink=entry.id == entry.link)
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate")
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    if entry.html.strip():  # an empty element is a validator warning; the link suffices
+        fe.content(entry.html, type="html")
+    if entry.summary:
+        fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
+    if entry.terms:  # in one call: feedgen maps its whole list again on every call
+        fe.category([{"term": xml_safe(term)} for term in entry.terms])
+    if entry.author and kind == "atom":
+        fe.author({"name": entry.author})
+    return fe
+
+
 def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
-               kind: str) -> FeedGenerator:
+               kind: Format, made: FeedEntries) -> FeedGenerator:
     from feedgen.feed import FeedGenerator
 
     fg = FeedGenerator()
@@ -110,21 +158,7 @@ def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: s
     newest = max((e.updated for e in entries), default=datetime(1970, 1, 1).astimezone(site.tz))
     fg.updated(newest) if kind == "atom" else fg.lastBuildDate(newest)
     for entry in entries:
-        fe = fg.add_entry(order="append")
-        fe.id(entry.id)
-        fe.guid(entry.id, permalink=entry.id == entry.link)
-        fe.title(entry.title)
-        fe.link(href=entry.link, rel="alternate")
-        fe.published(entry.published)
-        fe.updated(entry.updated)
-        if entry.html.strip():  # an empty element is a validator warning; the link suffices
-            fe.content(entry.html, type="html")
-        if entry.summary:
-            fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
-        for term in entry.terms:
-            fe.category(term=xml_safe(term))
-        if entry.author and kind == "atom":
-            fe.author({"name": entry.author})
+        fg.add_entry(made.get(entry, kind), order="append")
     return fg
 
 
@@ -132,14 +166,16 @@ _DECLARATION_END = b"?>\n"
 
 
 def atom_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
-               stylesheet: str | None) -> bytes:
-    data: bytes = _generator(site, spec, entries, self_url, "atom").atom_str(pretty=True)
+               stylesheet: str | None, made: FeedEntries | None = None) -> bytes:
+    fg = _generator(site, spec, entries, self_url, "atom", made or FeedEntries())
+    data: bytes = fg.atom_str(pretty=True)
     return _with_stylesheet(data, stylesheet)
 
 
 def rss_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
-              stylesheet: str | None) -> bytes:
-    data: bytes = _generator(site, spec, entries, self_url, "rss").rss_str(pretty=True)
+              stylesheet: str | None, made: FeedEntries | None = None) -> bytes:
+    fg = _generator(site, spec, entries, self_url, "rss", made or FeedEntries())
+    data: bytes = fg.rss_str(pretty=True)
     return _with_stylesheet(data, stylesheet)
 
 
