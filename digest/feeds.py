@@ -57,20 +57,32 @@ class Entry:
     author: str | None
 
 
-_SIMPLE = re.compile(r"^[A-Za-z0-9_]+$")  # jekyll-feed keeps exactly these tags
+_SIMPLE = re.compile(r"[A-Za-z0-9_]+")  # jekyll-feed keeps exactly these tags (fullmatch)
+# The longest stem that can be written: a file name has at most 255 bytes (ext4, XFS, APFS,
+# NTFS), less '.xml', less what the atomic writer wraps around the name for its temporary
+# file ('.' NAME '.XXXXXXXX.tmp', writer.py). Every stem up to this was written before
+# and keeps its name; only a longer one is cut.
+STEM_MAX = 255 - len(".xml") - len("..XXXXXXXX.tmp")
+_HASH = 8
+
+
+def _hash(tag: str) -> str:
+    return hashlib.sha256(tag.encode()).hexdigest()[:_HASH]
 
 
 def feed_file_stem(tag: str) -> str:
     """A safe, stable file name for a tag; jekyll-feed's own name whenever it had one.
 
     jekyll-feed silently skips tags outside [A-Za-z0-9_]; those get a readable ASCII slug
-    plus a short hash of the exact tag, so `i.t.`, `I.T.` and `i-t` never collide.
+    plus a short hash of the exact tag, so `i.t.`, `I.T.` and `i-t` never collide. A simple
+    tag too long for a file name is cut the same way: its start, '-', a hash of all of it
+    (a simple tag has no '-', and a cut one is longer than any slug, so none can collide).
     """
-    if _SIMPLE.match(tag):
-        return tag
+    if _SIMPLE.fullmatch(tag):
+        return tag if len(tag) <= STEM_MAX else f"{tag[:STEM_MAX - _HASH - 1]}-{_hash(tag)}"
     ascii_ = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
     slug = re.sub(r"[^A-Za-z0-9_]+", "-", ascii_).strip("-")[:60] or "tag"
-    return f"{slug}-{hashlib.sha256(tag.encode()).hexdigest()[:8]}"
+    return f"{slug}-{_hash(tag)}"
 
 
 def feed_paths(kind: str, key: str) -> tuple[str, str]:
