@@ -102,28 +102,89 @@ def feed_title(site: Site, spec: FeedSpec) -> str:
 
 Format = Literal["atom", "rss"]
 SHARE_FROM = 16  # terms: below this, making an entry again costs less than keeping it
+_ELEMENT: dict[Format, tuple[bytes, bytes]] = {"atom": (b"<entry>", b"</entry>"),
+                                               "rss": (b"<item>", b"</item>")}
 
 
 class FeedEntries:
-    """feedgen's entries for the feeds of one build, a post with many terms made only once.
+    """The entries of one build's feeds, a post with many terms written only once.
 
-    A post with T tags is listed in T + 1 feeds, each with its T categories; made afresh for
-    every feed, its categories alone cost T² (feedgen validates and copies the whole list
-    whenever it is set). Made once per format and shared (feedgen only reads an entry when
-    it writes a feed), they cost T, plus the T² category elements the feeds really hold.
+    A post with T tags is listed in T + 1 feeds, each with its T categories. feedgen copies
+    and checks an entry's whole category list whenever it is set, and writes every element
+    of every entry again for every feed: such a post costs T² (T³ with one call per term).
+    So a post with many terms is written once per format, alone, and those bytes replace a
+    stand-in entry in each feed that lists it: it costs T, plus copying the bytes the feeds
+    hold. (An entry is written the same at the same depth, and entries are always children
+    of the feed's root, RSS's channel: none of the text around an entry can contain '<'.)
     Posts with few terms are made per feed: keeping them would cost memory for no gain.
     """
 
     def __init__(self) -> None:
-        self._shared: dict[tuple[Entry, Format], FeedEntry] = {}
+        self._written: dict[tuple[Entry, Format], bytes] = {}
 
-    def get(self, entry: Entry, kind: Format) -> FeedEntry:
+    def add(self, fg: FeedGenerator, entry: Entry, kind: Format) -> bytes | None:
+        """Add *entry* to *fg*; return what must replace the entry fg writes, if anything."""
         if len(entry.terms) < SHARE_FROM:
-            return _feed_entry(entry, kind)
-        made = self._shared.get((entry, kind))
-        if made is None:
-            made = self._shared[(entry, kind)] = _feed_entry(entry, kind)
-        return made
+            fg.add_entry(_feed_entry(entry, kind), order="append")
+            return None
+        fg.add_entry(_stand_in(entry), order="append")
+        written = self._written.get((entry, kind))
+        if written is None:
+            written = self._written[(entry, kind)] = _written_alone(entry, kind)
+        return written
+
+
+def _stand_in(entry: Entry) -> FeedEntry:
+    """The least feedgen accepts as an entry, to be replaced once the feed is written."""
+    from feedgen.entry import FeedEntry
+
+    fe = FeedEntry()
+    fe.id(entry.id)
+    fe.title("-")
+    fe.link(href=entry.link)
+    fe.updated(entry.updated)
+    return fe
+
+
+def _written_alone(entry: Entry, kind: Format) -> bytes:
+    """*entry* as any feed writes it, from a feed of it alone."""
+    from feedgen.feed import FeedGenerator
+
+    fg = FeedGenerator()
+    fg.id("urn:digest:alone")
+    fg.title("-")
+    fg.link(href="urn:digest:alone")
+    fg.description("-")
+    fg.updated(entry.updated)
+    fg.add_entry(_feed_entry(entry, kind), order="append")
+    data: bytes = fg.atom_str(pretty=True) if kind == "atom" else fg.rss_str(pretty=True)
+    (start, end), = _spans(data, kind)
+    return data[start:end]
+
+
+def _spans(data: bytes, kind: Format) -> list[tuple[int, int]]:
+    """Where each entry's element starts and ends in a written feed, in order."""
+    open_, close = _ELEMENT[kind]
+    spans = []
+    start = data.find(open_)
+    while start >= 0:
+        end = data.index(close, start) + len(close)
+        spans.append((start, end))
+        start = data.find(open_, end)
+    return spans
+
+
+def _replaced(data: bytes, kind: Format, written: Sequence[bytes | None]) -> bytes:
+    """*data* with each entry that has bytes in *written* (same order) replaced by them."""
+    if not any(written):
+        return data
+    parts, at = [], 0
+    for (start, end), new in zip(_spans(data, kind), written, strict=True):
+        if new is not None:
+            parts += [data[at:start], new]
+            at = end
+    parts.append(data[at:])
+    return b"".join(parts)
 
 
 def _feed_entry(entry: Entry, kind: Format) -> FeedEntry:
@@ -147,8 +208,8 @@ def _feed_entry(entry: Entry, kind: Format) -> FeedEntry:
     return fe
 
 
-def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
-               kind: Format, made: FeedEntries) -> FeedGenerator:
+def _written(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
+             kind: Format, made: FeedEntries) -> bytes:
     from feedgen.feed import FeedGenerator
 
     fg = FeedGenerator()
@@ -169,9 +230,9 @@ def _generator(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: s
     fg.generator("digest", version=__version__, uri=GENERATOR_URI)
     newest = max((e.updated for e in entries), default=datetime(1970, 1, 1).astimezone(site.tz))
     fg.updated(newest) if kind == "atom" else fg.lastBuildDate(newest)
-    for entry in entries:
-        fg.add_entry(made.get(entry, kind), order="append")
-    return fg
+    written = [made.add(fg, entry, kind) for entry in entries]
+    data: bytes = fg.atom_str(pretty=True) if kind == "atom" else fg.rss_str(pretty=True)
+    return _replaced(data, kind, written)
 
 
 _DECLARATION_END = b"?>\n"
@@ -179,15 +240,13 @@ _DECLARATION_END = b"?>\n"
 
 def atom_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
                stylesheet: str | None, made: FeedEntries | None = None) -> bytes:
-    fg = _generator(site, spec, entries, self_url, "atom", made or FeedEntries())
-    data: bytes = fg.atom_str(pretty=True)
+    data = _written(site, spec, entries, self_url, "atom", made or FeedEntries())
     return _with_stylesheet(data, stylesheet)
 
 
 def rss_bytes(site: Site, spec: FeedSpec, entries: Sequence[Entry], self_url: str,
               stylesheet: str | None, made: FeedEntries | None = None) -> bytes:
-    fg = _generator(site, spec, entries, self_url, "rss", made or FeedEntries())
-    data: bytes = fg.rss_str(pretty=True)
+    data = _written(site, spec, entries, self_url, "rss", made or FeedEntries())
     return _with_stylesheet(data, stylesheet)
 
 

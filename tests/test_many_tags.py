@@ -71,8 +71,9 @@ def test_feedgen_work_grows_linearly_with_the_tags_of_a_post(tmp_path, monkeypat
 def test_entries_shared_between_feeds_are_written_byte_for_byte_as_unshared_ones(
         tmp_path, monkeypatch):
     posts = {
-        "2024-01-02-many.md": post("Many", tags=_tags(feeds.SHARE_FROM + 4),
-                                   author="Ann Author", body="Intro.\n\nMore *text*.\n"),
+        "2024-01-02-many.md": post("'Many & <more>'", tags=_tags(feeds.SHARE_FROM + 4),
+                                   author="Ann Author",
+                                   body="Intro: `<entry>` and </item>.\n\nMore *text*.\n"),
         "2024-01-03-empty.md": post("Empty", tags=_tags(feeds.SHARE_FROM), body=""),
         "2024-01-04-few.md": post("Few", tags="[tag0000, tag0001]", category="Remote"),
     }
