@@ -147,10 +147,11 @@ def main() -> int:
               f"{ref.seconds / 10:.3f}s ({'met' if met else 'NOT met'})")
     if tag_rows:
         hugo_tags, digest_tags = tag_rows
-        met = digest_tags.seconds <= hugo_tags.seconds
-        print(f"target {args.tags:,} tags <= hugo:{' ' * max(0, 9 - len(f'{args.tags:,}'))}"
-              f"{digest_tags.seconds:.2f}s vs {hugo_tags.seconds:.2f}s "
-              f"({'met' if met else 'NOT met'})")
+        # not like for like: Hugo writes RSS only and lists no categories in an item
+        print(f"{args.tags:,} tags on one post:   {digest_tags.seconds:.2f}s vs hugo "
+              f"{hugo_tags.seconds:.2f}s ({digest_tags.seconds / hugo_tags.seconds:.1f}x; "
+              f"digest writes {2 * (args.tags + 1):,} feeds with {args.tags:,} categories "
+              f"each, Hugo {args.tags + 1:,} with none)")
     return 0
 
 
