@@ -9,11 +9,16 @@ With --linking SHARE, that share of the posts also link to the post before them 
 `{% post_url %}`, and one more row times a rebuild after a linked post's URL moved (best
 of K, each time another of the newest linked posts: their linking posts are in feeds).
 
+Two more rows time a site of one post with --tags N tags (1,000 by default; 0 skips it),
+cold, digest and Hugo (best of K each): that post is in N + 1 feeds, each listing its N
+tags, so a build whose work grows faster than what it writes shows here first.
+
 digest's bytecode is compiled first, as `pip install` does for an installed copy: an
 editable install run with PYTHONDONTWRITEBYTECODE set (as here) would otherwise compile
 every module from source on every run (~30 ms of each +1 build), which no deployment does.
 
     python bench/build_bench.py [--posts N] [--source PATH] [--runs K] [--linking SHARE]
+                                [--tags N]
 """
 
 from __future__ import annotations
@@ -39,6 +44,31 @@ def _digest(config: Path, label: str) -> Measurement:
                         label=label)
 
 
+def _many_tags_rows(out: Path, source: Path, tags: int, runs: int) -> list[Measurement]:
+    """digest and Hugo, cold, on a site of one post with *tags* tags."""
+    posts = out / "tags" / "_posts"
+    posts.mkdir(parents=True)
+    names = "\n".join(f"  - tag{i:04d}" for i in range(tags))
+    (posts / "2024-01-02-many-tags.md").write_text(
+        f"---\ntitle: A post with {tags} tags\ntags:\n{names}\n---\n\nOne job, many tags.\n",
+        encoding="utf-8")
+    hugo_site = out / "tags" / "hugo"
+    make_hugo_site(posts, hugo_site)
+    config = out / "tags" / "config.yaml"
+    config.write_text(f"site:\n  jekyll_config: {source / '_config.yml'}\n"
+                      f"posts: {posts}\noutput: {out / 'tags' / 'public'}\n"
+                      f"state: {out / 'tags' / 'state'}\n")
+    label = f"{tags:,} tags"
+
+    def cold() -> Measurement:
+        shutil.rmtree(out / "tags" / "state", ignore_errors=True)
+        shutil.rmtree(out / "tags" / "public", ignore_errors=True)
+        return _digest(config, f"digest {label}")
+
+    return [best_of(runs, lambda: run_hugo(hugo_site, label=f"hugo {label}")),
+            best_of(runs, cold)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=20000)
@@ -47,6 +77,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     parser.add_argument("--linking", type=float, default=0.0,
                         help="share of posts that link to another with {%% post_url %%}")
+    parser.add_argument("--tags", type=int, default=1000,
+                        help="tags of the one post of the many-tags site (0: no such rows)")
     args = parser.parse_args()
 
     out: Path = args.out
@@ -98,10 +130,11 @@ def main() -> int:
     make_hugo_site(posts, hugo_site)  # Hugo has no incremental CLI build: it builds all
     rows.append(run_hugo(hugo_site, label="hugo +1 post"))
     added.unlink()
+    hugo, cold_row, _, plus_one, *_, hugo_plus = rows
+    tag_rows = _many_tags_rows(out, args.source, args.tags, args.runs) if args.tags else []
 
     print(f"{args.posts} posts replayed from {args.source}")
-    print_table(rows, reference="hugo cold")
-    hugo, cold_row, _, plus_one, *_, hugo_plus = rows
+    print_table(rows + tag_rows, reference="hugo cold")
     mem = max(cold_row.peak_rss_mb, cold_row.tree_rss_mb)
     hugo_mem = max(hugo.peak_rss_mb, hugo.tree_rss_mb)
     print(f"target cold <= hugo:            {cold_row.seconds:.2f}s vs {hugo.seconds:.2f}s "
@@ -112,6 +145,13 @@ def main() -> int:
         met = plus_one.seconds < ref.seconds / 10
         print(f"target +1 post < {name}/10:{' ' * (14 - len(name))}{plus_one.seconds:.3f}s vs "
               f"{ref.seconds / 10:.3f}s ({'met' if met else 'NOT met'})")
+    if tag_rows:
+        hugo_tags, digest_tags = tag_rows
+        # not like for like: Hugo writes RSS only and lists no categories in an item
+        print(f"{args.tags:,} tags on one post:   {digest_tags.seconds:.2f}s vs hugo "
+              f"{hugo_tags.seconds:.2f}s ({digest_tags.seconds / hugo_tags.seconds:.1f}x; "
+              f"digest writes {2 * (args.tags + 1):,} feeds with {args.tags:,} categories "
+              f"each, Hugo {args.tags + 1:,} with none)")
     return 0
 
 

@@ -22,7 +22,15 @@ from pathlib import Path
 from . import __version__, builtin
 from .config import Config, Site
 from .content import PageContext, Rendered, plain_title, stem_of
-from .feeds import Entry, FeedSpec, atom_bytes, feed_paths, feed_title, rss_bytes
+from .feeds import (
+    Entry,
+    FeedEntries,
+    FeedSpec,
+    atom_bytes,
+    feed_paths,
+    feed_title,
+    rss_bytes,
+)
 from .index import (
     EVERY_FEED,
     Found,
@@ -347,13 +355,18 @@ def _write_feeds(config: Config, store: Store,
     report.rendered = len(needed)
     stylesheet = f"{_base_path(site)}/{STYLESHEET}" if config.stylesheet else None
 
+    # each post made into an entry once, however many feeds list it (a post may have 1,000
+    # tags): work in proportion to what is written, not to tags times feeds
+    entries = {p.path: _entry(site, p, look.ids[p.path], look.updated[p.path], rendered[p.path])
+               for p in needed}
+    made = FeedEntries()
+
     def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
         for spec, _ in changed:
-            entries = [_entry(site, p, look.ids[p.path], look.updated[p.path],
-                              rendered[p.path]) for p in spec.posts]
+            listed = [entries[p.path] for p in spec.posts]
             for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
-                yield config.output / rel, maker(site, spec, entries, absolute(site, "/" + rel),
-                                                 stylesheet)
+                yield config.output / rel, maker(site, spec, listed, absolute(site, "/" + rel),
+                                                 stylesheet, made)
 
     report.written.extend(path.relative_to(config.output).as_posix()
                           for path in write_files(files()))
