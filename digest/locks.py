@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from .errors import DigestError
+from .errors import DigestError, StateError
+from .store import private_folder
 
 DAEMON_LOCK = "daemon.lock"
 SEND_LOCK = "send.lock"
@@ -49,9 +50,13 @@ def holder(path: Path) -> int | None:
 def held(path: Path, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on *path*, or raise Busy at once with the message *busy*
     (in which `{pid}` stands for the holder's PID)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     # no O_TRUNC: the PID in the file belongs to whoever holds the lock until we have it
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(path, f"the lock file cannot be opened ({exc.strerror})",
+                         "make the state folder writable by the user running digest") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
