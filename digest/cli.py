@@ -280,9 +280,13 @@ def _digest_errors(ctx: click.Context) -> Iterator[None]:
 @click.option("--to", "to", metavar="EMAIL",
               help="Send one test copy to this address instead (not logged as a delivery).")
 @click.option("--subscriber", metavar="EMAIL", help="With --to: that subscriber's digest.")
+@click.option("--i-lost-the-state", "state_lost", is_flag=True,
+              help="The state database is lost and there is no backup: rebuild the past "
+                   "digests from state/archive and send from a new send log (who "
+                   "unsubscribed is lost with it).")
 @click.pass_context
 def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | None,
-         subscriber: str | None) -> None:
+         subscriber: str | None, state_lost: bool) -> None:
     """Send this period's digest to every subscriber (resuming any unfinished run first).
 
     Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
@@ -308,7 +312,8 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
             skipped = _print_problems(dry.subscribers)
             click.echo(dry.summary())
             ctx.exit(1 if skipped else 0)
-        report = sending.send(config, as_of=as_of, progress=make_progress())
+        report = sending.send(config, as_of=as_of, progress=make_progress(),
+                              state_lost=state_lost)
         skipped = _print_problems(report.subscribers)
         if report.nothing_new:
             click.echo(report.nothing_new)
