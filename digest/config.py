@@ -199,7 +199,10 @@ def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
 
 def _posts_folder(root: Path) -> Path:
     """As read_config picks it: the site root's _posts folder if it has one."""
-    return root / "_posts" if (root / "_posts").is_dir() else root
+    try:
+        return root / "_posts" if (root / "_posts").is_dir() else root
+    except OSError:  # an unreadable folder: the reading itself says so, with its path
+        return root
 
 
 class _Miss(Exception):
@@ -257,6 +260,9 @@ def _cached(place: _Place, path: Path) -> Config | None:
         return None
     posts = _posts_folder(place.posts_root)  # the folder may have come or gone since
     if posts != config.posts or not posts.is_dir():
+        return None
+    templates = config.digest.templates  # checked by read_config, and may have gone since
+    if templates is not None and not templates.is_dir():
         return None
     return config
 

@@ -161,7 +161,7 @@ _CAUSES: dict[int, tuple[str, str]] = {
     14: ("the state database cannot be opened",
          "check that the state folder exists and is readable and writable by the user "
          "running digest"),
-    26: ("the state database is not a database (damaged, or another file)", RESTORE),
+    26: ("the state database is damaged, or not a database at all", RESTORE),
 }
 _CAUSES[6] = _CAUSES[5]  # SQLITE_LOCKED
 _CAUSES[23] = _CAUSES[14]  # SQLITE_AUTH
@@ -173,7 +173,7 @@ def state_error(path: Path, exc: sqlite3.Error) -> StateError:
     what, todo = _CAUSES.get(code & 0xFF if isinstance(code, int) else -1,
                              ("the state database failed", "run again; if it fails again, "
                               + RESTORE))
-    return StateError(path, f"{what} ({exc})", todo)
+    return StateError(path, f"{what} (SQLite: {exc})", todo)
 
 
 def _translated(cursor: sqlite3.Cursor, exc: sqlite3.Error) -> BaseException:
