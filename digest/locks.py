@@ -64,12 +64,17 @@ def held(path: Path, busy: str) -> Iterator[None]:
         pid = holder(path)
         raise Busy(path, pid, busy.replace("{pid}", str(pid) if pid else "unknown")) from None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock is held all the same, only its PID is not told
         yield
     finally:
-        os.ftruncate(fd, 0)  # a PID left behind would make `digest status` report a daemon
-        os.close(fd)  # and this releases the lock
+        try:
+            os.ftruncate(fd, 0)  # a PID left behind would make `digest status` report a daemon
+        finally:
+            os.close(fd)  # and this releases the lock
 
 
 def daemon_lock(state: Path) -> AbstractContextManager[None]:

@@ -170,10 +170,20 @@ _CAUSES[23] = _CAUSES[14]  # SQLITE_AUTH
 def state_error(path: Path, exc: sqlite3.Error) -> StateError:
     """*exc*, raised on the database at *path*, as a StateError saying what to do."""
     code = getattr(exc, "sqlite_errorcode", None)
-    what, todo = _CAUSES.get(code & 0xFF if isinstance(code, int) else -1,
-                             ("the state database failed", "run again; if it fails again, "
-                              + RESTORE))
-    return StateError(path, f"{what} (SQLite: {exc})", todo)
+    primary = code & 0xFF if isinstance(code, int) else -1
+    if primary == 10 and _full(path.parent):  # SQLite tells a full disk as an I/O error
+        primary = 13
+    what, todo = _CAUSES.get(primary, ("the state database failed",
+                                       "run again; if it fails again, " + RESTORE))
+    return StateError(path, f"{what} (SQLite: {exc})", todo.replace("FILE", str(path)))
+
+
+def _full(folder: Path) -> bool:
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < 64 * 1024  # less than a few pages left
 
 
 def _translated(cursor: sqlite3.Cursor, exc: sqlite3.Error) -> BaseException:
