@@ -6,7 +6,7 @@
     ├── StateError       the state database (or another file of the state folder) cannot
     │   │                be read or written: damaged, locked, read-only, disk full
     │   └── StateLost    the send log is gone while earlier digests left their traces
-    └── OutputError      a file cannot be written where digest puts its output
+    └── OutputError      a file cannot be written where digest puts it (also an OSError)
 
 Library errors (YAML, lxml, SQLite, OSError on writes) are translated into these where they
 enter, each naming the file and what to do, so the command line's one boundary (cli.py)
@@ -79,16 +79,20 @@ class StateLost(StateError):
     mail everyone the last digest again."""
 
 
-class OutputError(DigestError):
+class OutputError(DigestError, OSError):
     """A file cannot be written (full disk, read-only folder, no permission); nothing half
-    written is left behind."""
+    written is left behind. Also an OSError with the cause's errno, so code that handled the
+    OSError before it was translated still does."""
 
     def __init__(self, path: Path, error: OSError, todo: str = "") -> None:
+        reason = error.strerror or str(error)
+        self.message = f"cannot write {path}: {reason}; {todo or _todo_for(error)}"
+        super().__init__(error.errno, reason, str(path))
         self.path = path
         self.error = error
-        reason = error.strerror or str(error)
-        todo = todo or _todo_for(error)
-        super().__init__(f"cannot write {path}: {reason}; {todo}")
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def _todo_for(error: OSError) -> str:

@@ -4,8 +4,9 @@ The send log (in state.sqlite3) is what says a digest was sent. If the database 
 or truncated to nothing, it opens empty, and without this check the next `digest send`
 would make the same period's digest again and mail it to everyone, silently. So every send
 leaves traces outside the database: the marker file `state/sendlog.marker`, written as soon
-as the log holds a run, besides the archive (`state/archive/SLUG.json`, one per digest) and
-the outbox's messages. An empty send log beside any of them is a lost one: the send is
+as the log holds a run, besides the archive (`state/archive/SLUG.json`, one per digest). Not
+the outbox: `digest send --to` files test copies there without any digest having been sent.
+An empty send log beside either trace is a lost one: the send is
 refused (StateLost, exit 2) until the database is restored from a backup or the loss is
 acknowledged (`digest send --i-lost-the-state`), which rebuilds the finished runs from the
 archive, so the posts they carried are not sent again, and starts the log afresh. The
@@ -37,15 +38,11 @@ _MARKER_TEXT = (b"digest: the send log in state.sqlite3 has recorded digests. If
 
 
 def traces(state: Path) -> list[Path]:
-    """What earlier sends left outside the database: the marker, archived digests, mail in
-    the outbox (one of each kind found is enough)."""
+    """What earlier sends left outside the database: the marker, an archived digest."""
     found = [state / MARKER] if (state / MARKER).exists() else []
-    for folder, pattern in ((archive.folder(state), "*.json"),
-                            (state / "outbox" / "new", "*"), (state / "outbox" / "cur", "*")):
-        first = next(iter(sorted(folder.glob(pattern))), None) if folder.is_dir() else None
-        if first is not None:
-            found.append(first)
-    return found
+    folder = archive.folder(state)
+    first = next(iter(sorted(folder.glob("*.json"))), None) if folder.is_dir() else None
+    return found if first is None else [*found, first]
 
 
 def mark(state: Path) -> None:
