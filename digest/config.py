@@ -244,7 +244,7 @@ def _decode(kind: Any, value: Any) -> Any:
             raise _Miss
         return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return value  # an int stays one (JSON keeps 24 and 24.0 apart), as it was read
     if kind in (str, int, bool) and type(value) is kind:
         return value
     raise _Miss
@@ -278,7 +278,13 @@ def _remember(place: _Place, path: Path, config: Config,
     from .errors import DigestError
     from .writer import write_if_changed
 
-    data = json.dumps({"key": list(key), "config": _encode(config)}, sort_keys=True)
+    encoded = _encode(config)
+    try:
+        if _decode(Config, json.loads(json.dumps(encoded))) != config:
+            return  # would not come back the same: never cache what would load differently
+    except _Miss:
+        return
+    data = json.dumps({"key": list(key), "config": encoded}, sort_keys=True)
     try:
         write_if_changed(place.file, data.encode(), mode=0o600)  # atomic: never half a file
         place.file.with_name(OLD_CACHE_NAME).unlink(missing_ok=True)

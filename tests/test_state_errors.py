@@ -357,3 +357,22 @@ def test_temporary_files_of_killed_writers_are_removed_at_the_next_start(sent):
     assert code == 0, (out, err)
     assert [p for p in left if p.exists()] == []
     assert [p for p in kept if not p.exists()] == []
+
+
+def test_the_cached_config_is_exactly_the_one_read(tmp_path):
+    """Field for field and type for type (an int stays an int): the JSON cache replaced a
+    pickle, and a value that came back as 24.0 instead of 24 broke the daemon's scheduler."""
+    from digest.config import load_config
+    from digest.configfile import read_config
+
+    config = digest_site(tmp_path, templates=".")
+    (tmp_path / "state").mkdir()
+    read = read_config(config.resolve())
+    load_config(config)
+    assert (tmp_path / "state" / "config.json").is_file()
+    cached = load_config(config)
+    assert cached == read
+    assert [type(v) for v in vars(cached.digest).values()] == [
+        type(v) for v in vars(read.digest).values()]
+    assert (type(cached.refresh_minutes), type(cached.digest.grace_hours)) == (
+        type(read.refresh_minutes), type(read.digest.grace_hours))
