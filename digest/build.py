@@ -45,7 +45,7 @@ from .posts import Post, body_of
 from .reader import fingerprint, readings, refresh
 from .scan import Scan
 from .store import Store
-from .writer import write_files, write_if_changed
+from .writer import clean_stale, write_files, write_if_changed
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
@@ -313,6 +313,7 @@ def build(config: Config, *, now: datetime, future: bool = False,
     *scanned*: a scan of the posts folder already under way (see scan.py).
     """
     site = config.site
+    clean_stale(config.output)  # what a build killed mid-write left
     store = Store.open(config.state)
     urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
     try:

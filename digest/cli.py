@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .config import Config, load_config
-from .errors import ConfigError, Problem
+from .errors import ConfigError, DigestError, Problem
 
 if TYPE_CHECKING:
     from .scan import Scan
@@ -78,7 +78,46 @@ def _problem_json(problem: Problem, root: Path) -> dict[str, Any]:
     return {"path": path, "line": problem.line, "error": error}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Boundary(click.Group):
+    """The one error boundary around every command: nothing reaches a user as a traceback.
+
+    A DigestError (library errors are translated into these where they enter: SQLite,
+    files, YAML) is its message and exit 2; anything else is a bug, told in one line with
+    what to do, exit 2 too, and its traceback shown under -v. click's own exits and usage
+    errors pass through untouched.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("verbose"):  # for debugging: where it came from
+                import traceback
+
+                traceback.print_exc()
+            _explain(exc)
+        raise click.exceptions.Exit(2)
+
+
+def _explain(exc: Exception) -> None:
+    """One error as the lines a user reads: what, where, what to do."""
+    if isinstance(exc, ConfigError):
+        for problem in exc.problems:
+            click.echo(f"error: {problem}", err=True)
+    elif isinstance(exc, DigestError):
+        click.echo(f"error: {exc}", err=True)
+    elif isinstance(exc, OSError):  # one not translated where it entered: still say where
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}; check that it exists and that this "
+                   "user may read and write it, then run the command again", err=True)
+    else:
+        click.echo(f"error: digest failed unexpectedly ({type(exc).__name__}: {exc}); this is "
+                   "a bug: run the command again with -v and report what it prints", err=True)
+
+
+@click.group(cls=_Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config_path", default="config.yaml", show_default=True,
               type=click.Path(dir_okay=False), help="The config file to use.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every step.")
@@ -271,9 +310,13 @@ def _digest_errors(ctx: click.Context) -> Iterator[None]:
 @click.option("--to", "to", metavar="EMAIL",
               help="Send one test copy to this address instead (not logged as a delivery).")
 @click.option("--subscriber", metavar="EMAIL", help="With --to: that subscriber's digest.")
+@click.option("--i-lost-the-state", "state_lost", is_flag=True,
+              help="The state database is lost and there is no backup: rebuild the past "
+                   "digests from state/archive and send from a new send log (who "
+                   "unsubscribed is lost with it).")
 @click.pass_context
 def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | None,
-         subscriber: str | None) -> None:
+         subscriber: str | None, state_lost: bool) -> None:
     """Send this period's digest to every subscriber (resuming any unfinished run first).
 
     Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
@@ -301,7 +344,8 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
             skipped = _print_problems(dry.subscribers)
             click.echo(dry.summary())
             ctx.exit(1 if skipped else 0)
-        report = sending.send(config, as_of=as_of, progress=make_progress())
+        report = sending.send(config, as_of=as_of, progress=make_progress(),
+                              state_lost=state_lost)
         skipped = _print_problems(report.subscribers)
         if report.nothing_new:
             click.echo(report.nothing_new)

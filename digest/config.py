@@ -3,25 +3,28 @@
 configfile.py validates the files (pydantic); every problem is reported with the file, the
 line and, for a misspelt key, the key that was probably meant. Relative paths resolve
 against the folder of the file that names them, so `digest --config /srv/site/config.yaml`
-works from anywhere. The last good load is kept in the state folder (see load_config).
+works from anywhere. The last good load is kept in the state folder (see load_config), as
+JSON decoded field by field against these dataclasses' types: a file planted there can at
+worst be a cache miss, never run code (it was a pickle once).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import pickle
+import json
 import re
+import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 from zoneinfo import ZoneInfo
 
 from . import __version__
 
 DEFAULT_SCHEDULE = "0 9 * * mon"
-CACHE_NAME = "config.pickle"
+CACHE_NAME = "config.json"
+OLD_CACHE_NAME = "config.pickle"  # never read: removed when the JSON one is written
 
 # where the web front listens: HOST:PORT or [IPv6]:PORT
 LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
@@ -214,21 +217,70 @@ def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
 
 def _posts_folder(root: Path) -> Path:
     """As read_config picks it: the site root's _posts folder if it has one."""
-    return root / "_posts" if (root / "_posts").is_dir() else root
+    try:
+        return root / "_posts" if (root / "_posts").is_dir() else root
+    except OSError:  # an unreadable folder: the reading itself says so, with its path
+        return root
+
+
+class _Miss(Exception):
+    """The cache file does not hold a Config of this version's shape."""
+
+
+def _encode(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_encode(item) for item in value]
+    return value  # str, int, float, bool, None
+
+
+def _decode(kind: Any, value: Any) -> Any:
+    """*value* (parsed JSON) as the type *kind*, checked all the way down; _Miss if not."""
+    origin = get_origin(kind)
+    if origin in (Union, types.UnionType):
+        options = get_args(kind)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]  # ours have one other
+        return _decode(inner, value)
+    if isinstance(kind, type) and is_dataclass(kind):
+        hints = get_type_hints(kind)
+        names = [f.name for f in fields(kind)]
+        if not isinstance(value, dict) or sorted(value) != sorted(names):
+            raise _Miss
+        return kind(**{name: _decode(hints[name], value[name]) for name in names})
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    if origin is tuple and isinstance(value, list):
+        args = get_args(kind)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_decode(args[0], item) for item in value)
+        if len(args) != len(value):
+            raise _Miss
+        return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
+    if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return value  # an int stays one (JSON keeps 24 and 24.0 apart), as it was read
+    if kind in (str, int, bool) and type(value) is kind:
+        return value
+    raise _Miss
 
 
 def _cached(place: _Place, path: Path) -> Config | None:
     try:
-        with place.file.open("rb") as handle:
-            # the state folder is digest's own, like the state database beside it
-            entry: Any = pickle.load(handle)
-        key, config = entry["key"], entry["config"]
-    except Exception:  # any unreadable or outdated cache is just a miss
+        entry: Any = json.loads(place.file.read_bytes())
+        key, config = entry["key"], _decode(Config, entry["config"])
+    except (OSError, ValueError, TypeError, KeyError, _Miss):  # unreadable or outdated: a miss
         return None
-    if not isinstance(config, Config) or key != _key(path, config.jekyll_config):
+    if not isinstance(config, Config) or key != list(_key(path, config.jekyll_config) or ()):
         return None
     posts = _posts_folder(place.posts_root)  # the folder may have come or gone since
     if posts != config.posts or not posts.is_dir():
+        return None
+    templates = config.digest.templates  # checked by read_config, and may have gone since
+    if templates is not None and not templates.is_dir():
         return None
     return config
 
@@ -241,9 +293,18 @@ def _remember(place: _Place, path: Path, config: Config,
     key = _key(path, config.jekyll_config)
     if key is None or read_config(path) != config or _key(path, config.jekyll_config) != key:
         return
-    tmp = place.file.with_name(f".{CACHE_NAME}.{os.getpid()}.tmp")
+    from .errors import DigestError
+    from .writer import write_if_changed
+
+    encoded = _encode(config)
     try:
-        tmp.write_bytes(pickle.dumps({"key": key, "config": config}))
-        os.replace(tmp, place.file)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+        if _decode(Config, json.loads(json.dumps(encoded))) != config:
+            return  # would not come back the same: never cache what would load differently
+    except _Miss:
+        return
+    data = json.dumps({"key": list(key), "config": encoded}, sort_keys=True)
+    try:
+        write_if_changed(place.file, data.encode(), mode=0o600)  # atomic: never half a file
+        place.file.with_name(OLD_CACHE_NAME).unlink(missing_ok=True)
+    except (OSError, DigestError):
+        pass  # only a cache: the next command validates the config again

@@ -301,8 +301,13 @@ def read_config(path: Path) -> Config:
         raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
     posts = (base / model.posts).resolve()
-    if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll
-        posts = posts / "_posts"
+    try:
+        if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll
+            posts = posts / "_posts"
+    except OSError as exc:
+        raise ConfigError([Problem(path, located.line_of(("posts",)),
+                                   f"posts folder {posts} cannot be read ({exc.strerror})",
+                                   "make it readable by the user running digest")]) from None
     if not posts.is_dir():
         raise ConfigError([Problem(path, located.line_of(("posts",)),
                                    f"posts folder {posts} does not exist",
@@ -334,6 +339,12 @@ def _digest_settings(path: Path, located: Located, base: Path,
                                 f"'digest.schedule' is not a crontab line: {error}",
                                 "five fields: minute hour day-of-month month day-of-week, "
                                 "e.g. '0 9 * * mon' (in the site's timezone)"))
+    templates = (base / model.templates).resolve() if model.templates else None
+    if templates is not None and not templates.is_dir():  # else silently the built-in ones
+        problems.append(Problem(path, located.line_of(("digest", "templates")),
+                                f"'digest.templates' names {templates}, which is not a folder",
+                                "create it and put your digest.html.j2, digest.txt.j2 or "
+                                "subject.txt.j2 in it, or remove the line"))
     if problems:
         raise ConfigError(problems)
     dkim = Dkim(model.dkim.domain, model.dkim.selector, model.dkim.private_key_env) \
@@ -341,8 +352,8 @@ def _digest_settings(path: Path, located: Located, base: Path,
     return DigestSettings(
         sender=model.sender, first_window_days=model.first_window_days,
         noun=_noun(model.noun),
-        templates=(base / model.templates).resolve() if model.templates else None,
-        schedule=model.schedule, grace_hours=model.grace_hours, list_id=model.list_id,
+        templates=templates, schedule=model.schedule, grace_hours=model.grace_hours,
+        list_id=model.list_id,
         unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
 
 

@@ -17,7 +17,6 @@ cleared only once they are written, so a crash never loses them.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from .content import stem_of
 from .errors import Problem
-from .store import IN_LIST, Store, json_list
+from .store import IN_LIST, Store, connect, json_list
 
 ONE_SECOND = timedelta(seconds=1)
 EVERY_FEED = "*"  # the dirty mark that means: recheck every feed
@@ -385,7 +384,7 @@ class PostUrlLookup:
     """
 
     def __init__(self, database: Path) -> None:
-        self.db = sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)
+        self.db = connect(database, read_only=True)  # its errors: StateError, as the Store's
 
     def url(self, stem: str) -> str | None:
         found = self.db.execute("SELECT url FROM live WHERE stem = ? "

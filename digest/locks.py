@@ -21,7 +21,8 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from .errors import DigestError
+from .errors import DigestError, StateError
+from .store import private_folder
 
 DAEMON_LOCK = "daemon.lock"
 SEND_LOCK = "send.lock"
@@ -49,9 +50,13 @@ def holder(path: Path) -> int | None:
 def held(path: Path, busy: str) -> Iterator[None]:
     """Hold an exclusive lock on *path*, or raise Busy at once with the message *busy*
     (in which `{pid}` stands for the holder's PID)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_folder(path.parent)
     # no O_TRUNC: the PID in the file belongs to whoever holds the lock until we have it
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(path, f"the lock file cannot be opened ({exc.strerror})",
+                         "make the state folder writable by the user running digest") from exc
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -59,12 +64,17 @@ def held(path: Path, busy: str) -> Iterator[None]:
         pid = holder(path)
         raise Busy(path, pid, busy.replace("{pid}", str(pid) if pid else "unknown")) from None
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the lock is held all the same, only its PID is not told
         yield
     finally:
-        os.ftruncate(fd, 0)  # a PID left behind would make `digest status` report a daemon
-        os.close(fd)  # and this releases the lock
+        try:
+            os.ftruncate(fd, 0)  # a PID left behind would make `digest status` report a daemon
+        finally:
+            os.close(fd)  # and this releases the lock
 
 
 def daemon_lock(state: Path) -> AbstractContextManager[None]:

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import secrets
 import socket
 import time
@@ -24,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .delivery import DeliveryPaused, Outcome, Outgoing, Record
+from .writer import alive
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,10 @@ class MaildirTransport:
         try:
             paths = await asyncio.to_thread(self._write, batch, pool)
         except OSError as exc:
-            raise DeliveryPaused(f"cannot write to the outbox {self.path}: {exc}", 1) from exc
+            where = exc.filename or self.path
+            raise DeliveryPaused(f"cannot write to the outbox: {where}: {exc.strerror or exc} "
+                                 "(make it writable, or free space on its disk, and send "
+                                 "again: the rest goes then)", 1) from exc
         for message, path in zip(batch, paths, strict=True):
             if path is None:
                 await record(Outcome(message.key, "failed", None,
@@ -78,7 +83,10 @@ class MaildirTransport:
             for sub in ("tmp", "new", "cur"):
                 (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
-            raise DeliveryPaused(f"cannot create the outbox {self.path}: {exc}", 1) from exc
+            raise DeliveryPaused(f"cannot create the outbox {self.path}: {exc.strerror} "
+                                 "(make it writable, or free space on its disk, and send "
+                                 "again: the rest goes then)", 1) from exc
+        clean_tmp(self.path / "tmp")
 
     def _write(self, batch: list[Outgoing], pool: ThreadPoolExecutor) -> list[Path | None]:
         """Write each message durably into `new/`, then fsync `new/` once for them all."""
@@ -108,6 +116,34 @@ class MaildirTransport:
             tmp.unlink(missing_ok=True)
             raise
         return new
+
+
+_WRITER = re.compile(r"P(\d+)R")  # the writer's PID in our names (see __init__)
+TMP_STALE_SECONDS = 36 * 3600  # the Maildir spec's age for anyone else's tmp/ file
+
+
+def clean_tmp(tmp: Path) -> list[Path]:
+    """Remove from `tmp/` the files a killed writer left: ours whose PID is gone, and any
+    older than 36 hours, as the Maildir spec says. A live writer's files are left alone."""
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(tmp))
+    except OSError:
+        return removed
+    for entry in entries:
+        try:
+            found = _WRITER.search(entry.name)
+            pid = int(found.group(1)) if found else None
+            if (pid is not None and pid != os.getpid() and not alive(pid)) \
+                    or now - entry.stat().st_mtime > TMP_STALE_SECONDS:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    if removed:
+        log.info("outbox: removed %d message(s) left half-written in %s", len(removed), tmp)
+    return removed
 
 
 def _unsafe(message: Outgoing) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
 
-from . import archive
+from . import archive, traces
 from .compose import Composer
 from .config import Config
 from .delivery import DeliveryPaused, MaildirTransport, Outcome, Outgoing, SmtpTransport, Transport
@@ -192,27 +192,34 @@ def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
 
 
 def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
-         transport: Transport | None = None, stop: asyncio.Event | None = None) -> SendReport:
-    """Finish any unfinished run, then send the digest for the period ending at *as_of*."""
+         transport: Transport | None = None, stop: asyncio.Event | None = None,
+         state_lost: bool = False) -> SendReport:
+    """Finish any unfinished run, then send the digest for the period ending at *as_of*.
+
+    Refuses (errors.StateLost) when the send log is gone but earlier digests left traces;
+    *state_lost* acknowledges that and starts afresh (see traces.py).
+    """
     return run_async(send_async(config, as_of=as_of, progress=progress, transport=transport,
-                                stop=stop))
+                                stop=stop, state_lost=state_lost))
 
 
 async def send_async(config: Config, *, as_of: datetime, progress: Progress | None = None,
                      transport: Transport | None = None,
-                     stop: asyncio.Event | None = None) -> SendReport:
+                     stop: asyncio.Event | None = None, state_lost: bool = False) -> SendReport:
     """`send` in a running event loop (the daemon's). Every send holds the send lock, so a
     second one (by hand, while the daemon sends) refuses with locks.Busy instead of racing."""
     with send_lock(config.state):
         return await _send(config, as_of=as_of, progress=progress, transport=transport,
-                           stop=stop)
+                           stop=stop, state_lost=state_lost)
 
 
 async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
-                transport: Transport | None, stop: asyncio.Event | None) -> SendReport:
+                transport: Transport | None, stop: asyncio.Event | None,
+                state_lost: bool) -> SendReport:
     transport = transport or make_transport(config)
     report = SendReport()
     with session(config, as_of=as_of) as s:
+        traces.check(s, acknowledged=state_lost)  # never the last digest to everyone again
         report.subscribers, report.corpus = s.subscribers, s.corpus
         runs = s.sendlog.unfinished_runs()
         latest = s.sendlog.latest_run()
@@ -230,6 +237,7 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                     slug = period_slug(period.end.astimezone(config.site.tz), {slug})
                 runs.append(s.sendlog.create_run(slug=slug, start=period.start, end=period.end,
                                                  posts=chosen, subscribers=_subscriber_rows(s)))
+                traces.mark(config.state)
             else:
                 report.nothing_new = (f"no new posts between {when(period.start)} and "
                                       f"{when(period.end)}: no digest")

@@ -125,6 +125,28 @@ class SendLog:
                            ((rid, key, email, created) for key, email in subscribers))
         return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
 
+    def restore_run(self, *, slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> bool:
+        """A finished run known only from its archive (the database was lost): its period
+        and posts, created now (so no post read before counts as late for it), and each of
+        *subscribers* (key, address) taken as served, since nobody knows who was not: the
+        next send adds only those who subscribe later. False if the slug is known already."""
+        with self.store.atomic() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO runs (slug, period_start, period_end, created_at, "
+                "finished_at, state) VALUES (?, ?, ?, ?, ?, 'done')",
+                (slug, start.isoformat(), end.isoformat(), _now(), _now()))
+            if cursor.rowcount == 0:
+                return False
+            rid = cursor.lastrowid
+            db.executemany("INSERT OR IGNORE INTO run_posts VALUES (?, ?, ?, ?)",
+                           ((rid, p.entry_id, p.path, p.twin) for p in posts))
+            db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, state, "
+                           "reply, updated_at) VALUES (?, ?, ?, 'sent', ?, ?)",
+                           ((rid, key, email, "assumed sent: the send log was lost", _now())
+                            for key, email in subscribers))
+        return True
+
     def slug_taken(self, slug: str) -> bool:
         return self.db.execute("SELECT 1 FROM runs WHERE slug = ?", (slug,)).fetchone() is not None
 

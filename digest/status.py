@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -93,26 +92,29 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
                       (name,)).fetchone() is not None
 
 
-def _next_digest(db: sqlite3.Connection, config: Config) -> NextDigest | None:
+def _next_digest(db: sqlite3.Connection, config: Config,
+                 daemon: dict[str, Any]) -> NextDigest | None:
+    """From APScheduler's plain `next_run_time` column only. Its `job_state` column is a
+    pickle, and unpickling runs whatever code the bytes name: a state database copied from
+    elsewhere, or written by another user, must not run code in a read-only command. So the
+    schedule shown is the config's (the daemon puts it in the job at every start and
+    reload) and the clock offset (tests) is the one the daemon noted when it started."""
     if not _has_table(db, JOBS_TABLE):
         return None
-    from .schedule import DIGEST_JOB, SiteCron  # unpickling the trigger needs its class
+    from .schedule import DIGEST_JOB
 
-    row = db.execute(f"SELECT next_run_time, job_state FROM {JOBS_TABLE} WHERE id = ?",
+    row = db.execute(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = ?",
                      (DIGEST_JOB,)).fetchone()
     if row is None:
         return None
-
-    state = pickle.loads(row[1])  # written by our own daemon, into our own database
-    trigger = state.get("trigger")
-    offset = trigger.offset if isinstance(trigger, SiteCron) else timedelta(0)
-    schedule = f"'{trigger.expression}', {trigger.timezone}" if isinstance(trigger, SiteCron) \
-        else str(trigger)
+    offset = daemon.get("clock_offset_seconds")
+    shift = timedelta(seconds=offset) if isinstance(offset, int | float) else timedelta(0)
+    schedule = f"'{config.digest.schedule}', {config.site.timezone}"
     if row[0] is None:
         return NextDigest(None, schedule, None)
-    real = datetime.fromtimestamp(row[0], UTC)
+    real = datetime.fromtimestamp(float(row[0]), UTC)
     late = datetime.now(UTC) - real
-    return NextDigest(Clock(offset).shown(real, config.site.tz), schedule,
+    return NextDigest(Clock(shift).shown(real, config.site.tz), schedule,
                       late if late > timedelta(0) else None)
 
 
@@ -136,7 +138,8 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
             log = SendLog(store)
             recent = [RunStatus(run, log.counts(run), log.failures(run, limit=5))
                       for run in log.runs(runs)]
-        return Status(state, daemon_pid, sending_pid, _next_digest(db, config), recent, notes)
+        return Status(state, daemon_pid, sending_pid,
+                      _next_digest(db, config, notes.get("daemon", {})), recent, notes)
     finally:
         store.close()
 

@@ -2,18 +2,26 @@
 
 One file under the `state:` folder. Each migration is applied in the same transaction as
 its record, so a crash never leaves a half-upgraded schema.
+
+SQLite's errors are translated here, where they enter, into errors.StateError naming the
+file and what to do (damaged, locked, read-only, disk full): every statement on the
+connection goes through _Cursor, so no caller has to remember to. The state folder is made
+0700 and the database's files 0600 whatever the umask: it holds subscribers' addresses.
 """
 
 from __future__ import annotations
 
 import json
 import marshal
+import os
 import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+from .errors import StateError
 
 if TYPE_CHECKING:
     from .scan import Stats
@@ -135,6 +143,154 @@ def json_list(items: Iterable[str]) -> str:
 
 
 DATABASE = "state.sqlite3"  # its name in the state folder
+BUSY_TIMEOUT = 30.0  # seconds a statement waits for another process's lock before failing
+RESTORE = ("restore it from a backup; or, if there is none, move it aside and run again to "
+           "start afresh (README: 'If the state database is lost')")
+
+# SQLite's primary result codes (the low byte of sqlite_errorcode) → (what, what to do)
+_CAUSES: dict[int, tuple[str, str]] = {
+    5: ("the state database is locked by another process",
+        "stop that process or wait for it to finish (`fuser FILE` names it), then run again"),
+    8: ("the state database cannot be written (it or its folder is read-only)",
+        "make the state folder and its files writable by the user running digest"),
+    10: ("reading or writing the state database failed",
+         "check the disk that holds it (full, read-only or failing?), then run again"),
+    11: ("the state database is damaged", RESTORE),
+    13: ("the disk holding the state database is full",
+         "free some space on it, then run again"),
+    14: ("the state database cannot be opened",
+         "check that the state folder exists and is readable and writable by the user "
+         "running digest"),
+    26: ("the state database is damaged, or not a database at all", RESTORE),
+}
+_CAUSES[6] = _CAUSES[5]  # SQLITE_LOCKED
+_CAUSES[23] = _CAUSES[14]  # SQLITE_AUTH
+
+
+def state_error(path: Path, exc: sqlite3.Error) -> StateError:
+    """*exc*, raised on the database at *path*, as a StateError saying what to do."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else -1
+    if primary == 10 and _full(path.parent):  # SQLite tells a full disk as an I/O error
+        primary = 13
+    what, todo = _CAUSES.get(primary, ("the state database failed",
+                                       "run again; if it fails again, " + RESTORE))
+    return StateError(path, f"{what} (SQLite: {exc})", todo.replace("FILE", str(path)))
+
+
+def _full(folder: Path) -> bool:
+    try:
+        found = os.statvfs(folder)
+    except OSError:
+        return False
+    return found.f_bavail * found.f_frsize < 64 * 1024  # less than a few pages left
+
+
+def _translated(cursor: sqlite3.Cursor, exc: sqlite3.Error) -> BaseException:
+    """A bug (a closed connection, a wrong statement) stays itself; the rest is the state's."""
+    if isinstance(exc, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return exc
+    connection = cursor.connection
+    return state_error(getattr(connection, "path", Path("state.sqlite3")), exc)
+
+
+class _Cursor(sqlite3.Cursor):
+    """A cursor whose SQLite errors come out as StateError (see _translated)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> _Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _translated(self, exc) from exc
+
+    def executemany(self, sql: str, parameters: Any, /) -> _Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as exc:
+            raise _translated(self, exc) from exc
+
+    def fetchone(self) -> Any:
+        try:
+            return super().fetchone()
+        except sqlite3.Error as exc:
+            raise _translated(self, exc) from exc
+
+    def fetchall(self) -> list[Any]:
+        try:
+            return super().fetchall()
+        except sqlite3.Error as exc:
+            raise _translated(self, exc) from exc
+
+    def __next__(self) -> Any:
+        try:
+            return super().__next__()
+        except sqlite3.Error as exc:
+            raise _translated(self, exc) from exc
+
+
+class _Connection(sqlite3.Connection):
+    """A connection whose every statement runs on a _Cursor."""
+
+    path: Path
+
+    def cursor(self, factory: Any = _Cursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.cursor().execute(sql, parameters)
+
+    def executemany(self, sql: str, parameters: Any, /) -> Any:
+        return self.cursor().executemany(sql, parameters)
+
+
+def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
+    """A connection to the database at *path* whose errors are StateErrors."""
+    try:
+        if read_only:
+            db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT,
+                                 isolation_level=None, factory=_Connection)
+        else:
+            db = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT,
+                                 factory=_Connection)
+    except sqlite3.Error as exc:
+        raise state_error(path, exc) from exc
+    assert isinstance(db, _Connection)
+    db.path = path
+    return db
+
+
+def private_folder(folder: Path) -> None:
+    """Create *folder* (and its parents) and make it 0700, whatever the umask: the state
+    folder holds subscribers' addresses. Another user's folder is left as it is."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if folder.stat().st_mode & 0o777 != 0o700 and folder.stat().st_uid == os.geteuid():
+            folder.chmod(0o700)
+    except OSError as exc:
+        raise StateError(folder, f"the state folder cannot be created ({exc.strerror})",
+                         "make its parent writable by the user running digest, or point "
+                         "`state:` in the config elsewhere") from exc
+
+
+def _private_files(path: Path) -> None:
+    """The database and its -wal/-shm files 0600 (SQLite gives -wal/-shm the database's
+    mode); the file is created here, empty, so it never exists with the umask's mode."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # unreadable or read-only: SQLite says so, translated, when it opens it
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm"):
+        try:
+            extra = path.with_name(path.name + suffix)
+            if extra.stat().st_uid == os.geteuid():
+                extra.chmod(0o600)
+        except OSError:
+            pass  # not there (yet), or not ours
 
 
 class Store:
@@ -144,17 +300,27 @@ class Store:
         """*read_only*: only read, as `digest status` does: nothing created or migrated."""
         self.path = path
         if read_only:
-            self.db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30,
-                                      isolation_level=None)
+            self.db = connect(path, read_only=True)
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(path, isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._migrate()
+        private_folder(path.parent)
+        _private_files(path)
+        self.db = connect(path)
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
     @classmethod
     def open(cls, state_dir: Path) -> Store:
+        """The state folder's database, after removing what writers killed there left (the
+        config cache's and the archive's temporary files; the outbox cleans its own)."""
+        from .writer import clean_stale
+
+        clean_stale(state_dir, recursive=False)
+        clean_stale(state_dir / "archive", recursive=False)
         return cls(state_dir / DATABASE)
 
     @classmethod
@@ -196,7 +362,8 @@ class Store:
         try:
             yield self.db
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # SQLite may have rolled back itself (disk full)
+                self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
 
@@ -233,7 +400,8 @@ class Store:
                 "SELECT path, iif(fingerprint = ?, size, NULL), mtime_ns FROM parsed",
                 (fingerprint,))}, seq, False
         finally:
-            self.db.execute("COMMIT")
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
 
     def parsed_rows(self) -> list[tuple[str, str]]:
         """(path, row) of every cached reading."""

@@ -2,7 +2,12 @@
 
 An unchanged feed keeps its mtime, so HTTP caches (ETag/Last-Modified) and feed readers
 are not disturbed; a reader never sees a half-written file because we write a temporary
-file beside the target, fsync it, and rename it over.
+file beside the target, fsync it, and rename it over. A write that fails (full disk,
+read-only folder) removes its temporary file and raises errors.OutputError naming the file.
+
+A process killed mid-write leaves its temporary file behind: its name carries the writer's
+PID (`.feed.xml.PID.RANDOM.tmp`), so the next start removes those of dead processes
+(clean_stale) without touching a write another live process has under way.
 """
 
 from __future__ import annotations
@@ -11,42 +16,107 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from .errors import OutputError
 
-def write_if_changed(path: Path, data: bytes) -> bool:
+TMP_SUFFIX = ".tmp"
+UNNAMED_STALE_SECONDS = 3600  # a temporary file with no PID in its name: stale after this
+
+
+def write_if_changed(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
     """Write *data* to *path* atomically unless it already holds exactly that; True if written."""
-    return bool(write_files([(path, data)]))
+    return bool(write_files([(path, data)], mode=mode))
 
 
-def write_files(files: Iterable[tuple[Path, bytes]]) -> list[Path]:
+def write_files(files: Iterable[tuple[Path, bytes]], *, mode: int = 0o644) -> list[Path]:
     """write_if_changed for many files; each folder is synced once, after all its files."""
-    written = [path for path, data in files if _replace_if_changed(path, data)]
+    written = [path for path, data in files if _replace_if_changed(path, data, mode)]
     for folder in dict.fromkeys(path.parent for path in written):
-        dir_fd = os.open(folder, os.O_RDONLY)
         try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise OutputError(folder, exc) from exc
     return written
 
 
-def _replace_if_changed(path: Path, data: bytes) -> bool:
+def tmp_prefix(path: Path) -> str:
+    """The start of a temporary file's name for *path*: clean_stale reads the PID in it."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def _replace_if_changed(path: Path, data: bytes, mode: int) -> bool:
     try:
         if path.stat().st_size == len(data) and path.read_bytes() == data:
             return False
     except FileNotFoundError:
         pass
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
     import tempfile  # loaded already whenever a feed is made (feedgen, jinja2 import it)
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=tmp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise OutputError(path, exc) from exc
         raise
     return True
+
+
+def alive(pid: int) -> bool:
+    """Whether a process with this PID exists (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
+def stale(name: str, mtime: float, now: float) -> bool:
+    """Whether a temporary file so named was left by a writer that is gone."""
+    if not (name.startswith(".") and name.endswith(TMP_SUFFIX)):
+        return False
+    parts = name[:-len(TMP_SUFFIX)].rsplit(".", 2)
+    if len(parts) == 3 and parts[1].isdigit():
+        return int(parts[1]) != os.getpid() and not alive(int(parts[1]))
+    return now - mtime > UNNAMED_STALE_SECONDS  # an older digest's name, without the PID
+
+
+def clean_stale(folder: Path, *, recursive: bool = True) -> list[Path]:
+    """Remove the temporary files that killed writers left in *folder*; the paths removed."""
+    import time
+
+    now = time.time()
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed  # not there yet, or unreadable: the write itself will say so
+    for entry in entries:
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                if recursive:
+                    removed += clean_stale(Path(entry.path))
+            elif entry.name.endswith(TMP_SUFFIX) and stale(
+                    entry.name, entry.stat(follow_symlinks=False).st_mtime, now):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue  # gone meanwhile, or not ours to remove
+    return removed

@@ -54,6 +54,9 @@ class Web:
         init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
+        # a damaged, locked or read-only state database stops `digest serve` at start
+        # (errors.StateError, exit 2), not at the first visitor's click
+        Store.open(self.config.state).close()
         self.directory = Directory(self.config, self.signer, self.sendlog)
         self.catalogue = Catalogue(self.config, self.now)
         self.pages = Pages(self.config.site, self.config.digest.templates)
