@@ -56,10 +56,10 @@ class Entry:
 
 
 _SIMPLE = re.compile(r"[A-Za-z0-9_]+")  # jekyll-feed keeps exactly these tags (fullmatch)
-# The longest stem that can be written: a file name has at most 255 bytes (ext4, XFS, btrfs,
-# APFS), less '.xml', less what the atomic writer wraps around the name for its temporary
-# file ('.' NAME '.XXXXXXXX.tmp', writer.py). Every stem up to this was written before
-# and keeps its name; only a longer one is cut.
+# The longest stem kept whole: a file name has at most 255 bytes (ext4, XFS, btrfs, APFS),
+# less '.xml'; the atomic writer cuts its temporary name to fit (writer.tmp_prefix). It is
+# the bound of an earlier writer's temporary name, kept so that every stem written then
+# keeps its name; only a longer one is cut.
 STEM_MAX = 255 - len(".xml") - len("..XXXXXXXX.tmp")
 _HASH = 8
 

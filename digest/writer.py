@@ -42,9 +42,20 @@ def write_files(files: Iterable[tuple[Path, bytes]], *, mode: int = 0o644) -> li
     return written
 
 
+NAME_MAX = 255  # bytes in one file name (ext4, XFS, btrfs, tmpfs, APFS)
+_RANDOM = 8  # the characters mkstemp puts between the prefix and the suffix
+
+
 def tmp_prefix(path: Path) -> str:
-    """The start of a temporary file's name for *path*: clean_stale reads the PID in it."""
-    return f".{path.name}.{os.getpid()}."
+    """The start of a temporary file's name for *path*: clean_stale reads the PID in it.
+
+    The copy of the name is cut so that the temporary name fits wherever the real one does:
+    a feed named for a long tag may use almost all of a name's 255 bytes itself.
+    """
+    pid = f".{os.getpid()}."
+    room = NAME_MAX - len(".") - len(pid) - _RANDOM - len(TMP_SUFFIX)
+    name = path.name.encode("utf-8", "surrogateescape")[:room]
+    return f".{name.decode('utf-8', 'ignore')}{pid}"
 
 
 def _replace_if_changed(path: Path, data: bytes, mode: int) -> bool:
