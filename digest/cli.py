@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -127,8 +126,9 @@ def main(ctx: click.Context, config_path: str, verbose: bool) -> None:
     """Jekyll-style posts → Atom/RSS feeds per tag, and a weekly email digest."""
     ctx.ensure_object(dict)
     ctx.obj["config"] = config_path
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    from .logs import configure_command
+
+    configure_command(verbose=verbose)
 
 
 def _config_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -98,7 +98,7 @@ digest:
   noun: post            # "3 new posts in …"; e.g. job, or opportunity/opportunities
   first_window_days: 7  # the first digest covers this many days back
   schedule: "0 9 * * mon"   # when `digest run` sends it: crontab line, in the site's timezone
-  # grace_hours: 24     # a digest missed by more than this while digest run was down is skipped
+  grace_hours: 24       # a digest missed by more than this while digest run was down is skipped
   # templates: my-templates   # your digest.html.j2 / digest.txt.j2 / subject.txt.j2
   # dkim: {{domain: example.org, selector: digest, private_key_env: DKIM_PRIVATE_KEY}}
 

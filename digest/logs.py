@@ -76,8 +76,8 @@ class TextFormatter(logging.Formatter):
     """One line per record, whatever its message holds; a traceback's lines are indented,
     so no line but a record's own starts at the left margin."""
 
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)-5s %(message)s", "%Y-%m-%d %H:%M:%S")
+    def __init__(self, fmt: str = "%(asctime)s %(levelname)-5s %(message)s") -> None:
+        super().__init__(fmt, "%Y-%m-%d %H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
         # not Formatter.format: it reuses a traceback another handler formatted (exc_text)
@@ -90,6 +90,18 @@ class TextFormatter(logging.Formatter):
             text = _UNSAFE_IN_TRACEBACK.sub(_escape, text)
             line += "".join("\n    " + part for part in text.split("\n"))
         return line
+
+
+def configure_command(*, verbose: bool = False) -> None:
+    """Log lines of a one-shot command (`digest send`, `build`…): level and message, made
+    visible like the daemon's, unless logging was set up already (as basicConfig would)."""
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TextFormatter("%(levelname)s %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def configure(fmt: Format, *, verbose: bool = False) -> None:

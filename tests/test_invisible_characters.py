@@ -70,3 +70,22 @@ def test_a_traceback_cannot_start_a_line_of_its_own() -> None:
     lines = out.splitlines()
     assert len(lines) > 2
     assert all(line.startswith("    ") for line in lines[1:]), out
+
+
+def test_one_shot_commands_log_through_the_same_escaping_as_the_daemon() -> None:
+    """`digest send`, `build`… set up their own log handler in cli.main: it must be the
+    escaping one too, so a CR/LF or U+202E in a tag or a server's reply stays on its line."""
+    import subprocess
+    import sys
+
+    script = ("import logging, sys\n"
+              "from digest.cli import main\n"
+              "try:\n    main(['--config', sys.argv[2], 'status'])\n"
+              "except SystemExit:\n    pass\n"  # main's own setup ran; no config, exit 2
+              "sys.stderr.write('--\\n')\n"
+              "logging.getLogger('digest.send').warning('reply %s', sys.argv[1])\n")
+    reply = f"550 no\r\nINFO forged {RLO}line"
+    done = subprocess.run([sys.executable, "-c", script, reply, "/nonexistent/config.yaml"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    logged = done.stderr.split("--\n", 1)[1]
+    assert logged == "WARNING reply 550 no\\r\\nINFO forged \\u202eline\n"
