@@ -340,18 +340,38 @@ class Store:
         """
         store = cls.__new__(cls)
         store.path = state_dir / DATABASE
-        store.db = sqlite3.connect(":memory:", isolation_level=None)
-        if store.path.is_file():
+        db = sqlite3.connect(":memory:", isolation_level=None, factory=_Connection)
+        assert isinstance(db, _Connection)
+        db.path = store.path  # errors in the copy name the database it was made from
+        store.db = db
+        try:
+            if store.path.is_file():
+                store._copy_into(db)
+            store._migrate()
+        except BaseException:
+            db.close()
+            raise
+        return store
+
+    def _copy_into(self, db: sqlite3.Connection) -> None:
+        """The state database copied into *db* by SQLite's backup API; its errors (damaged,
+        locked, unreadable) are StateErrors naming the database, as any other command's."""
+        uri = self.path.as_uri()
+        try:
             try:  # mode=rw: never create the file; falls back to ro where we may not write
-                source = sqlite3.connect(f"{store.path.as_uri()}?mode=rw", uri=True, timeout=30)
+                source = sqlite3.connect(f"{uri}?mode=rw", uri=True, timeout=BUSY_TIMEOUT)
             except sqlite3.OperationalError:
-                source = sqlite3.connect(f"{store.path.as_uri()}?mode=ro", uri=True, timeout=30)
+                source = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=BUSY_TIMEOUT)
             try:
-                source.backup(store.db)
+                # take the read lock here, within the busy timeout: backup() itself retries a
+                # locked database for ever
+                source.execute("BEGIN")
+                source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                source.backup(db)
             finally:
                 source.close()
-        store._migrate()
-        return store
+        except sqlite3.Error as exc:
+            raise state_error(self.path, exc) from exc
 
     def close(self) -> None:
         self.db.close()
