@@ -14,11 +14,11 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from conftest import make_site, post, run_cli
 
-from digest.clock import Clock
 from digest.config import load_config
+from digest.daemon.schedule import SiteCron, digest_due, kept_due, next_times
 from digest.errors import ConfigError
-from digest.schedule import SiteCron, digest_due, kept_due, next_times
-from digest.store import Store
+from digest.state.store import Store
+from digest.util.clock import Clock
 
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)
