@@ -15,6 +15,7 @@ remember the line it came from, so the daemon can tell whether the config change
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,12 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 
 from ..config import Config
 from ..util.clock import Clock
+
+# The pickled name and trigger name this module: a job stored before the stages became
+# packages names it digest.schedule, and an existing state database must still restore it
+# (else the daemon cannot start, and a digest missed while it was down is lost). Kept for
+# as long as such a job may be stored: a job keeps the function name it was added with.
+sys.modules.setdefault("digest.schedule", sys.modules[__name__])
 
 DIGEST_JOB = "digest"
 STATE_STORE = "state"  # the job store in the state database; the others are in memory
