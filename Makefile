@@ -1,6 +1,6 @@
 # The two commands of the README: `make build` (the main job on the example site) and
-# `make test` (lint, types, tests). Both create .venv and install digest into it first,
-# from requirements.lock: the exact versions, checked against their hashes, that CI ran.
+# `make test` (lint, types, import layers, tests). Both create .venv and install digest into
+# it first, from requirements.lock: the exact versions, checked against their hashes, that CI ran.
 VENV ?= .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
@@ -28,6 +28,7 @@ build: $(BIN)/digest
 define checks
 	$(1)/ruff check digest tests bench scripts
 	$(1)/mypy
+	$(1)/lint-imports --no-cache
 	$(1)/pytest -q
 endef
 

@@ -9,8 +9,8 @@
     └── OutputError      a file cannot be written where digest puts it (also an OSError)
 
 Library errors (YAML, lxml, SQLite, OSError on writes) are translated into these where they
-enter, each naming the file and what to do, so the command line's one boundary (cli.py)
-only has to print them.
+enter, each naming the file and what to do, so the command line's one boundary
+(cli/commands.py) only has to print them.
 """
 
 from __future__ import annotations

@@ -20,11 +20,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from digest.build import BuildReport, build
-from digest.cli import main
+from digest.cli.commands import main
 from digest.config import Config, load_config
-from digest.reader import Corpus, read_posts
-from digest.store import Store
+from digest.feeds.build import BuildReport, build
+from digest.posts.reader import Corpus, read_posts
+from digest.state.store import Store
 
 SITE_URL = "https://jobs.example.org"
 SITE_TZ = ZoneInfo("America/New_York")

@@ -22,7 +22,7 @@ from test_web import preferences, suppressed, token
 from web_server import WebServer
 
 from digest.config import load_config
-from digest.send import send
+from digest.delivery.send import send
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from conftest import make_site, output, post, run_cli
 
-from digest.cli import main
+from digest.cli.commands import main
 from digest.config import load_config
-from digest.sendlog import SendLog
-from digest.store import Store
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
 
 POSTS = {"2024-06-04-a.md": post("A", tags="[union]"),
          "2024-07-01-later.md": post("Later", tags="[union]")}

@@ -29,21 +29,21 @@ from conftest import make_site, post
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from digest.clock import Clock
 from digest.config import Config, load_config
-from digest.daemon import retry_delay
-from digest.delivery import Outgoing
-from digest.dispatch import MAX_DELAY, Dispatch, backoff
-from digest.errors import ConfigError
-from digest.schedule import (
+from digest.daemon.schedule import (
     DIGEST_JOB,
     STATE_STORE,
     make_scheduler,
     refresh_trigger,
     schedule_digest,
 )
-from digest.selection import window
-from digest.smtp import SmtpTransport
+from digest.daemon.service import retry_delay
+from digest.delivery.dispatch import MAX_DELAY, Dispatch, backoff
+from digest.delivery.smtp import SmtpTransport
+from digest.delivery.transport import Outgoing
+from digest.edition.selection import window
+from digest.errors import ConfigError
+from digest.util.clock import Clock
 from digest.web.server import listen_address
 
 # what YAML can hand us for a number: whole, fractional, the README's own values, the edges

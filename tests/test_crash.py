@@ -20,8 +20,8 @@ import yaml
 from conftest import PROJECT, SITE_TZ, make_site, post
 from smtp_server import Faults, SmtpServer
 
-from digest.sendlog import SendLog
-from digest.store import Store
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
 
 AS_OF = "2024-06-10T09:00:00-04:00"
 POSTS = {

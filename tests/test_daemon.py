@@ -23,9 +23,9 @@ from conftest import SITE_TZ, make_site, post, run_cli, run_module, write_posts
 from daemon_process import SECRET, DaemonProcess
 from smtp_server import SmtpServer
 
-from digest.locks import send_lock
-from digest.sendlog import SendLog
-from digest.store import Store
+from digest.state.locks import send_lock
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
 
 MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)  # the digest is due
 SUNDAY = datetime(2024, 6, 9, 12, 0, tzinfo=SITE_TZ)  # nothing is due for hours
@@ -108,7 +108,7 @@ def test_new_post_appears_in_its_feeds_within_two_seconds(tmp_path: Path,
 def test_daemon_serves_the_web_front_until_stopped(tmp_path: Path, smtp: SmtpServer) -> None:
     import httpx
 
-    from digest.tokens import Signer
+    from digest.subscribers.tokens import Signer
 
     cfg = daemon_site(tmp_path, smtp)
     unsubscribe = Signer([SECRET.encode()]).token("ana@example.org", "unsubscribe")

@@ -18,8 +18,8 @@ import pytest
 import yaml
 from conftest import PROJECT, make_site, post
 
-from digest.content import MAX_DEPTH, nesting_depth, render_post, shape_problems
-from digest.sanitize import sanitize
+from digest.posts.content import MAX_DEPTH, nesting_depth, render_post, shape_problems
+from digest.posts.sanitize import sanitize
 
 SECRET = "test-secret-0123456789abcdef"
 GOOD = post("Good Job", tags="[union]", body="A **fine** job.\n")
@@ -109,6 +109,6 @@ def test_sanitize_flattens_deep_html_before_nh3() -> None:
 
 
 def _ctx():  # type: ignore[no-untyped-def]
-    from digest.content import PageContext
+    from digest.posts.content import PageContext
 
     return PageContext("https://x.org", "", "X", "https://x.org/p/", "P", {})

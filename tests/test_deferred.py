@@ -17,10 +17,10 @@ from daemon_process import SECRET, DaemonProcess
 from smtp_server import SmtpServer
 from test_daemon import MONDAY, SECONDS, daemon_site
 
-from digest.cli import DEFERRED_EXIT
+from digest.cli.commands import DEFERRED_EXIT
 from digest.config import load_config
-from digest.daemon import retry_delay
-from digest.store import Store
+from digest.daemon.service import retry_delay
+from digest.state.store import Store
 
 GREYLISTED = "ana@example.org"
 FAST_RETRIES = {"max_attempts": 2, "backoff": 0.01}  # the run's own retries: over at once

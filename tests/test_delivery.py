@@ -16,16 +16,11 @@ from typing import Any
 import pytest
 from smtp_server import SmtpServer
 
-from digest import delivery
 from digest.config import SmtpSettings
-from digest.delivery import (
-    DeliveryPaused,
-    MaildirTransport,
-    Outcome,
-    Outgoing,
-    SmtpTransport,
-    Transport,
-)
+from digest.delivery import transport as contract
+from digest.delivery.outbox import MaildirTransport
+from digest.delivery.smtp import SmtpTransport
+from digest.delivery.transport import DeliveryPaused, Outcome, Outgoing, Transport
 
 pytestmark = pytest.mark.asyncio
 
@@ -395,11 +390,11 @@ async def test_an_error_in_the_message_stream_is_raised(server: SmtpServer) -> N
 
 
 async def test_the_public_api_is_pinned() -> None:
-    assert set(delivery.__all__) >= {"Outgoing", "Outcome", "Transport", "SmtpTransport",
-                                      "MaildirTransport", "DeliveryPaused", "SmtpAuthFailed"}
+    assert set(contract.__all__) >= {"Outgoing", "Outcome", "Transport", "DeliveryPaused",
+                                       "SmtpAuthFailed"}
     expected = inspect.signature(Transport.deliver)
     for transport in (SmtpTransport, MaildirTransport):
         assert inspect.signature(transport.deliver) == expected
     assert list(inspect.signature(SmtpTransport).parameters) == ["settings", "password"]
     assert list(inspect.signature(MaildirTransport).parameters) == ["path"]
-    assert issubclass(delivery.SmtpAuthFailed, DeliveryPaused)
+    assert issubclass(contract.SmtpAuthFailed, DeliveryPaused)

@@ -26,8 +26,8 @@ from conftest import (
 from lxml import etree
 
 from digest import __version__
-from digest.feeds import feed_file_stem
-from digest.store import MIGRATIONS
+from digest.feeds.formats import feed_file_stem
+from digest.state.store import MIGRATIONS
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 
@@ -487,7 +487,7 @@ def test_deleted_output_folder_is_rebuilt_in_full(built):
 def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_path):
     from datetime import date, timedelta
 
-    from digest.reader import PARALLEL_FROM
+    from digest.posts.reader import PARALLEL_FROM
 
     count = PARALLEL_FROM + 20
     posts: dict[str, str | bytes] = {}
@@ -513,8 +513,8 @@ def test_post_url_to_a_name_two_posts_share_picks_the_same_post_for_feeds_and_di
     """Jekyll matches `{% post_url NAME %}` to the post directly in _posts; of two in
     subfolders we take the first by path. Feeds (the state database) and the digest (posts
     in memory) must agree."""
-    from digest.build import LivePostUrls, PostUrls
     from digest.config import load_config
+    from digest.posts.rendered import LivePostUrls, PostUrls
 
     config = make_site(tmp_path, {
         "2019-03-05-x.md": post("X top"), "b/2019-03-05-x.md": post("X in b", categories="[b]"),
@@ -542,9 +542,9 @@ def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, mo
     """Workers read `{% post_url %}` targets from the state database themselves."""
     from datetime import date, timedelta
 
-    import digest.build
+    import digest.posts.rendered
 
-    count = digest.build.PARALLEL_RENDER_FROM + 6  # one tag each: every post is rendered
+    count = digest.posts.rendered.PARALLEL_RENDER_FROM + 6  # one tag each: every post is rendered
     posts: dict[str, str | bytes] = {}
     for i in range(count):
         day = date(2001, 1, 1) + timedelta(days=i)
@@ -553,7 +553,7 @@ def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, mo
         posts[f"{day:%Y-%m-%d}-job-{i}.md"] = post(f"Job {i}", body, tags=f"[t{i}]")
     pooled = make_site(tmp_path / "pooled", posts)
     assert build_site(pooled).rendered == count
-    monkeypatch.setattr(digest.build, "PARALLEL_RENDER_FROM", count + 1)
+    monkeypatch.setattr(digest.posts.rendered, "PARALLEL_RENDER_FROM", count + 1)
     alone = make_site(tmp_path / "alone", posts)
     assert build_site(alone).rendered == count
     feed = (output(pooled) / "feed.xml").read_text()

@@ -24,9 +24,9 @@ from conftest import NOW, make_site, output, parse_feed, run_cli
 
 from digest.config import Site
 from digest.errors import PostError
-from digest.posts import Post, parse_post
-from digest.reader import _cache_row, _from_row
-from digest.subscribers import SubscribersUnreadable, parse_subscribers
+from digest.posts.parse import Post, parse_post
+from digest.posts.reader import _cache_row, from_row
+from digest.subscribers.load import SubscribersUnreadable, parse_subscribers
 
 SEED = 18
 POSTS_TRIED = 3000
@@ -154,7 +154,7 @@ def test_thousands_of_mutated_posts_are_each_read_or_rejected_in_bounded_time(
         if isinstance(outcome, Post):
             published += 1
             row = _cache_row(name, len(raw), 0, "m", outcome)  # the cache takes it back
-            assert _from_row(row[4], tmp_path, name) == outcome
+            assert from_row(row[4], tmp_path, name) == outcome
         elif isinstance(outcome, PostError):
             rejected += 1
             problem = outcome.problem

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from digest.delivery import Outcome
-from digest.send import GroupCommit
-from digest.sendlog import Recorded, SendLog
-from digest.store import Store
+from digest.delivery.send import GroupCommit
+from digest.delivery.transport import Outcome
+from digest.state.sendlog import Recorded, SendLog
+from digest.state.store import Store
 
 pytestmark = pytest.mark.asyncio
 KEYS = [f"user{i}@example.org" for i in range(6)]

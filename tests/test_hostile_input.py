@@ -30,8 +30,8 @@ from conftest import (
 )
 
 from digest.config import load_config
-from digest.send import send
-from digest.subscribers import load_subscribers
+from digest.delivery.send import send
+from digest.subscribers.load import load_subscribers
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HOSTILE_POSTS = FIXTURES / "hostile" / "posts"

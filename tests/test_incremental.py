@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from conftest import NOW, make_site, post, read_site, write_posts
 
-from digest.build import BuildReport, build
 from digest.config import load_config
-from digest.store import Store
+from digest.feeds.build import BuildReport, build
+from digest.state.store import Store
 
 POSTS: dict[str, str | bytes] = {
     "2019-03-01-a.md": post("A", tags="[t, u]"),

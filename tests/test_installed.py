@@ -30,10 +30,17 @@ from daemon_process import SECRET, DaemonProcess
 
 # as in the Makefile (EXAMPLE_AS_OF): the Monday after the example's posts
 EXAMPLE_AS_OF = datetime(2024, 1, 22, 9, 0, tzinfo=SITE_TZ)
-# what the source copy leaves out: local state, caches and build output
-NOT_SOURCE = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.egg-info", "build",
-                                    "dist", ".mypy_cache", ".ruff_cache", ".pytest_cache",
-                                    "public", "state", ".digest", "out")
+# what the source copy leaves out: caches anywhere, and local state and build output outside
+# the package (whose digest/state/ is the state stage's code, not a state folder)
+CACHES = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.egg-info", ".mypy_cache",
+                                ".ruff_cache", ".pytest_cache")
+OUTPUT = shutil.ignore_patterns("build", "dist", "public", "state", ".digest", "out")
+PACKAGE = PROJECT / "digest"
+
+
+def _not_source(folder: str, names: list[str]) -> set[str]:
+    inside = Path(folder) == PACKAGE or PACKAGE in Path(folder).parents
+    return CACHES(folder, names) | (set() if inside else OUTPUT(folder, names))
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """The wheel, built by pip from a copy of the source, installed into a fresh venv."""
     root = _outside_source(tmp_path_factory.mktemp("installed"))
     source = root / "source"  # a copy, so the build writes nothing into the checkout
-    shutil.copytree(PROJECT, source, ignore=NOT_SOURCE)
+    shutil.copytree(PROJECT, source, ignore=_not_source)
     venv = root / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=root)
     pip = [str(venv / "bin" / "python"), "-m", "pip"]
@@ -98,7 +105,7 @@ def example(tmp_path: Path) -> Path:
     """A copy of the example site and its config, outside the source tree; the config's
     path. The web front listens on a free port (other tests run beside this one)."""
     work = _outside_source(tmp_path / "work")
-    shutil.copytree(PROJECT / "examples", work / "examples", ignore=NOT_SOURCE)
+    shutil.copytree(PROJECT / "examples", work / "examples", ignore=_not_source)
     config = yaml.safe_load((PROJECT / "config.yaml").read_text(encoding="utf-8"))
     config["web"]["listen"] = "127.0.0.1:0"
     (work / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False),

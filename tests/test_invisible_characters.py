@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from test_message import SENT, build, parse
 
-from digest.logs import JsonFormatter, TextFormatter
-from digest.render import DigestPost, Edition, Recipient
+from digest.edition.layout import DigestPost, Edition, Recipient
+from digest.util.logs import JsonFormatter, TextFormatter
 
 RLO = "\u202e"
 BIDI = ["\u202e", "\u202d", "\u202a", "\u202b", "\u202c", "\u2066", "\u2067", "\u2068",

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import main
+from digest.cli.commands import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from jekyll_compare import compare

@@ -313,7 +313,7 @@ def test_post_url_tag_links_to_the_other_post(tmp_path):
 def test_a_post_knows_which_posts_it_links_to_exactly_as_rendering_looks_them_up():
     """The build re-renders a post when a post it links to moves (index.py), knowing only
     what linked_posts found at parse time: it must be every name rendering looks up."""
-    from digest.content import PageContext, linked_posts, tame_liquid
+    from digest.posts.content import PageContext, linked_posts, tame_liquid
 
     asked: list[str] = []
 
@@ -410,7 +410,7 @@ def _absolute_url_in_full(root: str, url: str) -> str:
     """absolute_url without its shortcut for plain URLs: quote, %-decode, remove dot segments."""
     from urllib.parse import quote
 
-    from digest.jekyll import _PCT, _UNRESERVED, _remove_dot_segments
+    from digest.posts.jekyll import _PCT, _UNRESERVED, _remove_dot_segments
 
     path = quote(url, safe="/:@!$&'()*+,;=-._~%?#")
     path = _PCT.sub(lambda m: chr(int(m.group(1), 16)) if chr(int(m.group(1), 16)) in
@@ -423,7 +423,7 @@ def _absolute_url_in_full(root: str, url: str) -> str:
 def test_absolute_url_shortcut_gives_what_full_normalisation_gives():
     import random
 
-    from digest.jekyll import absolute_url
+    from digest.posts.jekyll import absolute_url
 
     pieces = ["a", "Z9", "-", "_", ".", "..", "/", "~", "%2e", "%41", "%2F", "é", " ", "?",
               "#", "q=1&b", "'", "(", ":", "@", "+"]
@@ -443,7 +443,7 @@ def test_the_ascii_slug_shortcut_agrees_with_the_per_character_rule() -> None:
     import random
     import string
 
-    from digest.jekyll import _slug_unicode, slugify
+    from digest.posts.jekyll import _slug_unicode, slugify
 
     rng = random.Random(4)
     for _ in range(20000):
@@ -472,8 +472,8 @@ def test_front_matter_shortcuts_read_what_pyyaml_reads(text: str) -> None:
     memo is warm the second time)."""
     import yaml
 
-    from digest.posts import FrontMatterLoader
-    from digest.yamlsource import SafeLoader
+    from digest.posts.parse import FrontMatterLoader
+    from digest.util.yamlsource import SafeLoader
 
     class Plain(SafeLoader):  # type: ignore[valid-type,misc]
         pass

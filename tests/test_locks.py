@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.locks import DAEMON_LOCK, Busy, daemon_lock, holder, send_lock
+from digest.state.locks import DAEMON_LOCK, Busy, daemon_lock, holder, send_lock
 
 
 def test_second_holder_is_refused_at_once_with_the_first_ones_pid(tmp_path: Path) -> None:
@@ -35,7 +35,8 @@ def test_daemon_lock_and_send_lock_are_separate(tmp_path: Path) -> None:
 
 
 def test_lock_of_a_killed_process_is_free_at_once(tmp_path: Path) -> None:
-    code = ("import sys, time; from pathlib import Path; from digest.locks import daemon_lock\n"
+    code = ("import sys, time; from pathlib import Path\n"
+            "from digest.state.locks import daemon_lock\n"
             "with daemon_lock(Path(sys.argv[1])):\n    print('held', flush=True)\n"
             "    time.sleep(60)\n")
     child = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)],

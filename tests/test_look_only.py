@@ -11,8 +11,8 @@ import pytest
 from conftest import run_cli
 from test_send import MONDAY, SECRET, WEEK, digest_site
 
-from digest.sendlog import SendLog
-from digest.store import Store
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
 
 
 @pytest.fixture(autouse=True)

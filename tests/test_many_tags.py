@@ -13,8 +13,8 @@ from feedgen.entry import FeedEntry
 from hypothesis import given
 from hypothesis import strategies as st
 
-from digest import feeds
-from digest.feeds import STEM_MAX, feed_file_stem
+from digest.feeds import formats
+from digest.feeds.formats import STEM_MAX, feed_file_stem
 
 NAME_MAX = 255  # bytes in one file name: ext4, XFS, btrfs, APFS
 # what the atomic writer puts around a feed's file name for its temporary file (writer.py)
@@ -71,16 +71,16 @@ def test_feedgen_work_grows_linearly_with_the_tags_of_a_post(tmp_path, monkeypat
 def test_entries_shared_between_feeds_are_written_byte_for_byte_as_unshared_ones(
         tmp_path, monkeypatch):
     posts = {
-        "2024-01-02-many.md": post("'Many & <more>'", tags=_tags(feeds.SHARE_FROM + 4),
+        "2024-01-02-many.md": post("'Many & <more>'", tags=_tags(formats.SHARE_FROM + 4),
                                    author="Ann Author",
                                    body="Intro: `<entry>` and </item>.\n\nMore *text*.\n"),
-        "2024-01-03-empty.md": post("Empty", tags=_tags(feeds.SHARE_FROM), body=""),
+        "2024-01-03-empty.md": post("Empty", tags=_tags(formats.SHARE_FROM), body=""),
         "2024-01-04-few.md": post("Few", tags="[tag0000, tag0001]", category="Remote"),
     }
-    many = feeds.SHARE_FROM + 4
+    many = formats.SHARE_FROM + 4
     shared = make_site(tmp_path / "shared", posts)
     build_site(shared)
-    monkeypatch.setattr(feeds, "SHARE_FROM", 10**9)
+    monkeypatch.setattr(formats, "SHARE_FROM", 10**9)
     unshared = make_site(tmp_path / "unshared", posts)
     build_site(unshared)
     written = sorted(p.relative_to(output(shared)) for p in output(shared).rglob("*.*"))

@@ -25,8 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from digest.config import Site
-from digest.message import Body, qp
-from digest.render import (
+from digest.edition.layout import (
     DigestPost,
     DkimKey,
     Edition,
@@ -37,7 +36,8 @@ from digest.render import (
     Renderer,
     default_list_id,
 )
-from digest.sanitize import sanitize
+from digest.edition.message import Body, qp
+from digest.posts.sanitize import sanitize
 
 TZ = ZoneInfo("America/New_York")
 SITE = Site(url="https://jobs.example.org", title="Example Jobs Board",

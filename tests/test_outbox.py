@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.delivery import Outcome, Outgoing
-from digest.outbox import MaildirTransport
+from digest.delivery.outbox import MaildirTransport
+from digest.delivery.transport import Outcome, Outgoing
 
 pytestmark = pytest.mark.asyncio
 

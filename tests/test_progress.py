@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from digest.delivery import Outcome
-from digest.progress import BarProgress, LogProgress, make_progress
-from digest.sendlog import Run
+from digest.delivery.progress import BarProgress, LogProgress, make_progress
+from digest.delivery.transport import Outcome
+from digest.state.sendlog import Run
 
 RUN = Run(1, "2024-06-10", datetime(2024, 6, 3, tzinfo=UTC), datetime(2024, 6, 10, tzinfo=UTC),
           datetime(2024, 6, 10, tzinfo=UTC), "sending")

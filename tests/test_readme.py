@@ -42,7 +42,7 @@ from click.testing import CliRunner
 from conftest import post
 from smtp_server import SmtpServer
 
-from digest.cli import main
+from digest.cli.commands import main
 from digest.config import load_config
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from digest.config import Site
-from digest.errors import ConfigError
-from digest.render import (
+from digest.edition.layout import (
     DASH,
     DigestPost,
     Edition,
@@ -27,6 +26,7 @@ from digest.render import (
     default_list_id,
     format_period,
 )
+from digest.errors import ConfigError
 
 TZ = ZoneInfo("America/New_York")
 SITE = Site(url="https://jobs.example.org", title="Jobs Board", timezone="America/New_York",

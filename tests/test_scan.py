@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from conftest import NOW, build_site, config_of, make_site, output, parse_feed, post
 
-from digest.reader import fingerprint
-from digest.scan import Scan, scan
-from digest.store import Store
+from digest.posts.reader import fingerprint
+from digest.posts.scan import Scan, scan
+from digest.state.store import Store
 
 
 def _files(root: Path, names: list[str]) -> None:
@@ -50,7 +50,7 @@ def test_a_forked_scan_returns_what_a_scan_here_does(tmp_path: Path) -> None:
     """Run in a fresh interpreter: pytest's own process may have threads, and then it
     rightly does not fork."""
     _files(tmp_path, [f"2019-01-{day:02d}-p{day}.md" for day in range(1, 29)] + ["a/b/c.md"])
-    code = ("import sys; from pathlib import Path; from digest.scan import Scan, scan\n"
+    code = ("import sys; from pathlib import Path; from digest.posts.scan import Scan, scan\n"
             "root = Path(sys.argv[1]); s = Scan.start(root)\n"
             "print(s.forked, s.result() == scan(root))")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True,
@@ -61,7 +61,7 @@ def test_a_forked_scan_returns_what_a_scan_here_does(tmp_path: Path) -> None:
 def test_a_forked_scan_is_running_until_its_child_has_written(tmp_path: Path) -> None:
     """`digest build` loads the render libraries only while it would wait for the scan."""
     _files(tmp_path, ["2019-01-01-a.md"])
-    code = ("import sys, time; from pathlib import Path; import digest.scan as m\n"
+    code = ("import sys, time; from pathlib import Path; import digest.posts.scan as m\n"
             "root, real = Path(sys.argv[1]), m.scan\n"
             "m.scan = lambda r: (time.sleep(1), real(r))[1]  # the child runs this one\n"
             "s = m.Scan.start(root); print(s.running, s.result() == real(root), s.running)\n"
@@ -87,7 +87,7 @@ def test_no_fork_while_another_thread_runs(tmp_path: Path) -> None:
 
 
 def test_a_failed_child_leaves_the_error_to_this_process(tmp_path: Path) -> None:
-    code = ("import sys; from pathlib import Path; from digest.scan import Scan\n"
+    code = ("import sys; from pathlib import Path; from digest.posts.scan import Scan\n"
             "s = Scan.start(Path(sys.argv[1])); print(s.forked, flush=True)\n"
             "try:\n    s.result()\n"
             "except FileNotFoundError as exc:\n    print('raised', exc.filename)")
@@ -193,7 +193,7 @@ def test_a_cancelled_scan_leaves_no_child(tmp_path: Path) -> None:
     """The command line cancels a scan started from a plain read of config.yaml when the
     validated config names another folder, or is invalid: the child must be gone."""
     _files(tmp_path, ["2019-01-01-a.md"])
-    code = ("import os, sys; from pathlib import Path; from digest.scan import Scan\n"
+    code = ("import os, sys; from pathlib import Path; from digest.posts.scan import Scan\n"
             "s = Scan.start(Path(sys.argv[1])); print(s.forked); s.cancel(); print(s.forked)\n"
             "try:\n    os.waitpid(-1, os.WNOHANG)\n"
             "except ChildProcessError:\n    print('no child')")

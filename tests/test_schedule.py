@@ -4,7 +4,9 @@ kept in the state database across restarts."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import pickle
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,14 +16,33 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from conftest import make_site, post, run_cli
 
-from digest.clock import Clock
 from digest.config import load_config
+from digest.daemon.schedule import (
+    DIGEST_JOB,
+    STATE_STORE,
+    SiteCron,
+    digest_due,
+    kept_due,
+    make_scheduler,
+    next_times,
+)
 from digest.errors import ConfigError
-from digest.schedule import SiteCron, digest_due, kept_due, next_times
-from digest.store import Store
+from digest.state.store import Store
+from digest.util.clock import Clock
 
 NEW_YORK = "America/New_York"
 NY = ZoneInfo(NEW_YORK)
+# The digest job as digest 0.1.0 stored it (apscheduler_jobs.job_state), before the stages
+# became packages: the pickle names its function and trigger class by digest.schedule.
+JOB_0_1_0 = base64.b64decode(
+    "gAWVoAEAAAAAAAB9lCiMB3ZlcnNpb26USwGMAmlklIwGZGlnZXN0lIwEZnVuY5SMGmRpZ2VzdC5zY2hlZHVsZTpk"
+    "aWdlc3RfZHVllIwHdHJpZ2dlcpSMD2RpZ2VzdC5zY2hlZHVsZZSMCFNpdGVDcm9ulJOUKYGUfZQoaAFLAYwKZXhw"
+    "cmVzc2lvbpSMCzAgOSAqICogbW9ulIwIdGltZXpvbmWUjBBBbWVyaWNhL05ld19Zb3JrlIwGb2Zmc2V0lEcAAAAA"
+    "AAAAAHVijAhleGVjdXRvcpSMB2RlZmF1bHSUjARhcmdzlCmMBmt3YXJnc5R9lIwEbmFtZZSMDXdlZWtseSBkaWdl"
+    "c3SUjBJtaXNmaXJlX2dyYWNlX3RpbWWUSoBRAQCMCGNvYWxlc2NllIiMDW1heF9pbnN0YW5jZXOUSwGMDW5leHRf"
+    "cnVuX3RpbWWUjAhkYXRldGltZZSMCGRhdGV0aW1llJOUQwoH6gwHDgAAAAAAlGgcjAh0aW1lem9uZZSTlGgcjAl0"
+    "aW1lZGVsdGGUk5RLAEsASwCHlFKUhZRSlIaUUpR1Lg==")
+JOB_0_1_0_DUE = 1796652000.0  # its next_run_time: Monday 2026-12-07 09:00 in New York
 
 
 def test_digest_stays_at_nine_local_time_across_daylight_saving_changes() -> None:
@@ -135,3 +156,23 @@ def test_refresh_interval_and_grace_period_have_defaults(tmp_path: Path) -> None
     assert (config.digest.schedule, config.digest.grace_hours) == ("0 9 * * mon", 24)
     again = load_config(make_site(tmp_path, {}, feeds={"refresh_minutes": 0.5}))
     assert again.refresh_minutes == 0.5
+
+
+def test_a_digest_job_stored_before_the_stages_were_packages_is_restored(tmp_path: Path) -> None:
+    Store.open(tmp_path).close()
+    database = tmp_path / "state.sqlite3"
+
+    async def restored() -> tuple[object, object, datetime]:
+        scheduler = make_scheduler(database, lambda event: None)
+        scheduler.start(paused=True)  # creates the job table
+        with sqlite3.connect(database) as db:
+            db.execute("INSERT INTO apscheduler_jobs VALUES ('digest', ?, ?)",
+                       (JOB_0_1_0_DUE, JOB_0_1_0))
+        job = scheduler.get_job(DIGEST_JOB, STATE_STORE)
+        scheduler.shutdown(wait=False)
+        await asyncio.sleep(0)
+        return job.func, job.trigger, job.next_run_time
+
+    func, trigger, due = asyncio.run(restored())
+    assert func is digest_due and isinstance(trigger, SiteCron)
+    assert due.timestamp() == JOB_0_1_0_DUE  # kept: a digest missed meanwhile is not lost

@@ -17,10 +17,10 @@ import yaml
 from conftest import SITE_TZ, make_site, post, run_cli, write_posts
 
 from digest.config import load_config
-from digest.preview import dry_run, preview
-from digest.send import send, send_test
-from digest.sendlog import SendLog
-from digest.store import Store
+from digest.delivery.preview import dry_run, preview
+from digest.delivery.send import send, send_test
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
 
 MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)
 WEEK = timedelta(days=7)
@@ -296,7 +296,8 @@ def test_check_reports_subscriber_problems_with_file_and_line(tmp_path: Path) ->
 
 def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> None:
     """Another process (the web front) unsubscribes someone while the run is going."""
-    from digest.delivery import MaildirTransport, Record
+    from digest.delivery.outbox import MaildirTransport
+    from digest.delivery.transport import Record
 
     cfg = digest_site(tmp_path)
     config = load_config(cfg)

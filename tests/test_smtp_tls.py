@@ -12,13 +12,8 @@ import pytest
 from smtp_server import SmtpServer
 
 from digest.config import SmtpSettings
-from digest.delivery import (
-    Outcome,
-    Outgoing,
-    SmtpAuthFailed,
-    SmtpTlsFailed,
-    SmtpTransport,
-)
+from digest.delivery.smtp import SmtpTransport
+from digest.delivery.transport import Outcome, Outgoing, SmtpAuthFailed, SmtpTlsFailed
 from digest.errors import ConfigError
 
 USER, PASSWORD = "digest", "correct horse"

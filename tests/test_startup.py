@@ -13,10 +13,10 @@ from pathlib import Path
 
 from conftest import make_site, post, write_posts
 
-from digest.clock import Clock
 from digest.config import Config, load_config
-from digest.daemon import Daemon
-from digest.work import BuildResult
+from digest.daemon.service import Daemon
+from digest.daemon.work import BuildResult
+from digest.util.clock import Clock
 
 POSTS = {"2024-06-04-first.md": post("First Job", tags="[union]")}
 LATE = {"2024-06-05-late.md": post("Written During Start-up", tags="[union]")}

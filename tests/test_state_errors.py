@@ -22,7 +22,7 @@ import pytest
 from conftest import post, run_cli, write_posts
 from test_send import SECRET, digest_site
 
-from digest.store import DATABASE
+from digest.state.store import DATABASE
 
 AS_OF = "2024-06-10T09:00"
 COMMANDS: dict[str, list[str]] = {
@@ -33,7 +33,7 @@ COMMANDS: dict[str, list[str]] = {
     "serve": ["serve", "--listen", "127.0.0.1:0"],
 }
 # the command line with a short wait for another process's lock (30 s in real use)
-LAUNCH = ("import sys, digest.store; digest.store.BUSY_TIMEOUT = 0.3; "
+LAUNCH = ("import sys, digest.state.store; digest.state.store.BUSY_TIMEOUT = 0.3; "
           "from digest.cli import main; sys.argv[0] = 'digest'; main()")
 
 
@@ -248,7 +248,7 @@ def test_the_templates_folder_removed_after_a_good_load_is_still_noticed(tmp_pat
 def test_a_bug_is_one_line_and_exit_2_and_its_traceback_shows_under_v(tmp_path):
     import click
 
-    from digest.cli import main
+    from digest.cli.commands import main
 
     @main.command("explode-for-test")
     def explode() -> None:
@@ -363,7 +363,7 @@ def test_the_cached_config_is_exactly_the_one_read(tmp_path):
     """Field for field and type for type (an int stays an int): the JSON cache replaced a
     pickle, and a value that came back as 24.0 instead of 24 broke the daemon's scheduler."""
     from digest.config import load_config
-    from digest.configfile import read_config
+    from digest.config.file import read_config
 
     config = digest_site(tmp_path, templates=".")
     (tmp_path / "state").mkdir()

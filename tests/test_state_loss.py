@@ -11,8 +11,8 @@ import pytest
 from conftest import post, run_cli, write_posts
 from test_send import MONDAY, SECRET, WEEK, digest_site
 
-from digest.store import DATABASE
-from digest.traces import MARKER
+from digest.delivery.traces import MARKER
+from digest.state.store import DATABASE
 
 
 @pytest.fixture(autouse=True)

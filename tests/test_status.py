@@ -12,7 +12,7 @@ import yaml
 from conftest import SITE_TZ, make_site, post, run_cli
 
 from digest.config import load_config
-from digest.send import send
+from digest.delivery.send import send
 
 MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)
 

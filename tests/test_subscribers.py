@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from digest.errors import Problem
-from digest.subscribers import (
+from digest.subscribers.load import (
     Subscriber,
     SubscriberList,
     SubscribersUnreadable,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from conftest import PROJECT
 
-from digest import builtin
 from digest.config import Site
+from digest.util import builtin
 from digest.web.pages import Pages
 
 SITE = Site(url="https://jobs.example.org", title="Jobs Board")

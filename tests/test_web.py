@@ -17,13 +17,13 @@ from conftest import build_site, post, write_posts
 from test_send import MONDAY, SECRET, SUBSCRIBERS, by_recipient, digest_site, outbox, titles
 from web_server import WebServer
 
-from digest import archive
 from digest.config import load_config
-from digest.selection import period_slug
-from digest.send import send
-from digest.sendlog import SendLog
-from digest.store import Store
-from digest.tokens import Signer
+from digest.delivery import archive
+from digest.delivery.send import send
+from digest.edition.selection import period_slug
+from digest.state.sendlog import SendLog
+from digest.state.store import Store
+from digest.subscribers.tokens import Signer
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -231,7 +231,8 @@ def test_unsubscribed_address_gets_no_next_digest(site: Path, client: httpx.Clie
 
 def test_unsubscribe_over_http_while_a_send_is_running(site: Path, server: WebServer) -> None:
     """That address gets nothing more in the run if its message has not gone yet."""
-    from digest.delivery import MaildirTransport, Record
+    from digest.delivery.outbox import MaildirTransport
+    from digest.delivery.transport import Record
 
     url = f"{server.url}/unsubscribe/{token('all@example.org', 'unsubscribe')}"
 

@@ -15,7 +15,7 @@ from test_send import MONDAY, SECRET, SUBSCRIBERS, digest_site
 from web_server import WebServer
 
 from digest.config import load_config
-from digest.tokens import Signer
+from digest.subscribers.tokens import Signer
 from digest.web.guard import Limits
 
 LIMITS = Limits(head_seconds=1.0, body_seconds=1.0, max_body=1024, connections=5)

@@ -6,9 +6,9 @@ import asyncio
 import threading
 from types import TracebackType
 
-from digest.clock import Clock
 from digest.config import Config
-from digest.tokens import Signer
+from digest.subscribers.tokens import Signer
+from digest.util.clock import Clock
 from digest.web.app import Web
 from digest.web.guard import Limits
 from digest.web.server import Front

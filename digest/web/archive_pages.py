@@ -11,8 +11,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..archive import ArchivedRun
-from ..render import format_period
+from ..delivery.archive import ArchivedRun
+from ..edition.layout import format_period
 from .context import Web, in_thread
 from .files import etag_matches
 from .pages import HEADERS

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import datetime
 
 from ..config import Config
-from ..reader import read_posts
-from ..selection import terms
-from ..store import Store
+from ..edition.selection import terms
+from ..posts.reader import read_posts
+from ..state.store import Store
 
 KEEP_SECONDS = 60.0
 

@@ -20,12 +20,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
 
-from ..archive import ArchivedRun
-from ..clock import Clock
 from ..config import Config
-from ..sendlog import SendLog
-from ..store import Store
-from ..tokens import Signer
+from ..delivery.archive import ArchivedRun
+from ..state.sendlog import SendLog
+from ..state.store import Store
+from ..subscribers.tokens import Signer
+from ..util.clock import Clock
 from .catalogue import Catalogue
 from .directory import Directory
 from .files import OutputFiles

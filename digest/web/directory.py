@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
-from ..sendlog import SendLog
-from ..session import read_subscribers
-from ..subscribers import Subscriber, SubscriberList, SubscribersUnreadable
-from ..tokens import TOKEN_PATTERN, Signer
+from ..state.sendlog import SendLog
+from ..subscribers.current import read_subscribers
+from ..subscribers.load import Subscriber, SubscriberList, SubscribersUnreadable
+from ..subscribers.tokens import TOKEN_PATTERN, Signer
 
 log = logging.getLogger(__name__)
 Stamp = tuple[int, int] | None  # (size, mtime_ns) of the subscribers file; None: unreadable

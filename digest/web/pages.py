@@ -14,9 +14,9 @@ from typing import Any
 import jinja2
 from starlette.responses import HTMLResponse
 
-from .. import builtin
 from ..config import Site
-from ..render import format_date
+from ..edition.layout import format_date
+from ..util import builtin
 
 # No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
 # leaks to a site a page links to.

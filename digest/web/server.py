@@ -15,11 +15,11 @@ from collections.abc import Callable, Iterator
 
 import uvicorn
 
-from ..clock import Clock
 from ..config import LISTEN, Config
 from ..errors import ConfigError, Problem
-from ..loop import run_async
-from ..tokens import Signer
+from ..subscribers.tokens import Signer
+from ..util.clock import Clock
+from ..util.loop import run_async
 from .app import Web, make_app
 from .guard import Limits, protocol_for
 

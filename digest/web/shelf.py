@@ -12,10 +12,10 @@ import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import archive
-from ..archive import ArchivedRun
-from ..sanitize import sanitize
-from ..selection import SLUG_PATTERN
+from ..delivery import archive
+from ..delivery.archive import ArchivedRun
+from ..edition.selection import SLUG_PATTERN
+from ..posts.sanitize import sanitize
 from .files import etag_of
 
 log = logging.getLogger(__name__)

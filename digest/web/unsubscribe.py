@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..logs import event
+from ..util.logs import event
 from .context import Web, in_thread, link, read_form
 
 log = logging.getLogger(__name__)

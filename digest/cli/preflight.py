@@ -1,0 +1,357 @@
+"""`digest check`: everything the configured commands will need, checked before they need it.
+
+The posts and the subscribers file (problems in them reject one post or one entry: exit 1),
+then what would make `digest send`, `digest run` or `digest serve` fail (exit 2): no
+`digest.from`, a secret missing from the environment, a DKIM key that does not parse, a
+template that does not render, a schedule APScheduler cannot read, a value the scheduler or
+the SMTP client refuses.
+
+Checks are made by building the real objects, not by re-stating their rules: the mail
+settings and renderer a send makes (one edition is rendered and one message built, with the
+configured templates, overrides included), the jobs the daemon puts in its scheduler (on an
+unstarted scheduler with in-memory job stores, so nothing runs and the state database is not
+touched), and the SMTP transport and client a send opens. So a value of a type or range one
+of them refuses fails here, whichever rule it broke. `probe_smtp` goes one step further and
+opens a real connection (EHLO, STARTTLS, AUTH) without sending anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..config import Config
+from ..errors import ConfigError, DigestError, Problem
+
+if TYPE_CHECKING:
+    from ..edition.layout import MailSettings
+    from ..posts.reader import Corpus
+    from ..posts.scan import Scan
+    from ..state.store import Store
+
+Level = Literal["rejected", "warning", "error", "note"]
+SAMPLE_POSTS = 5  # the newest posts put in the edition rendered to test the templates
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of the check. rejected/warning: a post or subscriber entry (exit 1);
+    error: a command would fail (exit 2); note: what was checked, for the reader."""
+
+    level: Level
+    text: str
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, level: Level, text: object) -> None:
+        finding = Finding(level, str(text))
+        if finding not in self.findings:  # e.g. one missing secret that two commands need
+            self.findings.append(finding)
+
+    def count(self, *levels: Level) -> int:
+        return sum(f.level in levels for f in self.findings)
+
+    @property
+    def exit_code(self) -> int:
+        """2 if a command would fail, 1 if some input would be rejected, else 0."""
+        if self.count("error"):
+            return 2
+        return 1 if self.count("rejected", "warning") else 0
+
+
+def check(config: Config, *, as_of: datetime, future: bool = False,
+          scanned: Scan | None = None) -> Report:
+    """Everything `digest check` reports (see the module docstring); raises nothing but
+    what loading the state database raises."""
+    from ..posts.reader import read_posts
+    from ..state.store import Store
+
+    report = Report()
+    store = Store.open(config.state)
+    try:
+        corpus = read_posts(config, store, now=as_of, future=future, scanned=scanned)
+        _posts(report, corpus)
+        _subscribers(report, config, corpus)
+        if config.subscribers is not None:  # as `digest run`: no subscribers, no digest
+            settings = _mail_settings(report, config)
+            _secrets(report, config)
+            _templates(report, config, store, corpus, settings, as_of)
+        _web(report, config)
+        _daemon(report, config, as_of)
+        _transport(report, config)
+    finally:
+        store.close()
+    return report
+
+
+def _posts(report: Report, corpus: Corpus) -> None:
+    for problem in corpus.rejected:
+        report.add("rejected", problem)
+    for problem in corpus.warnings:
+        report.add("warning", problem)
+    report.add("note", f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
+                       f"{len(corpus.warnings)} warnings")
+
+
+def _subscribers(report: Report, config: Config, corpus: Corpus) -> None:
+    from ..edition.selection import terms
+    from ..subscribers.load import SubscribersUnreadable, load_subscribers
+
+    if config.subscribers is None:
+        return
+    known = {t for p in corpus.posts for t in terms(p)}
+    try:
+        found = load_subscribers(config.subscribers, known, config.limits)
+    except SubscribersUnreadable as exc:
+        report.add("rejected", exc)
+        return
+    for problem in found.problems:
+        report.add("rejected", problem)
+    for problem in found.warnings:
+        report.add("warning", problem)
+    report.add("note", f"{len(found.subscribers)} subscribers OK; {len(found.problems)} "
+                       f"skipped, {len(found.warnings)} warnings")
+
+
+def _errors(report: Report, config: Config, what: str) -> Callable[[BaseException], None]:
+    """How a failure of *what* is reported: a DigestError says itself; anything else is a
+    value some library refused, which would stop the command the same way."""
+    def record(exc: BaseException) -> None:
+        if isinstance(exc, ConfigError):
+            for problem in exc.problems:
+                report.add("error", problem)
+        elif isinstance(exc, DigestError):
+            report.add("error", f"{config.path}: {exc}")
+        else:
+            report.add("error", Problem(
+                config.path, None, f"{what} would fail: {type(exc).__name__}: {exc}",
+                "a value in the config is of a type or range digest cannot use"))
+    return record
+
+
+def _mail_settings(report: Report, config: Config) -> MailSettings:
+    """The settings a send builds its messages with; every problem in them reported, and a
+    usable stand-in for each, so that the templates are still tried."""
+    from ..delivery.session import mail_settings
+    from ..edition.message import MessageError, check_dkim_key
+
+    record = _errors(report, config, "building the digest's messages")
+    digest = config.digest
+    if not digest.sender:
+        record(ConfigError([Problem(config.path, None, "'digest.from' is not set",
+                                    "add e.g. digest: {from: 'Jobs Board <jobs@example.org>'}"
+                                    )]))
+        digest = replace(digest, sender="digest@localhost")
+    try:
+        settings = mail_settings(replace(config, digest=digest))
+    except DigestError as exc:  # the DKIM key's variable
+        record(exc)
+        settings = mail_settings(replace(config, digest=replace(digest, dkim=None)))
+    key = settings.dkim
+    if key is not None:
+        try:
+            check_dkim_key(key)
+        except MessageError as exc:
+            record(ConfigError([Problem(config.path, None, str(exc),
+                                        f"put the PEM private key in "
+                                        f"${digest.dkim.private_key_env if digest.dkim else ''}"
+                                        )]))
+            settings = replace(settings, dkim=None)
+        else:
+            report.add("note", f"DKIM key for {key.selector}._domainkey.{key.domain} parses")
+    return settings
+
+
+def _secrets(report: Report, config: Config) -> None:
+    """The token secret, as a send reads it (the SMTP password: see _transport)."""
+    from ..subscribers.tokens import Signer
+
+    web = config.web
+    if web is None or web.base_url is None:
+        report.add("note", "no web.base_url: digests carry only a mailto unsubscribe, no "
+                           "one-click link (Gmail and Yahoo expect one from bulk senders)")
+        return
+    try:
+        Signer.from_env(web.secret_env)
+    except DigestError as exc:
+        _errors(report, config, "signing links")(exc)
+
+
+def _sample(config: Config, store: Store, corpus: Corpus) -> tuple[Any, ...]:
+    """DigestPosts of the newest posts, as a digest carries them (or one made up)."""
+    from ..edition.layout import DigestPost
+    from ..posts.content import plain_title
+    from ..posts.ids import absolute
+    from ..posts.rendered import render_posts
+
+    site = config.site
+    posts = corpus.posts[:SAMPLE_POSTS]
+    if not posts:
+        return (DigestPost(title="A sample post", url=site.root + "/sample/",
+                           date=datetime.now(site.tz), tags=("sample",), categories=(),
+                           excerpt="Its first paragraph.",
+                           excerpt_html="<p>Its first paragraph.</p>"),)
+    rendered = render_posts(config, store, posts, corpus.stats, corpus.posts)
+    return tuple(DigestPost(
+        title=plain_title(p.title) or p.slug, url=absolute(site, p.url),
+        date=p.date.astimezone(site.tz), tags=p.tags, categories=p.categories,
+        excerpt=" ".join(rendered[p.path].summary.split()),
+        excerpt_html=rendered[p.path].summary_html) for p in posts)
+
+
+def _templates(report: Report, config: Config, store: Store, corpus: Corpus,
+               settings: MailSettings, as_of: datetime) -> None:
+    """Render an edition and build its message for each kind of recipient, as a send does:
+    a template's syntax and rendering errors come out with their file and line."""
+    from ..edition.layout import Edition, Recipient, Renderer
+    from ..edition.selection import window
+
+    record = _errors(report, config, "rendering the digest")
+    try:
+        renderer = Renderer(settings)
+        posts = _sample(config, store, corpus)
+        period = window(None, as_of, config.digest.first_window_days)
+        base = config.web.base_url if config.web else None
+        first_tag = next((t for p in posts for t in p.tags), None)
+        for followed in (None, (first_tag,) if first_tag else None):
+            archive = f"{base}/archive/sample" if base else None
+            rendered = renderer.edition(Edition(period.start, period.end, posts, followed,
+                                                archive))
+            for name, links in (("A Reader", True), (None, False)):
+                url = base if links else None
+                renderer.message(rendered, Recipient(
+                    "reader@example.org", name,
+                    f"{url}/unsubscribe/sample" if url else None,
+                    f"{url}/preferences/sample" if url else None),
+                    message_id="<check@example.org>", date=as_of)
+    except Exception as exc:  # whatever stops a render stops the send
+        record(exc)
+        return
+    where = f"{config.digest.templates} (and the built-in ones)" \
+        if config.digest.templates else "the built-in templates"
+    report.add("note", f"templates OK: a digest of {len(posts)} posts rendered with {where}")
+    _web_templates(report, config)
+
+
+def _web_templates(report: Report, config: Config) -> None:
+    """The web pages' templates compile (an override with a syntax error breaks its page)."""
+    import jinja2
+
+    from ..web.pages import Pages
+
+    if config.web is None or config.digest.templates is None:
+        return
+    folder = config.digest.templates / "web"
+    pages = Pages(config.site, config.digest.templates)
+    for path in sorted(folder.glob("*.html.j2")) if folder.is_dir() else []:
+        try:
+            pages.env.get_template(f"web/{path.name}")
+        except jinja2.TemplateSyntaxError as exc:
+            report.add("error", Problem(path, exc.lineno, f"template syntax error: {exc.message}",
+                                        "fix the template, or delete it to use the built-in one"))
+
+
+def _web(report: Report, config: Config) -> None:
+    """The web front `digest run` (web.listen) and `digest serve` start."""
+    from ..util.clock import Clock
+    from ..web.server import Front, listen_address
+
+    web = config.web
+    if web is None or web.listen is None:
+        return
+    try:
+        listen_address(web.listen)
+        Front.for_config(config, Clock())
+    except Exception as exc:  # it would stop the daemon at start-up
+        _errors(report, config, "starting the web front")(exc)
+
+
+def daemon_jobs(config: Config) -> list[Any]:
+    """The jobs `digest run` schedules at start-up, made by the daemon's own code on an
+    unstarted scheduler with in-memory job stores: nothing runs, nothing is stored."""
+    from apscheduler.jobstores.memory import MemoryJobStore  # type: ignore[import-untyped]
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]
+
+    from ..daemon.schedule import STATE_STORE
+    from ..daemon.service import Daemon
+    from ..util.clock import Clock
+
+    daemon = Daemon(config, Clock())
+    daemon._scheduler = AsyncIOScheduler(
+        jobstores={"default": MemoryJobStore(), STATE_STORE: MemoryJobStore()}, timezone=UTC)
+    chatty = logging.getLogger("apscheduler.scheduler")
+    level = chatty.level
+    chatty.setLevel(logging.WARNING)  # "Adding job tentatively": true, and no news here
+    try:
+        daemon._schedule_refresh()
+        daemon._schedule_digest()
+    finally:
+        chatty.setLevel(level)
+    return daemon._scheduler.get_jobs()  # type: ignore[no-any-return]
+
+
+def _daemon(report: Report, config: Config, as_of: datetime) -> None:
+    from ..daemon.schedule import DIGEST_JOB
+    from ..delivery.session import when
+
+    try:
+        jobs = {job.id: job for job in daemon_jobs(config)}
+    except Exception as exc:  # it would stop `digest run` at start-up
+        _errors(report, config, "`digest run` scheduling its jobs")(exc)
+        return
+    job = jobs.get(DIGEST_JOB)
+    if job is None:
+        return
+    due = job.trigger.get_next_fire_time(None, as_of.astimezone(UTC))
+    shown = "never" if due is None else when(due.astimezone(config.site.tz))
+    report.add("note", f"schedule '{config.digest.schedule}' ({config.site.timezone}): "
+                       f"next digest {shown}")
+
+
+def _transport(report: Report, config: Config) -> None:
+    """The transport a send makes (the SMTP password read from its variable, the CA file
+    loaded) and, for SMTP, the client it connects with."""
+    from ..delivery.send import make_transport
+    from ..delivery.smtp import SmtpTransport
+
+    if config.subscribers is None:
+        return
+    try:
+        transport = make_transport(config)
+        if isinstance(transport, SmtpTransport):
+            transport.client()
+    except Exception as exc:  # every send would fail the same way
+        _errors(report, config, "setting up the SMTP transport")(exc)
+        return
+    smtp = config.smtp
+    report.add("note", f"mail goes to the outbox {config.state / 'outbox'}" if smtp is None
+               else f"mail goes to {smtp.host}:{smtp.port} ({smtp.security})")
+
+
+def probe_smtp(config: Config) -> Report:
+    """Open a real connection to smtp.host (EHLO, STARTTLS, AUTH) as a send would; send
+    nothing. Every failure is an error: the mail could not go out."""
+    from ..delivery.send import make_transport
+    from ..delivery.smtp import SmtpTransport
+
+    report = Report()
+    if config.smtp is None:
+        report.add("error", Problem(config.path, None, "--smtp: there is no 'smtp:' section "
+                                    "to test (mail goes to the Maildir outbox)",
+                                    "add one, or leave out --smtp"))
+        return report
+    try:
+        transport = make_transport(config)
+        assert isinstance(transport, SmtpTransport)
+        report.add("note", asyncio.run(transport.probe()))
+    except Exception as exc:  # each is one clear line, not a traceback
+        _errors(report, config, "connecting to the SMTP server")(exc)
+    return report
+

@@ -1,0 +1,406 @@
+"""config.yaml (and the site's own _config.yml) validated with pydantic into settings.Config.
+
+Every problem is reported with the file, the line and, for a misspelt key, the key that was
+probably meant. Kept apart from cache.py so that a build whose config files have not
+changed since the last good load (cache.py keeps it) never imports pydantic (~0.12 s).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+from zoneinfo import ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic.fields import FieldInfo
+
+from ..errors import ConfigError, Problem, did_you_mean
+from ..util.yamlsource import Located, load_located
+from .settings import (
+    DEFAULT_SCHEDULE,
+    LISTEN,
+    Author,
+    Config,
+    DigestSettings,
+    Dkim,
+    Limits,
+    Site,
+    SmtpSettings,
+    WebSettings,
+)
+
+
+def _not_a_flag(value: Any) -> Any:
+    # YAML reads `yes`/`on`/`true` as booleans, and pydantic would take them as 1
+    if isinstance(value, bool):
+        raise ValueError("a number is needed here, not yes/no or true/false")
+    return value
+
+
+# numbers as YAML gives them (24, 24.0, "24"); a fraction where a whole number is needed,
+# inf/nan and yes/no are refused at load rather than handed to a library that chokes on them
+Whole = Annotated[int, BeforeValidator(_not_a_flag)]
+Number = Annotated[float, BeforeValidator(_not_a_flag), Field(allow_inf_nan=False)]
+
+def _rate(value: float) -> float:
+    if 0 < value < MIN_RATE:
+        raise ValueError(f"a rate under {MIN_RATE} messages per second would take days")
+    return value
+
+
+# APScheduler turns the grace period into a timedelta, which ends at 999,999,999 days;
+# a year is far past any use (a digest late by more than that is stale news anyway)
+MAX_GRACE_HOURS = 8784
+# a rate under one message per 100 s would spread one digest over days: surely a typo
+MIN_RATE = 0.01
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AuthorModel(_Strict):
+    name: str | None = None
+    email: str | None = None
+    uri: str | None = None
+
+
+class SiteModel(_Strict):
+    jekyll_config: Path | None = None
+    url: str | None = None
+    baseurl: str | None = None
+    title: str | None = None
+    description: str | None = None
+    timezone: str | None = None
+    permalink: str | None = None
+    excerpt_separator: str | None = None
+    author: str | AuthorModel | None = None
+    lang: str | None = None
+
+
+class FeedsModel(_Strict):
+    entries: Whole = Field(default=20, ge=1, le=10_000)
+    stylesheet: bool = True
+    # under 1/60 (a second) APScheduler's interval would silently become one second
+    refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
+
+
+class DkimModel(_Strict):
+    domain: str
+    selector: str
+    private_key_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DigestModel(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    sender: str | None = Field(default=None, alias="from")
+    first_window_days: Whole = Field(default=7, ge=1, le=3660)
+    noun: str = Field(default="post", pattern=r"^[^/\r\n]{1,40}(/[^/\r\n]{1,40})?$")
+    templates: Path | None = None
+    schedule: str = DEFAULT_SCHEDULE
+    grace_hours: Number = Field(default=24, ge=0, le=MAX_GRACE_HOURS)
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    dkim: DkimModel | None = None
+
+
+class SmtpModel(_Strict):
+    host: str
+    port: Whole | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # seconds per SMTP step; the daemon's stop waits this + 10 s, so an hour is the ceiling
+    timeout: Number = Field(default=30, ge=0.1, le=3600)
+    concurrency: Whole = Field(default=4, ge=1, le=200)
+    rate: Annotated[Number, AfterValidator(_rate)] = Field(default=0, ge=0)
+    per_connection: Whole = Field(default=100, ge=1)
+    max_attempts: Whole = Field(default=5, ge=1, le=50)
+    backoff: Number = Field(default=2.0, ge=0)
+    pause_after: Whole = Field(default=20, ge=1)
+    # the daemon's retry waits this, doubling to an hour; past a day it is not a retry (and
+    # doubled often enough, past timedelta's end)
+    retry_minutes: Number = Field(default=5, gt=0, le=1440)
+    give_up_days: Number = Field(default=5, gt=0, le=366)
+    ca_file: Path | None = None
+
+
+class WebModel(_Strict):
+    base_url: str | None = None
+    secret_env: str = Field(default="DIGEST_SECRET", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    listen: str | None = "127.0.0.1:8080"  # null: `digest run` does not serve the web front
+
+
+class LimitsModel(_Strict):
+    """Bounds on hostile input (config.Limits); raise one only if a real file needs it."""
+
+    post_bytes: int = Field(default=Limits.post_bytes, ge=1024)
+    subscribers_bytes: int = Field(default=Limits.subscribers_bytes, ge=1024)
+    yaml_nodes: int = Field(default=Limits.yaml_nodes, ge=100, le=100_000_000)
+    tags: int = Field(default=Limits.tags, ge=1)
+    tag_length: int = Field(default=Limits.tag_length, ge=1)
+
+
+class ConfigModel(_Strict):
+    site: SiteModel = SiteModel()
+    posts: Path
+    output: Path = Path("public")
+    state: Path = Path(".digest")
+    feeds: FeedsModel = FeedsModel()
+    subscribers: Path | None = None
+    digest: DigestModel = DigestModel()
+    smtp: SmtpModel | None = None
+    web: WebModel | None = None
+    limits: LimitsModel = LimitsModel()
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
+    """Field names of the (sub)model a pydantic error location points into."""
+    current: Any = model
+    for part in loc:
+        field = current.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            break
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            break
+        current = nested[0]
+    return [f.alias or name for name, f in current.model_fields.items()]
+
+
+def _field_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> FieldInfo | None:
+    """The pydantic field an error location names, if it names one."""
+    current: Any = model
+    for index, part in enumerate(loc):
+        fields: dict[str, FieldInfo] = {(f.alias or name): f
+                                        for name, f in current.model_fields.items()}
+        field = fields.get(part) if isinstance(part, str) else None
+        if field is None:
+            return None
+        if index == len(loc) - 1:
+            return field
+        candidates = [field.annotation, *getattr(field.annotation, "__args__", ())]
+        nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
+        if not nested:
+            return None
+        current = nested[0]
+    return None
+
+
+def _expected(field: FieldInfo | None) -> str:
+    """What a number setting takes, from its declaration: the fix for a bad value."""
+    if field is None:
+        return ""
+    # Whole | None is Optional[Annotated[int, ...]]: look through both wrappers
+    kinds = {get_args(t)[0] if get_origin(t) is Annotated else t
+             for t in (field.annotation, *get_args(field.annotation))}
+    if int in kinds:
+        kind = "a whole number"
+    elif float in kinds:
+        kind = "a number"
+    else:
+        return ""
+    bounds = []
+    for item in field.metadata:
+        for attr, words in (("ge", "at least"), ("gt", "more than"),
+                            ("le", "at most"), ("lt", "less than")):
+            if getattr(item, attr, None) is not None:
+                bounds.append(f"{words} {getattr(item, attr):g}")
+    example = f", e.g. {field.default:g}" if isinstance(field.default, int | float) else ""
+    return f"write {kind}" + (" " + " and ".join(bounds) if bounds else "") + example
+
+
+def _problems(path: Path, located: Located, error: ValidationError) -> list[Problem]:
+    problems = []
+    for item in error.errors():
+        loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p[0].isupper()))
+        dotted = ".".join(str(p) for p in loc)
+        line = located.line_of(loc)
+        if item["type"] == "extra_forbidden":
+            key = str(loc[-1])
+            hint = did_you_mean(key, _fields_at(ConfigModel, loc[:-1]))
+            problems.append(Problem(path, line, f"unknown key '{dotted}'", hint))
+        elif item["type"] == "missing":
+            problems.append(Problem(path, line, f"missing key '{dotted}'", "add it"))
+        else:
+            hint = _expected(_field_at(ConfigModel, loc))
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(Problem(path, line, f"'{dotted}': {message}", hint))
+    return problems
+
+
+_JEKYLL_KEYS = ("url", "baseurl", "title", "description", "timezone", "permalink",
+                "excerpt_separator", "author", "lang")
+
+
+def _jekyll_settings(path: Path, located: Located) -> dict[str, Any]:
+    """The site settings a Jekyll _config.yml gives; every other key there is Jekyll's business."""
+    data = located.data
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(path, 1, "a Jekyll _config.yml must be a mapping")])
+    picked = {k: data[k] for k in _JEKYLL_KEYS if data.get(k) not in (None, "")}
+    if "lang" not in picked and isinstance(data.get("locale"), str):
+        picked["lang"] = data["locale"]
+    if isinstance(data.get("markdown_ext"), str):
+        picked["markdown_ext"] = tuple(e.strip() for e in data["markdown_ext"].split(","))
+    return picked
+
+
+def _author(value: Any) -> Author | None:
+    if isinstance(value, str) and value.strip():
+        return Author(value.strip())
+    if isinstance(value, AuthorModel | dict):
+        raw = value.model_dump() if isinstance(value, AuthorModel) else value
+        if raw.get("name"):
+            return Author(str(raw["name"]), raw.get("email") or None, raw.get("uri") or None)
+    return None
+
+
+def read_config(path: Path) -> Config:
+    """Read config.yaml (and the _config.yml it names); raise ConfigError listing every problem.
+
+    *path* is already resolved.
+    """
+    located = load_located(path)
+    if not isinstance(located.data, dict):
+        raise ConfigError([Problem(path, 1, "config must be a mapping of keys to values")])
+    try:
+        model = ConfigModel.model_validate(located.data)
+    except ValidationError as exc:
+        raise ConfigError(_problems(path, located, exc)) from None
+    base = path.parent
+    settings: dict[str, Any] = {}
+    jekyll_path = jekyll = None
+    if model.site.jekyll_config is not None:
+        jekyll_path = (base / model.site.jekyll_config).resolve()
+        jekyll = load_located(jekyll_path)
+        settings.update(_jekyll_settings(jekyll_path, jekyll))
+    ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
+    settings.update(ours)
+    author = _author(settings.pop("author", None))
+    # YAML may give numbers or dates for text settings (title: 2019); Site holds text
+    settings = {k: str(v) if k in _JEKYLL_KEYS else v
+                for k, v in settings.items() if v is not None}
+    if author is not None:
+        settings["author"] = author
+    if "lang" in settings:
+        settings["lang"] = settings["lang"].replace("_", "-")
+    site = Site(**settings)
+    try:
+        site.tz  # noqa: B018 - validate now, not at the first post
+    except (ZoneInfoNotFoundError, ValueError):
+        # blame the file the name came from: config.yaml's site: wins over _config.yml
+        if model.site.timezone is None and jekyll_path is not None and jekyll is not None:
+            where, line = jekyll_path, jekyll.line_of(("timezone",))
+        else:
+            where, line = path, located.line_of(("site", "timezone"))
+        raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
+                                   "use an IANA name such as America/New_York")]) from None
+    posts = (base / model.posts).resolve()
+    try:
+        if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll
+            posts = posts / "_posts"
+    except OSError as exc:
+        raise ConfigError([Problem(path, located.line_of(("posts",)),
+                                   f"posts folder {posts} cannot be read ({exc.strerror})",
+                                   "make it readable by the user running digest")]) from None
+    if not posts.is_dir():
+        raise ConfigError([Problem(path, located.line_of(("posts",)),
+                                   f"posts folder {posts} does not exist",
+                                   "point 'posts:' at the site's _posts folder")])
+    return Config(
+        path=path, site=site, posts=posts,
+        output=(base / model.output).resolve(), state=(base / model.state).resolve(),
+        feed_entries=model.feeds.entries, stylesheet=model.feeds.stylesheet,
+        jekyll_config=jekyll_path,
+        subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
+        digest=_digest_settings(path, located, base, model.digest),
+        smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
+        refresh_minutes=model.feeds.refresh_minutes,
+        limits=Limits(**model.limits.model_dump()),
+    )
+
+
+def _digest_settings(path: Path, located: Located, base: Path,
+                     model: DigestModel) -> DigestSettings:
+    problems = []
+    if model.sender is not None:
+        _name, address = parseaddr(model.sender)
+        if "@" not in address or any(c in model.sender for c in "\r\n"):
+            problems.append(Problem(path, located.line_of(("digest", "from")),
+                                    f"'digest.from' is not an address: {model.sender!r}",
+                                    "write it as 'Jobs Board <jobs@example.org>'"))
+    if model.schedule != DEFAULT_SCHEDULE and (error := _crontab_error(model.schedule)):
+        problems.append(Problem(path, located.line_of(("digest", "schedule")),
+                                f"'digest.schedule' is not a crontab line: {error}",
+                                "five fields: minute hour day-of-month month day-of-week, "
+                                "e.g. '0 9 * * mon' (in the site's timezone)"))
+    templates = (base / model.templates).resolve() if model.templates else None
+    if templates is not None and not templates.is_dir():  # else silently the built-in ones
+        problems.append(Problem(path, located.line_of(("digest", "templates")),
+                                f"'digest.templates' names {templates}, which is not a folder",
+                                "create it and put your digest.html.j2, digest.txt.j2 or "
+                                "subject.txt.j2 in it, or remove the line"))
+    if problems:
+        raise ConfigError(problems)
+    dkim = Dkim(model.dkim.domain, model.dkim.selector, model.dkim.private_key_env) \
+        if model.dkim else None
+    return DigestSettings(
+        sender=model.sender, first_window_days=model.first_window_days,
+        noun=_noun(model.noun),
+        templates=templates, schedule=model.schedule, grace_hours=model.grace_hours,
+        list_id=model.list_id,
+        unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
+
+
+def _crontab_error(expression: str) -> str | None:
+    """Why APScheduler (which runs the schedule in `digest run`) cannot read it, if it cannot."""
+    # only imported for a non-default schedule; APScheduler 3 ships no type information
+    from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
+
+    try:
+        trigger = CronTrigger.from_crontab(expression, timezone=UTC)
+    except (ValueError, TypeError) as exc:
+        return str(exc)
+    if trigger.get_next_fire_time(None, datetime.now(UTC)) is None:
+        return "that time never comes (no such date)"
+    return None
+
+
+def _noun(text: str) -> tuple[str, str]:
+    """'job' → ('job', 'jobs'); 'opportunity/opportunities' for irregular plurals."""
+    one, _, many = text.strip().partition("/")
+    return one.strip(), (many.strip() or one.strip() + "s")
+
+
+_DEFAULT_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+def _smtp_settings(base: Path, model: SmtpModel | None) -> SmtpSettings | None:
+    if model is None:
+        return None
+    values = model.model_dump()
+    values["port"] = model.port or _DEFAULT_PORTS[model.security]
+    values["ca_file"] = (base / model.ca_file).resolve() if model.ca_file else None
+    return SmtpSettings(**values)
+
+
+def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSettings | None:
+    if model is None:
+        return None
+    if model.base_url is not None and not model.base_url.startswith(("https://", "http://")):
+        raise ConfigError([Problem(path, located.line_of(("web", "base_url")),
+                                   f"'web.base_url' must be an http(s) URL: {model.base_url!r}",
+                                   "e.g. https://jobs.example.org/digest")])
+    found = LISTEN.match(model.listen) if model.listen is not None else None
+    if model.listen is not None and (not found or int(found["port"]) > 65535):
+        raise ConfigError([Problem(path, located.line_of(("web", "listen")),
+                                   f"'web.listen' must be HOST:PORT: {model.listen!r}",
+                                   "a port from 0 to 65535, e.g. 127.0.0.1:8080 or [::1]:8080; "
+                                   "null to not serve")])
+    return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
+                       secret_env=model.secret_env, listen=model.listen)

@@ -1,0 +1,133 @@
+"""The settings digest runs on: frozen, typed dataclasses, one per section of config.yaml.
+
+file.py fills them from config.yaml and the site's own _config.yml (validated with pydantic);
+cache.py keeps the last good load. Nothing here reads a file, so every stage can import
+these types without loading pydantic or YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+DEFAULT_SCHEDULE = "0 9 * * mon"
+
+# where the web front listens: HOST:PORT or [IPv6]:PORT
+LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    email: str | None = None
+    uri: str | None = None
+
+
+@dataclass(frozen=True)
+class Site:
+    """What a post's URL, date and excerpt depend on, merged from both config files."""
+
+    url: str = ""
+    baseurl: str = ""
+    title: str = "Posts"
+    description: str = ""
+    timezone: str = "UTC"
+    permalink: str = "date"
+    excerpt_separator: str = "\n\n"
+    author: Author | None = None
+    lang: str = "en"
+    markdown_ext: tuple[str, ...] = ("markdown", "mkdown", "mkdn", "mkd", "md")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def root(self) -> str:
+        """Absolute address of the site's home, without a trailing slash."""
+        return (self.url.rstrip("/") + "/" + self.baseurl.strip("/")).rstrip("/")
+
+
+@dataclass(frozen=True)
+class Dkim:
+    domain: str
+    selector: str
+    private_key_env: str  # the PEM key itself is a secret: only its variable's name is here
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    """How digests look and when they go; `sender` is None until `digest: from` is set."""
+
+    sender: str | None = None  # "Jobs Board <jobs@example.org>", as written
+    first_window_days: int = 7
+    noun: tuple[str, str] = ("post", "posts")  # what the site lists: "job/jobs"
+    templates: Path | None = None  # a folder whose files override the built-in templates
+    schedule: str = DEFAULT_SCHEDULE  # crontab line, in the site's timezone
+    grace_hours: float = 24  # a digest missed by more than this (daemon down) is skipped
+    list_id: str | None = None
+    unsubscribe_mailto: str | None = None
+    dkim: Dkim | None = None
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how mail is relayed; the password is read from `password_env` at send time."""
+
+    host: str
+    port: int
+    security: str = "starttls"  # starttls | tls | none
+    username: str | None = None
+    password_env: str | None = None
+    timeout: float = 30
+    concurrency: int = 4
+    rate: float = 0  # messages per second over all connections; 0 = unlimited
+    per_connection: int = 100
+    max_attempts: int = 5
+    backoff: float = 2.0  # first retry delay in seconds; doubles each attempt, with jitter
+    pause_after: int = 20  # consecutive failed deliveries before the run pauses itself
+    retry_minutes: float = 5  # `digest run` retries deferred mail after this; doubling, ≤ 1 h
+    give_up_days: float = 5  # deferred this long after the digest was made: failed for good
+    ca_file: Path | None = None  # trust this CA bundle instead of the system's
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    base_url: str | None = None  # public address of the unsubscribe and preferences pages
+    secret_env: str = "DIGEST_SECRET"
+    listen: str | None = "127.0.0.1:8080"  # None: `digest run` does not serve it
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on every input, checked before it is parsed (`limits:` in config.yaml), so one
+    hostile file is rejected at its line instead of exhausting memory or time for all."""
+
+    post_bytes: int = 8 * 2**20  # one post file; the largest real post we know is 14 KB
+    subscribers_bytes: int = 256 * 2**20  # the subscribers file (100,000 entries: ~10 MB)
+    yaml_nodes: int = 100_000  # values in one front matter or subscriber entry, aliases expanded
+    tags: int = 2_000  # tags plus categories of one post
+    tag_length: int = 256  # characters in one tag or category
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    site: Site
+    posts: Path
+    output: Path
+    state: Path
+    feed_entries: int = 20
+    stylesheet: bool = True
+    # the site's own _config.yml, so that editing it invalidates cached post readings
+    jekyll_config: Path | None = None
+    subscribers: Path | None = None
+    digest: DigestSettings = DigestSettings()
+    smtp: SmtpSettings | None = None  # None: mail goes to the Maildir outbox under state
+    web: WebSettings | None = None
+    refresh_minutes: float = 5  # `digest run` rebuilds the feeds this often, besides on changes
+    limits: Limits = DEFAULT_LIMITS

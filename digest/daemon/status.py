@@ -1,0 +1,206 @@
+"""`digest status`: what the daemon is doing and has done, readable while it runs.
+
+The state database is opened read-only (WAL lets a reader in beside the daemon's writes, and
+a read-only connection cannot write by mistake). The send log says which digests went out;
+APScheduler's job table says when the next one is due; what only the daemon knows (its last
+feed build, the problems it found in the posts and the subscribers file) it notes in the
+`daemon_status` table with `note()` (state/notes.py), one JSON document per key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ..config import Config
+from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
+from ..state.sendlog import Run, SendLog, counts_text
+from ..state.store import DATABASE, Store
+from ..util.clock import Clock
+
+JOBS_TABLE = "apscheduler_jobs"
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    run: Run
+    counts: dict[str, int]
+    failures: list[tuple[str, str, int | None, str]]
+
+
+@dataclass(frozen=True)
+class NextDigest:
+    at: datetime | None  # as the daemon's clock shows it, in the site's timezone; None: paused
+    schedule: str
+    late: timedelta | None  # how overdue it is (the daemon is not running), if it is
+
+
+@dataclass(frozen=True)
+class Status:
+    state: Path
+    daemon_pid: int | None  # the running daemon's PID; None if none runs
+    sending_pid: int | None  # the process sending a digest right now, if one is
+    next_digest: NextDigest | None
+    runs: list[RunStatus] = field(default_factory=list)
+    notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        nd = self.next_digest
+        return {
+            "state": str(self.state), "daemon_pid": self.daemon_pid,
+            "sending_pid": self.sending_pid,
+            "next_digest": None if nd is None else {
+                "at": nd.at.isoformat() if nd.at else None, "schedule": nd.schedule,
+                "late_seconds": nd.late.total_seconds() if nd.late else None},
+            "digests": [{
+                "slug": r.run.slug, "period_start": r.run.period_start.isoformat(),
+                "period_end": r.run.period_end.isoformat(), "state": r.run.state,
+                "counts": r.counts,
+                "failures": [{"email": e, "state": s, "code": c, "reply": m}
+                             for e, s, c, m in r.failures],
+            } for r in self.runs],
+            **self.notes,
+        }
+
+
+def _alive(pid: int | None) -> int | None:
+    if pid is None:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # it exists, as another user
+    return pid
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (name,)).fetchone() is not None
+
+
+def _next_digest(db: sqlite3.Connection, config: Config,
+                 daemon: dict[str, Any]) -> NextDigest | None:
+    """From APScheduler's plain `next_run_time` column only. Its `job_state` column is a
+    pickle, and unpickling runs whatever code the bytes name: a state database copied from
+    elsewhere, or written by another user, must not run code in a read-only command. So the
+    schedule shown is the config's (the daemon puts it in the job at every start and
+    reload) and the clock offset (tests) is the one the daemon noted when it started."""
+    if not _has_table(db, JOBS_TABLE):
+        return None
+    from .schedule import DIGEST_JOB
+
+    row = db.execute(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = ?",
+                     (DIGEST_JOB,)).fetchone()
+    if row is None:
+        return None
+    offset = daemon.get("clock_offset_seconds")
+    shift = timedelta(seconds=offset) if isinstance(offset, int | float) else timedelta(0)
+    schedule = f"'{config.digest.schedule}', {config.site.timezone}"
+    if row[0] is None:
+        return NextDigest(None, schedule, None)
+    real = datetime.fromtimestamp(float(row[0]), UTC)
+    late = datetime.now(UTC) - real
+    return NextDigest(Clock(shift).shown(real, config.site.tz), schedule,
+                      late if late > timedelta(0) else None)
+
+
+def read_status(config: Config, *, runs: int = 5) -> Status:
+    """Everything `digest status` shows; writes nothing, anywhere."""
+    state = config.state
+    daemon_pid = _alive(holder(state / DAEMON_LOCK))
+    sending_pid = _alive(holder(state / SEND_LOCK))
+    path = state / DATABASE
+    if not path.exists():
+        return Status(state, daemon_pid, sending_pid, None)
+    store = Store(path, read_only=True)
+    try:
+        db = store.db
+        notes: dict[str, dict[str, Any]] = {}
+        if _has_table(db, "daemon_status"):
+            notes = {key: json.loads(data) for key, data in
+                     db.execute("SELECT key, data FROM daemon_status ORDER BY key")}
+        recent: list[RunStatus] = []
+        if _has_table(db, "runs"):
+            log = SendLog(store)
+            recent = [RunStatus(run, log.counts(run), log.failures(run, limit=5))
+                      for run in log.runs(runs)]
+        return Status(state, daemon_pid, sending_pid,
+                      _next_digest(db, config, notes.get("daemon", {})), recent, notes)
+    finally:
+        store.close()
+
+
+def _when(text: str | None, config: Config) -> str:
+    if not text:
+        return "never"
+    return f"{datetime.fromisoformat(text).astimezone(config.site.tz):%Y-%m-%d %H:%M:%S %z}"
+
+
+def _run_lines(item: RunStatus, config: Config) -> list[str]:
+    run, c = item.run, item.counts
+    tz = config.site.tz
+    lines = [f"  {run.slug}  {run.period_start.astimezone(tz):%Y-%m-%d %H:%M} → "
+             f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: {counts_text(c)}"]
+    lines += [f"      {state}: {email} {code or ''} {reply}".rstrip()
+              for email, state, code, reply in item.failures]
+    return lines
+
+
+def _problem_lines(title: str, found: list[str], total: int) -> list[str]:
+    if not total:
+        return []
+    more = [f"    … and {total - len(found)} more"] if total > len(found) else []
+    return [f"  {title} ({total}):", *(f"    {p}" for p in found), *more]
+
+
+def render(status: Status, config: Config) -> list[str]:
+    """`digest status` as lines of text for people."""
+    out = [f"state: {status.state}"]
+    out.append(f"daemon: running (PID {status.daemon_pid})" if status.daemon_pid
+               else "daemon: not running")
+    if status.sending_pid:
+        out.append(f"sending a digest now (PID {status.sending_pid})")
+    web = status.notes.get("web")
+    if status.daemon_pid and web:
+        out.append(f"web front: listening on {web.get('url')}"
+                   + (f", public at {web['base_url']}" if web.get("base_url") else ""))
+    nd = status.next_digest
+    if nd is None:
+        out.append("next digest: not scheduled (`digest run` schedules it when "
+                   "`subscribers:` is set)")
+    elif nd.at is None:
+        out.append(f"next digest: paused (schedule {nd.schedule})")
+    else:
+        late = f"; overdue by {str(nd.late).split('.')[0]}: sent at start-up if still within " \
+               f"digest.grace_hours" if nd.late and not status.daemon_pid else ""
+        out.append(f"next digest: {nd.at:%Y-%m-%d %H:%M %z} (schedule {nd.schedule}){late}")
+    build = status.notes.get("build")
+    if build:
+        out.append(f"feeds last built: {_when(build.get('at'), config)} "
+                   f"({build.get('reason')}): {build.get('posts')} posts, "
+                   f"{build.get('feeds')} feeds, {build.get('written_count', 0)} files written")
+        out += _problem_lines("problems in posts", build.get("problems", []),
+                              build.get("problems_count", 0))
+    else:
+        out.append("feeds last built: not by the daemon yet")
+    subs = status.notes.get("subscribers")
+    if subs:
+        source = "the last good copy (the file cannot be read now)" if subs.get("fallback") \
+            else "the file"
+        out.append(f"subscribers: {subs.get('count')} from {source}, checked "
+                   f"{_when(subs.get('at'), config)}")
+        if subs.get("error"):
+            out.append(f"  error: {subs['error']}")
+        out += _problem_lines("problems in subscribers", subs.get("problems", []),
+                              subs.get("problems_count", 0))
+    out.append("last digests:" if status.runs else "last digests: none yet")
+    for item in status.runs:
+        out += _run_lines(item, config)
+    return out

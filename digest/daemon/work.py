@@ -1,0 +1,144 @@
+"""The daemon's units of work, as plain functions: rebuild the feeds, check the subscribers,
+check that a digest could be sent, find what a resume must finish, log what a send did.
+
+Each opens the state database for itself (a SQLite connection belongs to one thread: the
+daemon runs most of these in a worker thread), logs one line saying what it did and, where
+`digest status` shows it, notes it there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..config import Config
+from ..delivery.send import SendReport, make_transport
+from ..delivery.session import mail_settings, when
+from ..feeds.build import build
+from ..state.notes import note
+from ..state.sendlog import SendLog, counts_text
+from ..state.store import Store
+from ..subscribers.current import read_subscribers
+from ..subscribers.load import SubscribersUnreadable
+from ..subscribers.tokens import Signer
+from ..util.logs import event
+
+log = logging.getLogger("digest.daemon")
+NOTED_PROBLEMS = 20  # `digest status` lists this many; the log and `digest check` have all
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    terms: frozenset[str]  # every tag and category published: subscribers' tags are checked
+    next_future: datetime | None  # the date of the next future-dated post, if there is one
+    problems: tuple[str, ...]  # rejected files and warnings, as `digest check` words them
+
+
+def shown(paths: list[str], limit: int = 8) -> str:
+    """The first *limit* of *paths*, and how many more, for one log line."""
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
+
+
+def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
+    """Rebuild the feeds as of *now*; log which files changed (nothing if none did)."""
+    started = time.monotonic()
+    report = build(config, now=now)
+    found = report.found
+    next_future = found.next_future
+    seconds = time.monotonic() - started
+    changed = [*report.written, *report.removed]
+    fields = {"reason": reason, "written": report.written, "removed": report.removed,
+              "posts": found.posts, "feeds": report.feeds, "seconds": round(seconds, 3)}
+    if changed:
+        log.info("feeds rebuilt (%s): %d written, %d removed: %s (%.2f s)", reason,
+                 len(report.written), len(report.removed), shown(changed), seconds,
+                 extra=event("feeds.rebuilt", **fields))
+    else:
+        log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
+                  extra=event("feeds.unchanged", **fields))
+    problems = tuple(str(p) for p in (*found.rejected, *found.warnings))
+    store = Store.open(config.state)
+    try:
+        note(store, "build", {
+            "at": now.isoformat(), "reason": reason, "posts": found.posts,
+            "feeds": report.feeds, "written_count": len(report.written),
+            "written": report.written[:NOTED_PROBLEMS], "removed": report.removed,
+            "future": found.future, "next_future": next_future, "seconds": seconds,
+            "problems": list(problems[:NOTED_PROBLEMS]), "problems_count": len(problems)})
+    finally:
+        store.close()
+    return BuildResult(found.terms, next_future, problems)
+
+
+def check_subscribers(config: Config, known_terms: set[str]) -> dict[str, Any]:
+    """Read the subscribers file as a send would (keeping the last good copy when it cannot
+    be read); log what was found; what `digest status` notes about it."""
+    path = config.subscribers
+    assert path is not None
+    at = datetime.now(UTC).isoformat()
+    fell_back: list[SubscribersUnreadable] = []  # read_subscribers has logged why
+    store = Store.open(config.state)
+    try:
+        found = read_subscribers(config, SendLog(store), known_terms, fell_back=fell_back)
+    except SubscribersUnreadable as exc:
+        log.error("subscribers: %s; no digest can go out until it is fixed", exc,
+                  extra=event("subscribers.unreadable", error=str(exc)))
+        return {"at": at, "count": 0, "fallback": False, "error": str(exc),
+                "problems": [], "problems_count": 0}
+    finally:
+        store.close()
+    fallback = bool(fell_back)
+    error = str(fell_back[0]) if fell_back else None
+    problems = [str(p) for p in found.problems]
+    for problem in found.problems:
+        log.warning("subscribers: entry skipped: %s", problem,
+                    extra=event("subscribers.skipped", error=str(problem)))
+    log.info("subscribers: %d from %s, %d entries skipped", len(found.subscribers),
+             "the last good copy" if fallback else path.name, len(problems),
+             extra=event("subscribers.loaded", count=len(found.subscribers),
+                         skipped=len(problems), fallback=fallback))
+    return {"at": at, "count": len(found.subscribers), "fallback": fallback, "error": error,
+            "problems": problems[:NOTED_PROBLEMS], "problems_count": len(problems)}
+
+
+def check_can_send(config: Config) -> None:
+    """Raise now what the first digest would raise days later: no sender, secrets missing."""
+    if config.subscribers is None:
+        return
+    mail_settings(config)
+    make_transport(config)
+    if config.web is not None and config.web.base_url is not None:
+        Signer.from_env(config.web.secret_env)
+
+
+def resume_point(config: Config) -> datetime | None:
+    """The `as_of` for a send that only resumes: the end of the latest digest, if some digest
+    is unfinished (a later `as_of` would also make a new, unscheduled digest); else None."""
+    store = Store.open(config.state)
+    try:
+        sendlog = SendLog(store)
+        latest = sendlog.latest_run()
+        return latest.period_end if latest and sendlog.unfinished_runs() else None
+    finally:
+        store.close()
+
+
+def log_sent(report: SendReport) -> None:
+    """One line per digest run (and one per failed delivery) of a send."""
+    if report.nothing_new and not report.runs:
+        log.info("digest: %s", report.nothing_new, extra=event("digest.nothing_new"))
+    for run in report.runs:
+        c = run.counts
+        log.info("digest %s (%s → %s, %d posts): %s%s", run.run.slug,
+                 when(run.run.period_start), when(run.run.period_end), run.posts,
+                 counts_text(c), f"; paused: {run.paused}" if run.paused else "",
+                 extra=event("digest.finished", slug=run.run.slug, posts=run.posts,
+                             counts=c, paused=run.paused))
+        for email, state, code, reply in run.failures:
+            log.warning("digest %s: %s: %s %s %s", run.run.slug, state, email, code or "",
+                        reply, extra=event("digest.failure", slug=run.run.slug,
+                                           email=email, state=state, code=code))

@@ -1,0 +1,138 @@
+"""Posts of a run + one subscriber → that subscriber's message.
+
+Each distinct edition (same posts, same tags followed) is rendered once and personalised
+per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from email.utils import parseaddr
+from typing import TypeVar
+
+from ..edition.layout import DigestPost, Edition, Recipient, RenderedEdition
+from ..edition.selection import Window, terms
+from ..posts.content import plain_title
+from ..posts.ids import absolute
+from ..posts.parse import Post
+from ..posts.rendered import render_posts
+from ..subscribers.load import (
+    Subscriber,
+)
+from .session import Session, domain_of
+from .transport import Outgoing
+
+log = logging.getLogger("digest.compose")
+EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
+EDITIONS_KEPT = 8
+T = TypeVar("T")
+
+
+class Composer:
+    """Turns (run posts, subscriber) into a message; editions are rendered once and reused."""
+
+    def __init__(self, s: Session, run_slug: str, posts: list[Post]) -> None:
+        self.s = s
+        self.slug = run_slug
+        self.posts = posts  # newest first
+        self.items = self._items(posts)
+        self.preferences = s.sendlog.preferences()
+        self.by_tags: dict[tuple[object, ...], tuple[int, ...]] = {}
+        # recently used editions only: callers send edition by edition (grouped()), so a
+        # few suffice, and 100,000 subscribers never hold hundreds of rendered bodies
+        self.editions: OrderedDict[tuple[object, ...], RenderedEdition] = OrderedDict()
+        self.rendered = 0  # editions rendered so far
+        sender = s.config.digest.sender or ""
+        self.envelope_from = parseaddr(sender)[1]
+        self.domain = domain_of(sender)
+        base = s.config.web.base_url if s.config.web else None
+        self.base_url = base
+
+    def _items(self, posts: list[Post]) -> list[DigestPost]:
+        s = self.s
+        rendered = render_posts(s.config, s.store, posts, s.corpus.stats, s.corpus.posts)
+        site = s.config.site
+        items = []
+        for post in posts:
+            r = rendered[post.path]
+            excerpt = " ".join(r.summary.split())
+            excerpt_html = r.summary_html
+            if len(excerpt) > EXCERPT_CHARS:
+                # cut both parts alike: the text part says what the HTML part says, and a
+                # long first paragraph would push the HTML past Gmail's 102 KB clipping
+                excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
+                excerpt_html = html.escape(excerpt)
+            items.append(DigestPost(
+                title=plain_title(post.title) or post.slug, url=absolute(site, post.url),
+                date=post.date.astimezone(site.tz), tags=post.tags,
+                categories=post.categories, excerpt=excerpt, excerpt_html=excerpt_html))
+        return items
+
+    def subscriber_view(self, sub: Subscriber) -> Subscriber:
+        """The subscriber with tag choices made on the web front, which win over the YAML."""
+        if sub.key not in self.preferences:
+            return sub
+        return Subscriber(sub.email, sub.name, self.preferences[sub.key], sub.exclude_tags,
+                          sub.line)
+
+    def matches(self, sub: Subscriber) -> tuple[int, ...]:
+        key = (sub.tags, sub.exclude_tags)
+        found = self.by_tags.get(key)
+        if found is None:
+            found = tuple(i for i, p in enumerate(self.posts) if sub.wants(terms(p)))
+            self.by_tags[key] = found
+        return found
+
+    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> RenderedEdition:
+        key = (sub.tags, sub.exclude_tags, picked)
+        rendered = self.editions.get(key)
+        if rendered is not None:
+            self.editions.move_to_end(key)
+        else:
+            archive = f"{self.base_url}/archive/{self.slug}" if self.base_url else None
+            edition = Edition(period_start=period.start, period_end=period.end,
+                              posts=tuple(self.items[i] for i in picked),
+                              followed=sub.tags, archive_url=archive)
+            rendered = self.s.renderer.edition(edition)
+            self.rendered += 1
+            self.editions[key] = rendered
+            if len(self.editions) > EDITIONS_KEPT:
+                self.editions.popitem(last=False)
+        return rendered
+
+    def grouped(self, items: list[T], who: Callable[[T], tuple[Subscriber, tuple[int, ...]]]
+                ) -> list[T]:
+        """*items* reordered so that those sharing an edition are adjacent (first-seen order,
+        file order within): each edition is then rendered once and can be dropped after."""
+        groups: dict[tuple[object, ...], list[T]] = {}
+        for item in items:
+            sub, picked = who(item)
+            groups.setdefault((sub.tags, sub.exclude_tags, picked), []).append(item)
+        return [item for group in groups.values() for item in group]
+
+    def message_id(self, key: str) -> str:
+        digest = hashlib.sha256(f"{self.slug}\0{key}".encode()).hexdigest()[:20]
+        return f"<digest.{self.slug}.{digest}@{self.domain}>"
+
+    def recipient(self, sub: Subscriber, to: str | None = None) -> Recipient:
+        signer, base = self.s.signer, self.base_url
+        unsubscribe = preferences = None
+        if signer is not None and base is not None:
+            unsubscribe = f"{base}/unsubscribe/{signer.token(sub.key, 'unsubscribe')}"
+            preferences = f"{base}/preferences/{signer.token(sub.key, 'preferences')}"
+        return Recipient(email=to or sub.email, name=sub.name, unsubscribe_url=unsubscribe,
+                         preferences_url=preferences)
+
+    def compose(self, sub: Subscriber, picked: tuple[int, ...], period: Window, *,
+                to: str | None = None, message_id: str | None = None) -> Outgoing:
+        rendered = self.edition(sub, picked, period)
+        data = self.s.renderer.message(rendered, self.recipient(sub, to),
+                                       message_id=message_id or self.message_id(sub.key),
+                                       date=self.s.as_of)
+        return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,
+                        data=data)
+

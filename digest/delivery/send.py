@@ -1,0 +1,307 @@
+"""The digest run: posts + subscribers → editions → messages → a transport, with the send log.
+
+Resumes what an earlier run left (crash, pause, temporary failures) before starting a new
+period. Messages are made on demand while the transport sends, so 100,000 subscribers never
+sit in memory as messages: each distinct edition (same posts, same tags followed) is
+rendered once, then personalised per subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Generic, Protocol, TypeVar
+
+from ..config import Config
+from ..edition.selection import Window, period_slug
+from ..errors import ConfigError, DigestError, Problem
+from ..posts.reader import Corpus
+from ..state.locks import send_lock
+from ..state.sendlog import Recorded, Run
+from ..subscribers.load import (
+    Subscriber,
+    SubscriberList,
+)
+from ..util.loop import run_async
+from . import archive, traces
+from .compose import Composer
+from .outbox import MaildirTransport
+from .session import Session, newest_first, plan_run, session, when
+from .smtp import SmtpTransport
+from .transport import DeliveryPaused, Outcome, Outgoing, Transport
+
+log = logging.getLogger("digest.send")
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """How a run reports itself: a rich bar on a terminal, log lines elsewhere (cli/commands.py)."""
+
+    def start(self, run: Run, total: int) -> None: ...
+    def advance(self, outcome: Outcome) -> None: ...
+    def finish(self) -> None: ...
+
+
+@dataclass
+class RunReport:
+    run: Run
+    posts: int
+    counts: dict[str, int] = field(default_factory=dict)
+    added: int = 0  # subscribers added to an existing run
+    paused: str | None = None
+    failures: list[tuple[str, str, int | None, str]] = field(default_factory=list)
+
+
+@dataclass
+class SendReport:
+    runs: list[RunReport] = field(default_factory=list)
+    nothing_new: str | None = None  # why no new run was made
+    subscribers: SubscriberList | None = None
+    corpus: Corpus | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(r.counts.get("failed", 0) for r in self.runs)
+
+    @property
+    def paused(self) -> bool:
+        return any(r.paused for r in self.runs)
+
+    @property
+    def deferred(self) -> int:
+        """Deliveries still waiting out a temporary failure: retried by `digest run` (or the
+        next `digest send`) until smtp.give_up_days after their digest was made."""
+        return sum(r.counts.get("deferred", 0) for r in self.runs)
+
+
+def make_transport(config: Config) -> Transport:
+    if config.smtp is None:
+        return MaildirTransport(config.state / "outbox")
+    password = None
+    if config.smtp.password_env:
+        password = os.environ.get(config.smtp.password_env)
+        if password is None:
+            raise ConfigError([Problem(config.path, None,
+                                       f"smtp.password_env names ${config.smtp.password_env}, "
+                                       "which is not set", "export it before sending")])
+    return SmtpTransport(config.smtp, password=password)
+
+
+async def _serve(s: Session, run: Run, transport: Transport, progress: Progress | None,
+                 stop: asyncio.Event | None) -> RunReport:
+    posts = newest_first(s, (p.entry_id for p in s.sendlog.run_posts(run)))
+    report = RunReport(run, len(posts))
+    composer = Composer(s, run.slug, posts)
+    period = Window(run.period_start, run.period_end)
+    archive.keep(s.config.state, run.slug, period.start.astimezone(s.config.site.tz),
+                 period.end.astimezone(s.config.site.tz), composer.items)
+    current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
+    suppressed = s.sendlog.suppressed()
+    todo = s.sendlog.to_serve(run)
+    closed: list[tuple[str, str, int]] = []
+    queue: list[tuple[Subscriber, tuple[int, ...], int]] = []
+    for key, _email, attempts in todo:
+        sub = current.get(key)
+        if sub is None or key in suppressed:
+            closed.append((key, "suppressed", 0))
+            continue
+        picked = composer.matches(sub)
+        if picked:
+            queue.append((sub, picked, attempts))
+        else:
+            closed.append((key, "empty", 0))
+    s.sendlog.mark(run, closed)
+    queue = composer.grouped(queue, lambda item: (item[0], item[1]))
+    if progress:
+        progress.start(run, len(queue))
+    in_flight: dict[str, tuple[str, int, int]] = {}
+
+    async def messages() -> AsyncIterator[Outgoing]:
+        for sub, picked, attempts in queue:
+            if s.sendlog.is_suppressed(sub.key):  # unsubscribed while this run was sending
+                s.sendlog.mark(run, [(sub.key, "suppressed", 0)])
+                continue
+            message_id = composer.message_id(sub.key)
+            outgoing = composer.compose(sub, picked, period, message_id=message_id)
+            in_flight[sub.key] = (message_id, len(picked), attempts)
+            yield outgoing
+
+    commits: GroupCommit[Recorded] = GroupCommit(lambda rows: s.sendlog.record_many(run, rows))
+
+    async def record(outcome: Outcome) -> None:
+        message_id, n_posts, attempts = in_flight.pop(outcome.key)
+        await commits.add(Recorded(outcome, message_id, n_posts, attempts))
+        if progress:
+            progress.advance(outcome)
+
+    try:
+        await transport.deliver(messages(), record, stop=stop)
+    except DeliveryPaused as exc:
+        report.paused = str(exc)
+    finally:
+        if progress:
+            progress.finish()
+    left = s.sendlog.to_serve(run)
+    s.sendlog.set_state(run, "done" if not left else "paused")
+    report.counts = s.sendlog.counts(run)
+    report.failures = s.sendlog.failures(run)
+    return report
+
+
+class GroupCommit(Generic[T]):
+    """Outcomes recorded in the same turn of the event loop are committed together.
+
+    Each caller returns only once the commit holding its row is done, so a connection
+    still takes its next message only after its last outcome is durable: a kill loses at
+    most the outcomes not yet committed, whose messages were in flight (they go again,
+    nobody is skipped). With 20 connections, one commit serves the several that finish
+    together instead of one each.
+    """
+
+    def __init__(self, write: Callable[[list[T]], None]) -> None:
+        self._write = write
+        self._rows: list[T] = []
+        self._done: asyncio.Future[None] | None = None
+
+    async def add(self, row: T) -> None:
+        """Queue *row* for the next commit and wait for it; raises what the commit raised."""
+        if self._done is None:
+            loop = asyncio.get_running_loop()
+            self._done = loop.create_future()
+            loop.call_soon(self._flush)  # after every task already woken in this turn
+        done = self._done
+        self._rows.append(row)
+        await asyncio.shield(done)  # one caller cancelled must not cancel the others' commit
+
+    def _flush(self) -> None:
+        rows, done = self._rows, self._done
+        self._rows, self._done = [], None
+        assert done is not None
+        try:
+            self._write(rows)
+        except Exception as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+
+def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
+    return ((sub.key, sub.email) for sub in s.subscribers.subscribers)
+
+
+def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
+         transport: Transport | None = None, stop: asyncio.Event | None = None,
+         state_lost: bool = False) -> SendReport:
+    """Finish any unfinished run, then send the digest for the period ending at *as_of*.
+
+    Refuses (errors.StateLost) when the send log is gone but earlier digests left traces;
+    *state_lost* acknowledges that and starts afresh (see traces.py).
+    """
+    return run_async(send_async(config, as_of=as_of, progress=progress, transport=transport,
+                                stop=stop, state_lost=state_lost))
+
+
+async def send_async(config: Config, *, as_of: datetime, progress: Progress | None = None,
+                     transport: Transport | None = None,
+                     stop: asyncio.Event | None = None, state_lost: bool = False) -> SendReport:
+    """`send` in a running event loop (the daemon's). Every send holds the send lock, so a
+    second one (by hand, while the daemon sends) refuses with locks.Busy instead of racing."""
+    with send_lock(config.state):
+        return await _send(config, as_of=as_of, progress=progress, transport=transport,
+                           stop=stop, state_lost=state_lost)
+
+
+async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
+                transport: Transport | None, stop: asyncio.Event | None,
+                state_lost: bool) -> SendReport:
+    transport = transport or make_transport(config)
+    report = SendReport()
+    with session(config, as_of=as_of) as s:
+        traces.check(s, acknowledged=state_lost)  # never the last digest to everyone again
+        report.subscribers, report.corpus = s.subscribers, s.corpus
+        runs = s.sendlog.unfinished_runs()
+        latest = s.sendlog.latest_run()
+        if latest is not None and as_of <= latest.period_end:
+            added = s.sendlog.add_subscribers(latest, _subscriber_rows(s))
+            if latest not in runs and added:
+                runs.append(latest)
+            report.nothing_new = (f"the digest for the period ending {when(latest.period_end)} "
+                                  f"was already made; {added} subscriber(s) added to it")
+        else:
+            period, chosen = plan_run(s)
+            if chosen:
+                slug = period_slug(period.end.astimezone(config.site.tz))
+                if s.sendlog.slug_taken(slug):
+                    slug = period_slug(period.end.astimezone(config.site.tz), {slug})
+                runs.append(s.sendlog.create_run(slug=slug, start=period.start, end=period.end,
+                                                 posts=chosen, subscribers=_subscriber_rows(s)))
+                traces.mark(config.state)
+            else:
+                report.nothing_new = (f"no new posts between {when(period.start)} and "
+                                      f"{when(period.end)}: no digest")
+        for run in runs:
+            _give_up_if_too_old(s, run)
+            result = await _serve(s, run, transport, progress, stop)
+            report.runs.append(result)
+            if result.paused or (stop is not None and stop.is_set()):
+                break
+    return report
+
+
+def _give_up_if_too_old(s: Session, run: Run) -> None:
+    """Past smtp.give_up_days after a digest was made, its deferred deliveries fail for good
+    (postfix's maximal_queue_lifetime, 5 days, is the model); those never tried still go."""
+    smtp = s.config.smtp
+    if smtp is None:
+        return
+    age = datetime.now(UTC) - run.created_at
+    if age.total_seconds() < smtp.give_up_days * 86_400:
+        return
+    given_up = s.sendlog.give_up(run, f"deferred for {smtp.give_up_days:g} days, given up; "
+                                      "last reply: ")
+    if given_up:
+        log.warning("digest %s: %d deferred deliveries given up after %g days (smtp."
+                    "give_up_days): now failed", run.slug, given_up, smtp.give_up_days)
+
+
+def send_test(config: Config, *, as_of: datetime, to: str, subscriber: str | None = None,
+              transport: Transport | None = None) -> Outcome | None:
+    """One copy of the digest (everything new, or one subscriber's) to *to*; not logged."""
+    transport = transport or make_transport(config)
+    with session(config, as_of=as_of) as s:
+        period, chosen = plan_run(s)
+        latest = s.sendlog.latest_run()
+        if not chosen and latest is not None:  # nothing new: show the last digest instead
+            period = Window(latest.period_start, latest.period_end)
+            chosen = s.sendlog.run_posts(latest)
+        posts = newest_first(s, (p.entry_id for p in chosen))
+        composer = Composer(s, "test-" + period_slug(period.end.astimezone(config.site.tz)),
+                            posts)
+        sub = Subscriber(to, None, None)
+        if subscriber is not None:
+            found = [x for x in s.subscribers.subscribers if x.key == subscriber.strip().lower()]
+            if not found:
+                raise DigestError(f"{subscriber} is not in {config.subscribers}")
+            sub = composer.subscriber_view(found[0])
+        picked = composer.matches(sub)
+        if not picked:
+            return None
+        outgoing = composer.compose(sub, picked, period, to=to)
+        outcomes: list[Outcome] = []
+
+        async def one() -> AsyncIterator[Outgoing]:
+            yield outgoing
+
+        async def keep(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+
+        run_async(transport.deliver(one(), keep))
+        return outcomes[0] if outcomes else None
+
+
+__all__ = ["GroupCommit", "RunReport", "SendReport", "send", "send_async",
+           "send_test"]

@@ -1,0 +1,374 @@
+"""Digest emails from editions: Jinja templates, CSS inlined, then one message per recipient.
+
+An edition (one body for everyone following the same tags) is rendered and its CSS inlined
+once. A recipient's values stand in that output as placeholder tokens; `Renderer.message`
+swaps in each recipient's own (HTML-escaped in the HTML part, as they are in the text part)
+and assembles the bytes (message.py). A template may test a personal value for presence
+(`{% if recipient.name %}`), so an edition is rendered once per combination of present
+values that its recipients actually have: one or two in practice, never more than eight.
+The variables each template sees are listed in its header comment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import secrets
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import css_inline
+import jinja2
+from markupsafe import Markup
+
+from ..config import Site
+from ..errors import ConfigError, Problem
+from ..posts.content import MAX_DEPTH, flatten, nesting_depth, too_deep
+from ..util import builtin
+from .message import (
+    PERSONAL,
+    Body,
+    DkimKey,
+    MessageError,
+    Recipient,
+    Skeleton,
+    address_header,
+    check_address,
+    check_dkim_key,
+    check_url,
+    checked,
+    date_header,
+    fold,
+    message_id_header,
+    one_line,
+    present,
+    qp,
+    sender_header,
+    sign,
+    tidy_text,
+    unsubscribe_headers,
+)
+
+__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "MessageError", "Recipient",
+           "RenderedEdition", "Renderer", "default_list_id"]
+
+HTML, TEXT, SUBJECT = "digest.html.j2", "digest.txt.j2", "subject.txt.j2"
+SUBJECT_TAGS = 3  # tags named in a subject before "and N more"
+MAX_SUBJECT = 150
+DASH = "\N{EN DASH}"
+_BLANK_LINES = re.compile(r"\n{3,}")
+_TRAILING_SPACE = re.compile(r"[ \t]+\n")
+
+
+@dataclass(frozen=True)
+class DigestPost:
+    title: str  # plain text, may contain anything
+    url: str  # absolute
+    date: datetime  # aware
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    excerpt: str  # plain text
+    excerpt_html: str  # already sanitised by nh3
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One distinct digest body: every subscriber following the same tags in a run gets it."""
+
+    period_start: datetime
+    period_end: datetime
+    posts: tuple[DigestPost, ...]  # newest first, never empty
+    followed: tuple[str, ...] | None  # tags the recipients follow; None = every post
+    archive_url: str | None  # "view in browser" link; None when there is no web front
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    site: Site
+    sender: str  # "Jobs Board <jobs@example.org>"
+    list_id: str  # "Jobs Board <digest.jobs.example.org>"; see default_list_id
+    unsubscribe_mailto: str  # the address of the mailto: in List-Unsubscribe
+    templates: Path | None  # a folder whose files override the built-in templates
+    noun: tuple[str, str] = ("post", "posts")  # ("job", "jobs") on a jobs board
+    dkim: DkimKey | None = None
+
+
+def default_list_id(sender: str, site: Site) -> str:
+    """RFC 2919 `Title <digest.domain>`: stable for as long as the sender's domain is."""
+    domain = parseaddr(sender)[1].rpartition("@")[2].lower()
+    if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+        domain = re.sub(r"[^a-z0-9.-]", "", site.root.partition("//")[2].split("/")[0].lower())
+    return f"{one_line(site.title)} <digest.{domain or 'localhost'}>"
+
+
+@dataclass(frozen=True)
+class PostView:
+    """A post as the templates see it: text tidied to what a reader should see."""
+
+    title: str  # one line
+    url: str
+    date: datetime  # in the site's timezone
+    tags: tuple[str, ...]
+    categories: tuple[str, ...]
+    terms: tuple[str, ...]  # tags then categories, once each: what subscribers follow
+    excerpt: str
+    excerpt_html: Markup
+
+
+Shape = tuple[bool, bool, bool]  # which of name, unsubscribe_url, preferences_url are set
+
+
+@dataclass(frozen=True)
+class Variant:
+    text: str  # with placeholders, "\n" line ends
+    html: str
+    text_body: Body
+    html_body: Body
+
+
+EVERY_VALUE: Shape = (True, True, True)
+
+
+@dataclass(frozen=True)
+class RenderedEdition:
+    edition: Edition
+    subject: str
+    context: dict[str, Any]  # the template variables but `recipient`
+    skeleton: Skeleton
+    placeholder: re.Pattern[str] = field(compare=False, repr=False)
+    # rendered bodies by Shape, filled on first use; a cache, not state
+    variants: dict[Shape, Variant] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The text body for previews: `{recipient.email}` and so on where values go."""
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].text)
+
+    @property
+    def html(self) -> str:
+        """The HTML body for previews, marked like `text`."""
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].html)
+
+
+def _view(post: DigestPost, site: Site) -> PostView:
+    tags = tuple(t for t in (one_line(t) for t in post.tags) if t)
+    categories = tuple(c for c in (one_line(c) for c in post.categories) if c)
+    excerpt = _BLANK_LINES.sub("\n\n", tidy_text(post.excerpt)).strip()
+    # render_post flattens deep HTML already; an excerpt cached by an older version may not
+    # be, and css-inline dies of a stack overflow (SIGSEGV) on it, taking the send along
+    excerpt_html = flatten(post.excerpt_html) if too_deep(post.excerpt_html) \
+        else post.excerpt_html
+    return PostView(one_line(post.title), one_line(post.url).replace(" ", "%20"),
+                    post.date.astimezone(site.tz), tags, categories,
+                    tuple(dict.fromkeys((*tags, *categories))), excerpt,
+                    Markup(tidy_text(excerpt_html).strip()))  # nh3 made it safe
+
+
+def _counts(posts: list[PostView]) -> Counter[str]:
+    return Counter(term for post in posts for term in post.terms)
+
+
+def _named_tags(posts: list[PostView], followed: tuple[str, ...] | None) -> list[str]:
+    """Tags to name, most posts first: those followed, or all when following everything."""
+    counts = _counts(posts)
+    if followed is None:
+        return sorted(counts, key=lambda t: (-counts[t], t.casefold()))
+    spelt = {t.casefold(): t for t in counts}
+    present = [spelt[f.casefold()] for f in dict.fromkeys(followed) if f.casefold() in spelt]
+    return sorted(present, key=lambda t: -counts[t])
+
+
+def _groups(posts: list[PostView], named: list[str]) -> list[tuple[str | None, list[PostView]]]:
+    """(tag, its posts newest first) per named tag; posts in none of them under None, last."""
+    groups: list[tuple[str | None, list[PostView]]] = [
+        (tag, [p for p in posts if tag in p.terms]) for tag in named]
+    rest = [p for p in posts if not set(named) & set(p.terms)]
+    if rest:
+        groups.append((None, rest))
+    return groups
+
+
+def format_date(value: datetime, fmt: str | None = None) -> str:
+    """`8 January 2024`, or strftime(*fmt*); portable (no %-d)."""
+    return value.strftime(fmt) if fmt else f"{value.day} {value:%B %Y}"
+
+
+def format_period(start: datetime, end: datetime) -> str:
+    """`8-14 January 2024`, `29 January - 4 February 2024` (en dashes): as short as is clear."""
+    if (start.year, start.month) == (end.year, end.month):
+        return f"{start.day}{DASH}{format_date(end)}" if start.day != end.day \
+            else format_date(end)
+    if start.year == end.year:
+        return f"{start.day} {start:%B} {DASH} {format_date(end)}"
+    return f"{format_date(start)} {DASH} {format_date(end)}"
+
+
+def _shorten(subject: str) -> str:
+    if len(subject) <= MAX_SUBJECT:
+        return subject
+    cut = subject[:MAX_SUBJECT - 1].rpartition(" ")[0] or subject[:MAX_SUBJECT - 1]
+    return cut.rstrip(" ,;:") + "…"
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip("\n") + "\n"
+
+
+def _problem(exc: Exception, template: jinja2.Template, what: str) -> ConfigError:
+    """A template failure as a ConfigError naming the template file and, if known, the line."""
+    path = Path(template.filename or template.name or "?")
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else None
+    return ConfigError([Problem(path, line, f"{what}: {exc}",
+                                "fix the template, or delete it to use the built-in one")])
+
+
+class Renderer:
+    """Templates loaded once; `edition` per distinct body, `message` per recipient."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self._env = jinja2.Environment(
+            loader=builtin.loader(settings.templates),
+            autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
+            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+            keep_trailing_newline=True)
+        self._env.filters["date"] = format_date
+        self._templates = {name: self._load(name) for name in (HTML, TEXT, SUBJECT)}
+        self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+        # unguessable, so a post cannot hold a token that would leak someone's link into it
+        self._token = f"dgst{secrets.token_hex(8)}"
+        self._placeholder = re.compile(f"{self._token}_({'|'.join(PERSONAL)})_")
+        self._sender = sender_header(settings.sender)
+        self._list_id = fold("List-Id", settings.list_id)
+        self._mailto = check_address(settings.unsubscribe_mailto)
+        self._lang = re.sub(r"[^A-Za-z0-9-]", "", settings.site.lang) or "en"
+        if settings.dkim is not None:
+            check_dkim_key(settings.dkim)
+        self._date: tuple[datetime, bytes] | None = None  # a run's messages share one Date
+
+    def _load(self, name: str) -> jinja2.Template:
+        try:
+            return self._env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise ConfigError([Problem(Path(exc.filename or name), exc.lineno,
+                                       f"template syntax error: {exc.message}",
+                                       "fix the template, or delete it to use the built-in one")
+                               ]) from None
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        template = self._templates[name]
+        try:
+            return template.render(context)
+        # the templates are the user's: whatever goes wrong in one is a problem in that file
+        except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError,
+                ValueError) as exc:
+            raise _problem(exc, template, "template error") from None
+
+    def edition(self, edition: Edition) -> RenderedEdition:
+        """Subject, headers and body of an edition (rendered now for a recipient with every
+        value set, so that a template's errors show before the first message)."""
+        if not edition.posts:
+            raise ValueError("an edition needs at least one post")
+        archive = check_url(edition.archive_url) if edition.archive_url else None
+        site, (one, many) = self.settings.site, self.settings.noun
+        posts = sorted((_view(p, site) for p in edition.posts), key=lambda p: p.date,
+                       reverse=True)
+        followed = None if edition.followed is None else tuple(
+            t for t in dict.fromkeys(one_line(t) for t in edition.followed) if t)
+        named = _named_tags(posts, followed)
+        start = edition.period_start.astimezone(site.tz)
+        end = edition.period_end.astimezone(site.tz)
+        context: dict[str, Any] = {
+            "site": site, "edition": edition, "posts": posts, "groups": _groups(posts, named),
+            "count": len(posts), "noun": one if len(posts) == 1 else many, "nouns": (one, many),
+            "tags": named[:SUBJECT_TAGS], "more": max(0, len(named) - SUBJECT_TAGS),
+            "followed": followed, "period_start": start, "period_end": end,
+            "period": format_period(start, end), "archive_url": archive,
+            "unsubscribe_mailto": self._mailto}
+        subject = _shorten(one_line(self._render(SUBJECT, context)))
+        context["subject"] = subject
+        boundary = "=_digest_" + hashlib.sha256(
+            repr((start, end, edition.followed, [p.url for p in posts])).encode()).hexdigest()[:24]
+        skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
+                                  list_id=self._list_id, lang=self._lang, boundary=boundary)
+        rendered = RenderedEdition(edition, subject, context, skeleton, self._placeholder)
+        self._variant(rendered, EVERY_VALUE)
+        return rendered
+
+    def _variant(self, rendered: RenderedEdition, shape: Shape) -> Variant:
+        variant = rendered.variants.get(shape)
+        if variant is None:
+            has_name, has_unsubscribe, has_preferences = shape
+            token = self._token
+            recipient = Recipient(  # tokens that each recipient's own values replace
+                email=f"{token}_email_", name=f"{token}_name_" if has_name else None,
+                unsubscribe_url=f"{token}_unsubscribe_url_" if has_unsubscribe else None,
+                preferences_url=f"{token}_preferences_url_" if has_preferences else None)
+            context = {**rendered.context, "recipient": recipient}
+            text = _normalise(self._render(TEXT, context))
+            page = self._render(HTML, context)
+            # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+            if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+                raise ConfigError([Problem(
+                    Path(self._templates[HTML].filename or HTML), None,
+                    f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
+                    "crashes the CSS inliner", "close the tags it opens")])
+            try:
+                page = self._inliner.inline(page)
+            except css_inline.InlineError as exc:
+                raise _problem(exc, self._templates[HTML], "CSS cannot be inlined") from None
+            page = page.replace("\r\n", "\n").replace("\r", "\n")
+            variant = Variant(text, page, Body.encode(text, self._placeholder),
+                              Body.encode(page, self._placeholder))
+            rendered.variants[shape] = variant
+        return variant
+
+    def personalise(self, rendered: RenderedEdition, recipient: Recipient) -> tuple[str, str]:
+        """The text and HTML bodies exactly as *recipient* receives them."""
+        values = present(recipient := checked(recipient))
+        variant = self._variant(rendered, _shape(recipient))
+
+        def text(m: re.Match[str]) -> str:
+            return values[m.group(1)]
+
+        def page(m: re.Match[str]) -> str:
+            return html.escape(values[m.group(1)])
+
+        return self._placeholder.sub(text, variant.text), self._placeholder.sub(page, variant.html)
+
+    def message(self, rendered: RenderedEdition, recipient: Recipient, *, message_id: str,
+                date: datetime) -> bytes:
+        """The whole RFC 5322 message for one recipient, CRLF line ends, DKIM-signed if set."""
+        recipient = checked(recipient)
+        variant = self._variant(rendered, _shape(recipient))
+        text_values, html_values = {}, {}
+        for key, value in present(recipient).items():
+            text_values[key] = qp(value, joined=True)
+            html_values[key] = qp(html.escape(value), joined=True)
+        raw = rendered.skeleton.assemble(
+            to=address_header(recipient.name, recipient.email), date=self._date_header(date),
+            message_id=message_id_header(message_id),
+            unsubscribe=unsubscribe_headers(recipient.unsubscribe_url, self._mailto),
+            text=variant.text_body.fill(text_values), html=variant.html_body.fill(html_values))
+        return sign(raw, self.settings.dkim) if self.settings.dkim else raw
+
+    def _date_header(self, date: datetime) -> bytes:
+        """Formatted once per run rather than per message (strftime showed in profiles)."""
+        if self._date is None or self._date[0] != date or self._date[0].tzinfo != date.tzinfo:
+            self._date = (date, date_header(date))
+        return self._date[1]
+
+
+def _shape(recipient: Recipient) -> Shape:
+    return (recipient.name is not None, recipient.unsubscribe_url is not None,
+            recipient.preferences_url is not None)

@@ -1,0 +1,1 @@
+"""The feeds stage: posts → Atom and RSS files per tag, the OPML list and the stylesheet."""

@@ -1,0 +1,227 @@
+"""`digest build`: posts → feeds on disk, doing only the work that what changed requires.
+
+Only files whose size or mtime changed are parsed (posts/reader.py); the live index (posts/index.py)
+says which feeds may list different posts since the last build, and only those are looked
+at. Each feed's inputs (its posts, their files' size and mtime, their ids, `updated`, the
+settings) are hashed and remembered; a feed whose hash is unchanged and whose files exist is
+not rendered. Rendered posts are cached by file size and mtime, and, for a post that links to
+others with `{% post_url %}`, by where those posts are now (posts/rendered.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .. import __version__
+from ..config import Config, Site
+from ..posts.content import Rendered, plain_title
+from ..posts.ids import absolute, assign_ids, base_path
+from ..posts.index import (
+    EVERY_FEED,
+    Found,
+    LiveIndex,
+)
+from ..posts.parse import Post
+from ..posts.reader import fingerprint, readings, refresh
+from ..posts.rendered import LivePostUrls, links_key, render_cached
+from ..posts.scan import Scan
+from ..state.store import Store
+from ..util import builtin
+from ..util.writer import clean_stale, write_files, write_if_changed
+from .formats import (
+    Entry,
+    FeedEntries,
+    FeedSpec,
+    atom_bytes,
+    feed_paths,
+    feed_title,
+    rss_bytes,
+)
+from .opml import opml_bytes
+
+log = logging.getLogger("digest.build")
+STYLESHEET = "feed.xsl"
+
+
+@dataclass
+class BuildReport:
+    found: Found
+    feeds: int = 0
+    written: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: int = 0
+    rendered: int = 0
+
+
+def preload() -> None:
+    """Import what rendering a post and writing a feed need (~35 ms): called while a forked
+    scan runs (scan.py), when this process would otherwise only wait for it."""
+    import feedgen.feed  # noqa: F401
+    import markdown_it  # noqa: F401
+
+    from ..posts import sanitize  # noqa: F401
+
+
+def _inputs(spec: FeedSpec, ids: Mapping[str, str], stats: dict[str, tuple[int, int]],
+            updated: Mapping[str, datetime], settings: str, urls: Mapping[str, str]) -> str:
+    rows = [(p.path, ids[p.path], stats.get(p.path), p.url, updated[p.path].isoformat(),
+             links_key(p, urls)) for p in spec.posts]
+    blob = json.dumps([settings, spec.name, spec.atom_path, rows], default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _spec(name: str, posts: tuple[Post, ...]) -> FeedSpec:
+    kind, _, key = name.partition(":")
+    return FeedSpec(kind, key, *feed_paths(kind, key), posts)
+
+
+def _files_exist(config: Config, name: str) -> bool:
+    kind, _, key = name.partition(":")
+    return all((config.output / rel).exists() for rel in feed_paths(kind, key))
+
+
+@dataclass(frozen=True)
+class _Members:
+    """The feeds to look at, with everything their inputs hash needs."""
+
+    specs: list[FeedSpec]
+    ids: dict[str, str]
+    updated: dict[str, datetime]
+
+
+def _members(config: Config, store: Store, index: LiveIndex, names: list[str]) -> _Members:
+    """Read the posts of *names*: only these feeds' posts are decoded."""
+    paths = {name: index.members(name, config.feed_entries) for name in names}
+    wanted = {p for members in paths.values() for p in members}
+    posts = readings(store, config.posts, wanted)
+    specs = [_spec(name, tuple(posts[p] for p in members)) for name, members in paths.items()]
+    return _Members(specs, store.entry_ids_of(wanted), index.updated(wanted))
+
+
+def _to_check(config: Config, index: LiveIndex, names: list[str],
+              previous: dict[str, str]) -> list[str]:
+    """Feeds that may differ from what was written: dirty, new, or with a file missing."""
+    dirty = index.dirty()
+    if EVERY_FEED in dirty:
+        return names
+    return [n for n in names if n in dirty or n not in previous or not _files_exist(config, n)]
+
+
+def build(config: Config, *, now: datetime, future: bool = False,
+          scanned: Scan | None = None) -> BuildReport:
+    """Read the posts and write every feed that changed; return what was done.
+
+    *scanned*: a scan of the posts folder already under way (see scan.py).
+    """
+    site = config.site
+    clean_stale(config.output)  # what a build killed mid-write left
+    store = Store.open(config.state)
+    urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
+    try:
+        stats, parsed = refresh(config, store, scanned)
+        index = LiveIndex(store)
+        settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
+                               config.stylesheet])
+        assign_ids(store, site, index.update(now=now.timestamp(), future=future,
+                                             settings=settings))
+        report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
+                                         future=future, parsed=parsed))
+        names = index.feed_names()
+        report.feeds = len(names)
+        previous = store.feed_inputs()
+        look = _members(config, store, index, _to_check(config, index, names, previous))
+        changed = []
+        for spec in look.specs:
+            inputs = _inputs(spec, look.ids, stats, look.updated, settings, urls)
+            if previous.get(spec.name) != inputs or not _files_exist(config, spec.name):
+                changed.append((spec, inputs))
+        report.skipped = len(names) - len(changed)
+        _write_feeds(config, store, changed, look, stats, urls, report)
+        gone = _remove_vanished(config, previous, set(names), report)
+        store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
+        _write_extras(config, names, report)
+        return report
+    finally:
+        urls.close()
+        store.close()
+
+
+def _write_feeds(config: Config, store: Store,
+                 changed: list[tuple[FeedSpec, str]], look: _Members,
+                 stats: dict[str, tuple[int, int]], urls: LivePostUrls,
+                 report: BuildReport) -> None:
+    """Render the posts of the feeds that changed (from cache where it can) and write them."""
+    site = config.site
+    needed = list({p.path: p for spec, _ in changed for p in spec.posts}.values())
+    rendered = render_cached(config, store, needed, stats, urls) if needed else {}
+    report.rendered = len(needed)
+    stylesheet = f"{base_path(site)}/{STYLESHEET}" if config.stylesheet else None
+
+    # each post made into an entry once, however many feeds list it (a post may have 1,000
+    # tags): work in proportion to what is written, not to tags times feeds
+    entries = {p.path: _entry(site, p, look.ids[p.path], look.updated[p.path], rendered[p.path])
+               for p in needed}
+    made = FeedEntries()
+
+    def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
+        for spec, _ in changed:
+            listed = [entries[p.path] for p in spec.posts]
+            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
+                yield config.output / rel, maker(site, spec, listed, absolute(site, "/" + rel),
+                                                 stylesheet, made)
+
+    report.written.extend(path.relative_to(config.output).as_posix()
+                          for path in write_files(files()))
+
+
+def _remove_vanished(config: Config, previous: dict[str, str], current: set[str],
+                     report: BuildReport) -> list[str]:
+    """Delete the feeds of tags and categories no post carries any more.
+
+    A feed that kept listing deleted posts would be wrong; a 404 tells a reader the
+    tag is gone (and the OPML no longer lists it).
+    """
+    gone = [name for name in previous if name not in current]
+    for name in gone:
+        kind, _, key = name.partition(":")
+        for rel in feed_paths(kind, key):
+            if (config.output / rel).exists():
+                (config.output / rel).unlink()
+                report.removed.append(rel)
+    return gone
+
+
+def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered) -> Entry:
+    terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
+    title = plain_title(post.title) or post.slug
+    # a post with no text still needs some (Atom: content or summary); its title says it all
+    summary = rendered.summary or (title if not rendered.html.strip() else "")
+    return Entry(id=entry_id, title=title,
+                 link=absolute(site, post.url), published=post.date, updated=updated,
+                 html=rendered.html, summary=summary, terms=terms,
+                 author=plain_title(post.author) if post.author else None)
+
+
+def _write_extras(config: Config, names: list[str], report: BuildReport) -> None:
+    site = config.site
+    home = site.root + "/"
+    rows = []
+    for spec in (_spec(name, ()) for name in names):
+        title = feed_title(site, spec)
+        rows.append((title, "atom", absolute(site, "/" + spec.atom_path), home))
+        rows.append((f"{title} (RSS)", "rss", absolute(site, "/" + spec.rss_path), home))
+    if write_if_changed(config.output / "feeds.opml", opml_bytes(plain_title(site.title), rows)):
+        report.written.append("feeds.opml")
+    if config.stylesheet:
+        data = builtin.read_bytes(STYLESHEET)
+        if write_if_changed(config.output / STYLESHEET, data):
+            report.written.append(STYLESHEET)
+    elif (config.output / STYLESHEET).exists():  # turned off: no feed points at it any more
+        (config.output / STYLESHEET).unlink()
+        report.removed.append(STYLESHEET)

@@ -1,0 +1,295 @@
+"""The send log: the source of truth for which digest went to whom (SQLite, state database).
+
+A run is one digest period. Creating it fixes, in one transaction, which posts it carries
+(each post belongs to at most one run, ever) and who is to receive it (one `pending` row per
+subscriber). Every delivery outcome is committed before its connection takes the next
+message, so a process killed at any instant resumes the same run: nobody is skipped, and
+only messages in flight at the kill can go twice. Commits use WAL with synchronous=NORMAL:
+a killed process loses nothing; a power cut may lose the last commits (then those messages
+go twice, never zero times, because `pending` is what is written first).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from .store import Store
+
+RETRYABLE = ("pending", "deferred")
+
+# What finally became of one message, as a transport reports it (delivery/transport.py)
+# and the send log keeps it: defined here, below the transports, so that the state does not
+# depend on the delivery stage.
+Status = Literal["sent", "failed", "deferred"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What finally became of one message.
+
+    failed: refused for good (a 5xx); never retried. deferred: still failing for a transient
+    reason after the last attempt; the send log offers it again on the next run.
+    """
+
+    key: str
+    status: Status
+    code: int | None  # the last SMTP reply code; None if there was no reply (timeout, drop)
+    reply: str  # the last server reply or error, on one line
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    slug: str  # names the period in Message-IDs and archive URLs, e.g. 2024-06-03
+    period_start: datetime
+    period_end: datetime
+    created_at: datetime  # wall clock: posts first seen after it are late for this run
+    state: str  # sending | paused | done
+
+
+@dataclass(frozen=True)
+class RunPost:
+    entry_id: str
+    path: str
+    twin: str  # slug + title: recognises a post renamed to a new date as the same post
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the send log keeps of one message's final outcome."""
+
+    outcome: Outcome
+    message_id: str
+    posts: int  # posts the message carried
+    attempts_before: int = 0  # attempts made by earlier runs of `digest send`
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _tags(stored: str) -> tuple[str, ...] | None:
+    chosen = json.loads(stored)
+    return None if chosen is None else tuple(chosen)
+
+
+def _run(row: tuple[int, str, str, str, str, str]) -> Run:
+    rid, slug, start, end, created, state = row
+    return Run(rid, slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
+               datetime.fromisoformat(created), state)
+
+
+_RUN_COLUMNS = "id, slug, period_start, period_end, created_at, state"
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """A run's deliveries by state, as `digest status` and the daemon's log show them."""
+    return (f"sent {counts.get('sent', 0)}, nothing new {counts.get('empty', 0)}, "
+            f"failed {counts.get('failed', 0)}, deferred {counts.get('deferred', 0)}, "
+            f"unsubscribed {counts.get('suppressed', 0)}, pending {counts.get('pending', 0)}")
+
+
+class SendLog:
+    """Typed access to the send-log tables of a Store; each method is one transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.db = store.db
+
+    # runs --------------------------------------------------------------------------------
+    def runs(self, limit: int = 10) -> list[Run]:
+        rows = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY period_end DESC "
+                               "LIMIT ?", (limit,)).fetchall()
+        return [_run(r) for r in rows]
+
+    def latest_run(self) -> Run | None:
+        runs = self.runs(1)
+        return runs[0] if runs else None
+
+    def unfinished_runs(self) -> list[Run]:
+        """Runs with someone still to serve (pending, or deferred by a temporary failure)."""
+        rows = self.db.execute(
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state != 'done' OR id IN "
+            "(SELECT DISTINCT run_id FROM deliveries WHERE state IN ('pending', 'deferred')) "
+            "ORDER BY period_end").fetchall()
+        return [_run(r) for r in rows]
+
+    def assigned(self) -> tuple[set[str], set[str]]:
+        """Entry ids and twin keys of every post already given to a run."""
+        ids, twins = set(), set()
+        for entry_id, twin in self.db.execute("SELECT entry_id, twin FROM run_posts"):
+            ids.add(entry_id)
+            twins.add(twin)
+        return ids, twins
+
+    def create_run(self, *, slug: str, start: datetime, end: datetime,
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        """The run, its posts and a pending row per (key, address), all or nothing."""
+        created = _now()
+        with self.store.atomic() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
+                "VALUES (?, ?, ?, ?, 'sending')",
+                (slug, start.isoformat(), end.isoformat(), created))
+            rid = cursor.lastrowid
+            assert rid is not None
+            db.executemany("INSERT INTO run_posts VALUES (?, ?, ?, ?)",
+                           ((rid, p.entry_id, p.path, p.twin) for p in posts))
+            db.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, "
+                           "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                           ((rid, key, email, created) for key, email in subscribers))
+        return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
+
+    def restore_run(self, *, slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> bool:
+        """A finished run known only from its archive (the database was lost): its period
+        and posts, created now (so no post read before counts as late for it), and each of
+        *subscribers* (key, address) taken as served, since nobody knows who was not: the
+        next send adds only those who subscribe later. False if the slug is known already."""
+        with self.store.atomic() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO runs (slug, period_start, period_end, created_at, "
+                "finished_at, state) VALUES (?, ?, ?, ?, ?, 'done')",
+                (slug, start.isoformat(), end.isoformat(), _now(), _now()))
+            if cursor.rowcount == 0:
+                return False
+            rid = cursor.lastrowid
+            db.executemany("INSERT OR IGNORE INTO run_posts VALUES (?, ?, ?, ?)",
+                           ((rid, p.entry_id, p.path, p.twin) for p in posts))
+            db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, state, "
+                           "reply, updated_at) VALUES (?, ?, ?, 'sent', ?, ?)",
+                           ((rid, key, email, "assumed sent: the send log was lost", _now())
+                            for key, email in subscribers))
+        return True
+
+    def slug_taken(self, slug: str) -> bool:
+        return self.db.execute("SELECT 1 FROM runs WHERE slug = ?", (slug,)).fetchone() is not None
+
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+        """Pending rows for subscribers the run does not know yet (added since it started)."""
+        now = _now()
+        with self.store.atomic() as db:
+            before = db.total_changes
+            db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, "
+                           "state, updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                           ((run.id, key, email, now) for key, email in subscribers))
+            return db.total_changes - before
+
+    def run_posts(self, run: Run) -> list[RunPost]:
+        return [RunPost(*row) for row in self.db.execute(
+            "SELECT entry_id, path, twin FROM run_posts WHERE run_id = ?", (run.id,))]
+
+    def set_state(self, run: Run, state: str) -> None:
+        finished = _now() if state == "done" else None
+        with self.store.atomic() as db:
+            db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
+                       (state, finished, run.id))
+
+    # deliveries --------------------------------------------------------------------------
+    def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
+        """(key, address, attempts so far) of everyone still to serve, in the order added."""
+        return self.db.execute(
+            "SELECT subscriber, email, attempts FROM deliveries WHERE run_id = ? AND state IN "
+            "('pending', 'deferred') ORDER BY rowid", (run.id,)).fetchall()
+
+    def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Close deliveries that need no message: (key, 'empty' | 'suppressed', posts)."""
+        now = _now()
+        with self.store.atomic() as db:
+            db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ? "
+                           "WHERE run_id = ? AND subscriber = ?",
+                           ((state, posts, now, run.id, key) for key, state, posts in rows))
+
+    def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
+        """Several outcomes in one commit (see send.GroupCommit): all or none are kept."""
+        now = _now()
+        with self.store.atomic() as db:
+            db.executemany("UPDATE deliveries SET state = ?, attempts = ?, code = ?, reply = ?, "
+                           "message_id = ?, posts = ?, updated_at = ? "
+                           "WHERE run_id = ? AND subscriber = ?",
+                           ((r.outcome.status, r.attempts_before + r.outcome.attempts,
+                             r.outcome.code, r.outcome.reply[:500], r.message_id, r.posts, now,
+                             run.id, r.outcome.key) for r in rows))
+
+    def give_up(self, run: Run, why: str) -> int:
+        """Deferred deliveries of *run* become failed, *why* before their last reply (the
+        run is past the time a temporary failure is waited out); how many there were."""
+        with self.store.atomic() as db:
+            return db.execute(
+                "UPDATE deliveries SET state = 'failed', reply = substr(? || coalesce(reply, "
+                "''), 1, 500), updated_at = ? WHERE run_id = ? AND state = 'deferred'",
+                (why, _now(), run.id)).rowcount
+
+    def counts(self, run: Run) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT state, count(*) FROM deliveries WHERE run_id = ? GROUP BY state", (run.id,)))
+
+    def failures(self, run: Run, limit: int = 20) -> list[tuple[str, str, int | None, str]]:
+        return self.db.execute(
+            "SELECT email, state, code, reply FROM deliveries WHERE run_id = ? AND state IN "
+            "('failed', 'deferred') ORDER BY rowid LIMIT ?", (run.id, limit)).fetchall()
+
+    def delivered(self, run: Run, key: str) -> bool:
+        row = self.db.execute("SELECT state FROM deliveries WHERE run_id = ? AND subscriber = ?",
+                              (run.id, key)).fetchone()
+        return row is not None and row[0] == "sent"
+
+    # suppression list --------------------------------------------------------------------
+    def suppressed(self) -> set[str]:
+        return {key for (key,) in self.db.execute("SELECT subscriber FROM suppressed")}
+
+    def is_suppressed(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM suppressed WHERE subscriber = ?",
+                               (key,)).fetchone() is not None
+
+    def suppress(self, key: str, reason: str) -> bool:
+        """Add to the suppression list; False if it was already there."""
+        with self.store.atomic() as db:
+            cursor = db.execute("INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?)",
+                                (key, _now(), reason))
+            return cursor.rowcount > 0
+
+    def unsuppress(self, key: str) -> bool:
+        with self.store.atomic() as db:
+            return db.execute("DELETE FROM suppressed WHERE subscriber = ?", (key,)).rowcount > 0
+
+    # tag choices made on the web front, on top of the YAML --------------------------------
+    def preferences(self) -> dict[str, tuple[str, ...] | None]:
+        """subscriber → tags chosen on the web front; None: every post."""
+        return {key: _tags(tags)
+                for key, tags in self.db.execute("SELECT subscriber, tags FROM preferences")}
+
+    def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
+        """(whether *key* chose on the web, what): one subscriber's choice, for its page."""
+        row = self.db.execute("SELECT tags FROM preferences WHERE subscriber = ?",
+                              (key,)).fetchone()
+        return (False, None) if row is None else (True, _tags(row[0]))
+
+    def set_preferences(self, key: str, tags: Iterable[str] | None) -> None:
+        """Store a choice; None means every post (JSON null)."""
+        chosen = None if tags is None else sorted(set(tags))
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO preferences VALUES (?, ?, ?)",
+                       (key, json.dumps(chosen), _now()))
+
+    # the last subscribers file that could be read ------------------------------------------
+    def snapshot(self) -> tuple[str, str, str] | None:
+        """(path, text, saved_at) of the last subscribers file that parsed."""
+        row = self.db.execute("SELECT path, text, saved_at FROM subscribers_snapshot").fetchone()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def save_snapshot(self, path: str, text: str) -> None:
+        """Keep *text* as the last good copy; unchanged text is compared in SQLite, so the
+        old copy (megabytes for a big list) is not read back into memory each run."""
+        same = self.db.execute("SELECT 1 FROM subscribers_snapshot WHERE path = ? AND text = ?",
+                               (path, text)).fetchone()
+        if same is not None:
+            return
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",
+                       (path, text, _now()))

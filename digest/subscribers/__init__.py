@@ -1,0 +1,2 @@
+"""Who gets the digest: the subscribers file read and checked, and the signed tokens in their
+unsubscribe and preferences links."""

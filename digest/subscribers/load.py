@@ -1,0 +1,405 @@
+"""The subscribers file read into Subscribers: who gets the digest and which posts each wants.
+
+The file is a YAML list; each entry is a mapping with `email` (required), `name`, `tags` and
+`exclude_tags` (optional). `tags` and `exclude_tags` are a YAML list (`[union, analytics]`,
+items may contain spaces) or one string of tags separated by commas and/or spaces
+(`union, analytics` or `union analytics`), like Jekyll's string form of a post's tags.
+
+One bad entry never stops the others: it is skipped and reported as a Problem naming its line
+and the fix. Entries that are served but look wrong (a tag no post has) come back as warnings.
+Only a file that cannot be used at all raises SubscribersUnreadable.
+
+Entries are skipped rather than guessed at whenever a guess could send mail someone did not
+ask for: an unknown key (a misspelt `tags` would otherwise mean "every post"), an empty `tags`,
+an address that cannot be sent without SMTPUTF8, a name that could break a header.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import unicodedata
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+from email_validator import EmailNotValidError, validate_email
+
+from ..config import DEFAULT_LIMITS, Limits
+from ..errors import DigestError, Problem, did_you_mean
+from ..posts.jekyll import ruby_to_s
+from ..util.yamlsource import BoundedLoader, construct, yaml_problem
+
+_KEYS = ("email", "name", "tags", "exclude_tags")
+_SEPARATORS = re.compile(r"[\s,]+")
+_ENTRY_FORM = "write each entry as '- email: ...' with optional name, tags, exclude_tags"
+
+
+class SubscribersUnreadable(DigestError):
+    """The whole subscribers file cannot be used (missing, not UTF-8, not YAML, not a list)."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One person on the list; `email` is the ASCII form that goes on the envelope.
+
+    Slotted and without derived fields, because a list may hold 100,000 of them.
+    """
+
+    email: str  # normalised by email-validator; an IDN domain is in punycode
+    name: str | None
+    tags: tuple[str, ...] | None  # as written (first spelling of each); None = every post
+    exclude_tags: tuple[str, ...] = ()
+    line: int | None = None  # where the entry starts in the subscribers file
+
+    @property
+    def key(self) -> str:
+        """Identity in the send log and the suppression list: case never makes a second person."""
+        return self.email.lower()
+
+    def wants(self, post_tags: Iterable[str]) -> bool:
+        """Whether a post with *post_tags* goes to this subscriber; an exclusion always wins.
+
+        Callers ask once per distinct tag set (compose.Composer.matches), not per subscriber.
+        """
+        if self.tags is None and not self.exclude_tags:
+            return True
+        folded = {t.casefold() for t in post_tags}
+        if any(t.casefold() in folded for t in self.exclude_tags):
+            return False
+        return self.tags is None or any(t.casefold() in folded for t in self.tags)
+
+
+@dataclass(frozen=True)
+class SubscriberList:
+    """What the file gave: who is served, which entries were skipped and why, what looks odd."""
+
+    subscribers: tuple[Subscriber, ...]  # file order
+    problems: tuple[Problem, ...]  # one or more per skipped entry
+    warnings: tuple[Problem, ...]  # served, but worth a look
+
+
+def load_subscribers(path: Path, known_tags: Collection[str],
+                     limits: Limits = DEFAULT_LIMITS) -> SubscriberList:
+    """Read *path* as UTF-8 (a BOM is fine) and parse it; raise SubscribersUnreadable."""
+    try:
+        with path.open("rb") as file:  # bounded before it is read, let alone parsed
+            raw = file.read(limits.subscribers_bytes + 1)
+        if len(raw) > limits.subscribers_bytes:
+            raise SubscribersUnreadable(Problem(
+                path, None, f"the file is over {limits.subscribers_bytes:,} bytes",
+                "raise limits.subscribers_bytes in config.yaml if it really is that long"))
+    except FileNotFoundError:
+        raise SubscribersUnreadable(Problem(path, None, "subscribers file not found",
+                                            "check 'subscribers:' in config.yaml")) from None
+    except OSError as exc:
+        raise SubscribersUnreadable(Problem(path, None, f"cannot read: {exc.strerror or exc}",
+                                            "check the path and its permissions")) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise SubscribersUnreadable(Problem(
+            path, line, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+            "save the file as UTF-8")) from None
+    return parse_subscribers(path, text, known_tags, limits)
+
+
+def parse_subscribers(path: Path, text: str, known_tags: Collection[str],
+                      limits: Limits = DEFAULT_LIMITS) -> SubscriberList:
+    """Every usable entry of *text*, in file order; *path* is only used to name the file.
+
+    Tags are compared casefolded; *known_tags* (the tags posts have) only feed warnings.
+    Entries are read one at a time (see _entries), so a 100,000-entry file never sits in
+    memory as a YAML node tree: only the subscribers and each address's first line stay.
+    """
+    known = {t.casefold(): t for t in known_tags}
+    served: list[Subscriber] = []
+    problems: list[Problem] = []
+    first_line: dict[str, int] = {}  # key -> line of its first 'email:'
+    unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
+    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct tag list
+    entries = 0
+    for node, value, refused in _entries(path, text, limits.yaml_nodes):
+        entries += 1
+        if refused is not None:  # a value YAML cannot build: this entry only
+            problems.append(refused)
+            continue
+        subscriber, found = _entry(path, node, value)
+        problems.extend(found)
+        if subscriber is None:
+            continue
+        line = _key_line(node, "email")
+        if subscriber.key in first_line:
+            written, first = value["email"].strip(), first_line[subscriber.key]
+            problems.append(Problem(path, line,
+                                    f"'{written}' is already subscribed at line {first}",
+                                    "remove one of the two entries"))
+            continue
+        first_line[subscriber.key] = line
+        _count_unknown(node, subscriber, known, unknown)
+        tags = None if subscriber.tags is None else shared.setdefault(subscriber.tags,
+                                                                      subscriber.tags)
+        exclude = shared.setdefault(subscriber.exclude_tags, subscriber.exclude_tags)
+        served.append(Subscriber(subscriber.email, subscriber.name, tags, exclude,
+                                 subscriber.line))
+    if not entries:
+        hint = "add entries such as '- email: ana@example.org'"
+        return SubscriberList((), (), (Problem(path, None, "no subscribers in the file", hint),))
+    return SubscriberList(tuple(served), tuple(problems),
+                          tuple(_unknown_tags(path, unknown, known)))
+
+
+class _Composer(yaml.composer.Composer):
+    """PyYAML's own composer, fed by the (C) loader's events, so that the top-level list
+    can be composed one item at a time; the values and lines are exactly a full parse's."""
+
+    def __init__(self, loader: Any) -> None:  # the stubs leave the loaders' methods untyped
+        super().__init__()
+        # bound once: the composer calls these millions of times on a big file
+        self.check_event = loader.check_event
+        self.peek_event = loader.peek_event
+        self.get_event = loader.get_event
+        self.resolve = loader.resolve
+        self.descend_resolver = loader.descend_resolver
+        self.ascend_resolver = loader.ascend_resolver
+
+
+_PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
+
+
+def _entries(path: Path, text: str,
+             max_nodes: int) -> Iterator[tuple[yaml.Node, Any, Problem | None]]:
+    """(node, value, None) of each top-level list item, composed and built one at a time;
+    (node, None, problem) for an item whose value cannot be built (yamlsource.construct:
+    a bad date, a huge number, an alias bomb): that entry is skipped, the others served.
+
+    Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item's
+    node is dropped once the caller moves on: composing the whole file first kept about
+    5 KB per entry alive (500 MB for 100,000 subscribers).
+    """
+    loader: Any = BoundedLoader(text)
+    composer = _Composer(loader)
+
+    def built(node: yaml.Node) -> tuple[yaml.Node, Any, Problem | None]:
+        try:
+            return node, construct(loader, node, max_nodes), None
+        except yaml.YAMLError as exc:
+            return node, None, yaml_problem(path, exc)
+
+    try:
+        loader.get_event()  # stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return
+        document = loader.get_event()
+        top = loader.peek_event()
+        if (isinstance(top, yaml.SequenceStartEvent) and top.anchor is None
+                and top.tag in _PLAIN_LIST):
+            loader.get_event()
+            index = 0
+            while not loader.check_event(yaml.SequenceEndEvent):
+                node = composer.compose_node(None, index)
+                assert node is not None
+                yield built(node)
+                index += 1
+            loader.get_event()
+        else:  # anything else is one node, as before; only a tagged or anchored list is used
+            root = composer.compose_node(None, 0)
+            assert root is not None
+            if isinstance(root, yaml.SequenceNode) and root.tag in _PLAIN_LIST[1:]:
+                # each item checked and built alone, so one bad item skips only itself
+                # (an item that is the list itself is refused by check_tree)
+                yield from (built(item) for item in root.value)
+            else:
+                data = construct(loader, root, max_nodes)
+                raise SubscribersUnreadable(Problem(
+                    path, root.start_mark.line + 1,
+                    f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
+        loader.get_event()  # document end
+        if not loader.check_event(yaml.StreamEndEvent):
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream", document.start_mark,
+                "but found another document", loader.get_event().start_mark)
+    except yaml.YAMLError as exc:
+        raise SubscribersUnreadable(yaml_problem(path, exc, text=text)) from None
+    finally:
+        loader.dispose()
+
+
+def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, list[Problem]]:
+    """The subscriber one entry describes, or None; plus every problem found in it."""
+    line = node.start_mark.line + 1
+    if value is None:
+        return None, [Problem(path, line, "empty entry",
+                              "remove the '-', or add 'email: ...' after it")]
+    if isinstance(value, str):
+        return None, [Problem(path, line, f"entry '{value}' has no 'email:' key",
+                              f"write it as '- email: {value}'")]
+    if not isinstance(value, dict):
+        return None, [Problem(path, line, f"entry is {_kind(value)}, not a mapping",
+                              _ENTRY_FORM)]
+    problems = [Problem(path, _key_line(node, str(key)), f"unknown key '{key}'",
+                        did_you_mean(str(key), _KEYS))
+                for key in value if key not in _KEYS]
+    email = _address(path, node, value, problems)
+    name = _name(path, node, value.get("name"), problems)
+    tags = _tags(path, node, value, "tags", problems)
+    exclude = _tags(path, node, value, "exclude_tags", problems) or ()
+    if tags == ():
+        problems.append(Problem(path, _key_line(node, "tags"),
+                                "'tags' is empty, so this entry would get no posts",
+                                "remove 'tags' to get every post, or remove the entry"))
+    elif tags and {t.casefold() for t in tags} <= {t.casefold() for t in exclude}:
+        problems.append(Problem(
+            path, _key_line(node, "exclude_tags"),
+            "every tag in 'tags' is also in 'exclude_tags', so this entry would get no posts",
+            "remove those tags from 'exclude_tags'"))
+    if email is None or problems:
+        return None, problems
+    return Subscriber(email, name, tags, exclude, line), problems
+
+
+def _address(path: Path, node: yaml.Node, entry: dict[Any, Any],
+             problems: list[Problem]) -> str | None:
+    """The ASCII address to send to, or None with the reason added to *problems*."""
+    if "email" not in entry:
+        problems.append(Problem(path, node.start_mark.line + 1, "no 'email' in this entry",
+                                "add 'email: someone@example.org'"))
+        return None
+    value, line = entry["email"], _key_line(node, "email")
+    if not isinstance(value, str):
+        problems.append(Problem(path, line, f"'email' must be one address, not {_kind(value)}",
+                                "write one address per entry"))
+        return None
+    address = value.strip()
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as exc:
+        hint = ("write only the address here; put the name under 'name:'" if "<" in address
+                else "correct the address, or remove the entry")
+        problems.append(Problem(path, line, f"invalid address '{address}': {exc}", hint))
+        return None
+    if valid.ascii_email is None:  # a non-ASCII local part: only SMTPUTF8 can carry it
+        problems.append(Problem(
+            path, line, f"address '{address}' has non-ASCII characters before the @, "
+            "which cannot be sent without SMTPUTF8",
+            "ask the subscriber for an ASCII address, or remove the entry"))
+        return None
+    return valid.ascii_email
+
+
+def _name(path: Path, node: yaml.Node, value: Any, problems: list[Problem]) -> str | None:
+    """The display name, or None; a control character could end up splitting a header."""
+    if value is None:
+        return None
+    line = _key_line(node, "name")
+    if not isinstance(value, str):
+        problems.append(Problem(path, line, f"'name' must be text, not {_kind(value)}",
+                                "put the name in quotes"))
+        return None
+    # Python's email package splits header lines on more than CR/LF (\x1c-\x1e, \x85, \u2028)
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    if bad is not None:
+        problems.append(Problem(path, line,
+                                f"'name' contains the control character U+{ord(bad):04X}",
+                                "write the name on one line, without control characters"))
+        return None
+    return value.strip() or None
+
+
+def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,
+          problems: list[Problem]) -> tuple[str, ...] | None:
+    """`tags` or `exclude_tags` as a tuple (None when the key is absent or unusable).
+
+    Numbers and dates become their text, the way Jekyll turns them into post tags.
+    """
+    if key not in entry:
+        return None
+    value = entry[key]
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        items: list[Any] = _SEPARATORS.split(value)
+    elif isinstance(value, list):
+        items = value
+    else:
+        problems.append(Problem(path, _key_line(node, key),
+                                f"'{key}' must be a list or a text of tags, not {_kind(value)}",
+                                f"write {key}: [union, analytics]"))
+        return None
+    odd = next((i for i in items if isinstance(i, list | dict)), None)
+    if odd is not None:
+        problems.append(Problem(path, _key_line(node, key), f"'{key}' has {_kind(odd)} inside",
+                                "list each tag as plain text"))
+        return None
+    seen: dict[str, str] = {}
+    for item in items:
+        tag = ruby_to_s(item).strip()
+        if tag:
+            seen.setdefault(tag.casefold(), tag)
+    return tuple(seen.values())
+
+
+def _count_unknown(node: yaml.Node, sub: Subscriber, known: dict[str, str],
+                   unknown: dict[str, tuple[str, int, int]]) -> None:
+    """Note each tag of a served entry that no post has: where it is first used, and how often."""
+    for key, tags in (("tags", sub.tags or ()), ("exclude_tags", sub.exclude_tags)):
+        for tag in tags:
+            folded = tag.casefold()
+            if folded in known:
+                continue
+            if folded in unknown:
+                written, line, uses = unknown[folded]
+                unknown[folded] = (written, line, uses + 1)
+            else:
+                unknown[folded] = (tag, _key_line(node, key), 1)
+
+
+def _unknown_tags(path: Path, unknown: dict[str, tuple[str, int, int]],
+                  known: dict[str, str]) -> list[Problem]:
+    """One warning per tag no post has, at its first use, so a typo shared by many is one line.
+
+    The entries are still served: a new tag may simply have no posts yet.
+    """
+    warnings = []
+    for folded, (tag, line, uses) in unknown.items():
+        close = difflib.get_close_matches(folded, list(known), n=1, cutoff=0.6)
+        hint = (f"did you mean '{known[close[0]]}'?" if close
+                else "check the spelling; it may simply have no posts yet")
+        entries = "1 entry" if uses == 1 else f"{uses} entries"
+        warnings.append(Problem(
+            path, line, f"no post has the tag '{tag}' (used by {entries}, still served)", hint))
+    return warnings
+
+
+def _key_line(node: yaml.Node, key: str) -> int:
+    """Line of *key* in an entry; the last one wins, as in the loaded value."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, _value in reversed(node.value):
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
+                return key_node.start_mark.line + 1
+    return node.start_mark.line + 1
+
+
+def _kind(value: Any) -> str:
+    """A YAML writer's word for what a value is, for messages."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return "text"
