@@ -416,8 +416,8 @@ def _address_key(ctx: click.Context, email: str) -> str:
 def _not_listed(config: Config, sendlog: Any, key: str) -> str | None:
     """Why *key* is not on the list (the subscribers file, or the last good copy of it that
     sends fall back on), or None if it is."""
+    from ..errors import SubscribersUnreadable
     from ..subscribers.current import read_subscribers
-    from ..subscribers.load import SubscribersUnreadable
 
     if config.subscribers is None:
         return "no subscribers file is configured"

@@ -102,7 +102,8 @@ def _posts(report: Report, corpus: Corpus) -> None:
 
 def _subscribers(report: Report, config: Config, corpus: Corpus) -> None:
     from ..edition.selection import terms
-    from ..subscribers.load import SubscribersUnreadable, load_subscribers
+    from ..errors import SubscribersUnreadable
+    from ..subscribers.load import load_subscribers
 
     if config.subscribers is None:
         return
@@ -140,7 +141,8 @@ def _mail_settings(report: Report, config: Config) -> MailSettings:
     """The settings a send builds its messages with; every problem in them reported, and a
     usable stand-in for each, so that the templates are still tried."""
     from ..delivery.session import mail_settings
-    from ..edition.message import MessageError, check_dkim_key
+    from ..edition.message import check_dkim_key
+    from ..errors import MessageError
 
     record = _errors(report, config, "building the digest's messages")
     digest = config.digest

@@ -35,7 +35,6 @@ from .message import (
     PERSONAL,
     Body,
     DkimKey,
-    MessageError,
     Recipient,
     Skeleton,
     address_header,
@@ -55,7 +54,7 @@ from .message import (
     unsubscribe_headers,
 )
 
-__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "MessageError", "Recipient",
+__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "Recipient",
            "RenderedEdition", "Renderer", "default_list_id"]
 
 HTML, TEXT, SUBJECT = "digest.html.j2", "digest.txt.j2", "subject.txt.j2"
