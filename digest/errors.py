@@ -2,11 +2,11 @@
 
     DigestError
     ├── ConfigError             the config file (or the site's _config.yml) is unusable
+    │   └── TemplateError       a template cannot be compiled or rendered: its file and line
     ├── PostError               one post file cannot be read; the others still are
     ├── SubscribersUnreadable   the subscribers file cannot be used at all
     ├── MissingSecret           links cannot be signed: the token secret is unset or short
     ├── MessageError            a value would break a message header (also a ValueError)
-    ├── TemplateError           a template cannot be compiled or rendered: its file and line
     ├── StateError              the state database (or another file of the state folder)
     │   │                       cannot be read or written: damaged, locked, read-only, full
     │   └── StateLost           the send log is gone while earlier digests left traces
@@ -96,16 +96,16 @@ class MessageError(DigestError, ValueError):
     """A value cannot go into a message: an address, URL or id that would break a header."""
 
 
-class TemplateError(DigestError):
-    """A Jinja template cannot be compiled or rendered; `path` and `line` say where (the line
-    is None when Jinja does not know it), `what` is Jinja's own message."""
+class TemplateError(ConfigError):
+    """A Jinja template (the user's, or a built-in one) cannot be compiled or rendered; `path`
+    and `line` say where (line None when Jinja cannot tell). A ConfigError because the
+    templates folder is part of the configuration: it is printed as one problem."""
 
-    def __init__(self, path: Path | str, line: int | None, what: str) -> None:
+    def __init__(self, path: Path, line: int | None, what: str) -> None:
         self.path = path
         self.line = line
-        self.what = what
-        where = f"{path}:{line}" if line else str(path)
-        super().__init__(f"{where}: {what}; fix the template and run the command again")
+        super().__init__([Problem(path, line, what,
+                                  "fix the template, or delete it to use the built-in one")])
 
 
 class StateError(DigestError):
@@ -190,16 +190,15 @@ class SmtpTlsFailed(DeliveryPaused):
 
 
 class ServeError(DigestError, OSError):
-    """The web front cannot listen: `address` (host:port) is in use or not ours to bind.
-    Also an OSError with the cause's errno."""
+    """The web front cannot listen on `address` (HOST:PORT): in use, not ours to bind, or the
+    server stopped before it started; `reason` says which. Also an OSError (with the cause's
+    errno when there is one), as it was before it was translated."""
 
-    def __init__(self, address: str, error: OSError) -> None:
-        reason = error.strerror or str(error)
-        self.message = (f"cannot listen on {address}: {reason}; stop what is using it, or "
-                        "set web.listen in the config to another address")
-        super().__init__(error.errno, reason)
+    def __init__(self, address: str, reason: str, errno: int | None = None) -> None:
+        self.message = f"cannot listen on {address}: {reason}"
+        super().__init__(errno, reason)
         self.address = address
-        self.error = error
+        self.reason = reason
 
     def __str__(self) -> str:
         return self.message

@@ -538,11 +538,8 @@ def serve(ctx: click.Context, listen: str | None, log_format: str,
     clock = Clock.starting_at(_now(fake_now, config)) if fake_now else Clock()
     with _digest_errors(ctx):
         web = Web(config, clock, Signer.from_env(config.web.secret_env))
-        try:
-            code = serve_web(web, listen or config.web.listen or "127.0.0.1:8080")
-        except OSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+        # an address that cannot be had is a ServeError, told by _digest_errors
+        code = serve_web(web, listen or config.web.listen or "127.0.0.1:8080")
         ctx.exit(code)
 
 

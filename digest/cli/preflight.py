@@ -244,8 +244,7 @@ def _templates(report: Report, config: Config, store: Store, corpus: Corpus,
 
 def _web_templates(report: Report, config: Config) -> None:
     """The web pages' templates compile (an override with a syntax error breaks its page)."""
-    import jinja2
-
+    from ..errors import TemplateError
     from ..web.pages import Pages
 
     if config.web is None or config.digest.templates is None:
@@ -254,10 +253,9 @@ def _web_templates(report: Report, config: Config) -> None:
     pages = Pages(config.site, config.digest.templates)
     for path in sorted(folder.glob("*.html.j2")) if folder.is_dir() else []:
         try:
-            pages.env.get_template(f"web/{path.name}")
-        except jinja2.TemplateSyntaxError as exc:
-            report.add("error", Problem(path, exc.lineno, f"template syntax error: {exc.message}",
-                                        "fix the template, or delete it to use the built-in one"))
+            pages.template(path.name.removesuffix(".html.j2"))
+        except TemplateError as exc:
+            report.add("error", exc.problems[0])
 
 
 def _web(report: Report, config: Config) -> None:
