@@ -30,13 +30,13 @@ from digest.edition.layout import (
     DkimKey,
     Edition,
     MailSettings,
-    MessageError,
     Recipient,
     RenderedEdition,
     Renderer,
     default_list_id,
 )
 from digest.edition.message import Body, qp
+from digest.errors import MessageError
 from digest.posts.sanitize import sanitize
 
 TZ = ZoneInfo("America/New_York")

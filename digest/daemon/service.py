@@ -48,8 +48,8 @@ from ..config import Config, SmtpSettings, load_config
 from ..delivery.progress import LogProgress
 from ..delivery.send import send_async
 from ..delivery.session import when
-from ..errors import ConfigError, DigestError, Problem
-from ..state.locks import Busy, daemon_lock
+from ..errors import Busy, ConfigError, DigestError, Problem
+from ..state.locks import daemon_lock
 from ..state.notes import note
 from ..state.store import DATABASE, Store
 from ..util.clock import Clock

@@ -17,12 +17,12 @@ from typing import Any
 from ..config import Config
 from ..delivery.send import SendReport, make_transport
 from ..delivery.session import mail_settings, when
+from ..errors import SubscribersUnreadable
 from ..feeds.build import build
 from ..state.notes import note
 from ..state.sendlog import SendLog, counts_text
 from ..state.store import Store
 from ..subscribers.current import read_subscribers
-from ..subscribers.load import SubscribersUnreadable
 from ..subscribers.tokens import Signer
 from ..util.logs import event
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 from ..config import Config
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, SubscribersUnreadable
 from ..state.sendlog import SendLog
-from .load import SubscriberList, SubscribersUnreadable, load_subscribers, parse_subscribers
+from .load import SubscriberList, load_subscribers, parse_subscribers
 
 log = logging.getLogger("digest.session")  # where this was first logged from: the same name
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
+from ..errors import SubscribersUnreadable
 from ..state.sendlog import SendLog
 from ..subscribers.current import read_subscribers
-from ..subscribers.load import Subscriber, SubscriberList, SubscribersUnreadable
+from ..subscribers.load import Subscriber, SubscriberList
 from ..subscribers.tokens import TOKEN_PATTERN, Signer
 
 log = logging.getLogger(__name__)
