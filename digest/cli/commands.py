@@ -434,18 +434,16 @@ def _change_suppression(ctx: click.Context, email: str, *,
                         suppress: bool) -> tuple[str, bool, str | None]:
     """(the address's key, whether the list changed, why it is not on the subscribers list
     if it is not) after adding or removing it."""
-    from ..state.sendlog import SendLog
-    from ..state.store import Store
+    from ..state.open import open_state
 
     config = _load(ctx)
     key = _address_key(ctx, email)
-    store = Store.open(config.state)
+    log = open_state(config)
     try:
-        log = SendLog(store)
         changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)
         unlisted = _not_listed(config, log, key)
     finally:
-        store.close()
+        log.close()
     return key, changed, unlisted
 
 
