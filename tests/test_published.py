@@ -46,6 +46,8 @@ STEPS: list[tuple[str, Callable[[Path], None]]] = [
         "D", tags="[t, v]", date='"2025-01-01 10:00:00"')})),
     ("a second post at a URL", lambda t: write_posts(t, {"2019-03-06-e.md": post(
         "E", tags="[e]", permalink="/2019/03/01/a.html")})),
+    ("a future post at a URL taken", lambda t: write_posts(t, {"2024-06-20-g.md": post(
+        "G", tags="[g]", permalink="/2019/03/03/c.html")})),
     ("an earlier post takes that URL", lambda t: write_posts(t, {"2019-02-01-f.md": post(
         "F", tags="[f]", permalink="/2019/03/01/a.html")})),
     ("the linked post deleted", lambda t: _unlink(t, "2019-03-01-a.md")),
@@ -105,7 +107,7 @@ def test_a_cold_read_and_the_incremental_index_publish_the_same_posts(
 def test_the_steps_exercise_every_rule(tmp_path: Path) -> None:
     """Without this, the test above could pass on a site where no rule ever applies."""
     config_path = make_site(tmp_path, POSTS, url="https://example.org")
-    for _what, change in STEPS[:4]:
+    for _what, change in STEPS[:5]:
         change(tmp_path)
     config = load_config(config_path)
     store = Store.open(config.state)
@@ -113,9 +115,10 @@ def test_the_steps_exercise_every_rule(tmp_path: Path) -> None:
         found = read_posts(config, store, now=NOW)
     finally:
         store.close()
-    assert (found.unpublished, found.future) == (2, 2)
+    assert (found.unpublished, found.future) == (2, 3)
     assert [p.message for p in found.rejected] == [
         "its URL /2019/03/01/a.html is already taken by 2019-03-01-a.md"]
+    # not G's date (2024-06-20): G will not be published, its URL is C's
     assert found.next_future == datetime(2024, 7, 1, tzinfo=NOW.tzinfo)
 
 

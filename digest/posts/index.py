@@ -318,13 +318,13 @@ class LiveIndex:
 
     def _next_future(self, now: float) -> datetime | None:
         """The date of the soonest future post that will not lose its URL to an earlier one."""
-        for path, url, ts, date in self.db.execute(
-                f"SELECT path, url, ts, date FROM parsed WHERE {FUTURE_SQL} "
-                "ORDER BY ts, path", (now, False)):
-            taken = self.db.execute(
-                "SELECT 1 FROM parsed WHERE url = ? AND published = 1 AND (ts, path) < (?, ?) "
-                "LIMIT 1", (url, ts, path)).fetchone()
-            if taken is None:
+        for path, url, date in self.db.execute(
+                f"SELECT path, url, date FROM parsed WHERE {FUTURE_SQL} ORDER BY ts, path",
+                (now, False)):
+            rivals = self.db.execute(  # nearly always the post alone: one index probe
+                "SELECT path, url FROM parsed WHERE url = ? AND published = 1 "
+                "ORDER BY ts, path", (url,))
+            if path not in url_owners(rivals):
                 return datetime.fromisoformat(date)
         return None
 
