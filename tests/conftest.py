@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from digest.cli.commands import main
 from digest.config import Config, load_config
 from digest.feeds.build import BuildReport, build
-from digest.posts.reader import Corpus, read_posts
+from digest.posts.published import Published
+from digest.posts.reader import read_posts
 from digest.state.store import Store
 
 SITE_URL = "https://jobs.example.org"
@@ -82,7 +83,7 @@ def post(title: str | None = None, body: str = "Some text.\n", **front: Any) -> 
     return "\n".join(lines) + "\n" + body
 
 
-def read_site(config_path: Path, *, now: datetime = NOW, future: bool = False) -> Corpus:
+def read_site(config_path: Path, *, now: datetime = NOW, future: bool = False) -> Published:
     config = load_config(config_path)
     store = Store.open(config.state)
     try:
@@ -110,11 +111,11 @@ def parse_feed(path: Path) -> Any:
     return parsed
 
 
-def by_path(corpus: Corpus) -> dict[str, Any]:
+def by_path(corpus: Published) -> dict[str, Any]:
     return {p.path: p for p in corpus.posts}
 
 
-def rejected_by_name(corpus: Corpus) -> dict[str, Any]:
+def rejected_by_name(corpus: Published) -> dict[str, Any]:
     return {Path(p.path).name: p for p in corpus.rejected}
 
 

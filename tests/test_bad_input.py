@@ -37,7 +37,7 @@ def _only_problem(tmp_path: Path, name: str, content: str | bytes):  # type: ign
     assert sorted(by_path(corpus)) == sorted(GOOD)
     assert [Path(p.path).name for p in corpus.rejected] == [name]
     report = build_site(config)
-    assert report.found.posts == 2
+    assert report.found.count == 2
     assert [Path(p.path).name for p in report.found.rejected] == [name]
     feed = parse_feed(output(config) / "feed.xml")
     assert [e.title for e in feed.entries] == ["Good two", "Good one"]

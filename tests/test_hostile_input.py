@@ -87,7 +87,7 @@ def test_hostile_post_is_rejected_at_its_line_and_every_good_post_is_published(
     assert words in problem.message
     assert problem.hint
     report = build_site(config)
-    assert report.found.posts == 40
+    assert report.found.count == 40
     assert len(_titles(config)) == 40
 
 

@@ -47,7 +47,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 
 def _summary(report: BuildReport) -> tuple[Any, ...]:
     f = report.found
-    return (f.posts, f.rejected, f.warnings, f.future, f.unpublished, f.terms, f.next_future,
+    return (f.count, f.rejected, f.warnings, f.future, f.unpublished, f.terms, f.next_future,
             report.feeds)
 
 

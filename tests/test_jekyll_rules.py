@@ -86,12 +86,12 @@ def test_future_post_is_skipped_until_its_time_comes(tmp_path):
     config = make_site(tmp_path, {"2019-05-01-old.md": post("Old"),
                                   "2024-07-01-soon.md": post("Soon", tags="[t]")})
     before = build_site(config, now=datetime(2024, 6, 30, 23, 59, tzinfo=SITE_TZ))
-    assert (before.found.posts, before.found.future) == (1, 1)
+    assert (before.found.count, before.found.future) == (1, 1)
     assert [e.title for e in parse_feed(output(config) / "feed.xml").entries] == ["Old"]
     assert not (output(config) / "feed/by_tag/t.xml").exists()
 
     after = build_site(config, now=datetime(2024, 7, 1, 0, 0, 1, tzinfo=SITE_TZ))
-    assert (after.found.posts, after.found.future) == (2, 0)
+    assert (after.found.count, after.found.future) == (2, 0)
     assert "feed.xml" in after.written
     assert [e.title for e in parse_feed(output(config) / "feed.xml").entries] == ["Soon", "Old"]
     assert [e.title for e in parse_feed(output(config) / "feed/by_tag/t.xml").entries] == [
@@ -102,7 +102,7 @@ def test_future_post_is_published_with_future_flag(tmp_path):
     config = make_site(tmp_path, {"2019-05-01-old.md": post("Old"),
                                   "2030-01-01-later.md": post("Later")})
     report = build_site(config, now=NOW, future=True)
-    assert (report.found.posts, report.found.future) == (2, 0)
+    assert (report.found.count, report.found.future) == (2, 0)
     assert [e.title for e in parse_feed(output(config) / "feed.xml").entries] == ["Later", "Old"]
 
 

@@ -189,7 +189,7 @@ def build(ctx: click.Context, as_of_text: str | None, future: bool) -> None:
         click.echo(f"rejected: {problem}", err=True)
     for problem in found.warnings:
         click.echo(f"warning: {problem}", err=True)
-    click.echo(f"{found.posts} posts ({found.parsed} parsed, "
+    click.echo(f"{found.count} posts ({found.parsed} parsed, "
                f"{len(found.rejected)} rejected, {found.future} future, "
                f"{found.unpublished} unpublished); {report.feeds} feeds: "
                f"{len(report.written)} files written, {report.skipped} feeds unchanged "

@@ -29,7 +29,7 @@ from ..errors import ConfigError, DigestError, Problem
 
 if TYPE_CHECKING:
     from ..edition.layout import MailSettings
-    from ..posts.reader import Corpus
+    from ..posts.published import Published
     from ..posts.scan import Scan
     from ..state.store import Store
 
@@ -91,7 +91,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
     return report
 
 
-def _posts(report: Report, corpus: Corpus) -> None:
+def _posts(report: Report, corpus: Published) -> None:
     for problem in corpus.rejected:
         report.add("rejected", problem)
     for problem in corpus.warnings:
@@ -100,7 +100,7 @@ def _posts(report: Report, corpus: Corpus) -> None:
                        f"{len(corpus.warnings)} warnings")
 
 
-def _subscribers(report: Report, config: Config, corpus: Corpus) -> None:
+def _subscribers(report: Report, config: Config, corpus: Published) -> None:
     from ..edition.selection import terms
     from ..errors import SubscribersUnreadable
     from ..subscribers.load import load_subscribers
@@ -186,7 +186,7 @@ def _secrets(report: Report, config: Config) -> None:
         _errors(report, config, "signing links")(exc)
 
 
-def _sample(config: Config, store: Store, corpus: Corpus) -> tuple[Any, ...]:
+def _sample(config: Config, store: Store, corpus: Published) -> tuple[Any, ...]:
     """DigestPosts of the newest posts, as a digest carries them (or one made up)."""
     from ..edition.layout import DigestPost
     from ..posts.content import plain_title
@@ -208,7 +208,7 @@ def _sample(config: Config, store: Store, corpus: Corpus) -> tuple[Any, ...]:
         excerpt_html=rendered[p.path].summary_html) for p in posts)
 
 
-def _templates(report: Report, config: Config, store: Store, corpus: Corpus,
+def _templates(report: Report, config: Config, store: Store, corpus: Published,
                settings: MailSettings, as_of: datetime) -> None:
     """Render an edition and build its message for each kind of recipient, as a send does:
     a template's syntax and rendering errors come out with their file and line."""

@@ -51,7 +51,7 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     seconds = time.monotonic() - started
     changed = [*report.written, *report.removed]
     fields = {"reason": reason, "written": report.written, "removed": report.removed,
-              "posts": found.posts, "feeds": report.feeds, "seconds": round(seconds, 3)}
+              "posts": found.count, "feeds": report.feeds, "seconds": round(seconds, 3)}
     if changed:
         log.info("feeds rebuilt (%s): %d written, %d removed: %s (%.2f s)", reason,
                  len(report.written), len(report.removed), shown(changed), seconds,
@@ -63,7 +63,7 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     state = open_state(config)
     try:
         state.note("build", {
-            "at": now.isoformat(), "reason": reason, "posts": found.posts,
+            "at": now.isoformat(), "reason": reason, "posts": found.count,
             "feeds": report.feeds, "written_count": len(report.written),
             "written": report.written[:NOTED_PROBLEMS], "removed": report.removed,
             "future": found.future, "next_future": next_future, "seconds": seconds,

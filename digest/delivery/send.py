@@ -19,7 +19,7 @@ from typing import Generic, Protocol, TypeVar
 from ..config import Config
 from ..edition.selection import Window, period_slug
 from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
-from ..posts.reader import Corpus
+from ..posts.published import Published
 from ..state.locks import send_lock
 from ..state.sendlog import Recorded, Run
 from ..subscribers.load import (
@@ -61,7 +61,7 @@ class SendReport:
     runs: list[RunReport] = field(default_factory=list)
     nothing_new: str | None = None  # why no new run was made
     subscribers: SubscriberList | None = None
-    corpus: Corpus | None = None
+    corpus: Published | None = None
 
     @property
     def failed(self) -> int:

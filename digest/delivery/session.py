@@ -20,7 +20,8 @@ from ..edition.selection import Window, posts_for_run, terms, window
 from ..errors import ConfigError, Problem
 from ..posts.ids import entry_ids
 from ..posts.parse import Post
-from ..posts.reader import Corpus, read_posts
+from ..posts.published import Published
+from ..posts.reader import read_posts
 from ..state.interface import RunPost, SharedState
 from ..state.open import open_state
 from ..state.store import Store
@@ -43,7 +44,7 @@ class Session:
     config: Config
     store: Store
     sendlog: SharedState  # the shared state: send log, entry ids, subscribers' choices
-    corpus: Corpus
+    corpus: Published
     ids: dict[str, str]
     subscribers: SubscriberList
     renderer: Renderer

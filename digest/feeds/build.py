@@ -24,10 +24,10 @@ from ..posts.content import Rendered, plain_title
 from ..posts.ids import absolute, assign_ids, base_path
 from ..posts.index import (
     EVERY_FEED,
-    Found,
     LiveIndex,
 )
 from ..posts.parse import Post
+from ..posts.published import Published
 from ..posts.reader import fingerprint, readings, refresh
 from ..posts.rendered import LivePostUrls, links_key, render_cached
 from ..posts.scan import Scan
@@ -53,7 +53,7 @@ STYLESHEET = "feed.xsl"
 
 @dataclass
 class BuildReport:
-    found: Found
+    found: Published
     feeds: int = 0
     written: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)

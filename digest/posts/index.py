@@ -7,11 +7,12 @@ build's `now`) with each post's `updated` stamp and an ordered (kind, term) → 
 
 A build then touches only the posts whose liveness can have changed: files written or
 deleted since it last looked, posts whose date `now` has crossed, and posts sharing a URL
-(the first one by date wins it, as in reader._select). `updated` stamps (+1 s for equal
-dates, in Jekyll's order) are recomputed from each change onwards until they agree with the
-stored ones again. The feeds whose members may have changed, and those of posts linking to a
-post whose URL came, went or changed, are recorded as dirty in the same transaction, and
-cleared only once they are written, so a crash never loses them.
+(the first one by date wins it). What makes a post live is published.py's, for the full
+read too. `updated` stamps (+1 s for equal dates, in Jekyll's order) are recomputed from
+each change onwards until they agree with the stored ones again. The feeds whose members
+may have changed, and those of posts linking to a post whose URL came, went or changed, are
+recorded as dirty in the same transaction, and cleared only once they are written, so a
+crash never loses them.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from pathlib import Path
 from ..errors import Problem
 from ..state.store import IN_LIST, Store, connect, json_list
 from .content import stem_of
+from .published import DUE_SQL, FUTURE_SQL, UNPUBLISHED_SQL, Published, url_owners, url_taken
 
 ONE_SECOND = timedelta(seconds=1)
 EVERY_FEED = "*"  # the dirty mark that means: recheck every feed
 SITE_FEED = "site:"
-_DUE = "published = 1 AND (?2 OR ts <= ?1)"  # ?1 now, ?2 future posts included
 
 
 @dataclass(frozen=True)
@@ -50,20 +51,6 @@ class Indexed:
     def feed_names(self) -> set[str]:
         tags, categories = json.loads(self.terms)
         return {*(f"tag:{t}" for t in tags), *(f"category:{c}" for c in categories)}
-
-
-@dataclass(frozen=True)
-class Found:
-    """What the posts folder holds, as `digest build` reports it, without loading every post."""
-
-    posts: int
-    rejected: list[Problem]
-    warnings: list[Problem]
-    future: int
-    unpublished: int
-    parsed: int  # files actually parsed this time
-    terms: frozenset[str]  # every tag and category of a published post
-    next_future: datetime | None  # when the soonest future-dated post is due
 
 
 class LiveIndex:
@@ -132,23 +119,16 @@ class LiveIndex:
 
     def _find_losers(self, now: float, future: bool) -> dict[str, tuple[str, str]]:
         rows = self.db.execute(
-            f"SELECT path, url FROM parsed WHERE {_DUE} AND url IN (SELECT url FROM parsed "
-            f"WHERE {_DUE} GROUP BY url HAVING count(*) > 1) ORDER BY ts, path", (now, future))
-        winners: dict[str, str] = {}
-        losers = {}
-        for path, url in rows:
-            if url in winners:
-                losers[path] = (url, winners[url])
-            else:
-                winners[url] = path
-        return losers
+            f"SELECT path, url FROM parsed WHERE {DUE_SQL} AND url IN (SELECT url FROM parsed "
+            f"WHERE {DUE_SQL} GROUP BY url HAVING count(*) > 1) ORDER BY ts, path", (now, future))
+        return url_owners(rows)
 
     def _candidates(self, paths: set[str] | None, now: float,
                     future: bool) -> dict[str, Indexed]:
         """Posts among *paths* (None: all) that are published and due, URL aside."""
         # in index order: a full fill then sorts what is already sorted, nearly for free
         sql = ("SELECT path, ts, date, url, terms, jekyll_id FROM parsed "
-               f"WHERE {_DUE}" + ("" if paths is None else f" AND path {IN_LIST}") +
+               f"WHERE {DUE_SQL}" + ("" if paths is None else f" AND path {IN_LIST}") +
                " ORDER BY ts, path")
         args = (now, future) if paths is None else (now, future, json_list(paths))
         return {row[0]: Indexed(*row) for row in self.db.execute(sql, args)}
@@ -297,20 +277,19 @@ class LiveIndex:
         return {path: datetime.fromisoformat(text) for path, text in self.db.execute(
             f"SELECT path, updated FROM live WHERE path {IN_LIST}", (json_list(paths),))}
 
-    def found(self, *, root: Path, now: float, future: bool, parsed: int) -> Found:
+    def found(self, *, root: Path, now: float, future: bool, parsed: int) -> Published:
         """The counts, problems and terms `digest build` and the daemon report."""
         from .reader import empty_folder, from_row
 
         unpublished, later = self.db.execute(
-            "SELECT count(*) FILTER (WHERE published = 0), "
-            "count(*) FILTER (WHERE published = 1 AND ts > ?) FROM parsed "
-            "WHERE published IS NOT NULL", (now,)).fetchone()
+            f"SELECT count(*) FILTER (WHERE {UNPUBLISHED_SQL}), "
+            f"count(*) FILTER (WHERE {FUTURE_SQL}) FROM parsed "
+            "WHERE published IS NOT NULL", (now, future)).fetchone()
         rejected = [from_row(row, root, path) for path, row in self.db.execute(
             "SELECT path, row FROM parsed INDEXED BY parsed_problems "
             "WHERE published IS NULL")]
-        rejected.extend(Problem(root / path, None, f"its URL {url} is already taken by "
-                                f"{winner}", "give one of them another slug or permalink")
-                        for path, (url, winner) in self._losers(now, future).items())
+        rejected.extend(url_taken(root, path, url, owner)
+                        for path, (url, owner) in self._losers(now, future).items())
         warnings = [w for path, row in self.db.execute(
             "SELECT p.path, p.row FROM parsed p INDEXED BY parsed_warned CROSS JOIN live l "
             "ON l.path = p.path WHERE p.warned = 1 ORDER BY l.ts, l.path")
@@ -320,13 +299,13 @@ class LiveIndex:
             warnings.append(empty_folder(root))
         (posts,) = self.db.execute("SELECT count(*) FROM live").fetchone()
         terms = frozenset(term for _, term in self._distinct_terms())
-        return Found(posts, sorted((p for p in rejected if isinstance(p, Problem)),
-                                   key=lambda p: str(p.path)), warnings,
-                     0 if future else later, unpublished, parsed, terms,
-                     None if future else self._next_future(now))
+        return Published(posts, sorted((p for p in rejected if isinstance(p, Problem)),
+                                       key=lambda p: str(p.path)), warnings,
+                         later, unpublished, parsed, terms,
+                         None if future else self._next_future(now))
 
     def _broken_links(self, root: Path) -> Iterator[Problem]:
-        """Links in published posts to a name no published post has (as reader._select)."""
+        """Links in published posts to a name no published post has (as Post.broken_links)."""
         from .parse import broken_link
 
         for path, stem, line in self.db.execute(
@@ -339,13 +318,13 @@ class LiveIndex:
 
     def _next_future(self, now: float) -> datetime | None:
         """The date of the soonest future post that will not lose its URL to an earlier one."""
-        for path, url, ts, date in self.db.execute(
-                "SELECT path, url, ts, date FROM parsed WHERE published = 1 AND ts > ? "
-                "ORDER BY ts, path", (now,)):
-            taken = self.db.execute(
-                "SELECT 1 FROM parsed WHERE url = ? AND published = 1 AND (ts, path) < (?, ?) "
-                "LIMIT 1", (url, ts, path)).fetchone()
-            if taken is None:
+        for path, url, date in self.db.execute(
+                f"SELECT path, url, date FROM parsed WHERE {FUTURE_SQL} ORDER BY ts, path",
+                (now, False)):
+            rivals = self.db.execute(  # nearly always the post alone: one index probe
+                "SELECT path, url FROM parsed WHERE url = ? AND published = 1 "
+                "ORDER BY ts, path", (url,))
+            if path not in url_owners(rivals):
                 return datetime.fromisoformat(date)
         return None
 

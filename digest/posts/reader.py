@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -20,23 +20,11 @@ from ..state.store import ParsedRow, Stats, Store
 from ..util.yamlsource import VALUE_ERRORS
 from .content import stem_of
 from .parse import Post, parse_post
+from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
 
 RULES_VERSION = "3"  # bump when parsing rules change, so cached readings are redone
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
-
-
-@dataclass(frozen=True)
-class Corpus:
-    """What the posts folder holds right now."""
-
-    posts: list[Post]  # publishable, newest first (Jekyll's order reversed)
-    rejected: list[Problem] = field(default_factory=list)
-    warnings: list[Problem] = field(default_factory=list)
-    future: int = 0
-    unpublished: int = 0
-    parsed: int = 0  # files actually parsed this time (not from cache)
-    stats: Stats = field(default_factory=dict)  # path → (size, mtime_ns)
 
 
 def fingerprint(site: Site, limits: Limits = DEFAULT_LIMITS) -> str:
@@ -163,7 +151,7 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
 
 
 def read_posts(config: Config, store: Store, *, now: datetime, future: bool = False,
-               scanned: Scan | None = None) -> Corpus:
+               scanned: Scan | None = None) -> Published:
     """Every post of the folder, parsed or from cache; rejected files listed, none fatal."""
     stats, parsed = refresh(config, store, scanned)
     root = config.posts
@@ -187,33 +175,39 @@ def readings(store: Store, root: Path, paths: Iterable[str]) -> dict[str, Post]:
 
 
 def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed: int,
-            root: Path) -> Corpus:
-    """Jekyll's publisher: drop unpublished and future posts; refuse a second post at a URL."""
+            root: Path) -> Published:
+    """Jekyll's publisher over every reading, by the rules of published.py."""
     posts = sorted((i for i in items if isinstance(i, Post)),
                    key=lambda p: (p.date.timestamp(), p.path))
     rejected = [i for i in items if isinstance(i, Problem)]
-    live: list[Post] = []
-    by_url: dict[str, str] = {}
-    n_future = n_unpublished = 0
+    when = now.timestamp()
+    held = {"unpublished": 0, "future": 0, "due": 0}
+    due = []
     for post in posts:
-        if not post.published:
-            n_unpublished += 1
-        elif post.date > now and not future:
-            n_future += 1
-        elif post.url in by_url:
-            rejected.append(Problem(root / post.path, None, f"its URL {post.url} is already "
-                                    f"taken by {by_url[post.url]}",
-                                    "give one of them another slug or permalink"))
-        else:
-            by_url[post.url] = post.path
-            live.append(post)
+        status = standing(post.published, post.date.timestamp(), when, future)
+        held[status] += 1
+        if status == "due":
+            due.append(post)
+    losers = url_owners((p.path, p.url) for p in due)
+    rejected.extend(url_taken(root, path, url, owner) for path, (url, owner) in losers.items())
+    live = [p for p in due if p.path not in losers]
     warnings = [w for p in live for w in p.warnings]
     if any(p.links for p in live):
         stems = {stem_of(p.path) for p in live}
         warnings.extend(w for p in live for w in p.broken_links(root, stems))
     live.reverse()
     rejected.sort(key=lambda p: str(p.path))
-    return Corpus(live, rejected, warnings, n_future, n_unpublished, parsed)
+    terms = frozenset(t for p in live for t in (*p.tags, *p.categories))
+    return Published(len(live), rejected, warnings, held["future"], held["unpublished"],
+                     parsed, terms, None if future else _next_future(posts, when), live)
 
 
-__all__ = ["Corpus", "read_posts", "refresh", "replace"]
+def _next_future(posts: list[Post], now: float) -> datetime | None:
+    """The date of the soonest future post that will not lose its URL to an earlier one."""
+    published = [p for p in posts if p.published]
+    taken = url_owners((p.path, p.url) for p in published)
+    return next((p.date for p in published if p.date.timestamp() > now
+                 and p.path not in taken), None)
+
+
+__all__ = ["Published", "read_posts", "refresh", "replace"]
