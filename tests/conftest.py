@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import feedparser
 import pytest
 import yaml
 from click.testing import CliRunner
+from smtp_server import SmtpServer
 
 from digest.cli.commands import main
 from digest.config import Config, load_config
@@ -143,3 +145,10 @@ def site(tmp_path: Path):  # type: ignore[no-untyped-def]
         return make_site(tmp_path, posts, **kwargs)
 
     return _make
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port, recording what it receives."""
+    with SmtpServer() as server:
+        yield server

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import post, run_cli, write_posts
-from test_send import SECRET, digest_site
+from helpers import SECRET, digest_site
 
 from digest.state.store import DATABASE
 

@@ -14,16 +14,24 @@ from typing import Any
 import httpx
 import pytest
 from conftest import build_site, post, write_posts
-from test_send import MONDAY, SECRET, SUBSCRIBERS, by_recipient, digest_site, outbox, titles
+from helpers import (
+    MONDAY,
+    SECRET,
+    SUBSCRIBERS,
+    by_recipient,
+    digest_site,
+    outbox,
+    preferences,
+    suppressed,
+    titles,
+    token,
+)
 from web_server import WebServer
 
 from digest.config import load_config
 from digest.delivery import archive
 from digest.delivery.send import send
 from digest.edition.selection import period_slug
-from digest.state.sendlog import SendLog
-from digest.state.store import Store
-from digest.subscribers.tokens import Signer
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -50,26 +58,6 @@ def server(site: Path) -> Iterator[WebServer]:
 def client(server: WebServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=10) as http:
         yield http
-
-
-def token(email: str, purpose: str, secret: str = SECRET) -> str:
-    return Signer([secret.encode()]).token(email, purpose)
-
-
-def suppressed(site: Path) -> set[str]:
-    store = Store.open(site.parent / "state")
-    try:
-        return SendLog(store).suppressed()
-    finally:
-        store.close()
-
-
-def preferences(site: Path) -> dict[str, Any]:
-    store = Store.open(site.parent / "state")
-    try:
-        return dict(SendLog(store).preferences())
-    finally:
-        store.close()
 
 
 # one-click unsubscribe (RFC 8058) ------------------------------------------------------------
