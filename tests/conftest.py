@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=SITE_TZ)
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def make_site(tmp_path: Path, posts: dict[str, str | bytes], *, feeds: dict[str, Any] | None = None,
+def make_site(tmp_path: Path, posts: Mapping[str, str | bytes], *,
+              feeds: dict[str, Any] | None = None,
               extra: dict[str, Any] | None = None, **site_settings: Any) -> Path:
     """Write `_posts/` files and a config.yaml into *tmp_path*; return the config's path.
 
@@ -60,7 +61,7 @@ def make_site(tmp_path: Path, posts: dict[str, str | bytes], *, feeds: dict[str,
     return path
 
 
-def write_posts(tmp_path: Path, posts: dict[str, str | bytes]) -> None:
+def write_posts(tmp_path: Path, posts: Mapping[str, str | bytes]) -> None:
     """(Re)write post files under tmp_path/_posts, creating sub-folders as needed."""
     for rel, content in posts.items():
         target = tmp_path / "_posts" / rel
@@ -138,7 +139,7 @@ def run_module(args: list[str], cwd: Path | None = None) -> subprocess.Completed
 
 
 @pytest.fixture
-def site(tmp_path: Path):  # type: ignore[no-untyped-def]
+def site(tmp_path: Path):
     """make_site bound to this test's tmp_path."""
 
     def _make(posts: dict[str, str | bytes], **kwargs: Any) -> Path:

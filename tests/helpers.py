@@ -78,7 +78,7 @@ def outbox(config_path: Path) -> list[EmailMessage]:
     box = mailbox.Maildir(config_path.parent / "state" / "outbox", create=False)
     parser = BytesParser(policy=policy.default)
     messages = [parser.parsebytes(box.get_bytes(key)) for key in box.iterkeys()]
-    return sorted(messages, key=lambda m: (str(m["Date"]), str(m["To"])))  # type: ignore[misc]
+    return sorted(messages, key=lambda m: (str(m["Date"]), str(m["To"])))
 
 
 def by_recipient(messages: list[EmailMessage]) -> dict[str, list[EmailMessage]]:

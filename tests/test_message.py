@@ -218,7 +218,7 @@ def dkim_key() -> tuple[DkimKey, bytes]:
         base64.b64encode(public)
 
 
-def dns_for(record: bytes):  # type: ignore[no-untyped-def]
+def dns_for(record: bytes):
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
         return record if name == b"digest2024._domainkey.example.org." else None
     return dnsfunc
@@ -231,7 +231,9 @@ def test_a_dkim_signed_digest_verifies_and_covers_the_list_headers(
     assert raw.startswith(b"DKIM-Signature: ")
     assert dkim.verify(raw, dnsfunc=dns_for(record))
     signature = parse(raw)["DKIM-Signature"]
-    signed = re.search(r"h=([^;]+)", signature.replace(" ", "")).group(1).split(":")
+    tags = re.search(r"h=([^;]+)", signature.replace(" ", ""))
+    assert tags is not None
+    signed = tags.group(1).split(":")
     assert {"from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
             "list-unsubscribe-post", "mime-version", "content-type"} <= set(signed)
 
