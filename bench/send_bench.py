@@ -68,7 +68,7 @@ MEMORY_TARGET_MB = 300.0
 _SUMMARY = re.compile(r"sent (\d+), skipped-empty (\d+), failed (\d+), deferred (\d+), "
                       r"suppressed (\d+), pending (\d+)")
 _DRY = re.compile(r"would send (\d+) messages \((\d+) distinct editions, ([\d.]+) MB\)")
-_PROGRESS = re.compile(r"(\d+)/(\d+) sent or closed, (\d+) msg/s")
+_PROGRESS = re.compile(r"(\d+)/(\d+) sent or closed(?: \(\d+ not sent\))?, (\d+) msg/s")
 _SINK_COUNT = re.compile(rb"mesg=(\d+)")
 PSS_PEAK_MB: dict[str, float] = {}  # label → highest tree PSS over its runs (bench/pss.py)
 

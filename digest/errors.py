@@ -1,16 +1,31 @@
 """Every error digest raises, so callers catch one base and still know what went wrong.
 
     DigestError
-    ├── ConfigError      the config file (or the site's _config.yml) is unusable
-    ├── PostError        one post file cannot be read; the others still are
-    ├── StateError       the state database (or another file of the state folder) cannot
-    │   │                be read or written: damaged, locked, read-only, disk full
-    │   └── StateLost    the send log is gone while earlier digests left their traces
-    └── OutputError      a file cannot be written where digest puts it (also an OSError)
+    ├── ConfigError             the config file (or the site's _config.yml) is unusable
+    │   └── TemplateError       a template cannot be compiled or rendered: its file and line
+    ├── PostError               one post file cannot be read; the others still are
+    ├── SubscribersUnreadable   the subscribers file cannot be used at all
+    ├── MissingSecret           links cannot be signed: the token secret is unset or short
+    ├── MessageError            a value would break a message header (also a ValueError)
+    ├── StateError              the state database (or another file of the state folder)
+    │   │                       cannot be read or written: damaged, locked, read-only, full
+    │   └── StateLost           the send log is gone while earlier digests left traces
+    ├── Busy                    another process holds a lock of the state folder
+    ├── OutputError             a file cannot be written where digest puts it (also an OSError)
+    ├── DeliveryPaused          a run stopped itself; pending messages go out on the next run
+    │   ├── SmtpAuthFailed      the server refused the credentials (or offers no AUTH)
+    │   └── SmtpTlsFailed       no verified TLS: bad certificate, or no STARTTLS offered
+    ├── ServeError              the web front cannot start: address in use, not allowed
+    └── InitRefused             `digest init` will not write over a file, or outside a site
 
-Library errors (YAML, lxml, SQLite, OSError on writes) are translated into these where they
-enter, each naming the file and what to do, so the command line's one boundary
-(cli/commands.py) only has to print them.
+Library errors are translated into these where they enter, each naming the file (or the
+address) and what to do: YAML (util/yamlsource.py), SQLite (state/store.py and the few other
+readers of the database), OSError on writes (util/writer.py), SMTP (delivery/smtp.py: a failed
+message is an outcome in the send log; what stops a run is a DeliveryPaused), Jinja
+(edition/layout.py, web/pages.py) and the web server's start (web/server.py). So the command
+line's one boundary (cli/commands.py) only has to print them.
+
+Every class is defined here and drawn above; tests/test_errors.py keeps it so.
 """
 
 from __future__ import annotations
@@ -21,7 +36,7 @@ from pathlib import Path
 
 
 class DigestError(Exception):
-    """Base of all errors digest raises on purpose."""
+    """Base of all errors digest raises on purpose; its message is what a user reads."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +79,35 @@ class PostError(DigestError):
         super().__init__(str(problem))
 
 
+class SubscribersUnreadable(DigestError):
+    """The whole subscribers file cannot be used (missing, not UTF-8, not YAML, not a list);
+    `problem` says where."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(str(problem))
+
+
+class MissingSecret(DigestError):
+    """Links cannot be signed: the secret's environment variable is unset or too short."""
+
+
+class MessageError(DigestError, ValueError):
+    """A value cannot go into a message: an address, URL or id that would break a header."""
+
+
+class TemplateError(ConfigError):
+    """A Jinja template (the user's, or a built-in one) cannot be compiled or rendered; `path`
+    and `line` say where (line None when Jinja cannot tell). A ConfigError because the
+    templates folder is part of the configuration: it is printed as one problem."""
+
+    def __init__(self, path: Path, line: int | None, what: str) -> None:
+        self.path = path
+        self.line = line
+        super().__init__([Problem(path, line, what,
+                                  "fix the template, or delete it to use the built-in one")])
+
+
 class StateError(DigestError):
     """The state folder's database or files cannot be used; says which file and what to do."""
 
@@ -77,6 +121,16 @@ class StateError(DigestError):
 class StateLost(StateError):
     """The send log is empty or missing, but earlier digests left traces: sending now would
     mail everyone the last digest again."""
+
+
+class Busy(DigestError):
+    """Another process holds a lock of the state folder; `path` is the lock file, `pid` what
+    its holder wrote there (None if unreadable)."""
+
+    def __init__(self, path: Path, pid: int | None, message: str) -> None:
+        self.path = path
+        self.pid = pid
+        super().__init__(message)
 
 
 class OutputError(DigestError, OSError):
@@ -95,6 +149,65 @@ class OutputError(DigestError, OSError):
         return self.message
 
 
+class DeliveryPaused(DigestError):
+    """Delivery stopped itself because continuing would only fail again.
+
+    `reason` is what failed last, `failures` how many failures in a row led here, `hint`
+    what to do.
+    """
+
+    def __init__(self, reason: str, failures: int, *, hint: str = "") -> None:
+        self.reason = reason
+        self.failures = failures
+        self.hint = hint or ("messages without an outcome are still pending; "
+                             "once the cause is fixed, run `digest send` again to resume")
+        super().__init__(f"{self.headline()}: {reason} ({self.hint})")
+
+    def headline(self) -> str:
+        if self.failures == 1:
+            return "delivery paused"
+        return f"delivery paused after {self.failures} consecutive failures"
+
+
+class SmtpAuthFailed(DeliveryPaused):
+    """The SMTP server refused our login: every other message would be refused too."""
+
+    def __init__(self, reason: str, *, hint: str = "") -> None:
+        super().__init__(reason, 1, hint=hint)
+
+    def headline(self) -> str:
+        return "SMTP authentication failed"
+
+
+class SmtpTlsFailed(DeliveryPaused):
+    """No verified TLS could be set up, and sending in the clear was not asked for."""
+
+    def __init__(self, reason: str, *, hint: str = "") -> None:
+        super().__init__(reason, 1, hint=hint)
+
+    def headline(self) -> str:
+        return "no secure connection to the SMTP server"
+
+
+class ServeError(DigestError, OSError):
+    """The web front cannot listen on `address` (HOST:PORT): in use, not ours to bind, or the
+    server stopped before it started; `reason` says which. Also an OSError (with the cause's
+    errno when there is one), as it was before it was translated."""
+
+    def __init__(self, address: str, reason: str, errno: int | None = None) -> None:
+        self.message = f"cannot listen on {address}: {reason}"
+        super().__init__(errno, reason)
+        self.address = address
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InitRefused(DigestError):
+    """`digest init` will not write: a file is in the way, or the folder is no Jekyll site."""
+
+
 def _todo_for(error: OSError) -> str:
     import errno
 
@@ -107,5 +220,7 @@ def _todo_for(error: OSError) -> str:
 
 
 # the tree above and the Problem errors carry (tests/test_public_api.py pins them)
-__all__ = ["ConfigError", "DigestError", "OutputError", "PostError", "Problem", "StateError",
-           "StateLost"]
+__all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MessageError",
+           "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
+           "SmtpAuthFailed", "SmtpTlsFailed", "StateError", "StateLost",
+           "SubscribersUnreadable", "TemplateError"]

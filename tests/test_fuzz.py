@@ -23,10 +23,10 @@ import pytest
 from conftest import NOW, make_site, output, parse_feed, run_cli
 
 from digest.config import Site
-from digest.errors import PostError
+from digest.errors import PostError, SubscribersUnreadable
 from digest.posts.parse import Post, parse_post
 from digest.posts.reader import _cache_row, from_row
-from digest.subscribers.load import SubscribersUnreadable, parse_subscribers
+from digest.subscribers.load import parse_subscribers
 
 SEED = 18
 POSTS_TRIED = 3000

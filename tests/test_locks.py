@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from digest.state.locks import DAEMON_LOCK, Busy, daemon_lock, holder, send_lock
+from digest.errors import Busy
+from digest.state.locks import DAEMON_LOCK, daemon_lock, holder, send_lock
 
 
 def test_second_holder_is_refused_at_once_with_the_first_ones_pid(tmp_path: Path) -> None:

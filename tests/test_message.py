@@ -26,10 +26,10 @@ from digest.edition.layout import (
     DigestPost,
     DkimKey,
     Edition,
-    MessageError,
     Recipient,
 )
 from digest.edition.message import Body, qp
+from digest.errors import MessageError
 from digest.posts.sanitize import sanitize
 
 

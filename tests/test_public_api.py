@@ -68,13 +68,23 @@ API: dict[str, dict[str, str]] = {
                      "'Outcome | None'",
     },
     "digest.errors": {
+        "Busy": "exception(DigestError)",
         "ConfigError": "exception(DigestError)",
+        "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",
+        "InitRefused": "exception(DigestError)",
+        "MessageError": "exception(DigestError, ValueError)",
+        "MissingSecret": "exception(DigestError)",
         "OutputError": "exception(DigestError, OSError)",
         "PostError": "exception(DigestError)",
         "Problem": "dataclass(path, line, message, hint)",
+        "ServeError": "exception(DigestError, OSError)",
+        "SmtpAuthFailed": "exception(DeliveryPaused)",
+        "SmtpTlsFailed": "exception(DeliveryPaused)",
         "StateError": "exception(DigestError)",
         "StateLost": "exception(StateError)",
+        "SubscribersUnreadable": "exception(DigestError)",
+        "TemplateError": "exception(ConfigError)",
     },
 }
 

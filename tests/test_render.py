@@ -20,13 +20,12 @@ from digest.edition.layout import (
     DigestPost,
     Edition,
     MailSettings,
-    MessageError,
     Recipient,
     Renderer,
     default_list_id,
     format_period,
 )
-from digest.errors import ConfigError
+from digest.errors import ConfigError, MessageError
 
 TZ = ZoneInfo("America/New_York")
 SITE = Site(url="https://jobs.example.org", title="Jobs Board", timezone="America/New_York",

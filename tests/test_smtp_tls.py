@@ -13,8 +13,8 @@ from smtp_server import SmtpServer
 
 from digest.config import SmtpSettings
 from digest.delivery.smtp import SmtpTransport
-from digest.delivery.transport import Outcome, Outgoing, SmtpAuthFailed, SmtpTlsFailed
-from digest.errors import ConfigError
+from digest.delivery.transport import Outcome, Outgoing
+from digest.errors import ConfigError, SmtpAuthFailed, SmtpTlsFailed
 
 USER, PASSWORD = "digest", "correct horse"
 

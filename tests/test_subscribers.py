@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from digest.errors import Problem
+from digest.errors import Problem, SubscribersUnreadable
 from digest.subscribers.load import (
     Subscriber,
     SubscriberList,
-    SubscribersUnreadable,
     load_subscribers,
     parse_subscribers,
 )

@@ -416,8 +416,8 @@ def _address_key(ctx: click.Context, email: str) -> str:
 def _not_listed(config: Config, sendlog: Any, key: str) -> str | None:
     """Why *key* is not on the list (the subscribers file, or the last good copy of it that
     sends fall back on), or None if it is."""
+    from ..errors import SubscribersUnreadable
     from ..subscribers.current import read_subscribers
-    from ..subscribers.load import SubscribersUnreadable
 
     if config.subscribers is None:
         return "no subscribers file is configured"
@@ -434,18 +434,16 @@ def _change_suppression(ctx: click.Context, email: str, *,
                         suppress: bool) -> tuple[str, bool, str | None]:
     """(the address's key, whether the list changed, why it is not on the subscribers list
     if it is not) after adding or removing it."""
-    from ..state.sendlog import SendLog
-    from ..state.store import Store
+    from ..state.open import open_state
 
     config = _load(ctx)
     key = _address_key(ctx, email)
-    store = Store.open(config.state)
+    log = open_state(config)
     try:
-        log = SendLog(store)
         changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)
         unlisted = _not_listed(config, log, key)
     finally:
-        store.close()
+        log.close()
     return key, changed, unlisted
 
 
@@ -538,11 +536,8 @@ def serve(ctx: click.Context, listen: str | None, log_format: str,
     clock = Clock.starting_at(_now(fake_now, config)) if fake_now else Clock()
     with _digest_errors(ctx):
         web = Web(config, clock, Signer.from_env(config.web.secret_env))
-        try:
-            code = serve_web(web, listen or config.web.listen or "127.0.0.1:8080")
-        except OSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
+        # an address that cannot be had is a ServeError, told by _digest_errors
+        code = serve_web(web, listen or config.web.listen or "127.0.0.1:8080")
         ctx.exit(code)
 
 

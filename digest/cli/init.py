@@ -22,15 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from ..config import load_config
-from ..errors import DigestError
+from ..errors import InitRefused
 from ..util.yamlsource import load_located
 
 JEKYLL_CONFIGS = ("_config.yml", "_config.yaml")
 TAGS_LISTED = 20  # tags named in the subscribers file's header comment
-
-
-class InitRefused(DigestError):
-    """`digest init` will not write: a file is in the way, or the folder is no Jekyll site."""
 
 
 @dataclass(frozen=True)

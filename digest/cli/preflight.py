@@ -102,7 +102,8 @@ def _posts(report: Report, corpus: Corpus) -> None:
 
 def _subscribers(report: Report, config: Config, corpus: Corpus) -> None:
     from ..edition.selection import terms
-    from ..subscribers.load import SubscribersUnreadable, load_subscribers
+    from ..errors import SubscribersUnreadable
+    from ..subscribers.load import load_subscribers
 
     if config.subscribers is None:
         return
@@ -140,7 +141,8 @@ def _mail_settings(report: Report, config: Config) -> MailSettings:
     """The settings a send builds its messages with; every problem in them reported, and a
     usable stand-in for each, so that the templates are still tried."""
     from ..delivery.session import mail_settings
-    from ..edition.message import MessageError, check_dkim_key
+    from ..edition.message import check_dkim_key
+    from ..errors import MessageError
 
     record = _errors(report, config, "building the digest's messages")
     digest = config.digest
@@ -242,8 +244,7 @@ def _templates(report: Report, config: Config, store: Store, corpus: Corpus,
 
 def _web_templates(report: Report, config: Config) -> None:
     """The web pages' templates compile (an override with a syntax error breaks its page)."""
-    import jinja2
-
+    from ..errors import TemplateError
     from ..web.pages import Pages
 
     if config.web is None or config.digest.templates is None:
@@ -252,10 +253,9 @@ def _web_templates(report: Report, config: Config) -> None:
     pages = Pages(config.site, config.digest.templates)
     for path in sorted(folder.glob("*.html.j2")) if folder.is_dir() else []:
         try:
-            pages.env.get_template(f"web/{path.name}")
-        except jinja2.TemplateSyntaxError as exc:
-            report.add("error", Problem(path, exc.lineno, f"template syntax error: {exc.message}",
-                                        "fix the template, or delete it to use the built-in one"))
+            pages.template(path.name.removesuffix(".html.j2"))
+        except TemplateError as exc:
+            report.add("error", exc.problems[0])
 
 
 def _web(report: Report, config: Config) -> None:

@@ -48,10 +48,10 @@ from ..config import Config, SmtpSettings, load_config
 from ..delivery.progress import LogProgress
 from ..delivery.send import send_async
 from ..delivery.session import when
-from ..errors import ConfigError, DigestError, Problem
-from ..state.locks import Busy, daemon_lock
-from ..state.notes import note
-from ..state.store import DATABASE, Store
+from ..errors import Busy, ConfigError, DigestError, Problem
+from ..state.locks import daemon_lock
+from ..state.open import open_state
+from ..state.store import DATABASE
 from ..util.clock import Clock
 from ..util.logs import event
 from ..util.loop import run_async
@@ -492,11 +492,11 @@ class Daemon:
             self._scheduler.remove_job(job_id)
 
     def _note(self, key: str, data: dict[str, Any]) -> None:
-        store = Store.open(self.config.state)
+        state = open_state(self.config)
         try:
-            note(store, key, data)
+            state.note(key, data)
         finally:
-            store.close()
+            state.close()
 
     def _log_problems(self, headline: str, problems: list[Problem], name: str) -> None:
         log.error("%s: %s", headline, "; ".join(str(p) for p in problems),

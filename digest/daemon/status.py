@@ -1,29 +1,25 @@
 """`digest status`: what the daemon is doing and has done, readable while it runs.
 
-The state database is opened read-only (WAL lets a reader in beside the daemon's writes, and
-a read-only connection cannot write by mistake). The send log says which digests went out;
-APScheduler's job table says when the next one is due; what only the daemon knows (its last
-feed build, the problems it found in the posts and the subscribers file) it notes in the
-`daemon_status` table with `note()` (state/notes.py), one JSON document per key.
+The shared state is opened read-only (with SQLite, WAL lets a reader in beside the daemon's
+writes, and a read-only connection cannot write by mistake). The send log says which digests
+went out; the shared schedule says when the next one is due; what only the daemon knows (its
+last feed build, the problems it found in the posts and the subscribers file) it notes with
+`SharedState.note()`, one JSON document per key.
 """
-
 from __future__ import annotations
 
-import json
 import os
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..state.interface import Run, SharedState
 from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
-from ..state.sendlog import Run, SendLog, counts_text
-from ..state.store import DATABASE, Store
+from ..state.open import has_state, open_state
+from ..state.sendlog import counts_text
 from ..util.clock import Clock
-
-JOBS_TABLE = "apscheduler_jobs"
 
 
 @dataclass(frozen=True)
@@ -80,32 +76,23 @@ def _alive(pid: int | None) -> int | None:
     return pid
 
 
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                      (name,)).fetchone() is not None
-
-
-def _next_digest(db: sqlite3.Connection, config: Config,
+def _next_digest(state: SharedState, config: Config,
                  daemon: dict[str, Any]) -> NextDigest | None:
-    """From APScheduler's plain `next_run_time` column only. Its `job_state` column is a
-    pickle, and unpickling runs whatever code the bytes name: a state database copied from
-    elsewhere, or written by another user, must not run code in a read-only command. So the
-    schedule shown is the config's (the daemon puts it in the job at every start and
-    reload) and the clock offset (tests) is the one the daemon noted when it started."""
-    if not _has_table(db, JOBS_TABLE):
-        return None
+    """From the shared schedule's next run time only (see state/sqlite.py for why not the
+    job itself). So the schedule shown is the config's (the daemon puts it in the job at
+    every start and reload) and the clock offset (tests) is the one the daemon noted when
+    it started."""
     from .schedule import DIGEST_JOB
 
-    row = db.execute(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = ?",
-                     (DIGEST_JOB,)).fetchone()
-    if row is None:
+    found = state.next_run(DIGEST_JOB)
+    if found is None:
         return None
     offset = daemon.get("clock_offset_seconds")
     shift = timedelta(seconds=offset) if isinstance(offset, int | float) else timedelta(0)
     schedule = f"'{config.digest.schedule}', {config.site.timezone}"
-    if row[0] is None:
+    if found.at is None:
         return NextDigest(None, schedule, None)
-    real = datetime.fromtimestamp(float(row[0]), UTC)
+    real = found.at
     late = datetime.now(UTC) - real
     return NextDigest(Clock(shift).shown(real, config.site.tz), schedule,
                       late if late > timedelta(0) else None)
@@ -116,25 +103,17 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     state = config.state
     daemon_pid = _alive(holder(state / DAEMON_LOCK))
     sending_pid = _alive(holder(state / SEND_LOCK))
-    path = state / DATABASE
-    if not path.exists():
+    if not has_state(config):
         return Status(state, daemon_pid, sending_pid, None)
-    store = Store(path, read_only=True)
+    shared = open_state(config, read_only=True)
     try:
-        db = store.db
-        notes: dict[str, dict[str, Any]] = {}
-        if _has_table(db, "daemon_status"):
-            notes = {key: json.loads(data) for key, data in
-                     db.execute("SELECT key, data FROM daemon_status ORDER BY key")}
-        recent: list[RunStatus] = []
-        if _has_table(db, "runs"):
-            log = SendLog(store)
-            recent = [RunStatus(run, log.counts(run), log.failures(run, limit=5))
-                      for run in log.runs(runs)]
+        notes = shared.notes()
+        recent = [RunStatus(run, shared.counts(run), shared.failures(run, limit=5))
+                  for run in shared.runs(runs)]
         return Status(state, daemon_pid, sending_pid,
-                      _next_digest(db, config, notes.get("daemon", {})), recent, notes)
+                      _next_digest(shared, config, notes.get("daemon", {})), recent, notes)
     finally:
-        store.close()
+        shared.close()
 
 
 def _when(text: str | None, config: Config) -> str:

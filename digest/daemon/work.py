@@ -17,12 +17,11 @@ from typing import Any
 from ..config import Config
 from ..delivery.send import SendReport, make_transport
 from ..delivery.session import mail_settings, when
+from ..errors import SubscribersUnreadable
 from ..feeds.build import build
-from ..state.notes import note
-from ..state.sendlog import SendLog, counts_text
-from ..state.store import Store
+from ..state.open import open_state
+from ..state.sendlog import counts_text
 from ..subscribers.current import read_subscribers
-from ..subscribers.load import SubscribersUnreadable
 from ..subscribers.tokens import Signer
 from ..util.logs import event
 
@@ -61,16 +60,16 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
         log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
                   extra=event("feeds.unchanged", **fields))
     problems = tuple(str(p) for p in (*found.rejected, *found.warnings))
-    store = Store.open(config.state)
+    state = open_state(config)
     try:
-        note(store, "build", {
+        state.note("build", {
             "at": now.isoformat(), "reason": reason, "posts": found.posts,
             "feeds": report.feeds, "written_count": len(report.written),
             "written": report.written[:NOTED_PROBLEMS], "removed": report.removed,
             "future": found.future, "next_future": next_future, "seconds": seconds,
             "problems": list(problems[:NOTED_PROBLEMS]), "problems_count": len(problems)})
     finally:
-        store.close()
+        state.close()
     return BuildResult(found.terms, next_future, problems)
 
 
@@ -81,16 +80,16 @@ def check_subscribers(config: Config, known_terms: set[str]) -> dict[str, Any]:
     assert path is not None
     at = datetime.now(UTC).isoformat()
     fell_back: list[SubscribersUnreadable] = []  # read_subscribers has logged why
-    store = Store.open(config.state)
+    state = open_state(config)
     try:
-        found = read_subscribers(config, SendLog(store), known_terms, fell_back=fell_back)
+        found = read_subscribers(config, state, known_terms, fell_back=fell_back)
     except SubscribersUnreadable as exc:
         log.error("subscribers: %s; no digest can go out until it is fixed", exc,
                   extra=event("subscribers.unreadable", error=str(exc)))
         return {"at": at, "count": 0, "fallback": False, "error": str(exc),
                 "problems": [], "problems_count": 0}
     finally:
-        store.close()
+        state.close()
     fallback = bool(fell_back)
     error = str(fell_back[0]) if fell_back else None
     problems = [str(p) for p in found.problems]
@@ -118,13 +117,12 @@ def check_can_send(config: Config) -> None:
 def resume_point(config: Config) -> datetime | None:
     """The `as_of` for a send that only resumes: the end of the latest digest, if some digest
     is unfinished (a later `as_of` would also make a new, unscheduled digest); else None."""
-    store = Store.open(config.state)
+    state = open_state(config)
     try:
-        sendlog = SendLog(store)
-        latest = sendlog.latest_run()
-        return latest.period_end if latest and sendlog.unfinished_runs() else None
+        latest = state.latest_run()
+        return latest.period_end if latest and state.unfinished_runs() else None
     finally:
-        store.close()
+        state.close()
 
 
 def log_sent(report: SendReport) -> None:

@@ -18,7 +18,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from .transport import DeliveryPaused, Outgoing
+from ..errors import DeliveryPaused
+from .transport import Outgoing
 
 log = logging.getLogger("digest.dispatch")
 

@@ -24,8 +24,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from ..errors import DeliveryPaused
 from ..util.writer import alive
-from .transport import DeliveryPaused, Outcome, Outgoing, Record
+from .transport import Outcome, Outgoing, Record
 
 log = logging.getLogger("digest.outbox")
 

@@ -18,7 +18,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ..config import Config
 from ..edition.selection import Window, period_slug
-from ..errors import ConfigError, DigestError, Problem
+from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
 from ..posts.reader import Corpus
 from ..state.locks import send_lock
 from ..state.sendlog import Recorded, Run
@@ -32,7 +32,7 @@ from .compose import Composer
 from .outbox import MaildirTransport
 from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
-from .transport import DeliveryPaused, Outcome, Outgoing, Transport
+from .transport import Outcome, Outgoing, Transport
 
 log = logging.getLogger("digest.send")
 T = TypeVar("T")

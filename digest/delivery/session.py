@@ -21,7 +21,8 @@ from ..errors import ConfigError, Problem
 from ..posts.ids import entry_ids
 from ..posts.parse import Post
 from ..posts.reader import Corpus, read_posts
-from ..state.sendlog import RunPost, SendLog
+from ..state.interface import RunPost, SharedState
+from ..state.open import open_state
 from ..state.store import Store
 from ..subscribers.current import read_subscribers
 from ..subscribers.load import SubscriberList
@@ -41,7 +42,7 @@ class Session:
 
     config: Config
     store: Store
-    sendlog: SendLog
+    sendlog: SharedState  # the shared state: send log, entry ids, subscribers' choices
     corpus: Corpus
     ids: dict[str, str]
     subscribers: SubscriberList
@@ -98,9 +99,9 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
     signer = _signer(config)
     store = Store.scratch(config.state) if scratch else Store.open(config.state)
     try:
-        sendlog = SendLog(store)
+        sendlog = open_state(config, local=store)
         corpus = read_posts(config, store, now=as_of)
-        ids = entry_ids(store, config.site, corpus.posts)
+        ids = entry_ids(sendlog, config.site, corpus.posts)
         known = {t for p in corpus.posts for t in terms(p)}
         subscribers = read_subscribers(config, sendlog, known, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
@@ -121,7 +122,7 @@ def plan_run(s: Session) -> tuple[Window, list[RunPost]]:
     previous = s.sendlog.latest_run()
     period = window(previous, s.as_of, s.config.digest.first_window_days)
     assigned, twins = s.sendlog.assigned()
-    chosen = posts_for_run(s.corpus.posts, s.ids, s.store.first_seen(), assigned, twins,
+    chosen = posts_for_run(s.corpus.posts, s.ids, s.sendlog.first_seen(), assigned, twins,
                            period, previous)
     return period, chosen
 

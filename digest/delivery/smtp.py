@@ -25,16 +25,9 @@ from typing import Literal
 import aiosmtplib
 
 from ..config import SmtpSettings
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, DeliveryPaused, Problem, SmtpAuthFailed, SmtpTlsFailed
 from .dispatch import Dispatch, Held, backoff
-from .transport import (
-    DeliveryPaused,
-    Outcome,
-    Outgoing,
-    Record,
-    SmtpAuthFailed,
-    SmtpTlsFailed,
-)
+from .transport import Outcome, Outgoing, Record
 
 log = logging.getLogger("digest.smtp")
 

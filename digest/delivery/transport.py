@@ -6,10 +6,8 @@ that carried it takes another message, so the send log (which makes each record 
 is never more than the messages in flight behind the wire: a crash can resend only those.
 A message that never gets an outcome (the run paused, was stopped, or crashed) stays pending.
 
-    DigestError
-    └── DeliveryPaused     the run stopped itself; pending messages go out on the next run
-        ├── SmtpAuthFailed    the server refused the credentials (or offers no AUTH)
-        └── SmtpTlsFailed     no verified TLS: bad certificate, or no STARTTLS offered
+A transport gives up by raising DeliveryPaused, or SmtpAuthFailed / SmtpTlsFailed (in
+errors.py, with every other error of digest).
 
 Two transports implement it, each in its own module: `SmtpTransport` (smtp.py) relays
 through an SMTP server, and `MaildirTransport` (outbox.py) files messages into a local
@@ -24,10 +22,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..errors import DigestError
 from ..state.sendlog import Outcome, Status
 
-__all__ = ["DeliveryPaused", "Outcome", "Outgoing", "Record", "SmtpAuthFailed", "SmtpTlsFailed",
+__all__ = ["Outcome", "Outgoing", "Record",
            "Status", "Transport"]
 
 
@@ -55,43 +52,3 @@ class Transport(Protocol):
         without a recorded outcome are then still pending.
         """
         ...
-
-
-class DeliveryPaused(DigestError):
-    """Delivery stopped itself because continuing would only fail again.
-
-    `reason` is what failed last, `failures` how many failures in a row led here.
-    """
-
-    def __init__(self, reason: str, failures: int, *, hint: str = "") -> None:
-        self.reason = reason
-        self.failures = failures
-        self.hint = hint or ("messages without an outcome are still pending; "
-                             "once the cause is fixed, run `digest send` again to resume")
-        super().__init__(f"{self.headline()}: {reason} ({self.hint})")
-
-    def headline(self) -> str:
-        if self.failures == 1:
-            return "delivery paused"
-        return f"delivery paused after {self.failures} consecutive failures"
-
-
-class SmtpAuthFailed(DeliveryPaused):
-    """The SMTP server refused our login: every other message would be refused too."""
-
-    def __init__(self, reason: str, *, hint: str = "") -> None:
-        super().__init__(reason, 1, hint=hint)
-
-    def headline(self) -> str:
-        return "SMTP authentication failed"
-
-
-class SmtpTlsFailed(DeliveryPaused):
-    """No verified TLS could be set up, and sending in the clear was not asked for."""
-
-    def __init__(self, reason: str, *, hint: str = "") -> None:
-        super().__init__(reason, 1, hint=hint)
-
-    def headline(self) -> str:
-        return "no secure connection to the SMTP server"
-

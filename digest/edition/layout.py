@@ -28,14 +28,13 @@ import jinja2
 from markupsafe import Markup
 
 from ..config import Site
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, TemplateError
 from ..posts.content import MAX_DEPTH, flatten, nesting_depth, too_deep
 from ..util import builtin
 from .message import (
     PERSONAL,
     Body,
     DkimKey,
-    MessageError,
     Recipient,
     Skeleton,
     address_header,
@@ -55,7 +54,7 @@ from .message import (
     unsubscribe_headers,
 )
 
-__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "MessageError", "Recipient",
+__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "Recipient",
            "RenderedEdition", "Renderer", "default_list_id"]
 
 HTML, TEXT, SUBJECT = "digest.html.j2", "digest.txt.j2", "subject.txt.j2"
@@ -221,15 +220,26 @@ def _normalise(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip("\n") + "\n"
 
 
-def _problem(exc: Exception, template: jinja2.Template, what: str) -> ConfigError:
-    """A template failure as a ConfigError naming the template file and, if known, the line."""
+def failed(exc: Exception, template: jinja2.Template, what: str = "template error"
+           ) -> TemplateError:
+    """A template failure as a TemplateError naming the template file and, if known, the
+    line."""
     path = Path(template.filename or template.name or "?")
     line = getattr(exc, "lineno", None)
     if line is None:
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
         line = frames[-1].lineno if frames else None
-    return ConfigError([Problem(path, line, f"{what}: {exc}",
-                                "fix the template, or delete it to use the built-in one")])
+    return TemplateError(path, line, f"{what}: {exc}")
+
+
+def compiled(env: jinja2.Environment, name: str) -> jinja2.Template:
+    """Template *name* of *env*, compiled; a syntax error (Jinja's) is a TemplateError naming
+    the file and line."""
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(Path(exc.filename or name), exc.lineno,
+                            f"template syntax error: {exc.message}") from None
 
 
 class Renderer:
@@ -257,13 +267,7 @@ class Renderer:
         self._date: tuple[datetime, bytes] | None = None  # a run's messages share one Date
 
     def _load(self, name: str) -> jinja2.Template:
-        try:
-            return self._env.get_template(name)
-        except jinja2.TemplateSyntaxError as exc:
-            raise ConfigError([Problem(Path(exc.filename or name), exc.lineno,
-                                       f"template syntax error: {exc.message}",
-                                       "fix the template, or delete it to use the built-in one")
-                               ]) from None
+        return compiled(self._env, name)
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         template = self._templates[name]
@@ -272,7 +276,7 @@ class Renderer:
         # the templates are the user's: whatever goes wrong in one is a problem in that file
         except (jinja2.TemplateError, ArithmeticError, LookupError, TypeError,
                 ValueError) as exc:
-            raise _problem(exc, template, "template error") from None
+            raise failed(exc, template, "template error") from None
 
     def edition(self, edition: Edition) -> RenderedEdition:
         """Subject, headers and body of an edition (rendered now for a recipient with every
@@ -326,7 +330,7 @@ class Renderer:
             try:
                 page = self._inliner.inline(page)
             except css_inline.InlineError as exc:
-                raise _problem(exc, self._templates[HTML], "CSS cannot be inlined") from None
+                raise failed(exc, self._templates[HTML], "CSS cannot be inlined") from None
             page = page.replace("\r\n", "\n").replace("\r", "\n")
             variant = Variant(text, page, Body.encode(text, self._placeholder),
                               Body.encode(page, self._placeholder))

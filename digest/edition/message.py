@@ -21,7 +21,7 @@ from email.utils import format_datetime, parseaddr
 
 import dkim
 
-from ..errors import DigestError
+from ..errors import MessageError
 
 PERSONAL = ("name", "email", "unsubscribe_url", "preferences_url")
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
@@ -42,10 +42,6 @@ _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # what needs no quoting
 _DNS_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
 _POLICY = email.policy.SMTP.clone(max_line_length=78)
 _QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters, a soft break's "=" included
-
-
-class MessageError(DigestError, ValueError):
-    """A value cannot go into a message: an address, URL or id that would break a header."""
 
 
 @dataclass(frozen=True)

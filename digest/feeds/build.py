@@ -31,6 +31,8 @@ from ..posts.parse import Post
 from ..posts.reader import fingerprint, readings, refresh
 from ..posts.rendered import LivePostUrls, links_key, render_cached
 from ..posts.scan import Scan
+from ..state.interface import SharedState
+from ..state.open import open_state
 from ..state.store import Store
 from ..util import builtin
 from ..util.writer import clean_stale, write_files, write_if_changed
@@ -95,13 +97,14 @@ class _Members:
     updated: dict[str, datetime]
 
 
-def _members(config: Config, store: Store, index: LiveIndex, names: list[str]) -> _Members:
+def _members(config: Config, store: Store, state: SharedState, index: LiveIndex,
+             names: list[str]) -> _Members:
     """Read the posts of *names*: only these feeds' posts are decoded."""
     paths = {name: index.members(name, config.feed_entries) for name in names}
     wanted = {p for members in paths.values() for p in members}
     posts = readings(store, config.posts, wanted)
     specs = [_spec(name, tuple(posts[p] for p in members)) for name, members in paths.items()]
-    return _Members(specs, store.entry_ids_of(wanted), index.updated(wanted))
+    return _Members(specs, state.entry_ids_of(wanted), index.updated(wanted))
 
 
 def _to_check(config: Config, index: LiveIndex, names: list[str],
@@ -122,20 +125,21 @@ def build(config: Config, *, now: datetime, future: bool = False,
     site = config.site
     clean_stale(config.output)  # what a build killed mid-write left
     store = Store.open(config.state)
+    state = open_state(config, local=store)  # the entry ids, on the same connection
     urls = LivePostUrls(store.path, site.root)  # read only if some post links to another
     try:
         stats, parsed = refresh(config, store, scanned)
         index = LiveIndex(store)
         settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
                                config.stylesheet])
-        assign_ids(store, site, index.update(now=now.timestamp(), future=future,
+        assign_ids(state, site, index.update(now=now.timestamp(), future=future,
                                              settings=settings))
         report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
                                          future=future, parsed=parsed))
         names = index.feed_names()
         report.feeds = len(names)
         previous = store.feed_inputs()
-        look = _members(config, store, index, _to_check(config, index, names, previous))
+        look = _members(config, store, state, index, _to_check(config, index, names, previous))
         changed = []
         for spec in look.specs:
             inputs = _inputs(spec, look.ids, stats, look.updated, settings, urls)

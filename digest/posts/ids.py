@@ -8,7 +8,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from ..config import Site
-from ..state.store import Store
+from ..state.interface import SharedState
 from .index import Indexed
 from .jekyll import absolute_url
 from .parse import Post
@@ -23,7 +23,7 @@ def base_path(site: Site) -> str:
     return f"/{base}" if base else ""
 
 
-def entry_ids(store: Store, site: Site, posts: list[Post]) -> dict[str, str]:
+def entry_ids(store: SharedState, site: Site, posts: list[Post]) -> dict[str, str]:
     """Each post's permanent id: the first one it was given, whatever its URL is today.
 
     When it was first seen is wall-clock time, not `--now`: the digest compares it with
@@ -38,7 +38,7 @@ def entry_ids(store: Store, site: Site, posts: list[Post]) -> dict[str, str]:
     return known
 
 
-def assign_ids(store: Store, site: Site, added: list[Indexed]) -> None:
+def assign_ids(store: SharedState, site: Site, added: list[Indexed]) -> None:
     """entry_ids for posts just published: only theirs are looked up, not every post's."""
     first = not store.has_entry_ids()  # a first build: 20,000 lookups would find nothing
     known = {} if first else store.entry_ids_of(r.path for r in added)

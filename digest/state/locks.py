@@ -21,20 +21,11 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
-from ..errors import DigestError, StateError
+from ..errors import Busy, StateError
 from .store import private_folder
 
 DAEMON_LOCK = "daemon.lock"
 SEND_LOCK = "send.lock"
-
-
-class Busy(DigestError):
-    """Another process holds the lock; `pid` is what it wrote there (None if unreadable)."""
-
-    def __init__(self, path: Path, pid: int | None, message: str) -> None:
-        self.path = path
-        self.pid = pid
-        super().__init__(message)
 
 
 def holder(path: Path) -> int | None:

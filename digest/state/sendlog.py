@@ -13,60 +13,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
 
+from .interface import Outcome, Recorded, Run, RunPost, Status
 from .store import Store
 
+__all__ = ["Outcome", "Recorded", "Run", "RunPost", "SendLog", "Status", "counts_text"]
+
 RETRYABLE = ("pending", "deferred")
-
-# What finally became of one message, as a transport reports it (delivery/transport.py)
-# and the send log keeps it: defined here, below the transports, so that the state does not
-# depend on the delivery stage.
-Status = Literal["sent", "failed", "deferred"]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What finally became of one message.
-
-    failed: refused for good (a 5xx); never retried. deferred: still failing for a transient
-    reason after the last attempt; the send log offers it again on the next run.
-    """
-
-    key: str
-    status: Status
-    code: int | None  # the last SMTP reply code; None if there was no reply (timeout, drop)
-    reply: str  # the last server reply or error, on one line
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Run:
-    id: int
-    slug: str  # names the period in Message-IDs and archive URLs, e.g. 2024-06-03
-    period_start: datetime
-    period_end: datetime
-    created_at: datetime  # wall clock: posts first seen after it are late for this run
-    state: str  # sending | paused | done
-
-
-@dataclass(frozen=True)
-class RunPost:
-    entry_id: str
-    path: str
-    twin: str  # slug + title: recognises a post renamed to a new date as the same post
-
-
-@dataclass(frozen=True)
-class Recorded:
-    """What the send log keeps of one message's final outcome."""
-
-    outcome: Outcome
-    message_id: str
-    posts: int  # posts the message carried
-    attempts_before: int = 0  # attempts made by earlier runs of `digest send`
 
 
 def _now() -> str:

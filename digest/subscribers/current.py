@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 
 from ..config import Config
-from ..errors import ConfigError, Problem
-from ..state.sendlog import SendLog
-from .load import SubscriberList, SubscribersUnreadable, load_subscribers, parse_subscribers
+from ..errors import ConfigError, Problem, SubscribersUnreadable
+from ..state.interface import SharedState
+from .load import SubscriberList, load_subscribers, parse_subscribers
 
 log = logging.getLogger("digest.session")  # where this was first logged from: the same name
 
 
-def read_subscribers(config: Config, sendlog: SendLog, known: set[str], *,
+def read_subscribers(config: Config, sendlog: SharedState, known: set[str], *,
                      keep: bool = True,
                      fell_back: list[SubscribersUnreadable] | None = None) -> SubscriberList:
     """The subscribers file, or the last good copy of it when it cannot be read now;

@@ -29,21 +29,13 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 
 from ..config import DEFAULT_LIMITS, Limits
-from ..errors import DigestError, Problem, did_you_mean
+from ..errors import Problem, SubscribersUnreadable, did_you_mean
 from ..posts.jekyll import ruby_to_s
 from ..util.yamlsource import BoundedLoader, construct, yaml_problem
 
 _KEYS = ("email", "name", "tags", "exclude_tags")
 _SEPARATORS = re.compile(r"[\s,]+")
 _ENTRY_FORM = "write each entry as '- email: ...' with optional name, tags, exclude_tags"
-
-
-class SubscribersUnreadable(DigestError):
-    """The whole subscribers file cannot be used (missing, not UTF-8, not YAML, not a list)."""
-
-    def __init__(self, problem: Problem) -> None:
-        self.problem = problem
-        super().__init__(str(problem))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,15 +19,11 @@ import os
 import re
 from collections.abc import Iterable
 
-from ..errors import DigestError
+from ..errors import MissingSecret
 
 PURPOSES = ("unsubscribe", "preferences")
 MIN_SECRET_BYTES = 16
 TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{22}$")
-
-
-class MissingSecret(DigestError):
-    """Links cannot be signed: the secret's environment variable is unset or too short."""
 
 
 class Signer:

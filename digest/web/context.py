@@ -22,8 +22,8 @@ from starlette.types import Message
 
 from ..config import Config
 from ..delivery.archive import ArchivedRun
-from ..state.sendlog import SendLog
-from ..state.store import Store
+from ..state.interface import SharedState
+from ..state.open import open_state
 from ..subscribers.tokens import Signer
 from ..util.clock import Clock
 from .catalogue import Catalogue
@@ -56,8 +56,8 @@ class Web:
     def __post_init__(self) -> None:
         # a damaged, locked or read-only state database stops `digest serve` at start
         # (errors.StateError, exit 2), not at the first visitor's click
-        Store.open(self.config.state).close()
-        self.directory = Directory(self.config, self.signer, self.sendlog)
+        open_state(self.config).close()
+        self.directory = Directory(self.config, self.signer, self.state)
         self.catalogue = Catalogue(self.config, self.now)
         self.pages = Pages(self.config.site, self.config.digest.templates)
         self.shelf = Shelf(self.config.state)
@@ -66,12 +66,12 @@ class Web:
     def now(self) -> datetime:
         return self.clock.now(self.config.site.tz)
 
-    def sendlog(self) -> SendLog:
+    def state(self) -> SharedState:
         """This thread's own connection: SQLite connections stay in the thread that made them."""
-        found: SendLog | None = getattr(self._local, "sendlog", None)
+        found: SharedState | None = getattr(self._local, "state", None)
         if found is None:
-            found = SendLog(Store.open(self.config.state))
-            self._local.sendlog = found
+            found = open_state(self.config)
+            self._local.state = found
         return found
 
 

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import Config
-from ..state.sendlog import SendLog
+from ..errors import SubscribersUnreadable
+from ..state.interface import SharedState
 from ..subscribers.current import read_subscribers
-from ..subscribers.load import Subscriber, SubscriberList, SubscribersUnreadable
+from ..subscribers.load import Subscriber, SubscriberList
 from ..subscribers.tokens import TOKEN_PATTERN, Signer
 
 log = logging.getLogger(__name__)
@@ -47,11 +48,11 @@ class Directory:
     (idempotently) after the address is also removed from the file.
     """
 
-    def __init__(self, config: Config, signer: Signer, sendlog: Callable[[], SendLog]) -> None:
+    def __init__(self, config: Config, signer: Signer, state: Callable[[], SharedState]) -> None:
         self.config = config
         self.path = config.subscribers
         self.signer = signer
-        self._sendlog = sendlog
+        self._state = state
         self._lock = threading.Lock()
         self._current: _Generation | None = None
 
@@ -70,7 +71,7 @@ class Directory:
                 if index is None:
                     keys = set(generation.subscribers)
                     if purpose == "unsubscribe":
-                        keys |= self._sendlog().suppressed()
+                        keys |= self._state().suppressed()
                     index = self.signer.index(keys, purpose)
                     generation.indexes[purpose] = index
         return index.get(token)
@@ -92,7 +93,7 @@ class Directory:
         if self.path is None:
             return SubscriberList((), (), ())
         try:
-            return read_subscribers(self.config, self._sendlog(), set(), keep=False)
+            return read_subscribers(self.config, self._state(), set(), keep=False)
         except SubscribersUnreadable as exc:
             log.error("%s: no subscriber links can be resolved until it is fixed", exc)
             return SubscriberList((), (), ())

@@ -15,7 +15,7 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from ..config import Site
-from ..edition.layout import format_date
+from ..edition.layout import compiled, failed, format_date
 from ..util import builtin
 
 # No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
@@ -40,8 +40,16 @@ class Pages:
             undefined=jinja2.StrictUndefined)
         self.env.filters["date"] = format_date  # as in the emails: `8 January 2024`
 
+    def template(self, name: str) -> jinja2.Template:
+        """`web/NAME.html.j2`, compiled; TemplateError (file and line) on a syntax error."""
+        return compiled(self.env, f"web/{name}.html.j2")
+
     def render(self, name: str, context: Mapping[str, Any]) -> str:
-        return self.env.get_template(f"web/{name}.html.j2").render(site=self.site, **context)
+        template = self.template(name)
+        try:
+            return template.render(site=self.site, **context)
+        except jinja2.TemplateError as exc:  # an override's error, told at its file and line
+            raise failed(exc, template) from None
 
     def page(self, name: str, context: Mapping[str, Any], *, status: int = 200,
              private: bool = False, headers: Mapping[str, str] | None = None) -> HTMLResponse:

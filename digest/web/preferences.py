@@ -47,7 +47,7 @@ async def _preferences_context(web: Web, key: str
         sub = web.directory.subscriber(key)
         if sub is None:
             return None
-        log_ = web.sendlog()
+        log_ = web.state()
         chose, tags = log_.preference(key)
         chosen = tags if chose else sub.tags
         counts = web.catalogue.counts()
@@ -77,7 +77,7 @@ async def save_preferences(web: Web, request: Request) -> Response:
     form = await read_form(request)
     action = form.get("action", "save")
     if action == "resubscribe":
-        if await in_thread(lambda: web.sendlog().unsuppress(key)):
+        if await in_thread(lambda: web.state().unsuppress(key)):
             log.info("resubscribed on the web", extra=event("web.resubscribed"))
         context.update(suppressed=False, saved="You are subscribed again.")
         return web.pages.page("preferences", context, private=True)
@@ -94,7 +94,7 @@ async def save_preferences(web: Web, request: Request) -> Response:
         shown = tags or tuple(t for t in wanted if t.casefold() in offered)
         context.update(problem=problem, every=False, choices=_choices(counts, shown))
         return web.pages.page("preferences", context, status=400, private=True)
-    await in_thread(lambda: web.sendlog().set_preferences(key, tags))
+    await in_thread(lambda: web.state().set_preferences(key, tags))
     log.info("tags chosen on the web", extra=event("web.preferences", tags=len(tags or ())))
     context.update(every=tags is None, choices=_choices(counts, tags),
                    saved="Saved. Your next digest follows these choices.")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 import uvicorn
 
 from ..config import LISTEN, Config
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, ServeError
 from ..subscribers.tokens import Signer
 from ..util.clock import Clock
 from ..util.loop import run_async
@@ -46,7 +46,7 @@ class _Server(uvicorn.Server):
 
 def bind(listen: str) -> socket.socket:
     """The listening socket, bound here so that a taken port is a plain OSError for us to
-    report (uvicorn would exit the whole process)."""
+    report, as a ServeError naming the address (uvicorn would exit the whole process)."""
     host, port = listen_address(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named, or asyncio skips TCP_NODELAY on accepted connections and every
@@ -59,7 +59,7 @@ def bind(listen: str) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise OSError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+        raise ServeError(listen, exc.strerror or str(exc), exc.errno) from None
     return sock
 
 
@@ -101,14 +101,15 @@ class Front:
             self.web = Web(config, self.web.clock, Signer.from_env(web.secret_env))
 
     async def start(self) -> str:
-        """Listen; the URL it listens on (the real port when 0 was asked for). OSError when
-        the address cannot be had."""
+        """Listen; the URL it listens on (the real port when 0 was asked for). ServeError
+        when the address cannot be had."""
         sock = bind(self.listen)
         self.task = asyncio.get_running_loop().create_task(self.server.serve([sock]))
         while not self.server.started:
             if self.task.done():
                 self.task.result()  # raises what stopped it
-                raise OSError("the web front did not start (is the address in use?)")
+                raise ServeError(self.listen, "the web front did not start (is the address "
+                                              "in use?)")
             await asyncio.sleep(0.01)
         return url_of(self.server)
 

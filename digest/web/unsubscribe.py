@@ -26,7 +26,7 @@ async def unsubscribe_page(web: Web, request: Request) -> Response:
         raise HTTPException(404)
     # link() may read the subscribers file again: in the thread, never on the event loop
     done, preferences = await in_thread(
-        lambda: (web.sendlog().is_suppressed(key), link(web, key, "preferences")))
+        lambda: (web.state().is_suppressed(key), link(web, key, "preferences")))
     return web.pages.page("unsubscribe", {"done": done, "preferences": preferences},
                           private=True)
 
@@ -42,7 +42,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
             "done": False, "preferences": await in_thread(link, web, key, "preferences"),
             "problem": "To unsubscribe, press the button below."}, status=400, private=True)
     added, preferences = await in_thread(
-        lambda: (web.sendlog().suppress(key, "unsubscribed on the web (one-click)"),
+        lambda: (web.state().suppress(key, "unsubscribed on the web (one-click)"),
                  link(web, key, "preferences")))
     if added:
         log.info("unsubscribed on the web", extra=event("web.unsubscribed"))

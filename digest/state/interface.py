@@ -1,0 +1,221 @@
+"""What several machines running digest will have to share, as one typing.Protocol.
+
+SharedState is the seam between the stages and where their shared data lives: the send log
+(runs and deliveries), the suppression list, the tag choices made on the web front, the last
+good subscribers file, the entry ids with their first-seen times, the daemon's notes and the
+schedule's next run. Today SQLite implements it (state/sqlite.py); open_state (state/open.py)
+is the one place that chooses an implementation, so another (PostgreSQL) is added there.
+
+What only one machine needs stays out of it, in its local SQLite file (state/store.py): the
+parse and render caches and the feeds' live index (posts/reader.py, posts/index.py).
+The types a stage gets back are here too, frozen, so that no caller sees a database row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+# What finally became of one message, as a transport reports it (delivery/transport.py)
+# and the send log keeps it: defined here, below the transports, so that the state does not
+# depend on the delivery stage.
+Status = Literal["sent", "failed", "deferred"]
+RunState = Literal["sending", "paused", "done"]
+# a delivery: pending until served; empty (nothing new for them) and suppressed (on the
+# suppression list) close it without a message
+DeliveryState = Literal["pending", "sent", "failed", "deferred", "empty", "suppressed"]
+Closed = Literal["empty", "suppressed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What finally became of one message.
+
+    failed: refused for good (a 5xx); never retried. deferred: still failing for a transient
+    reason after the last attempt; the send log offers it again on the next run.
+    """
+
+    key: str
+    status: Status
+    code: int | None  # the last SMTP reply code; None if there was no reply (timeout, drop)
+    reply: str  # the last server reply or error, on one line
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    slug: str  # names the period in Message-IDs and archive URLs, e.g. 2024-06-03
+    period_start: datetime
+    period_end: datetime
+    created_at: datetime  # wall clock: posts first seen after it are late for this run
+    state: str  # sending | paused | done (RunState)
+
+
+@dataclass(frozen=True)
+class RunPost:
+    entry_id: str
+    path: str
+    twin: str  # slug + title: recognises a post renamed to a new date as the same post
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """What the send log keeps of one message's final outcome."""
+
+    outcome: Outcome
+    message_id: str
+    posts: int  # posts the message carried
+    attempts_before: int = 0  # attempts made by earlier runs of `digest send`
+
+
+@dataclass(frozen=True)
+class NextRun:
+    """A scheduled job's next run as the shared schedule holds it."""
+
+    at: datetime | None  # UTC; None: the job is there but paused
+
+
+class SharedState(Protocol):
+    """Everything digest keeps that every machine serving one site must see alike.
+
+    Each writing method is one transaction, committed before it returns: a send records
+    each outcome before the next message goes out (delivery/send.py relies on it).
+    """
+
+    # runs --------------------------------------------------------------------------------
+    def runs(self, limit: int = 10) -> list[Run]:
+        """The latest *limit* runs, newest period first."""
+        ...
+
+    def latest_run(self) -> Run | None: ...
+
+    def unfinished_runs(self) -> list[Run]:
+        """Runs not done, or with someone pending or deferred, oldest period first."""
+        ...
+
+    def assigned(self) -> tuple[set[str], set[str]]:
+        """Entry ids and twin keys of every post already given to a run."""
+        ...
+
+    def create_run(self, *, slug: str, start: datetime, end: datetime,
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        """The run, its posts and a pending delivery per (key, address), all or nothing;
+        a second run for the same slug or period end is refused (StateError)."""
+        ...
+
+    def restore_run(self, *, slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> bool:
+        """A done run rebuilt from its archive, everyone taken as sent; False if known."""
+        ...
+
+    def slug_taken(self, slug: str) -> bool: ...
+
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+        """Pending deliveries for the (key, address) pairs *run* lacks; how many were new."""
+        ...
+
+    def run_posts(self, run: Run) -> list[RunPost]: ...
+
+    def set_state(self, run: Run, state: str) -> None: ...
+
+    # deliveries --------------------------------------------------------------------------
+    def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
+        """(key, address, attempts) of the pending and deferred, in the order added."""
+        ...
+
+    def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
+        """Close deliveries that need no message: (key, 'empty' | 'suppressed', posts)."""
+        ...
+
+    def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
+        """Several outcomes in one commit: all or none are kept."""
+        ...
+
+    def give_up(self, run: Run, why: str) -> int:
+        """Deferred deliveries of *run* become failed, *why* first in their reply."""
+        ...
+
+    def counts(self, run: Run) -> dict[str, int]:
+        """Deliveries of *run* by state (DeliveryState); states with none are left out."""
+        ...
+
+    def failures(self, run: Run, limit: int = 20) -> list[tuple[str, str, int | None, str]]:
+        """(address, state, code, reply) of the failed and deferred, in the order added."""
+        ...
+
+    def delivered(self, run: Run, key: str) -> bool: ...
+
+    # suppression list --------------------------------------------------------------------
+    def suppressed(self) -> set[str]: ...
+
+    def is_suppressed(self, key: str) -> bool: ...
+
+    def suppress(self, key: str, reason: str) -> bool:
+        """Add to the suppression list; False if it was already there."""
+        ...
+
+    def unsuppress(self, key: str) -> bool:
+        """Take off the suppression list; False if it was not there."""
+        ...
+
+    # tag choices made on the web front ---------------------------------------------------
+    def preferences(self) -> dict[str, tuple[str, ...] | None]:
+        """subscriber → tags chosen (sorted, once each); None: every post."""
+        ...
+
+    def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
+        """(whether *key* chose on the web, what)."""
+        ...
+
+    def set_preferences(self, key: str, tags: Iterable[str] | None) -> None: ...
+
+    # the last subscribers file that could be read ----------------------------------------
+    def snapshot(self) -> tuple[str, str, str] | None:
+        """(path, text, saved_at) of the last subscribers file that parsed."""
+        ...
+
+    def save_snapshot(self, path: str, text: str) -> None: ...
+
+    # entry ids: a post's id for good, and when it was first seen -------------------------
+    def entry_ids(self) -> dict[str, str]:
+        """path → entry id, of every post given one."""
+        ...
+
+    def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]: ...
+
+    def has_entry_ids(self) -> bool: ...
+
+    def taken_ids(self, entry_ids: Iterable[str]) -> set[str]:
+        """Which of *entry_ids* some post already has."""
+        ...
+
+    def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        """(path, entry id, first seen) rows; a path or id already known keeps what it has."""
+        ...
+
+    def first_seen(self) -> dict[str, str]:
+        """entry id → when it was first seen (ISO 8601, UTC)."""
+        ...
+
+    # what the daemon notes for `digest status`, and the schedule -------------------------
+    def note(self, key: str, data: dict[str, Any]) -> None:
+        """Replace what the daemon last recorded under *key* (daemon, build, subscribers)."""
+        ...
+
+    def notes(self) -> dict[str, dict[str, Any]]:
+        """Every key's last note, by key."""
+        ...
+
+    def next_run(self, job_id: str) -> NextRun | None:
+        """When the scheduled job *job_id* runs next; None if it is not scheduled."""
+        ...
+
+    # health ------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Return if the state answers; raise (StateError) if not."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,86 @@
+"""SharedState on SQLite: the send log (sendlog.py) plus the entry ids, the daemon's notes,
+the schedule's next run and a health check, all in the state database (store.py).
+
+APScheduler keeps its job store in the same file (daemon/schedule.py); next_run reads only
+its plain `next_run_time` column. Its `job_state` column is a pickle, and unpickling runs
+whatever code the bytes name: a state database copied from elsewhere, or written by another
+user, must not run code in a read-only command.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from .interface import NextRun, Run
+from .sendlog import SendLog
+from .store import Store
+
+JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemyJobStore's default table
+
+
+class SqliteState(SendLog):
+    """The shared state in one SQLite file; *read_only*: opened as `digest status` does,
+    where a database a daemon has not yet written may lack tables (then nothing is there)."""
+
+    def __init__(self, store: Store, *, read_only: bool = False) -> None:
+        super().__init__(store)
+        self.read_only = read_only
+
+    def _has_table(self, name: str) -> bool:
+        return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                               (name,)).fetchone() is not None
+
+    def runs(self, limit: int = 10) -> list[Run]:
+        if self.read_only and not self._has_table("runs"):
+            return []
+        return super().runs(limit)
+
+    # entry ids ---------------------------------------------------------------------------
+    def entry_ids(self) -> dict[str, str]:
+        return self.store.entry_ids()
+
+    def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]:
+        return self.store.entry_ids_of(paths)
+
+    def has_entry_ids(self) -> bool:
+        return self.store.has_entry_ids()
+
+    def taken_ids(self, entry_ids: Iterable[str]) -> set[str]:
+        return self.store.taken_ids(entry_ids)
+
+    def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        self.store.add_entry_ids(rows)
+
+    def first_seen(self) -> dict[str, str]:
+        return self.store.first_seen()
+
+    # the daemon's notes and the schedule ---------------------------------------------------
+    def note(self, key: str, data: dict[str, Any]) -> None:
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO daemon_status VALUES (?, ?, ?)",
+                       (key, json.dumps(data, default=str), datetime.now(UTC).isoformat()))
+
+    def notes(self) -> dict[str, dict[str, Any]]:
+        if not self._has_table("daemon_status"):
+            return {}
+        return {key: json.loads(data) for key, data in
+                self.db.execute("SELECT key, data FROM daemon_status ORDER BY key")}
+
+    def next_run(self, job_id: str) -> NextRun | None:
+        if not self._has_table(JOBS_TABLE):
+            return None
+        row = self.db.execute(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = ?",
+                              (job_id,)).fetchone()
+        if row is None:
+            return None
+        return NextRun(None if row[0] is None else datetime.fromtimestamp(float(row[0]), UTC))
+
+    # health ------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self.db.execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        self.store.close()

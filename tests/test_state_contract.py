@@ -1,0 +1,270 @@
+"""The SharedState contract (state/interface.py), run against every implementation.
+
+Each test uses only the Protocol's methods, plus one per-implementation hook (`schedule`)
+for what another program writes into the shared state: the daemon's scheduler. Adding an
+implementation (PostgreSQL) is one more entry in IMPLEMENTATIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import config_of, make_site
+
+from digest.config import Config
+from digest.errors import StateError
+from digest.state.interface import NextRun, Outcome, Recorded, Run, RunPost, SharedState
+from digest.state.open import open_state
+from digest.state.store import DATABASE
+
+START = datetime(2024, 6, 3, tzinfo=UTC)
+END = START + timedelta(days=7)
+FAR = datetime(2100, 1, 1, tzinfo=UTC)  # the scheduler never runs a job in these tests
+ALICE, BOB = ("alice", "alice@example.org"), ("bob", "bob@example.org")
+
+
+@dataclass
+class Implementation:
+    state: SharedState
+    # puts a job in the shared schedule with its next run time (None: paused), as the
+    # daemon's scheduler does
+    schedule: Callable[[str, datetime | None], None]
+
+
+def _sqlite(config: Config) -> Implementation:
+    def schedule(job_id: str, at: datetime | None) -> None:
+        from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
+        from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
+
+        scheduler = BackgroundScheduler(timezone=UTC, jobstores={
+            "default": SQLAlchemyJobStore(url=f"sqlite:///{config.state / DATABASE}")})
+        scheduler.start(paused=True)
+        try:
+            job = scheduler.add_job("builtins:print", "date", run_date=FAR, id=job_id)
+            if at is None:
+                job.pause()
+            else:
+                job.modify(next_run_time=at)
+        finally:
+            scheduler.shutdown(wait=False)
+
+    return Implementation(open_state(config), schedule)
+
+
+IMPLEMENTATIONS: dict[str, Callable[[Config], Implementation]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Implementation]:
+    config = config_of(make_site(tmp_path, {}))
+    found = IMPLEMENTATIONS[request.param](config)
+    try:
+        yield found
+    finally:
+        found.state.close()
+
+
+@pytest.fixture
+def state(impl: Implementation) -> SharedState:
+    return impl.state
+
+
+def _run(state: SharedState, slug: str = "2024-06-10", *, end: datetime = END,
+         subscribers: tuple[tuple[str, str], ...] = (ALICE, BOB),
+         posts: tuple[RunPost, ...] = (RunPost("urn:a", "a.md", "a|A"),)) -> Run:
+    return state.create_run(slug=slug, start=end - timedelta(days=7), end=end, posts=posts,
+                            subscribers=subscribers)
+
+
+def _outcome(key: str, status: str, code: int | None = 250, attempts: int = 1) -> Recorded:
+    return Recorded(Outcome(key, status, code, f"{code} reply", attempts),  # type: ignore[arg-type]
+                    f"<{key}@test>", 1)
+
+
+# runs ----------------------------------------------------------------------------------------
+def test_a_new_state_has_no_runs(state: SharedState) -> None:
+    assert state.runs() == [] and state.latest_run() is None and state.unfinished_runs() == []
+
+
+def test_a_created_run_is_read_back_with_its_posts_and_everyone_pending(
+        state: SharedState) -> None:
+    run = _run(state)
+    assert (run.slug, run.period_start, run.period_end, run.state) == (
+        "2024-06-10", START, END, "sending")
+    assert state.latest_run() == run and state.runs() == [run]
+    assert state.run_posts(run) == [RunPost("urn:a", "a.md", "a|A")]
+    assert state.to_serve(run) == [("alice", "alice@example.org", 0),
+                                   ("bob", "bob@example.org", 0)]
+    assert state.counts(run) == {"pending": 2}
+    assert state.slug_taken("2024-06-10") and not state.slug_taken("2024-06-17")
+    assert state.assigned() == ({"urn:a"}, {"a|A"})
+
+
+def test_a_period_gets_one_run_only(state: SharedState) -> None:
+    _run(state)
+    with pytest.raises(StateError):
+        _run(state, "another-slug")  # the same period end
+    with pytest.raises(StateError):
+        _run(state, end=END + timedelta(days=7), posts=())  # the same slug
+    assert len(state.runs()) == 1
+
+
+def test_runs_are_listed_newest_period_first_and_unfinished_oldest_first(
+        state: SharedState) -> None:
+    first = _run(state)
+    second = _run(state, "2024-06-17", end=END + timedelta(days=7), posts=())
+    assert [r.slug for r in state.runs()] == ["2024-06-17", "2024-06-10"]
+    assert [r.slug for r in state.runs(1)] == ["2024-06-17"]
+    assert [r.slug for r in state.unfinished_runs()] == ["2024-06-10", "2024-06-17"]
+    state.mark(first, [("alice", "empty", 0), ("bob", "suppressed", 0)])
+    state.set_state(first, "done")
+    assert [r.slug for r in state.unfinished_runs()] == [second.slug]
+    assert state.latest_run() == second
+
+
+def test_a_done_run_with_someone_deferred_is_still_unfinished(state: SharedState) -> None:
+    run = _run(state)
+    state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "deferred", 451)])
+    state.set_state(run, "done")
+    assert [r.id for r in state.unfinished_runs()] == [run.id]
+    assert state.runs()[0].state == "done"
+
+
+def test_subscribers_added_later_are_pending_once(state: SharedState) -> None:
+    run = _run(state, subscribers=(ALICE,))
+    assert state.add_subscribers(run, [ALICE, BOB]) == 1
+    assert state.add_subscribers(run, [ALICE, BOB]) == 0
+    assert [key for key, _, _ in state.to_serve(run)] == ["alice", "bob"]
+
+
+def test_a_restored_run_is_done_with_everyone_sent_and_restored_once(
+        state: SharedState) -> None:
+    args = {"slug": "2024-06-10", "start": START, "end": END,
+            "posts": [RunPost("urn:a", "a.md", "a|A")], "subscribers": [ALICE]}
+    assert state.restore_run(**args) is True  # type: ignore[arg-type]
+    assert state.restore_run(**args) is False  # type: ignore[arg-type]
+    (run,) = state.runs()
+    assert run.state == "done" and state.counts(run) == {"sent": 1}
+    assert state.delivered(run, "alice") and state.unfinished_runs() == []
+
+
+# deliveries ----------------------------------------------------------------------------------
+def test_outcomes_move_deliveries_from_pending_to_sent_failed_deferred(
+        state: SharedState) -> None:
+    carol = ("carol", "carol@example.org")
+    run = _run(state, subscribers=(ALICE, BOB, carol))
+    state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "failed", 550, 1),
+                            _outcome("carol", "deferred", 451, 3)])
+    assert state.counts(run) == {"sent": 1, "failed": 1, "deferred": 1}
+    assert state.delivered(run, "alice") and not state.delivered(run, "bob")
+    assert state.to_serve(run) == [("carol", "carol@example.org", 3)]  # deferred: offered again
+    assert state.failures(run) == [("bob@example.org", "failed", 550, "550 reply"),
+                                   ("carol@example.org", "deferred", 451, "451 reply")]
+    assert state.failures(run, limit=1) == [("bob@example.org", "failed", 550, "550 reply")]
+
+
+def test_attempts_add_up_across_sends(state: SharedState) -> None:
+    run = _run(state, subscribers=(ALICE,))
+    state.record_many(run, [_outcome("alice", "deferred", 451, 2)])
+    state.record_many(run, [Recorded(Outcome("alice", "deferred", 451, "x", 3), "<m>", 1,
+                                     attempts_before=2)])
+    assert state.to_serve(run) == [("alice", "alice@example.org", 5)]
+
+
+def test_giving_up_fails_the_deferred_only_saying_why(state: SharedState) -> None:
+    run = _run(state)
+    state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "deferred", 451)])
+    assert state.give_up(run, "given up; ") == 1
+    assert state.counts(run) == {"sent": 1, "failed": 1}
+    assert state.failures(run) == [("bob@example.org", "failed", 451, "given up; 451 reply")]
+    assert state.give_up(run, "again; ") == 0
+
+
+def test_one_delivery_per_run_and_subscriber(state: SharedState) -> None:
+    with pytest.raises(StateError):  # all or nothing: no run is left half made
+        _run(state, subscribers=(ALICE, ("alice", "other@example.org")))
+    assert state.runs() == [] and state.assigned() == (set(), set())
+    run = _run(state, subscribers=(ALICE,))
+    assert state.add_subscribers(run, [("alice", "other@example.org")]) == 0
+    assert state.to_serve(run) == [("alice", "alice@example.org", 0)]
+
+
+# suppression list ----------------------------------------------------------------------------
+def test_suppression_is_added_and_removed_idempotently(state: SharedState) -> None:
+    assert state.suppressed() == set() and not state.is_suppressed("alice")
+    assert state.suppress("alice", "unsubscribed") is True
+    assert state.suppress("alice", "again") is False
+    assert state.suppressed() == {"alice"} and state.is_suppressed("alice")
+    assert state.unsuppress("alice") is True
+    assert state.unsuppress("alice") is False
+    assert state.suppressed() == set() and not state.is_suppressed("alice")
+
+
+# preferences ---------------------------------------------------------------------------------
+def test_preferences_are_saved_sorted_and_read_back(state: SharedState) -> None:
+    assert state.preferences() == {} and state.preference("alice") == (False, None)
+    state.set_preferences("alice", ["union", "jobs", "union"])
+    state.set_preferences("bob", None)  # every post, chosen explicitly
+    assert state.preferences() == {"alice": ("jobs", "union"), "bob": None}
+    assert state.preference("alice") == (True, ("jobs", "union"))
+    assert state.preference("bob") == (True, None)
+    state.set_preferences("alice", [])
+    assert state.preference("alice") == (True, ())
+
+
+def test_the_last_good_subscribers_file_is_kept(state: SharedState) -> None:
+    assert state.snapshot() is None
+    state.save_snapshot("subscribers.yaml", "- email: a@example.org\n")
+    first = state.snapshot()
+    assert first is not None and first[:2] == ("subscribers.yaml", "- email: a@example.org\n")
+    state.save_snapshot("subscribers.yaml", "- email: b@example.org\n")
+    second = state.snapshot()
+    assert second is not None and second[:2] == ("subscribers.yaml", "- email: b@example.org\n")
+
+
+# entry ids -----------------------------------------------------------------------------------
+def test_entry_ids_and_first_seen_stay_as_first_given(state: SharedState) -> None:
+    assert not state.has_entry_ids() and state.entry_ids() == {}
+    state.add_entry_ids([("a.md", "urn:a", "2024-06-01T00:00:00+00:00"),
+                         ("b.md", "urn:b", "2024-06-02T00:00:00+00:00")])
+    state.add_entry_ids([("a.md", "urn:a2", "2024-06-09T00:00:00+00:00"),  # path known
+                         ("c.md", "urn:b", "2024-06-09T00:00:00+00:00")])  # id taken
+    assert state.has_entry_ids()
+    assert state.entry_ids() == {"a.md": "urn:a", "b.md": "urn:b"}
+    assert state.entry_ids_of(["a.md", "zz.md"]) == {"a.md": "urn:a"}
+    assert state.taken_ids(["urn:a", "urn:new"]) == {"urn:a"}
+    assert state.first_seen() == {"urn:a": "2024-06-01T00:00:00+00:00",
+                                  "urn:b": "2024-06-02T00:00:00+00:00"}
+
+
+# the daemon's notes and the schedule ---------------------------------------------------------
+def test_notes_are_replaced_per_key(state: SharedState) -> None:
+    assert state.notes() == {}
+    state.note("daemon", {"pid": 1})
+    state.note("build", {"posts": 3, "at": START})
+    state.note("daemon", {"pid": 2})
+    assert state.notes() == {"build": {"posts": 3, "at": str(START)},
+                             "daemon": {"pid": 2}}
+
+
+def test_the_next_run_is_what_the_scheduler_stored(impl: Implementation) -> None:
+    state = impl.state
+    assert state.next_run("digest") is None
+    at = FAR + timedelta(days=3, hours=7)
+    impl.schedule("digest", at)
+    assert state.next_run("digest") == NextRun(at)
+    assert state.next_run("another") is None
+    impl.schedule("paused", None)
+    assert state.next_run("paused") == NextRun(None)
+
+
+# health --------------------------------------------------------------------------------------
+def test_ping_answers_while_open_and_fails_once_closed(state: SharedState) -> None:
+    state.ping()
+    state.close()
+    with pytest.raises(Exception):  # noqa: B017 (each implementation says it its way)
+        state.ping()
