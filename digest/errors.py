@@ -217,3 +217,10 @@ def _todo_for(error: OSError) -> str:
         return "make that folder writable by the user running digest, or point the config " \
                "at one that is"
     return "check the folder exists and is writable, then run the command again"
+
+
+# the tree above and the Problem errors carry (tests/test_public_api.py pins them)
+__all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MessageError",
+           "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
+           "SmtpAuthFailed", "SmtpTlsFailed", "StateError", "StateLost",
+           "SubscribersUnreadable", "TemplateError"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import feedparser
 import pytest
 import yaml
 from click.testing import CliRunner
+from smtp_server import SmtpServer
 
 from digest.cli.commands import main
 from digest.config import Config, load_config
@@ -34,7 +36,8 @@ NOW = datetime(2024, 6, 1, 12, 0, tzinfo=SITE_TZ)
 PROJECT = Path(__file__).resolve().parent.parent
 
 
-def make_site(tmp_path: Path, posts: dict[str, str | bytes], *, feeds: dict[str, Any] | None = None,
+def make_site(tmp_path: Path, posts: Mapping[str, str | bytes], *,
+              feeds: dict[str, Any] | None = None,
               extra: dict[str, Any] | None = None, **site_settings: Any) -> Path:
     """Write `_posts/` files and a config.yaml into *tmp_path*; return the config's path.
 
@@ -59,7 +62,7 @@ def make_site(tmp_path: Path, posts: dict[str, str | bytes], *, feeds: dict[str,
     return path
 
 
-def write_posts(tmp_path: Path, posts: dict[str, str | bytes]) -> None:
+def write_posts(tmp_path: Path, posts: Mapping[str, str | bytes]) -> None:
     """(Re)write post files under tmp_path/_posts, creating sub-folders as needed."""
     for rel, content in posts.items():
         target = tmp_path / "_posts" / rel
@@ -137,10 +140,17 @@ def run_module(args: list[str], cwd: Path | None = None) -> subprocess.Completed
 
 
 @pytest.fixture
-def site(tmp_path: Path):  # type: ignore[no-untyped-def]
+def site(tmp_path: Path):
     """make_site bound to this test's tmp_path."""
 
     def _make(posts: dict[str, str | bytes], **kwargs: Any) -> Path:
         return make_site(tmp_path, posts, **kwargs)
 
     return _make
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on a loopback port, recording what it receives."""
+    with SmtpServer() as server:
+        yield server

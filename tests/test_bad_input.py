@@ -4,6 +4,7 @@ and the good posts beside it are still published (in the corpus and in the built
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from conftest import (
     build_site,
@@ -25,11 +26,11 @@ GOOD = {
 }
 
 
-def _site_with(tmp_path: Path, bad: dict[str, str | bytes], **kw: object) -> Path:
+def _site_with(tmp_path: Path, bad: dict[str, str | bytes], **kw: Any) -> Path:
     return make_site(tmp_path, {**GOOD, **bad}, **kw)
 
 
-def _only_problem(tmp_path: Path, name: str, content: str | bytes):  # type: ignore[no-untyped-def]
+def _only_problem(tmp_path: Path, name: str, content: str | bytes):
     """Read a site of the good posts plus one bad file; return the bad file's one problem,
     after checking the good posts were still published, in the corpus and in feed.xml."""
     config = _site_with(tmp_path, {name: content})
@@ -197,6 +198,7 @@ def test_five_megabyte_post_is_published_in_full(tmp_path):
     ns = {"a": "http://www.w3.org/2005/Atom"}
     assert root.xpath("a:entry/a:title/text()", namespaces=ns) == ["Huge"]
     content = root.xpath("string(a:entry/a:content)", namespaces=ns)
+    assert isinstance(content, str)
     assert content.startswith("<p>Opening paragraph.</p>")
     assert content.rstrip().endswith("<p>THE-END-MARK</p>")
     assert root.xpath("string(a:entry/a:summary)", namespaces=ns) == "Opening paragraph."
@@ -262,7 +264,7 @@ def test_control_characters_and_cdata_end_never_break_the_xml(tmp_path):
 
 # --- tags -------------------------------------------------------------------------------
 
-def _tags_of(tmp_path: Path, tags_line: str):  # type: ignore[no-untyped-def]
+def _tags_of(tmp_path: Path, tags_line: str):
     config = _site_with(tmp_path, {
         "2019-01-05-tagged.md": f"---\ntitle: Tagged\n{tags_line}\n---\nBody.\n"})
     corpus = read_site(config)

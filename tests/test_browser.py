@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 from conftest import build_site
-from test_send import MONDAY, SECRET, digest_site
-from test_web import preferences, suppressed, token
+from helpers import MONDAY, SECRET, digest_site, preferences, suppressed, token
 from web_server import WebServer
 
 from digest.config import load_config

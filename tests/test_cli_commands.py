@@ -159,4 +159,4 @@ def test_every_command_and_option_has_help_text(path: tuple[str, ...]) -> None:
             assert (param.help or "").strip(), f"{param.opts} of {path} has no help"
     code, out, err = run_cli([*path, "--help"])
     assert (code, err) == (0, "")
-    assert command.help.strip().split("\n")[0][:30] in " ".join(out.split())
+    assert (command.help or "").strip().split("\n")[0][:30] in " ".join(out.split())

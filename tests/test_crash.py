@@ -67,7 +67,7 @@ def tls_server() -> Iterator[SmtpServer]:
 
 def test_digest_goes_out_over_verified_starttls_with_auth(tmp_path: Path,
                                                           tls_server: SmtpServer) -> None:
-    subscribers = [{"email": "ana@example.org", "tags": ["union"]},
+    subscribers: list[dict[str, Any]] = [{"email": "ana@example.org", "tags": ["union"]},
                    {"email": "bob@example.org"}]
     config = smtp_site(tmp_path, tls_server, subscribers, security="starttls",
                        username="jobs", password_env="SMTP_PASSWORD",

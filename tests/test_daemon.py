@@ -12,75 +12,30 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import SITE_TZ, make_site, post, run_cli, run_module, write_posts
+from conftest import SITE_TZ, post, run_cli, run_module, write_posts
 from daemon_process import SECRET, DaemonProcess
+from helpers import (
+    DAEMON_SUBSCRIBERS,
+    MONDAY,
+    SECONDS,
+    SERVED,
+    daemon_site,
+    feed,
+    wait_until,
+    write_subscribers,
+)
 from smtp_server import SmtpServer
 
 from digest.state.locks import send_lock
 from digest.state.sendlog import SendLog
 from digest.state.store import Store
 
-MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)  # the digest is due
 SUNDAY = datetime(2024, 6, 9, 12, 0, tzinfo=SITE_TZ)  # nothing is due for hours
-SECONDS = timedelta(seconds=1)
-
-POSTS = {
-    "2024-06-04-union-organizer-data.md": post("Union Data Organizer", tags="[union, data]"),
-    "2024-06-05-campaign-analyst.md": post("Campaign Analyst", tags="[campaigns, analytics]"),
-    "2024-06-06-dba.md": post("Membership DBA", tags="[union, datamanagement]"),
-    "2024-06-07-intern.md": post("Analytics Intern", tags="[analytics, intern]"),
-}
-SUBSCRIBERS: list[dict[str, Any]] = [
-    {"email": "ana@example.org", "tags": ["union"]},
-    {"email": "dev@example.org", "tags": ["analytics"], "exclude_tags": ["intern"]},
-    {"email": "all@example.org"},
-    {"email": "nobody@example.org", "tags": ["research"]},  # nothing new for them
-]
-SERVED = ["all@example.org", "ana@example.org", "dev@example.org"]
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-def daemon_site(tmp_path: Path, smtp: SmtpServer, *, subscribers: list[dict[str, Any]]
-                | None = None, smtp_settings: dict[str, Any] | None = None,
-                **digest: Any) -> Path:
-    write_subscribers(tmp_path, SUBSCRIBERS if subscribers is None else subscribers)
-    return make_site(tmp_path, dict(POSTS), extra={
-        "subscribers": "subscribers.yaml",
-        "digest": {"from": "Jobs Board <jobs@example.org>", "noun": "job", **digest},
-        "web": {"base_url": "https://jobs.example.org/digest", "listen": "127.0.0.1:0"},
-        "smtp": {"host": "127.0.0.1", "port": smtp.port, "security": "none", "timeout": 5,
-                 "backoff": 0.05, **(smtp_settings or {})}})
-
-
-def write_subscribers(tmp_path: Path, subscribers: list[dict[str, Any]]) -> None:
-    (tmp_path / "subscribers.yaml").write_text(yaml.safe_dump(subscribers), encoding="utf-8")
-
-
-def feed(tmp_path: Path, rel: str = "feed.xml") -> str:
-    path = tmp_path / "public" / rel
-    return path.read_text(encoding="utf-8") if path.exists() else ""
-
-
-def wait_until(check: Any, timeout: float, step: float = 0.02) -> float:
-    """Seconds it took for check() to be true; fails after *timeout*."""
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError(f"not true within {timeout} s")
-        time.sleep(step)
-    return time.monotonic() - started
 
 
 def status(config: Path) -> dict[str, Any]:
@@ -294,7 +249,7 @@ def test_broken_subscribers_file_while_running_keeps_the_last_good_list(
     cfg = daemon_site(tmp_path, smtp)
     with DaemonProcess(cfg, fake_now=MONDAY - 5 * SECONDS) as daemon:
         daemon.wait_for("daemon.started")
-        write_subscribers(tmp_path, [*SUBSCRIBERS, {"email": "new@example.org"}])
+        write_subscribers(tmp_path, [*DAEMON_SUBSCRIBERS, {"email": "new@example.org"}])
         daemon.wait_for("subscribers.loaded", where=lambda e: e["count"] == 5)
         mark = daemon.mark()
         (tmp_path / "subscribers.yaml").write_text("- email: [unclosed\n", encoding="utf-8")

@@ -10,10 +10,8 @@ from pathlib import Path
 import httpx
 from conftest import post, write_posts
 from daemon_process import DaemonProcess
+from helpers import MONDAY, SECONDS, SERVED, daemon_site, feed, wait_until
 from smtp_server import SmtpServer
-from test_daemon import MONDAY, SECONDS, SERVED, daemon_site, feed, smtp, wait_until
-
-__all__ = ["smtp"]  # the fixture
 
 BROKEN_FOR_UNION = ("{% if followed and 'union' in followed %}{{ 1 // 0 }}{% endif %}"
                     "{{ count }} new {{ noun }}\n")

@@ -108,7 +108,7 @@ def test_sanitize_flattens_deep_html_before_nh3() -> None:
     assert sanitize("<div>" * 200_000 + "hello") == "<p>hello</p>\n"
 
 
-def _ctx():  # type: ignore[no-untyped-def]
+def _ctx():
     from digest.posts.content import PageContext
 
     return PageContext("https://x.org", "", "X", "https://x.org/p/", "P", {})

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 from daemon_process import SECRET, DaemonProcess
+from helpers import MONDAY, SECONDS, daemon_site
 from smtp_server import SmtpServer
-from test_daemon import MONDAY, SECONDS, daemon_site
 
 from digest.cli.commands import DEFERRED_EXIT
 from digest.config import load_config

@@ -9,7 +9,9 @@ import re
 import shutil
 import sqlite3
 import subprocess
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -350,7 +352,7 @@ def test_rss_has_an_atom_self_link_with_its_absolute_url(built):
     ns = {"atom": "http://www.w3.org/2005/Atom"}
     for rel in ("feed.rss", "feed/by_tag/python.rss"):
         root = etree.fromstring((output(built) / rel).read_bytes())
-        [link] = root.xpath("channel/atom:link[@rel='self']", namespaces=ns)
+        [link] = root.findall("channel/atom:link[@rel='self']", namespaces=ns)
         assert link.get("href") == f"{SITE_URL}/{rel}"
         assert link.get("type") == "application/rss+xml"
 
@@ -373,10 +375,11 @@ def test_atom_self_link_and_feed_id(built):
 def test_generator_is_named_with_its_version_and_no_made_up_address(built):
     atom = etree.fromstring((output(built) / "feed.xml").read_bytes())
     generator = atom.find(f"{ATOM}generator")
+    assert generator is not None
     assert (generator.text, generator.get("version")) == ("digest", __version__)
     assert generator.get("uri") is None  # digest has no public home to point at
     rss = etree.fromstring((output(built) / "feed.rss").read_bytes())
-    assert rss.findtext("channel/generator").startswith("digest")
+    assert (rss.findtext("channel/generator") or "").startswith("digest")
 
 
 # --- a real feed reader -------------------------------------------------------------------
@@ -484,7 +487,39 @@ def test_deleted_output_folder_is_rebuilt_in_full(built):
     assert _bytes(built) == data
 
 
-def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_path):
+@pytest.fixture
+def pools(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """Take the worker-pool path whatever this machine's CPU count (on a one-CPU runner
+    digest would work in-process and a pool test would prove nothing), and record the
+    process ids each pool digest starts ran its work in."""
+    import multiprocessing
+
+    import digest.util.workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    started: list[set[int]] = []
+    real_pool_of = digest.util.workers.pool_of
+
+    def pool_of(workers: int) -> ProcessPoolExecutor:
+        pool = real_pool_of(workers)
+        pids: set[int] = set()
+        started.append(pids)
+        submit = pool.submit
+
+        def recording_submit(*args: Any, **kwargs: Any) -> Future[Any]:
+            future = submit(*args, **kwargs)  # starts the workers if not yet started
+            pids.update(child.pid for child in multiprocessing.active_children()
+                        if child.pid is not None)
+            return future
+
+        pool.submit = recording_submit  # type: ignore[method-assign]  # map() submits through it
+        return pool
+
+    monkeypatch.setattr(digest.util.workers, "pool_of", pool_of)
+    return started
+
+
+def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_path, pools):
     from datetime import date, timedelta
 
     from digest.posts.reader import PARALLEL_FROM
@@ -497,6 +532,8 @@ def test_a_cold_read_of_many_files_in_worker_processes_matches_the_cache(tmp_pat
     posts["2001-06-01-broken.md"] = "---\n- a list\n---\n"
     config = make_site(tmp_path, posts)
     cold = read_site(config)
+    assert len(pools) == 1, "the cold read started no worker pool"
+    assert pools[0] and os.getpid() not in pools[0]  # it parsed in processes other than this
     assert cold.parsed == count + 1
     assert len(cold.posts) == count
     [problem] = cold.rejected
@@ -538,7 +575,8 @@ def test_post_url_to_a_name_two_posts_share_picks_the_same_post_for_feeds_and_di
         live.close()
 
 
-def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, monkeypatch):
+def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, monkeypatch,
+                                                                    pools):
     """Workers read `{% post_url %}` targets from the state database themselves."""
     from datetime import date, timedelta
 
@@ -553,9 +591,12 @@ def test_post_url_resolves_the_same_in_render_workers_as_in_process(tmp_path, mo
         posts[f"{day:%Y-%m-%d}-job-{i}.md"] = post(f"Job {i}", body, tags=f"[t{i}]")
     pooled = make_site(tmp_path / "pooled", posts)
     assert build_site(pooled).rendered == count
+    assert len(pools) == 1, "rendering started no worker pool"  # the cache read is too small
+    assert pools[0] and os.getpid() not in pools[0]
     monkeypatch.setattr(digest.posts.rendered, "PARALLEL_RENDER_FROM", count + 1)
     alone = make_site(tmp_path / "alone", posts)
     assert build_site(alone).rendered == count
+    assert len(pools) == 1  # ... and this one in-process
     feed = (output(pooled) / "feed.xml").read_text()
     assert "https://jobs.example.org/2001/01/01/job-0.html" in feed
     assert feed == (output(alone) / "feed.xml").read_text()

@@ -67,7 +67,7 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
     raise Hung
 
 
-def _timed(call, *args):  # type: ignore[no-untyped-def]
+def _timed(call, *args):
     """(result or exception, seconds) of call(*args), stopped by SIGALRM after PER_FILE."""
     previous = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, PER_FILE)

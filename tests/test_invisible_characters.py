@@ -9,7 +9,7 @@ import logging
 from datetime import timedelta
 
 import pytest
-from test_message import SENT, build, parse
+from helpers import SENT, build, parse
 
 from digest.edition.layout import DigestPost, Edition, Recipient
 from digest.util.logs import JsonFormatter, TextFormatter

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import (
@@ -23,7 +24,7 @@ from conftest import (
 UTC_OFFSET_SUMMER = "-04:00"  # America/New_York in May
 
 
-def _one(tmp_path: Path, name: str, text: str, **site: object):  # type: ignore[no-untyped-def]
+def _one(tmp_path: Path, name: str, text: str, **site: Any):
     corpus = read_site(make_site(tmp_path, {name: text}, **site))
     assert corpus.rejected == []
     assert [p.path for p in corpus.posts] == [name]
@@ -239,7 +240,7 @@ def test_posts_in_nested_folders_are_published_without_folder_categories(tmp_pat
 
 # --- excerpts ---------------------------------------------------------------------------
 
-def _summaries(tmp_path: Path, posts: dict[str, str], **site: object) -> dict[str, str]:
+def _summaries(tmp_path: Path, posts: dict[str, str], **site: Any) -> dict[str, str]:
     config = make_site(tmp_path, posts, **site)
     build_site(config)
     return {e.title: e.summary for e in parse_feed(output(config) / "feed.xml").entries}
@@ -272,7 +273,7 @@ def test_excerpt_defaults_to_the_first_paragraph(tmp_path):
 # --- Liquid and links -------------------------------------------------------------------
 
 def _content(tmp_path: Path, body: str, name: str = "2019-01-07-liquid.md",
-             **site: object) -> str:
+             **site: Any) -> str:
     others = {"2019-01-02-other-post.md": post("Other")}
     config = make_site(tmp_path, {name: post("Liquid", body=body), **others}, **site)
     build_site(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from test_send import MONDAY, SECRET, WEEK, digest_site
+from helpers import MONDAY, SECRET, WEEK, digest_site
 
 from digest.state.sendlog import SendLog
 from digest.state.store import Store

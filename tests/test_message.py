@@ -14,114 +14,23 @@ from datetime import datetime, timedelta
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from email.message import EmailMessage
-from email.parser import BytesParser
-from email.policy import default
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from helpers import MESSAGE_ID, SAM, SENT, ZOE, build, edition, parse, realistic_posts, renderer
 
-from digest.config import Site
 from digest.edition.layout import (
     DigestPost,
     DkimKey,
     Edition,
-    MailSettings,
     Recipient,
-    RenderedEdition,
-    Renderer,
-    default_list_id,
 )
 from digest.edition.message import Body, qp
 from digest.errors import MessageError
 from digest.posts.sanitize import sanitize
-
-TZ = ZoneInfo("America/New_York")
-SITE = Site(url="https://jobs.example.org", title="Example Jobs Board",
-            timezone="America/New_York", lang="en-US")
-SENT = datetime(2024, 6, 10, 9, 0, 5, tzinfo=TZ)
-MESSAGE_ID = "<d2024w24.3f9a1b2c@example.org>"
-ZOE = Recipient("zoe@example.net", "Zoë Ñúñez",
-                "https://jobs.example.org/digest/unsubscribe?t=Qm9vbXNfYmxhaF9ibGFo",
-                "https://jobs.example.org/digest/preferences?t=UHJlZnNfYmxhaF9ibGFo")
-SAM = Recipient("sam.okafor@example.com", "Sam Okafor")
-
-JOBS = [  # title, tags, first paragraph (Markdown-ish HTML as the site renders it)
-    ("Director of Data & Analytics, Teachers' Union", ("union", "analytics", "executive"),
-     "The Teachers' Union is hiring a <strong>Director of Data &amp; Analytics</strong> to lead "
-     "a team of four. You will own the member database, build dashboards for organizers and "
-     "report to the Executive Director."),
-    ("Organizing Data Manager", ("union", "data-management"),
-     "Keep our membership records accurate and help organizers find the workers they need to "
-     "talk to. Experience with a CRM such as Action Network or EveryAction is a plus."),
-    ("Campaign Analyst, Housing for All", ("campaigns", "analytics"),
-     "Model turnout and persuasion targets for a statewide ballot measure on tenant protections. "
-     "You will work closely with the field and digital teams through November."),
-    ("Voter File Engineer", ("engineering", "campaigns"),
-     "Build and maintain the pipelines that load state voter files into our warehouse. We use "
-     "Python, dbt and PostgreSQL; see <a href=\"https://jobs.example.org/stack/\">our stack</a>."),
-    ("Senior Data Scientist, Public Health Coalition", ("analytics", "research"),
-     "Design and analyse surveys of community health workers, and turn the results into briefs "
-     "that partner organisations can use in their advocacy."),
-    ("Membership Database Administrator", ("union", "data-management"),
-     "Administer the membership system for a union of 40,000 nurses: imports from employers, "
-     "dues reconciliation and access for local officers."),
-    ("Analista de datos, Campaña por la vivienda", ("analytics", "données", "campaigns"),
-     "Buscamos una persona bilingüe para analizar datos de encuestas y de contacto con "
-     "votantes en comunidades de habla hispana."),
-    ("IT Support Lead", ("it", "operations"),
-     "Look after laptops, accounts and the office network for a staff of sixty, and help "
-     "choose the tools we adopt next year."),
-    ("Research Fellow, Labor Policy Institute", ("research", "union"),
-     "A one-year fellowship studying collective bargaining outcomes in the public sector, "
-     "with a stipend and mentoring from senior researchers."),
-    ("Digital Organizer", ("campaigns", "digital"),
-     "Plan and send our email and text programmes, grow our supporter list and report on what "
-     "works. Spanish is a plus."),
-]
-
-
-def realistic_posts() -> tuple[DigestPost, ...]:
-    posts = []
-    for i, (title, tags, para) in enumerate(JOBS):
-        slug = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
-        date = datetime(2024, 6, 9, 11, tzinfo=TZ) - timedelta(hours=15 * i)
-        plain = re.sub(r"<[^>]+>", "", para).replace("&amp;", "&")
-        posts.append(DigestPost(title, f"https://jobs.example.org/{date:%Y/%m/%d}/{slug}/", date,
-                                tags, (), plain, sanitize(f"<p>{para}</p>")))
-    return tuple(posts)
-
-
-def edition(posts: tuple[DigestPost, ...] | None = None,
-            followed: tuple[str, ...] | None = ("union", "analytics"),
-            archive_url: str | None = "https://jobs.example.org/digest/2024-06-10/") -> Edition:
-    chosen = posts or realistic_posts()
-    if followed is not None and posts is None:
-        chosen = tuple(p for p in chosen if set(followed) & set(p.tags))
-    return Edition(datetime(2024, 6, 3, 9, tzinfo=TZ), datetime(2024, 6, 10, 9, tzinfo=TZ),
-                   chosen, followed, archive_url)
-
-
-def renderer(dkim_key: DkimKey | None = None, sender: str = "Example Jobs Board <jobs@example.org>"
-             ) -> Renderer:
-    return Renderer(MailSettings(SITE, sender, default_list_id(sender, SITE),
-                                 "unsubscribe@example.org", None, ("job", "jobs"), dkim_key))
-
-
-def build(recipient: Recipient = ZOE, ed: Edition | None = None,
-          r: Renderer | None = None) -> tuple[bytes, Renderer, RenderedEdition]:
-    r = r or renderer()
-    rendered = r.edition(ed or edition())
-    return r.message(rendered, recipient, message_id=MESSAGE_ID, date=SENT), r, rendered
-
-
-def parse(raw: bytes) -> EmailMessage:
-    message = BytesParser(policy=default).parsebytes(raw)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def defects(message: EmailMessage) -> list[object]:
@@ -309,7 +218,7 @@ def dkim_key() -> tuple[DkimKey, bytes]:
         base64.b64encode(public)
 
 
-def dns_for(record: bytes):  # type: ignore[no-untyped-def]
+def dns_for(record: bytes):
     def dnsfunc(name: bytes, timeout: int = 5) -> bytes | None:
         return record if name == b"digest2024._domainkey.example.org." else None
     return dnsfunc
@@ -322,7 +231,9 @@ def test_a_dkim_signed_digest_verifies_and_covers_the_list_headers(
     assert raw.startswith(b"DKIM-Signature: ")
     assert dkim.verify(raw, dnsfunc=dns_for(record))
     signature = parse(raw)["DKIM-Signature"]
-    signed = re.search(r"h=([^;]+)", signature.replace(" ", "")).group(1).split(":")
+    tags = re.search(r"h=([^;]+)", signature.replace(" ", ""))
+    assert tags is not None
+    signed = tags.group(1).split(":")
     assert {"from", "to", "subject", "date", "message-id", "list-id", "list-unsubscribe",
             "list-unsubscribe-post", "mime-version", "content-type"} <= set(signed)
 

@@ -124,8 +124,8 @@ def test_text_part_says_what_the_html_part_says() -> None:
             assert thing in seen or f'href="{html.escape(thing)}"' in page, thing
     for link in (ZOE.unsubscribe_url, ZOE.preferences_url,
                  "https://jobs.example.org/digest/2024-06-08/"):
-        assert link in text
-        assert f'href="{html.escape(link or "")}"' in page
+        assert link is not None and link in text
+        assert f'href="{html.escape(link)}"' in page
     for words in ("Hi Zoë Ñúñez,", f"Here are the 3 new jobs from 1{DASH}8 June 2024",
                   "zoe@example.net subscribed to the Jobs Board digest", "Unsubscribe",
                   "Manage your tags", "View this digest in your browser"):

@@ -3,18 +3,13 @@ Maildir outbox; each behaviour checked by reading back the messages that were wr
 
 from __future__ import annotations
 
-import mailbox
 import os
-from datetime import datetime, timedelta
-from email import policy
-from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from conftest import SITE_TZ, make_site, post, run_cli, write_posts
+from conftest import post, run_cli, write_posts
+from helpers import MONDAY, SECRET, SUBSCRIBERS, WEEK, by_recipient, digest_site, outbox, titles
 
 from digest.config import load_config
 from digest.delivery.preview import dry_run, preview
@@ -22,64 +17,10 @@ from digest.delivery.send import send, send_test
 from digest.state.sendlog import SendLog
 from digest.state.store import Store
 
-MONDAY = datetime(2024, 6, 10, 9, 0, tzinfo=SITE_TZ)
-WEEK = timedelta(days=7)
-SECRET = "test-secret-0123456789abcdef"
-
-POSTS = {
-    "2024-06-04-union-organizer-data.md": post("Union Data Organizer", tags="[union, data]"),
-    "2024-06-05-campaign-analyst.md": post("Campaign Analyst", tags="[campaigns, analytics]"),
-    "2024-06-06-dba.md": post("Membership DBA", tags="[union, datamanagement]"),
-    "2024-06-07-intern.md": post("Analytics Intern", tags="[analytics, intern]"),
-    # before the first window: never in any digest
-    "2024-05-01-old-job.md": post("Old Job", tags="[union]"),
-}
-
-SUBSCRIBERS: list[dict[str, Any]] = [
-    {"email": "ana@example.org", "name": "Ana Gómez", "tags": ["union"]},
-    {"email": "dev@example.org", "tags": ["analytics"], "exclude_tags": ["intern"]},
-    {"email": "all@example.org", "name": "Sam"},
-    {"email": "nobody@example.org", "tags": ["research"]},
-]
-
 
 @pytest.fixture(autouse=True)
 def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGEST_SECRET", SECRET)
-
-
-def digest_site(tmp_path: Path, posts: dict[str, str] | None = None,
-                subscribers: list[dict[str, Any]] | None = None, **digest: Any) -> Path:
-    (tmp_path / "subscribers.yaml").write_text(
-        yaml.safe_dump(SUBSCRIBERS if subscribers is None else subscribers,
-                       allow_unicode=True), encoding="utf-8")
-    settings = {"from": "Jobs Board <jobs@example.org>", "noun": "job", **digest}
-    return make_site(tmp_path, dict(POSTS if posts is None else posts), extra={
-        "subscribers": "subscribers.yaml", "digest": settings,
-        "web": {"base_url": "https://jobs.example.org/digest"}})
-
-
-def outbox(config_path: Path) -> list[EmailMessage]:
-    box = mailbox.Maildir(config_path.parent / "state" / "outbox", create=False)
-    parser = BytesParser(policy=policy.default)
-    messages = [parser.parsebytes(box.get_bytes(key)) for key in box.iterkeys()]
-    return sorted(messages, key=lambda m: (str(m["Date"]), str(m["To"])))  # type: ignore[misc]
-
-
-def by_recipient(messages: list[EmailMessage]) -> dict[str, list[EmailMessage]]:
-    out: dict[str, list[EmailMessage]] = {}
-    for message in messages:
-        out.setdefault(message["To"].addresses[0].addr_spec, []).append(message)
-    return out
-
-
-def titles(message: EmailMessage) -> list[str]:
-    text = message.get_body(("plain",))
-    assert text is not None
-    content = text.get_content()
-    return [t for t in ("Union Data Organizer", "Campaign Analyst", "Membership DBA",
-                        "Analytics Intern", "Old Job", "Late Job", "Week Two Job",
-                        "Renamed Job") if t in content]
 
 
 def test_first_digest_gives_each_subscriber_the_new_posts_in_their_tags(tmp_path: Path) -> None:

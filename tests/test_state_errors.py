@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import post, run_cli, write_posts
-from test_send import SECRET, digest_site
+from helpers import SECRET, digest_site
 
 from digest.state.store import DATABASE
 
@@ -252,7 +252,8 @@ def test_a_bug_is_one_line_and_exit_2_and_its_traceback_shows_under_v(tmp_path):
 
     @main.command("explode-for-test")
     def explode() -> None:
-        {}["missing"]  # a real KeyError, as a bug would raise
+        nothing: dict[str, int] = {}
+        nothing["missing"]  # a real KeyError, as a bug would raise
 
     try:
         code, _, err = run_cli(["explode-for-test"])

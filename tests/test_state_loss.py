@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import post, run_cli, write_posts
-from test_send import MONDAY, SECRET, WEEK, digest_site
+from helpers import MONDAY, SECRET, WEEK, digest_site
 
 from digest.delivery.traces import MARKER
 from digest.state.store import DATABASE

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from conftest import build_site
-from test_send import MONDAY, SECRET, SUBSCRIBERS, digest_site
+from helpers import MONDAY, SECRET, SUBSCRIBERS, digest_site
 from web_server import WebServer
 
 from digest.config import load_config

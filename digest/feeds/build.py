@@ -229,3 +229,7 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
     elif (config.output / STYLESHEET).exists():  # turned off: no feed points at it any more
         (config.output / STYLESHEET).unlink()
         report.removed.append(STYLESHEET)
+
+
+# the library's entry point (pinned by tests/test_public_api.py); preload is the CLI's
+__all__ = ["BuildReport", "build"]
