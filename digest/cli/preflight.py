@@ -283,18 +283,16 @@ def daemon_jobs(config: Config) -> list[Any]:
     from ..daemon.service import Daemon
     from ..util.clock import Clock
 
-    daemon = Daemon(config, Clock())
-    daemon._scheduler = AsyncIOScheduler(
+    scheduler = AsyncIOScheduler(
         jobstores={"default": MemoryJobStore(), STATE_STORE: MemoryJobStore()}, timezone=UTC)
     chatty = logging.getLogger("apscheduler.scheduler")
     level = chatty.level
     chatty.setLevel(logging.WARNING)  # "Adding job tentatively": true, and no news here
     try:
-        daemon._schedule_refresh()
-        daemon._schedule_digest()
+        Daemon(config, Clock()).schedule_on(scheduler)
     finally:
         chatty.setLevel(level)
-    return daemon._scheduler.get_jobs()  # type: ignore[no-any-return]
+    return scheduler.get_jobs()  # type: ignore[no-any-return]
 
 
 def _daemon(report: Report, config: Config, as_of: datetime) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from ..config import Config
 from ..delivery.send import SendReport, make_transport
 from ..delivery.session import mail_settings, when
+from ..errors import Problem
 from ..feeds.build import build
 from ..state.notes import note
 from ..state.sendlog import SendLog, counts_text
@@ -142,3 +143,9 @@ def log_sent(report: SendReport) -> None:
             log.warning("digest %s: %s: %s %s %s", run.run.slug, state, email, code or "",
                         reply, extra=event("digest.failure", slug=run.run.slug,
                                            email=email, state=state, code=code))
+
+
+def log_problems(headline: str, problems: list[Problem], name: str) -> None:
+    """One error line for a config or a send rejected, with every problem in it."""
+    log.error("%s: %s", headline, "; ".join(str(p) for p in problems),
+              extra=event(name, errors=[str(p) for p in problems]))
