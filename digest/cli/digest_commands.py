@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..config import Config
 from .base import DEFERRED_EXIT, as_of_given, as_of_option, digest_errors, load, subcommand
+
+if TYPE_CHECKING:  # imported where used: `digest preview` need not load the send machinery
+    from ..delivery.send import RunReport
 
 
 def _print_problems(subscribers: Any) -> int:
@@ -40,52 +45,76 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
     answering "try again later"): `digest run` retries them on its own, or run `digest
     send` again later; after smtp.give_up_days they count as failed.
     """
-    from ..delivery import preview as looking
-    from ..delivery import send as sending
-    from ..delivery.progress import make_progress
-    from ..delivery.session import when
-
     config = load(ctx)
     as_of = as_of_given(ctx, as_of_text, config)
     with digest_errors(ctx):
         if to is not None:
-            outcome = sending.send_test(config, as_of=as_of, to=to, subscriber=subscriber)
-            if outcome is None:
-                click.echo("nothing to send: no posts for that digest")
-                return
-            click.echo(f"test copy to {to}: {outcome.status} ({outcome.reply})")
-            ctx.exit(0 if outcome.status == "sent" else 1)
-        if dry_run:
-            dry = looking.dry_run(config, as_of=as_of)
-            skipped = _print_problems(dry.subscribers)
-            click.echo(dry.summary())
-            ctx.exit(1 if skipped else 0)
-        report = sending.send(config, as_of=as_of, progress=make_progress(),
-                              state_lost=state_lost)
-        skipped = _print_problems(report.subscribers)
-        if report.nothing_new:
-            click.echo(report.nothing_new)
-        for run in report.runs:
-            c = run.counts
-            click.echo(f"digest {run.run.slug} ({when(run.run.period_start)} → "
-                       f"{when(run.run.period_end)}, {run.posts} posts): "
-                       f"sent {c.get('sent', 0)}, skipped-empty {c.get('empty', 0)}, "
-                       f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
-                       f"suppressed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}")
-            for email, state, code, reply in run.failures:
-                click.echo(f"  {state}: {email}: {code or ''} {reply}".rstrip(), err=True)
-            if run.paused:
-                click.echo(f"paused: {run.paused}", err=True)
-        if config.smtp is None and report.runs:
-            click.echo(f"(no smtp: configured: messages are in the outbox "
-                       f"{config.state / 'outbox'})")
-        if report.failed or report.paused or skipped:
-            ctx.exit(1)
-        if report.deferred:
-            click.echo(f"{report.deferred} deliveries deferred: `digest run` retries them, "
-                       "or run `digest send` again later", err=True)
-            ctx.exit(DEFERRED_EXIT)
+            _send_test(ctx, config, as_of, to, subscriber)
+        elif dry_run:
+            _send_dry(ctx, config, as_of)
+        else:
+            _send_all(ctx, config, as_of, state_lost)
 
+
+def _send_test(ctx: click.Context, config: Config, as_of: datetime, to: str,
+               subscriber: str | None) -> None:
+    """--to: one test copy, not logged as a delivery."""
+    from ..delivery.send import send_test
+
+    outcome = send_test(config, as_of=as_of, to=to, subscriber=subscriber)
+    if outcome is None:
+        click.echo("nothing to send: no posts for that digest")
+        return
+    click.echo(f"test copy to {to}: {outcome.status} ({outcome.reply})")
+    ctx.exit(0 if outcome.status == "sent" else 1)
+
+
+def _send_dry(ctx: click.Context, config: Config, as_of: datetime) -> None:
+    """--dry-run: every message made, none sent, nothing recorded."""
+    from ..delivery.preview import dry_run
+
+    dry = dry_run(config, as_of=as_of)
+    skipped = _print_problems(dry.subscribers)
+    click.echo(dry.summary())
+    ctx.exit(1 if skipped else 0)
+
+
+def _send_all(ctx: click.Context, config: Config, as_of: datetime, state_lost: bool) -> None:
+    """The digest to every subscriber, an unfinished run resumed first."""
+    from ..delivery.progress import make_progress
+    from ..delivery.send import send
+
+    report = send(config, as_of=as_of, progress=make_progress(), state_lost=state_lost)
+    skipped = _print_problems(report.subscribers)
+    if report.nothing_new:
+        click.echo(report.nothing_new)
+    for run in report.runs:
+        _print_run(run)
+    if config.smtp is None and report.runs:
+        click.echo(f"(no smtp: configured: messages are in the outbox "
+                   f"{config.state / 'outbox'})")
+    if report.failed or report.paused or skipped:
+        ctx.exit(1)
+    if report.deferred:
+        click.echo(f"{report.deferred} deliveries deferred: `digest run` retries them, "
+                   "or run `digest send` again later", err=True)
+        ctx.exit(DEFERRED_EXIT)
+
+
+def _print_run(run: RunReport) -> None:
+    """One run's counts on stdout; its failures and a pause on stderr."""
+    from ..delivery.session import when
+
+    c = run.counts
+    click.echo(f"digest {run.run.slug} ({when(run.run.period_start)} → "
+               f"{when(run.run.period_end)}, {run.posts} posts): "
+               f"sent {c.get('sent', 0)}, skipped-empty {c.get('empty', 0)}, "
+               f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
+               f"suppressed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}")
+    for email, state, code, reply in run.failures:
+        click.echo(f"  {state}: {email}: {code or ''} {reply}".rstrip(), err=True)
+    if run.paused:
+        click.echo(f"paused: {run.paused}", err=True)
 
 @subcommand
 @as_of_option
