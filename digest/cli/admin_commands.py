@@ -167,14 +167,14 @@ def status(ctx: click.Context, as_json: bool) -> None:
 
     Reads the state database without writing to it, so it works while `digest run` runs.
     """
-    from ..daemon.status import read_status, render
+    from ..daemon.status import lines, read_status
 
     config = load(ctx)
     found = read_status(config)
     if as_json:
         click.echo(json.dumps(found.to_json(), indent=2, ensure_ascii=False, default=str))
     else:
-        for line in render(found, config):
+        for line in lines(found, config):
             click.echo(line)
 
 

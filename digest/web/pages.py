@@ -40,12 +40,13 @@ class Pages:
             undefined=jinja2.StrictUndefined)
         self.env.filters["date"] = format_date  # as in the emails: `8 January 2024`
 
-    def render(self, name: str, context: Mapping[str, Any]) -> str:
+    def html(self, name: str, context: Mapping[str, Any]) -> str:
+        """The template web/*name*.html.j2 filled with *context*."""
         return self.env.get_template(f"web/{name}.html.j2").render(site=self.site, **context)
 
     def page(self, name: str, context: Mapping[str, Any], *, status: int = 200,
              private: bool = False, headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        """*name* (e.g. "unsubscribe") rendered; *private* pages are never cached or indexed."""
-        body = self.render(name, context)
+        """*name* (e.g. "unsubscribe") as a page; *private* pages are never cached or indexed."""
+        body = self.html(name, context)
         all_headers = {**HEADERS, **(PRIVATE if private else {}), **(headers or {})}
         return HTMLResponse(body, status_code=status, headers=all_headers)
