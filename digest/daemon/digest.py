@@ -33,7 +33,7 @@ from .host import Host
 from .schedule import DIGEST_JOB, STATE_STORE, schedule_digest
 from .work import log_problems, log_sent, resume_point
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 
 RETRY_JOB = "retry"  # not stored
 RETRY_CAP = timedelta(hours=1)  # the longest wait between retries (postfix's is 4,000 s)

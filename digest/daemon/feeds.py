@@ -21,7 +21,7 @@ from .host import Host
 from .schedule import refresh_trigger
 from .work import BuildResult, build_feeds
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 
 REFRESH_JOB, FUTURE_JOB = "refresh", "future-post"  # not stored
 

@@ -21,7 +21,7 @@ from .watch import Watch, changes, files_watch, posts_watch
 from .web import WebFront
 from .work import check_can_send, check_subscribers, log_problems, shown
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 
 WATCH_READY_SECONDS = 30.0  # setting up inotify watches on a huge tree takes a while
 

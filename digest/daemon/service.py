@@ -52,7 +52,7 @@ from .work import check_can_send, resume_point
 
 __all__ = ["Daemon", "retry_delay", "run_daemon"]
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 
 DRAIN_MARGIN_SECONDS = 10.0
 

@@ -14,7 +14,7 @@ from .host import Host
 if TYPE_CHECKING:
     from ..web.server import Front
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 
 
 class WebFront:

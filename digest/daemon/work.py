@@ -27,7 +27,7 @@ from ..subscribers.load import SubscribersUnreadable
 from ..subscribers.tokens import Signer
 from ..util.logs import event
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 NOTED_PROBLEMS = 20  # `digest status` lists this many; the log and `digest check` have all
 
 

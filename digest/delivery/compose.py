@@ -26,7 +26,7 @@ from ..subscribers.load import (
 from .session import Session, domain_of
 from .transport import Outgoing
 
-log = logging.getLogger("digest.compose")
+log = logging.getLogger(__name__)
 EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
 EDITIONS_KEPT = 8
 T = TypeVar("T")

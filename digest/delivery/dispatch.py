@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from .transport import DeliveryPaused, Outgoing
 
-log = logging.getLogger("digest.dispatch")
+log = logging.getLogger(__name__)
 
 MAX_DELAY = 300.0  # no retry waits longer than this, however many attempts came before
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from ..util.writer import alive
 from .transport import DeliveryPaused, Outcome, Outgoing, Record
 
-log = logging.getLogger("digest.outbox")
+log = logging.getLogger(__name__)
 
 _BATCH = 64  # messages per thread hop and per directory fsync; the most a crash can repeat
 

@@ -20,7 +20,7 @@ from ..subscribers.load import (
 from .compose import Composer
 from .session import newest_first, plan_run, session, when
 
-log = logging.getLogger("digest.preview")
+log = logging.getLogger(__name__)
 
 
 @dataclass

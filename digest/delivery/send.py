@@ -34,7 +34,7 @@ from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
 from .transport import DeliveryPaused, Outcome, Outgoing, Transport
 
-log = logging.getLogger("digest.send")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 

@@ -27,7 +27,7 @@ from ..subscribers.current import read_subscribers
 from ..subscribers.load import SubscriberList
 from ..subscribers.tokens import Signer
 
-log = logging.getLogger("digest.session")
+log = logging.getLogger(__name__)
 
 
 def when(moment: datetime) -> str:

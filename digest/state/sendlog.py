@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, cast
 
 from .store import Store
 
@@ -42,6 +42,9 @@ class Outcome:
     attempts: int
 
 
+RunState = Literal["sending", "paused", "done"]  # the runs table CHECKs the same three
+
+
 @dataclass(frozen=True)
 class Run:
     id: int
@@ -49,7 +52,7 @@ class Run:
     period_start: datetime
     period_end: datetime
     created_at: datetime  # wall clock: posts first seen after it are late for this run
-    state: str  # sending | paused | done
+    state: RunState
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,7 @@ def _tags(stored: str) -> tuple[str, ...] | None:
 def _run(row: tuple[int, str, str, str, str, str]) -> Run:
     rid, slug, start, end, created, state = row
     return Run(rid, slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
-               datetime.fromisoformat(created), state)
+               datetime.fromisoformat(created), cast(RunState, state))  # the table CHECKs it
 
 
 _RUN_COLUMNS = "id, slug, period_start, period_end, created_at, state"
@@ -184,7 +187,7 @@ class SendLog:
         return [RunPost(*row) for row in self.db.execute(
             "SELECT entry_id, path, twin FROM run_posts WHERE run_id = ?", (run.id,))]
 
-    def set_state(self, run: Run, state: str) -> None:
+    def set_state(self, run: Run, state: RunState) -> None:
         finished = _now() if state == "done" else None
         with self.store.atomic() as db:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
