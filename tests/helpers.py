@@ -29,10 +29,10 @@ from digest.edition.layout import (
     DigestPost,
     DkimKey,
     Edition,
+    LaidOutEdition,
+    Layout,
     MailSettings,
     Recipient,
-    RenderedEdition,
-    Renderer,
     default_list_id,
 )
 from digest.posts.sanitize import sanitize
@@ -216,13 +216,13 @@ def edition(posts: tuple[DigestPost, ...] | None = None,
 
 
 def renderer(dkim_key: DkimKey | None = None, sender: str = "Example Jobs Board <jobs@example.org>"
-             ) -> Renderer:
-    return Renderer(MailSettings(SITE, sender, default_list_id(sender, SITE),
+             ) -> Layout:
+    return Layout(MailSettings(SITE, sender, default_list_id(sender, SITE),
                                  "unsubscribe@example.org", None, ("job", "jobs"), dkim_key))
 
 
 def build(recipient: Recipient = ZOE, ed: Edition | None = None,
-          r: Renderer | None = None) -> tuple[bytes, Renderer, RenderedEdition]:
+          r: Layout | None = None) -> tuple[bytes, Layout, LaidOutEdition]:
     r = r or renderer()
     rendered = r.edition(ed or edition())
     return r.message(rendered, recipient, message_id=MESSAGE_ID, date=SENT), r, rendered

@@ -132,7 +132,7 @@ def test_a_web_page_that_fails_to_render_names_its_template_file_and_line(
     page.write_text("<p>\n{{ nobody.knows }}\n", encoding="utf-8")
     pages = Pages(config_of(make_site(tmp_path, {})).site, tmp_path / "my-templates")
     with pytest.raises(TemplateError) as caught:
-        pages.render("unsubscribe", {})
+        pages.html("unsubscribe", {})
     assert (caught.value.path, caught.value.line) == (page, 2)
     assert "nobody" in str(caught.value)
 

@@ -37,7 +37,7 @@ def _send(progress: LogProgress, clock: Ticking, total: int, status: str = "sent
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int) -> list[str]:
     return [r.getMessage() for r in caplog.records
-            if r.name == "digest.send" and r.levelno == level]
+            if r.name == "digest.delivery.progress" and r.levelno == level]
 
 
 def test_output_that_is_not_a_terminal_gets_log_lines_not_a_bar() -> None:
@@ -51,7 +51,7 @@ def test_output_that_is_not_a_terminal_gets_log_lines_not_a_bar() -> None:
 
 
 def test_a_fast_run_logs_one_progress_line_per_tenth(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="digest.send")
+    caplog.set_level(logging.INFO, logger="digest.delivery.progress")
     clock = Ticking(0.0001)
     _send(LogProgress(clock=clock), clock, 10_000)
     progress = [line for line in _lines(caplog, logging.INFO) if "sent or closed" in line]
@@ -61,7 +61,7 @@ def test_a_fast_run_logs_one_progress_line_per_tenth(caplog: pytest.LogCaptureFi
 
 def test_a_slow_run_logs_a_line_every_five_seconds_not_every_message(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="digest.send")
+    caplog.set_level(logging.INFO, logger="digest.delivery.progress")
     clock = Ticking(1.0)  # 100 messages over 100 s: a tenth takes 10 s
     _send(LogProgress(clock=clock), clock, 100)
     progress = [line for line in _lines(caplog, logging.INFO) if "sent or closed" in line]
@@ -70,7 +70,7 @@ def test_a_slow_run_logs_a_line_every_five_seconds_not_every_message(
 
 def test_many_failures_are_named_a_few_times_then_counted(
         caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="digest.send")
+    caplog.set_level(logging.INFO, logger="digest.delivery.progress")
     clock = Ticking(0.0001)
     _send(LogProgress(clock=clock), clock, 5_000, status="deferred")
     assert len(_lines(caplog, logging.WARNING)) == 11  # ten named, then one "only counted"

@@ -1,6 +1,6 @@
 """The digest's bodies and subject: real Jinja, real css-inline, the built-in templates.
 
-What each recipient reads is checked through `Renderer.personalise` (the bodies exactly as
+What each recipient reads is checked through `Layout.personalise` (the bodies exactly as
 they go into the message); test_message.py checks the message around them.
 """
 
@@ -19,9 +19,9 @@ from digest.edition.layout import (
     DASH,
     DigestPost,
     Edition,
+    Layout,
     MailSettings,
     Recipient,
-    Renderer,
     default_list_id,
     format_period,
 )
@@ -52,8 +52,8 @@ def edition(*posts: DigestPost, followed: tuple[str, ...] | None = None,
                    posts or (post(),), followed, archive_url)
 
 
-def renderer(templates: Path | None = None, site: Site = SITE) -> Renderer:
-    return Renderer(MailSettings(site, "Jobs Board <jobs@example.org>",
+def renderer(templates: Path | None = None, site: Site = SITE) -> Layout:
+    return Layout(MailSettings(site, "Jobs Board <jobs@example.org>",
                                  default_list_id("jobs@example.org", site),
                                  "unsubscribe@example.org", templates, ("job", "jobs")))
 

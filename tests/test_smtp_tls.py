@@ -138,10 +138,10 @@ async def test_auth_is_not_attempted_where_the_server_offers_none() -> None:
 async def test_auth_in_plaintext_works_when_asked_for_and_warns(
         caplog: pytest.LogCaptureFixture) -> None:
     with SmtpServer(auth=(USER, PASSWORD), auth_require_tls=False) as server:
-        with caplog.at_level(logging.WARNING, logger="digest.smtp"):
+        with caplog.at_level(logging.WARNING, logger="digest.delivery.smtp"):
             outcomes = await send(server, security="none", username=USER, password=PASSWORD)
         assert [o.status for o in outcomes] == ["sent"] * 3
-        warnings = [r.getMessage() for r in caplog.records if r.name == "digest.smtp"]
+        warnings = [r.getMessage() for r in caplog.records if r.name == "digest.delivery.smtp"]
         assert any("unencrypted" in w for w in warnings)
         assert not any(PASSWORD in r.getMessage() for r in caplog.records)
 

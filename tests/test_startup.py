@@ -14,6 +14,7 @@ from pathlib import Path
 from conftest import make_site, post, write_posts
 
 from digest.config import Config, load_config
+from digest.daemon.feeds import Feeds
 from digest.daemon.service import Daemon
 from digest.daemon.work import BuildResult
 from digest.util.clock import Clock
@@ -22,14 +23,18 @@ POSTS = {"2024-06-04-first.md": post("First Job", tags="[union]")}
 LATE = {"2024-06-05-late.md": post("Written During Start-up", tags="[union]")}
 
 
-class WritesAfterTheStartUpBuild(Daemon):
-    """A daemon during whose start-up a post is written once the first build is done."""
+class WritesAfterTheStartUpBuild(Feeds):
+    """The daemon's feeds, with a post written once the start-up build is done."""
 
-    def _build(self, config: Config, reason: str) -> BuildResult | None:
-        result = super()._build(config, reason)
+    def build(self, config: Config, reason: str) -> BuildResult | None:
+        result = super().build(config, reason)
         if reason == "start-up":
             write_posts(config.posts.parent, LATE)
         return result
+
+
+class WithThoseFeeds(Daemon):
+    feeds_part = WritesAfterTheStartUpBuild
 
 
 async def _feed_gets(daemon: Daemon, feed: Path, text: str, timeout: float) -> float:
@@ -50,7 +55,7 @@ async def _feed_gets(daemon: Daemon, feed: Path, text: str, timeout: float) -> f
 def test_post_written_between_the_start_up_build_and_the_watch_reaches_the_feed(
         tmp_path: Path) -> None:
     cfg = make_site(tmp_path, dict(POSTS), feeds={"refresh_minutes": 60})
-    daemon = WritesAfterTheStartUpBuild(load_config(cfg), Clock())
+    daemon = WithThoseFeeds(load_config(cfg), Clock())
     took = asyncio.run(_feed_gets(daemon, tmp_path / "public" / "feed.xml",
                                   "Written During Start-up", timeout=10))
     assert took < 5, "the post waited for the hourly refresh"

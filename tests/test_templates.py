@@ -35,9 +35,9 @@ def test_a_web_page_in_the_override_folder_wins_and_the_others_stay_built_in(
         "<main class=mine>{% block body %}{% endblock %}</main>", encoding="utf-8")
     pages = Pages(SITE, tmp_path)
     # error.html.j2 is the built-in one; the base it extends is the user's
-    page = pages.render("error", {"title": "Gone", "text": "No such page."})
+    page = pages.html("error", {"title": "Gone", "text": "No such page."})
     assert "<main class=mine>" in page and "No such page." in page
-    built_in = Pages(SITE, None).render("error", {"title": "Gone", "text": "No such page."})
+    built_in = Pages(SITE, None).html("error", {"title": "Gone", "text": "No such page."})
     assert "<main class=mine>" not in built_in and "No such page." in built_in
 
 

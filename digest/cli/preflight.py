@@ -7,7 +7,7 @@ template that does not render, a schedule APScheduler cannot read, a value the s
 the SMTP client refuses.
 
 Checks are made by building the real objects, not by re-stating their rules: the mail
-settings and renderer a send makes (one edition is rendered and one message built, with the
+settings and layout a send makes (one edition is rendered and one message built, with the
 configured templates, overrides included), the jobs the daemon puts in its scheduler (on an
 unstarted scheduler with in-memory job stores, so nothing runs and the state database is not
 touched), and the SMTP transport and client a send opens. So a value of a type or range one
@@ -212,23 +212,23 @@ def _templates(report: Report, config: Config, store: Store, corpus: Published,
                settings: MailSettings, as_of: datetime) -> None:
     """Render an edition and build its message for each kind of recipient, as a send does:
     a template's syntax and rendering errors come out with their file and line."""
-    from ..edition.layout import Edition, Recipient, Renderer
+    from ..edition.layout import Edition, Layout, Recipient
     from ..edition.selection import window
 
     record = _errors(report, config, "rendering the digest")
     try:
-        renderer = Renderer(settings)
+        layout = Layout(settings)
         posts = _sample(config, store, corpus)
         period = window(None, as_of, config.digest.first_window_days)
         base = config.web.base_url if config.web else None
         first_tag = next((t for p in posts for t in p.tags), None)
         for followed in (None, (first_tag,) if first_tag else None):
             archive = f"{base}/archive/sample" if base else None
-            rendered = renderer.edition(Edition(period.start, period.end, posts, followed,
+            rendered = layout.edition(Edition(period.start, period.end, posts, followed,
                                                 archive))
             for name, links in (("A Reader", True), (None, False)):
                 url = base if links else None
-                renderer.message(rendered, Recipient(
+                layout.message(rendered, Recipient(
                     "reader@example.org", name,
                     f"{url}/unsubscribe/sample" if url else None,
                     f"{url}/preferences/sample" if url else None),
@@ -283,18 +283,16 @@ def daemon_jobs(config: Config) -> list[Any]:
     from ..daemon.service import Daemon
     from ..util.clock import Clock
 
-    daemon = Daemon(config, Clock())
-    daemon._scheduler = AsyncIOScheduler(
+    scheduler = AsyncIOScheduler(
         jobstores={"default": MemoryJobStore(), STATE_STORE: MemoryJobStore()}, timezone=UTC)
     chatty = logging.getLogger("apscheduler.scheduler")
     level = chatty.level
     chatty.setLevel(logging.WARNING)  # "Adding job tentatively": true, and no news here
     try:
-        daemon._schedule_refresh()
-        daemon._schedule_digest()
+        Daemon(config, Clock()).schedule_on(scheduler)
     finally:
         chatty.setLevel(level)
-    return daemon._scheduler.get_jobs()  # type: ignore[no-any-return]
+    return scheduler.get_jobs()  # type: ignore[no-any-return]
 
 
 def _daemon(report: Report, config: Config, as_of: datetime) -> None:

@@ -16,7 +16,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .. import __version__
 from .settings import Config
@@ -121,26 +121,44 @@ def _decode(kind: Any, value: Any) -> Any:
     """*value* (parsed JSON) as the type *kind*, checked all the way down; _Miss if not."""
     origin = get_origin(kind)
     if origin in (Union, types.UnionType):
-        options = get_args(kind)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]  # ours have one other
-        return _decode(inner, value)
+        return _decode_optional(kind, value)
     if isinstance(kind, type) and is_dataclass(kind):
-        hints = get_type_hints(kind)
-        names = [f.name for f in fields(kind)]
-        if not isinstance(value, dict) or sorted(value) != sorted(names):
-            raise _Miss
-        return kind(**{name: _decode(hints[name], value[name]) for name in names})
+        return _decode_dataclass(kind, value)
     if kind is Path and isinstance(value, str):
         return Path(value)
     if origin is tuple and isinstance(value, list):
-        args = get_args(kind)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_decode(args[0], item) for item in value)
-        if len(args) != len(value):
-            raise _Miss
-        return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
+        return _decode_tuple(kind, value)
+    if origin is Literal and value in get_args(kind):
+        return value
+    return _decode_scalar(kind, value)
+
+
+def _decode_optional(kind: Any, value: Any) -> Any:
+    options = get_args(kind)
+    if value is None and type(None) in options:
+        return None
+    (inner,) = [o for o in options if o is not type(None)]  # ours have one other
+    return _decode(inner, value)
+
+
+def _decode_dataclass(kind: Any, value: Any) -> Any:
+    hints = get_type_hints(kind)
+    names = [f.name for f in fields(kind)]
+    if not isinstance(value, dict) or sorted(value) != sorted(names):
+        raise _Miss
+    return kind(**{name: _decode(hints[name], value[name]) for name in names})
+
+
+def _decode_tuple(kind: Any, value: list[Any]) -> tuple[Any, ...]:
+    args = get_args(kind)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return tuple(_decode(args[0], item) for item in value)
+    if len(args) != len(value):
+        raise _Miss
+    return tuple(_decode(a, item) for a, item in zip(args, value, strict=True))
+
+
+def _decode_scalar(kind: Any, value: Any) -> Any:
     if kind is float and isinstance(value, int | float) and not isinstance(value, bool):
         return value  # an int stays one (JSON keeps 24 and 24.0 apart), as it was read
     if kind in (str, int, bool) and type(value) is kind:

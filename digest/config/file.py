@@ -273,10 +273,28 @@ def read_config(path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(_problems(path, located, exc)) from None
     base = path.parent
+    site, jekyll_path = _site(path, located, model)
+    posts = _posts(path, located, (base / model.posts).resolve())
+    return Config(
+        path=path, site=site, posts=posts,
+        output=(base / model.output).resolve(), state=(base / model.state).resolve(),
+        feed_entries=model.feeds.entries, stylesheet=model.feeds.stylesheet,
+        jekyll_config=jekyll_path,
+        subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
+        digest=_digest_settings(path, located, base, model.digest),
+        smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
+        refresh_minutes=model.feeds.refresh_minutes,
+        limits=Limits(**model.limits.model_dump()),
+    )
+
+
+def _site(path: Path, located: Located, model: ConfigModel) -> tuple[Site, Path | None]:
+    """The site's settings: _config.yml's, if named, under config.yaml's `site:`; and the
+    _config.yml's path."""
     settings: dict[str, Any] = {}
     jekyll_path = jekyll = None
     if model.site.jekyll_config is not None:
-        jekyll_path = (base / model.site.jekyll_config).resolve()
+        jekyll_path = (path.parent / model.site.jekyll_config).resolve()
         jekyll = load_located(jekyll_path)
         settings.update(_jekyll_settings(jekyll_path, jekyll))
     ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
@@ -300,7 +318,11 @@ def read_config(path: Path) -> Config:
             where, line = path, located.line_of(("site", "timezone"))
         raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
-    posts = (base / model.posts).resolve()
+    return site, jekyll_path
+
+
+def _posts(path: Path, located: Located, posts: Path) -> Path:
+    """The posts folder: `posts:`, or its _posts if it names the site's root."""
     try:
         if (posts / "_posts").is_dir():  # pointed at the site root: read its _posts like Jekyll
             posts = posts / "_posts"
@@ -312,17 +334,7 @@ def read_config(path: Path) -> Config:
         raise ConfigError([Problem(path, located.line_of(("posts",)),
                                    f"posts folder {posts} does not exist",
                                    "point 'posts:' at the site's _posts folder")])
-    return Config(
-        path=path, site=site, posts=posts,
-        output=(base / model.output).resolve(), state=(base / model.state).resolve(),
-        feed_entries=model.feeds.entries, stylesheet=model.feeds.stylesheet,
-        jekyll_config=jekyll_path,
-        subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
-        digest=_digest_settings(path, located, base, model.digest),
-        smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
-        refresh_minutes=model.feeds.refresh_minutes,
-        limits=Limits(**model.limits.model_dump()),
-    )
+    return posts
 
 
 def _digest_settings(path: Path, located: Located, base: Path,

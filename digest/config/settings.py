@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 DEFAULT_SCHEDULE = "0 9 * * mon"
@@ -77,7 +78,7 @@ class SmtpSettings:
 
     host: str
     port: int
-    security: str = "starttls"  # starttls | tls | none
+    security: Literal["starttls", "tls", "none"] = "starttls"
     username: str | None = None
     password_env: str | None = None
     timeout: float = 30

@@ -139,47 +139,61 @@ def _problem_lines(title: str, found: list[str], total: int) -> list[str]:
     return [f"  {title} ({total}):", *(f"    {p}" for p in found), *more]
 
 
-def render(status: Status, config: Config) -> list[str]:
+def lines(status: Status, config: Config) -> list[str]:
     """`digest status` as lines of text for people."""
-    out = [f"state: {status.state}"]
-    out.append(f"daemon: running (PID {status.daemon_pid})" if status.daemon_pid
-               else "daemon: not running")
+    out = [f"state: {status.state}", *_daemon_lines(status), _next_digest_line(status)]
+    out += _build_lines(status, config)
+    out += _subscriber_lines(status, config)
+    out.append("last digests:" if status.runs else "last digests: none yet")
+    for item in status.runs:
+        out += _run_lines(item, config)
+    return out
+
+
+def _daemon_lines(status: Status) -> list[str]:
+    out = [f"daemon: running (PID {status.daemon_pid})" if status.daemon_pid
+           else "daemon: not running"]
     if status.sending_pid:
         out.append(f"sending a digest now (PID {status.sending_pid})")
     web = status.notes.get("web")
     if status.daemon_pid and web:
         out.append(f"web front: listening on {web.get('url')}"
                    + (f", public at {web['base_url']}" if web.get("base_url") else ""))
+    return out
+
+
+def _next_digest_line(status: Status) -> str:
     nd = status.next_digest
     if nd is None:
-        out.append("next digest: not scheduled (`digest run` schedules it when "
-                   "`subscribers:` is set)")
-    elif nd.at is None:
-        out.append(f"next digest: paused (schedule {nd.schedule})")
-    else:
-        late = f"; overdue by {str(nd.late).split('.')[0]}: sent at start-up if still within " \
-               f"digest.grace_hours" if nd.late and not status.daemon_pid else ""
-        out.append(f"next digest: {nd.at:%Y-%m-%d %H:%M %z} (schedule {nd.schedule}){late}")
+        return ("next digest: not scheduled (`digest run` schedules it when "
+                "`subscribers:` is set)")
+    if nd.at is None:
+        return f"next digest: paused (schedule {nd.schedule})"
+    late = f"; overdue by {str(nd.late).split('.')[0]}: sent at start-up if still within " \
+           f"digest.grace_hours" if nd.late and not status.daemon_pid else ""
+    return f"next digest: {nd.at:%Y-%m-%d %H:%M %z} (schedule {nd.schedule}){late}"
+
+
+def _build_lines(status: Status, config: Config) -> list[str]:
     build = status.notes.get("build")
-    if build:
-        out.append(f"feeds last built: {_when(build.get('at'), config)} "
-                   f"({build.get('reason')}): {build.get('posts')} posts, "
-                   f"{build.get('feeds')} feeds, {build.get('written_count', 0)} files written")
-        out += _problem_lines("problems in posts", build.get("problems", []),
-                              build.get("problems_count", 0))
-    else:
-        out.append("feeds last built: not by the daemon yet")
+    if not build:
+        return ["feeds last built: not by the daemon yet"]
+    return [f"feeds last built: {_when(build.get('at'), config)} "
+            f"({build.get('reason')}): {build.get('posts')} posts, "
+            f"{build.get('feeds')} feeds, {build.get('written_count', 0)} files written",
+            *_problem_lines("problems in posts", build.get("problems", []),
+                            build.get("problems_count", 0))]
+
+
+def _subscriber_lines(status: Status, config: Config) -> list[str]:
     subs = status.notes.get("subscribers")
-    if subs:
-        source = "the last good copy (the file cannot be read now)" if subs.get("fallback") \
-            else "the file"
-        out.append(f"subscribers: {subs.get('count')} from {source}, checked "
-                   f"{_when(subs.get('at'), config)}")
-        if subs.get("error"):
-            out.append(f"  error: {subs['error']}")
-        out += _problem_lines("problems in subscribers", subs.get("problems", []),
-                              subs.get("problems_count", 0))
-    out.append("last digests:" if status.runs else "last digests: none yet")
-    for item in status.runs:
-        out += _run_lines(item, config)
-    return out
+    if not subs:
+        return []
+    source = "the last good copy (the file cannot be read now)" if subs.get("fallback") \
+        else "the file"
+    out = [f"subscribers: {subs.get('count')} from {source}, checked "
+           f"{_when(subs.get('at'), config)}"]
+    if subs.get("error"):
+        out.append(f"  error: {subs['error']}")
+    return out + _problem_lines("problems in subscribers", subs.get("problems", []),
+                                subs.get("problems_count", 0))

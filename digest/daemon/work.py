@@ -17,7 +17,7 @@ from typing import Any
 from ..config import Config
 from ..delivery.send import SendReport, make_transport
 from ..delivery.session import mail_settings, when
-from ..errors import SubscribersUnreadable
+from ..errors import Problem, SubscribersUnreadable
 from ..feeds.build import build
 from ..state.open import open_state
 from ..state.sendlog import counts_text
@@ -25,7 +25,7 @@ from ..subscribers.current import read_subscribers
 from ..subscribers.tokens import Signer
 from ..util.logs import event
 
-log = logging.getLogger("digest.daemon")
+log = logging.getLogger(__name__)
 NOTED_PROBLEMS = 20  # `digest status` lists this many; the log and `digest check` have all
 
 
@@ -140,3 +140,9 @@ def log_sent(report: SendReport) -> None:
             log.warning("digest %s: %s: %s %s %s", run.run.slug, state, email, code or "",
                         reply, extra=event("digest.failure", slug=run.run.slug,
                                            email=email, state=state, code=code))
+
+
+def log_problems(headline: str, problems: list[Problem], name: str) -> None:
+    """One error line for a config or a send rejected, with every problem in it."""
+    log.error("%s: %s", headline, "; ".join(str(p) for p in problems),
+              extra=event(name, errors=[str(p) for p in problems]))

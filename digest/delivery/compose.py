@@ -1,6 +1,6 @@
 """Posts of a run + one subscriber → that subscriber's message.
 
-Each distinct edition (same posts, same tags followed) is rendered once and personalised
+Each distinct edition (same posts, same tags followed) is laid out once and personalised
 per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from email.utils import parseaddr
 from typing import TypeVar
 
-from ..edition.layout import DigestPost, Edition, Recipient, RenderedEdition
+from ..edition.layout import DigestPost, Edition, LaidOutEdition, Recipient
 from ..edition.selection import Window, terms
 from ..posts.content import plain_title
 from ..posts.ids import absolute
@@ -26,14 +26,14 @@ from ..subscribers.load import (
 from .session import Session, domain_of
 from .transport import Outgoing
 
-log = logging.getLogger("digest.compose")
+log = logging.getLogger(__name__)
 EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
 EDITIONS_KEPT = 8
 T = TypeVar("T")
 
 
 class Composer:
-    """Turns (run posts, subscriber) into a message; editions are rendered once and reused."""
+    """Turns (run posts, subscriber) into a message; editions are laid out once and reused."""
 
     def __init__(self, s: Session, run_slug: str, posts: list[Post]) -> None:
         self.s = s
@@ -44,8 +44,8 @@ class Composer:
         self.by_tags: dict[tuple[object, ...], tuple[int, ...]] = {}
         # recently used editions only: callers send edition by edition (grouped()), so a
         # few suffice, and 100,000 subscribers never hold hundreds of rendered bodies
-        self.editions: OrderedDict[tuple[object, ...], RenderedEdition] = OrderedDict()
-        self.rendered = 0  # editions rendered so far
+        self.editions: OrderedDict[tuple[object, ...], LaidOutEdition] = OrderedDict()
+        self.laid_out = 0  # editions laid out so far
         sender = s.config.digest.sender or ""
         self.envelope_from = parseaddr(sender)[1]
         self.domain = domain_of(sender)
@@ -87,7 +87,7 @@ class Composer:
             self.by_tags[key] = found
         return found
 
-    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> RenderedEdition:
+    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> LaidOutEdition:
         key = (sub.tags, sub.exclude_tags, picked)
         rendered = self.editions.get(key)
         if rendered is not None:
@@ -97,8 +97,8 @@ class Composer:
             edition = Edition(period_start=period.start, period_end=period.end,
                               posts=tuple(self.items[i] for i in picked),
                               followed=sub.tags, archive_url=archive)
-            rendered = self.s.renderer.edition(edition)
-            self.rendered += 1
+            rendered = self.s.layout.edition(edition)
+            self.laid_out += 1
             self.editions[key] = rendered
             if len(self.editions) > EDITIONS_KEPT:
                 self.editions.popitem(last=False)
@@ -130,7 +130,7 @@ class Composer:
     def compose(self, sub: Subscriber, picked: tuple[int, ...], period: Window, *,
                 to: str | None = None, message_id: str | None = None) -> Outgoing:
         rendered = self.edition(sub, picked, period)
-        data = self.s.renderer.message(rendered, self.recipient(sub, to),
+        data = self.s.layout.message(rendered, self.recipient(sub, to),
                                        message_id=message_id or self.message_id(sub.key),
                                        date=self.s.as_of)
         return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from ..errors import DeliveryPaused
 from .transport import Outgoing
 
-log = logging.getLogger("digest.dispatch")
+log = logging.getLogger(__name__)
 
 MAX_DELAY = 300.0  # no retry waits longer than this, however many attempts came before
 

@@ -28,7 +28,7 @@ from ..errors import DeliveryPaused
 from ..util.writer import alive
 from .transport import Outcome, Outgoing, Record
 
-log = logging.getLogger("digest.outbox")
+log = logging.getLogger(__name__)
 
 _BATCH = 64  # messages per thread hop and per directory fsync; the most a crash can repeat
 

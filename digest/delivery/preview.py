@@ -20,7 +20,7 @@ from ..subscribers.load import (
 from .compose import Composer
 from .session import newest_first, plan_run, session, when
 
-log = logging.getLogger("digest.preview")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -125,6 +125,6 @@ def dry_run(config: Config, *, as_of: datetime) -> DryRun:
         for view, picked in composer.grouped(wanted, lambda item: item):
             result.messages += 1
             result.size += len(composer.compose(view, picked, period).data)
-        result.editions = composer.rendered
+        result.editions = composer.laid_out
         return result
 

@@ -22,7 +22,7 @@ from rich.progress import (
 from ..state.sendlog import Run
 from .transport import Outcome
 
-log = logging.getLogger("digest.send")
+log = logging.getLogger(__name__)
 
 
 class BarProgress:

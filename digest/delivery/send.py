@@ -34,7 +34,7 @@ from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
 from .transport import Outcome, Outgoing, Transport
 
-log = logging.getLogger("digest.send")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -99,6 +99,28 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     period = Window(run.period_start, run.period_end)
     archive.keep(s.config.state, run.slug, period.start.astimezone(s.config.site.tz),
                  period.end.astimezone(s.config.site.tz), composer.items)
+    queue = _queue(s, run, composer)
+    if progress:
+        progress.start(run, len(queue))
+    try:
+        await _deliver(s, run, composer, period, queue, transport, progress, stop)
+    except DeliveryPaused as exc:
+        report.paused = str(exc)
+    finally:
+        if progress:
+            progress.finish()
+    left = s.sendlog.to_serve(run)
+    s.sendlog.set_state(run, "done" if not left else "paused")
+    report.counts = s.sendlog.counts(run)
+    report.failures = s.sendlog.failures(run)
+    return report
+
+
+def _queue(s: Session, run: Run, composer: Composer
+           ) -> list[tuple[Subscriber, tuple[int, ...], int]]:
+    """Who is still to be served, with the posts each gets and their attempts so far, in
+    the order that lets equal messages be made once; those gone, suppressed or with
+    nothing new are closed here."""
     current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
     suppressed = s.sendlog.suppressed()
     todo = s.sendlog.to_serve(run)
@@ -115,9 +137,14 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
         else:
             closed.append((key, "empty", 0))
     s.sendlog.mark(run, closed)
-    queue = composer.grouped(queue, lambda item: (item[0], item[1]))
-    if progress:
-        progress.start(run, len(queue))
+    return composer.grouped(queue, lambda item: (item[0], item[1]))
+
+
+async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
+                   queue: list[tuple[Subscriber, tuple[int, ...], int]],
+                   transport: Transport, progress: Progress | None,
+                   stop: asyncio.Event | None) -> None:
+    """The queue's messages made as the transport takes them, each outcome recorded."""
     in_flight: dict[str, tuple[str, int, int]] = {}
 
     async def messages() -> AsyncIterator[Outgoing]:
@@ -138,18 +165,7 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
         if progress:
             progress.advance(outcome)
 
-    try:
-        await transport.deliver(messages(), record, stop=stop)
-    except DeliveryPaused as exc:
-        report.paused = str(exc)
-    finally:
-        if progress:
-            progress.finish()
-    left = s.sendlog.to_serve(run)
-    s.sendlog.set_state(run, "done" if not left else "paused")
-    report.counts = s.sendlog.counts(run)
-    report.failures = s.sendlog.failures(run)
-    return report
+    await transport.deliver(messages(), record, stop=stop)
 
 
 class GroupCommit(Generic[T]):

@@ -1,4 +1,4 @@
-"""What every digest command reads first, once: config, posts, subscribers, the renderer.
+"""What every digest command reads first, once: config, posts, subscribers, the layout.
 
 The subscribers file is read with its fallback (subscribers/current.py): when it cannot be
 read, the last copy that could (kept in the state database) stays in force.
@@ -15,7 +15,7 @@ from datetime import datetime
 from email.utils import parseaddr
 
 from ..config import Config
-from ..edition.layout import DkimKey, MailSettings, Renderer, default_list_id
+from ..edition.layout import DkimKey, Layout, MailSettings, default_list_id
 from ..edition.selection import Window, posts_for_run, terms, window
 from ..errors import ConfigError, Problem
 from ..posts.ids import entry_ids
@@ -29,7 +29,7 @@ from ..subscribers.current import read_subscribers
 from ..subscribers.load import SubscriberList
 from ..subscribers.tokens import Signer
 
-log = logging.getLogger("digest.session")
+log = logging.getLogger(__name__)
 
 
 def when(moment: datetime) -> str:
@@ -39,7 +39,7 @@ def when(moment: datetime) -> str:
 
 @dataclass
 class Session:
-    """Everything one command needs, read once: config, posts, subscribers, renderer."""
+    """Everything one command needs, read once: config, posts, subscribers, layout."""
 
     config: Config
     store: Store
@@ -47,7 +47,7 @@ class Session:
     corpus: Published
     ids: dict[str, str]
     subscribers: SubscriberList
-    renderer: Renderer
+    layout: Layout
     signer: Signer | None
     as_of: datetime
     by_id: dict[str, Post] = field(default_factory=dict)
@@ -96,7 +96,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
     work on a copy of the state that is thrown away (Store.scratch), for the commands that
     only look (preview, dry run): they record nothing, not even the caches."""
     settings = mail_settings(config)
-    renderer = Renderer(settings)
+    layout = Layout(settings)
     signer = _signer(config)
     store = Store.scratch(config.state) if scratch else Store.open(config.state)
     try:
@@ -106,7 +106,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
         known = {t for p in corpus.posts for t in terms(p)}
         subscribers = read_subscribers(config, sendlog, known, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
-        yield Session(config, store, sendlog, corpus, ids, subscribers, renderer, signer,
+        yield Session(config, store, sendlog, corpus, ids, subscribers, layout, signer,
                       as_of, by_id)
     finally:
         store.close()

@@ -29,7 +29,7 @@ from ..errors import ConfigError, DeliveryPaused, Problem, SmtpAuthFailed, SmtpT
 from .dispatch import Dispatch, Held, backoff
 from .transport import Outcome, Outgoing, Record
 
-log = logging.getLogger("digest.smtp")
+log = logging.getLogger(__name__)
 
 _AUTH_PREFERENCE = ("plain", "login", "cram-md5")  # one method is tried, never a series
 _HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 62, 64  # OpenSSL's X509_V_ERR_* codes

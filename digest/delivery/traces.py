@@ -28,7 +28,7 @@ from ..util.writer import write_if_changed
 from . import archive
 from .session import Session
 
-log = logging.getLogger("digest.traces")
+log = logging.getLogger(__name__)
 
 MARKER = "sendlog.marker"
 ACKNOWLEDGE = "--i-lost-the-state"

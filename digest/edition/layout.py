@@ -1,10 +1,10 @@
 """Digest emails from editions: Jinja templates, CSS inlined, then one message per recipient.
 
-An edition (one body for everyone following the same tags) is rendered and its CSS inlined
-once. A recipient's values stand in that output as placeholder tokens; `Renderer.message`
+An edition (one body for everyone following the same tags) is laid out and its CSS inlined
+once. A recipient's values stand in that output as placeholder tokens; `Layout.message`
 swaps in each recipient's own (HTML-escaped in the HTML part, as they are in the text part)
 and assembles the bytes (message.py). A template may test a personal value for presence
-(`{% if recipient.name %}`), so an edition is rendered once per combination of present
+(`{% if recipient.name %}`), so an edition is laid out once per combination of present
 values that its recipients actually have: one or two in practice, never more than eight.
 The variables each template sees are listed in its header comment.
 """
@@ -54,8 +54,16 @@ from .message import (
     unsubscribe_headers,
 )
 
-__all__ = ["DigestPost", "DkimKey", "Edition", "MailSettings", "Recipient",
-           "RenderedEdition", "Renderer", "default_list_id"]
+__all__ = [
+    "DigestPost",
+    "DkimKey",
+    "Edition",
+    "LaidOutEdition",
+    "Layout",
+    "MailSettings",
+    "Recipient",
+    "default_list_id",
+]
 
 HTML, TEXT, SUBJECT = "digest.html.j2", "digest.txt.j2", "subject.txt.j2"
 SUBJECT_TAGS = 3  # tags named in a subject before "and N more"
@@ -135,7 +143,7 @@ EVERY_VALUE: Shape = (True, True, True)
 
 
 @dataclass(frozen=True)
-class RenderedEdition:
+class LaidOutEdition:
     edition: Edition
     subject: str
     context: dict[str, Any]  # the template variables but `recipient`
@@ -242,7 +250,7 @@ def compiled(env: jinja2.Environment, name: str) -> jinja2.Template:
                             f"template syntax error: {exc.message}") from None
 
 
-class Renderer:
+class Layout:
     """Templates loaded once; `edition` per distinct body, `message` per recipient."""
 
     def __init__(self, settings: MailSettings) -> None:
@@ -269,7 +277,7 @@ class Renderer:
     def _load(self, name: str) -> jinja2.Template:
         return compiled(self._env, name)
 
-    def _render(self, name: str, context: dict[str, Any]) -> str:
+    def _fill(self, name: str, context: dict[str, Any]) -> str:
         template = self._templates[name]
         try:
             return template.render(context)
@@ -278,7 +286,7 @@ class Renderer:
                 ValueError) as exc:
             raise failed(exc, template, "template error") from None
 
-    def edition(self, edition: Edition) -> RenderedEdition:
+    def edition(self, edition: Edition) -> LaidOutEdition:
         """Subject, headers and body of an edition (rendered now for a recipient with every
         value set, so that a template's errors show before the first message)."""
         if not edition.posts:
@@ -299,17 +307,17 @@ class Renderer:
             "followed": followed, "period_start": start, "period_end": end,
             "period": format_period(start, end), "archive_url": archive,
             "unsubscribe_mailto": self._mailto}
-        subject = _shorten(one_line(self._render(SUBJECT, context)))
+        subject = _shorten(one_line(self._fill(SUBJECT, context)))
         context["subject"] = subject
         boundary = "=_digest_" + hashlib.sha256(
             repr((start, end, edition.followed, [p.url for p in posts])).encode()).hexdigest()[:24]
         skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
                                   list_id=self._list_id, lang=self._lang, boundary=boundary)
-        rendered = RenderedEdition(edition, subject, context, skeleton, self._placeholder)
+        rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder)
         self._variant(rendered, EVERY_VALUE)
         return rendered
 
-    def _variant(self, rendered: RenderedEdition, shape: Shape) -> Variant:
+    def _variant(self, rendered: LaidOutEdition, shape: Shape) -> Variant:
         variant = rendered.variants.get(shape)
         if variant is None:
             has_name, has_unsubscribe, has_preferences = shape
@@ -319,8 +327,8 @@ class Renderer:
                 unsubscribe_url=f"{token}_unsubscribe_url_" if has_unsubscribe else None,
                 preferences_url=f"{token}_preferences_url_" if has_preferences else None)
             context = {**rendered.context, "recipient": recipient}
-            text = _normalise(self._render(TEXT, context))
-            page = self._render(HTML, context)
+            text = _normalise(self._fill(TEXT, context))
+            page = self._fill(HTML, context)
             # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
             if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
                 raise ConfigError([Problem(
@@ -337,7 +345,7 @@ class Renderer:
             rendered.variants[shape] = variant
         return variant
 
-    def personalise(self, rendered: RenderedEdition, recipient: Recipient) -> tuple[str, str]:
+    def personalise(self, rendered: LaidOutEdition, recipient: Recipient) -> tuple[str, str]:
         """The text and HTML bodies exactly as *recipient* receives them."""
         values = present(recipient := checked(recipient))
         variant = self._variant(rendered, _shape(recipient))
@@ -350,7 +358,7 @@ class Renderer:
 
         return self._placeholder.sub(text, variant.text), self._placeholder.sub(page, variant.html)
 
-    def message(self, rendered: RenderedEdition, recipient: Recipient, *, message_id: str,
+    def message(self, rendered: LaidOutEdition, recipient: Recipient, *, message_id: str,
                 date: datetime) -> bytes:
         """The whole RFC 5322 message for one recipient, CRLF line ends, DKIM-signed if set."""
         recipient = checked(recipient)

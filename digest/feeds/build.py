@@ -47,7 +47,7 @@ from .formats import (
 )
 from .opml import opml_bytes
 
-log = logging.getLogger("digest.build")
+log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
 
 

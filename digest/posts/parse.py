@@ -245,31 +245,12 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
                limits: Limits = DEFAULT_LIMITS) -> Post:
     """Read one post; raise PostError (with file and line) if Jekyll would publish garbage,
     or if it exceeds *limits*."""
-    match = jekyll.DATE_FILENAME.match(relpath)
-    if match is None:
-        raise PostError(name_problem(path, relpath))
-    file_date, slug, ext = match.groups()
-    if ext.lower() in (".yml", ".yaml"):
-        raise PostError(Problem(path, None, "a .yml file in the posts folder is read by Jekyll "
-                                "as data, not as a post", "rename it to .md if it is a post"))
-    if len(raw) > limits.post_bytes:
-        raise PostError(Problem(path, None, f"the file is {len(raw):,} bytes (the most is "
-                                f"{limits.post_bytes:,})", "split it, or raise "
-                                "limits.post_bytes in config.yaml"))
+    file_date, slug, ext = _file_name(path, relpath, raw, limits)
     source = split_source(path, raw, limits)
     data = source.data
     front = source.front
     slug = re.sub(r"\.*$", "", slug)
-    tz = site.tz
-    try:
-        if data.get("date") not in (None, False):
-            date, ignored = jekyll.parse_date(data["date"], tz)
-        else:
-            date, ignored = jekyll.filename_date(file_date, tz), ""
-    except jekyll.DateError as exc:
-        line = _key_line(front, "date") if "date" in data else None
-        raise PostError(Problem(path, line, str(exc), "fix the date, e.g. 2019-03-13 "
-                                "or 2019-03-13 09:00:00 -0500")) from None
+    date, ignored = _date(path, data, front, file_date, site)
     title = data.get("title")
     title = jekyll.ruby_to_s(title) if title not in (None, False) else jekyll.titleize_slug(slug)
     fm_slug = data.get("slug")
@@ -279,25 +260,9 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
     _check_terms(path, data, front, [*tags, *categories], limits)
     basename = relpath.rpartition("/")[2]
     placeholders = jekyll.UrlDrop(date, slug, categories, _output_ext(ext, site),
-                                           basename[: -len(ext)])
-    permalink = data.get("permalink")
-    template = str(permalink) if isinstance(permalink, str) and permalink else \
-        jekyll.permalink_template(site.permalink)
-    try:
-        url = jekyll.build_url(template, placeholders)
-    except ValueError as exc:
-        raise PostError(Problem(path, _key_line(front, "permalink"), str(exc))) from None
-    warnings = _tag_warnings(path, data, front)
-    warnings.extend(shape_problems(path, source.body, source.body_line, ext, site.markdown_ext,
-                                   jekyll.ruby_to_s(data["excerpt"]) if data.get("excerpt")
-                                   not in (None, False) else None))
-    if ignored:
-        warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
-                                "after the time, which Jekyll ignores (a zone there is ignored "
-                                "too)", "write the date as YYYY-MM-DD HH:MM:SS +/-HHMM"))
-    if "\n" in title or "\r" in title:
-        warnings.append(Problem(path, None, "the title has a line break; feeds and emails "
-                                "show it as a space", "put the title on one line"))
+                                  basename[: -len(ext)])
+    url = _url(path, source, placeholders, site)
+    warnings = _warnings(path, source, ext, site, ignored, title)
     excerpt = data.get("excerpt")
     separator = data.get("excerpt_separator")
     author = data.get("author")
@@ -312,3 +277,65 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
                     linked_posts(source.body)),
         warnings=tuple(warnings),
     )
+
+
+def _file_name(path: Path, relpath: str, raw: bytes, limits: Limits) -> tuple[str, str, str]:
+    """(the date, the slug, the extension) the file's name gives, if Jekyll reads it as a
+    post at all and it is not too big."""
+    match = jekyll.DATE_FILENAME.match(relpath)
+    if match is None:
+        raise PostError(name_problem(path, relpath))
+    file_date, slug, ext = match.groups()
+    if ext.lower() in (".yml", ".yaml"):
+        raise PostError(Problem(path, None, "a .yml file in the posts folder is read by Jekyll "
+                                "as data, not as a post", "rename it to .md if it is a post"))
+    if len(raw) > limits.post_bytes:
+        raise PostError(Problem(path, None, f"the file is {len(raw):,} bytes (the most is "
+                                f"{limits.post_bytes:,})", "split it, or raise "
+                                "limits.post_bytes in config.yaml"))
+    return file_date, slug, ext
+
+
+def _date(path: Path, data: dict[str, Any], front: str, file_date: str,
+          site: Site) -> tuple[datetime, str]:
+    """The post's date (the front matter's, else the file name's), and what Jekyll ignored
+    after its time."""
+    tz = site.tz
+    try:
+        if data.get("date") not in (None, False):
+            return jekyll.parse_date(data["date"], tz)
+        return jekyll.filename_date(file_date, tz), ""
+    except jekyll.DateError as exc:
+        line = _key_line(front, "date") if "date" in data else None
+        raise PostError(Problem(path, line, str(exc), "fix the date, e.g. 2019-03-13 "
+                                "or 2019-03-13 09:00:00 -0500")) from None
+
+
+def _url(path: Path, source: Source, placeholders: jekyll.UrlDrop, site: Site) -> str:
+    """The post's URL: its permalink, or the site's."""
+    permalink = source.data.get("permalink")
+    template = str(permalink) if isinstance(permalink, str) and permalink else \
+        jekyll.permalink_template(site.permalink)
+    try:
+        return jekyll.build_url(template, placeholders)
+    except ValueError as exc:
+        raise PostError(Problem(path, _key_line(source.front, "permalink"), str(exc))) from None
+
+
+def _warnings(path: Path, source: Source, ext: str, site: Site, ignored: str,
+              title: str) -> list[Problem]:
+    """What Jekyll publishes but not as the writer meant: tags, the body's shape, the date,
+    the title."""
+    data, front = source.data, source.front
+    warnings = _tag_warnings(path, data, front)
+    warnings.extend(shape_problems(path, source.body, source.body_line, ext, site.markdown_ext,
+                                   jekyll.ruby_to_s(data["excerpt"]) if data.get("excerpt")
+                                   not in (None, False) else None))
+    if ignored:
+        warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
+                                "after the time, which Jekyll ignores (a zone there is ignored "
+                                "too)", "write the date as YYYY-MM-DD HH:MM:SS +/-HHMM"))
+    if "\n" in title or "\r" in title:
+        warnings.append(Problem(path, None, "the title has a line break; feeds and emails "
+                                "show it as a space", "put the title on one line"))
+    return warnings

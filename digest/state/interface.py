@@ -51,7 +51,7 @@ class Run:
     period_start: datetime
     period_end: datetime
     created_at: datetime  # wall clock: posts first seen after it are late for this run
-    state: str  # sending | paused | done (RunState)
+    state: RunState  # the runs table CHECKs the same three
 
 
 @dataclass(frozen=True)
@@ -119,7 +119,7 @@ class SharedState(Protocol):
 
     def run_posts(self, run: Run) -> list[RunPost]: ...
 
-    def set_state(self, run: Run, state: str) -> None: ...
+    def set_state(self, run: Run, state: RunState) -> None: ...
 
     # deliveries --------------------------------------------------------------------------
     def to_serve(self, run: Run) -> list[tuple[str, str, int]]:

@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from typing import cast
 
-from .interface import Outcome, Recorded, Run, RunPost, Status
+from .interface import Outcome, Recorded, Run, RunPost, RunState, Status
 from .store import Store
 
 __all__ = ["Outcome", "Recorded", "Run", "RunPost", "SendLog", "Status", "counts_text"]
@@ -35,7 +36,7 @@ def _tags(stored: str) -> tuple[str, ...] | None:
 def _run(row: tuple[int, str, str, str, str, str]) -> Run:
     rid, slug, start, end, created, state = row
     return Run(rid, slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
-               datetime.fromisoformat(created), state)
+               datetime.fromisoformat(created), cast(RunState, state))  # the table CHECKs it
 
 
 _RUN_COLUMNS = "id, slug, period_start, period_end, created_at, state"
@@ -138,7 +139,7 @@ class SendLog:
         return [RunPost(*row) for row in self.db.execute(
             "SELECT entry_id, path, twin FROM run_posts WHERE run_id = ?", (run.id,))]
 
-    def set_state(self, run: Run, state: str) -> None:
+    def set_state(self, run: Run, state: RunState) -> None:
         finished = _now() if state == "done" else None
         with self.store.atomic() as db:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",

@@ -10,7 +10,7 @@ from ..errors import ConfigError, Problem, SubscribersUnreadable
 from ..state.interface import SharedState
 from .load import SubscriberList, load_subscribers, parse_subscribers
 
-log = logging.getLogger("digest.session")  # where this was first logged from: the same name
+log = logging.getLogger(__name__)
 
 
 def read_subscribers(config: Config, sendlog: SharedState, known: set[str], *,

@@ -149,9 +149,10 @@ def parse_subscribers(path: Path, text: str, known_tags: Collection[str],
                           tuple(_unknown_tags(path, unknown, known)))
 
 
-class _Composer(yaml.composer.Composer):
-    """PyYAML's own composer, fed by the (C) loader's events, so that the top-level list
-    can be composed one item at a time; the values and lines are exactly a full parse's."""
+class _EntryReader(yaml.composer.Composer):
+    """PyYAML's own composer (of YAML nodes: not delivery's message Composer), fed by the (C)
+    loader's events, so that the top-level list can be read one entry at a time; the values
+    and lines are exactly a full parse's."""
 
     def __init__(self, loader: Any) -> None:  # the stubs leave the loaders' methods untyped
         super().__init__()
@@ -178,7 +179,7 @@ def _entries(path: Path, text: str,
     5 KB per entry alive (500 MB for 100,000 subscribers).
     """
     loader: Any = BoundedLoader(text)
-    composer = _Composer(loader)
+    reader = _EntryReader(loader)
 
     def built(node: yaml.Node) -> tuple[yaml.Node, Any, Problem | None]:
         try:
@@ -194,26 +195,9 @@ def _entries(path: Path, text: str,
         top = loader.peek_event()
         if (isinstance(top, yaml.SequenceStartEvent) and top.anchor is None
                 and top.tag in _PLAIN_LIST):
-            loader.get_event()
-            index = 0
-            while not loader.check_event(yaml.SequenceEndEvent):
-                node = composer.compose_node(None, index)
-                assert node is not None
-                yield built(node)
-                index += 1
-            loader.get_event()
+            yield from (built(node) for node in _streamed(loader, reader))
         else:  # anything else is one node, as before; only a tagged or anchored list is used
-            root = composer.compose_node(None, 0)
-            assert root is not None
-            if isinstance(root, yaml.SequenceNode) and root.tag in _PLAIN_LIST[1:]:
-                # each item checked and built alone, so one bad item skips only itself
-                # (an item that is the list itself is refused by check_tree)
-                yield from (built(item) for item in root.value)
-            else:
-                data = construct(loader, root, max_nodes)
-                raise SubscribersUnreadable(Problem(
-                    path, root.start_mark.line + 1,
-                    f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
+            yield from (built(node) for node in _composed(path, loader, reader, max_nodes))
         loader.get_event()  # document end
         if not loader.check_event(yaml.StreamEndEvent):
             raise yaml.composer.ComposerError(
@@ -223,6 +207,33 @@ def _entries(path: Path, text: str,
         raise SubscribersUnreadable(yaml_problem(path, exc, text=text)) from None
     finally:
         loader.dispose()
+
+
+def _streamed(loader: Any, reader: Any) -> Iterator[yaml.Node]:
+    """A plain list's items, each composed when the one before is done with."""
+    loader.get_event()
+    index = 0
+    while not loader.check_event(yaml.SequenceEndEvent):
+        node = reader.compose_node(None, index)
+        assert node is not None
+        yield node
+        index += 1
+    loader.get_event()
+
+
+def _composed(path: Path, loader: Any, reader: Any, max_nodes: int) -> list[yaml.Node]:
+    """The items of a document that is not a plain list, composed whole; if it is not a
+    list at all, SubscribersUnreadable."""
+    root = reader.compose_node(None, 0)
+    assert root is not None
+    if isinstance(root, yaml.SequenceNode) and root.tag in _PLAIN_LIST[1:]:
+        # each item checked and built alone, so one bad item skips only itself
+        # (an item that is the list itself is refused by check_tree)
+        return list(root.value)
+    data = construct(loader, root, max_nodes)
+    raise SubscribersUnreadable(Problem(
+        path, root.start_mark.line + 1,
+        f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
 
 
 def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, list[Problem]]:

@@ -1,14 +1,14 @@
 """How the daemon's log looks: one line per event, for people (text) or for machines (JSON).
 
-Modules log through a logger named after their stage ("digest.send", "digest.daemon",
-"digest.web.app"): the names the log has always shown, kept when the modules moved into
-packages, since log filters and the JSON format's "logger" field depend on them. An event
+Modules log through a logger named after the module (`logging.getLogger(__name__)`:
+"digest.delivery.send", "digest.daemon.feeds", "digest.web.app"), so the JSON format's
+"logger" field says where a line came from; filter on the event name, which stays. An event
 that a machine may want to pick out also passes `extra=event("feeds.rebuilt", written=[...])`,
 which the JSON format turns into fields of its own. The text format is the message alone, after
 the time and level, so it reads the same on a terminal and in the journal.
 
     text: 2024-06-10 09:00:02 INFO  feeds rebuilt (post changed: 2024-06-10-x.md): 4 files
-    json: {"time": "2024-06-10T13:00:02.120Z", "level": "info", "logger": "digest.daemon",
+    json: {"time": "2024-06-10T13:00:02.120Z", "level": "info", "logger": "digest.daemon.work",
            "event": "feeds.rebuilt", "message": "feeds rebuilt (...)", "written": [...]}
 """
 

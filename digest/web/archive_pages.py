@@ -16,22 +16,22 @@ from ..edition.layout import format_period
 from .context import Web, in_thread
 from .files import etag_matches
 from .pages import HEADERS
-from .shelf import Rendered, rendered
+from .shelf import PageBytes, page_bytes
 
 CACHE = "public, max-age=300"
 
 
 def _cached(web: Web, name: str, source: ArchivedRun | list[ArchivedRun],
-            render: Callable[[], str]) -> Rendered:
+            make: Callable[[], str]) -> PageBytes:
     kept = web.rendered_pages.get(name)
     if kept is not None and kept[0] is source:
         return kept[1]
-    page = rendered(render())
+    page = page_bytes(make())
     web.rendered_pages[name] = (source, page)
     return page
 
 
-def _conditional(request: Request, page: Rendered) -> Response:
+def _conditional(request: Request, page: PageBytes) -> Response:
     headers = {**HEADERS, "ETag": page.etag, "Cache-Control": CACHE}
     if etag_matches(request.headers.get("if-none-match", ""), page.etag):
         return Response(status_code=304, headers=headers)
@@ -46,7 +46,7 @@ async def archive_index(web: Web, request: Request) -> Response:
     runs = web.shelf.listed()
     if runs is None:
         runs = await in_thread(web.shelf.runs)
-    page = _cached(web, "", runs, lambda: web.pages.render("archive_index", {
+    page = _cached(web, "", runs, lambda: web.pages.html("archive_index", {
         "runs": [(r, _period(r)) for r in runs], "noun": web.config.digest.noun}))
     return _conditional(request, page)
 
@@ -56,6 +56,6 @@ async def archive_page(web: Web, request: Request) -> Response:
     run = web.shelf.kept(slug) or await in_thread(web.shelf.run, slug)
     if run is None:
         raise HTTPException(404)
-    page = _cached(web, run.slug, run, lambda: web.pages.render("archive", {
+    page = _cached(web, run.slug, run, lambda: web.pages.html("archive", {
         "run": run, "period": _period(run), "noun": web.config.digest.noun}))
     return _conditional(request, page)

@@ -30,7 +30,7 @@ from .catalogue import Catalogue
 from .directory import Directory
 from .files import OutputFiles
 from .pages import Pages
-from .shelf import Rendered, Shelf
+from .shelf import PageBytes, Shelf
 
 T = TypeVar("T")
 MAX_BODY = 64 * 1024  # a tags form of a site with a thousand tags fits; nothing else needs more
@@ -50,7 +50,7 @@ class Web:
     files: OutputFiles = field(init=False)
     _local: threading.local = field(init=False, default_factory=threading.local)
     # archive pages rendered, with what they were rendered from (see archive_pages.py)
-    rendered_pages: dict[str, tuple[ArchivedRun | list[ArchivedRun], Rendered]] = field(
+    rendered_pages: dict[str, tuple[ArchivedRun | list[ArchivedRun], PageBytes]] = field(
         init=False, default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -44,7 +44,8 @@ class Pages:
         """`web/NAME.html.j2`, compiled; TemplateError (file and line) on a syntax error."""
         return compiled(self.env, f"web/{name}.html.j2")
 
-    def render(self, name: str, context: Mapping[str, Any]) -> str:
+    def html(self, name: str, context: Mapping[str, Any]) -> str:
+        """The template web/*name*.html.j2 filled with *context*."""
         template = self.template(name)
         try:
             return template.render(site=self.site, **context)
@@ -53,7 +54,7 @@ class Pages:
 
     def page(self, name: str, context: Mapping[str, Any], *, status: int = 200,
              private: bool = False, headers: Mapping[str, str] | None = None) -> HTMLResponse:
-        """*name* (e.g. "unsubscribe") rendered; *private* pages are never cached or indexed."""
-        body = self.render(name, context)
+        """*name* (e.g. "unsubscribe") as a page; *private* pages are never cached or indexed."""
+        body = self.html(name, context)
         all_headers = {**HEADERS, **(PRIVATE if private else {}), **(headers or {})}
         return HTMLResponse(body, status_code=status, headers=all_headers)

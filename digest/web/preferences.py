@@ -77,21 +77,12 @@ async def save_preferences(web: Web, request: Request) -> Response:
     form = await read_form(request)
     action = form.get("action", "save")
     if action == "resubscribe":
-        if await in_thread(lambda: web.state().unsuppress(key)):
-            log.info("resubscribed on the web", extra=event("web.resubscribed"))
-        context.update(suppressed=False, saved="You are subscribed again.")
-        return web.pages.page("preferences", context, private=True)
+        return await _resubscribe(web, key, context)
     if action != "save" or form.get("mode") not in ("all", "some"):
         raise HTTPException(400)
-    offered = {c.term.casefold(): c.term for c in context["choices"]}
     wanted = [str(t) for t in form.getlist("tag")]
-    unknown = [t for t in wanted if t.casefold() not in offered]
-    tags = None if form["mode"] == "all" else tuple(
-        dict.fromkeys(offered[t.casefold()] for t in wanted if t.casefold() in offered))
-    if unknown or tags == ():
-        problem = ("Choose at least one tag, or choose every new post."
-                   if not unknown else "Some of those tags do not exist on this site.")
-        shown = tags or tuple(t for t in wanted if t.casefold() in offered)
+    tags, problem, shown = _chosen(context["choices"], wanted, every=form["mode"] == "all")
+    if problem is not None:
         context.update(problem=problem, every=False, choices=_choices(counts, shown))
         return web.pages.page("preferences", context, status=400, private=True)
     await in_thread(lambda: web.state().set_preferences(key, tags))
@@ -99,3 +90,25 @@ async def save_preferences(web: Web, request: Request) -> Response:
     context.update(every=tags is None, choices=_choices(counts, tags),
                    saved="Saved. Your next digest follows these choices.")
     return web.pages.page("preferences", context, private=True)
+
+
+async def _resubscribe(web: Web, key: str, context: dict[str, Any]) -> Response:
+    if await in_thread(lambda: web.state().unsuppress(key)):
+        log.info("resubscribed on the web", extra=event("web.resubscribed"))
+    context.update(suppressed=False, saved="You are subscribed again.")
+    return web.pages.page("preferences", context, private=True)
+
+
+def _chosen(choices: list[Choice], wanted: list[str], *, every: bool
+            ) -> tuple[tuple[str, ...] | None, str | None, tuple[str, ...]]:
+    """(the tags to keep, None for every post; what is wrong with the form, if anything;
+    the tags to show checked again when something is), the site's spelling kept."""
+    offered = {c.term.casefold(): c.term for c in choices}
+    unknown = [t for t in wanted if t.casefold() not in offered]
+    tags = None if every else tuple(
+        dict.fromkeys(offered[t.casefold()] for t in wanted if t.casefold() in offered))
+    if not unknown and tags != ():
+        return tags, None, ()
+    problem = ("Choose at least one tag, or choose every new post."
+               if not unknown else "Some of those tags do not exist on this site.")
+    return tags, problem, tags or tuple(t for t in wanted if t.casefold() in offered)

@@ -23,14 +23,16 @@ _SLUG = re.compile(SLUG_PATTERN)
 
 
 @dataclass(frozen=True)
-class Rendered:
+class PageBytes:
+    """A page made once and kept: its bytes and their ETag."""
+
     body: bytes
     etag: str  # quoted, strong
 
 
-def rendered(body: str) -> Rendered:
+def page_bytes(body: str) -> PageBytes:
     data = body.encode()
-    return Rendered(data, etag_of(data))
+    return PageBytes(data, etag_of(data))
 
 
 class Shelf:
