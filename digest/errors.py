@@ -23,7 +23,7 @@ address) and what to do: YAML (util/yamlsource.py), SQLite (state/store.py and t
 readers of the database), OSError on writes (util/writer.py), SMTP (delivery/smtp.py: a failed
 message is an outcome in the send log; what stops a run is a DeliveryPaused), Jinja
 (edition/layout.py, web/pages.py) and the web server's start (web/server.py). So the command
-line's one boundary (cli/commands.py) only has to print them.
+line's one boundary (cli/base.py) only has to print them.
 
 Every class is defined here and drawn above; tests/test_errors.py keeps it so.
 """

@@ -29,7 +29,7 @@ from lxml import etree
 
 from digest import __version__
 from digest.feeds.formats import feed_file_stem
-from digest.state.store import MIGRATIONS
+from digest.state.migrations import MIGRATIONS
 
 ATOM = "{http://www.w3.org/2005/Atom}"
 

@@ -39,7 +39,7 @@ T = TypeVar("T")
 
 
 class Progress(Protocol):
-    """How a run reports itself: a rich bar on a terminal, log lines elsewhere (cli/commands.py)."""
+    """How a run reports itself: a rich bar on a terminal, log lines elsewhere (the CLI)."""
 
     def start(self, run: Run, total: int) -> None: ...
     def advance(self, outcome: Outcome) -> None: ...

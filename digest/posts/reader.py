@@ -181,6 +181,21 @@ def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed:
                    key=lambda p: (p.date.timestamp(), p.path))
     rejected = [i for i in items if isinstance(i, Problem)]
     when = now.timestamp()
+    due, held = _standings(posts, when, future)
+    losers = url_owners((p.path, p.url) for p in due)
+    rejected.extend(url_taken(root, path, url, owner) for path, (url, owner) in losers.items())
+    live = [p for p in due if p.path not in losers]
+    warnings = _warnings(live, root)
+    live.reverse()
+    rejected.sort(key=lambda p: str(p.path))
+    terms = frozenset(t for p in live for t in (*p.tags, *p.categories))
+    return Published(len(live), rejected, warnings, held["future"], held["unpublished"],
+                     parsed, terms, None if future else _next_future(posts, when), live)
+
+
+def _standings(posts: list[Post], when: float,
+               future: bool) -> tuple[list[Post], dict[str, int]]:
+    """The due posts, in order, and how many posts stand as each of the three."""
     held = {"unpublished": 0, "future": 0, "due": 0}
     due = []
     for post in posts:
@@ -188,18 +203,16 @@ def _select(items: list[Post | Problem], *, now: datetime, future: bool, parsed:
         held[status] += 1
         if status == "due":
             due.append(post)
-    losers = url_owners((p.path, p.url) for p in due)
-    rejected.extend(url_taken(root, path, url, owner) for path, (url, owner) in losers.items())
-    live = [p for p in due if p.path not in losers]
+    return due, held
+
+
+def _warnings(live: list[Post], root: Path) -> list[Problem]:
+    """The live posts' own warnings, and their links to posts that are not live."""
     warnings = [w for p in live for w in p.warnings]
     if any(p.links for p in live):
         stems = {stem_of(p.path) for p in live}
         warnings.extend(w for p in live for w in p.broken_links(root, stems))
-    live.reverse()
-    rejected.sort(key=lambda p: str(p.path))
-    terms = frozenset(t for p in live for t in (*p.tags, *p.categories))
-    return Published(len(live), rejected, warnings, held["future"], held["unpublished"],
-                     parsed, terms, None if future else _next_future(posts, when), live)
+    return warnings
 
 
 def _next_future(posts: list[Post], now: float) -> datetime | None:

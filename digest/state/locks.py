@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from ..errors import Busy, StateError
-from .store import private_folder
+from .files import private_folder
 
 DAEMON_LOCK = "daemon.lock"
 SEND_LOCK = "send.lock"

@@ -22,109 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import StateError
+from .files import private_files, private_folder
+from .migrations import MIGRATIONS
 
 # What the posts folder's scan finds (posts/scan.py) and the parse cache is marked with:
 # relative path → (size, mtime_ns), or (reason, errno) for a name the scan cannot use.
 Stats = dict[str, tuple[int, int]]
 
-MIGRATIONS = (
-    """
-    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, kind TEXT, data TEXT);
-    CREATE TABLE entry_ids (path TEXT PRIMARY KEY, entry_id TEXT NOT NULL UNIQUE,
-                            first_seen TEXT NOT NULL);
-    CREATE TABLE rendered (path TEXT PRIMARY KEY, key TEXT, data TEXT);
-    CREATE TABLE feeds (name TEXT PRIMARY KEY, inputs TEXT);
-    """,
-    # 0.1.1: cache rows as one JSON array; the parse cache is only a cache, so start afresh
-    """
-    DROP TABLE parsed;
-    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, row TEXT);
-    """,
-    # 0.2: the digest's send log (see sendlog.py)
-    """
-    CREATE TABLE runs (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE,
-                       period_start TEXT NOT NULL, period_end TEXT NOT NULL UNIQUE,
-                       created_at TEXT NOT NULL, finished_at TEXT,
-                       state TEXT NOT NULL CHECK (state IN ('sending', 'paused', 'done')));
-    CREATE TABLE run_posts (run_id INTEGER NOT NULL REFERENCES runs(id),
-                            entry_id TEXT NOT NULL UNIQUE, path TEXT NOT NULL,
-                            twin TEXT NOT NULL);
-    CREATE INDEX run_posts_run ON run_posts(run_id);
-    CREATE INDEX run_posts_twin ON run_posts(twin);
-    CREATE TABLE deliveries (run_id INTEGER NOT NULL REFERENCES runs(id),
-                             subscriber TEXT NOT NULL, email TEXT NOT NULL,
-                             state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed',
-                                 'deferred', 'empty', 'suppressed')),
-                             attempts INTEGER NOT NULL DEFAULT 0, code INTEGER, reply TEXT,
-                             message_id TEXT, posts INTEGER, updated_at TEXT,
-                             PRIMARY KEY (run_id, subscriber));
-    CREATE INDEX deliveries_state ON deliveries(run_id, state);
-    CREATE TABLE suppressed (subscriber TEXT PRIMARY KEY, since TEXT NOT NULL,
-                             reason TEXT NOT NULL);
-    CREATE TABLE preferences (subscriber TEXT PRIMARY KEY, tags TEXT NOT NULL,
-                              updated_at TEXT NOT NULL);
-    CREATE TABLE subscribers_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
-                                       path TEXT NOT NULL, text TEXT NOT NULL,
-                                       saved_at TEXT NOT NULL);
-    """,
-    # 0.3: what `digest run` last did and found, for `digest status` (see daemon/status.py)
-    """
-    CREATE TABLE daemon_status (key TEXT PRIMARY KEY, data TEXT NOT NULL,
-                                updated_at TEXT NOT NULL);
-    """,
-    # 0.4: what a build needs of each reading in columns, so it reads only what changed;
-    # `seq` numbers the writes (and parsed_gone keeps deletions), so a build finds what changed
-    # since it last looked even when another command refreshed the cache in between; `live`
-    # is what the last build published (posts/index.py)
-    """
-    DROP TABLE parsed;
-    CREATE TABLE parsed (path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER,
-                         fingerprint TEXT, row TEXT, seq INTEGER NOT NULL,
-                         ts REAL, date TEXT, url TEXT, published INTEGER, terms TEXT,
-                         jekyll_id TEXT, warned INTEGER);
-    CREATE INDEX parsed_marks ON parsed(path, size, mtime_ns, fingerprint);
-    CREATE INDEX parsed_seq ON parsed(seq);
-    CREATE INDEX parsed_ts ON parsed(ts);
-    CREATE INDEX parsed_url ON parsed(url, published, ts);
-    CREATE INDEX parsed_problems ON parsed(path) WHERE published IS NULL;
-    CREATE INDEX parsed_warned ON parsed(path) WHERE warned = 1;
-    CREATE TABLE parsed_gone (path TEXT NOT NULL, seq INTEGER NOT NULL);
-    CREATE TABLE live (path TEXT PRIMARY KEY, ts REAL NOT NULL, date TEXT NOT NULL,
-                       updated TEXT, url TEXT NOT NULL, terms TEXT NOT NULL);
-    CREATE INDEX live_order ON live(ts, path);
-    CREATE TABLE live_terms (kind TEXT, term TEXT, ts REAL, path TEXT,
-                             PRIMARY KEY (kind, term, ts, path)) WITHOUT ROWID;
-    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    """,
-    # 0.5: the parse cache's marks as one blob, so a build with nothing new compares two
-    # dicts instead of loading 20,000 rows; rewritten (or dropped) with every write above
-    """
-    CREATE TABLE parse_snapshot (id INTEGER PRIMARY KEY CHECK (id = 1),
-                                 fingerprint TEXT NOT NULL, format TEXT NOT NULL,
-                                 marks BLOB NOT NULL);
-    """,
-    # 0.6: the marks index only served the query the snapshot replaced (it is now a rare
-    # fallback, and a table scan does); each of a cold build's 20,000 inserts paid for it
-    """
-    DROP INDEX parsed_marks;
-    """,
-    # 0.7: the posts each post links to by file name ({% post_url %}), so a build re-renders
-    # a post when one of them moves (posts/index.py); few posts link, so a partial index finds them
-    # (covering: read from the table, each row's long `row` text made it 4x slower).
-    # `live` gets each post's file stem, so a link is resolved without reading every URL;
-    # forgetting the live state makes the next build fill it again, stems and all
-    """
-    ALTER TABLE parsed ADD COLUMN links TEXT;
-    CREATE INDEX parsed_links ON parsed(path, links) WHERE links IS NOT NULL;
-    ALTER TABLE live ADD COLUMN stem TEXT;
-    CREATE INDEX live_stem ON live(stem);
-    DELETE FROM meta WHERE key = 'live';
-    """,
-)
-
-# One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index
 # columns (ts, date, url, published, terms, jekyll_id, warned, links), all None for a
 # problem; links is None too for a post that links to no other.
 ParsedRow = tuple[str, int, int, str, str, float | None, str | None, str | None,
@@ -260,38 +164,6 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
     return db
 
 
-def private_folder(folder: Path) -> None:
-    """Create *folder* (and its parents) and make it 0700, whatever the umask: the state
-    folder holds subscribers' addresses. Another user's folder is left as it is."""
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if folder.stat().st_mode & 0o777 != 0o700 and folder.stat().st_uid == os.geteuid():
-            folder.chmod(0o700)
-    except OSError as exc:
-        raise StateError(folder, f"the state folder cannot be created ({exc.strerror})",
-                         "make its parent writable by the user running digest, or point "
-                         "`state:` in the config elsewhere") from exc
-
-
-def _private_files(path: Path) -> None:
-    """The database and its -wal/-shm files 0600 (SQLite gives -wal/-shm the database's
-    mode); the file is created here, empty, so it never exists with the umask's mode."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return  # unreadable or read-only: SQLite says so, translated, when it opens it
-    try:
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
-    for suffix in ("-wal", "-shm"):
-        try:
-            extra = path.with_name(path.name + suffix)
-            if extra.stat().st_uid == os.geteuid():
-                extra.chmod(0o600)
-        except OSError:
-            pass  # not there (yet), or not ours
 
 
 class Store:
@@ -304,7 +176,7 @@ class Store:
             self.db = connect(path, read_only=True)
             return
         private_folder(path.parent)
-        _private_files(path)
+        private_files(path)
         self.db = connect(path)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
