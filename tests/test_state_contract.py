@@ -18,8 +18,7 @@ from conftest import config_of, make_site
 from digest.config import Config
 from digest.errors import StateError
 from digest.state.interface import NextRun, Outcome, Recorded, Run, RunPost, SharedState
-from digest.state.open import open_state
-from digest.state.store import DATABASE
+from digest.state.open import open_state, schedule_store_url
 
 START = datetime(2024, 6, 3, tzinfo=UTC)
 END = START + timedelta(days=7)
@@ -41,7 +40,7 @@ def _sqlite(config: Config) -> Implementation:
         from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 
         scheduler = BackgroundScheduler(timezone=UTC, jobstores={
-            "default": SQLAlchemyJobStore(url=f"sqlite:///{config.state / DATABASE}")})
+            "default": SQLAlchemyJobStore(url=schedule_store_url(config))})
         scheduler.start(paused=True)
         try:
             job = scheduler.add_job("builtins:print", "date", run_date=FAR, id=job_id)
