@@ -119,7 +119,7 @@ def test_grace_hours_reaches_apscheduler_as_whole_seconds_and_decides_missed_run
         return
     database = tmp_path / "jobs.sqlite"
     database.unlink(missing_ok=True)
-    scheduler = make_scheduler(database, lambda _event: None)
+    scheduler = make_scheduler(f"sqlite:///{database}", lambda _event: None)
     schedule_digest(scheduler, config, Clock())  # APScheduler's own checks run here
     job = scheduler.get_job(DIGEST_JOB, STATE_STORE)
     grace = job.misfire_grace_time

@@ -163,7 +163,7 @@ def test_a_digest_job_stored_before_the_stages_were_packages_is_restored(tmp_pat
     database = tmp_path / "state.sqlite3"
 
     async def restored() -> tuple[object, object, datetime]:
-        scheduler = make_scheduler(database, lambda event: None)
+        scheduler = make_scheduler(f"sqlite:///{database}", lambda event: None)
         scheduler.start(paused=True)  # creates the job table
         with sqlite3.connect(database) as db:
             db.execute("INSERT INTO apscheduler_jobs VALUES ('digest', ?, ?)",

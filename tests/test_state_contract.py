@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,9 +17,8 @@ from conftest import config_of, make_site
 
 from digest.config import Config
 from digest.errors import StateError
-from digest.state.interface import NextRun, Outcome, Recorded, Run, RunPost, SharedState
-from digest.state.open import open_state
-from digest.state.store import DATABASE
+from digest.state.interface import Archived, NextRun, Outcome, Recorded, Run, RunPost, SharedState
+from digest.state.open import open_state, schedule_store_url
 
 START = datetime(2024, 6, 3, tzinfo=UTC)
 END = START + timedelta(days=7)
@@ -41,7 +40,7 @@ def _sqlite(config: Config) -> Implementation:
         from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
 
         scheduler = BackgroundScheduler(timezone=UTC, jobstores={
-            "default": SQLAlchemyJobStore(url=f"sqlite:///{config.state / DATABASE}")})
+            "default": SQLAlchemyJobStore(url=schedule_store_url(config))})
         scheduler.start(paused=True)
         try:
             job = scheduler.add_job("builtins:print", "date", run_date=FAR, id=job_id)
@@ -239,6 +238,43 @@ def test_entry_ids_and_first_seen_stay_as_first_given(state: SharedState) -> Non
     assert state.taken_ids(["urn:a", "urn:new"]) == {"urn:a"}
     assert state.first_seen() == {"urn:a": "2024-06-01T00:00:00+00:00",
                                   "urn:b": "2024-06-02T00:00:00+00:00"}
+
+
+# the archive of sent digests -----------------------------------------------------------------
+def _archived(slug: str, end: datetime) -> Archived:
+    return Archived(slug, end - timedelta(days=7), end)
+
+
+def test_an_archived_digest_is_read_back_by_its_slug_as_given(state: SharedState) -> None:
+    assert state.archive_index() == [] and state.archived("2024-06-10") is None
+    text = '{"slug": "2024-06-10", "posts": ["caf\u00e9", "café"]}\n'
+    assert state.save_archive(_archived("2024-06-10", END), text)
+    assert state.archived("2024-06-10") == text
+    assert state.archived("2024-06-17") is None
+    assert state.archive_index() == [_archived("2024-06-10", END)]
+
+
+def test_an_archived_digest_keeps_its_first_copy(state: SharedState) -> None:
+    assert state.save_archive(_archived("2024-06-10", END), "first")
+    assert not state.save_archive(_archived("2024-06-10", END + timedelta(days=1)), "second")
+    assert state.archived("2024-06-10") == "first"
+    assert state.archive_index() == [_archived("2024-06-10", END)]
+
+
+def test_the_archive_lists_the_latest_period_end_first(state: SharedState) -> None:
+    paris = timezone(timedelta(hours=2))
+    # saved out of order; by wall clock "2024-06-17T01:00+02:00" reads later than
+    # "2024-06-16T23:30+00:00", but it ends half an hour earlier
+    entries = [_archived("2024-06-10", END),
+               _archived("2024-06-17-2330", datetime(2024, 6, 16, 23, 30, tzinfo=UTC)),
+               _archived("2024-06-17", datetime(2024, 6, 17, 1, 0, tzinfo=paris)),
+               _archived("2024-06-03", START),
+               _archived("2024-06-10-b", END)]  # the same end: the greater slug first
+    for entry in entries:
+        state.save_archive(entry, entry.slug)
+    assert [e.slug for e in state.archive_index()] == [
+        "2024-06-17-2330", "2024-06-17", "2024-06-10-b", "2024-06-10", "2024-06-03"]
+    assert state.archive_index()[1].period_end == datetime(2024, 6, 17, 1, 0, tzinfo=paris)
 
 
 # the daemon's notes and the schedule ---------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import re
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from digest.config import load_config
 from digest.delivery import archive
 from digest.delivery.send import send
 from digest.edition.selection import period_slug
+from digest.state.open import open_state
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 
@@ -399,10 +401,36 @@ def test_a_second_digest_ending_the_same_day_is_in_the_archive_too(site: Path) -
     (day,) = (p.stem for p in archive.folder(config.state).glob("*.json"))
     end = datetime.fromisoformat(f"{day}T18:30:00").replace(tzinfo=config.site.tz)
     slug = period_slug(end, {day})
-    archive.keep(config.state, slug, end - timedelta(hours=9), end, [])
+    shared = open_state(config)
+    try:
+        archive.keep(config.state, shared, slug, end - timedelta(hours=9), end, [])
+    finally:
+        shared.close()
     with WebServer(config) as running, httpx.Client(base_url=running.url) as http:
         assert re.findall(r'<a href="([^"]+)">', http.get("/archive/").text)[:2] == [slug, day]
         assert http.get(f"/archive/{slug}").status_code == 200
+
+
+def test_a_digest_archived_before_the_shared_state_kept_the_archive_is_shown(
+        site: Path) -> None:
+    """Before 0.8 only the file state/archive/SLUG.json held a sent digest; `digest serve`
+    copies such files into the shared state when it starts, and shows them as before."""
+    send(load_config(site), as_of=MONDAY)
+    config = load_config(site)
+    (day,) = (p.stem for p in archive.folder(config.state).glob("*.json"))
+    with WebServer(config) as running, httpx.Client(base_url=running.url) as http:
+        index, page = http.get("/archive/").text, http.get(f"/archive/{day}").text
+    with sqlite3.connect(config.state / "state.sqlite3") as db:
+        db.execute("DELETE FROM archive")  # as a database from before 0.8 has it
+    db.close()
+    with WebServer(config) as running, httpx.Client(base_url=running.url) as http:
+        assert http.get("/archive/").text == index
+        assert http.get(f"/archive/{day}").text == page
+    shared = open_state(config)
+    try:
+        assert archive.adopt(config.state, shared) == 0  # copied when serve started, once
+    finally:
+        shared.close()
 
 
 def test_empty_archive(client: httpx.Client) -> None:

@@ -18,7 +18,6 @@ import math
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -117,10 +116,11 @@ def kept_due(stored: object, stored_next: datetime | None, wanted: SiteCron,
     return None
 
 
-def make_scheduler(database: Path, listener: Callable[[Any], None]) -> Any:
-    """An AsyncIOScheduler with the digest's job store in *database* (SQLite, beside our own
-    tables: it adds one, `apscheduler_jobs`) and *listener* told of every job run or missed."""
-    stored = SQLAlchemyJobStore(url=f"sqlite:///{database}",
+def make_scheduler(url: str, listener: Callable[[Any], None]) -> Any:
+    """An AsyncIOScheduler with the digest's job store at the SQLAlchemy *url* (from
+    state/open.py schedule_store_url: beside our own tables, where it adds one,
+    `apscheduler_jobs`) and *listener* told of every job run or missed."""
+    stored = SQLAlchemyJobStore(url=url,
                                 engine_options={"connect_args": {"timeout": 30}})
     scheduler = AsyncIOScheduler(jobstores={"default": MemoryJobStore(), STATE_STORE: stored},
                                  timezone=UTC)

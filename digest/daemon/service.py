@@ -38,8 +38,7 @@ from typing import Any
 from ..config import Config
 from ..delivery.session import when
 from ..state.locks import daemon_lock
-from ..state.open import open_state
-from ..state.store import DATABASE
+from ..state.open import open_state, schedule_store_url
 from ..util.clock import Clock
 from ..util.logs import event
 from ..util.loop import run_async
@@ -93,7 +92,7 @@ class Daemon:
         # the first build runs here, before any thread exists: a cold build forks workers
         self.feeds.after_build(self.feeds.build(self.config, "start-up"))
         await asyncio.to_thread(self.reloader.check_subscribers, self.config)
-        self.scheduler = make_scheduler(self.config.state / DATABASE, self.digest.on_job)
+        self.scheduler = make_scheduler(schedule_store_url(self.config), self.digest.on_job)
         self.scheduler.start(paused=True)  # jobs are put right before any may fire
         self.schedule_on(self.scheduler)
         self.feeds.schedule_future()

@@ -97,7 +97,7 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     report = RunReport(run, len(posts))
     composer = Composer(s, run.slug, posts)
     period = Window(run.period_start, run.period_end)
-    archive.keep(s.config.state, run.slug, period.start.astimezone(s.config.site.tz),
+    archive.keep(s.config.state, s.sendlog, run.slug, period.start.astimezone(s.config.site.tz),
                  period.end.astimezone(s.config.site.tz), composer.items)
     queue = _queue(s, run, composer)
     if progress:

@@ -2,9 +2,10 @@
 
 SharedState is the seam between the stages and where their shared data lives: the send log
 (runs and deliveries), the suppression list, the tag choices made on the web front, the last
-good subscribers file, the entry ids with their first-seen times, the daemon's notes and the
-schedule's next run. Today SQLite implements it (state/sqlite.py); open_state (state/open.py)
-is the one place that chooses an implementation, so another (PostgreSQL) is added there.
+good subscribers file, the entry ids with their first-seen times, the archive of sent digests
+(the web's /archive/ pages), the daemon's notes and the schedule's next run. Today SQLite
+implements it (state/sqlite.py); open_state (state/open.py) is the one place that chooses an
+implementation, so another (PostgreSQL) is added there.
 
 What only one machine needs stays out of it, in its local SQLite file (state/store.py): the
 parse and render caches and the feeds' live index (posts/reader.py, posts/index.py).
@@ -76,6 +77,15 @@ class NextRun:
     """A scheduled job's next run as the shared schedule holds it."""
 
     at: datetime | None  # UTC; None: the job is there but paused
+
+
+@dataclass(frozen=True)
+class Archived:
+    """One sent digest in the archive, as its index lists it (delivery/archive.py)."""
+
+    slug: str
+    period_start: datetime
+    period_end: datetime
 
 
 class SharedState(Protocol):
@@ -178,6 +188,20 @@ class SharedState(Protocol):
         ...
 
     def save_snapshot(self, path: str, text: str) -> None: ...
+
+    # the archive: each sent digest's posts, frozen (delivery/archive.py writes the text) ---
+    def save_archive(self, entry: Archived, text: str) -> bool:
+        """Keep *text* as the archived digest *entry.slug*; False if that slug is already kept
+        (a resumed run keeps its first copy: the text is never replaced)."""
+        ...
+
+    def archive_index(self) -> list[Archived]:
+        """Every archived digest, latest period end first (the same end: greater slug first)."""
+        ...
+
+    def archived(self, slug: str) -> str | None:
+        """The text kept for *slug*; None if there is none."""
+        ...
 
     # entry ids: a post's id for good, and when it was first seen -------------------------
     def entry_ids(self) -> dict[str, str]:

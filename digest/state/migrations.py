@@ -96,6 +96,14 @@ MIGRATIONS = (
     CREATE INDEX live_stem ON live(stem);
     DELETE FROM meta WHERE key = 'live';
     """,
+    # 0.8: the archive of sent digests in the shared state, so every machine's web front shows
+    # it (state/interface.py); the JSON text as delivery/archive.py wrote its file, the period
+    # in columns for the index, `ends_at` (a UTC timestamp) to order it across UTC offsets
+    """
+    CREATE TABLE archive (slug TEXT PRIMARY KEY, period_start TEXT NOT NULL,
+                          period_end TEXT NOT NULL, ends_at REAL NOT NULL, text TEXT NOT NULL);
+    CREATE INDEX archive_order ON archive(ends_at, slug);
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

@@ -1,7 +1,8 @@
 """The one place that opens the shared state (state/interface.py) and chooses where it lives.
 
 Today that is always the SQLite state database in the `state:` folder; a PostgreSQL
-implementation is chosen here, by the config, when there is one.
+implementation is chosen here, by the config, when there is one. The daemon's schedule
+lives beside it, so where it lives is said here too (schedule_store_url).
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ def open_state(config: Config, *, local: Store | None = None,
     if read_only:
         return SqliteState(Store(config.state / DATABASE, read_only=True), read_only=True)
     return SqliteState(Store.open(config.state))
+
+
+def schedule_store_url(config: Config) -> str:
+    """Where the daemon's scheduler keeps its jobs (an SQLAlchemy URL): beside the shared
+    state, so every machine sees one schedule; SqliteState.next_run reads it from there."""
+    return f"sqlite:///{config.state / DATABASE}"
 
 
 def has_state(config: Config) -> bool:

@@ -1,5 +1,6 @@
-"""SharedState on SQLite: the send log (sendlog.py) plus the entry ids, the daemon's notes,
-the schedule's next run and a health check, all in the state database (store.py).
+"""SharedState on SQLite: the send log (sendlog.py) plus the entry ids, the archive of sent
+digests, the daemon's notes, the schedule's next run and a health check, all in the state
+database (store.py).
 
 APScheduler keeps its job store in the same file (daemon/schedule.py); next_run reads only
 its plain `next_run_time` column. Its `job_state` column is a pickle, and unpickling runs
@@ -14,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from .interface import NextRun, Run
+from .interface import Archived, NextRun, Run
 from .sendlog import SendLog
 from .store import Store
 
@@ -56,6 +57,28 @@ class SqliteState(SendLog):
 
     def first_seen(self) -> dict[str, str]:
         return self.store.first_seen()
+
+    # the archive ---------------------------------------------------------------------------
+    def save_archive(self, entry: Archived, text: str) -> bool:
+        with self.store.atomic() as db:
+            return db.execute(
+                "INSERT OR IGNORE INTO archive VALUES (?, ?, ?, ?, ?)",
+                (entry.slug, entry.period_start.isoformat(), entry.period_end.isoformat(),
+                 entry.period_end.timestamp(), text)).rowcount == 1
+
+    def archive_index(self) -> list[Archived]:
+        if self.read_only and not self._has_table("archive"):
+            return []
+        return [Archived(slug, datetime.fromisoformat(start), datetime.fromisoformat(end))
+                for slug, start, end in self.db.execute(
+                    "SELECT slug, period_start, period_end FROM archive "
+                    "ORDER BY ends_at DESC, slug DESC")]
+
+    def archived(self, slug: str) -> str | None:
+        if self.read_only and not self._has_table("archive"):
+            return None
+        row = self.db.execute("SELECT text FROM archive WHERE slug = ?", (slug,)).fetchone()
+        return None if row is None else str(row[0])
 
     # the daemon's notes and the schedule ---------------------------------------------------
     def note(self, key: str, data: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
-"""Past digests as pages: rendered once per version of their file, answered with ETags.
+"""Past digests as pages: rendered once per archived run, answered with ETags.
 
-What a page shows comes from shelf.py (state/archive/); no subscriber's data is in it.
+What a page shows comes from shelf.py (the shared state's archive); no subscriber's data is in it.
 """
 
 from __future__ import annotations
@@ -43,9 +43,7 @@ def _period(run: ArchivedRun) -> str:
 
 
 async def archive_index(web: Web, request: Request) -> Response:
-    runs = web.shelf.listed()
-    if runs is None:
-        runs = await in_thread(web.shelf.runs)
+    runs = await in_thread(web.shelf.runs)
     page = _cached(web, "", runs, lambda: web.pages.html("archive_index", {
         "runs": [(r, _period(r)) for r in runs], "noun": web.config.digest.noun}))
     return _conditional(request, page)

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from ..config import Config
+from ..delivery import archive
 from ..delivery.archive import ArchivedRun
 from ..state.interface import SharedState
 from ..state.open import open_state
@@ -55,12 +56,17 @@ class Web:
 
     def __post_init__(self) -> None:
         # a damaged, locked or read-only state database stops `digest serve` at start
-        # (errors.StateError, exit 2), not at the first visitor's click
-        open_state(self.config).close()
+        # (errors.StateError, exit 2), not at the first visitor's click; and the digests
+        # archived before the shared state kept them (only a file) are copied in
+        state = open_state(self.config)
+        try:
+            archive.adopt(self.config.state, state)
+        finally:
+            state.close()
         self.directory = Directory(self.config, self.signer, self.state)
         self.catalogue = Catalogue(self.config, self.now)
         self.pages = Pages(self.config.site, self.config.digest.templates)
-        self.shelf = Shelf(self.config.state)
+        self.shelf = Shelf(self.state)
         self.files = OutputFiles(self.config.output)
 
     def now(self) -> datetime:
