@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -91,32 +91,31 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
     return report
 
 
-def _posts(report: Report, corpus: Published) -> None:
-    for problem in corpus.rejected:
+def _problems(report: Report, rejected: Sequence[Problem], warnings: Sequence[Problem]) -> None:
+    for problem in rejected:
         report.add("rejected", problem)
-    for problem in corpus.warnings:
+    for problem in warnings:
         report.add("warning", problem)
+
+
+def _posts(report: Report, corpus: Published) -> None:
+    _problems(report, corpus.rejected, corpus.warnings)
     report.add("note", f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
                        f"{len(corpus.warnings)} warnings")
 
 
 def _subscribers(report: Report, config: Config, corpus: Published) -> None:
-    from ..edition.selection import terms
     from ..errors import SubscribersUnreadable
     from ..subscribers.load import load_subscribers
 
     if config.subscribers is None:
         return
-    known = {t for p in corpus.posts for t in terms(p)}
     try:
-        found = load_subscribers(config.subscribers, known, config.limits)
+        found = load_subscribers(config.subscribers, corpus.terms, config.limits)
     except SubscribersUnreadable as exc:
         report.add("rejected", exc)
         return
-    for problem in found.problems:
-        report.add("rejected", problem)
-    for problem in found.warnings:
-        report.add("warning", problem)
+    _problems(report, found.problems, found.warnings)
     report.add("note", f"{len(found.subscribers)} subscribers OK; {len(found.problems)} "
                        f"skipped, {len(found.warnings)} warnings")
 

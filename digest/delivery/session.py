@@ -16,7 +16,7 @@ from email.utils import parseaddr
 
 from ..config import Config
 from ..edition.layout import DkimKey, Layout, MailSettings, default_list_id
-from ..edition.selection import Window, posts_for_run, terms, window
+from ..edition.selection import Window, posts_for_run, window
 from ..errors import ConfigError, Problem
 from ..posts.ids import entry_ids
 from ..posts.parse import Post
@@ -103,8 +103,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
         sendlog = open_state(config, local=store)
         corpus = read_posts(config, store, now=as_of)
         ids = entry_ids(sendlog, config.site, corpus.posts)
-        known = {t for p in corpus.posts for t in terms(p)}
-        subscribers = read_subscribers(config, sendlog, known, keep=not scratch)
+        subscribers = read_subscribers(config, sendlog, corpus.terms, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
         yield Session(config, store, sendlog, corpus, ids, subscribers, layout, signer,
                       as_of, by_id)

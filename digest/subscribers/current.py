@@ -4,6 +4,7 @@ now, the last good copy of it kept in the state database (the error is logged lo
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from ..config import Config
 from ..errors import ConfigError, Problem, SubscribersUnreadable
@@ -13,7 +14,7 @@ from .load import SubscriberList, load_subscribers, parse_subscribers
 log = logging.getLogger(__name__)
 
 
-def read_subscribers(config: Config, sendlog: SharedState, known: set[str], *,
+def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str], *,
                      keep: bool = True,
                      fell_back: list[SubscribersUnreadable] | None = None) -> SubscriberList:
     """The subscribers file, or the last good copy of it when it cannot be read now;
