@@ -1,0 +1,32 @@
+"""One piece of feedback about one address, whatever it came from (a DSN, an ARF report, a
+reply to the List-Unsubscribe mailto:, a relay's webhook, a 5xx at SMTP time): the classifiers
+produce these, feedback/apply.py turns them into suppressions by one set of rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# hard: a permanent failure (5.x.x), suppressed at once; soft: a transient one (4.x.x),
+# suppressed after several digests in a row; complaint: marked as spam (ARF, a relay's
+# complaint event), suppressed at once; unsubscribe: a reply to the List-Unsubscribe mailto:
+Kind = Literal["hard", "soft", "complaint", "unsubscribe"]
+# what the feedback was read from
+Origin = Literal["dsn", "arf", "mailto", "smtp", "ses", "mailgun", "postmark"]
+
+EVIDENCE_CHARS = 2000  # what is kept of a report for the record, at most
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """*address* is the subscriber's address as we sent to it (from the signed return path
+    when there is one, else from the report); *run* the digest's slug when known."""
+
+    kind: Kind
+    address: str
+    origin: Origin
+    ident: str  # unique per report and recipient: the same report read twice counts once
+    status: str | None = None  # the enhanced status code, e.g. "5.1.1"
+    diagnostic: str = ""  # the remote server's words, on one line
+    run: str | None = None  # the digest's slug, e.g. "2024-06-03"
+    evidence: str = ""  # an excerpt of the report (at most EVIDENCE_CHARS)
