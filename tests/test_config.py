@@ -50,7 +50,8 @@ def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
     path = _write(tmp_path, "posts: _posts\nzzz: 1\n")
     assert _problems(path) == [
         (2, "unknown key 'zzz'",
-         "allowed: digest, feeds, limits, output, posts, site, smtp, state, subscribers, web")]
+         "allowed: bounces, digest, feeds, limits, output, posts, signup, site, smtp, state, "
+         "subscribers, web")]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
@@ -202,3 +203,30 @@ def test_config_error_through_python_m_digest(tmp_path):
     assert result.returncode == 2
     assert result.stdout == ""
     assert f"error: {path}:3: unknown key 'site.titel' (did you mean 'title'?)" in result.stderr
+
+
+def test_bounces_and_signup_sections_are_read(tmp_path: Path) -> None:
+    path = _write(tmp_path, "posts: _posts\nbounces:\n  return_path: bounces@example.org\n"
+                  "  imap: {host: mail.example.org, username: b, password_env: IMAP_PW,"
+                  " security: starttls}\n  webhooks: {mailgun: {signing_key_env: MG}}\n"
+                  "signup: {per_hour: 10}\n")
+    config = load_config(path)
+    assert config.bounces is not None and config.bounces.imap is not None
+    assert config.bounces.imap.port == 143 and config.bounces.return_path == "bounces@example.org"
+    assert config.bounces.webhooks.mailgun_key_env == "MG" and not config.bounces.webhooks.ses
+    assert config.signup is not None and config.signup.per_hour == 10
+    assert config.signup.confirm_hours == 48
+
+
+@pytest.mark.parametrize(("section", "line", "wrong"), [
+    ("bounces:\n  return_path: Jobs <bounces@example.org>\n", 3, "bare address"),
+    ("bounces:\n  return_path: bounces+x@example.org\n", 3, "bare address"),
+    ("bounces:\n  maildir: mail\n  imap: {host: h, username: u, password_env: P}\n", 4,
+     "both a maildir and an imap"),
+    ("bounces:\n  imap: {host: h, username: u, password_env: 'a b'}\n", 3, "password_env"),
+    ("signup:\n  per_hour: 0\n", 3, "per_hour"),
+])
+def test_bad_bounces_or_signup_settings_name_their_line(tmp_path: Path, section: str, line: int,
+                                                        wrong: str) -> None:
+    found = _problems(_write(tmp_path, "posts: _posts\n" + section))
+    assert len(found) == 1 and found[0][0] == line and wrong in found[0][1], found

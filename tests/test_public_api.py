@@ -32,18 +32,27 @@ API: dict[str, dict[str, str]] = {
         "DEFAULT_SCHEDULE": "str",
         "LISTEN": "Pattern",
         "Author": "dataclass(name, email, uri)",
+        "BouncesSettings": "dataclass(return_path, maildir, imap, every_minutes, soft_limit, "
+                           "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
-                  "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits)",
+                  "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
+                  "bounces, signup)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
+        "ImapSettings": "dataclass(host, port, username, password_env, folder, security, "
+                        "ca_file, timeout)",
         "Limits": "dataclass(post_bytes, subscribers_bytes, yaml_nodes, tags, tag_length)",
+        "SignupSettings": "dataclass(confirm_hours, per_ip_per_hour, per_address_per_hour, "
+                          "per_hour, welcome)",
         "Site": "dataclass(url, baseurl, title, description, timezone, permalink, "
                 "excerpt_separator, author, lang, markdown_ext)",
         "SmtpSettings": "dataclass(host, port, security, username, password_env, timeout, "
                         "concurrency, rate, per_connection, max_attempts, backoff, "
                         "pause_after, retry_minutes, give_up_days, ca_file)",
         "WebSettings": "dataclass(base_url, secret_env, listen)",
+        "Webhooks": "dataclass(ses, ses_topics, mailgun_key_env, postmark_username, "
+                    "postmark_password_env)",
         "load_config": "def (path: 'Path') -> 'Config'",
         "posts_folder_hint": "def (path: 'Path') -> 'Path | None'",
     },

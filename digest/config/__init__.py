@@ -15,15 +15,20 @@ from .settings import (
     DEFAULT_SCHEDULE,
     LISTEN,
     Author,
+    BouncesSettings,
     Config,
     DigestSettings,
     Dkim,
+    ImapSettings,
     Limits,
+    SignupSettings,
     Site,
     SmtpSettings,
+    Webhooks,
     WebSettings,
 )
 
-__all__ = ["CACHE_NAME", "DEFAULT_LIMITS", "DEFAULT_SCHEDULE", "LISTEN", "Author", "Config",
-           "DigestSettings", "Dkim", "Limits", "Site", "SmtpSettings", "WebSettings",
+__all__ = ["CACHE_NAME", "DEFAULT_LIMITS", "DEFAULT_SCHEDULE", "LISTEN", "Author",
+           "BouncesSettings", "Config", "DigestSettings", "Dkim", "ImapSettings", "Limits",
+           "SignupSettings", "Site", "SmtpSettings", "WebSettings", "Webhooks",
            "load_config", "posts_folder_hint"]

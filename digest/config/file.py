@@ -22,12 +22,16 @@ from .settings import (
     DEFAULT_SCHEDULE,
     LISTEN,
     Author,
+    BouncesSettings,
     Config,
     DigestSettings,
     Dkim,
+    ImapSettings,
     Limits,
+    SignupSettings,
     Site,
     SmtpSettings,
+    Webhooks,
     WebSettings,
 )
 
@@ -133,6 +137,56 @@ class WebModel(_Strict):
     listen: str | None = "127.0.0.1:8080"  # null: `digest run` does not serve the web front
 
 
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class ImapModel(_Strict):
+    host: str
+    port: Whole | None = Field(default=None, ge=1, le=65535)
+    username: str
+    password_env: EnvName
+    folder: str = Field(default="INBOX", min_length=1, max_length=200)
+    security: Literal["tls", "starttls"] = "tls"
+    ca_file: Path | None = None
+    timeout: Number = Field(default=30, ge=0.1, le=3600)
+
+
+class SesModel(_Strict):
+    topics: list[str] = []
+
+
+class MailgunModel(_Strict):
+    signing_key_env: EnvName
+
+
+class PostmarkModel(_Strict):
+    username: str = Field(min_length=1)
+    password_env: EnvName
+
+
+class WebhooksModel(_Strict):
+    ses: SesModel | None = None
+    mailgun: MailgunModel | None = None
+    postmark: PostmarkModel | None = None
+
+
+class BouncesModel(_Strict):
+    return_path: str | None = None
+    maildir: Path | None = None
+    imap: ImapModel | None = None
+    every_minutes: Number = Field(default=15, ge=1, le=1440)
+    soft_limit: Whole = Field(default=3, ge=1, le=100)
+    webhooks: WebhooksModel = WebhooksModel()
+
+
+class SignupModel(_Strict):
+    confirm_hours: Number = Field(default=48, ge=0.1, le=24 * 90)
+    per_ip_per_hour: Whole = Field(default=5, ge=1, le=100_000)
+    per_address_per_hour: Whole = Field(default=3, ge=1, le=100)
+    per_hour: Whole = Field(default=200, ge=1, le=1_000_000)
+    welcome: bool = True
+
+
 class LimitsModel(_Strict):
     """Bounds on hostile input (config.Limits); raise one only if a real file needs it."""
 
@@ -154,6 +208,8 @@ class ConfigModel(_Strict):
     smtp: SmtpModel | None = None
     web: WebModel | None = None
     limits: LimitsModel = LimitsModel()
+    bounces: BouncesModel | None = None
+    signup: SignupModel | None = None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
@@ -285,6 +341,8 @@ def read_config(path: Path) -> Config:
         smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
         refresh_minutes=model.feeds.refresh_minutes,
         limits=Limits(**model.limits.model_dump()),
+        bounces=_bounces_settings(path, located, base, model.bounces),
+        signup=SignupSettings(**model.signup.model_dump()) if model.signup else None,
     )
 
 
@@ -416,3 +474,40 @@ def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSe
                                    "null to not serve")])
     return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
                        secret_env=model.secret_env, listen=model.listen)
+
+
+def _bounces_settings(path: Path, located: Located, base: Path,
+                      model: BouncesModel | None) -> BouncesSettings | None:
+    if model is None:
+        return None
+    if model.return_path is not None:
+        _name, address = parseaddr(model.return_path)
+        local, _, domain = address.rpartition("@")
+        if (address != model.return_path.strip() or not local or "." not in domain
+                or "+" in local or len(local) > 40):
+            raise ConfigError([Problem(
+                path, located.line_of(("bounces", "return_path")),
+                f"'bounces.return_path' must be a bare address: {model.return_path!r}",
+                "e.g. bounces@example.org (no name, no '+': digest adds +TOKEN to it; "
+                "at most 40 characters before the @, so the token fits)")])
+    if model.maildir is not None and model.imap is not None:
+        raise ConfigError([Problem(path, located.line_of(("bounces", "imap")),
+                                   "'bounces' names both a maildir and an imap mailbox",
+                                   "keep one of them")])
+    imap = None
+    if model.imap is not None:
+        values = model.imap.model_dump()
+        values["port"] = model.imap.port or (993 if model.imap.security == "tls" else 143)
+        values["ca_file"] = (base / model.imap.ca_file).resolve() if model.imap.ca_file \
+            else None
+        imap = ImapSettings(**values)
+    hooks = model.webhooks
+    webhooks = Webhooks(
+        ses=hooks.ses is not None, ses_topics=tuple(hooks.ses.topics) if hooks.ses else (),
+        mailgun_key_env=hooks.mailgun.signing_key_env if hooks.mailgun else None,
+        postmark_username=hooks.postmark.username if hooks.postmark else None,
+        postmark_password_env=hooks.postmark.password_env if hooks.postmark else None)
+    return BouncesSettings(
+        return_path=model.return_path.strip() if model.return_path else None,
+        maildir=(base / model.maildir).resolve() if model.maildir else None, imap=imap,
+        every_minutes=model.every_minutes, soft_limit=model.soft_limit, webhooks=webhooks)

@@ -73,6 +73,56 @@ class DigestSettings:
 
 
 @dataclass(frozen=True)
+class ImapSettings:
+    """An IMAP mailbox bounces arrive in; the password is read from `password_env` when used."""
+
+    host: str
+    port: int
+    username: str
+    password_env: str
+    folder: str = "INBOX"
+    security: Literal["tls", "starttls"] = "tls"  # TLS always, verified
+    ca_file: Path | None = None  # trust this CA bundle instead of the system's
+    timeout: float = 30
+
+
+@dataclass(frozen=True)
+class Webhooks:
+    """Relays that report bounces by HTTP POST to the web front (/webhooks/NAME)."""
+
+    ses: bool = False  # Amazon SES through SNS: each message's signature is verified
+    ses_topics: tuple[str, ...] = ()  # TopicArns accepted; empty: any (still signed by SNS)
+    mailgun_key_env: str | None = None  # variable holding Mailgun's webhook signing key
+    postmark_username: str | None = None  # Basic auth Postmark is configured to send
+    postmark_password_env: str | None = None
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    """Where bounces, complaints and unsubscribe replies come back, and what they do."""
+
+    # VERP: each message's envelope sender becomes bounces+TOKEN@example.org, the token
+    # signed and naming the run and the subscriber; None: the sender's address, as before
+    return_path: str | None = None
+    maildir: Path | None = None
+    imap: ImapSettings | None = None
+    every_minutes: float = 15  # `digest run` reads the mailbox this often
+    soft_limit: int = 3  # soft bounces in this many digests in a row suppress the address
+    webhooks: Webhooks = Webhooks()
+
+
+@dataclass(frozen=True)
+class SignupSettings:
+    """Sign-up on the web front with double opt-in; None in Config: no sign-up."""
+
+    confirm_hours: float = 48  # the confirmation link expires after this
+    per_ip_per_hour: int = 5  # sign-up requests one IP address may make in an hour
+    per_address_per_hour: int = 3  # confirmation emails one address may get in an hour
+    per_hour: int = 200  # confirmation emails in all, in an hour
+    welcome: bool = True  # send a welcome email once confirmed
+
+
+@dataclass(frozen=True)
 class SmtpSettings:
     """Where and how mail is relayed; the password is read from `password_env` at send time."""
 
@@ -132,3 +182,5 @@ class Config:
     web: WebSettings | None = None
     refresh_minutes: float = 5  # `digest run` rebuilds the feeds this often, besides on changes
     limits: Limits = DEFAULT_LIMITS
+    bounces: BouncesSettings | None = None  # None: nothing reads bounces (`digest check` warns)
+    signup: SignupSettings | None = None

@@ -88,6 +88,74 @@ class Archived:
     period_end: datetime
 
 
+# where someone on the list in the state (not the owner's YAML) came from
+Source = Literal["signup", "import"]
+# feedback about an address (feedback/events.py gives the same four kinds)
+BounceKind = Literal["hard", "soft", "complaint", "unsubscribe"]
+
+
+@dataclass(frozen=True)
+class Member:
+    """Someone on the list beside the owner's YAML: signed up and confirmed, or imported."""
+
+    key: str  # the address lowercased, as Subscriber.key
+    email: str
+    name: str | None
+    tags: tuple[str, ...] | None  # None: every post
+    source: Source
+    since: datetime  # confirmed or first imported
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A sign-up waiting for its confirmation link to be followed."""
+
+    key: str
+    email: str
+    name: str | None
+    tags: tuple[str, ...] | None
+    requested_at: datetime  # the latest request: the confirmation link's clock starts here
+
+
+@dataclass(frozen=True)
+class Suppression:
+    key: str
+    since: datetime
+    reason: str  # "unsubscribed on the web (one-click)", "hard bounce", "complaint", ...
+    evidence: str = ""  # what proves it: a DSN's status and diagnostic, an import's line
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """One bounce, complaint or unsubscribe reply recorded against an address."""
+
+    key: str
+    kind: BounceKind
+    at: datetime
+    origin: str  # dsn, arf, mailto, smtp, ses, mailgun, postmark
+    ident: str  # the same report read twice is recorded once
+    status: str | None = None
+    diagnostic: str = ""
+    run: str | None = None  # the digest's slug, when known
+    evidence: str = ""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of one run as the send log has it, for `digest deliveries` and `show`."""
+
+    run: str  # the run's slug
+    key: str
+    email: str
+    state: DeliveryState
+    attempts: int
+    code: int | None
+    reply: str | None
+    message_id: str | None
+    posts: int | None
+    updated_at: datetime | None
+
+
 class SharedState(Protocol):
     """Everything digest keeps that every machine serving one site must see alike.
 
@@ -169,6 +237,71 @@ class SharedState(Protocol):
 
     def unsuppress(self, key: str) -> bool:
         """Take off the suppression list; False if it was not there."""
+        ...
+
+    def suppression(self, key: str) -> Suppression | None:
+        """Why and since when *key* is suppressed; None if it is not."""
+        ...
+
+    def suppressions(self) -> list[Suppression]:
+        """The whole suppression list, oldest first."""
+        ...
+
+    def suppress_with(self, key: str, reason: str, evidence: str = "") -> bool:
+        """suppress, keeping *evidence* (a DSN's status and words, an import's line)."""
+        ...
+
+    # the list beside the YAML: sign-ups and imports --------------------------------------
+    def members(self, source: Source | None = None) -> list[Member]:
+        """Everyone signed up or imported (of *source* if given), in the order they came."""
+        ...
+
+    def member(self, key: str) -> Member | None: ...
+
+    def put_member(self, member: Member) -> Literal["new", "updated", "same"]:
+        """Add or update *member* (its `since` is kept from the first time)."""
+        ...
+
+    def remove_member(self, key: str) -> bool: ...
+
+    def pending(self, key: str) -> Pending | None: ...
+
+    def save_pending(self, pending: Pending) -> None:
+        """Keep (or replace) the sign-up waiting for *pending.key*'s confirmation."""
+        ...
+
+    def take_pending(self, key: str) -> Pending | None:
+        """The sign-up waiting for *key*, removed: a confirmation link works once."""
+        ...
+
+    def pending_count(self, since: datetime | None = None) -> int: ...
+
+    def drop_pending(self, before: datetime) -> int:
+        """Forget sign-ups requested before *before* (never confirmed); how many."""
+        ...
+
+    def hit(self, bucket: str, limit: int, window_seconds: float, now: datetime) -> bool:
+        """Count one event in *bucket* and say whether it is within *limit* per window;
+        one transaction, so every web node shares the same count."""
+        ...
+
+    # bounces and complaints --------------------------------------------------------------
+    def record_bounce(self, bounce: Bounce) -> bool:
+        """Keep *bounce*; False if one with its ident is already kept."""
+        ...
+
+    def bounces(self, key: str | None = None, *, since: datetime | None = None,
+                limit: int = 1000) -> list[Bounce]:
+        """Bounces of *key* (or of everyone), newest first."""
+        ...
+
+    # who got what ------------------------------------------------------------------------
+    def deliveries(self, run: Run, *, failed: bool = False) -> list[Delivery]:
+        """Every delivery of *run* (the failed and deferred only, if *failed*), in order."""
+        ...
+
+    def deliveries_of(self, key: str, limit: int = 10) -> list[Delivery]:
+        """*key*'s deliveries, latest run first."""
         ...
 
     # tag choices made on the web front ---------------------------------------------------

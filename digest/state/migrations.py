@@ -104,6 +104,27 @@ MIGRATIONS = (
                           period_end TEXT NOT NULL, ends_at REAL NOT NULL, text TEXT NOT NULL);
     CREATE INDEX archive_order ON archive(ends_at, slug);
     """,
+    # 0.9: the list beside the owner's YAML (sign-ups and imports), sign-ups waiting for
+    # confirmation, rate-limit counters shared by every web node, bounces and complaints,
+    # and the evidence behind each suppression (state/lists.py)
+    """
+    ALTER TABLE suppressed ADD COLUMN evidence TEXT NOT NULL DEFAULT '';
+    CREATE TABLE members (key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT,
+                          tags TEXT NOT NULL, source TEXT NOT NULL
+                              CHECK (source IN ('signup', 'import')),
+                          since TEXT NOT NULL, updated_at TEXT NOT NULL);
+    CREATE TABLE pending (key TEXT PRIMARY KEY, email TEXT NOT NULL, name TEXT,
+                          tags TEXT NOT NULL, requested_at TEXT NOT NULL);
+    CREATE TABLE hits (bucket TEXT NOT NULL, at REAL NOT NULL);
+    CREATE INDEX hits_bucket ON hits(bucket, at);
+    CREATE TABLE bounces (ident TEXT PRIMARY KEY, key TEXT NOT NULL, kind TEXT NOT NULL
+                              CHECK (kind IN ('hard', 'soft', 'complaint', 'unsubscribe')),
+                          at TEXT NOT NULL, origin TEXT NOT NULL, status TEXT,
+                          diagnostic TEXT NOT NULL, run TEXT, evidence TEXT NOT NULL);
+    CREATE INDEX bounces_key ON bounces(key, at);
+    CREATE INDEX bounces_at ON bounces(at);
+    CREATE INDEX deliveries_subscriber ON deliveries(subscriber);
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

@@ -205,8 +205,8 @@ class SendLog:
     def suppress(self, key: str, reason: str) -> bool:
         """Add to the suppression list; False if it was already there."""
         with self.store.atomic() as db:
-            cursor = db.execute("INSERT OR IGNORE INTO suppressed VALUES (?, ?, ?)",
-                                (key, _now(), reason))
+            cursor = db.execute("INSERT OR IGNORE INTO suppressed (subscriber, since, reason) "
+                                "VALUES (?, ?, ?)", (key, _now(), reason))
             return cursor.rowcount > 0
 
     def unsuppress(self, key: str) -> bool:

@@ -16,18 +16,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .interface import Archived, NextRun, Run
+from .lists import Lists
 from .sendlog import SendLog
 from .store import Store
 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's SQLAlchemyJobStore's default table
 
 
-class SqliteState(SendLog):
+class SqliteState(SendLog, Lists):
     """The shared state in one SQLite file; *read_only*: opened as `digest status` does,
     where a database a daemon has not yet written may lack tables (then nothing is there)."""
 
     def __init__(self, store: Store, *, read_only: bool = False) -> None:
-        super().__init__(store)
+        SendLog.__init__(self, store)
         self.read_only = read_only
 
     def _has_table(self, name: str) -> bool:
