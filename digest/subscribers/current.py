@@ -1,5 +1,12 @@
 """The subscribers a command works with: the subscribers file, or, when it cannot be read
-now, the last good copy of it kept in the state database (the error is logged loudly)."""
+now, the last good copy of it kept in the state database (the error is logged loudly); and
+after them everyone who signed up or was imported (kept in the state beside the file).
+
+The file is the owner's and comes first: an address in both counts once, as the file has it
+(tags chosen when signing up are kept as web preferences, which apply on top of the file).
+The suppression list is not applied here: the send, the preview and the web front each
+look at it, so a suppression always wins whatever list the address is on.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +15,8 @@ from collections.abc import Collection
 
 from ..config import Config
 from ..errors import ConfigError, Problem, SubscribersUnreadable
-from ..state.interface import SharedState
-from .load import SubscriberList, load_subscribers, parse_subscribers
+from ..state.interface import Member, SharedState
+from .load import Subscriber, SubscriberList, load_subscribers, parse_subscribers
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +49,17 @@ def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str
                   snapshot[2])
         if fell_back is not None:
             fell_back.append(exc)
-        return parse_subscribers(path, snapshot[1], known, limits)
+        return with_members(parse_subscribers(path, snapshot[1], known, limits),
+                            sendlog.members())
     if text is not None and keep:
         sendlog.save_snapshot(str(path), text)
-    return found
+    return with_members(found, sendlog.members())
+
+
+def with_members(found: SubscriberList, members: list[Member]) -> SubscriberList:
+    """The file's subscribers, then the members whose address the file does not have."""
+    if not members:
+        return found
+    listed = {sub.key for sub in found.subscribers}
+    extra = tuple(Subscriber(m.email, m.name, m.tags) for m in members if m.key not in listed)
+    return SubscriberList(found.subscribers + extra, found.problems, found.warnings)
