@@ -110,6 +110,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
                     "--subscriber", "--to"],
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
     "digest status": ["--config", "--json"],
+    "digest subscribers": [],
     "digest unsubscribe": ["--config", "<email>"],
 }
 

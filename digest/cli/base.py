@@ -146,6 +146,20 @@ def subcommand(f: Any) -> Any:
     return main.command()(f)
 
 
+@main.group()
+def subscribers() -> None:
+    """Who is on the list beside the subscribers file: sign-ups, imports, suppressions."""
+
+
+def subscribers_command(f: Any) -> Any:
+    """A command under `digest subscribers`, with --config accepted after it too."""
+    f = click.option("--config", type=click.Path(dir_okay=False), expose_value=False,
+                     callback=_config_given, is_eager=True,
+                     help="The config file to use (default: config.yaml; also accepted "
+                          "before the command).")(f)
+    return subscribers.command()(f)
+
+
 def _old_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.meta["digest.now"] = value

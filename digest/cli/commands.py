@@ -4,12 +4,22 @@ Exit codes: 0 success, 1 some input was rejected (everything else was still done
 2 usage or configuration errors. Logging is configured here and nowhere else.
 
 The group and what every command shares are in base.py; the commands, by what they work on,
-in feeds_commands.py, digest_commands.py and admin_commands.py: importing them registers them.
+in feeds_commands.py, digest_commands.py, admin_commands.py, list_commands.py,
+import_command.py, signup_commands.py and feedback_commands.py: importing them registers them.
 """
 
 from __future__ import annotations
 
-from . import admin_commands, digest_commands, feeds_commands
+from . import (
+    admin_commands,
+    digest_commands,
+    feedback_commands,
+    feeds_commands,
+    import_command,
+    list_commands,
+    signup_commands,
+)
 from .base import DEFERRED_EXIT, main
 
-__all__ = ["DEFERRED_EXIT", "admin_commands", "digest_commands", "feeds_commands", "main"]
+__all__ = ["DEFERRED_EXIT", "admin_commands", "digest_commands", "feedback_commands",
+           "feeds_commands", "import_command", "list_commands", "main", "signup_commands"]

@@ -1,0 +1,3 @@
+"""`digest bounces`: read the bounces mailbox now."""
+
+from __future__ import annotations
