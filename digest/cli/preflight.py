@@ -265,8 +265,9 @@ def _bounces(report: Report, config: Config) -> None:
     its sender blocked under Gmail's and Yahoo's bulk-sender rules."""
     bounces = config.bounces
     hooks = bounces.webhooks if bounces else None
-    reads = bounces is not None and (bounces.maildir or bounces.imap or hooks and (
-        hooks.ses or hooks.mailgun_key_env or hooks.postmark_username))
+    hooked = hooks is not None and bool(hooks.ses or hooks.mailgun_key_env
+                                        or hooks.postmark_username)
+    reads = bounces is not None and bool(bounces.maildir or bounces.imap or hooked)
     if not reads:
         report.add("advice", f"{config.path}: nothing reads bounces and complaints, so dead "
                              "addresses get a digest every week; set 'bounces:' with a "
