@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 
-from ..config import Config
+from ..config import Config, WebSettings
 from ..edition.layout import DkimKey, Layout, MailSettings, default_list_id
 from ..edition.selection import Window, posts_for_run, window
 from ..errors import ConfigError, Problem
@@ -88,6 +88,16 @@ def _signer(config: Config) -> Signer | None:
                     "one-click unsubscribe link (Gmail and Yahoo expect one from bulk senders)")
         return None
     return Signer.from_env(config.web.secret_env)
+
+
+def return_path_signer(config: Config, signer: Signer | None) -> Signer | None:
+    """What signs VERP tokens when bounces.return_path is set: the web front's secret (the
+    same variable; it need not serve anything). MissingSecret if that variable is unset."""
+    if config.bounces is None or config.bounces.return_path is None:
+        return None
+    if signer is not None:
+        return signer
+    return Signer.from_env(config.web.secret_env if config.web else WebSettings().secret_env)
 
 
 @contextmanager
