@@ -29,7 +29,7 @@ BOUNCE_SUBJECT = re.compile(
     r"could not be delivered|non[- ]?delivery|rejected)", re.IGNORECASE)
 DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
 ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-BASIC = re.compile(r"(?:^|[\s:(\[])([45])\d\d(?=[\s-])")
+BASIC = re.compile(r"(?:^|[\s:(\[])([45])\d\d(?=[\s:-])")  # "550 ", "554: " (Yahoo)
 # a line naming a failed recipient: `<a@b>:` (qmail, Yahoo), an address alone on its line
 # (Exim), `<a@b>... reason` (sendmail)
 RECIPIENT = re.compile(r"^\s*<?([^\s<>@\"(),;:]{1,200}@[A-Za-z0-9.-]{1,255}\.[A-Za-z]{2,63})>?"
