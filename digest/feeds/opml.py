@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from xml.etree import ElementTree as ET
 
-
 OPML_FILES = {"atom": "feeds.opml", "rss": "feeds-rss.opml"}
 
 
@@ -25,10 +24,11 @@ def opml_bytes(title: str, feeds: Sequence[tuple[str, str, str]], kind: str) -> 
     head = ET.SubElement(root, "head")
     ET.SubElement(head, "title").text = title
     body = ET.SubElement(root, "body")
-    version = {"version": "RSS2"} if kind == "rss" else {}
     for feed_title, xml_url, html_url in feeds:
-        ET.SubElement(body, "outline", type="rss", text=feed_title, title=feed_title,
-                      xmlUrl=xml_url, htmlUrl=html_url, **version)
+        outline = ET.SubElement(body, "outline", type="rss", text=feed_title,
+                                title=feed_title, xmlUrl=xml_url, htmlUrl=html_url)
+        if kind == "rss":
+            outline.set("version", "RSS2")
     ET.indent(root)
     text = ET.tostring(root, encoding="unicode")
     return ('<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n").encode()
