@@ -34,3 +34,8 @@ def after_send(config: Config, runs: Iterable[Run]) -> Applied:
     for address, reason in applied.suppressed:
         log.info("suppressed %s: %s", address, reason)
     return applied
+
+
+def read_feedback(config: Config) -> Applied:
+    """What the bounces mailbox holds, classified and applied; nothing without one."""
+    raise NotImplementedError  # lands with the mailbox and the classifier
