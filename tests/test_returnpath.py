@@ -14,8 +14,12 @@ from conftest import make_site, run_cli
 from helpers import DAEMON_POSTS, DAEMON_SUBSCRIBERS, MONDAY, SECRET, SERVED, write_subscribers
 from smtp_server import SmtpServer
 
+from digest.config import load_config
 from digest.delivery import returnpath
 from digest.delivery.returnpath import LOCAL_PART_MAX, Verp, decode, encode
+from digest.feedback.classify import classify
+from digest.feedback.ours import ours
+from digest.state.open import open_state
 from digest.subscribers.tokens import Signer
 
 SIGNER = Signer([SECRET.encode()])
@@ -167,3 +171,26 @@ def test_the_outbox_records_the_verp_envelope_sender(tmp_path: Path) -> None:
         message = box[key]
         found[message["Delivered-To"]] = resolve_sent(message["Return-Path"], slug)
     assert found == {email: (slug, email) for email in SERVED}
+
+
+def test_a_bounce_of_a_sent_digest_names_its_subscriber_and_run(tmp_path: Path) -> None:
+    """End to end: send to the outbox, bounce one message back through the send log's
+    own candidates (feedback/ours.py), get its subscriber and run."""
+    cfg = site(tmp_path, None, RETURN_PATH)
+    send(cfg)
+    box = mailbox.Maildir(tmp_path / "state" / "outbox", create=False)
+    sent = next(box[k] for k in box.iterkeys() if box[k]["Delivered-To"] == "ana@example.org")
+    bounce = (f"From: MAILER-DAEMON@mx.example.net\nTo: {sent['Return-Path'].strip('<>')}\n"
+              "Subject: Undelivered Mail Returned to Sender\nMessage-ID: <b1@mx.example.net>\n"
+              "Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+              "--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx\n\n"
+              "Final-Recipient: rfc822; forwarded@elsewhere.example\nAction: failed\n"
+              "Status: 5.1.1\n\n--B--\n").encode()
+    config = load_config(cfg)
+    state = open_state(config)
+    try:
+        found = classify(bounce, ours(config, state))
+    finally:
+        state.close()
+    assert [(f.kind, f.address, f.run) for f in found] == [
+        ("hard", "ana@example.org", MONDAY.strftime("%Y-%m-%d"))]
