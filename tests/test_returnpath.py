@@ -194,3 +194,16 @@ def test_a_bounce_of_a_sent_digest_names_its_subscriber_and_run(tmp_path: Path) 
         state.close()
     assert [(f.kind, f.address, f.run) for f in found] == [
         ("hard", "ana@example.org", MONDAY.strftime("%Y-%m-%d"))]
+
+
+def test_without_the_secret_send_refuses_before_making_a_run(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DIGEST_SECRET")
+    cfg = site(tmp_path, None, RETURN_PATH)
+    code, _out, err = run_cli(["--config", str(cfg), "send", "--as-of", MONDAY.isoformat()])
+    assert code == 2 and "DIGEST_SECRET" in err and "Traceback" not in err
+    state = open_state(load_config(cfg))
+    try:
+        assert state.runs() == []
+    finally:
+        state.close()

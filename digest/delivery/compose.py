@@ -24,7 +24,7 @@ from ..subscribers.load import (
     Subscriber,
 )
 from .returnpath import encode as verp_address
-from .session import Session, domain_of, return_path_signer
+from .session import Session, domain_of
 from .transport import Outgoing
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Composer:
         bounces = s.config.bounces
         # VERP: each message's envelope sender names its run and subscriber (returnpath.py)
         self.return_path = bounces.return_path if bounces else None
-        self.verp_signer = return_path_signer(s.config, s.signer)
+        self.verp_signer = s.verp_signer
         base = s.config.web.base_url if s.config.web else None
         self.base_url = base
 

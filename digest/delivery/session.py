@@ -51,6 +51,7 @@ class Session:
     signer: Signer | None
     as_of: datetime
     by_id: dict[str, Post] = field(default_factory=dict)
+    verp_signer: Signer | None = None  # signs VERP return paths, with bounces.return_path
 
 
 def _sender(config: Config) -> str:
@@ -108,6 +109,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
     settings = mail_settings(config)
     layout = Layout(settings)
     signer = _signer(config)
+    verp_signer = return_path_signer(config, signer)  # no secret: refuse before any run
     store = Store.scratch(config.state) if scratch else Store.open(config.state)
     try:
         sendlog = open_state(config, local=store)
@@ -116,7 +118,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
         subscribers = read_subscribers(config, sendlog, corpus.terms, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
         yield Session(config, store, sendlog, corpus, ids, subscribers, layout, signer,
-                      as_of, by_id)
+                      as_of, by_id, verp_signer)
     finally:
         store.close()
 
