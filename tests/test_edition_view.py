@@ -118,6 +118,23 @@ def test_subscribers_added_to_a_run_already_archived_get_their_own_edition(
         assert _page_titles(http.get(camp).text) == ["Campaign Analyst"]
 
 
+def test_links_point_into_the_archive_as_frozen_after_a_post_is_gone(tmp_path: Path) -> None:
+    """The run's posts as the archive froze them, not as they are now: with the newest post
+    deleted, a subscriber added later gets the link to their two posts where the archive
+    holds them (second and fourth), not to whatever is now second and fourth."""
+    site = digest_site(tmp_path)
+    send(load_config(site), as_of=MONDAY)
+    ana = _links(by_recipient(outbox(site))["ana@example.org"][0])
+    digest_site(tmp_path, subscribers=[*SUBSCRIBERS, {"email": "u2@example.org",
+                                                      "tags": ["union"]}])
+    (tmp_path / "_posts" / "2024-06-07-intern.md").unlink()  # after: digest_site writes it
+    assert send(load_config(site), as_of=MONDAY).runs[0].posts == 3
+    late = _links(by_recipient(outbox(site))["u2@example.org"][0])
+    assert late == ana
+    with WebServer(load_config(site)) as running, httpx.Client(base_url=running.url) as http:
+        assert _page_titles(http.get(late).text) == ["Membership DBA", "Union Data Organizer"]
+
+
 def test_a_run_archived_before_edition_pages_is_still_served(tmp_path: Path) -> None:
     site = digest_site(tmp_path)
     send(load_config(site), as_of=MONDAY)
