@@ -208,7 +208,7 @@ def _preview(site: Path, out: Path, *extra: str) -> tuple[int, str, str]:
 
 def test_preview_of_one_subscriber_is_what_they_receive(tmp_path: Path) -> None:
     site = digest_site(tmp_path)
-    code, output, err = _preview(site, tmp_path / "look", "--subscriber", "Ana@Example.org ")
+    code, _output, err = _preview(site, tmp_path / "look", "--subscriber", "Ana@Example.org ")
     assert code == 0, err
     text = (tmp_path / "look" / "ana_at_example.org.txt").read_text(encoding="utf-8")
     page = (tmp_path / "look" / "ana_at_example.org.html").read_text(encoding="utf-8")
@@ -240,7 +240,7 @@ def test_preview_of_one_subscriber_follows_their_tags_chosen_on_the_web(tmp_path
 def test_preview_without_a_subscriber_still_shows_where_personal_values_go(
         tmp_path: Path) -> None:
     site = digest_site(tmp_path)
-    code, output, err = _preview(site, tmp_path / "look")
+    code, _output, err = _preview(site, tmp_path / "look")
     assert code == 0, err
     texts = sorted((tmp_path / "look").glob("*.txt"))
     assert len(texts) == 3
@@ -252,7 +252,7 @@ def test_preview_without_a_subscriber_still_shows_where_personal_values_go(
 
 def test_preview_of_an_unknown_address_names_no_one_else(tmp_path: Path) -> None:
     site = digest_site(tmp_path)
-    code, output, err = _preview(site, tmp_path / "look", "--subscriber", "ana@example.org\x1b[2J")
+    code, _output, err = _preview(site, tmp_path / "look", "--subscriber", "ana@example.org\x1b[2J")
     assert code == 2
     assert "Traceback" not in err and "\x1b" not in err
     assert "ana@example.org?[2J is not a subscriber" in err
@@ -278,6 +278,6 @@ def test_preview_of_one_subscriber_without_a_web_front(tmp_path: Path) -> None:
 
 def test_preview_of_a_subscriber_with_nothing_new_says_so(tmp_path: Path) -> None:
     site = digest_site(tmp_path, posts={**POSTS, "2024-06-08-x.md": post("X", tags="[x]")})
-    code, output, err = _preview(site, tmp_path / "look", "--subscriber", "nobody@example.org")
+    code, _output, err = _preview(site, tmp_path / "look", "--subscriber", "nobody@example.org")
     assert code == 0, err
     assert "nobody@example.org has nothing new in this digest" in err
