@@ -1,7 +1,9 @@
 """Posts of a run + one subscriber → that subscriber's message.
 
 Each distinct edition (same posts, same tags followed) is laid out once and personalised
-per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000.
+per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000. Its "view in
+browser" link is that edition's page of the web archive (archive.py: the id is the set of
+posts it carries), so the page shows what the email showed, not the whole run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ..posts.rendered import render_posts
 from ..subscribers.load import (
     Subscriber,
 )
+from . import archive
+from .archive import ArchivedRun
 from .returnpath import encode as verp_address
 from .session import Session, domain_of
 from .transport import Outgoing
@@ -63,6 +67,9 @@ class Composer:
         self.verp_signer = s.verp_signer
         base = s.config.web.base_url if s.config.web else None
         self.base_url = base
+        # the run as frozen for the web archive, which edition links point into; None until
+        # it is frozen (a preview): its posts will be frozen as self.items, in that order
+        self.archived: ArchivedRun | None = None
 
     def _items(self, posts: list[Post]) -> list[DigestPost]:
         s = self.s
@@ -105,16 +112,32 @@ class Composer:
         if rendered is not None:
             self.editions.move_to_end(key)
         else:
-            archive = f"{self.base_url}/archive/{self.slug}" if self.base_url else None
             edition = Edition(period_start=period.start, period_end=period.end,
                               posts=tuple(self.items[i] for i in picked),
-                              followed=sub.tags, archive_url=archive)
+                              followed=sub.tags, archive_url=self.archive_url(picked))
             rendered = self.s.layout.edition(edition)
             self.laid_out += 1
             self.editions[key] = rendered
             if len(self.editions) > EDITIONS_KEPT:
                 self.editions.popitem(last=False)
         return rendered
+
+    def entry_ids(self) -> list[str]:
+        """The entry id of each of self.items, for the archive."""
+        return [self.s.ids[post.path] for post in self.posts]
+
+    def archive_url(self, picked: tuple[int, ...]) -> str | None:
+        """The "view in browser" link of the edition carrying *picked*: its own page in the
+        archive, or the whole run's if the archive lacks one of its posts (which only a run
+        frozen by an older version, whose post then changed its URL, can do)."""
+        if self.base_url is None:
+            return None
+        whole = f"{self.base_url}/archive/{self.slug}"
+        indexes: list[int] | None = list(picked)
+        if self.archived is not None:
+            indexes = archive.indexes_in(self.archived, ((self.s.ids[self.posts[i].path],
+                                                          self.items[i].url) for i in picked))
+        return f"{whole}/{archive.edition_id(indexes)}" if indexes else whole
 
     def grouped(self, items: list[T], who: Callable[[T], tuple[Subscriber, tuple[int, ...]]]
                 ) -> list[T]:
