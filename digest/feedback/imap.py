@@ -145,7 +145,8 @@ class ImapMailbox:
                                        "enable STARTTLS on the server")
                 imap.starttls(ssl_context=context)
             except BaseException:
-                imap.shutdown()
+                with suppress(OSError):  # a failed handshake may have closed the socket
+                    imap.shutdown()
                 raise
             return imap
 
