@@ -15,7 +15,7 @@ import pytest
 from imap_server import ImapServer
 
 from digest.config import BouncesSettings, ImapSettings
-from digest.errors import MailboxError
+from digest.errors import ConfigError, MailboxError
 from digest.feedback.mailbox import Incoming, Mailbox, MaildirMailbox, open_mailbox
 
 
@@ -306,3 +306,22 @@ def test_imap_refused_connection_is_a_clear_error(server: ImapServer, folder: st
         imap(server, folder, port=port)
     assert str(raised.value).startswith(f"imaps://bounces@127.0.0.1:{port}/{folder}: "
                                         f"connection refused")
+
+
+def test_imap_folder_with_non_ascii_name_is_found(server: ImapServer) -> None:
+    server.append("bounces", message("bounce"), folder="R&APw-ckl&AOQ-ufer")  # RFC 3501 5.1.3
+    with contextlib.closing(imap(server, "Rückläufer")) as mailbox:
+        assert read_all(mailbox, handle={"bounce"}) == ["bounce"]
+
+
+def test_imap_control_characters_are_refused_before_connecting(server: ImapServer) -> None:
+    with pytest.raises(MailboxError, match="control character"):
+        imap(server, "INBOX\r\nA1 DELETE INBOX")
+    assert server.flags("bounces") is not None  # INBOX still there
+
+
+def test_imap_unreadable_ca_file_is_a_config_error(server: ImapServer, folder: str,
+                                                   tmp_path: Path) -> None:
+    (tmp_path / "ca.pem").write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"bounces\.imap\.ca_file cannot be loaded"):
+        imap(server, folder, ca_file=tmp_path / "ca.pem")

@@ -6,7 +6,9 @@ here into one MailboxError each, naming the mailbox and what to do.
 
 from __future__ import annotations
 
+import base64
 import imaplib
+import logging
 import re
 import socket
 import ssl
@@ -21,6 +23,7 @@ from .incoming import MAX_MESSAGE_BYTES, Incoming, Progress, too_big
 if TYPE_CHECKING:
     from ..config import ImapSettings
 
+log = logging.getLogger(__name__)
 _HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 62, 64  # OpenSSL's X509_V_ERR_* codes
 _SIZES_PER_FETCH = 200  # UIDs per FETCH of sizes: keeps the command line short
 _UID = re.compile(rb"\bUID (\d+)")
@@ -45,9 +48,35 @@ def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
                                    "CA certificates")]) from None
 
 
-def _quoted(folder: str) -> str:
-    """A folder name as an IMAP quoted string (imaplib sends arguments as they are)."""
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def _quoted(value: str) -> str:
+    """*value* as an IMAP quoted string (imaplib sends most arguments as they are)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _folder_name(folder: str) -> str:
+    """*folder* in IMAP's modified UTF-7 (RFC 3501 5.1.3), so "Rückläufer" can be named."""
+    out: list[str] = []
+    wide: list[str] = []
+
+    def flush() -> None:
+        if wide:
+            packed = base64.b64encode("".join(wide).encode("utf-16-be")).decode("ascii")
+            out.append("&" + packed.rstrip("=").replace("/", ",") + "-")
+            wide.clear()
+
+    for char in folder:
+        if " " <= char <= "~":
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            wide.append(char)
+    flush()
+    return "".join(out)
+
+
+def _control_characters(*values: str) -> bool:
+    """Whether a value would break the command it is sent in (CR, LF and the like)."""
+    return any(ord(char) < 0x20 or ord(char) == 0x7F for value in values for char in value)
 
 
 def _text(data: list[Any]) -> str:
@@ -72,6 +101,11 @@ class ImapMailbox:
                                f"{settings.password_env} is not set",
                                f"set {settings.password_env} to the password of "
                                f"{settings.username} on {settings.host}")
+        if _control_characters(settings.username, settings.folder, password):
+            raise MailboxError(self._where, "the user name, folder or password holds a "
+                               "control character (such as a line break)",
+                               "remove it from bounces.imap or from "
+                               f"{settings.password_env}")
         context = _tls_context(settings.ca_file)
         self._imap = self._connect(context)
         try:
@@ -155,12 +189,17 @@ class ImapMailbox:
         refused = (f"the server refused the login of {settings.username}",
                    f"check bounces.imap.username and the password in {settings.password_env}")
         with self._translated("logging in", refused):
-            self._imap.login(settings.username, password)
+            try:
+                self._imap.login(_quoted(settings.username), password)
+            except UnicodeEncodeError:
+                raise MailboxError(self._where, "IMAP LOGIN takes only ASCII user names and "
+                                   "passwords", f"use an ASCII password in "
+                                   f"{settings.password_env}, or ask for one") from None
 
     def _select(self) -> int:
         """Select the folder (read-write, to set \\Seen); its UIDVALIDITY."""
         with self._translated("opening the folder"):
-            status, data = self._imap.select(_quoted(self.settings.folder))
+            status, data = self._imap.select(_quoted(_folder_name(self.settings.folder)))
             if status != "OK":
                 raise MailboxError(self._where, f"cannot open the folder "
                                    f"{self.settings.folder!r}: {_text(data)}",
@@ -180,7 +219,9 @@ class ImapMailbox:
         prefix = f"{self._where};UIDVALIDITY={self.uidvalidity};UID="
         if checkpoint.startswith(prefix) and checkpoint[len(prefix):].isdigit():
             return int(checkpoint[len(prefix):])
-        return None  # another folder, or its UIDs were renumbered: examine all unseen
+        log.info("%s: checkpoint %r is for another folder, or the folder's UIDs were "
+                 "renumbered: every unseen message is examined", self._where, checkpoint)
+        return None
 
     def checkpoint(self) -> str | None:
         mark = self._progress.mark

@@ -124,21 +124,23 @@ class MaildirMailbox:
         for ctime, folder, name in self._candidates()[:limit]:
             file = self.path / folder / name
             ident = "maildir:" + name.partition(":")[0]
-            data = self._read(file)
-            if data is None:  # gone meanwhile: nothing to do, nothing lost
+            read = self._read(file)
+            if read is None:  # gone meanwhile: nothing to do, nothing lost
                 continue
+            data, size = read
             self._progress.examined(ident, ctime)
             if len(data) > self.max_bytes:
-                too_big(str(file), os.stat(file).st_size, self.max_bytes)
+                too_big(str(file), size, self.max_bytes)
                 self._progress.finished(ident)
                 continue
             yield Incoming(ident, data, str(file), ctime)
 
-    def _read(self, file: Path) -> bytes | None:
-        """The file's bytes, or max_bytes + 1 of them for a larger one; None if it is gone."""
+    def _read(self, file: Path) -> tuple[bytes, int] | None:
+        """The file's bytes (max_bytes + 1 of them for a larger one) and size; None if it is
+        gone."""
         try:
             with open(file, "rb") as handle:
-                return handle.read(self.max_bytes + 1)
+                return handle.read(self.max_bytes + 1), os.fstat(handle.fileno()).st_size
         except FileNotFoundError:
             return None
         except OSError as exc:
