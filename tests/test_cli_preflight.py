@@ -298,3 +298,18 @@ def test_check_smtp_without_an_smtp_section_exits_2(tmp_path: Path) -> None:
     code, out, _ = check(digest_site(tmp_path), "--smtp")
     assert code == 2
     assert "--smtp: there is no 'smtp:' section" in out
+
+
+def test_check_advises_on_bounce_handling_without_failing(tmp_path: Path) -> None:
+    code, out, err = check(digest_site(tmp_path))
+    assert (code, out) == (0, "")
+    assert "warning: " in err and "nothing reads bounces and complaints" in err
+    assert "no 'bounces.return_path'" in err
+
+
+def test_check_is_quiet_about_bounces_once_they_are_read(tmp_path: Path) -> None:
+    (tmp_path / "bounces").mkdir()
+    code, out, err = check(digest_site(tmp_path, bounces={
+        "return_path": "bounces@example.org", "maildir": "bounces"}))
+    assert (code, out) == (0, ""), err
+    assert "nothing reads bounces" not in err and "return_path" not in err

@@ -83,13 +83,18 @@ def _send_all(ctx: click.Context, config: Config, as_of: datetime, state_lost: b
     """The digest to every subscriber, an unfinished run resumed first."""
     from ..delivery.progress import make_progress
     from ..delivery.send import send
+    from ..feedback.process import after_send
 
     report = send(config, as_of=as_of, progress=make_progress(), state_lost=state_lost)
+    refused = after_send(config, [run.run for run in report.runs]).suppressed
     skipped = _print_problems(report.subscribers)
     if report.nothing_new:
         click.echo(report.nothing_new)
     for run in report.runs:
         _print_run(run)
+    if refused:
+        click.echo(f"{len(refused)} address(es) refused for good (5xx) are now suppressed: "
+                   "`digest subscribers list --suppressed` lists them", err=True)
     if config.smtp is None and report.runs:
         click.echo(f"(no smtp: configured: messages are in the outbox "
                    f"{config.state / 'outbox'})")

@@ -79,6 +79,8 @@ def check(ctx: click.Context, as_of_text: str | None, future: bool, smtp: bool) 
 
     Exit 1 if some posts or subscriber entries would be rejected; exit 2 if a command
     would fail: the config, a secret, a template, the schedule, or (--smtp) the server.
+    Advice on settings (no bounce handling, no VERP) is shown as a warning and does not
+    change the exit status.
     """
     from .preflight import check as preflight
     from .preflight import probe_smtp
@@ -92,6 +94,8 @@ def check(ctx: click.Context, as_of_text: str | None, future: bool, smtp: bool) 
     for finding in report.findings:
         if finding.level == "note":
             click.echo(finding.text, err=True)
+        elif finding.level == "advice":  # beside the notes: stdout lists what is wrong
+            click.echo("warning: " + finding.text, err=True)
         else:
             click.echo(prefix[finding.level] + finding.text)
     ctx.exit(report.exit_code)

@@ -33,14 +33,16 @@ if TYPE_CHECKING:
     from ..posts.scan import Scan
     from ..state.store import Store
 
-Level = Literal["rejected", "warning", "error", "note"]
+Level = Literal["rejected", "warning", "error", "note", "advice"]
 SAMPLE_POSTS = 5  # the newest posts put in the edition rendered to test the templates
 
 
 @dataclass(frozen=True)
 class Finding:
     """One line of the check. rejected/warning: a post or subscriber entry (exit 1);
-    error: a command would fail (exit 2); note: what was checked, for the reader."""
+    error: a command would fail (exit 2); note: what was checked, for the reader;
+    advice: a setting worth changing that breaks nothing today (shown as a warning, exit
+    unchanged: a site without bounce handling still sends)."""
 
     level: Level
     text: str
@@ -83,6 +85,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
             settings = _mail_settings(report, config)
             _secrets(report, config)
             _templates(report, config, store, corpus, settings, as_of)
+            _bounces(report, config)
         _web(report, config)
         _daemon(report, config, as_of)
         _transport(report, config)
@@ -255,6 +258,26 @@ def _web_templates(report: Report, config: Config) -> None:
             pages.template(path.name.removesuffix(".html.j2"))
         except TemplateError as exc:
             report.add("error", exc.problems[0])
+
+
+def _bounces(report: Report, config: Config) -> None:
+    """Whether anything reads what comes back: a list that only grows dead addresses gets
+    its sender blocked under Gmail's and Yahoo's bulk-sender rules."""
+    bounces = config.bounces
+    hooks = bounces.webhooks if bounces else None
+    hooked = hooks is not None and bool(hooks.ses or hooks.mailgun_key_env
+                                        or hooks.postmark_username)
+    reads = bounces is not None and bool(bounces.maildir or bounces.imap or hooked)
+    if not reads:
+        report.add("advice", f"{config.path}: nothing reads bounces and complaints, so dead "
+                             "addresses get a digest every week; set 'bounces:' with a "
+                             "maildir, an imap mailbox or a relay's webhooks (README: "
+                             "Bounces and complaints)")
+    if bounces is None or bounces.return_path is None:
+        report.add("advice", f"{config.path}: no 'bounces.return_path', so a bounce is "
+                             "matched to its subscriber only by what the report says; set "
+                             "it (e.g. bounces@example.org) to give each message its own "
+                             "signed return path (VERP)")
 
 
 def _web(report: Report, config: Config) -> None:

@@ -27,6 +27,7 @@ from ..delivery.progress import LogProgress
 from ..delivery.send import send_async
 from ..delivery.session import when
 from ..errors import Busy, ConfigError, DigestError
+from ..feedback.process import after_send
 from ..util.logs import event
 from .host import Host
 from .schedule import DIGEST_JOB, STATE_STORE, schedule_digest
@@ -158,6 +159,11 @@ class DigestSender:
                                                                  error=str(exc)))
             else:
                 log_sent(report)
+                try:  # the send is done whatever this says; the next send tries again
+                    await asyncio.to_thread(after_send, config, [r.run for r in report.runs])
+                except DigestError as exc:
+                    log.error("digest: refused addresses not suppressed: %s", exc,
+                              extra=event("feedback.failed", error=str(exc)))
             break
 
 
