@@ -23,6 +23,7 @@ from ..posts.rendered import render_posts
 from ..subscribers.load import (
     Subscriber,
 )
+from .returnpath import encode as verp_address
 from .session import Session, domain_of
 from .transport import Outgoing
 
@@ -30,6 +31,13 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
 EDITIONS_KEPT = 8
 T = TypeVar("T")
+
+
+def message_id(run_slug: str, key: str, domain: str) -> str:
+    """The Message-ID of *run_slug*'s digest to *key*: stable, so a resent message is the
+    same message, and recognisable in a bounce that quotes it (feedback/classify.py)."""
+    digest = hashlib.sha256(f"{run_slug}\0{key}".encode()).hexdigest()[:20]
+    return f"<digest.{run_slug}.{digest}@{domain}>"
 
 
 class Composer:
@@ -49,6 +57,10 @@ class Composer:
         sender = s.config.digest.sender or ""
         self.envelope_from = parseaddr(sender)[1]
         self.domain = domain_of(sender)
+        bounces = s.config.bounces
+        # VERP: each message's envelope sender names its run and subscriber (returnpath.py)
+        self.return_path = bounces.return_path if bounces else None
+        self.verp_signer = s.verp_signer
         base = s.config.web.base_url if s.config.web else None
         self.base_url = base
 
@@ -115,8 +127,12 @@ class Composer:
         return [item for group in groups.values() for item in group]
 
     def message_id(self, key: str) -> str:
-        digest = hashlib.sha256(f"{self.slug}\0{key}".encode()).hexdigest()[:20]
-        return f"<digest.{self.slug}.{digest}@{self.domain}>"
+        return message_id(self.slug, key, self.domain)
+
+    def envelope_sender(self, key: str) -> str:
+        if self.return_path is None or self.verp_signer is None:
+            return self.envelope_from
+        return verp_address(self.return_path, self.slug, key, self.verp_signer)
 
     def recipient(self, sub: Subscriber, to: str | None = None) -> Recipient:
         signer, base = self.s.signer, self.base_url
@@ -133,6 +149,7 @@ class Composer:
         data = self.s.layout.message(rendered, self.recipient(sub, to),
                                        message_id=message_id or self.message_id(sub.key),
                                        date=self.s.as_of)
-        return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,
+        return Outgoing(key=sub.key, sender=self.envelope_sender(sub.key),
+                        recipient=to or sub.email,
                         data=data)
 
