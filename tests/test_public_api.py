@@ -82,6 +82,7 @@ API: dict[str, dict[str, str]] = {
         "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",
         "InitRefused": "exception(DigestError)",
+        "MailboxError": "exception(DigestError)",
         "MessageError": "exception(DigestError, ValueError)",
         "MissingSecret": "exception(DigestError)",
         "OutputError": "exception(DigestError, OSError)",
