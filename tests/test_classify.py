@@ -82,10 +82,19 @@ def test_a_dsn_names_the_reporting_mta_and_the_diagnostic_as_evidence() -> None:
 
 
 def test_two_recipients_in_one_dsn_are_two_reports_each_by_its_status() -> None:
-    found = classify(load("exim-dsn-two-recipients-no-verp.eml"), OURS)
+    found = classify(load("exim-dsn-two-recipients-no-verp.eml"), UNSIGNED)
     assert sorted((f.kind, f.address, f.status) for f in found) == [
         ("hard", "first@example.com", "5.1.1"), ("soft", "second@example.com", "5.2.2")]
     assert len({f.ident for f in found}) == 2
+
+
+def test_with_verp_on_a_hard_bounce_without_a_token_counts_only_as_soft() -> None:
+    """Anyone can mail the bounces address: a forged DSN naming a subscriber must not
+    unsubscribe them at once. With VERP on, our real bounces carry a token."""
+    found = classify(load("exim-dsn-two-recipients-no-verp.eml"), OURS)
+    assert sorted((f.kind, f.address) for f in found) == [
+        ("soft", "first@example.com"), ("soft", "second@example.com")]
+    assert any("no valid return-path token: counted as soft" in f.evidence for f in found)
 
 
 def test_the_token_wins_over_a_forwarded_recipient_in_the_report() -> None:

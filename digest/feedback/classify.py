@@ -280,8 +280,14 @@ def _decide(report: Report, raw: bytes, ours: Ours, origin: Origin, found: list[
         address = next((a for a in map(_address, fields) if a), None) or _original_to(report)
         if address is None:
             continue
+        said = f"{evidence}; {why_ours}"
+        if kind == "hard" and ours.verp is not None:
+            # with VERP on, our own bounces carry a signed token; one without it may be
+            # forged (anyone can mail the bounces address), so it suppresses only as soft
+            # bounces do, after several digests in a row, never at once
+            kind, said = "soft", f"{said}; no valid return-path token: counted as soft"
         items.append(_feedback(report, raw, kind, address, origin, status, diagnostic,
-                               _run_of(report, address), f"{evidence}; {why_ours}"))
+                               _run_of(report, address), said))
     if not items:
         return Verdict(why="report names no recipient address")
     return Verdict(_unique(items))
