@@ -31,6 +31,7 @@ from ..config import Site
 from ..errors import ConfigError, Problem, TemplateError
 from ..posts.content import MAX_DEPTH, flatten, nesting_depth, too_deep
 from ..util import builtin
+from . import clip
 from .message import (
     PERSONAL,
     Body,
@@ -104,6 +105,7 @@ class MailSettings:
     templates: Path | None  # a folder whose files override the built-in templates
     noun: tuple[str, str] = ("post", "posts")  # ("job", "jobs") on a jobs board
     dkim: DkimKey | None = None
+    clip_bytes: int = 100_000  # the HTML part's budget (clip.py); the posts past it are cut
 
 
 def default_list_id(sender: str, site: Site) -> str:
@@ -129,6 +131,8 @@ class PostView:
 
 
 Shape = tuple[bool, bool, bool]  # which of name, unsubscribe_url, preferences_url are set
+# a shape, and whether for links too long for clip.RESERVE (a layout measured with clip.WIDE)
+Key = tuple[Shape, bool]
 
 
 @dataclass(frozen=True)
@@ -137,9 +141,13 @@ class Variant:
     html: str
     text_body: Body
     html_body: Body
+    shown: int  # posts shown in both parts; the others did not fit the budget ("N more")
 
 
 EVERY_VALUE: Shape = (True, True, True)
+SUMMARY_TITLE = 200  # characters of a post's title left when it alone is over the budget
+SUMMARY_EXCERPT = 300  # and of its excerpt, which becomes plain text
+SUMMARY_TERMS = 10  # and tags named
 
 
 @dataclass(frozen=True)
@@ -149,18 +157,23 @@ class LaidOutEdition:
     context: dict[str, Any]  # the template variables but `recipient`
     skeleton: Skeleton
     placeholder: re.Pattern[str] = field(compare=False, repr=False)
-    # rendered bodies by Shape, filled on first use; a cache, not state
-    variants: dict[Shape, Variant] = field(default_factory=dict, compare=False, repr=False)
+    # rendered bodies by Key, filled on first use; a cache, not state
+    variants: dict[Key, Variant] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The text body for previews: `{recipient.email}` and so on where values go."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].text)
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].text)
 
     @property
     def html(self) -> str:
         """The HTML body for previews, marked like `text`."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].html)
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].html)
+
+    @property
+    def shown(self) -> int:
+        """How many of the edition's posts fit the budget (for a recipient with every value)."""
+        return self.variants[EVERY_VALUE, False].shown
 
 
 def _view(post: DigestPost, site: Site) -> PostView:
@@ -175,6 +188,17 @@ def _view(post: DigestPost, site: Site) -> PostView:
                     post.date.astimezone(site.tz), tags, categories,
                     tuple(dict.fromkeys((*tags, *categories))), excerpt,
                     Markup(tidy_text(excerpt_html).strip()))  # nh3 made it safe
+
+
+def _summary(post: PostView) -> PostView:
+    """*post* cut short, for when it alone would take the digest over its budget: its
+    title, tags and excerpt (as plain text) bounded, so that the footer still fits."""
+    terms = post.terms[:SUMMARY_TERMS]
+    excerpt = clip.cut(" ".join(post.excerpt.split()), SUMMARY_EXCERPT)
+    return PostView(clip.cut(post.title, SUMMARY_TITLE), post.url, post.date,
+                    tuple(t for t in post.tags if t in terms),
+                    tuple(c for c in post.categories if c in terms), terms, excerpt,
+                    Markup("<p>{}</p>").format(excerpt) if excerpt else Markup(""))
 
 
 def _counts(posts: list[PostView]) -> Counter[str]:
@@ -306,7 +330,8 @@ class Layout:
             "tags": named[:SUBJECT_TAGS], "more": max(0, len(named) - SUBJECT_TAGS),
             "followed": followed, "period_start": start, "period_end": end,
             "period": format_period(start, end), "archive_url": archive,
-            "unsubscribe_mailto": self._mailto}
+            "unsubscribe_mailto": self._mailto, "clipped": 0,
+            "clipped_url": archive or (site.root + "/" if site.root else None)}
         subject = _shorten(one_line(self._fill(SUBJECT, context)))
         context["subject"] = subject
         boundary = "=_digest_" + hashlib.sha256(
@@ -314,11 +339,14 @@ class Layout:
         skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
                                   list_id=self._list_id, lang=self._lang, boundary=boundary)
         rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder)
-        self._variant(rendered, EVERY_VALUE)
+        self._variant(rendered, EVERY_VALUE, False)
         return rendered
 
-    def _variant(self, rendered: LaidOutEdition, shape: Shape) -> Variant:
-        variant = rendered.variants.get(shape)
+    def _variant(self, rendered: LaidOutEdition, shape: Shape, wide: bool) -> Variant:
+        """The bodies for recipients of *shape*, with as many posts as fit the budget:
+        all of them, laid out once, unless they do not fit; then the fewest layouts that
+        find how many do (bisection), the oldest dropped first."""
+        variant = rendered.variants.get((shape, wide))
         if variant is None:
             has_name, has_unsubscribe, has_preferences = shape
             token = self._token
@@ -326,29 +354,62 @@ class Layout:
                 email=f"{token}_email_", name=f"{token}_name_" if has_name else None,
                 unsubscribe_url=f"{token}_unsubscribe_url_" if has_unsubscribe else None,
                 preferences_url=f"{token}_preferences_url_" if has_preferences else None)
-            context = {**rendered.context, "recipient": recipient}
+            base = {**rendered.context, "recipient": recipient}
+            posts: list[PostView] = base["posts"]
+            reserve = clip.WIDE if wide else clip.RESERVE
+            pages: dict[int, tuple[dict[str, Any], str]] = {}
+
+            def fits(count: int, shown: list[PostView] | None = None) -> bool:
+                context = self._clipped(base, posts[:count] if shown is None else shown)
+                page = self._page(context)
+                pages[count] = (context, page)
+                return clip.html_size(page, self._placeholder, reserve) <= \
+                    self.settings.clip_bytes
+
+            count = len(posts)
+            if not fits(count):
+                count = clip.most(count - 1, fits)
+                if count == 0:  # the newest post alone is over: shown cut short if that fits
+                    count = 1 if fits(1, [_summary(posts[0])]) else 0
+                    if count == 0:
+                        fits(0)  # even so it is over: all the digest has is the link to them
+            context, page = pages[count]
             text = _normalise(self._fill(TEXT, context))
-            page = self._fill(HTML, context)
-            # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
-            if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
-                raise ConfigError([Problem(
-                    Path(self._templates[HTML].filename or HTML), None,
-                    f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
-                    "crashes the CSS inliner", "close the tags it opens")])
-            try:
-                page = self._inliner.inline(page)
-            except css_inline.InlineError as exc:
-                raise failed(exc, self._templates[HTML], "CSS cannot be inlined") from None
-            page = page.replace("\r\n", "\n").replace("\r", "\n")
             variant = Variant(text, page, Body.encode(text, self._placeholder),
-                              Body.encode(page, self._placeholder))
-            rendered.variants[shape] = variant
+                              Body.encode(page, self._placeholder), count)
+            rendered.variants[shape, wide] = variant
         return variant
+
+    @staticmethod
+    def _clipped(context: dict[str, Any], shown: list[PostView]) -> dict[str, Any]:
+        """The template variables for *shown*, the first posts of those in *context*."""
+        every: list[PostView] = context["posts"]
+        if len(shown) == len(every):
+            return context
+        named = [tag for tag, _posts in context["groups"] if tag is not None]
+        groups = [(tag, tagged) for tag, tagged in _groups(shown, named) if tagged]
+        return {**context, "posts": shown, "groups": groups,
+                "clipped": len(every) - len(shown)}
+
+    def _page(self, context: dict[str, Any]) -> str:
+        """The HTML body, its CSS inlined, "\n" line ends."""
+        page = self._fill(HTML, context)
+        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+        if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+            raise ConfigError([Problem(
+                Path(self._templates[HTML].filename or HTML), None,
+                f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
+                "crashes the CSS inliner", "close the tags it opens")])
+        try:
+            page = self._inliner.inline(page)
+        except css_inline.InlineError as exc:
+            raise failed(exc, self._templates[HTML], "CSS cannot be inlined") from None
+        return page.replace("\r\n", "\n").replace("\r", "\n")
 
     def personalise(self, rendered: LaidOutEdition, recipient: Recipient) -> tuple[str, str]:
         """The text and HTML bodies exactly as *recipient* receives them."""
         values = present(recipient := checked(recipient))
-        variant = self._variant(rendered, _shape(recipient))
+        variant = self._variant(rendered, _shape(recipient), clip.wide(values))
 
         def text(m: re.Match[str]) -> str:
             return values[m.group(1)]
@@ -362,11 +423,13 @@ class Layout:
                 date: datetime) -> bytes:
         """The whole RFC 5322 message for one recipient, CRLF line ends, DKIM-signed if set."""
         recipient = checked(recipient)
-        variant = self._variant(rendered, _shape(recipient))
-        text_values, html_values = {}, {}
+        text_values, html_values, wide = {}, {}, False
         for key, value in present(recipient).items():
             text_values[key] = qp(value, joined=True)
-            html_values[key] = qp(html.escape(value), joined=True)
+            escaped = html.escape(value)
+            html_values[key] = qp(escaped, joined=True)
+            wide = wide or len(escaped.encode("utf-8")) > clip.RESERVE[key]
+        variant = self._variant(rendered, _shape(recipient), wide)
         raw = rendered.skeleton.assemble(
             to=address_header(recipient.name, recipient.email), date=self._date_header(date),
             message_id=message_id_header(message_id),
