@@ -189,7 +189,7 @@ def test_at_the_smallest_budget_the_footer_still_fits() -> None:
 def test_links_longer_than_the_reserve_get_a_layout_measured_for_them() -> None:
     r = layout(clip_bytes=20_000)
     rendered = r.edition(edition(posts(60)))
-    long_link = "https://jobs.example.org/u?" + "&x='y'" * 140  # ~900 characters, ~5 times that escaped
+    long_link = "https://jobs.example.org/u?" + "&x='y'" * 140  # ~900 chars; far longer escaped
     wide = Recipient("w@example.net", "W", long_link, long_link.replace("/u?", "/p?"))
     _text, normal = parts(message(r, rendered))
     _text, page = parts(message(r, rendered, wide))
@@ -201,7 +201,8 @@ def test_links_longer_than_the_reserve_get_a_layout_measured_for_them() -> None:
 def test_a_single_post_over_the_budget_alone_is_cut_short_and_the_footer_stays() -> None:
     huge = DigestPost("Enormous " * 30_000, "https://jobs.example.org/jobs/huge/",
                       datetime(2024, 6, 10, 8, 30, tzinfo=TZ),
-                      tuple(f"tag{i}" for i in range(2000)), (), "word " * 60_000, "<p>" + "word " * 60_000 + "</p>")
+                      tuple(f"tag{i}" for i in range(2000)), (), "word " * 60_000,
+                      "<p>" + "word " * 60_000 + "</p>")
     r = layout()
     text, page = parts(message(r, r.edition(edition((huge, *posts(5)), followed=None))))
     assert size(page) <= 100_000 and footer_links(page)
