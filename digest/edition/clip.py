@@ -61,9 +61,3 @@ def most(count: int, fits: Callable[[int], bool]) -> int:
             high = middle - 1
     return low
 
-
-def cut(text: str, limit: int) -> str:
-    """*text* cut to about *limit* characters at a word boundary, with an ellipsis if cut."""
-    if len(text) <= limit:
-        return text
-    return (text[:limit].rsplit(" ", 1)[0] or text[:limit]).rstrip(" ,;:") + " …"

@@ -6,6 +6,9 @@ swaps in each recipient's own (HTML-escaped in the HTML part, as they are in the
 and assembles the bytes (message.py). A template may test a personal value for presence
 (`{% if recipient.name %}`), so an edition is laid out once per combination of present
 values that its recipients actually have: one or two in practice, never more than eight.
+Each layout keeps the HTML part under the budget (`clip_bytes`, clip.py) with as many of
+the newest posts as fit; the others become "and N more": one layout when all fit, about
+log2(posts) more when not.
 The variables each template sees are listed in its header comment.
 """
 
@@ -16,7 +19,6 @@ import html
 import re
 import secrets
 import traceback
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -25,11 +27,10 @@ from typing import Any
 
 import css_inline
 import jinja2
-from markupsafe import Markup
 
 from ..config import Site
 from ..errors import ConfigError, Problem, TemplateError
-from ..posts.content import MAX_DEPTH, flatten, nesting_depth, too_deep
+from ..posts.content import MAX_DEPTH, nesting_depth
 from ..util import builtin
 from . import clip
 from .message import (
@@ -51,9 +52,9 @@ from .message import (
     qp,
     sender_header,
     sign,
-    tidy_text,
     unsubscribe_headers,
 )
+from .views import DigestPost, PostView, groups, named_tags, summary, view
 
 __all__ = [
     "DigestPost",
@@ -72,17 +73,6 @@ MAX_SUBJECT = 150
 DASH = "\N{EN DASH}"
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
-
-
-@dataclass(frozen=True)
-class DigestPost:
-    title: str  # plain text, may contain anything
-    url: str  # absolute
-    date: datetime  # aware
-    tags: tuple[str, ...]
-    categories: tuple[str, ...]
-    excerpt: str  # plain text
-    excerpt_html: str  # already sanitised by nh3
 
 
 @dataclass(frozen=True)
@@ -116,20 +106,6 @@ def default_list_id(sender: str, site: Site) -> str:
     return f"{one_line(site.title)} <digest.{domain or 'localhost'}>"
 
 
-@dataclass(frozen=True)
-class PostView:
-    """A post as the templates see it: text tidied to what a reader should see."""
-
-    title: str  # one line
-    url: str
-    date: datetime  # in the site's timezone
-    tags: tuple[str, ...]
-    categories: tuple[str, ...]
-    terms: tuple[str, ...]  # tags then categories, once each: what subscribers follow
-    excerpt: str
-    excerpt_html: Markup
-
-
 Shape = tuple[bool, bool, bool]  # which of name, unsubscribe_url, preferences_url are set
 # a shape, and whether for links too long for clip.RESERVE (a layout measured with clip.WIDE)
 Key = tuple[Shape, bool]
@@ -145,9 +121,6 @@ class Variant:
 
 
 EVERY_VALUE: Shape = (True, True, True)
-SUMMARY_TITLE = 200  # characters of a post's title left when it alone is over the budget
-SUMMARY_EXCERPT = 300  # and of its excerpt, which becomes plain text
-SUMMARY_TERMS = 10  # and tags named
 
 
 @dataclass(frozen=True)
@@ -174,55 +147,6 @@ class LaidOutEdition:
     def shown(self) -> int:
         """How many of the edition's posts fit the budget (for a recipient with every value)."""
         return self.variants[EVERY_VALUE, False].shown
-
-
-def _view(post: DigestPost, site: Site) -> PostView:
-    tags = tuple(t for t in (one_line(t) for t in post.tags) if t)
-    categories = tuple(c for c in (one_line(c) for c in post.categories) if c)
-    excerpt = _BLANK_LINES.sub("\n\n", tidy_text(post.excerpt)).strip()
-    # render_post flattens deep HTML already; an excerpt cached by an older version may not
-    # be, and css-inline dies of a stack overflow (SIGSEGV) on it, taking the send along
-    excerpt_html = flatten(post.excerpt_html) if too_deep(post.excerpt_html) \
-        else post.excerpt_html
-    return PostView(one_line(post.title), one_line(post.url).replace(" ", "%20"),
-                    post.date.astimezone(site.tz), tags, categories,
-                    tuple(dict.fromkeys((*tags, *categories))), excerpt,
-                    Markup(tidy_text(excerpt_html).strip()))  # nh3 made it safe
-
-
-def _summary(post: PostView) -> PostView:
-    """*post* cut short, for when it alone would take the digest over its budget: its
-    title, tags and excerpt (as plain text) bounded, so that the footer still fits."""
-    terms = post.terms[:SUMMARY_TERMS]
-    excerpt = clip.cut(" ".join(post.excerpt.split()), SUMMARY_EXCERPT)
-    return PostView(clip.cut(post.title, SUMMARY_TITLE), post.url, post.date,
-                    tuple(t for t in post.tags if t in terms),
-                    tuple(c for c in post.categories if c in terms), terms, excerpt,
-                    Markup("<p>{}</p>").format(excerpt) if excerpt else Markup(""))
-
-
-def _counts(posts: list[PostView]) -> Counter[str]:
-    return Counter(term for post in posts for term in post.terms)
-
-
-def _named_tags(posts: list[PostView], followed: tuple[str, ...] | None) -> list[str]:
-    """Tags to name, most posts first: those followed, or all when following everything."""
-    counts = _counts(posts)
-    if followed is None:
-        return sorted(counts, key=lambda t: (-counts[t], t.casefold()))
-    spelt = {t.casefold(): t for t in counts}
-    present = [spelt[f.casefold()] for f in dict.fromkeys(followed) if f.casefold() in spelt]
-    return sorted(present, key=lambda t: -counts[t])
-
-
-def _groups(posts: list[PostView], named: list[str]) -> list[tuple[str | None, list[PostView]]]:
-    """(tag, its posts newest first) per named tag; posts in none of them under None, last."""
-    groups: list[tuple[str | None, list[PostView]]] = [
-        (tag, [p for p in posts if tag in p.terms]) for tag in named]
-    rest = [p for p in posts if not set(named) & set(p.terms)]
-    if rest:
-        groups.append((None, rest))
-    return groups
 
 
 def format_date(value: datetime, fmt: str | None = None) -> str:
@@ -317,15 +241,15 @@ class Layout:
             raise ValueError("an edition needs at least one post")
         archive = check_url(edition.archive_url) if edition.archive_url else None
         site, (one, many) = self.settings.site, self.settings.noun
-        posts = sorted((_view(p, site) for p in edition.posts), key=lambda p: p.date,
+        posts = sorted((view(p, site) for p in edition.posts), key=lambda p: p.date,
                        reverse=True)
         followed = None if edition.followed is None else tuple(
             t for t in dict.fromkeys(one_line(t) for t in edition.followed) if t)
-        named = _named_tags(posts, followed)
+        named = named_tags(posts, followed)
         start = edition.period_start.astimezone(site.tz)
         end = edition.period_end.astimezone(site.tz)
         context: dict[str, Any] = {
-            "site": site, "edition": edition, "posts": posts, "groups": _groups(posts, named),
+            "site": site, "edition": edition, "posts": posts, "groups": groups(posts, named),
             "count": len(posts), "noun": one if len(posts) == 1 else many, "nouns": (one, many),
             "tags": named[:SUBJECT_TAGS], "more": max(0, len(named) - SUBJECT_TAGS),
             "followed": followed, "period_start": start, "period_end": end,
@@ -370,7 +294,7 @@ class Layout:
             if not fits(count):
                 count = clip.most(count - 1, fits)
                 if count == 0:  # the newest post alone is over: shown cut short if that fits
-                    count = 1 if fits(1, [_summary(posts[0])]) else 0
+                    count = 1 if fits(1, [summary(posts[0])]) else 0
                     if count == 0:
                         fits(0)  # even so it is over: all the digest has is the link to them
             context, page = pages[count]
@@ -387,8 +311,8 @@ class Layout:
         if len(shown) == len(every):
             return context
         named = [tag for tag, _posts in context["groups"] if tag is not None]
-        groups = [(tag, tagged) for tag, tagged in _groups(shown, named) if tagged]
-        return {**context, "posts": shown, "groups": groups,
+        kept = [(tag, tagged) for tag, tagged in groups(shown, named) if tagged]
+        return {**context, "posts": shown, "groups": kept,
                 "clipped": len(every) - len(shown)}
 
     def _page(self, context: dict[str, Any]) -> str:
