@@ -25,6 +25,7 @@ from helpers import MONDAY, SECRET, digest_site, outbox
 from digest.config import Site, load_config
 from digest.delivery.send import send
 from digest.delivery.session import mail_settings
+from digest.edition.clip import most
 from digest.edition.layout import (
     DigestPost,
     Edition,
@@ -135,6 +136,28 @@ def test_a_hundred_long_posts_fit_under_the_budget_with_the_footer_and_n_more() 
     assert link == ARCHIVE
     # bisection: the whole digest once, then about log2(100) layouts, not one per post
     assert r.layouts <= 1 + 7
+    # another shape of recipient starts from that count: all posts, that count, one more
+    _text, page = parts(message(r, rendered, Recipient("sam@example.net")))
+    assert r.layouts <= 1 + 7 + 5 and size(page) <= 100_000
+    assert len(shown_html(page)) - len(titles) in (0, 1, 2)
+
+
+def test_most_finds_the_largest_count_that_fits_with_or_without_a_hint() -> None:
+    for count in range(0, 70):
+        for threshold in range(0, count + 1):
+            for hint in (0, 1, threshold - 3, threshold - 1, threshold, threshold + 1,
+                         threshold + 5, count):
+                calls: list[int] = []
+
+                def fits(k: int, threshold: int = threshold, calls: list[int] = calls
+                         ) -> bool:
+                    calls.append(k)
+                    return k <= threshold
+
+                assert most(count, fits, hint) == threshold, (count, threshold, hint)
+                assert all(0 < k <= count for k in calls) and len(set(calls)) == len(calls)
+                assert len(calls) <= max(count, 1).bit_length() + (
+                    2 * abs(hint - threshold).bit_length() + 2 if hint else 0)
 
 
 def test_the_text_part_carries_the_same_posts_and_the_same_n_more() -> None:

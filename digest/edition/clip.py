@@ -49,10 +49,24 @@ def wide(values: Mapping[str, str]) -> bool:
                for key, value in values.items())
 
 
-def most(count: int, fits: Callable[[int], bool]) -> int:
-    """The largest k in 0..count with fits(k), by bisection (fits is true up to some k, false
-    after: more posts, more bytes); 0 when none does. About log2(count) calls, none for 0."""
+def most(count: int, fits: Callable[[int], bool], hint: int = 0) -> int:
+    """The largest k in 0..count with fits(k) (fits is true up to some k, false after: more
+    posts, more bytes); 0 when none does. By bisection, about log2(count) calls; with a
+    *hint* (what fitted another layout of the same posts), by steps out from it first,
+    doubling, so a hint off by d costs about 2·log2(d) calls."""
     low, high = 0, count
+    if 0 < hint <= count:
+        step = 1
+        if fits(hint):
+            low = hint
+            while (probe := low + step) <= count and fits(probe):
+                low, step = probe, step * 2
+            high = min(count, probe - 1)
+        else:
+            high = hint - 1
+            while (probe := hint - step) >= 1 and not fits(probe):
+                high, step = probe - 1, step * 2
+            low = max(probe, 0)
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):
@@ -60,4 +74,3 @@ def most(count: int, fits: Callable[[int], bool]) -> int:
         else:
             high = middle - 1
     return low
-

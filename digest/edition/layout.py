@@ -292,7 +292,9 @@ class Layout:
 
             count = len(posts)
             if not fits(count):
-                count = clip.most(count - 1, fits)
+                # another recipient shape's count is most likely this one's too
+                hint = next((v.shown for v in rendered.variants.values()), 0)
+                count = clip.most(count - 1, fits, hint)
                 if count == 0:  # the newest post alone is over: shown cut short if that fits
                     count = 1 if fits(1, [summary(posts[0])]) else 0
                     if count == 0:
