@@ -282,18 +282,21 @@ class Layout:
             posts: list[PostView] = base["posts"]
             reserve = clip.WIDE if wide else clip.RESERVE
             pages: dict[int, tuple[dict[str, Any], str]] = {}
+            sizes: dict[int, int] = {}
 
             def fits(count: int, shown: list[PostView] | None = None) -> bool:
                 context = self._clipped(base, posts[:count] if shown is None else shown)
                 page = self._page(context)
                 pages[count] = (context, page)
-                return clip.html_size(page, self._placeholder, reserve) <= \
-                    self.settings.clip_bytes
+                sizes[count] = clip.html_size(page, self._placeholder, reserve)
+                return sizes[count] <= self.settings.clip_bytes
 
             count = len(posts)
             if not fits(count):
-                # another recipient shape's count is most likely this one's too
-                hint = next((v.shown for v in rendered.variants.values()), 0)
+                # another recipient shape's count is most likely this one's too; else
+                # the posts' share of the budget, a little under (the rest is fixed)
+                hint = next((v.shown for v in rendered.variants.values()), 0) or \
+                    count * self.settings.clip_bytes // sizes[count]
                 count = clip.most(count - 1, fits, hint)
                 if count == 0:  # the newest post alone is over: shown cut short if that fits
                     count = 1 if fits(1, [summary(posts[0])]) else 0
