@@ -38,7 +38,7 @@ API: dict[str, dict[str, str]] = {
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
                   "bounces, signup)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
-                          "grace_hours, list_id, unsubscribe_mailto, dkim)",
+                          "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
         "ImapSettings": "dataclass(host, port, username, password_env, folder, security, "
                         "ca_file, timeout)",

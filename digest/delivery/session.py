@@ -80,7 +80,8 @@ def mail_settings(config: Config) -> MailSettings:
         dkim = DkimKey(digest.dkim.domain, digest.dkim.selector, pem.encode())
     return MailSettings(site=config.site, sender=sender, list_id=list_id,
                         unsubscribe_mailto=digest.unsubscribe_mailto or parseaddr(sender)[1],
-                        templates=digest.templates, noun=digest.noun, dkim=dkim)
+                        templates=digest.templates, noun=digest.noun, dkim=dkim,
+                        clip_bytes=digest.clip_bytes)
 
 
 def _signer(config: Config) -> Signer | None:
