@@ -100,6 +100,7 @@ API: dict[str, dict[str, str]] = {
 
 CLI: dict[str, list[str]] = {  # each command's options by their flags, arguments as <name>
     "digest": ["--config", "--version", "-v --verbose"],
+    "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest init": ["--config", "<site_folder>"],
