@@ -344,3 +344,24 @@ def test_signup_form_without_signup_settings_exits_2(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace("signup: {}\n", ""))
     code, out, err = run_cli(["--config", str(cfg), "signup-form"])
     assert code == 2 and out == "" and "'signup:' is not set" in err
+
+
+# digest check ---------------------------------------------------------------------------------
+def test_check_reports_signup_without_base_url(tmp_path: Path) -> None:
+    cfg = signup_site(tmp_path)
+    cfg.write_text(cfg.read_text().replace(f"base_url: {BASE}", "listen: null"))
+    code, out, _ = run_cli(["--config", str(cfg), "check"])
+    assert code == 2
+    assert "'signup:' is set but 'web: base_url:' is not" in out
+
+
+def test_check_renders_the_signup_emails_and_names_a_broken_template(tmp_path: Path) -> None:
+    cfg = signup_site(tmp_path)
+    code, _, err = run_cli(["--config", str(cfg), "check"])
+    assert f"sign-up: {BASE}/subscribe (confirmation links work 48 hours)" in err, err
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "confirm.txt.j2").write_text("{{ confirm_url }\n")
+    cfg.write_text(cfg.read_text().replace("noun: job",
+                                           f"noun: job\n  templates: {tmp_path}/mine"))
+    code, out, _ = run_cli(["--config", str(cfg), "check"])
+    assert code == 2 and "confirm.txt.j2:1" in out, out
