@@ -8,7 +8,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,18 @@ import httpx
 import pytest
 import yaml
 from conftest import build_site, make_site, run_cli
-from helpers import MONDAY, POSTS, SECRET, SUBSCRIBERS, by_recipient, outbox, suppressed, titles
+from helpers import (
+    MONDAY,
+    POSTS,
+    SECRET,
+    SUBSCRIBERS,
+    by_recipient,
+    outbox,
+    suppressed,
+    titles,
+    wait_until,
+)
+from smtp_server import Faults, SmtpServer
 from web_server import WebServer
 
 from digest.config import load_config
@@ -36,13 +47,16 @@ def _secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIGEST_SECRET", SECRET)
 
 
-def signup_site(tmp_path: Path, **signup: Any) -> Path:
+def signup_site(tmp_path: Path, smtp: SmtpServer | None = None,
+                signup: dict[str, int] | None = None) -> Path:
     (tmp_path / "subscribers.yaml").write_text(yaml.safe_dump(SUBSCRIBERS, allow_unicode=True),
                                                encoding="utf-8")
+    relay = {"smtp": {"host": smtp.host, "port": smtp.port, "security": "none", "timeout": 5,
+                      "backoff": 0.05, "max_attempts": 2}} if smtp else {}
     cfg = make_site(tmp_path, dict(POSTS), extra={
         "subscribers": "subscribers.yaml",
         "digest": {"from": "Jobs Board <jobs@example.org>", "noun": "job"},
-        "web": {"base_url": BASE}, "signup": signup})
+        "web": {"base_url": BASE}, "signup": signup or {}, **relay})
     build_site(cfg, now=MONDAY)
     return cfg
 
@@ -176,8 +190,9 @@ def test_get_of_the_link_does_not_confirm_and_post_does(site: Path,
     assert welcome["Subject"] == "Welcome to Jobs Board" and "Zoe" not in welcome.as_string()
     assert welcome["List-Unsubscribe"].startswith(f"<{BASE}/unsubscribe/")
     # the page's link to choose tags works
-    tags = client.get(httpx.URL(link).join(re.search(r'href="([^"]+)">Choose your tags',
-                                                     done.text).group(1)))
+    choose = re.search(r'href="([^"]+)">Choose your tags', done.text)
+    assert choose is not None
+    tags = client.get(httpx.URL(link).join(choose.group(1)))
     assert tags.status_code == 200 and "z•••@example.net" in tags.text
 
 
@@ -279,7 +294,7 @@ def test_filled_honeypot_answers_the_same_and_sends_and_keeps_nothing(
 def test_past_a_limit_nothing_more_is_sent_and_the_page_is_the_same(
         tmp_path: Path, limits: dict[str, int], asks: list[tuple[str, str]],
         sent: list[str]) -> None:
-    site = signup_site(tmp_path, **limits)
+    site = signup_site(tmp_path, signup=limits)
     with WebServer(load_config(site)) as running, \
             httpx.Client(base_url=running.url) as http:
         pages = {ask(http, email, ip=ip).content for email, ip in asks}
@@ -289,7 +304,7 @@ def test_past_a_limit_nothing_more_is_sent_and_the_page_is_the_same(
 
 def test_over_the_address_limit_the_link_already_sent_still_works(
         tmp_path: Path) -> None:
-    site = signup_site(tmp_path, per_address_per_hour=1)
+    site = signup_site(tmp_path, signup={"per_address_per_hour": 1})
     with WebServer(load_config(site)) as running, \
             httpx.Client(base_url=running.url) as http:
         ask(http, "zoe@example.net")
@@ -344,6 +359,57 @@ def test_signup_form_without_signup_settings_exits_2(tmp_path: Path) -> None:
     cfg.write_text(cfg.read_text().replace("signup: {}\n", ""))
     code, out, err = run_cli(["--config", str(cfg), "signup-form"])
     assert code == 2 and out == "" and "'signup:' is not set" in err
+
+
+# through the SMTP relay ----------------------------------------------------------------------
+def test_with_smtp_the_confirmation_goes_through_the_relay(tmp_path: Path) -> None:
+    with SmtpServer() as relay:
+        site = signup_site(tmp_path, relay)
+        with WebServer(load_config(site)) as running, \
+                httpx.Client(base_url=running.url) as http:
+            assert ask(http, "zoe@example.net").status_code == 200
+            wait_until(lambda: relay.received, 5)
+        [got] = relay.received
+    assert (got.sender, got.recipients) == ("jobs@example.org", ("zoe@example.net",))
+    assert LINK.search(got.data.decode())
+    assert _outbox(site) == []
+
+
+def test_a_relay_refusing_the_address_is_logged_and_the_page_is_the_same(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with SmtpServer(faults=Faults(reject=frozenset({"zoe@example.net"}))) as relay:
+        site = signup_site(tmp_path, relay)
+        with WebServer(load_config(site)) as running, \
+                httpx.Client(base_url=running.url) as http:
+            pages = {ask(http, email, ip=f"192.0.2.{n}").content
+                     for n, email in enumerate(["zoe@example.net", "ana@example.org"])}
+            wait_until(lambda: "confirmation not sent" in caplog.text, 5)
+            wait_until(lambda: relay.received, 5)
+        assert relay.recipients() == ["ana@example.org"]
+    assert len(pages) == 1
+    assert "sign-up confirmation not sent: 550" in caplog.text
+
+
+# the token --------------------------------------------------------------------------------------
+def test_token_opens_to_its_key_and_moment_and_hides_the_address() -> None:
+    when = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    token = seal([b"new-secret-0123456789"], "zoe@example.net", when)
+    assert "zoe" not in token and "example" not in token
+    assert unseal([b"new-secret-0123456789"], token) == ("zoe@example.net", when)
+    # rotation: sealed with the old secret, still opened while it is given after the new
+    old = seal([b"old-secret-0123456789"], "zoe@example.net", when)
+    assert unseal([b"new-secret-0123456789", b"old-secret-0123456789"], old) is not None
+    assert unseal([b"new-secret-0123456789"], old) is None
+
+
+def test_every_altered_character_of_a_token_makes_it_worthless() -> None:
+    when = datetime(2026, 3, 1, tzinfo=UTC)
+    secret = [b"new-secret-0123456789"]
+    token = seal(secret, "zoe@example.net", when)
+    for i in range(len(token)):
+        altered = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1:]
+        assert unseal(secret, altered) is None, i
+    assert unseal(secret, token + "AA") is None and unseal(secret, token[:-2]) is None
 
 
 # digest check ---------------------------------------------------------------------------------

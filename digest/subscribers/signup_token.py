@@ -76,8 +76,9 @@ def unseal(secrets: Sequence[bytes], token: str) -> tuple[str, datetime] | None:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
     except (binascii.Error, ValueError):
         return None
-    if len(raw) <= _HEAD or raw[0] != VERSION:
-        return None
+    if len(raw) <= _HEAD or raw[0] != VERSION \
+            or base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=") != token:
+        return None  # the last character's spare bits too: one request, one spelling
     stamp, tag, hidden = raw[1:9], raw[9:25], raw[25:]
     for secret in secrets:
         tag_key, stream_key = _keys(secret)
