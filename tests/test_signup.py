@@ -5,6 +5,7 @@ stored (or did not)."""
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -431,3 +432,52 @@ def test_check_renders_the_signup_emails_and_names_a_broken_template(tmp_path: P
                                            f"noun: job\n  templates: {tmp_path}/mine"))
     code, out, _ = run_cli(["--config", str(cfg), "check"])
     assert code == 2 and "confirm.txt.j2:1" in out, out
+
+
+# in a real browser ------------------------------------------------------------------------------
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                    reason="needs chromium and chromium-driver (apt-get install)")
+def test_signing_up_and_confirming_by_clicking_in_a_browser(site: Path,
+                                                            server: WebServer) -> None:
+    """Headless Chromium on a phone-sized window: the honeypot is out of sight and left
+    empty, the form posts, and the confirmation page's button confirms."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=390,844"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
+
+    def press(text: str, then: str) -> None:
+        browser.find_element(By.XPATH, f"//button[text()='{text}']").click()
+        WebDriverWait(browser, 10).until(
+            lambda b: b.find_element(By.TAG_NAME, "h1").text == then)
+
+    try:
+        browser.get(f"{server.url}/subscribe")
+        assert browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth")
+        trap = browser.find_element(By.NAME, "homepage")
+        assert trap.rect["x"] + trap.rect["width"] < 0  # off screen, never typed into
+        browser.find_element(By.NAME, "email").send_keys("zoe@example.net")
+        browser.find_element(By.NAME, "name").send_keys("Zoe")
+        browser.find_element(By.CSS_SELECTOR, "input[value=some]").click()
+        browser.find_element(By.CSS_SELECTOR, "input[name=tag][value=union]").click()
+        press("Subscribe", "Check your inbox")
+        browser.get(server.url + link_of(mails(site, 1)[0]))
+        assert member(site, "zoe@example.net") is None
+        press("Confirm my subscription", "You're subscribed")
+    finally:
+        browser.quit()
+    found = member(site, "zoe@example.net")
+    assert (found.tags, found.name) == (("union",), "Zoe")
