@@ -187,8 +187,8 @@ def test_get_of_the_link_does_not_confirm_and_post_does(site: Path,
     assert done.status_code == 200 and "You're subscribed" in done.text
     found = member(site, "zoe@example.net")
     assert (found.tags, found.source, found.name) == (("union", "data"), "signup", "Zoe")
-    welcome = mails(site, 2)[1]
-    assert welcome["Subject"] == "Welcome to Jobs Board" and "Zoe" not in welcome.as_string()
+    [welcome] = [m for m in mails(site, 2) if m["Subject"] == "Welcome to Jobs Board"]
+    assert "Zoe" not in welcome.as_string()
     assert welcome["List-Unsubscribe"].startswith(f"<{BASE}/unsubscribe/")
     # the page's link to choose tags works
     choose = re.search(r'href="([^"]+)">Choose your tags', done.text)
@@ -212,7 +212,8 @@ def test_a_link_works_once_and_an_older_link_stops_when_a_newer_is_sent(
     ask(client, "zoe@example.net")
     first = link_of(mails(site, 1)[0])
     ask(client, "zoe@example.net", mode="some", tag=["union"])
-    second = link_of(mails(site, 2)[1])
+    # both went out in the same second: the outbox's order cannot tell them apart
+    [second] = [link for link in map(link_of, mails(site, 2)) if link != first]
     old = client.post(first)
     assert old.status_code == 410 and "newer one was sent" in old.text
     assert member(site, "zoe@example.net") is None
