@@ -111,6 +111,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest send": ["--as-of", "--config", "--dry-run", "--i-lost-the-state", "--now",
                     "--subscriber", "--to"],
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
+    "digest signup-form": ["--config"],
     "digest status": ["--config", "--json"],
     "digest subscribers": [],
     "digest unsubscribe": ["--config", "<email>"],

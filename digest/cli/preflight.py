@@ -87,6 +87,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
             _templates(report, config, store, corpus, settings, as_of)
             _bounces(report, config)
         _web(report, config)
+        _signup(report, config)
         _daemon(report, config, as_of)
         _transport(report, config)
     finally:
@@ -293,6 +294,36 @@ def _web(report: Report, config: Config) -> None:
         Front.for_config(config, Clock())
     except Exception as exc:  # it would stop the daemon at start-up
         _errors(report, config, "starting the web front")(exc)
+
+
+def _signup(report: Report, config: Config) -> None:
+    """Sign-up needs the public address (its links) and the secret (its tokens); its two
+    emails are rendered once, so a template's error shows here, not at a visitor's."""
+    from ..delivery.session import mail_settings
+    from ..edition.notices import Notices
+
+    signup, web = config.signup, config.web
+    if signup is None:
+        return
+    if web is None or not web.base_url:
+        report.add("error", f"{config.path}: 'signup:' is set but 'web: base_url:' is not, "
+                            "so /subscribe answers 404 (a confirmation needs a link); set "
+                            "web: {base_url: https://...}")
+        return
+    record = _errors(report, config, "building the sign-up emails")
+    try:
+        notices = Notices(mail_settings(config))
+        notices.confirmation(email="reader@example.org", hours=signup.confirm_hours,
+                             confirm_url=f"{web.base_url}/subscribe/confirm/sample",
+                             expires=datetime.now(config.site.tz))
+        notices.welcome(email="reader@example.org", archive_url=None,
+                        preferences_url=f"{web.base_url}/preferences/sample",
+                        unsubscribe_url=f"{web.base_url}/unsubscribe/sample")
+    except Exception as exc:  # whatever stops a render stops every sign-up
+        record(exc)
+        return
+    report.add("note", f"sign-up: {web.base_url}/subscribe (confirmation links work "
+                       f"{signup.confirm_hours:g} hours)")
 
 
 def daemon_jobs(config: Config) -> list[Any]:

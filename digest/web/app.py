@@ -1,7 +1,7 @@
-"""The routes of the web front: one-click unsubscribe, tags, the archive, health, and the
-output folder. A wrong, truncated or other purpose's token gets the same 404 as an unknown
-path and changes nothing (the handlers are in unsubscribe.py, preferences.py and
-archive_pages.py).
+"""The routes of the web front: one-click unsubscribe, tags, sign-up, the archive, health,
+and the output folder. A wrong, truncated or other purpose's token gets the same 404 as an unknown
+path and changes nothing (the handlers are in unsubscribe.py, preferences.py,
+signup.py and archive_pages.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from starlette.routing import Route
 from .archive_pages import archive_index, archive_page, edition_page
 from .context import Web, error_page, in_thread
 from .preferences import preferences_page, save_preferences
+from .signup import confirm, subscribe
 from .unsubscribe import unsubscribe, unsubscribe_page
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ def make_app(current: Callable[[], Web]) -> Starlette:
               methods=["GET", "HEAD", "POST"]),
         Route("/preferences/{token}", h(_by_method(preferences_page, save_preferences)),
               methods=["GET", "HEAD", "POST"]),
+        Route("/subscribe", h(subscribe), methods=["GET", "HEAD", "POST"]),
+        Route("/subscribe/confirm/{token}", h(confirm), methods=["GET", "HEAD", "POST"]),
         Route("/archive", lambda _request: RedirectResponse("archive/", status_code=308),
               methods=["GET", "HEAD"]),
         Route("/archive/", h(archive_index), methods=["GET", "HEAD"]),
