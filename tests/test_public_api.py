@@ -111,6 +111,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
     "digest status": ["--config", "--json"],
     "digest subscribers": [],
+    "digest subscribers import": ["--config", "--dry-run", "--format", "<file>"],
     "digest unsubscribe": ["--config", "<email>"],
 }
 
