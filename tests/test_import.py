@@ -326,7 +326,7 @@ def test_a_csv_with_old_mac_line_ends_reads_the_same(tmp_path: Path) -> None:
     (None, (), "cannot read: No such file or directory"),
     (b"", (), "the file is empty"),
     (b"name,tags\nAna,union\n", (), "no 'email' column in the first row"),
-    (b"email\na@example.org\n", ("--format", "mailchimp"),
+    (b"Name\nAna\n", ("--format", "mailchimp"),
      "no 'Email Address' column in the first row"),
     (b"email\n\x81\x8d\x8f\n", (), "not a text file"),
     (b"PK\x03\x04 not really a zip", (), "cannot read the ZIP"),
@@ -385,3 +385,28 @@ def test_the_byte_limit_bounds_the_file_and_what_a_zip_unpacks_to(tmp_path: Path
     assert bomb.stat().st_size < 50_000
     code, _, err = _import(config, bomb)
     assert code == 2 and f"error: {bomb}: the ZIP unpacks to over 50,000 bytes" in err
+
+
+def test_an_unsubscribed_export_read_as_a_plain_csv_still_suppresses(tmp_path: Path) -> None:
+    """Without a status column, --format csv takes the status as Mailchimp's columns say:
+    an unsubscribed export never becomes a list of members."""
+    config = _site(tmp_path)
+    renamed = tmp_path / "export.csv"
+    renamed.write_bytes((FIXTURES / MAILCHIMP[1]).read_bytes())
+    code, out, _ = _import(config, renamed, "--format", "csv")
+    assert code == 0
+    assert _counts(out).startswith("new 0, updated 0, unchanged 0, suppressed 2,")
+    assert _counts(out).endswith("(csv)")
+    assert _suppressed(config)["eve@example.org"][0] == "unsubscribed (imported from export.csv)"
+
+
+def test_a_windows_1252_csv_inside_a_zip_is_warned_about_too(tmp_path: Path) -> None:
+    config = _site(tmp_path)
+    export = tmp_path / "export.zip"
+    with zipfile.ZipFile(export, "w") as archive:
+        archive.writestr(f"subscribed_members_export_{EXPORT}.csv",
+                         "Email Address,First Name\r\npia@example.org,Pía\r\n".encode("cp1252"))
+    code, _, err = _import(config, export)
+    assert code == 0
+    assert f"warning: {export}/subscribed_members_export_{EXPORT}.csv:2: not UTF-8" in err
+    assert _members(config)["pia@example.org"].name == "Pía"

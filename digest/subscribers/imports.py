@@ -53,6 +53,7 @@ _EXPORT_NAME = re.compile(r"^(subscribed|unsubscribed|cleaned|nonsubscribed)_mem
                           re.I)
 _STATUSES: dict[str, Status] = {"subscribed": "subscribed", "unsubscribed": "unsubscribed",
                                 "cleaned": "cleaned", "bounced": "cleaned"}
+_EMAIL_COLUMNS = ("email", "email address", "e-mail", "e-mail address")
 _MAILCHIMP_ONLY = {"member_rating", "optin_time", "confirm_time", "leid", "euid",
                    "unsub_time", "clean_time", "last_changed"}
 
@@ -100,7 +101,7 @@ def parse_import(path: Path, data: bytes, known_tags: Collection[str], *,
         if format == "csv":
             raise SubscribersUnreadable(Problem(path, None, "this is a ZIP file, not a CSV",
                                                 "use --format mailchimp, or unpack it"))
-        for name, text in _unzipped(path, data, limits):
+        for name, text in _unzipped(path, data, limits, reader.warnings):
             reader.read(path / name, text, "mailchimp")
         return reader.parsed("mailchimp")
     text = _decoded(path, data, reader.warnings)
@@ -109,7 +110,8 @@ def parse_import(path: Path, data: bytes, known_tags: Collection[str], *,
     return reader.parsed(chosen)
 
 
-def _unzipped(path: Path, data: bytes, limits: Limits) -> list[tuple[str, str]]:
+def _unzipped(path: Path, data: bytes, limits: Limits,
+              warnings: list[Problem]) -> list[tuple[str, str]]:
     """(member name, text) of the CSVs in the ZIP, cleaned and unsubscribed first; the
     unpacked bytes are bounded as the file is, whatever the ZIP's headers claim."""
     try:
@@ -133,7 +135,7 @@ def _unzipped(path: Path, data: bytes, limits: Limits) -> list[tuple[str, str]]:
                     path, None, f"the ZIP unpacks to over {limits.subscribers_bytes:,} bytes",
                     "raise limits.subscribers_bytes in config.yaml if it really is that long"))
             name = info.filename
-            found.append((name, _decoded(path / name, raw, [])))
+            found.append((name, _decoded(path / name, raw, warnings)))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, RuntimeError,
             EOFError, ValueError, OSError) as exc:  # damaged, encrypted, unknown compression
         raise SubscribersUnreadable(Problem(path, None, f"cannot read the ZIP: {exc}",
@@ -174,7 +176,12 @@ def _detect(path: Path, text: str) -> Format:
     """mailchimp when the file is named or laid out as Mailchimp writes its exports."""
     if _EXPORT_NAME.match(path.name):
         return "mailchimp"
-    header = {h.strip().casefold() for h in text.partition("\n")[0].split(",")}
+    try:
+        with _field_limit(FIELD_CHARS):
+            first = next(csv.reader(io.StringIO(text.lstrip(), newline="")), [])
+    except csv.Error:  # the read says where
+        return "csv"
+    header = {h.strip().casefold() for h in first}
     return "mailchimp" if header & _MAILCHIMP_ONLY else "csv"
 
 
@@ -205,7 +212,6 @@ class _Reader:
         self.first: dict[str, tuple[Path, int]] = {}
         self.unknown: dict[str, tuple[str, Path, int, int]] = {}  # folded -> as written...
         self.skipped = 0
-        self.rows = 0
 
     def parsed(self, format: Format) -> Parsed:
         return Parsed(format, tuple(self.records), tuple(self.rejected),
@@ -235,9 +241,8 @@ class _Reader:
         """Every row counted before any is checked, so a huge file is refused at once."""
         rows = csv.reader(io.StringIO(text, newline=""))
         try:
-            for _ in rows:
-                self.rows += 1
-                if self.rows > ROWS + 1:  # + the header
+            for count, _ in enumerate(rows):
+                if count > ROWS:  # the header is row 0
                     raise SubscribersUnreadable(Problem(
                         path, rows.line_num, f"over {ROWS:,} rows",
                         "split the file, and import the parts one by one"))
@@ -254,21 +259,22 @@ class _Reader:
         else:
             raise SubscribersUnreadable(Problem(path, None, "the file is empty",
                                                 "export the audience again"))
-        names = ("email address",) if format == "mailchimp" else ("email", "email address")
-        if not any(n in header for n in names):
+        if not any(n in header for n in _EMAIL_COLUMNS):
             want = "'Email Address'" if format == "mailchimp" else "'email'"
             raise SubscribersUnreadable(Problem(
                 path, 1, f"no {want} column in the first row",
                 "the first row must name the columns" + (
                     "; is this a Mailchimp audience export? if not, use --format csv"
                     if format == "mailchimp" else "")))
-        if "email" not in header:
-            header[header.index("email address")] = "email"
+        column = next(n for n in _EMAIL_COLUMNS if n in header)
+        header[header.index(column)] = "email"
         return header
 
     def _status(self, path: Path, header: list[str], format: Format) -> str | None:
-        """A Mailchimp file's status, by its name or else its columns; None: per row."""
-        if format == "csv":
+        """A Mailchimp file's status, by its name or else its columns; None: per row, from
+        the status column. A CSV without one is taken as Mailchimp's too, so that its
+        unsubscribed export read with --format csv is never taken as subscribed."""
+        if format == "csv" and "status" in header:
             return None
         named = _named_status(path.name)
         if named is not None:
@@ -286,9 +292,10 @@ class _Reader:
         if not address:
             return reject("no address in this row", "fill in the email column, or remove "
                           "the row")
-        email, message, fix = check_address(address)
+        email, message, _fix = check_address(address)
         if email is None:
-            return reject(message, fix.replace("entry", "row"))
+            return reject(message, "write only the address in this column; the name has its "
+                          "own" if "<" in address else "correct the address, or remove the row")
         if not address.isascii() and self._misread(path):
             return reject(f"address '{address}' is not ASCII, and the file is not UTF-8, "
                           "so it may have been misread", "save the file as UTF-8")
@@ -378,7 +385,7 @@ def _reason(row: dict[str, str], status: str, format: Format, path: Path) -> str
     if status == "subscribed":
         return ""
     if format == "csv":
-        written = row.get("status", "").strip().casefold()
+        written = row.get("status", "").strip().casefold() or status
         return _clean(f"{written} (imported from {path.name})")
     if status == "unsubscribed":
         details = [row.get("unsub_time", "").strip()[:10]]
