@@ -35,7 +35,7 @@ from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..config import DEFAULT_LIMITS, Limits
 from ..errors import Problem, SubscribersUnreadable, did_you_mean
@@ -210,7 +210,7 @@ class _Reader:
         self.rejected: list[Problem] = []
         self.warnings: list[Problem] = []
         self.first: dict[str, tuple[Path, int]] = {}
-        self.unknown: dict[str, tuple[str, Path, int, int]] = {}  # folded -> as written...
+        self.unknown: dict[str, tuple[str, Path, int, int]] = {}  # as written, where, uses
         self.skipped = 0
 
     def parsed(self, format: Format) -> Parsed:
@@ -250,8 +250,9 @@ class _Reader:
             raise SubscribersUnreadable(Problem(path, rows.line_num, f"not CSV: {exc}",
                                                 "save the file as CSV")) from None
 
-    def _header(self, path: Path, rows: Iterator[list[str]],
-                format: Format) -> list[str]:
+    def _header(self, path: Path, rows: Any, format: Format) -> list[str]:
+        """The first row that is not blank, casefolded; *rows*: csv's reader (its type is
+        private)."""
         for row in rows:
             if any(cell.strip() for cell in row):
                 header = [cell.strip().casefold() for cell in row]
@@ -262,7 +263,7 @@ class _Reader:
         if not any(n in header for n in _EMAIL_COLUMNS):
             want = "'Email Address'" if format == "mailchimp" else "'email'"
             raise SubscribersUnreadable(Problem(
-                path, 1, f"no {want} column in the first row",
+                path, rows.line_num, f"no {want} column in the first row",
                 "the first row must name the columns" + (
                     "; is this a Mailchimp audience export? if not, use --format csv"
                     if format == "mailchimp" else "")))
