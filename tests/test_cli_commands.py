@@ -25,6 +25,7 @@ COMMANDS: dict[str, list[str]] = {
     "build": [], "check": [], "posts": [], "send": ["--dry-run"], "preview": [],
     "unsubscribe": ["x@example.org"], "resubscribe": ["x@example.org"], "run": [],
     "serve": [], "status": [], "init": [], "bounces": [], "signup-form": [],
+    "subscribers import": ["members.csv"],
 }
 
 

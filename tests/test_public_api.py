@@ -114,6 +114,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest signup-form": ["--config"],
     "digest status": ["--config", "--json"],
     "digest subscribers": [],
+    "digest subscribers import": ["--config", "--dry-run", "--format", "<file>"],
     "digest unsubscribe": ["--config", "<email>"],
 }
 

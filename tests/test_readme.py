@@ -55,7 +55,10 @@ SUBSCRIBERS = [{"email": "ana@example.org", "tags": ["union"]}, {"email": "all@e
 
 # values for the README's placeholders; COMMAND stands for every subcommand
 PLACEHOLDERS = {"T": NOW.isoformat(), "ME": "me@example.org", "EMAIL": "ana@example.org",
-                "DIR": "previews", "DATETIME": NOW.isoformat()}
+                "DIR": "previews", "DATETIME": NOW.isoformat(),
+                # one CSV of a Mailchimp audience export, as tests/test_import.py uses it
+                "EXPORT": str(PROJECT / "tests" / "fixtures" / "import"
+                              / "subscribed_members_export_8a1f2c3d4e.csv")}
 # commands that keep running until stopped: started, checked, sent SIGTERM
 SERVERS = {"run", "serve"}
 EXEMPT = {

@@ -282,20 +282,26 @@ def _address(path: Path, node: yaml.Node, entry: dict[Any, Any],
                                 "write one address per entry"))
         return None
     address = value.strip()
+    email, message, hint = check_address(address)
+    if email is None:
+        problems.append(Problem(path, line, message, hint))
+    return email
+
+
+def check_address(address: str) -> tuple[str | None, str, str]:
+    """(the ASCII address to send to, "", "") or (None, what is wrong, what to do): the one
+    rule for every way an address comes in (this file, an import)."""
     try:
         valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
         hint = ("write only the address here; put the name under 'name:'" if "<" in address
                 else "correct the address, or remove the entry")
-        problems.append(Problem(path, line, f"invalid address '{address}': {exc}", hint))
-        return None
+        return None, f"invalid address '{address}': {exc}", hint
     if valid.ascii_email is None:  # a non-ASCII local part: only SMTPUTF8 can carry it
-        problems.append(Problem(
-            path, line, f"address '{address}' has non-ASCII characters before the @, "
-            "which cannot be sent without SMTPUTF8",
-            "ask the subscriber for an ASCII address, or remove the entry"))
-        return None
-    return valid.ascii_email
+        return None, (f"address '{address}' has non-ASCII characters before the @, "
+                      "which cannot be sent without SMTPUTF8"), \
+            "ask the subscriber for an ASCII address, or remove the entry"
+    return valid.ascii_email, "", ""
 
 
 def _name(path: Path, node: yaml.Node, value: Any, problems: list[Problem]) -> str | None:
@@ -307,14 +313,19 @@ def _name(path: Path, node: yaml.Node, value: Any, problems: list[Problem]) -> s
         problems.append(Problem(path, line, f"'name' must be text, not {_kind(value)}",
                                 "put the name in quotes"))
         return None
-    # Python's email package splits header lines on more than CR/LF (\x1c-\x1e, \x85, \u2028)
-    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
+    bad = control_character(value)
     if bad is not None:
         problems.append(Problem(path, line,
                                 f"'name' contains the control character U+{ord(bad):04X}",
                                 "write the name on one line, without control characters"))
         return None
     return value.strip() or None
+
+
+def control_character(text: str) -> str | None:
+    """The first character of *text* that could split a header, or None: Python's email
+    package splits header lines on more than CR/LF (\x1c-\x1e, \x85, \u2028)."""
+    return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
 
 
 def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,

@@ -1,0 +1,69 @@
+"""Import records (imports.py) put into the shared state: members to add, addresses to
+suppress. Running it twice with the same records changes nothing the second time.
+
+The rules, each so that an import can never mail someone who left:
+- a suppression always wins: a "subscribed" row for a suppressed address leaves it
+  suppressed (counted as kept suppressed), whatever the export says;
+- an unsubscribed or cleaned row suppresses the address, with Mailchimp's reason, and takes
+  away a member an earlier import added;
+- an address in the owner's subscribers file is left to the file (not made a member too):
+  removing someone from the file must stop their mail, which a hidden member copy would not;
+- someone who signed up on the web keeps what they chose there: a row for them changes
+  nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..state.interface import Member, SharedState
+from .imports import Record
+
+
+@dataclass
+class Applied:
+    """What an import did, row by row; rejected rows are counted by the caller."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    suppressed: int = 0
+    kept_suppressed: int = 0  # subscribed in the file, but on the suppression list
+    listed: int = 0  # in the subscribers file already: left to it
+
+
+def apply_import(state: SharedState, records: Iterable[Record], *, listed: Collection[str],
+                 now: datetime) -> Applied:
+    """Put *records* into *state*; *listed*: the keys in the owner's subscribers file."""
+    applied = Applied()
+    for record in records:
+        key = record.key
+        if record.status != "subscribed":
+            added = state.suppress_with(key, record.reason, record.evidence)
+            member = state.member(key)
+            removed = member is not None and member.source == "import" \
+                and state.remove_member(key)
+            if added or removed:
+                applied.suppressed += 1
+            else:
+                applied.unchanged += 1
+        elif state.suppression(key) is not None:
+            applied.kept_suppressed += 1
+        elif key in listed:
+            applied.listed += 1
+        else:
+            member = state.member(key)
+            if member is not None and member.source == "signup":
+                applied.unchanged += 1
+                continue
+            done = state.put_member(Member(key, record.email, record.name, record.tags,
+                                           "import", now))
+            if done == "new":
+                applied.new += 1
+            elif done == "updated":
+                applied.updated += 1
+            else:
+                applied.unchanged += 1
+    return applied
