@@ -37,6 +37,20 @@ def parse_now(value: str | None, config: Config) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=config.site.tz)
 
 
+def address_key(ctx: click.Context, email: str) -> str:
+    """*email* as the send log and the suppression list key it (Subscriber.key); a
+    usage error (exit 2) if it is not an address."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        click.echo(f"error: {email!r} is not an email address: {exc}", err=True)
+        ctx.exit(2)
+        raise
+    return (valid.ascii_email or valid.normalized).lower()
+
+
 def load_and_scan(ctx: click.Context) -> tuple[Config, Scan]:
     """The config, and a scan of its posts folder under way (posts/scan.py): started before the
     config is validated when a plain read of the file names the folder, so a first build
