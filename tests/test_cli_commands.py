@@ -24,7 +24,8 @@ POSTS = {"2024-06-04-a.md": post("A", tags="[union]"),
 COMMANDS: dict[str, list[str]] = {
     "build": [], "check": [], "posts": [], "send": ["--dry-run"], "preview": [],
     "unsubscribe": ["x@example.org"], "resubscribe": ["x@example.org"], "run": [],
-    "serve": [], "status": [], "init": [],
+    "serve": [], "status": [], "init": [], "deliveries": [], "subscribers list": [],
+    "subscribers show": ["x@example.org"], "subscribers export": [],
 }
 
 

@@ -101,6 +101,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest": ["--config", "--version", "-v --verbose"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
+    "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
     "digest posts": ["--as-of", "--config", "--future", "--json", "--now"],
     "digest preview": ["--as-of", "--config", "--now", "--out", "--subscriber"],
@@ -111,6 +112,9 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
     "digest status": ["--config", "--json"],
     "digest subscribers": [],
+    "digest subscribers export": ["--all", "--config"],
+    "digest subscribers list": ["--config", "--json", "--source", "--suppressed"],
+    "digest subscribers show": ["--config", "--json", "<email>"],
     "digest unsubscribe": ["--config", "<email>"],
 }
 
