@@ -321,11 +321,11 @@ def test_before_anything_ran_they_show_an_empty_list_and_create_nothing(
     with SmtpServer() as smtp:
         cfg = daemon_site(tmp_path, smtp, subscribers=SUBSCRIBERS)
     for look in LOOKS:
-        code, out, err = cli(cfg, *look)
+        code, _out, err = cli(cfg, *look)
         assert code == 0, (look, err)
     assert len(as_json(cfg, "subscribers", "list")) == 3
     assert cli(cfg, "deliveries")[1] == "no digest has been sent yet\n"
-    code, out, _ = cli(cfg, "subscribers", "show", "nobody@example.org")
+    code, _out, _ = cli(cfg, "subscribers", "show", "nobody@example.org")
     assert code == 1
     assert not (tmp_path / "state").exists()
 

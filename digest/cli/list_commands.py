@@ -273,9 +273,10 @@ def _profile_lines(p: dict[str, Any], config: Config) -> Iterator[str]:
     if p["tags"]:
         tags = p["tags"]
         gets = "every post" if tags["gets"] is None else ", ".join(tags["gets"]) or "none"
+        source = p["lists"][0]["source"]
         origin = "chosen on the web" if tags["chosen_on_web"] else \
-            ("from the file" if tags["file"] is not None or p["lists"][0]["source"] == "yaml"
-             else "from the sign-up")
+            {"yaml": "from the file", "signup": "from the sign-up"}.get(source,
+                                                                       "from the import")
         excluded = f", except {', '.join(tags['exclude_tags'])}" if tags["exclude_tags"] else ""
         yield f"  tags: {gets}{excluded} ({origin})"
     s = p["suppression"]
