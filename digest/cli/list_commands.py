@@ -13,23 +13,18 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..config import Config
-from ..state.interface import Delivery, Run, SharedState
-from ..subscribers.load import Subscriber
-from ..subscribers.roster import (
-    SOURCES,
-    Entry,
-    Unlisted,
-    entries,
-    export_yaml,
-    suppression_json,
-    tags_text,
-)
+from ..subscribers.roster import SOURCES, suppression_json
 from .base import address_key, load, subcommand, subscribers_command
+
+if TYPE_CHECKING:  # the rest is loaded when a command runs: every command starts faster
+    from ..state.interface import Delivery, Run, SharedState
+    from ..subscribers.load import Subscriber
+    from ..subscribers.roster import Entry, Unlisted
 
 RECENT = 10  # deliveries and bounces `show` lists; runs an unknown --run names
 
@@ -72,6 +67,8 @@ def file_subscribers(config: Config, state: SharedState | None) -> tuple[Subscri
 def everyone(config: Config, state: SharedState | None) -> Iterator[Entry]:
     """Every address on the list, with its web choice and its suppression: four reads in
     all, whatever the size of the list."""
+    from ..subscribers.roster import entries
+
     file = file_subscribers(config, state)
     if state is None:
         return entries(file, [], {}, {})
@@ -99,6 +96,8 @@ def list_command(ctx: click.Context, source: str | None, suppressed: bool,
     addresses get nothing, so they are left out (the last line says how many): see them
     with --suppressed.
     """
+    from ..subscribers.roster import tags_text
+
     config = load(ctx)
     with looking(config) as state:
         rows = [e for e in everyone(config, state) if source is None or e.source == source]
@@ -123,6 +122,8 @@ def list_command(ctx: click.Context, source: str | None, suppressed: bool,
 
 
 def _unlisted(state: SharedState, listed: set[str]) -> list[Unlisted]:
+    from ..subscribers.roster import Unlisted
+
     return [Unlisted(s) for s in state.suppressions() if s.key not in listed]
 
 
@@ -170,6 +171,8 @@ def export(ctx: click.Context, everyone_: bool) -> None:
     subscribers.yaml`). Suppressed addresses are never exported. Tags are the ones each
     person gets (a choice made on the web included).
     """
+    from ..subscribers.roster import export_yaml
+
     config = load(ctx)
     with looking(config) as state:
         rows = [e for e in everyone(config, state) if everyone_ or e.source != "yaml"]
@@ -211,6 +214,8 @@ def show(ctx: click.Context, email: str, as_json: bool) -> None:
 
 def _profile(config: Config, state: SharedState | None, key: str) -> dict[str, Any]:
     """What `show` shows of *key*, as JSON: one query per kind of thing, none per row."""
+    from ..subscribers.roster import entries
+
     in_file = [s for s in file_subscribers(config, state) if s.key == key]
     if state is None:
         member = pending = suppression = None

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
-
-from ..state.interface import Member, Suppression
-from .load import Subscriber
+if TYPE_CHECKING:  # loaded by whoever calls: importing this module stays cheap for the CLI
+    from ..state.interface import Member, Suppression
+    from .load import Subscriber
 
 ListSource = Literal["yaml", "signup", "import"]
 SOURCES: tuple[ListSource, ...] = ("yaml", "signup", "import")
@@ -104,28 +104,35 @@ def tags_text(entry: Entry) -> str:
 def export_yaml(entry: Entry) -> str:
     """*entry* as one item of the subscribers file ('- email: …', tags as '[a, b]'), quoted
     by the YAML emitter itself, so that any name or tag reads back as written."""
+    import yaml
+
+    dumper, flow = _dumper()
     item: dict[str, Any] = {"email": entry.email}
     if entry.name:
         item["name"] = entry.name
     if entry.tags is not None:
-        item["tags"] = _Flow(entry.tags)
+        item["tags"] = flow(entry.tags)
     if entry.exclude_tags:
-        item["exclude_tags"] = _Flow(entry.exclude_tags)
-    return yaml.dump([item], Dumper=_Dumper, allow_unicode=True, sort_keys=False,
+        item["exclude_tags"] = flow(entry.exclude_tags)
+    return yaml.dump([item], Dumper=dumper, allow_unicode=True, sort_keys=False,
                      default_flow_style=False, width=1_000_000)
 
 
-class _Flow(list[str]):
-    """A list of tags, written on one line as the subscribers file shows them."""
+@cache
+def _dumper() -> tuple[Any, type[list[str]]]:
+    """A safe YAML dumper (the C one when PyYAML has it: 100,000 entries in seconds rather
+    than a minute) that writes a list of tags on one line, as the subscribers file shows
+    them; and the list type it does that for."""
+    import yaml
 
+    class Flow(list[str]):
+        pass
 
-# the C emitter when PyYAML has it: 100,000 entries in seconds rather than a minute
-_Emitter: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    base: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
+    class Dumper(base):  # type: ignore[misc]  # a base chosen at run time
+        pass
 
-class _Dumper(_Emitter):  # type: ignore[misc]  # a base chosen at run time
-    pass
-
-
-_Dumper.add_representer(_Flow, lambda dumper, data: dumper.represent_sequence(
-    "tag:yaml.org,2002:seq", data, flow_style=True))
+    Dumper.add_representer(Flow, lambda dumper, data: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=True))
+    return Dumper, Flow
