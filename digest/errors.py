@@ -16,13 +16,16 @@
     │   ├── SmtpAuthFailed      the server refused the credentials (or offers no AUTH)
     │   └── SmtpTlsFailed       no verified TLS: bad certificate, or no STARTTLS offered
     ├── ServeError              the web front cannot start: address in use, not allowed
+    ├── MailboxError            the bounces mailbox cannot be read: missing Maildir, IMAP
+    │                           refused the connection, the TLS certificate or the login
     └── InitRefused             `digest init` will not write over a file, or outside a site
 
 Library errors are translated into these where they enter, each naming the file (or the
 address) and what to do: YAML (util/yamlsource.py), SQLite (state/store.py and the few other
 readers of the database), OSError on writes (util/writer.py), SMTP (delivery/smtp.py: a failed
 message is an outcome in the send log; what stops a run is a DeliveryPaused), Jinja
-(edition/layout.py, web/pages.py) and the web server's start (web/server.py). So the command
+(edition/layout.py, web/pages.py), the web server's start (web/server.py) and imaplib
+(feedback/mailbox.py). So the command
 line's one boundary (cli/base.py) only has to print them.
 
 Every class is defined here and drawn above; tests/test_errors.py keeps it so.
@@ -204,6 +207,18 @@ class ServeError(DigestError, OSError):
         return self.message
 
 
+class MailboxError(DigestError):
+    """The mailbox bounces are read from cannot be used; `where` names it (a Maildir's path or
+    imaps://user@host:port/folder), `reason` what went wrong, `hint` what to do. Nothing in
+    the mailbox was changed or lost: the next read starts where the last one stopped."""
+
+    def __init__(self, where: str, reason: str, hint: str) -> None:
+        self.where = where
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{where}: {reason} ({hint})")
+
+
 class InitRefused(DigestError):
     """`digest init` will not write: a file is in the way, or the folder is no Jekyll site."""
 
@@ -220,7 +235,7 @@ def _todo_for(error: OSError) -> str:
 
 
 # the tree above and the Problem errors carry (tests/test_public_api.py pins them)
-__all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MessageError",
-           "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
+__all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MailboxError",
+           "MessageError", "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
            "SmtpAuthFailed", "SmtpTlsFailed", "StateError", "StateLost",
            "SubscribersUnreadable", "TemplateError"]

@@ -146,7 +146,7 @@ def test_build_exits_0_and_reports_unchanged_feeds_the_second_time(tmp_path):
     config = make_site(tmp_path, GOOD)
     code, first, _ = _cli(config, "build")
     assert code == 0
-    assert "5 feeds: 12 files written, 0 feeds unchanged" in first
+    assert "5 feeds: 13 files written, 0 feeds unchanged" in first
     code, second, _ = _cli(config, "build")
     assert code == 0
     assert "2 posts (0 parsed, 0 rejected, 0 future, 0 unpublished); 5 feeds: "\

@@ -24,8 +24,8 @@ POSTS = {"2024-06-04-a.md": post("A", tags="[union]"),
 COMMANDS: dict[str, list[str]] = {
     "build": [], "check": [], "posts": [], "send": ["--dry-run"], "preview": [],
     "unsubscribe": ["x@example.org"], "resubscribe": ["x@example.org"], "run": [],
-    "serve": [], "status": [], "init": [], "deliveries": [], "subscribers list": [],
-    "subscribers show": ["x@example.org"], "subscribers export": [],
+    "serve": [], "status": [], "init": [], "bounces": [], "deliveries": [],
+    "subscribers list": [], "subscribers show": ["x@example.org"], "subscribers export": [],
 }
 
 

@@ -313,16 +313,22 @@ def test_two_new_posts_wanting_one_id_in_one_build_get_distinct_ids(tmp_path):
 
 # --- OPML, stylesheet, RSS self link ------------------------------------------------------
 
-def test_opml_lists_every_feed_in_both_formats(built):
-    root = ET.parse(output(built) / "feeds.opml").getroot()
-    outlines = root.findall("./body/outline")
-    feeds = 1 + len(TAGS) + 1
-    assert len(outlines) == 2 * feeds
-    urls = {o.get("xmlUrl") for o in outlines}
+def test_opml_lists_every_feed_once_one_format_per_file(built):
+    """Importing an OPML subscribes to every outline: both formats in one file made
+    rss2email mail each post twice."""
+    urls = {}
+    for name, suffix, version in (("feeds.opml", ".xml", None),
+                                  ("feeds-rss.opml", ".rss", "RSS2")):
+        root = ET.parse(output(built) / name).getroot()
+        outlines = root.findall("./body/outline")
+        assert len(outlines) == 1 + len(TAGS) + 1
+        assert all(o.get("xmlUrl", "").endswith(suffix) for o in outlines)
+        assert {o.get("version") for o in outlines} == {version}
+        assert root.findtext("./head/title") == "Jobs Board"
+        urls[name] = {o.get("xmlUrl") for o in outlines}
     expected = {f"{SITE_URL}/{p.relative_to(output(built))}" for p in _feed_files(built)}
-    assert urls == expected
-    assert root.findtext("./head/title") == "Jobs Board"
-    assert {o.get("version") for o in outlines} == {"atom", "rss"}
+    assert urls["feeds.opml"] | urls["feeds-rss.opml"] == expected
+    assert not urls["feeds.opml"] & urls["feeds-rss.opml"]
 
 
 def test_stylesheet_instruction_is_present_by_default(built):

@@ -200,3 +200,16 @@ def test_installed_web_front_answers_healthz(installed: Installed, example: Path
         assert server.process.stdout is not None
         out = server.log() + server.process.stdout.read()
     assert "Traceback" not in out, out
+
+
+def test_the_wheel_lists_every_package_of_the_tree() -> None:
+    """pyproject.toml lists the packages (templates live outside digest/): a new stage left
+    out of it imports from the checkout and is missing from every install."""
+    import tomllib
+
+    root = Path(__file__).resolve().parent.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(root).parts)
+             for p in (root / "digest").rglob("__init__.py")}
+    assert found <= listed, f"add to [tool.setuptools] packages: {sorted(found - listed)}"

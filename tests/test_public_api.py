@@ -38,7 +38,7 @@ API: dict[str, dict[str, str]] = {
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
                   "bounces, signup)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
-                          "grace_hours, list_id, unsubscribe_mailto, dkim)",
+                          "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
         "ImapSettings": "dataclass(host, port, username, password_env, folder, security, "
                         "ca_file, timeout)",
@@ -82,6 +82,7 @@ API: dict[str, dict[str, str]] = {
         "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",
         "InitRefused": "exception(DigestError)",
+        "MailboxError": "exception(DigestError)",
         "MessageError": "exception(DigestError, ValueError)",
         "MissingSecret": "exception(DigestError)",
         "OutputError": "exception(DigestError, OSError)",
@@ -99,6 +100,7 @@ API: dict[str, dict[str, str]] = {
 
 CLI: dict[str, list[str]] = {  # each command's options by their flags, arguments as <name>
     "digest": ["--config", "--version", "-v --verbose"],
+    "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],

@@ -186,6 +186,10 @@ def make_paths_exist(config: dict[str, Any], base: Path) -> None:
     jekyll = (config.get("site") or {}).get("jekyll_config")
     if jekyll and not (base / jekyll).exists():
         write_site((base / jekyll).parent.parent)
+    maildir = (config.get("bounces") or {}).get("maildir")
+    if maildir:
+        for sub in ("new", "cur", "tmp"):
+            (base / maildir / sub).mkdir(parents=True, exist_ok=True)
     (base / str(config["posts"])).mkdir(parents=True, exist_ok=True)
 
 

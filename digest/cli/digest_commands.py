@@ -146,5 +146,7 @@ def preview(ctx: click.Context, as_of_text: str | None, subscriber: str | None,
     click.echo(f"period {when(result.period.start)} → {when(result.period.end)}: "
                f"{result.posts} new posts, {result.editions} distinct editions for "
                f"{result.recipients} subscribers ({result.empty} with nothing new)")
+    for note in result.notes:
+        click.echo(note, err=True)
     for path in result.files:
         click.echo(str(path))

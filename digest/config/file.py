@@ -108,6 +108,7 @@ class DigestModel(_Strict):
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     dkim: DkimModel | None = None
+    clip_bytes: Whole = Field(default=100_000, ge=10_000, le=10_000_000)
 
 
 class SmtpModel(_Strict):
@@ -424,7 +425,7 @@ def _digest_settings(path: Path, located: Located, base: Path,
         noun=_noun(model.noun),
         templates=templates, schedule=model.schedule, grace_hours=model.grace_hours,
         list_id=model.list_id,
-        unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim)
+        unsubscribe_mailto=model.unsubscribe_mailto, dkim=dkim, clip_bytes=model.clip_bytes)
 
 
 def _crontab_error(expression: str) -> str | None:

@@ -70,6 +70,7 @@ class DigestSettings:
     list_id: str | None = None
     unsubscribe_mailto: str | None = None
     dkim: Dkim | None = None
+    clip_bytes: int = 100_000  # decoded bytes of a digest's HTML part; Gmail clips past 102 KB
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..config import Config, load_config
 from ..errors import ConfigError, DigestError, Problem
 from ..util.logs import event
+from .bounces import BounceReader
 from .digest import DigestSender
 from .feeds import Feeds
 from .host import Host
@@ -27,11 +28,13 @@ WATCH_READY_SECONDS = 30.0  # setting up inotify watches on a huge tree takes a 
 
 
 class Reloader:
-    def __init__(self, host: Host, feeds: Feeds, digest: DigestSender, web: WebFront) -> None:
+    def __init__(self, host: Host, feeds: Feeds, digest: DigestSender, web: WebFront,
+                 bounces: BounceReader) -> None:
         self.host = host
         self.feeds = feeds
         self.digest = digest
         self.web = web
+        self.bounces = bounces
         self.watchers: dict[str, tuple[Watch, asyncio.Event, asyncio.Task[None]]] = {}
         self._reloading = asyncio.Lock()
 
@@ -56,6 +59,7 @@ class Reloader:
                          extra=event("config.reloaded", why=why, changed=True))
                 self.feeds.schedule_refresh()
                 self.digest.schedule()
+                self.bounces.schedule()
                 self.restart_watchers()
                 self.web.reload(new)
                 self.feeds.request_build("config reloaded")

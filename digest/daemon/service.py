@@ -13,6 +13,7 @@ What wakes it, and what it does then:
   digest left unfinished (deferred mail, a paused server, a send that raised) is retried
   after smtp.retry_minutes, doubling up to an hour, until nothing is left (deferred mail
   fails for good after smtp.give_up_days: delivery/send.py);
+- every `bounces.every_minutes`, with a bounces mailbox configured → read it (bounces.py);
 - SIGHUP, or an edit of config.yaml, the site's _config.yml or the subscribers file →
   reload; a new version that does not load is logged and the old one kept;
 - SIGTERM or SIGINT → take no new work, let the SMTP transactions in flight finish and be
@@ -21,7 +22,8 @@ What wakes it, and what it does then:
 
 The Daemon here is thin: it holds the life cycle (start-up order, stop, the background
 tasks) and composes one part per concern, each in its own module: feeds.py (rebuilds),
-digest.py (sends and retries), reload.py (reloads and the watches), web.py (the front).
+digest.py (sends and retries), bounces.py (the bounces mailbox), reload.py (reloads and the
+watches), web.py (the front).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from ..state.open import open_state, schedule_store_url
 from ..util.clock import Clock
 from ..util.logs import event
 from ..util.loop import run_async
+from .bounces import BounceReader
 from .digest import DigestSender, retry_delay
 from .feeds import Feeds
 from .reload import Reloader
@@ -80,7 +83,8 @@ class Daemon:
         self.feeds = self.feeds_part(self)
         self.digest = DigestSender(self)
         self.web = WebFront(self)
-        self.reloader = Reloader(self, self.feeds, self.digest, self.web)
+        self.bounces = BounceReader(self)
+        self.reloader = Reloader(self, self.feeds, self.digest, self.web, self.bounces)
 
     # life cycle ---------------------------------------------------------------------------
     async def run(self) -> int:
@@ -113,6 +117,7 @@ class Daemon:
         self.scheduler = scheduler
         self.feeds.schedule_refresh()
         self.digest.schedule()
+        self.bounces.schedule()
 
     def request_build(self, reason: str) -> None:
         self.feeds.request_build(reason)

@@ -1,7 +1,9 @@
 """Posts of a run + one subscriber → that subscriber's message.
 
 Each distinct edition (same posts, same tags followed) is laid out once and personalised
-per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000.
+per subscriber, so 100,000 subscribers cost a few hundred renders, not 100,000. Its "view in
+browser" link is that edition's page of the web archive (archive.py: the id is the set of
+posts it carries), so the page shows what the email showed, not the whole run.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ from ..posts.rendered import render_posts
 from ..subscribers.load import (
     Subscriber,
 )
+from . import archive
+from .archive import ArchivedRun
+from .returnpath import encode as verp_address
 from .session import Session, domain_of
 from .transport import Outgoing
 
@@ -30,6 +35,13 @@ log = logging.getLogger(__name__)
 EXCERPT_CHARS = 300  # characters of a post's excerpt shown in a digest
 EDITIONS_KEPT = 8
 T = TypeVar("T")
+
+
+def message_id(run_slug: str, key: str, domain: str) -> str:
+    """The Message-ID of *run_slug*'s digest to *key*: stable, so a resent message is the
+    same message, and recognisable in a bounce that quotes it (feedback/classify.py)."""
+    digest = hashlib.sha256(f"{run_slug}\0{key}".encode()).hexdigest()[:20]
+    return f"<digest.{run_slug}.{digest}@{domain}>"
 
 
 class Composer:
@@ -49,8 +61,15 @@ class Composer:
         sender = s.config.digest.sender or ""
         self.envelope_from = parseaddr(sender)[1]
         self.domain = domain_of(sender)
+        bounces = s.config.bounces
+        # VERP: each message's envelope sender names its run and subscriber (returnpath.py)
+        self.return_path = bounces.return_path if bounces else None
+        self.verp_signer = s.verp_signer
         base = s.config.web.base_url if s.config.web else None
         self.base_url = base
+        # the run as frozen for the web archive, which edition links point into; None until
+        # it is frozen (a preview): its posts will be frozen as self.items, in that order
+        self.archived: ArchivedRun | None = None
 
     def _items(self, posts: list[Post]) -> list[DigestPost]:
         s = self.s
@@ -93,16 +112,32 @@ class Composer:
         if rendered is not None:
             self.editions.move_to_end(key)
         else:
-            archive = f"{self.base_url}/archive/{self.slug}" if self.base_url else None
             edition = Edition(period_start=period.start, period_end=period.end,
                               posts=tuple(self.items[i] for i in picked),
-                              followed=sub.tags, archive_url=archive)
+                              followed=sub.tags, archive_url=self.archive_url(picked))
             rendered = self.s.layout.edition(edition)
             self.laid_out += 1
             self.editions[key] = rendered
             if len(self.editions) > EDITIONS_KEPT:
                 self.editions.popitem(last=False)
         return rendered
+
+    def entry_ids(self) -> list[str]:
+        """The entry id of each of self.items, for the archive."""
+        return [self.s.ids[post.path] for post in self.posts]
+
+    def archive_url(self, picked: tuple[int, ...]) -> str | None:
+        """The "view in browser" link of the edition carrying *picked*: its own page in the
+        archive, or the whole run's if the archive lacks one of its posts (which only a run
+        frozen by an older version, whose post then changed its URL, can do)."""
+        if self.base_url is None:
+            return None
+        whole = f"{self.base_url}/archive/{self.slug}"
+        indexes: list[int] | None = list(picked)
+        if self.archived is not None:
+            indexes = archive.indexes_in(self.archived, ((self.s.ids[self.posts[i].path],
+                                                          self.items[i].url) for i in picked))
+        return f"{whole}/{archive.edition_id(indexes)}" if indexes else whole
 
     def grouped(self, items: list[T], who: Callable[[T], tuple[Subscriber, tuple[int, ...]]]
                 ) -> list[T]:
@@ -115,8 +150,12 @@ class Composer:
         return [item for group in groups.values() for item in group]
 
     def message_id(self, key: str) -> str:
-        digest = hashlib.sha256(f"{self.slug}\0{key}".encode()).hexdigest()[:20]
-        return f"<digest.{self.slug}.{digest}@{self.domain}>"
+        return message_id(self.slug, key, self.domain)
+
+    def envelope_sender(self, key: str) -> str:
+        if self.return_path is None or self.verp_signer is None:
+            return self.envelope_from
+        return verp_address(self.return_path, self.slug, key, self.verp_signer)
 
     def recipient(self, sub: Subscriber, to: str | None = None) -> Recipient:
         signer, base = self.s.signer, self.base_url
@@ -133,6 +172,7 @@ class Composer:
         data = self.s.layout.message(rendered, self.recipient(sub, to),
                                        message_id=message_id or self.message_id(sub.key),
                                        date=self.s.as_of)
-        return Outgoing(key=sub.key, sender=self.envelope_from, recipient=to or sub.email,
+        return Outgoing(key=sub.key, sender=self.envelope_sender(sub.key),
+                        recipient=to or sub.email,
                         data=data)
 

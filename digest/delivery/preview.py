@@ -18,7 +18,7 @@ from ..subscribers.load import (
     SubscriberList,
 )
 from .compose import Composer
-from .session import newest_first, plan_run, session, when
+from .session import Session, newest_first, plan_run, session, when
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class Preview:
     recipients: int
     empty: int
     files: list[Path]
+    notes: list[str] = field(default_factory=list)  # for the reader, one line each
 
 
 def _safe(text: str) -> str:
@@ -39,17 +40,21 @@ def _safe(text: str) -> str:
 
 def preview(config: Config, *, as_of: datetime, out: Path,
             subscriber: str | None = None) -> Preview:
-    """Write each distinct edition of the next digest (HTML, text, .eml); send nothing."""
+    """Write each distinct edition of the next digest (HTML, text, .eml); send nothing.
+
+    The .html and .txt of an edition show where each recipient's values go
+    (`{recipient.name}`); with *subscriber*, they are that subscriber's own, as the .eml is:
+    the edition their tags and web choices give, their name, their signed unsubscribe and
+    preferences links (when the config has a web front), the edition's "view in browser"
+    link. An address that is not a subscriber is a DigestError that names only that address."""
     with session(config, as_of=as_of, scratch=True) as s:
         period, chosen = plan_run(s)
         posts = newest_first(s, (p.entry_id for p in chosen))
         composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
         subs = [composer.subscriber_view(x) for x in s.subscribers.subscribers]
+        notes: list[str] = []
         if subscriber is not None:
-            wanted = subscriber.strip().lower()
-            subs = [x for x in subs if x.key == wanted]
-            if not subs:
-                raise DigestError(f"{subscriber} is not in {config.subscribers}")
+            subs = _one(s, subs, subscriber, notes)
         out.mkdir(parents=True, exist_ok=True)
         files: list[Path] = []
         seen: set[tuple[object, ...]] = set()
@@ -64,15 +69,44 @@ def preview(config: Config, *, as_of: datetime, out: Path,
                 continue
             seen.add(key)
             rendered = composer.edition(sub, picked, period)
+            text, page = rendered.text, rendered.html
+            if subscriber is not None:  # as that person reads it: name, links, all filled in
+                text, page = s.layout.personalise(rendered, composer.recipient(sub))
             name = sub.key.replace("@", "_at_") if subscriber else \
                 f"{len(seen):03d}-{_safe('-'.join(sub.tags or ('all',)))}"
             eml = composer.compose(sub, picked, period).data
-            for suffix, data in ((".html", rendered.html.encode()),
-                                 (".txt", rendered.text.encode()), (".eml", eml)):
+            for suffix, data in ((".html", page.encode()), (".txt", text.encode()),
+                                 (".eml", eml)):
                 target = out / f"{name}{suffix}"
                 target.write_bytes(data)
                 files.append(target)
-        return Preview(period, len(posts), len(seen), len(subs) - empty, empty, files)
+        if subscriber is not None and empty:
+            notes.append(f"{_shown(subscriber)} has nothing new in this digest: they get none")
+        return Preview(period, len(posts), len(seen), len(subs) - empty, empty, files, notes)
+
+
+def _shown(text: str) -> str:
+    """What the user typed, fit for a terminal: bounded, control characters replaced."""
+    return "".join(c if c.isprintable() else "?" for c in text.strip()[:320])
+
+
+def _one(s: Session, subs: list[Subscriber], address: str, notes: list[str]
+         ) -> list[Subscriber]:
+    """The one subscriber *address* names, as the digest sees them, with what the preview
+    should say about them. The error names the address asked for and nothing else: no list
+    of those who are subscribed, not even a near miss."""
+    wanted = address.strip().lower()
+    found = [x for x in subs if x.key == wanted]
+    if not found:
+        raise DigestError(f"{_shown(address)} is not a subscriber (in {s.config.subscribers} "
+                          "or the list kept in the state); check the address")
+    if s.sendlog.is_suppressed(found[0].key):
+        notes.append(f"{_shown(address)} is unsubscribed and gets no digest; the files show "
+                     "what they would get if they resubscribed")
+    if s.signer is None:
+        notes.append("no web.base_url: the digest has no unsubscribe, preferences or "
+                     "\"view in browser\" link, only the unsubscribe address, as the files show")
+    return found
 
 
 @dataclass

@@ -98,7 +98,8 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     composer = Composer(s, run.slug, posts)
     period = Window(run.period_start, run.period_end)
     archive.keep(s.config.state, s.sendlog, run.slug, period.start.astimezone(s.config.site.tz),
-                 period.end.astimezone(s.config.site.tz), composer.items)
+                 period.end.astimezone(s.config.site.tz), composer.items, composer.entry_ids())
+    composer.archived = archive.frozen(s.sendlog, run.slug)
     queue = _queue(s, run, composer)
     if progress:
         progress.start(run, len(queue))

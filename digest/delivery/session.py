@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 
-from ..config import Config
+from ..config import Config, WebSettings
 from ..edition.layout import DkimKey, Layout, MailSettings, default_list_id
 from ..edition.selection import Window, posts_for_run, window
 from ..errors import ConfigError, Problem
@@ -51,6 +51,7 @@ class Session:
     signer: Signer | None
     as_of: datetime
     by_id: dict[str, Post] = field(default_factory=dict)
+    verp_signer: Signer | None = None  # signs VERP return paths, with bounces.return_path
 
 
 def _sender(config: Config) -> str:
@@ -79,7 +80,8 @@ def mail_settings(config: Config) -> MailSettings:
         dkim = DkimKey(digest.dkim.domain, digest.dkim.selector, pem.encode())
     return MailSettings(site=config.site, sender=sender, list_id=list_id,
                         unsubscribe_mailto=digest.unsubscribe_mailto or parseaddr(sender)[1],
-                        templates=digest.templates, noun=digest.noun, dkim=dkim)
+                        templates=digest.templates, noun=digest.noun, dkim=dkim,
+                        clip_bytes=digest.clip_bytes)
 
 
 def _signer(config: Config) -> Signer | None:
@@ -90,6 +92,16 @@ def _signer(config: Config) -> Signer | None:
     return Signer.from_env(config.web.secret_env)
 
 
+def return_path_signer(config: Config, signer: Signer | None) -> Signer | None:
+    """What signs VERP tokens when bounces.return_path is set: the web front's secret (the
+    same variable; it need not serve anything). MissingSecret if that variable is unset."""
+    if config.bounces is None or config.bounces.return_path is None:
+        return None
+    if signer is not None:
+        return signer
+    return Signer.from_env(config.web.secret_env if config.web else WebSettings().secret_env)
+
+
 @contextmanager
 def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterator[Session]:
     """Open the state, read posts and subscribers; close the state on leaving. *scratch*:
@@ -98,6 +110,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
     settings = mail_settings(config)
     layout = Layout(settings)
     signer = _signer(config)
+    verp_signer = return_path_signer(config, signer)  # no secret: refuse before any run
     store = Store.scratch(config.state) if scratch else Store.open(config.state)
     try:
         sendlog = open_state(config, local=store)
@@ -106,7 +119,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
         subscribers = read_subscribers(config, sendlog, corpus.terms, keep=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
         yield Session(config, store, sendlog, corpus, ids, subscribers, layout, signer,
-                      as_of, by_id)
+                      as_of, by_id, verp_signer)
     finally:
         store.close()
 

@@ -6,6 +6,9 @@ swaps in each recipient's own (HTML-escaped in the HTML part, as they are in the
 and assembles the bytes (message.py). A template may test a personal value for presence
 (`{% if recipient.name %}`), so an edition is laid out once per combination of present
 values that its recipients actually have: one or two in practice, never more than eight.
+Each layout keeps the HTML part under the budget (`clip_bytes`, clip.py) with as many of
+the newest posts as fit; the others become "and N more": one layout when all fit, about
+log2(posts) more when not.
 The variables each template sees are listed in its header comment.
 """
 
@@ -16,7 +19,6 @@ import html
 import re
 import secrets
 import traceback
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -25,12 +27,12 @@ from typing import Any
 
 import css_inline
 import jinja2
-from markupsafe import Markup
 
 from ..config import Site
 from ..errors import ConfigError, Problem, TemplateError
-from ..posts.content import MAX_DEPTH, flatten, nesting_depth, too_deep
+from ..posts.content import MAX_DEPTH, nesting_depth
 from ..util import builtin
+from . import clip
 from .message import (
     PERSONAL,
     Body,
@@ -50,9 +52,9 @@ from .message import (
     qp,
     sender_header,
     sign,
-    tidy_text,
     unsubscribe_headers,
 )
+from .views import DigestPost, PostView, groups, named_tags, summary, view
 
 __all__ = [
     "DigestPost",
@@ -71,17 +73,6 @@ MAX_SUBJECT = 150
 DASH = "\N{EN DASH}"
 _BLANK_LINES = re.compile(r"\n{3,}")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
-
-
-@dataclass(frozen=True)
-class DigestPost:
-    title: str  # plain text, may contain anything
-    url: str  # absolute
-    date: datetime  # aware
-    tags: tuple[str, ...]
-    categories: tuple[str, ...]
-    excerpt: str  # plain text
-    excerpt_html: str  # already sanitised by nh3
 
 
 @dataclass(frozen=True)
@@ -104,6 +95,7 @@ class MailSettings:
     templates: Path | None  # a folder whose files override the built-in templates
     noun: tuple[str, str] = ("post", "posts")  # ("job", "jobs") on a jobs board
     dkim: DkimKey | None = None
+    clip_bytes: int = 100_000  # the HTML part's budget (clip.py); the posts past it are cut
 
 
 def default_list_id(sender: str, site: Site) -> str:
@@ -114,21 +106,9 @@ def default_list_id(sender: str, site: Site) -> str:
     return f"{one_line(site.title)} <digest.{domain or 'localhost'}>"
 
 
-@dataclass(frozen=True)
-class PostView:
-    """A post as the templates see it: text tidied to what a reader should see."""
-
-    title: str  # one line
-    url: str
-    date: datetime  # in the site's timezone
-    tags: tuple[str, ...]
-    categories: tuple[str, ...]
-    terms: tuple[str, ...]  # tags then categories, once each: what subscribers follow
-    excerpt: str
-    excerpt_html: Markup
-
-
 Shape = tuple[bool, bool, bool]  # which of name, unsubscribe_url, preferences_url are set
+# a shape, and whether for links too long for clip.RESERVE (a layout measured with clip.WIDE)
+Key = tuple[Shape, bool]
 
 
 @dataclass(frozen=True)
@@ -137,6 +117,7 @@ class Variant:
     html: str
     text_body: Body
     html_body: Body
+    shown: int  # posts shown in both parts; the others did not fit the budget ("N more")
 
 
 EVERY_VALUE: Shape = (True, True, True)
@@ -149,56 +130,23 @@ class LaidOutEdition:
     context: dict[str, Any]  # the template variables but `recipient`
     skeleton: Skeleton
     placeholder: re.Pattern[str] = field(compare=False, repr=False)
-    # rendered bodies by Shape, filled on first use; a cache, not state
-    variants: dict[Shape, Variant] = field(default_factory=dict, compare=False, repr=False)
+    # rendered bodies by Key, filled on first use; a cache, not state
+    variants: dict[Key, Variant] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The text body for previews: `{recipient.email}` and so on where values go."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].text)
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].text)
 
     @property
     def html(self) -> str:
         """The HTML body for previews, marked like `text`."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE].html)
+        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].html)
 
-
-def _view(post: DigestPost, site: Site) -> PostView:
-    tags = tuple(t for t in (one_line(t) for t in post.tags) if t)
-    categories = tuple(c for c in (one_line(c) for c in post.categories) if c)
-    excerpt = _BLANK_LINES.sub("\n\n", tidy_text(post.excerpt)).strip()
-    # render_post flattens deep HTML already; an excerpt cached by an older version may not
-    # be, and css-inline dies of a stack overflow (SIGSEGV) on it, taking the send along
-    excerpt_html = flatten(post.excerpt_html) if too_deep(post.excerpt_html) \
-        else post.excerpt_html
-    return PostView(one_line(post.title), one_line(post.url).replace(" ", "%20"),
-                    post.date.astimezone(site.tz), tags, categories,
-                    tuple(dict.fromkeys((*tags, *categories))), excerpt,
-                    Markup(tidy_text(excerpt_html).strip()))  # nh3 made it safe
-
-
-def _counts(posts: list[PostView]) -> Counter[str]:
-    return Counter(term for post in posts for term in post.terms)
-
-
-def _named_tags(posts: list[PostView], followed: tuple[str, ...] | None) -> list[str]:
-    """Tags to name, most posts first: those followed, or all when following everything."""
-    counts = _counts(posts)
-    if followed is None:
-        return sorted(counts, key=lambda t: (-counts[t], t.casefold()))
-    spelt = {t.casefold(): t for t in counts}
-    present = [spelt[f.casefold()] for f in dict.fromkeys(followed) if f.casefold() in spelt]
-    return sorted(present, key=lambda t: -counts[t])
-
-
-def _groups(posts: list[PostView], named: list[str]) -> list[tuple[str | None, list[PostView]]]:
-    """(tag, its posts newest first) per named tag; posts in none of them under None, last."""
-    groups: list[tuple[str | None, list[PostView]]] = [
-        (tag, [p for p in posts if tag in p.terms]) for tag in named]
-    rest = [p for p in posts if not set(named) & set(p.terms)]
-    if rest:
-        groups.append((None, rest))
-    return groups
+    @property
+    def shown(self) -> int:
+        """How many of the edition's posts fit the budget (for a recipient with every value)."""
+        return self.variants[EVERY_VALUE, False].shown
 
 
 def format_date(value: datetime, fmt: str | None = None) -> str:
@@ -293,20 +241,21 @@ class Layout:
             raise ValueError("an edition needs at least one post")
         archive = check_url(edition.archive_url) if edition.archive_url else None
         site, (one, many) = self.settings.site, self.settings.noun
-        posts = sorted((_view(p, site) for p in edition.posts), key=lambda p: p.date,
+        posts = sorted((view(p, site) for p in edition.posts), key=lambda p: p.date,
                        reverse=True)
         followed = None if edition.followed is None else tuple(
             t for t in dict.fromkeys(one_line(t) for t in edition.followed) if t)
-        named = _named_tags(posts, followed)
+        named = named_tags(posts, followed)
         start = edition.period_start.astimezone(site.tz)
         end = edition.period_end.astimezone(site.tz)
         context: dict[str, Any] = {
-            "site": site, "edition": edition, "posts": posts, "groups": _groups(posts, named),
+            "site": site, "edition": edition, "posts": posts, "groups": groups(posts, named),
             "count": len(posts), "noun": one if len(posts) == 1 else many, "nouns": (one, many),
             "tags": named[:SUBJECT_TAGS], "more": max(0, len(named) - SUBJECT_TAGS),
             "followed": followed, "period_start": start, "period_end": end,
             "period": format_period(start, end), "archive_url": archive,
-            "unsubscribe_mailto": self._mailto}
+            "unsubscribe_mailto": self._mailto, "clipped": 0,
+            "clipped_url": archive or (site.root + "/" if site.root else None)}
         subject = _shorten(one_line(self._fill(SUBJECT, context)))
         context["subject"] = subject
         boundary = "=_digest_" + hashlib.sha256(
@@ -314,11 +263,14 @@ class Layout:
         skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
                                   list_id=self._list_id, lang=self._lang, boundary=boundary)
         rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder)
-        self._variant(rendered, EVERY_VALUE)
+        self._variant(rendered, EVERY_VALUE, False)
         return rendered
 
-    def _variant(self, rendered: LaidOutEdition, shape: Shape) -> Variant:
-        variant = rendered.variants.get(shape)
+    def _variant(self, rendered: LaidOutEdition, shape: Shape, wide: bool) -> Variant:
+        """The bodies for recipients of *shape*, with as many posts as fit the budget:
+        all of them, laid out once, unless they do not fit; then the fewest layouts that
+        find how many do (bisection), the oldest dropped first."""
+        variant = rendered.variants.get((shape, wide))
         if variant is None:
             has_name, has_unsubscribe, has_preferences = shape
             token = self._token
@@ -326,29 +278,67 @@ class Layout:
                 email=f"{token}_email_", name=f"{token}_name_" if has_name else None,
                 unsubscribe_url=f"{token}_unsubscribe_url_" if has_unsubscribe else None,
                 preferences_url=f"{token}_preferences_url_" if has_preferences else None)
-            context = {**rendered.context, "recipient": recipient}
+            base = {**rendered.context, "recipient": recipient}
+            posts: list[PostView] = base["posts"]
+            reserve = clip.WIDE if wide else clip.RESERVE
+            pages: dict[int, tuple[dict[str, Any], str]] = {}
+            sizes: dict[int, int] = {}
+
+            def fits(count: int, shown: list[PostView] | None = None) -> bool:
+                context = self._clipped(base, posts[:count] if shown is None else shown)
+                page = self._page(context)
+                pages[count] = (context, page)
+                sizes[count] = clip.html_size(page, self._placeholder, reserve)
+                return sizes[count] <= self.settings.clip_bytes
+
+            count = len(posts)
+            if not fits(count):
+                # another recipient shape's count is most likely this one's too; else
+                # the posts' share of the budget, a little under (the rest is fixed)
+                hint = next((v.shown for v in rendered.variants.values()), 0) or \
+                    count * self.settings.clip_bytes // sizes[count]
+                count = clip.most(count - 1, fits, hint)
+                if count == 0:  # the newest post alone is over: shown cut short if that fits
+                    count = 1 if fits(1, [summary(posts[0])]) else 0
+                    if count == 0:
+                        fits(0)  # even so it is over: all the digest has is the link to them
+            context, page = pages[count]
             text = _normalise(self._fill(TEXT, context))
-            page = self._fill(HTML, context)
-            # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
-            if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
-                raise ConfigError([Problem(
-                    Path(self._templates[HTML].filename or HTML), None,
-                    f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
-                    "crashes the CSS inliner", "close the tags it opens")])
-            try:
-                page = self._inliner.inline(page)
-            except css_inline.InlineError as exc:
-                raise failed(exc, self._templates[HTML], "CSS cannot be inlined") from None
-            page = page.replace("\r\n", "\n").replace("\r", "\n")
             variant = Variant(text, page, Body.encode(text, self._placeholder),
-                              Body.encode(page, self._placeholder))
-            rendered.variants[shape] = variant
+                              Body.encode(page, self._placeholder), count)
+            rendered.variants[shape, wide] = variant
         return variant
+
+    @staticmethod
+    def _clipped(context: dict[str, Any], shown: list[PostView]) -> dict[str, Any]:
+        """The template variables for *shown*, the first posts of those in *context*."""
+        every: list[PostView] = context["posts"]
+        if len(shown) == len(every):
+            return context
+        named = [tag for tag, _posts in context["groups"] if tag is not None]
+        kept = [(tag, tagged) for tag, tagged in groups(shown, named) if tagged]
+        return {**context, "posts": shown, "groups": kept,
+                "clipped": len(every) - len(shown)}
+
+    def _page(self, context: dict[str, Any]) -> str:
+        """The HTML body, its CSS inlined, "\n" line ends."""
+        page = self._fill(HTML, context)
+        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+        if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+            raise ConfigError([Problem(
+                Path(self._templates[HTML].filename or HTML), None,
+                f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
+                "crashes the CSS inliner", "close the tags it opens")])
+        try:
+            page = self._inliner.inline(page)
+        except css_inline.InlineError as exc:
+            raise failed(exc, self._templates[HTML], "CSS cannot be inlined") from None
+        return page.replace("\r\n", "\n").replace("\r", "\n")
 
     def personalise(self, rendered: LaidOutEdition, recipient: Recipient) -> tuple[str, str]:
         """The text and HTML bodies exactly as *recipient* receives them."""
         values = present(recipient := checked(recipient))
-        variant = self._variant(rendered, _shape(recipient))
+        variant = self._variant(rendered, _shape(recipient), clip.wide(values))
 
         def text(m: re.Match[str]) -> str:
             return values[m.group(1)]
@@ -362,11 +352,13 @@ class Layout:
                 date: datetime) -> bytes:
         """The whole RFC 5322 message for one recipient, CRLF line ends, DKIM-signed if set."""
         recipient = checked(recipient)
-        variant = self._variant(rendered, _shape(recipient))
-        text_values, html_values = {}, {}
+        text_values, html_values, wide = {}, {}, False
         for key, value in present(recipient).items():
             text_values[key] = qp(value, joined=True)
-            html_values[key] = qp(html.escape(value), joined=True)
+            escaped = html.escape(value)
+            html_values[key] = qp(escaped, joined=True)
+            wide = wide or len(escaped.encode("utf-8")) > clip.RESERVE[key]
+        variant = self._variant(rendered, _shape(recipient), wide)
         raw = rendered.skeleton.assemble(
             to=address_header(recipient.name, recipient.email), date=self._date_header(date),
             message_id=message_id_header(message_id),

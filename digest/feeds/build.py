@@ -45,7 +45,7 @@ from .formats import (
     feed_title,
     rss_bytes,
 )
-from .opml import opml_bytes
+from .opml import OPML_FILES, opml_bytes
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
@@ -215,13 +215,15 @@ def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: R
 def _write_extras(config: Config, names: list[str], report: BuildReport) -> None:
     site = config.site
     home = site.root + "/"
-    rows = []
+    rows: dict[str, list[tuple[str, str, str]]] = {"atom": [], "rss": []}
     for spec in (_spec(name, ()) for name in names):
         title = feed_title(site, spec)
-        rows.append((title, "atom", absolute(site, "/" + spec.atom_path), home))
-        rows.append((f"{title} (RSS)", "rss", absolute(site, "/" + spec.rss_path), home))
-    if write_if_changed(config.output / "feeds.opml", opml_bytes(plain_title(site.title), rows)):
-        report.written.append("feeds.opml")
+        rows["atom"].append((title, absolute(site, "/" + spec.atom_path), home))
+        rows["rss"].append((title, absolute(site, "/" + spec.rss_path), home))
+    for kind, file_name in OPML_FILES.items():
+        data = opml_bytes(plain_title(site.title), rows[kind], kind)
+        if write_if_changed(config.output / file_name, data):
+            report.written.append(file_name)
     if config.stylesheet:
         data = builtin.read_bytes(STYLESHEET)
         if write_if_changed(config.output / STYLESHEET, data):

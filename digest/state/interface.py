@@ -264,6 +264,11 @@ class SharedState(Protocol):
 
     def remove_member(self, key: str) -> bool: ...
 
+    def members_stamp(self) -> str:
+        """Changes whenever a member is added, updated or removed: how the web front knows
+        its index of link tokens is stale without reading every member per click."""
+        ...
+
     def pending(self, key: str) -> Pending | None: ...
 
     def save_pending(self, pending: Pending) -> None:

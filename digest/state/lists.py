@@ -128,6 +128,12 @@ class Lists:
         with self.store.atomic() as db:
             return db.execute("DELETE FROM members WHERE key = ?", (key,)).rowcount > 0
 
+    def members_stamp(self) -> str:
+        # a removal lowers the count; an addition or update moves the latest updated_at
+        count, latest = self.db.execute("SELECT COUNT(*), MAX(updated_at) FROM members "
+                                        ).fetchone()
+        return f"{count}|{latest}"
+
     # sign-ups waiting for confirmation ---------------------------------------------------
     def pending(self, key: str) -> Pending | None:
         row = self.db.execute("SELECT key, email, name, tags, requested_at FROM pending "

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .archive_pages import archive_index, archive_page
+from .archive_pages import archive_index, archive_page, edition_page
 from .context import Web, error_page, in_thread
 from .preferences import preferences_page, save_preferences
 from .unsubscribe import unsubscribe, unsubscribe_page
@@ -39,6 +39,7 @@ def make_app(current: Callable[[], Web]) -> Starlette:
               methods=["GET", "HEAD"]),
         Route("/archive/", h(archive_index), methods=["GET", "HEAD"]),
         Route("/archive/{slug}", h(archive_page), methods=["GET", "HEAD"]),
+        Route("/archive/{slug}/{edition}", h(edition_page), methods=["GET", "HEAD"]),
         Route("/{path:path}", h(feed_file), methods=["GET", "HEAD"]),
     ]
 

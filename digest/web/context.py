@@ -8,6 +8,7 @@ thread, so the daemon's scheduler, which shares the event loop, is never held up
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,6 +54,10 @@ class Web:
     # archive pages rendered, with what they were rendered from (see archive_pages.py)
     rendered_pages: dict[str, tuple[ArchivedRun | list[ArchivedRun], PageBytes]] = field(
         init=False, default_factory=dict)
+    # editions' pages kept rendered, the least recently asked for dropped first (bounded,
+    # archive_pages.py)
+    edition_pages: OrderedDict[str, tuple[ArchivedRun, PageBytes]] = field(
+        init=False, default_factory=OrderedDict)
 
     def __post_init__(self) -> None:
         # a damaged, locked or read-only state database stops `digest serve` at start

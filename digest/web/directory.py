@@ -1,8 +1,10 @@
-"""Who a link's token names: the subscribers file as it is now, re-read when it changes.
+"""Who a link's token names: the subscribers file as it is now, and the members who signed
+up or were imported, re-read when either changes.
 
 A token carries no address, so finding its subscriber means signing every current key and
 looking the token up. The index is built lazily per purpose and rebuilt only when the
-subscribers file changes (its size and mtime), so a click costs a stat and a dict lookup.
+subscribers file changes (its size and mtime) or the members do (their stamp in the shared
+state), so a click costs a stat, one small query and a dict lookup.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from ..subscribers.load import Subscriber, SubscriberList
 from ..subscribers.tokens import TOKEN_PATTERN, Signer
 
 log = logging.getLogger(__name__)
-Stamp = tuple[int, int] | None  # (size, mtime_ns) of the subscribers file; None: unreadable
+# (size, mtime_ns) of the subscribers file (None: unreadable), and the members' stamp
+Stamp = tuple[tuple[int, int] | None, str]
 
 
-def _stamp(path: Path | None) -> Stamp:
+def _file_stamp(path: Path | None) -> tuple[int, int] | None:
     if path is None:
         return None
     try:
@@ -77,7 +80,7 @@ class Directory:
         return index.get(token)
 
     def _generation(self) -> _Generation:
-        stamp = _stamp(self.path)
+        stamp = (_file_stamp(self.path), self._state().members_stamp())
         current = self._current
         if current is not None and current.stamp == stamp:
             return current
