@@ -25,7 +25,8 @@ COMMANDS: dict[str, list[str]] = {
     "build": [], "check": [], "posts": [], "send": ["--dry-run"], "preview": [],
     "unsubscribe": ["x@example.org"], "resubscribe": ["x@example.org"], "run": [],
     "serve": [], "status": [], "init": [], "bounces": [], "signup-form": [],
-    "subscribers import": ["members.csv"],
+    "subscribers import": ["members.csv"], "deliveries": [],
+    "subscribers list": [], "subscribers show": ["x@example.org"], "subscribers export": [],
 }
 
 

@@ -103,6 +103,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
+    "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
     "digest posts": ["--as-of", "--config", "--future", "--json", "--now"],
     "digest preview": ["--as-of", "--config", "--now", "--out", "--subscriber"],
@@ -114,7 +115,10 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest signup-form": ["--config"],
     "digest status": ["--config", "--json"],
     "digest subscribers": [],
+    "digest subscribers export": ["--all", "--config"],
     "digest subscribers import": ["--config", "--dry-run", "--format", "<file>"],
+    "digest subscribers list": ["--config", "--json", "--source", "--suppressed"],
+    "digest subscribers show": ["--config", "--json", "<email>"],
     "digest unsubscribe": ["--config", "<email>"],
 }
 

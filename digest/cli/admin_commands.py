@@ -11,19 +11,7 @@ from typing import Any
 import click
 
 from ..config import Config
-from .base import digest_errors, load, parse_now, subcommand
-
-
-def _address_key(ctx: click.Context, email: str) -> str:
-    from email_validator import EmailNotValidError, validate_email
-
-    try:
-        valid = validate_email(email, check_deliverability=False)
-    except EmailNotValidError as exc:
-        click.echo(f"error: {email!r} is not an email address: {exc}", err=True)
-        ctx.exit(2)
-        raise
-    return (valid.ascii_email or valid.normalized).lower()
+from .base import address_key, digest_errors, load, parse_now, subcommand
 
 
 def _not_listed(config: Config, sendlog: Any, key: str) -> str | None:
@@ -50,7 +38,7 @@ def _change_suppression(ctx: click.Context, email: str, *,
     from ..state.open import open_state
 
     config = load(ctx)
-    key = _address_key(ctx, email)
+    key = address_key(ctx, email)
     log = open_state(config)
     try:
         changed = log.suppress(key, "digest unsubscribe") if suppress else log.unsuppress(key)

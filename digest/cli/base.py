@@ -10,7 +10,7 @@ Exit codes: 0 success, 1 some input was rejected (everything else was still done
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,20 @@ def parse_now(value: str | None, config: Config) -> datetime:
     except ValueError:
         raise click.BadParameter(f"'{value}' is not an ISO 8601 date-time") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=config.site.tz)
+
+
+def address_key(ctx: click.Context, email: str) -> str:
+    """*email* as the send log and the suppression list key it (Subscriber.key); a
+    usage error (exit 2) if it is not an address."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        valid = validate_email(email, check_deliverability=False)
+    except EmailNotValidError as exc:
+        click.echo(f"error: {email!r} is not an email address: {exc}", err=True)
+        ctx.exit(2)
+        raise
+    return (valid.ascii_email or valid.normalized).lower()
 
 
 def load_and_scan(ctx: click.Context) -> tuple[Config, Scan]:
@@ -153,11 +167,21 @@ def subscribers() -> None:
 
 def subscribers_command(f: Any) -> Any:
     """A command under `digest subscribers`, with --config accepted after it too."""
+    return _under_subscribers(f, None)
+
+
+def named_subscribers_command(name: str) -> Callable[[Callable[..., Any]], click.Command]:
+    """subscribers_command, named *name* rather than after the function (click before 8.2
+    keeps a `_command` suffix that 8.2 drops, and pyproject allows both)."""
+    return lambda f: _under_subscribers(f, name)
+
+
+def _under_subscribers(f: Callable[..., Any], name: str | None) -> click.Command:
     f = click.option("--config", type=click.Path(dir_okay=False), expose_value=False,
                      callback=_config_given, is_eager=True,
                      help="The config file to use (default: config.yaml; also accepted "
                           "before the command).")(f)
-    return subscribers.command()(f)
+    return subscribers.command(name)(f)
 
 
 def _old_now(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

@@ -9,17 +9,26 @@ last feed build, the problems it found in the posts and the subscribers file) it
 from __future__ import annotations
 
 import os
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..state.interface import Run, SharedState
+from ..state.interface import Bounce, Run, SharedState
 from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
 from ..state.open import has_state, open_state
 from ..state.sendlog import counts_text
 from ..util.clock import Clock
+
+# Gmail's bulk-sender rules: complaints (spam reports) must stay under 0.3% of the mail sent,
+# and Google recommends keeping them under 0.1%
+COMPLAINT_LIMIT = 0.003
+COMPLAINT_CEILING = 0.001
+RECENT_DAYS = 7  # "confirmed lately" for sign-ups
+FEEDBACK_KINDS = ("hard", "soft", "complaint", "unsubscribe")
 
 
 @dataclass(frozen=True)
@@ -27,6 +36,41 @@ class RunStatus:
     run: Run
     counts: dict[str, int]
     failures: list[tuple[str, str, int | None, str]]
+    feedback: dict[str, int] = field(default_factory=dict)  # bounces etc. naming this run
+
+    @property
+    def complaint_rate(self) -> float | None:
+        """Complaints about this digest per message it sent; None if it sent none."""
+        sent = self.counts.get("sent", 0)
+        return self.feedback.get("complaint", 0) / sent if sent else None
+
+    @property
+    def complaint_level(self) -> str | None:
+        """'over' Gmail's limit, 'high' (over Google's recommended ceiling), 'ok', or None."""
+        rate = self.complaint_rate
+        if rate is None:
+            return None
+        return "over" if rate >= COMPLAINT_LIMIT else \
+            "high" if rate >= COMPLAINT_CEILING else "ok"
+
+
+@dataclass(frozen=True)
+class ListStatus:
+    """Who is on the list beside the file, and the feedback since the oldest run shown."""
+
+    pending: int  # sign-ups waiting for their confirmation
+    members: dict[str, int]  # by source: signup, import
+    confirmed_lately: int  # sign-ups confirmed in the last RECENT_DAYS days
+    suppressed: int
+    feedback: dict[str, int]  # by kind, since *since*
+    since: datetime | None  # the oldest run shown was due then; None: no runs
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pending_signups": self.pending, "members": self.members,
+                f"signups_confirmed_last_{RECENT_DAYS}_days": self.confirmed_lately,
+                "suppressed": self.suppressed,
+                "feedback": {**self.feedback,
+                             "since": self.since.isoformat() if self.since else None}}
 
 
 @dataclass(frozen=True)
@@ -44,6 +88,7 @@ class Status:
     next_digest: NextDigest | None
     runs: list[RunStatus] = field(default_factory=list)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lists: ListStatus | None = None
 
     def to_json(self) -> dict[str, Any]:
         nd = self.next_digest
@@ -59,8 +104,11 @@ class Status:
                 "counts": r.counts,
                 "failures": [{"email": e, "state": s, "code": c, "reply": m}
                              for e, s, c, m in r.failures],
+                "feedback": {**r.feedback, "complaint_rate": r.complaint_rate,
+                             "complaint_level": r.complaint_level},
             } for r in self.runs],
             **self.notes,
+            "list": self.lists.to_json() if self.lists else None,
         }
 
 
@@ -108,12 +156,33 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     shared = open_state(config, read_only=True)
     try:
         notes = shared.notes()
-        recent = [RunStatus(run, shared.counts(run), shared.failures(run, limit=5))
-                  for run in shared.runs(runs)]
+        last = shared.runs(runs)
+        since = last[-1].period_end if last else None  # sent then: the feedback follows
+        bounces = shared.bounces(since=since, limit=10_000_000) if since else []
+        recent = [RunStatus(run, shared.counts(run), shared.failures(run, limit=5),
+                            _by_kind(b for b in bounces if b.run == run.slug))
+                  for run in last]
         return Status(state, daemon_pid, sending_pid,
-                      _next_digest(shared, config, notes.get("daemon", {})), recent, notes)
+                      _next_digest(shared, config, notes.get("daemon", {})), recent, notes,
+                      _list_status(shared, _by_kind(bounces), since))
     finally:
         shared.close()
+
+
+def _by_kind(bounces: Iterable[Bounce]) -> dict[str, int]:
+    counted = Counter[str](b.kind for b in bounces)
+    return {kind: counted[kind] for kind in FEEDBACK_KINDS}
+
+
+def _list_status(shared: SharedState, feedback: dict[str, int],
+                 since: datetime | None) -> ListStatus:
+    members = shared.members()
+    lately = datetime.now(UTC) - timedelta(days=RECENT_DAYS)
+    return ListStatus(
+        shared.pending_count(), {source: sum(m.source == source for m in members)
+                                 for source in ("signup", "import")},
+        sum(m.source == "signup" and m.since >= lately for m in members),
+        len(shared.suppressed()), feedback, since)
 
 
 def _when(text: str | None, config: Config) -> str:
@@ -129,7 +198,44 @@ def _run_lines(item: RunStatus, config: Config) -> list[str]:
              f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: {counts_text(c)}"]
     lines += [f"      {state}: {email} {code or ''} {reply}".rstrip()
               for email, state, code, reply in item.failures]
-    return lines
+    return lines + _feedback_lines(item)
+
+
+def _feedback_text(feedback: dict[str, int]) -> str:
+    words = {"hard": "hard bounces", "soft": "soft bounces", "complaint": "complaints",
+             "unsubscribe": "unsubscribe replies"}
+    return ", ".join(f"{words[kind]} {feedback.get(kind, 0)}" for kind in FEEDBACK_KINDS)
+
+
+def _feedback_lines(item: RunStatus) -> list[str]:
+    """Its bounces and complaints, and its complaint rate against Gmail's limit."""
+    rate = item.complaint_rate
+    if rate is None and not any(item.feedback.values()):
+        return []
+    line = f"      feedback: {_feedback_text(item.feedback)}"
+    if rate is not None:
+        line += (f"; complaint rate {rate:.2%} of {item.counts.get('sent', 0)} sent "
+                 f"(Gmail's limit {COMPLAINT_LIMIT:.1%})")
+        level = item.complaint_level
+        if level == "over":
+            line += ": WARNING: at or over the limit, Gmail may reject or junk the mail"
+        elif level == "high":
+            line += f": above Google's recommended {COMPLAINT_CEILING:.1%}"
+    return [line]
+
+
+def _list_lines(lists: ListStatus | None, config: Config) -> list[str]:
+    if lists is None:
+        return []
+    out = [f"sign-ups: {lists.pending} waiting for confirmation, "
+           f"{lists.confirmed_lately} confirmed in the last {RECENT_DAYS} days; "
+           f"members beside the file: {lists.members['signup']} signed up, "
+           f"{lists.members['import']} imported; {lists.suppressed} suppressed"]
+    if lists.since is not None:
+        since = lists.since.astimezone(config.site.tz)
+        out.append(f"bounces and complaints since {since:%Y-%m-%d}: "
+                   f"{_feedback_text(lists.feedback)}")
+    return out
 
 
 def _problem_lines(title: str, found: list[str], total: int) -> list[str]:
@@ -144,6 +250,7 @@ def lines(status: Status, config: Config) -> list[str]:
     out = [f"state: {status.state}", *_daemon_lines(status), _next_digest_line(status)]
     out += _build_lines(status, config)
     out += _subscriber_lines(status, config)
+    out += _list_lines(status.lists, config)
     out.append("last digests:" if status.runs else "last digests: none yet")
     for item in status.runs:
         out += _run_lines(item, config)

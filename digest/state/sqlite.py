@@ -15,7 +15,17 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from .interface import Archived, NextRun, Run
+from .interface import (
+    Archived,
+    Bounce,
+    Delivery,
+    Member,
+    NextRun,
+    Pending,
+    Run,
+    Source,
+    Suppression,
+)
 from .lists import Lists
 from .sendlog import SendLog
 from .store import Store
@@ -35,10 +45,62 @@ class SqliteState(SendLog, Lists):
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
                                (name,)).fetchone() is not None
 
+    def _lacks(self, table: str) -> bool:
+        """A read-only look at a database written before *table* existed: nothing is in it."""
+        return self.read_only and not self._has_table(table)
+
     def runs(self, limit: int = 10) -> list[Run]:
-        if self.read_only and not self._has_table("runs"):
+        if self._lacks("runs"):
             return []
         return super().runs(limit)
+
+    # what a read-only look asks of a database older than migration 0.9 (members, pending,
+    # bounces, the suppressions' evidence) or 0.2 (the send log): nothing there yet
+    def members(self, source: Source | None = None) -> list[Member]:
+        return [] if self._lacks("members") else super().members(source)
+
+    def member(self, key: str) -> Member | None:
+        return None if self._lacks("members") else super().member(key)
+
+    def pending(self, key: str) -> Pending | None:
+        return None if self._lacks("pending") else super().pending(key)
+
+    def pending_count(self, since: datetime | None = None) -> int:
+        return 0 if self._lacks("pending") else super().pending_count(since)
+
+    def bounces(self, key: str | None = None, *, since: datetime | None = None,
+                limit: int = 1000) -> list[Bounce]:
+        return [] if self._lacks("bounces") else super().bounces(key, since=since, limit=limit)
+
+    def deliveries_of(self, key: str, limit: int = 10) -> list[Delivery]:
+        return [] if self._lacks("deliveries") else super().deliveries_of(key, limit)
+
+    def suppressed(self) -> set[str]:
+        return set() if self._lacks("suppressed") else super().suppressed()
+
+    def suppression(self, key: str) -> Suppression | None:
+        if self._lacks("members"):  # before 0.9: no evidence column
+            return next((s for s in self.suppressions() if s.key == key), None)
+        return super().suppression(key)
+
+    def suppressions(self) -> list[Suppression]:
+        if self._lacks("suppressed"):
+            return []
+        if self._lacks("members"):  # before 0.9: no evidence column
+            return [Suppression(key, datetime.fromisoformat(since), reason)
+                    for key, since, reason in self.db.execute(
+                        "SELECT subscriber, since, reason FROM suppressed "
+                        "ORDER BY since, subscriber")]
+        return super().suppressions()
+
+    def preferences(self) -> dict[str, tuple[str, ...] | None]:
+        return {} if self._lacks("preferences") else super().preferences()
+
+    def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
+        return (False, None) if self._lacks("preferences") else super().preference(key)
+
+    def snapshot(self) -> tuple[str, str, str] | None:
+        return None if self._lacks("subscribers_snapshot") else super().snapshot()
 
     # entry ids ---------------------------------------------------------------------------
     def entry_ids(self) -> dict[str, str]:
