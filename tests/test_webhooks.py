@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 import logging
+import sqlite3
 import threading
 import time
 import urllib.request
@@ -33,7 +34,8 @@ from web_server import WebServer
 
 from digest.config import load_config
 from digest.errors import WebhookRefused
-from digest.feedback.sns import Certificates, canonical, read_json, verify
+from digest.feedback.sns import Certificates, SnsMessage, canonical, read_json, verify
+from digest.feedback.webhooks import mailgun_feedback, postmark_feedback, ses_feedback
 from digest.state.open import open_state
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -400,3 +402,48 @@ def test_a_missing_secret_answers_503_and_is_logged_once(tmp_path, monkeypatch, 
     assert caplog.text.count("MAILGUN_KEY is not set") == 1
     assert caplog.text.count("POSTMARK_PASSWORD is not set") == 1
     assert state_of(site) == ({}, [])
+
+
+# one event failing ---------------------------------------------------------------------------
+def test_an_event_that_fails_does_not_lose_the_others(site, client):
+    """Two recipients in one SES bounce; the database refuses one (a real SQLite trigger):
+    the other is kept, the answer is 503 so SNS posts again, and the retry records the rest."""
+    db = sqlite3.connect(site.parent / "state" / "state.sqlite3")
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON bounces WHEN NEW.key = 'dev@example.org'"
+               " BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    db.commit()
+    note = json.loads((FIXTURES / "ses-bounce-permanent.json").read_text())
+    note["bounce"]["bouncedRecipients"].append(
+        {"emailAddress": "dev@example.org", "status": "5.2.1", "diagnosticCode": "disabled"})
+    body = sns_body(message=json.dumps(note))
+    first = client.post("/webhooks/ses", json=body)
+    assert (first.status_code, first.json()) == (503, {"recorded": 1, "repeated": 0,
+                                                       "failed": 1})
+    assert set(state_of(site)[0]) == {"ana@example.org"}
+    db.execute("DROP TRIGGER refuse")
+    db.commit()
+    db.close()
+    assert client.post("/webhooks/ses", json=body).json() == {"recorded": 1, "repeated": 1}
+    assert set(state_of(site)[0]) == {"ana@example.org", "dev@example.org"}
+
+
+def test_parsers_read_any_shape_without_raising():
+    """Verified bodies of odd shapes (wrong types, lone surrogates) give nothing, not a
+    traceback."""
+    odd: list[Any] = [None, 1, "x", [], {}, [1], {"a": 1}, "\ud800@example.org", True, 1.5]
+    for value in odd:
+        for body in ({"event-data": value}, {"event-data": {"event": "failed",
+                                                            "severity": "permanent",
+                                                            "recipient": value, "id": value,
+                                                            "delivery-status": value}}):
+            assert mailgun_feedback(body) == []
+        for record in ("Bounce", "SpamComplaint", "SubscriptionChange"):
+            assert postmark_feedback({"RecordType": record, "Type": value, "Email": value,
+                                      "Recipient": value, "ID": value,
+                                      "SuppressSending": value}) == []
+        message = json.dumps({"notificationType": "Bounce", "bounce": {
+            "bounceType": value, "bouncedRecipients": [{"emailAddress": value}, value]},
+            "mail": value})
+        assert ses_feedback(SnsMessage("Notification", "m", TOPIC, message, None)) == []
+        assert ses_feedback(SnsMessage("Notification", "m", TOPIC, json.dumps(value), None)) \
+            == []

@@ -56,6 +56,10 @@ def run_of(message_id: str) -> str | None:
 
 def _address(value: object) -> str | None:
     text = _text(value)
+    try:
+        text.encode()  # JSON may carry lone surrogates ("\\ud800"), which no database takes
+    except UnicodeEncodeError:
+        return None
     return text if "@" in text and len(text) <= 320 else None
 
 
