@@ -35,7 +35,7 @@ from web_server import WebServer
 from digest.config import load_config
 from digest.errors import WebhookRefused
 from digest.feedback.sns import Certificates, SnsMessage, canonical, read_json, verify
-from digest.feedback.webhooks import mailgun_feedback, postmark_feedback, ses_feedback
+from digest.feedback.webhooks import mailgun_feedback, postmark_feedback, run_of, ses_feedback
 from digest.state.open import open_state
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
@@ -447,3 +447,12 @@ def test_parsers_read_any_shape_without_raising():
         assert ses_feedback(SnsMessage("Notification", "m", TOPIC, message, None)) == []
         assert ses_feedback(SnsMessage("Notification", "m", TOPIC, json.dumps(value), None)) \
             == []
+
+
+def test_a_run_is_read_only_from_our_own_message_id_for_that_address():
+    ours = "<digest.2024-06-10.68e8b7d9e3fc92c6d862@example.org>"
+    assert run_of(ours, "Ana@Example.org") == "2024-06-10"
+    assert run_of(ours.strip("<>"), "ana@example.org") == "2024-06-10"  # as Mailgun has it
+    assert run_of(ours, "dev@example.org") is None  # another subscriber's copy
+    assert run_of(ours.replace("68e8", "68e9"), "ana@example.org") is None  # made up
+    assert run_of("<20240610.c940eca18fb35685.digest@example.org>", "ana@example.org") is None

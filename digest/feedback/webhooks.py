@@ -17,7 +17,7 @@ import json
 import re
 from typing import Any
 
-from ..edition.selection import SLUG_PATTERN
+from ..delivery.compose import message_id as our_message_id
 from ..errors import WebhookRefused
 from .events import EVIDENCE_CHARS, Feedback, Kind
 from .sns import SnsMessage
@@ -25,8 +25,8 @@ from .sns import SnsMessage
 MAILGUN_SKEW_SECONDS = 300  # a signature older or newer than this is a replay (or a bad clock)
 MAX_TOKEN = 200  # Mailgun's tokens are 50 hex digits
 ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
-# our own Message-IDs (delivery/compose.py): <digest.SLUG.HEX@domain>
-OURS = re.compile(r"<?digest\.(" + SLUG_PATTERN + r")\.[0-9a-f]{8,64}@[^<>\s]+>?")
+# our own Message-IDs (delivery/compose.py): <digest.SLUG.HASH@domain>; Mailgun drops the <>
+OURS = re.compile(r"<?(digest\.([^.<>@\s]{1,60})\.[0-9a-f]{20}@([^<>@\s]{1,255}))>?")
 
 
 def _dict(value: object) -> dict[str, Any]:
@@ -48,10 +48,14 @@ def _status(*texts: str) -> str | None:
     return None
 
 
-def run_of(message_id: str) -> str | None:
-    """The digest's slug from one of our Message-IDs; None for anyone else's."""
+def run_of(message_id: str, address: str) -> str | None:
+    """The digest's slug if *message_id* is the one we gave *address*'s copy of it (the hash
+    is of the slug and the address, so a made-up or another's id names no run)."""
     found = OURS.fullmatch(message_id.strip())
-    return found[1] if found else None
+    if found is None:
+        return None
+    slug = found[2]
+    return slug if our_message_id(slug, address.lower(), found[3]) == f"<{found[1]}>" else None
 
 
 def _address(value: object) -> str | None:
@@ -77,8 +81,7 @@ def ses_feedback(message: SnsMessage) -> list[Feedback]:
     if not isinstance(note, dict):
         return []
     event = _text(note.get("notificationType") or note.get("eventType"))
-    mail = _dict(note.get("mail"))
-    run = run_of(_ses_message_id(mail))
+    message_id = _ses_message_id(_dict(note.get("mail")))
     items: list[Feedback] = []
     if event == "Bounce":
         bounce = _dict(note.get("bounce"))
@@ -94,7 +97,7 @@ def ses_feedback(message: SnsMessage) -> list[Feedback]:
             items.append(Feedback(
                 kind, address, "ses", f"ses|{message.message_id}|{address.lower()}",
                 status=_status(_text(entry.get("status")), diagnostic),
-                diagnostic=diagnostic, run=run, evidence=evidence))
+                diagnostic=diagnostic, run=run_of(message_id, address), evidence=evidence))
     elif event == "Complaint":
         complaint = _dict(note.get("complaint"))
         feedback_type = _text(complaint.get("complaintFeedbackType"))
@@ -108,7 +111,8 @@ def ses_feedback(message: SnsMessage) -> list[Feedback]:
             if address is not None:
                 items.append(Feedback("complaint", address, "ses",
                                       f"ses|{message.message_id}|{address.lower()}",
-                                      run=run, evidence=evidence))
+                                      run=run_of(message_id, address),
+                                      evidence=evidence))
     return items
 
 
@@ -170,7 +174,7 @@ def mailgun_feedback(data: dict[str, Any]) -> list[Feedback]:
         kind, address, "mailgun", f"mailgun|{ident}|{address.lower()}",
         status=_status(_text(delivery.get("enhanced-code")), diagnostic) if kind in (
             "hard", "soft") else None,
-        diagnostic=diagnostic, run=run_of(_text(headers.get("message-id"))),
+        diagnostic=diagnostic, run=run_of(_text(headers.get("message-id")), address),
         evidence=f"Mailgun {name} {_text(event.get('severity'))} {_text(event.get('reason'))}"
                  f"{' SMTP ' + code if code else ''} (event {ident})".replace("  ", " "))]
 
