@@ -18,6 +18,8 @@
     ├── ServeError              the web front cannot start: address in use, not allowed
     ├── MailboxError            the bounces mailbox cannot be read: missing Maildir, IMAP
     │                           refused the connection, the TLS certificate or the login
+    ├── WebhookRefused          a relay's webhook request is not taken: unsigned, forged,
+    │                           replayed, malformed; `status` is the HTTP answer
     └── InitRefused             `digest init` will not write over a file, or outside a site
 
 Library errors are translated into these where they enter, each naming the file (or the
@@ -219,6 +221,17 @@ class MailboxError(DigestError):
         super().__init__(f"{where}: {reason} ({hint})")
 
 
+class WebhookRefused(DigestError):
+    """A relay's webhook request is refused before anything is recorded: `status` is the
+    HTTP answer (400 malformed, 401/403 not from the relay, 413 too large, 503 try again
+    later), `reason` what a log line says, with nothing of the body's content in it."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
 class InitRefused(DigestError):
     """`digest init` will not write: a file is in the way, or the folder is no Jekyll site."""
 
@@ -238,4 +251,4 @@ def _todo_for(error: OSError) -> str:
 __all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MailboxError",
            "MessageError", "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
            "SmtpAuthFailed", "SmtpTlsFailed", "StateError", "StateLost",
-           "SubscribersUnreadable", "TemplateError"]
+           "SubscribersUnreadable", "TemplateError", "WebhookRefused"]

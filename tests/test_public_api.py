@@ -95,6 +95,7 @@ API: dict[str, dict[str, str]] = {
         "StateLost": "exception(StateError)",
         "SubscribersUnreadable": "exception(DigestError)",
         "TemplateError": "exception(ConfigError)",
+        "WebhookRefused": "exception(DigestError)",
     },
 }
 

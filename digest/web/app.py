@@ -20,6 +20,7 @@ from .context import Web, error_page, in_thread
 from .preferences import preferences_page, save_preferences
 from .signup import confirm, subscribe
 from .unsubscribe import unsubscribe, unsubscribe_page
+from .webhooks import Relays
 
 log = logging.getLogger(__name__)
 __all__ = ["Web", "make_app"]
@@ -30,6 +31,7 @@ def make_app(current: Callable[[], Web]) -> Starlette:
     def h(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _handler(current, handler)
 
+    relays = Relays()
     routes = [
         Route("/healthz", h(healthz), methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", h(_by_method(unsubscribe_page, unsubscribe)),
@@ -43,6 +45,7 @@ def make_app(current: Callable[[], Web]) -> Starlette:
         Route("/archive/", h(archive_index), methods=["GET", "HEAD"]),
         Route("/archive/{slug}", h(archive_page), methods=["GET", "HEAD"]),
         Route("/archive/{slug}/{edition}", h(edition_page), methods=["GET", "HEAD"]),
+        *relays.routes(h),  # POST /webhooks/RELAY, for the relays configured (webhooks.py)
         Route("/{path:path}", h(feed_file), methods=["GET", "HEAD"]),
     ]
 
@@ -50,7 +53,9 @@ def make_app(current: Callable[[], Web]) -> Starlette:
         assert isinstance(exc, HTTPException)
         return error_page(current(), exc.status_code, exc.headers)
 
-    return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.state.relays = relays  # where tests give SNS certificates of their own
+    return app
 
 
 Handler = Callable[[Web, Request], Awaitable[Response]]
