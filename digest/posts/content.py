@@ -122,10 +122,9 @@ def linked_posts(body: str) -> tuple[tuple[str, int], ...]:
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
     # imported here: a rebuild with nothing to render never pays for it
-    from markdown_it import MarkdownIt
+    from .kramdown import kramdown_like
 
-    # kramdown's GFM input: raw HTML passes, tables and strikethrough on
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    return kramdown_like()
 
 
 # Elements nested deeper than this are not handed to the native libraries downstream:

@@ -1,0 +1,208 @@
+"""markdown-it made to render as Jekyll's kramdown does (GFM input, Jekyll's defaults).
+
+A reader moving from jekyll-feed to digest should see the same text. kramdown differs from
+CommonMark where posts notice it: it turns straight quotes into curly ones, `--` and `---`
+into dashes, `...` into an ellipsis and `<<`/`>>` into guillemets (in text only, never in
+code, URLs or raw HTML); `1)` does not start a list; headers get GFM-style ids; code spans
+and fenced blocks carry the classes Jekyll's rouge gives them.
+
+The typography follows kramdown 2.4's span parsers (parser/kramdown/smart_quotes.rb and
+typographic_symbol.rb) rule for rule: a quote is judged by the character before it, when
+that character is in the same run of text, and by what follows.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from markdown_it import MarkdownIt
+    from markdown_it.renderer import RendererHTML
+    from markdown_it.rules_block import StateBlock
+    from markdown_it.rules_core import StateCore
+    from markdown_it.token import Token
+    from markdown_it.utils import EnvType, OptionsDict
+
+# kramdown's SQ_PUNCT and SQ_CLOSE; Ruby's \w, \s and \b are ASCII, hence re.A
+_PUNCT = r"""[!"#$%'()*+,\-./:;<=>?@\[\\\]^_`{|}~]"""
+_CLOSE = r"[^ \\\t\r\n\[{(-]"
+L1, R1, L2, R2 = "l1", "r1", "l2", "r2"  # quote by group 1 or 2, left or right
+_RULES: list[tuple[re.Pattern[str], tuple[int | str, ...]]] = [
+    (re.compile(pattern, re.A | flags), subst) for pattern, flags, subst in [
+        (r"""("|')(?=[_*]{1,2}\S)""", 0, (L1,)),
+        (rf"""("|')(?={_PUNCT}(?!\.\.)\B)""", 0, (R1,)),
+        # double sets of quotes: He said, "'Quoted' words in a larger quote."
+        (r"""(\s?)"'(?=\w)""", 0, (1, "“", "‘")),
+        (r"""(\s?)'"(?=\w)""", 0, (1, "‘", "“")),
+        (r"(\s?)'(?=\d\ds)", 0, (1, "’")),  # decades: the '80s
+        (r"""(\s)('|")(?=\w)""", 0, (1, L2)),
+        (rf"""({_CLOSE})('|")""", 0, (1, R2)),
+        (r"""("|')(?=\s|s\b|$)""", re.M, (R1,)),  # <i>Custer</i>'s Last Stand
+        (r"(.?)'", re.S, (1, "‘")),
+        (r'(.?)"', re.S, (1, "“")),
+    ]]
+_QUOTES = {("l", "'"): "‘", ("r", "'"): "’", ("l", '"'): "“", ("r", '"'): "”"}
+_SYMBOLS = {"---": "—", "--": "–", "...": "…", "\\<<": "<<", "\\>>": ">>",
+            "<< ": "«\u00a0", " >>": "\u00a0»", "<<": "«", ">>": "»"}
+# kramdown tries smart quotes before typographic symbols, at the leftmost place either fits
+_SPAN = re.compile(r"""(?P<quote>[^\\]?["'])|(?P<sym>---|--|\.\.\.|\\<<|\\>>|<< | >>|<<|>>)""")
+
+
+def _quote(text: str, at: int) -> tuple[str, int]:
+    """The smart quote kramdown makes of the match at *at*, and where the scan resumes."""
+    for pattern, subst in _RULES:
+        match = pattern.match(text, at)
+        if match is None:
+            continue
+        out = []
+        for part in subst:
+            if isinstance(part, int):
+                out.append(match.group(part))
+            elif part in (L1, R1, L2, R2):
+                out.append(_QUOTES[part[0], match.group(int(part[1]))])
+            else:
+                out.append(part)
+        return "".join(out), match.end()
+    raise AssertionError("the last two rules match any quote")  # pragma: no cover
+
+
+def smarten(text: str, before: str = "", after: str = "") -> str:
+    """kramdown's typography on one run of text: curly quotes, dashes, ellipses, guillemets.
+
+    *before* is the character kramdown sees before the run (a newline after a soft break),
+    *after* what follows it in the source (the markup of the next element): both only steer
+    the rules, and are not returned.
+    """
+    if "'" not in text and '"' not in text and "--" not in text and "..." not in text \
+            and "<<" not in text and ">>" not in text:
+        return text
+    source = before + text + after
+    end = len(before) + len(text)
+    out = []
+    at = len(before)
+    while (match := _SPAN.search(source, at, end)) is not None:
+        out.append(source[at:match.start()])
+        if match.group("quote"):
+            done, resume = _quote(source, match.start())
+            if resume > end:  # a rule reaching into *after*: leave that quote alone
+                done, resume = source[match.start():end], end
+            out.append(done)
+            at = resume
+        else:
+            out.append(_SYMBOLS[match.group("sym")])
+            at = match.end()
+    out.append(source[at:end])
+    return "".join(out)
+
+
+def _source_of(token: Token | None) -> str:
+    """The first characters of *token* as written in the source: what kramdown's rules see
+    after a run of text."""
+    if token is None:
+        return ""
+    if token.type in ("softbreak", "hardbreak"):
+        return "\n"
+    if token.type == "link_open":
+        return "["
+    if token.type == "image":
+        return "!["
+    if token.type == "html_inline":
+        return token.content
+    return token.markup
+
+
+def _smart_children(children: Sequence[Token]) -> None:
+    """Smarten each text token. A soft break is seen as the newline it is; anything else
+    (code, HTML, an escaped character, emphasis) ends kramdown's run of text."""
+    for index, token in enumerate(children):
+        if token.type != "text":  # an image's alt text is not here: kramdown keeps it as is
+            continue
+        previous = children[index - 1] if index else None
+        following = children[index + 1] if index + 1 < len(children) else None
+        before = "\n" if previous is not None and previous.type == "softbreak" else ""
+        token.content = smarten(token.content, before, _source_of(following))
+
+
+def _typography(state: StateCore) -> None:
+    for token in state.tokens:
+        if token.type == "inline" and token.children:
+            _smart_children(token.children)
+
+
+_NON_WORD = re.compile(r"[^\w\- \t]")
+
+
+def header_id(raw: str, seen: dict[str, int]) -> str:
+    """kramdown-parser-gfm's header id: the header's source lowercased, all but word
+    characters, '-', spaces and tabs removed, spaces and tabs made '-'; '-1', '-2', … on
+    repeats."""
+    base = _NON_WORD.sub("", raw.lower()).replace(" ", "-").replace("\t", "-")
+    count = seen.get(base, -1) + 1
+    seen[base] = count
+    return f"{base}-{count}" if count else base
+
+
+def _header_ids(state: StateCore) -> None:
+    seen: dict[str, int] = {}
+    tokens = state.tokens
+    for index, token in enumerate(tokens):
+        if token.type == "heading_open" and token.attrGet("id") is None:
+            token.attrSet("id", header_id(tokens[index + 1].content, seen))
+
+
+_PAREN_MARKER = re.compile(r"\d{1,9}\)")
+
+
+def _no_paren_lists(original: object) -> object:
+    """The list rule, except that `1)` starts no list: kramdown reads only `1.`."""
+    def rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        at = state.bMarks[start] + state.tShift[start]
+        if _PAREN_MARKER.match(state.src, at):
+            return False
+        return bool(original(state, start, end, silent))  # type: ignore[operator]
+    return rule
+
+
+def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
+                 env: EnvType) -> str:
+    return ('<code class="language-plaintext highlighter-rouge">'
+            f"{html.escape(tokens[idx].content, quote=False)}</code>")
+
+
+def _code_block(lang: str, code: str) -> str:
+    return (f'<div class="language-{html.escape(lang)} highlighter-rouge"><div class="highlight">'
+            f'<pre class="highlight"><code>{html.escape(code, quote=False)}</code></pre>'
+            "</div></div>\n")
+
+
+def _fence(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
+           env: EnvType) -> str:
+    token = tokens[idx]
+    lang = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else "plaintext"
+    return _code_block(lang, token.content)
+
+
+def _indented(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
+              env: EnvType) -> str:
+    return _code_block("plaintext", tokens[idx].content)
+
+
+def kramdown_like() -> MarkdownIt:
+    """A markdown-it parser configured as Jekyll's kramdown with GFM input."""
+    from markdown_it import MarkdownIt
+    from markdown_it.rules_block.list import list_block
+
+    # kramdown's GFM input: raw HTML passes, tables and strikethrough on
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md.block.ruler.at("list", _no_paren_lists(list_block),  # type: ignore[arg-type]
+                      {"alt": ["paragraph", "reference", "blockquote"]})
+    # before text_join: an escaped character is still its own token, and kramdown leaves it
+    md.core.ruler.before("text_join", "kramdown_typography", _typography)
+    md.core.ruler.push("kramdown_header_ids", _header_ids)
+    md.add_render_rule("code_inline", _code_inline)
+    md.add_render_rule("fence", _fence)
+    md.add_render_rule("code_block", _indented)
+    return md
