@@ -2,9 +2,10 @@
 
     python scripts/kramdown_compare.py SITE_DIR [DUMP.json] [--show N]
 
-SITE_DIR holds `_posts/` (and `_config.yml`, if the site has one), or is a folder of posts. Without DUMP.json, the
-reference is made here: the site is copied to a temporary folder and built with the real
-`jekyll` and scripts/jekyll_content_dump.rb, which writes each post's converted content
+SITE_DIR holds `_posts/` (and `_config.yml`, if the site has one), or is a folder of posts.
+Without DUMP.json, the reference is made here: the site is copied to a temporary folder and
+built with the real `jekyll` and scripts/jekyll_content_dump.rb, which writes each post's
+converted content
 (what jekyll-feed puts in <content>) and its smartified title. Prints how many posts render
 identically (HTML with insignificant whitespace normalised; and text alone), the differing
 posts grouped by a rough category, and the first differences. Used by hand on the corpora
@@ -29,15 +30,17 @@ from typing import Any
 
 from digest.config import Site
 from digest.errors import DigestError
-from digest.posts.content import PageContext, render, strip_html, tame_liquid
+from digest.posts.content import PageContext, render, smart_title, strip_html, tame_liquid
 from digest.posts.parse import body_of, parse_post
 from digest.util.yamlsource import load_located
 
 HERE = Path(__file__).resolve().parent
 _SPACE = re.compile(r">\s+<")
+_BEFORE_BLOCK = re.compile(r"\s+(?=</?(?:p|li|td|th|br)\b)")  # a line's trailing spaces
 _WS = re.compile(r"\s+")
-_ASCII = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"', "–": "--", "—": "---",
-                        "…": "...", "«": "<<", "»": ">>"})
+_ASCII = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"',
+                        "\u2013": "--", "\u2014": "---", "\u2026": "...", "«": "<<",
+                        "»": ">>"})
 _ID = re.compile(r' id="[^"]*"')
 _VOID = re.compile(r"<(br|hr|img|input|meta|link|col|area|source|wbr)\b([^>]*?)\s*/?>")
 
@@ -77,7 +80,8 @@ def reference(site: Path) -> dict[str, Any]:
 def normal(fragment: str) -> str:
     """HTML with whitespace between tags and runs of whitespace made insignificant."""
     fragment = _VOID.sub(r"<\1\2 />", fragment)  # `<br>` and `<br />` are the same element
-    return _WS.sub(" ", _SPACE.sub("><", html.unescape(fragment))).strip()
+    fragment = _BEFORE_BLOCK.sub("", _SPACE.sub("><", html.unescape(fragment)))
+    return _WS.sub(" ", fragment).strip()
 
 
 def category(ours: str, theirs: str) -> str:
@@ -117,7 +121,7 @@ def ours(folder: Path, site: Site, path: str) -> tuple[str, str, str]:
     ctx = PageContext(site.root, site.baseurl, site.title, site.root + post.url,
                       post.title, {})
     body = tame_liquid(body_of(file, raw), ctx)
-    return render(body, post.ext, site.markdown_ext), post.title, post.ext
+    return render(body, post.ext, site.markdown_ext), smart_title(post.title), post.ext
 
 
 def main() -> int:
@@ -145,7 +149,7 @@ def main() -> int:
         a, b = normal(mine), normal(item["html"])
         same_html += a == b
         same_text += strip_html(mine) == strip_html(item["html"])
-        same_title += title == html.unescape(str(item["title"] or ""))
+        same_title += title == strip_html(str(item["title"] or ""))
         if a != b:
             kind = category(a, b)
             kinds[kind] += 1

@@ -297,6 +297,14 @@ def plain_title(title: str) -> str:
         else xml_safe(" ".join(title.split()))
 
 
+def smart_title(title: str) -> str:
+    """A post's title as jekyll-feed prints it: `smartify`-ed (curly quotes, dashes), then
+    as plain_title. Not for keys: plain_title's text is what identifies a post."""
+    from .kramdown import smartify
+
+    return plain_title(smartify(title))
+
+
 @dataclass(frozen=True)
 class Rendered:
     """What feeds and emails show of a post."""

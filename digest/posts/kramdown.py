@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from markdown_it.token import Token
     from markdown_it.utils import EnvType, OptionsDict
 
+LSQUO, RSQUO, LDQUO, RDQUO = "\u2018", "\u2019", "\u201c", "\u201d"
 # kramdown's SQ_PUNCT and SQ_CLOSE; Ruby's \w, \s and \b are ASCII, hence re.A
 _PUNCT = r"""[!"#$%'()*+,\-./:;<=>?@\[\\\]^_`{|}~]"""
 _CLOSE = r"[^ \\\t\r\n\[{(-]"
@@ -35,17 +36,17 @@ _RULES: list[tuple[re.Pattern[str], tuple[int | str, ...]]] = [
         (r"""("|')(?=[_*]{1,2}\S)""", 0, (L1,)),
         (rf"""("|')(?={_PUNCT}(?!\.\.)\B)""", 0, (R1,)),
         # double sets of quotes: He said, "'Quoted' words in a larger quote."
-        (r"""(\s?)"'(?=\w)""", 0, (1, "“", "‘")),
-        (r"""(\s?)'"(?=\w)""", 0, (1, "‘", "“")),
-        (r"(\s?)'(?=\d\ds)", 0, (1, "’")),  # decades: the '80s
+        (r"""(\s?)"'(?=\w)""", 0, (1, LDQUO, LSQUO)),
+        (r"""(\s?)'"(?=\w)""", 0, (1, LSQUO, LDQUO)),
+        (r"(\s?)'(?=\d\ds)", 0, (1, RSQUO)),  # decades: the '80s
         (r"""(\s)('|")(?=\w)""", 0, (1, L2)),
         (rf"""({_CLOSE})('|")""", 0, (1, R2)),
         (r"""("|')(?=\s|s\b|$)""", re.M, (R1,)),  # <i>Custer</i>'s Last Stand
-        (r"(.?)'", re.S, (1, "‘")),
-        (r'(.?)"', re.S, (1, "“")),
+        (r"(.?)'", re.S, (1, LSQUO)),
+        (r'(.?)"', re.S, (1, LDQUO)),
     ]]
-_QUOTES = {("l", "'"): "‘", ("r", "'"): "’", ("l", '"'): "“", ("r", '"'): "”"}
-_SYMBOLS = {"---": "—", "--": "–", "...": "…", "\\<<": "<<", "\\>>": ">>",
+_QUOTES = {("l", "'"): LSQUO, ("r", "'"): RSQUO, ("l", '"'): LDQUO, ("r", '"'): RDQUO}
+_SYMBOLS = {"---": "\u2014", "--": "\u2013", "...": "\u2026", "\\<<": "<<", "\\>>": ">>",
             "<< ": "«\u00a0", " >>": "\u00a0»", "<<": "«", ">>": "»"}
 # kramdown tries smart quotes before typographic symbols, at the leftmost place either fits
 _SPAN = re.compile(r"""(?P<quote>[^\\]?["'])|(?P<sym>---|--|\.\.\.|\\<<|\\>>|<< | >>|<<|>>)""")
@@ -96,6 +97,18 @@ def smarten(text: str, before: str = "", after: str = "") -> str:
             at = match.end()
     out.append(source[at:end])
     return "".join(out)
+
+
+_MARKUP = re.compile(r"(<[^>]*>|&(?:#x[0-9a-fA-F]+|#\d+|[a-zA-Z][a-zA-Z0-9]*);)")
+
+
+def smartify(text: str) -> str:
+    """Jekyll's `smartify` filter (kramdown's SmartyPants parser), which jekyll-feed applies
+    to every title: the typography of smarten, outside HTML tags and entities."""
+    if "<" not in text and "&" not in text:
+        return smarten(text)
+    parts = _MARKUP.split(text)
+    return "".join(part if index % 2 else smarten(part) for index, part in enumerate(parts))
 
 
 def _source_of(token: Token | None) -> str:
@@ -205,4 +218,9 @@ def kramdown_like() -> MarkdownIt:
     md.add_render_rule("code_inline", _code_inline)
     md.add_render_rule("fence", _fence)
     md.add_render_rule("code_block", _indented)
+    md.add_render_rule("s_open", lambda *_: "<del>")
+    md.add_render_rule("s_close", lambda *_: "</del>")
+    # kramdown writes a link's address as it is, without percent-encoding it; the renderer
+    # still escapes it for the attribute, and validateLink still refuses javascript: and co
+    md.normalizeLink = lambda url: url  # type: ignore[method-assign]
     return md
