@@ -111,11 +111,9 @@ def smartify(text: str) -> str:
     return "".join(part if index % 2 else smarten(part) for index, part in enumerate(parts))
 
 
-def _source_of(token: Token | None) -> str:
+def _source_of(token: Token) -> str:
     """The first characters of *token* as written in the source: what kramdown's rules see
     after a run of text."""
-    if token is None:
-        return ""
     if token.type in ("softbreak", "hardbreak"):
         return "\n"
     if token.type == "link_open":
@@ -129,14 +127,19 @@ def _source_of(token: Token | None) -> str:
 
 def _smart_children(children: Sequence[Token]) -> None:
     """Smarten each text token. A soft break is seen as the newline it is; anything else
-    (code, HTML, an escaped character, emphasis) ends kramdown's run of text."""
+    (code, HTML, an escaped character, emphasis) ends kramdown's run of text, though its
+    rules still look at the source that follows (`"*a*"`: the quote opens)."""
     for index, token in enumerate(children):
         if token.type != "text":  # an image's alt text is not here: kramdown keeps it as is
             continue
         previous = children[index - 1] if index else None
-        following = children[index + 1] if index + 1 < len(children) else None
         before = "\n" if previous is not None and previous.type == "softbreak" else ""
-        token.content = smarten(token.content, before, _source_of(following))
+        after = ""
+        for following in children[index + 1:]:  # the rules look at most 3 characters ahead
+            after += following.content if following.type == "text" else _source_of(following)
+            if len(after) >= 3:
+                break
+        token.content = smarten(token.content, before, after)
 
 
 def _typography(state: StateCore) -> None:
