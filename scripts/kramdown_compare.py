@@ -30,7 +30,14 @@ from typing import Any
 
 from digest.config import Site
 from digest.errors import DigestError
-from digest.posts.content import PageContext, render, smart_title, strip_html, tame_liquid
+from digest.posts.content import (
+    PageContext,
+    render,
+    smart_title,
+    stem_of,
+    strip_html,
+    tame_liquid,
+)
 from digest.posts.parse import body_of, parse_post
 from digest.util.yamlsource import load_located
 
@@ -77,8 +84,25 @@ def reference(site: Path) -> dict[str, Any]:
         return data
 
 
+_ROUGE_OPEN = re.compile(r'<div class="language-([\w+#.-]+) highlighter-rouge"><div '
+                         r'class="highlight"><pre class="highlight"><code>')
+_ROUGE_SPAN = re.compile(r'<span class="[\w -]*">|</span>')
+_PRE = re.compile(r"<pre><code[^>]*>.*?</code></pre>", re.S)
+
+
+def unrouge(fragment: str) -> str:
+    """Jekyll's rouge code block as markdown-it writes it (digest keeps that: the wrappers
+    and highlighting spans hold no text, and the sanitiser strips their classes)."""
+    fragment = _ROUGE_OPEN.sub(lambda m: "<pre><code>" if m.group(1) == "plaintext"
+                               else f'<pre><code class="language-{m.group(1)}">', fragment)
+    fragment = fragment.replace("</code></pre></div></div>", "</code></pre>")
+    return _PRE.sub(lambda m: _ROUGE_SPAN.sub("", m.group(0)), fragment)
+
+
 def normal(fragment: str) -> str:
-    """HTML with whitespace between tags and runs of whitespace made insignificant."""
+    """HTML with whitespace between tags and runs of whitespace made insignificant, and
+    rouge's code blocks as markdown-it's."""
+    fragment = unrouge(fragment)
     fragment = _VOID.sub(r"<\1\2 />", fragment)  # `<br>` and `<br />` are the same element
     fragment = _BEFORE_BLOCK.sub("", _SPACE.sub("><", html.unescape(fragment)))
     return _WS.sub(" ", fragment).strip()
@@ -110,7 +134,20 @@ def site_of(folder: Path) -> Site:
                 markdown_ext=tuple(e.strip() for e in ext.split(",")))
 
 
-def ours(folder: Path, site: Site, path: str) -> tuple[str, str, str]:
+def post_urls(folder: Path, site: Site) -> dict[str, str]:
+    """`{% post_url %}` and `{% link _posts/… %}` targets: every post's absolute URL."""
+    urls = {}
+    for file in sorted(posts_of(folder).rglob("*.*")):
+        rel = file.relative_to(posts_of(folder)).as_posix()
+        try:
+            urls[stem_of(rel)] = site.root + parse_post(file, rel, file.read_bytes(), site).url
+        except DigestError:
+            continue
+    return urls
+
+
+def ours(folder: Path, site: Site, path: str,
+         urls: dict[str, str] | None = None) -> tuple[str, str, str]:
     """(the rendered body, the title, the file extension) digest makes of one post."""
     file = posts_of(folder) / path
     raw = file.read_bytes()
@@ -119,7 +156,7 @@ def ours(folder: Path, site: Site, path: str) -> tuple[str, str, str]:
     except DigestError:
         return "", "", ""
     ctx = PageContext(site.root, site.baseurl, site.title, site.root + post.url,
-                      post.title, {})
+                      post.title, urls or {})
     body = tame_liquid(body_of(file, raw), ctx)
     return render(body, post.ext, site.markdown_ext), smart_title(post.title), post.ext
 
@@ -137,6 +174,7 @@ def main() -> int:
         if args.dump:
             args.dump.write_text(json.dumps(ref))
     site = site_of(args.site)
+    urls = post_urls(args.site, site)
     same_html = same_text = same_title = 0
     kinds: Counter[str] = Counter()
     shown: dict[str, int] = {}
@@ -144,7 +182,7 @@ def main() -> int:
     posts = ref["posts"]
     for item in posts:
         started = time.perf_counter()
-        mine, title, _ = ours(args.site, site, item["path"])
+        mine, title, _ = ours(args.site, site, item["path"], urls)
         elapsed += time.perf_counter() - started
         a, b = normal(mine), normal(item["html"])
         same_html += a == b

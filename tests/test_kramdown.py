@@ -25,8 +25,17 @@ from digest.posts.kramdown import header_id, smarten
 _BETWEEN_TAGS = re.compile(r">\s+<")
 
 
+_ROUGE = re.compile(r'<div class="language-(\w+) highlighter-rouge"><div class="highlight">'
+                    r'<pre class="highlight"><code>(.*?)</code></pre></div></div>', re.S)
+
+
 def _normal(fragment: str) -> str:
-    """Whitespace between tags ignored; `&quot;` in text is `"` (markdown-it escapes it)."""
+    """Whitespace between tags ignored; `&quot;` in text is `"` (markdown-it escapes it);
+    rouge's code block (no highlighting spans in these cases) as markdown-it writes it:
+    digest keeps `<pre><code class="language-x">`, as the wrappers hold no text."""
+    fragment = _ROUGE.sub(lambda m: "<pre><code" + (
+        "" if m.group(1) == "plaintext" else f' class="language-{m.group(1)}"') + ">"
+        + m.group(2) + "</code></pre>", fragment)
     return _BETWEEN_TAGS.sub("><", fragment).replace("&quot;", '"').strip()
 
 
@@ -106,6 +115,45 @@ def _normal(fragment: str) -> str:
                   ' </tr>\n  </thead>\n  <tbody>\n    <tr>\n      <td>it’s</td>\n      <td>'
                   '1</td>\n    </tr>\n  </tbody>\n</table>\n'),
                  id='table'),
+    pytest.param(("First[^a] and second[^2], first again.\n\n[^2]: Two's note.\n[^a]: "
+                  'A note with [a link](https://example.org/).\n[^unused]: Never shown.\n'
+                  '\n'),
+                 ('<p>First<sup id="fnref:a" role="doc-noteref"><a href="#fn:a" class="footnote" '
+                  'rel="footnote">1</a></sup> and second<sup id="fnref:2" role="doc-noteref">'
+                  '<a href="#fn:2" class="footnote" rel="footnote">2</a></sup>, first '
+                  'again.</p>\n\n<div class="footnotes" role="doc-endnotes">\n  <ol>'
+                  '\n    <li id="fn:a" role="doc-endnote">\n      <p>A note with <a '
+                  'href="https://example.org/">a link</a>.\xa0<a href="#fnref:a" '
+                  'class="reversefootnote" '
+                  'role="doc-backlink">&#8617;</a></p>\n    </li>\n    <li id="fn:2" '
+                  'role="doc-endnote">\n      <p>Two’s note.\xa0<a href="#fnref:2" '
+                  'class="reversefootnote" '
+                  'role="doc-backlink">&#8617;</a></p>\n    </li>\n  </ol>\n</div>\n'),
+                 id='footnotes'),
+    pytest.param('Intro\n\nWin|Win is a network.\n\nAfter\n',
+                 ('<p>Intro</p>\n\n<table>\n  <tbody>\n    <tr>\n      <td>Win</td>\n'
+                  '      <td>Win is a network.</td>\n    </tr>\n  </tbody>\n</table>'
+                  '\n\n<p>After</p>\n'),
+                 id='pipe-line'),
+    pytest.param('* one\n* Develop VAN | Votebuilder materials\n* three\n',
+                 ('<ul>\n  <li>one</li>\n  <li>\n    <table>\n      <tbody>\n       '
+                  ' <tr>\n          <td>Develop VAN</td>\n          <td>Votebuilder '
+                  'materials</td>\n        </tr>\n      </tbody>\n    </table>\n  </li>'
+                  '\n  <li>three</li>\n</ul>\n'),
+                 id='pipe-item'),
+    pytest.param('a | b | c\nd | e\n\nnext\n',
+                 ('<table>\n  <tbody>\n    <tr>\n      <td>a</td>\n      <td>b</td>\n'
+                  '      <td>c</td>\n    </tr>\n    <tr>\n      <td>d</td>\n      <td>'
+                  'e</td>\n      <td>\xa0</td>\n    </tr>\n  </tbody>\n</table>\n\n<p>'
+                  'next</p>\n'),
+                 id='pipe-rows'),
+    pytest.param('Use `a | b` here.\n',
+                 ('<p>Use <code class="language-plaintext highlighter-rouge">a | b</code>'
+                  ' here.</p>\n'),
+                 id='pipe-code'),
+    pytest.param('Text line\nWin|Win continues\n',
+                 '<p>Text line\nWin|Win continues</p>\n',
+                 id='pipe-in-paragraph'),
 ])
 def test_markdown_renders_as_kramdown_does(source: str, kramdown: str) -> None:
     assert _normal(render(source, ".md", ("md",))) == _normal(kramdown)

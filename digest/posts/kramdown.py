@@ -4,7 +4,9 @@ A reader moving from jekyll-feed to digest should see the same text. kramdown di
 CommonMark where posts notice it: it turns straight quotes into curly ones, `--` and `---`
 into dashes, `...` into an ellipsis and `<<`/`>>` into guillemets (in text only, never in
 code, URLs or raw HTML); `1)` does not start a list; headers get GFM-style ids; code spans
-and fenced blocks carry the classes Jekyll's rouge gives them.
+carry the class Jekyll's rouge gives them; footnotes and kramdown's header-less tables are
+kramdown_blocks.py's. Code blocks keep markdown-it's `<pre><code class="language-x">`: rouge's
+wrappers hold no text, and the sanitiser would strip their classes anyway.
 
 The typography follows kramdown 2.4's span parsers (parser/kramdown/smart_quotes.rb and
 typographic_symbol.rb) rule for rule: a quote is judged by the character before it, when
@@ -135,7 +137,9 @@ def _smart_children(children: Sequence[Token]) -> None:
         previous = children[index - 1] if index else None
         before = "\n" if previous is not None and previous.type == "softbreak" else ""
         after = ""
-        for following in children[index + 1:]:  # the rules look at most 3 characters ahead
+        # the rules look at most 3 characters ahead; a few tokens hold them (bounded: a
+        # post of many tokens stays linear)
+        for following in children[index + 1:index + 9]:
             after += following.content if following.type == "text" else _source_of(following)
             if len(after) >= 3:
                 break
@@ -188,28 +192,18 @@ def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options:
             f"{html.escape(tokens[idx].content, quote=False)}</code>")
 
 
-def _code_block(lang: str, code: str) -> str:
-    return (f'<div class="language-{html.escape(lang)} highlighter-rouge"><div class="highlight">'
-            f'<pre class="highlight"><code>{html.escape(code, quote=False)}</code></pre>'
-            "</div></div>\n")
-
-
-def _fence(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
-           env: EnvType) -> str:
-    token = tokens[idx]
-    lang = token.info.strip().split(maxsplit=1)[0] if token.info.strip() else "plaintext"
-    return _code_block(lang, token.content)
-
-
-def _indented(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
-              env: EnvType) -> str:
-    return _code_block("plaintext", tokens[idx].content)
-
-
 def kramdown_like() -> MarkdownIt:
     """A markdown-it parser configured as Jekyll's kramdown with GFM input."""
     from markdown_it import MarkdownIt
     from markdown_it.rules_block.list import list_block
+
+    from .kramdown_blocks import (
+        footnote_def,
+        footnote_list,
+        footnote_ref,
+        footnote_ref_html,
+        pipe_table,
+    )
 
     # kramdown's GFM input: raw HTML passes, tables and strikethrough on
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
@@ -219,8 +213,11 @@ def kramdown_like() -> MarkdownIt:
     md.core.ruler.before("text_join", "kramdown_typography", _typography)
     md.core.ruler.push("kramdown_header_ids", _header_ids)
     md.add_render_rule("code_inline", _code_inline)
-    md.add_render_rule("fence", _fence)
-    md.add_render_rule("code_block", _indented)
+    md.block.ruler.before("reference", "kramdown_footnote_def", footnote_def)
+    md.block.ruler.after("table", "kramdown_pipe_table", pipe_table)
+    md.inline.ruler.before("link", "kramdown_footnote_ref", footnote_ref)
+    md.core.ruler.push("kramdown_footnotes", footnote_list)
+    md.add_render_rule("kramdown_footnote_ref", footnote_ref_html)
     md.add_render_rule("s_open", lambda *_: "<del>")
     md.add_render_rule("s_close", lambda *_: "</del>")
     # kramdown writes a link's address as it is, without percent-encoding it; the renderer
