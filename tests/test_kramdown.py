@@ -6,9 +6,9 @@ Every expected string is what real Jekyll 4.3.1 (kramdown 2.4.0, kramdown-parser
 produced for the source beside it, taken from a `jekyll build` with
 scripts/jekyll_content_dump.rb. Only whitespace between tags differs (kramdown indents
 lists and tables), and is ignored. scripts/kramdown_compare.py measures the same agreement
-over whole corpora; on 2026-12-05, with digest's renderer before and after this change:
-jobs board 700 → 1024 of 1044 posts identical HTML (720 → 1031 identical text, 1025 → 1042
-titles), Jekyll's own news posts 3 → 80 of 102 (22 → 96 text, 94 → 102 titles).
+over whole corpora (../shared); on 2026-12-05, before → after this renderer:
+jobs board 701 → 1032 of 1044 posts identical HTML (720 → 1039 identical text, titles
+1025 → 1042), Jekyll's own news posts 3 → 91 of 102 (text 22 → 97, titles 94 → 102).
 """
 
 from __future__ import annotations
