@@ -154,6 +154,10 @@ def _normal(fragment: str) -> str:
     pytest.param('Text line\nWin|Win continues\n',
                  '<p>Text line\nWin|Win continues</p>\n',
                  id='pipe-in-paragraph'),
+    pytest.param("<http://a--b.org/it's...> and <me--x@ex.org>\n",
+                 ('<p><a href="http://a--b.org/it\'s...">http://a--b.org/it\'s...</a> and '
+                  '<a href="mailto:me--x@ex.org">me--x@ex.org</a></p>\n'),
+                 id='autolink'),
 ])
 def test_markdown_renders_as_kramdown_does(source: str, kramdown: str) -> None:
     assert _normal(render(source, ".md", ("md",))) == _normal(kramdown)

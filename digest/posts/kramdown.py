@@ -131,8 +131,11 @@ def _smart_children(children: Sequence[Token]) -> None:
     """Smarten each text token. A soft break is seen as the newline it is; anything else
     (code, HTML, an escaped character, emphasis) ends kramdown's run of text, though its
     rules still look at the source that follows (`"*a*"`: the quote opens)."""
+    autolink = False  # `<http://a--b>`: kramdown keeps an autolink's text as written
     for index, token in enumerate(children):
-        if token.type != "text":  # an image's alt text is not here: kramdown keeps it as is
+        if token.type in ("link_open", "link_close"):
+            autolink = token.type == "link_open" and token.markup == "autolink"
+        if token.type != "text" or autolink:  # an image's alt text is not here either
             continue
         previous = children[index - 1] if index else None
         before = "\n" if previous is not None and previous.type == "softbreak" else ""
