@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from ..edition.layout import DigestPost, Edition, LaidOutEdition, Recipient
 from ..edition.selection import Window, terms
-from ..posts.content import plain_title
+from ..posts.content import smart_title
 from ..posts.ids import absolute
 from ..posts.parse import Post
 from ..posts.rendered import render_posts
@@ -86,7 +86,7 @@ class Composer:
                 excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
                 excerpt_html = html.escape(excerpt)
             items.append(DigestPost(
-                title=plain_title(post.title) or post.slug, url=absolute(site, post.url),
+                title=smart_title(post.title) or post.slug, url=absolute(site, post.url),
                 date=post.date.astimezone(site.tz), tags=post.tags,
                 categories=post.categories, excerpt=excerpt, excerpt_html=excerpt_html))
         return items

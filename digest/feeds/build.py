@@ -20,7 +20,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..config import Config, Site
-from ..posts.content import Rendered, plain_title
+from ..posts.content import Rendered, plain_title, smart_title
 from ..posts.ids import absolute, assign_ids, base_path
 from ..posts.index import (
     EVERY_FEED,
@@ -203,7 +203,7 @@ def _remove_vanished(config: Config, previous: dict[str, str], current: set[str]
 
 def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered) -> Entry:
     terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
-    title = plain_title(post.title) or post.slug
+    title = smart_title(post.title) or post.slug  # as jekyll-feed: `title | smartify`
     # a post with no text still needs some (Atom: content or summary); its title says it all
     summary = rendered.summary or (title if not rendered.html.strip() else "")
     return Entry(id=entry_id, title=title,

@@ -122,10 +122,9 @@ def linked_posts(body: str) -> tuple[tuple[str, int], ...]:
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
     # imported here: a rebuild with nothing to render never pays for it
-    from markdown_it import MarkdownIt
+    from .kramdown import kramdown_like
 
-    # kramdown's GFM input: raw HTML passes, tables and strikethrough on
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    return kramdown_like()
 
 
 # Elements nested deeper than this are not handed to the native libraries downstream:
@@ -296,6 +295,14 @@ def plain_title(title: str) -> str:
     """A title as text, the way jekyll-feed prints it: tags stripped, one line."""
     return xml_safe(strip_html(title)) if "<" in title or "&" in title or "\n" in title \
         else xml_safe(" ".join(title.split()))
+
+
+def smart_title(title: str) -> str:
+    """A post's title as jekyll-feed prints it: `smartify`-ed (curly quotes, dashes), then
+    as plain_title. Not for keys: plain_title's text is what identifies a post."""
+    from .kramdown import smartify
+
+    return plain_title(smartify(title))
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from .parse import Post, parse_post
 from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
 
-RULES_VERSION = "3"  # bump when parsing rules change, so cached readings are redone
+RULES_VERSION = "4"  # bump when parsing or rendering rules change: cached readings, renders
+# and feeds all depend on fingerprint(), so an upgrade redoes them (4: kramdown typography)
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
 
 
