@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import make_site, post
+from conftest import make_site, post, run_cli
 
 from digest.config import CACHE_NAME, FeedSettings, load_config
 from digest.config.file import read_config
@@ -135,3 +135,14 @@ def test_editing_the_feed_settings_misses_the_cache(tmp_path: Path) -> None:
     assert load_config(path).feed_entries == 3
     (tmp_path / "_config.yml").write_text("feed:\n  posts_limit: 4\n")
     assert load_config(path).feed_entries == 4
+
+
+def test_digest_init_leaves_the_entries_to_jekyll_feeds_settings(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "_posts").mkdir(parents=True)
+    (site / "_config.yml").write_text("title: Blog\nurl: https://blog.example.net\n"
+                                      "plugins: [jekyll-feed]\nfeed:\n  posts_limit: 6\n")
+    (site / "_posts" / "2024-05-01-a.md").write_text(post("A"))
+    code, _out, err = run_cli(["--config", str(tmp_path / "config.yaml"), "init", str(site)])
+    assert code == 0, err
+    assert load_config(tmp_path / "config.yaml").feed_entries == 6
