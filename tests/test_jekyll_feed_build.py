@@ -169,3 +169,17 @@ def test_the_feeds_equal_real_jekyll_feeds(tmp_path: Path) -> None:
         ours = parse_feed(output(config) / name).entries
         assert [e.id for e in ours] == [e.id for e in jekyll], name
         assert [e.summary for e in ours] == [e.summary for e in jekyll], name
+
+
+def test_the_stylesheet_shows_the_summary_as_its_text(tmp_path: Path) -> None:
+    from lxml import etree
+
+    from digest.util import builtin
+
+    posts = {"2024-01-01-a.md": post("A", body="R&D &amp;amp; 1 < 2 > 0 &lt;b&gt;.\n")}
+    config = make_site(tmp_path, posts)
+    build_site(config)
+    page = etree.XSLT(etree.fromstring(builtin.read_bytes("feed.xsl")))
+    for name in ("feed.xml", "feed.rss"):
+        html = str(page(etree.parse(str(output(config) / name))))
+        assert "<div>R&amp;D &amp;amp; 1 &lt; 2 &gt; 0 &lt;b&gt;.</div>" in html, html
