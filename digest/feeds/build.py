@@ -152,10 +152,10 @@ def build(config: Config, *, now: datetime, future: bool = False,
                 changed.append((spec, inputs))
         report.skipped = len(names) - len(changed)
         _write_feeds(config, store, changed, look, stats, urls, report)
-        gone = _remove_vanished(config, previous, set(names),
-                                _layout(store.meta(LAYOUT_KEY)), report)
+        written_with = store.meta(LAYOUT_KEY)
+        gone = _remove_vanished(config, previous, set(names), _layout(written_with), report)
         store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone,
-                               meta={LAYOUT_KEY: layout})
+                               meta={LAYOUT_KEY: layout} if layout != written_with else None)
         _write_extras(config, names, report)
         return report
     finally:
