@@ -28,18 +28,49 @@
             <li>
               <a href="{atom:link[@rel='alternate']/@href}"><xsl:value-of select="atom:title"/></a><br/>
               <time><xsl:value-of select="substring(atom:published, 1, 10)"/></time>
-              <div><xsl:value-of select="atom:summary"/></div>
+              <div><xsl:call-template name="text">
+                <xsl:with-param name="html" select="atom:summary"/>
+              </xsl:call-template></div>
             </li>
           </xsl:for-each>
           <xsl:for-each select="rss/channel/item">
             <li>
               <a href="{link}"><xsl:value-of select="title"/></a><br/>
               <time><xsl:value-of select="pubDate"/></time>
-              <div><xsl:value-of select="description"/></div>
+              <div><xsl:call-template name="text">
+                <xsl:with-param name="html" select="description"/>
+              </xsl:call-template></div>
             </li>
           </xsl:for-each>
         </ul>
       </body>
     </html>
+  </xsl:template>
+  <!-- A summary is text escaped as HTML (as jekyll-feed writes it): &amp; &lt; &gt; back
+       to the characters, left to right, which the page then escapes as it writes them
+       (no disable-output-escaping: Firefox ignores it, and nothing here is markup). -->
+  <xsl:template name="text">
+    <xsl:param name="html"/>
+    <xsl:choose>
+      <xsl:when test="contains($html, '&amp;')">
+        <xsl:value-of select="substring-before($html, '&amp;')"/>
+        <xsl:variable name="rest" select="substring-after($html, '&amp;')"/>
+        <xsl:choose>
+          <xsl:when test="starts-with($rest, 'amp;')">&amp;<xsl:call-template name="text">
+            <xsl:with-param name="html" select="substring($rest, 5)"/></xsl:call-template>
+          </xsl:when>
+          <xsl:when test="starts-with($rest, 'lt;')">&lt;<xsl:call-template name="text">
+            <xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template>
+          </xsl:when>
+          <xsl:when test="starts-with($rest, 'gt;')">&gt;<xsl:call-template name="text">
+            <xsl:with-param name="html" select="substring($rest, 4)"/></xsl:call-template>
+          </xsl:when>
+          <xsl:otherwise>&amp;<xsl:call-template name="text">
+            <xsl:with-param name="html" select="$rest"/></xsl:call-template>
+          </xsl:otherwise>
+        </xsl:choose>
+      </xsl:when>
+      <xsl:otherwise><xsl:value-of select="$html"/></xsl:otherwise>
+    </xsl:choose>
   </xsl:template>
 </xsl:stylesheet>

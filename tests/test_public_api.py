@@ -36,10 +36,12 @@ API: dict[str, dict[str, str]] = {
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup)",
+                  "bounces, signup, feeds)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
+        "FeedSettings": "dataclass(path, tags, tags_only, tags_except, tags_path, categories, "
+                        "excerpt_only)",
         "ImapSettings": "dataclass(host, port, username, password_env, folder, security, "
                         "ca_file, timeout)",
         "Limits": "dataclass(post_bytes, subscribers_bytes, yaml_nodes, tags, tag_length)",

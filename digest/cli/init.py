@@ -84,7 +84,9 @@ site:
 output: public          # where the feeds are written (feed.xml, feed/by_tag/TAG.xml, …)
 state: .digest          # digest's own state (database, caches, the outbox): keep it
 feeds:
-  entries: 20           # entries per feed
+  # entries: 20         # entries per feed; unset: _config.yml's jekyll-feed posts_limit,
+                        # 10 if the site uses jekyll-feed, else 20 (a longer feed would
+                        # bring old posts back to readers as new)
   stylesheet: true      # feed.xsl, so a feed opened in a browser reads as a page
 
 # The weekly email digest. Remove `subscribers:` to only write feeds.

@@ -2,6 +2,7 @@
 
     settings.py   the settings as frozen dataclasses (what every other stage imports)
     file.py       both files validated with pydantic, every problem at its file and line
+    jekyllfeed.py the site's jekyll-feed settings (`feed:` in _config.yml)
     cache.py      load_config: the last good load kept in the state folder, so an unchanged
                   config never imports pydantic
 
@@ -19,6 +20,7 @@ from .settings import (
     Config,
     DigestSettings,
     Dkim,
+    FeedSettings,
     ImapSettings,
     Limits,
     SignupSettings,
@@ -29,6 +31,6 @@ from .settings import (
 )
 
 __all__ = ["CACHE_NAME", "DEFAULT_LIMITS", "DEFAULT_SCHEDULE", "LISTEN", "Author",
-           "BouncesSettings", "Config", "DigestSettings", "Dkim", "ImapSettings", "Limits",
-           "SignupSettings", "Site", "SmtpSettings", "WebSettings", "Webhooks",
-           "load_config", "posts_folder_hint"]
+           "BouncesSettings", "Config", "DigestSettings", "Dkim", "FeedSettings",
+           "ImapSettings", "Limits", "SignupSettings", "Site", "SmtpSettings", "WebSettings",
+           "Webhooks", "load_config", "posts_folder_hint"]

@@ -86,7 +86,8 @@ def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
     digest = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
     try:
-        for file in (here / "settings.py", here / "file.py", here / "cache.py", path,
+        for file in (here / "settings.py", here / "file.py", here / "jekyllfeed.py",
+                     here / "cache.py", path,
                      jekyll_config):
             if file is not None:
                 digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")

@@ -18,7 +18,9 @@ from pydantic.fields import FieldInfo
 
 from ..errors import ConfigError, Problem, did_you_mean
 from ..util.yamlsource import Located, load_located
+from .jekyllfeed import jekyll_feed_settings
 from .settings import (
+    DEFAULT_FEED_ENTRIES,
     DEFAULT_SCHEDULE,
     LISTEN,
     Author,
@@ -26,6 +28,7 @@ from .settings import (
     Config,
     DigestSettings,
     Dkim,
+    FeedSettings,
     ImapSettings,
     Limits,
     SignupSettings,
@@ -85,7 +88,8 @@ class SiteModel(_Strict):
 
 
 class FeedsModel(_Strict):
-    entries: Whole = Field(default=20, ge=1, le=10_000)
+    # default: the _config.yml's jekyll-feed posts_limit (see jekyllfeed.py), else this
+    entries: Whole = Field(default=DEFAULT_FEED_ENTRIES, ge=1, le=10_000)
     stylesheet: bool = True
     # under 1/60 (a second) APScheduler's interval would silently become one second
     refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
@@ -330,12 +334,17 @@ def read_config(path: Path) -> Config:
     except ValidationError as exc:
         raise ConfigError(_problems(path, located, exc)) from None
     base = path.parent
-    site, jekyll_path = _site(path, located, model)
+    site, jekyll_path, jekyll = _site(path, located, model)
+    feeds, entries = jekyll_feed_settings(jekyll_path, jekyll) \
+        if jekyll_path is not None and jekyll is not None \
+        else (FeedSettings(), DEFAULT_FEED_ENTRIES)
+    if "entries" in model.feeds.model_fields_set:  # config.yaml's, said outright, wins
+        entries = model.feeds.entries
     posts = _posts(path, located, (base / model.posts).resolve())
     return Config(
         path=path, site=site, posts=posts,
         output=(base / model.output).resolve(), state=(base / model.state).resolve(),
-        feed_entries=model.feeds.entries, stylesheet=model.feeds.stylesheet,
+        feed_entries=entries, feeds=feeds, stylesheet=model.feeds.stylesheet,
         jekyll_config=jekyll_path,
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
         digest=_digest_settings(path, located, base, model.digest),
@@ -347,9 +356,10 @@ def read_config(path: Path) -> Config:
     )
 
 
-def _site(path: Path, located: Located, model: ConfigModel) -> tuple[Site, Path | None]:
+def _site(path: Path, located: Located,
+          model: ConfigModel) -> tuple[Site, Path | None, Located | None]:
     """The site's settings: _config.yml's, if named, under config.yaml's `site:`; and the
-    _config.yml's path."""
+    _config.yml's path and contents."""
     settings: dict[str, Any] = {}
     jekyll_path = jekyll = None
     if model.site.jekyll_config is not None:
@@ -377,7 +387,7 @@ def _site(path: Path, located: Located, model: ConfigModel) -> tuple[Site, Path 
             where, line = path, located.line_of(("site", "timezone"))
         raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
-    return site, jekyll_path
+    return site, jekyll_path, jekyll
 
 
 def _posts(path: Path, located: Located, posts: Path) -> Path:

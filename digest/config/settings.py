@@ -165,6 +165,28 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
+DEFAULT_FEED_ENTRIES = 20  # entries per feed when neither config file says
+JEKYLL_FEED_ENTRIES = 10  # jekyll-feed's own default posts_limit
+
+
+@dataclass(frozen=True)
+class FeedSettings:
+    """Which feeds a build writes, and where: jekyll-feed's `feed:` settings in the site's
+    _config.yml, so that a site switching to digest keeps every feed's address.
+
+    digest also writes a feed per tag and per category by default, where jekyll-feed
+    writes them only when asked: extra files break no one; `tags: false` or
+    `categories: []` turn them off.
+    """
+
+    path: str = "feed.xml"  # the site's Atom feed, relative to the output folder
+    tags: bool = True
+    tags_only: tuple[str, ...] | None = None  # None: every tag
+    tags_except: tuple[str, ...] = ()
+    tags_path: str = "feed/by_tag/"  # a tag feed is tags_path + TAG + '.xml', as jekyll-feed
+    categories: tuple[str, ...] | None = None  # None: every category
+    excerpt_only: bool = False  # entries carry the summary, not the post
+
 
 @dataclass(frozen=True)
 class Config:
@@ -173,7 +195,7 @@ class Config:
     posts: Path
     output: Path
     state: Path
-    feed_entries: int = 20
+    feed_entries: int = DEFAULT_FEED_ENTRIES  # config.yaml's, else jekyll-feed's posts_limit
     stylesheet: bool = True
     # the site's own _config.yml, so that editing it invalidates cached post readings
     jekyll_config: Path | None = None
@@ -185,3 +207,4 @@ class Config:
     limits: Limits = DEFAULT_LIMITS
     bounces: BouncesSettings | None = None  # None: nothing reads bounces (`digest check` warns)
     signup: SignupSettings | None = None
+    feeds: FeedSettings = FeedSettings()  # which feeds, where: jekyll-feed's settings

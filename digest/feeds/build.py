@@ -14,12 +14,13 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
-from ..config import Config, Site
+from ..config import Config, FeedSettings, Site
 from ..posts.content import Rendered, plain_title, smart_title
 from ..posts.ids import absolute, assign_ids, base_path
 from ..posts.index import (
@@ -41,6 +42,7 @@ from .formats import (
     FeedEntries,
     FeedSpec,
     atom_bytes,
+    chosen,
     feed_paths,
     feed_title,
     rss_bytes,
@@ -49,6 +51,7 @@ from .opml import OPML_FILES, opml_bytes
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
+LAYOUT_KEY = "feed_layout"  # state meta: the FeedSettings the feeds on disk were written with
 
 
 @dataclass
@@ -78,14 +81,14 @@ def _inputs(spec: FeedSpec, ids: Mapping[str, str], stats: dict[str, tuple[int, 
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def _spec(name: str, posts: tuple[Post, ...]) -> FeedSpec:
+def _spec(config: Config, name: str, posts: tuple[Post, ...]) -> FeedSpec:
     kind, _, key = name.partition(":")
-    return FeedSpec(kind, key, *feed_paths(kind, key), posts)
+    return FeedSpec(kind, key, *feed_paths(kind, key, config.feeds), posts)
 
 
 def _files_exist(config: Config, name: str) -> bool:
     kind, _, key = name.partition(":")
-    return all((config.output / rel).exists() for rel in feed_paths(kind, key))
+    return all((config.output / rel).exists() for rel in feed_paths(kind, key, config.feeds))
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def _members(config: Config, store: Store, state: SharedState, index: LiveIndex,
     paths = {name: index.members(name, config.feed_entries) for name in names}
     wanted = {p for members in paths.values() for p in members}
     posts = readings(store, config.posts, wanted)
-    specs = [_spec(name, tuple(posts[p] for p in members)) for name, members in paths.items()]
+    specs = [_spec(config, name, tuple(posts[p] for p in members))
+             for name, members in paths.items()]
     return _Members(specs, state.entry_ids_of(wanted), index.updated(wanted))
 
 
@@ -130,13 +134,14 @@ def build(config: Config, *, now: datetime, future: bool = False,
     try:
         stats, parsed = refresh(config, store, scanned)
         index = LiveIndex(store)
+        layout = json.dumps(asdict(config.feeds))
         settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
-                               config.stylesheet])
+                               config.stylesheet, layout])
         assign_ids(state, site, index.update(now=now.timestamp(), future=future,
                                              settings=settings))
         report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
                                          future=future, parsed=parsed))
-        names = index.feed_names()
+        names = chosen(config.feeds, index.feed_names())
         report.feeds = len(names)
         previous = store.feed_inputs()
         look = _members(config, store, state, index, _to_check(config, index, names, previous))
@@ -147,8 +152,10 @@ def build(config: Config, *, now: datetime, future: bool = False,
                 changed.append((spec, inputs))
         report.skipped = len(names) - len(changed)
         _write_feeds(config, store, changed, look, stats, urls, report)
-        gone = _remove_vanished(config, previous, set(names), report)
-        store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone)
+        written_with = store.meta(LAYOUT_KEY)
+        gone = _remove_vanished(config, previous, set(names), _layout(written_with), report)
+        store.save_feed_inputs(((spec.name, inputs) for spec, inputs in changed), gone,
+                               meta={LAYOUT_KEY: layout} if layout != written_with else None)
         _write_extras(config, names, report)
         return report
     finally:
@@ -169,7 +176,8 @@ def _write_feeds(config: Config, store: Store,
 
     # each post made into an entry once, however many feeds list it (a post may have 1,000
     # tags): work in proportion to what is written, not to tags times feeds
-    entries = {p.path: _entry(site, p, look.ids[p.path], look.updated[p.path], rendered[p.path])
+    entries = {p.path: _entry(site, p, look.ids[p.path], look.updated[p.path], rendered[p.path],
+                              excerpt_only=config.feeds.excerpt_only)
                for p in needed}
     made = FeedEntries()
 
@@ -184,31 +192,54 @@ def _write_feeds(config: Config, store: Store,
                           for path in write_files(files()))
 
 
+def _layout(text: str | None) -> FeedSettings:
+    """The feed settings the last build wrote with (before they were kept: the defaults)."""
+    try:
+        raw = json.loads(text) if text else {}
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v
+                                  for k, v in raw.items()}
+        return FeedSettings(**values)
+    except (ValueError, TypeError, AttributeError):  # unreadable: where the defaults put them
+        return FeedSettings()
+
+
 def _remove_vanished(config: Config, previous: dict[str, str], current: set[str],
-                     report: BuildReport) -> list[str]:
-    """Delete the feeds of tags and categories no post carries any more.
+                     before: FeedSettings, report: BuildReport) -> list[str]:
+    """Delete the feeds of tags and categories no post carries (or the settings ask for)
+    any more, and the files of feeds the settings moved.
 
     A feed that kept listing deleted posts would be wrong; a 404 tells a reader the
     tag is gone (and the OPML no longer lists it).
     """
     gone = [name for name in previous if name not in current]
-    for name in gone:
-        kind, _, key = name.partition(":")
-        for rel in feed_paths(kind, key):
-            if (config.output / rel).exists():
+    stale = list(previous) if before != config.feeds else gone
+    if not stale:
+        return gone
+    # never a file a current feed is written to (one the settings moved another feed to)
+    keep = {rel for name in current for rel in feed_paths(*_split(name), config.feeds)}
+    for name in stale:
+        for rel in feed_paths(*_split(name), before):
+            if rel not in keep and (config.output / rel).exists():
                 (config.output / rel).unlink()
                 report.removed.append(rel)
     return gone
 
 
-def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered) -> Entry:
+def _split(name: str) -> tuple[str, str]:
+    kind, _, key = name.partition(":")
+    return kind, key
+
+
+def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: Rendered, *,
+           excerpt_only: bool = False) -> Entry:
     terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
     title = smart_title(post.title) or post.slug  # as jekyll-feed: `title | smartify`
+    html = "" if excerpt_only else rendered.html  # jekyll-feed's excerpt_only: no content
     # a post with no text still needs some (Atom: content or summary); its title says it all
-    summary = rendered.summary or (title if not rendered.html.strip() else "")
+    summary = rendered.summary or (title if not html.strip() else "")
     return Entry(id=entry_id, title=title,
                  link=absolute(site, post.url), published=post.date, updated=updated,
-                 html=rendered.html, summary=summary, terms=terms,
+                 html=html, summary=summary, terms=terms,
                  author=plain_title(post.author) if post.author else None)
 
 
@@ -216,7 +247,7 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
     site = config.site
     home = site.root + "/"
     rows: dict[str, list[tuple[str, str, str]]] = {"atom": [], "rss": []}
-    for spec in (_spec(name, ()) for name in names):
+    for spec in (_spec(config, name, ()) for name in names):
         title = feed_title(site, spec)
         rows["atom"].append((title, absolute(site, "/" + spec.atom_path), home))
         rows["rss"].append((title, absolute(site, "/" + spec.rss_path), home))

@@ -8,15 +8,16 @@ the posts, never on the clock, so an unchanged site builds byte-identical feeds.
 from __future__ import annotations
 
 import hashlib
+import html
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
 from .. import __version__
-from ..config import Site
+from ..config import FeedSettings, Site
 from ..posts.content import plain_title, xml_safe
 from ..posts.parse import Post
 
@@ -62,6 +63,7 @@ _SIMPLE = re.compile(r"[A-Za-z0-9_]+")  # jekyll-feed keeps exactly these tags (
 # keeps its name; only a longer one is cut.
 STEM_MAX = 255 - len(".xml") - len("..XXXXXXXX.tmp")
 _HASH = 8
+DEFAULT_FEEDS = FeedSettings()
 
 
 def _hash(tag: str) -> str:
@@ -83,13 +85,58 @@ def feed_file_stem(tag: str) -> str:
     return f"{slug}-{_hash(tag)}"
 
 
-def feed_paths(kind: str, key: str) -> tuple[str, str]:
-    """Where the Atom and RSS files of a feed live, relative to the output folder."""
+def feed_paths(kind: str, key: str, settings: FeedSettings = DEFAULT_FEEDS) -> tuple[str, str]:
+    """Where the Atom and RSS files of a feed live, relative to the output folder: where
+    jekyll-feed, with the site's `feed:` settings, writes the Atom one."""
     if kind == "site":
-        return "feed.xml", "feed.rss"
-    stem = feed_file_stem(key)
-    folder = "feed/by_tag" if kind == "tag" else "feed"
-    return f"{folder}/{stem}.xml", f"{folder}/{stem}.rss"
+        atom = settings.path
+    elif kind == "tag":  # joined as jekyll-feed joins it, slash or not
+        atom = f"{settings.tags_path}{feed_file_stem(key)}.xml"
+    else:
+        atom = f"feed/{feed_file_stem(key)}.xml"
+    return atom, rss_path(atom)
+
+
+def rss_path(atom: str) -> str:
+    """The RSS twin of an Atom feed's path: its .xml (or other suffix) made .rss."""
+    folder, slash, name = atom.rpartition("/")
+    stem, dot, suffix = name.rpartition(".")
+    if dot and stem and suffix != "rss":
+        return f"{folder}{slash}{stem}.rss"
+    return atom + ".rss"
+
+
+def wanted(settings: FeedSettings, name: str) -> bool:
+    """Whether the site's settings ask for feed *name* (site:, tag:TAG, category:CAT)."""
+    kind, _, key = name.partition(":")
+    if kind == "tag":
+        return settings.tags and key not in settings.tags_except \
+            and (settings.tags_only is None or key in settings.tags_only)
+    if kind == "category":
+        return settings.categories is None or key in settings.categories
+    return True
+
+
+def chosen(settings: FeedSettings, names: Iterable[str]) -> list[str]:
+    """The feeds of *names* the settings ask for, in order; of two that would be written to
+    the same file (a tag folder that is the categories' one), the first."""
+    every = settings.tags and settings.tags_only is None and not settings.tags_except \
+        and settings.categories is None
+    picked = list(names) if every else [name for name in names if wanted(settings, name)]
+    # a tag's file name has no '/': only these settings can put two feeds in one file
+    # (checked first: a no-op build of a site with 1,000s of tags must not pay for it)
+    if settings.tags_path != "feed/" and not settings.path.startswith(
+            (settings.tags_path, "feed/")):
+        return picked
+    taken: set[str] = set()
+    out = []
+    for name in picked:
+        kind, _, key = name.partition(":")
+        paths = feed_paths(kind, key, settings)
+        if taken.isdisjoint(paths):
+            taken.update(paths)
+            out.append(name)
+    return out
 
 
 def feed_title(site: Site, spec: FeedSpec) -> str:
@@ -198,7 +245,11 @@ def _feed_entry(entry: Entry, kind: Format) -> FeedEntry:
     if entry.html.strip():  # an empty element is a validator warning; the link suffices
         fe.content(entry.html, type="html")
     if entry.summary:
-        fe.summary(entry.summary) if kind == "atom" else fe.description(entry.summary)
+        # as jekyll-feed writes it: HTML (the plain text escaped). A reader that prefers
+        # text (rss2email's default) then takes the whole post from <content>, not the
+        # excerpt, as it did from jekyll-feed's feed; RSS's description is HTML anyway.
+        summary = html.escape(entry.summary, quote=False)
+        fe.summary(summary, type="html") if kind == "atom" else fe.description(summary)
     if entry.terms:  # in one call: feedgen maps its whole list again on every call
         fe.category([{"term": xml_safe(term)} for term in entry.terms])
     if entry.author and kind == "atom":

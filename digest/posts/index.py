@@ -264,14 +264,17 @@ class LiveIndex:
         return found
 
     def members(self, name: str, limit: int) -> list[str]:
-        """The paths of a feed's newest *limit* posts, newest first."""
+        """The paths of a feed's newest *limit* posts, newest first; posts of the same
+        instant by file name, as jekyll-feed lists them (so a site that switches lists the
+        same posts: one more would come back to its readers as new). SQLite reads the index
+        in ts order and sorts only each instant's posts."""
         kind, _, term = name.partition(":")
         if kind == "site":
             return [p for (p,) in self.db.execute(
-                "SELECT path FROM live ORDER BY ts DESC, path DESC LIMIT ?", (limit,))]
+                "SELECT path FROM live ORDER BY ts DESC, path LIMIT ?", (limit,))]
         return [p for (p,) in self.db.execute(
             "SELECT path FROM live_terms WHERE kind = ? AND term = ? "
-            "ORDER BY ts DESC, path DESC LIMIT ?", (kind, term, limit))]
+            "ORDER BY ts DESC, path LIMIT ?", (kind, term, limit))]
 
     def updated(self, paths: Iterable[str]) -> dict[str, datetime]:
         return {path: datetime.fromisoformat(text) for path, text in self.db.execute(

@@ -16,7 +16,7 @@ import marshal
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -392,11 +392,13 @@ class Store:
         return dict(self.db.execute("SELECT name, inputs FROM feeds"))
 
     def save_feed_inputs(self, rows: Iterable[tuple[str, str]],
-                         gone: Iterable[str] = ()) -> None:
-        """Record the feeds just written; with them, no feed is left to check (posts/index.py)."""
+                         gone: Iterable[str] = (), meta: Mapping[str, str] | None = None) -> None:
+        """Record the feeds just written; with them, no feed is left to check (posts/index.py).
+        *meta*: what else describes the files written (where they are), kept with them."""
         with self.atomic() as db:
             db.executemany("INSERT OR REPLACE INTO feeds VALUES (?, ?)", rows)
             db.executemany("DELETE FROM feeds WHERE name = ?", ((n,) for n in gone))
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", (meta or {}).items())
             db.execute("DELETE FROM meta WHERE key = 'dirty_feeds'")
 
     # reading parts of the parse cache ----------------------------------------------------
