@@ -185,3 +185,5 @@ class Config:
     limits: Limits = DEFAULT_LIMITS
     bounces: BouncesSettings | None = None  # None: nothing reads bounces (`digest check` warns)
     signup: SignupSettings | None = None
+    json_feed: bool = False  # a JSON Feed 1.1 (.json) beside each Atom feed
+    hub: str | None = None  # a WebSub hub: named in every feed, pinged when one changes

@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..config import Config, Site
@@ -40,12 +41,15 @@ from .formats import (
     Entry,
     FeedEntries,
     FeedSpec,
+    Format,
     atom_bytes,
     feed_paths,
     feed_title,
     rss_bytes,
 )
+from .jsonfeed import json_feed_bytes, json_path
 from .opml import OPML_FILES, opml_bytes
+from .websub import with_hub
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
@@ -83,9 +87,15 @@ def _spec(name: str, posts: tuple[Post, ...]) -> FeedSpec:
     return FeedSpec(kind, key, *feed_paths(kind, key), posts)
 
 
+def _files_of(config: Config, kind: str, key: str) -> tuple[str, ...]:
+    """The files of one feed: Atom, RSS and, if turned on, JSON Feed."""
+    atom, rss = feed_paths(kind, key)
+    return (atom, rss, json_path(atom)) if config.json_feed else (atom, rss)
+
+
 def _files_exist(config: Config, name: str) -> bool:
     kind, _, key = name.partition(":")
-    return all((config.output / rel).exists() for rel in feed_paths(kind, key))
+    return all((config.output / rel).exists() for rel in _files_of(config, kind, key))
 
 
 @dataclass(frozen=True)
@@ -131,7 +141,7 @@ def build(config: Config, *, now: datetime, future: bool = False,
         stats, parsed = refresh(config, store, scanned)
         index = LiveIndex(store)
         settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
-                               config.stylesheet])
+                               config.stylesheet, config.json_feed, config.hub])
         assign_ids(state, site, index.update(now=now.timestamp(), future=future,
                                              settings=settings))
         report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
@@ -176,9 +186,18 @@ def _write_feeds(config: Config, store: Store,
     def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
         for spec, _ in changed:
             listed = [entries[p.path] for p in spec.posts]
-            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
-                yield config.output / rel, maker(site, spec, listed, absolute(site, "/" + rel),
-                                                 stylesheet, made)
+            kinds: tuple[tuple[str, Any, Format], ...] = (
+                (spec.atom_path, atom_bytes, "atom"), (spec.rss_path, rss_bytes, "rss"))
+            for rel, maker, kind in kinds:
+                data = maker(site, spec, listed, absolute(site, "/" + rel), stylesheet, made)
+                yield config.output / rel, with_hub(data, kind, config.hub)
+            rel = json_path(spec.atom_path)
+            if config.json_feed:
+                yield config.output / rel, json_feed_bytes(
+                    site, spec, listed, absolute(site, "/" + rel), config.hub)
+            elif (config.output / rel).exists():  # turned off: remove what an earlier build made
+                (config.output / rel).unlink()
+                report.removed.append(rel)
 
     report.written.extend(path.relative_to(config.output).as_posix()
                           for path in write_files(files()))
@@ -194,7 +213,8 @@ def _remove_vanished(config: Config, previous: dict[str, str], current: set[str]
     gone = [name for name in previous if name not in current]
     for name in gone:
         kind, _, key = name.partition(":")
-        for rel in feed_paths(kind, key):
+        atom, rss = feed_paths(kind, key)
+        for rel in (atom, rss, json_path(atom)):  # the JSON one, even if since turned off
             if (config.output / rel).exists():
                 (config.output / rel).unlink()
                 report.removed.append(rel)
