@@ -37,7 +37,8 @@ def with_hub(data: bytes, kind: Literal["atom", "rss"], hub: str | None) -> byte
     """*data* with a `rel="hub"` link right after the feed's self link.
 
     feedgen writes Atom links of any rel but only the self link into RSS, so both are done
-    here the same way: the first self link is the feed's own (entries have none).
+    here the same way: the first self link is the feed's own (entries have none), and no
+    text can pass for it, since lxml writes every '>' in text and attributes as '&gt;'.
     """
     if not hub:
         return data
