@@ -44,6 +44,13 @@ def build(ctx: click.Context, as_of_text: str | None, future: bool) -> None:
                f"{found.unpublished} unpublished); {report.feeds} feeds: "
                f"{len(report.written)} files written, {report.skipped} feeds unchanged "
                f"→ {config.output}")
+    if config.hub:  # after the summary: the feeds are on disk whatever the hub says
+        from ..feeds.websub import announce
+
+        ping = announce(config, report.written)
+        if ping is not None and ping.error:
+            click.echo(f"warning: WebSub hub {config.hub} not told of {len(ping.urls)} "
+                       f"changed feeds: {ping.error}", err=True)
     ctx.exit(1 if found.rejected else 0)
 
 

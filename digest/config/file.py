@@ -87,12 +87,27 @@ class SiteModel(_Strict):
     lang: str | None = None
 
 
+def _hub_url(value: str) -> str:
+    # the hub is POSTed to after every build: a typo must fail at load, not at each ping
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if (parts.scheme not in ("https", "http") or not parts.hostname
+            or any(c.isspace() or ord(c) < 32 for c in value) or len(value) > 2000):
+        raise ValueError(f"a WebSub hub must be an http(s) URL, not {value!r}")
+    return value
+
+
 class FeedsModel(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     # default: the _config.yml's jekyll-feed posts_limit (see jekyllfeed.py), else this
     entries: Whole = Field(default=DEFAULT_FEED_ENTRIES, ge=1, le=10_000)
     stylesheet: bool = True
     # under 1/60 (a second) APScheduler's interval would silently become one second
     refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
+    # `json` would shadow BaseModel.json
+    json_feed: bool = Field(default=False, alias="json")
+    hub: Annotated[str, AfterValidator(_hub_url)] | None = None
 
 
 class DkimModel(_Strict):
@@ -350,6 +365,7 @@ def read_config(path: Path) -> Config:
         digest=_digest_settings(path, located, base, model.digest),
         smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
         refresh_minutes=model.feeds.refresh_minutes,
+        json_feed=model.feeds.json_feed, hub=model.feeds.hub,
         limits=Limits(**model.limits.model_dump()),
         bounces=_bounces_settings(path, located, base, model.bounces),
         signup=SignupSettings(**model.signup.model_dump()) if model.signup else None,

@@ -208,3 +208,5 @@ class Config:
     bounces: BouncesSettings | None = None  # None: nothing reads bounces (`digest check` warns)
     signup: SignupSettings | None = None
     feeds: FeedSettings = FeedSettings()  # which feeds, where: jekyll-feed's settings
+    json_feed: bool = False  # a JSON Feed 1.1 (.json) beside each Atom feed
+    hub: str | None = None  # a WebSub hub: named in every feed, pinged when one changes

@@ -9,6 +9,7 @@ daemon runs most of these in a worker thread), logs one line saying what it did 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from ..delivery.send import SendReport, make_transport
 from ..delivery.session import mail_settings, when
 from ..errors import Problem, SubscribersUnreadable
 from ..feeds.build import build
+from ..feeds.websub import announce
 from ..state.open import open_state
 from ..state.sendlog import counts_text
 from ..subscribers.current import read_subscribers
@@ -59,6 +61,8 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     else:
         log.debug("feeds unchanged (%s, %.2f s)", reason, seconds,
                   extra=event("feeds.unchanged", **fields))
+    if config.hub and report.written:
+        ping_hub_later(config, report.written)
     problems = tuple(str(p) for p in (*found.rejected, *found.warnings))
     state = open_state(config)
     try:
@@ -71,6 +75,27 @@ def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     finally:
         state.close()
     return BuildResult(found.terms, next_future, problems)
+
+
+def ping_hub_later(config: Config, written: list[str]) -> threading.Thread:
+    """Tell the WebSub hub of the changed feeds from a thread of its own: its retries may
+    take seconds, which neither the event loop nor the next build should wait for. A daemon
+    thread: a stop does not wait for a hub that does not answer."""
+    def ping() -> None:
+        result = announce(config, written)
+        if result is None:
+            return
+        if result.error:
+            log.warning("WebSub hub %s not told of %d changed feeds: %s", config.hub,
+                        len(result.urls), result.error,
+                        extra=event("websub.failed", hub=config.hub, error=result.error))
+        else:
+            log.info("WebSub hub told of %d changed feeds", len(result.urls),
+                     extra=event("websub.published", hub=config.hub, feeds=len(result.urls)))
+
+    thread = threading.Thread(target=ping, name="websub", daemon=True)
+    thread.start()
+    return thread
 
 
 def check_subscribers(config: Config, known_terms: set[str]) -> dict[str, Any]:

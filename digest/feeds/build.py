@@ -41,13 +41,16 @@ from .formats import (
     Entry,
     FeedEntries,
     FeedSpec,
+    Format,
     atom_bytes,
     chosen,
     feed_paths,
     feed_title,
     rss_bytes,
 )
+from .jsonfeed import json_feed_bytes, json_path
 from .opml import OPML_FILES, opml_bytes
+from .websub import with_hub
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
@@ -86,9 +89,15 @@ def _spec(config: Config, name: str, posts: tuple[Post, ...]) -> FeedSpec:
     return FeedSpec(kind, key, *feed_paths(kind, key, config.feeds), posts)
 
 
+def _files_of(config: Config, kind: str, key: str) -> tuple[str, ...]:
+    """The files of one feed: Atom, RSS and, if turned on, JSON Feed."""
+    atom, rss = feed_paths(kind, key, config.feeds)
+    return (atom, rss, json_path(atom)) if config.json_feed else (atom, rss)
+
+
 def _files_exist(config: Config, name: str) -> bool:
     kind, _, key = name.partition(":")
-    return all((config.output / rel).exists() for rel in feed_paths(kind, key, config.feeds))
+    return all((config.output / rel).exists() for rel in _files_of(config, kind, key))
 
 
 @dataclass(frozen=True)
@@ -136,7 +145,7 @@ def build(config: Config, *, now: datetime, future: bool = False,
         index = LiveIndex(store)
         layout = json.dumps(asdict(config.feeds))
         settings = json.dumps([__version__, fingerprint(site), config.feed_entries,
-                               config.stylesheet, layout])
+                               config.stylesheet, layout, config.json_feed, config.hub])
         assign_ids(state, site, index.update(now=now.timestamp(), future=future,
                                              settings=settings))
         report = BuildReport(index.found(root=config.posts, now=now.timestamp(),
@@ -184,9 +193,18 @@ def _write_feeds(config: Config, store: Store,
     def files() -> Iterator[tuple[Path, bytes]]:  # one at a time: a site may have 1,000s
         for spec, _ in changed:
             listed = [entries[p.path] for p in spec.posts]
-            for rel, maker in ((spec.atom_path, atom_bytes), (spec.rss_path, rss_bytes)):
-                yield config.output / rel, maker(site, spec, listed, absolute(site, "/" + rel),
-                                                 stylesheet, made)
+            kinds: tuple[tuple[str, Any, Format], ...] = (
+                (spec.atom_path, atom_bytes, "atom"), (spec.rss_path, rss_bytes, "rss"))
+            for rel, maker, kind in kinds:
+                data = maker(site, spec, listed, absolute(site, "/" + rel), stylesheet, made)
+                yield config.output / rel, with_hub(data, kind, config.hub)
+            rel = json_path(spec.atom_path)
+            if config.json_feed:
+                yield config.output / rel, json_feed_bytes(
+                    site, spec, listed, absolute(site, "/" + rel), config.hub)
+            elif (config.output / rel).exists():  # turned off: remove what an earlier build made
+                (config.output / rel).unlink()
+                report.removed.append(rel)
 
     report.written.extend(path.relative_to(config.output).as_posix()
                           for path in write_files(files()))
@@ -216,13 +234,20 @@ def _remove_vanished(config: Config, previous: dict[str, str], current: set[str]
     if not stale:
         return gone
     # never a file a current feed is written to (one the settings moved another feed to)
-    keep = {rel for name in current for rel in feed_paths(*_split(name), config.feeds)}
+    keep = {rel for name in current for rel in _all_files(feed_paths(*_split(name),
+                                                                      config.feeds))}
     for name in stale:
-        for rel in feed_paths(*_split(name), before):
+        # the JSON one too, even if since turned off
+        for rel in _all_files(feed_paths(*_split(name), before)):
             if rel not in keep and (config.output / rel).exists():
                 (config.output / rel).unlink()
                 report.removed.append(rel)
     return gone
+
+
+def _all_files(paths: tuple[str, str]) -> tuple[str, str, str]:
+    """A feed's Atom and RSS paths and its JSON Feed's."""
+    return (*paths, json_path(paths[0]))
 
 
 def _split(name: str) -> tuple[str, str]:

@@ -23,6 +23,7 @@ from starlette.responses import Response
 TYPES = {
     ".xml": "application/atom+xml; charset=utf-8",  # jekyll-feed's naming: .xml is Atom
     ".rss": "application/rss+xml; charset=utf-8",
+    ".json": "application/feed+json; charset=utf-8",  # JSON Feed (feeds: json: true)
     ".opml": "text/x-opml; charset=utf-8",
     ".xsl": "text/xsl; charset=utf-8",
 }
