@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def _no_nulls(value: Any, where: str) -> None:
             _no_nulls(item, f"{where}[{i}]")
 
 
-def _typed(obj: dict[str, Any], fields: dict[str, type], where: str) -> None:
+def _typed(obj: dict[str, Any], fields: Mapping[str, type], where: str) -> None:
     assert set(obj) <= set(fields), f"{where}: unknown keys {set(obj) - set(fields)}"
     for key, value in obj.items():
         assert isinstance(value, fields[key]), f"{where}.{key}: {type(value).__name__}"
