@@ -46,6 +46,7 @@ from .formats import (
     rss_bytes,
 )
 from .opml import OPML_FILES, opml_bytes
+from .page import write_page
 
 log = logging.getLogger(__name__)
 STYLESHEET = "feed.xsl"
@@ -224,6 +225,7 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
         data = opml_bytes(plain_title(site.title), rows[kind], kind)
         if write_if_changed(config.output / file_name, data):
             report.written.append(file_name)
+    report.written.extend(write_page(config, [_spec(name, ()) for name in names]))
     if config.stylesheet:
         data = builtin.read_bytes(STYLESHEET)
         if write_if_changed(config.output / STYLESHEET, data):
