@@ -85,7 +85,7 @@ output: public          # where the feeds are written (feed.xml, feed/by_tag/TAG
 state: .digest          # digest's own state (database, caches, the outbox): keep it
 feeds:
   entries: 20           # entries per feed
-  stylesheet: true      # feed.xsl, so a feed opened in a browser reads as a page
+  stylesheet: false     # true: feed.xsl styles a feed in Firefox/Safari (Chromium has no XSLT)
 
 # The weekly email digest. Remove `subscribers:` to only write feeds.
 subscribers: subscribers.yaml   # who gets it, and which tags each follows

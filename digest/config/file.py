@@ -86,7 +86,8 @@ class SiteModel(_Strict):
 
 class FeedsModel(_Strict):
     entries: Whole = Field(default=20, ge=1, le=10_000)
-    stylesheet: bool = True
+    # feed.xsl: off by default since Chromium 156 dropped XSLT; feeds.html is the page now
+    stylesheet: bool = False
     # under 1/60 (a second) APScheduler's interval would silently become one second
     refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
 
