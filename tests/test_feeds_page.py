@@ -42,8 +42,8 @@ class Feeds(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
         if tag == "section" and a.get("class") == "feed":
-            self.feeds.append({"kind": a["data-kind"], "inputs": [], "title": "", "count": "", "carries": "",
-                               "last": None})
+            self.feeds.append({"kind": a["data-kind"], "inputs": [], "title": "", "count": "",
+                               "carries": "", "last": None})
         elif tag == "h2" and self.feeds and not self.feeds[-1]["title"]:
             self._in = "title"
         elif tag == "span" and a.get("class") in ("count", "carries"):
