@@ -1,6 +1,6 @@
 """The web front in a real browser: headless Chromium (Debian's chromium + chromium-driver,
 driven by Selenium) clicks through unsubscribe and the tags page on a phone-sized window,
-light and dark, and takes a screenshot of each page.
+light and dark, opens the feeds page, and takes a screenshot of each page.
 
 Screenshots go to the test's folder; set DIGEST_SCREENSHOTS=DIR to keep them (the README's
 come from `DIGEST_SCREENSHOTS=docs/screenshots pytest tests/test_browser.py`).
@@ -185,4 +185,31 @@ def test_archive_and_dark_mode(browser: Any, server: WebServer, tmp_path: Path) 
     browser.refresh()
     dark = background(browser)
     shoot(browser, tmp_path, "archive-dark")
+    assert sum(light) > 600 and sum(dark) < 150, (light, dark)
+
+
+def test_feeds_page_on_a_phone_light_and_dark(browser: Any, server: WebServer,
+                                             tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    scheme(browser, dark=False)
+    browser.get(f"{server.url}/feeds")  # redirected to /feeds/
+    assert browser.current_url == f"{server.url}/feeds/"
+    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Follow ")
+    assert fits_a_phone(browser)
+    addresses = browser.find_elements(By.CSS_SELECTOR, "section.feed input[readonly]")
+    assert len(addresses) >= 4 and addresses[0].get_attribute("value").endswith("/feed.xml")
+    # each address fits the screen: it is selected to be copied, so it must be reachable
+    width = browser.execute_script("return window.innerWidth")
+    assert all(a.rect["x"] > 0 and a.rect["x"] + a.rect["width"] <= width for a in addresses)
+    pasted = browser.find_element(By.CSS_SELECTOR, "pre.paste").text
+    assert pasted.startswith('<link rel="alternate" type="application/atom+xml"')
+    assert browser.execute_script("return document.scripts.length") == 0
+    light = background(browser)
+    shoot(browser, tmp_path, "feeds")
+    scheme(browser, dark=True)
+    browser.refresh()
+    assert fits_a_phone(browser)
+    dark = background(browser)
+    shoot(browser, tmp_path, "feeds-dark")
     assert sum(light) > 600 and sum(dark) < 150, (light, dark)

@@ -148,7 +148,7 @@ def test_defaults_when_only_posts_is_given(tmp_path):
     assert config.output == tmp_path / "public"
     assert config.state == tmp_path / ".digest"
     assert config.feed_entries == 20
-    assert config.stylesheet is True
+    assert config.stylesheet is False  # Chromium 156 dropped XSLT: feeds.html instead
     assert (config.site.timezone, config.site.permalink, config.site.title) == (
         "UTC", "date", "Posts")
 

@@ -214,7 +214,7 @@ def test_adding_a_post_rewrites_only_the_feeds_that_contain_it(built, tmp_path):
                                                          tags="[IT]")})
     report = build_site(built)
     assert sorted(report.written) == ["feed.rss", "feed.xml", "feed/by_tag/IT.rss",
-                                      "feed/by_tag/IT.xml"]
+                                      "feed/by_tag/IT.xml", "feeds.html"]  # its counts
     # every post of a rewritten feed is needed (the site feed holds all 9); old ones come
     # from the render cache
     assert report.rendered == 9
@@ -332,25 +332,35 @@ def test_opml_lists_every_feed_once_one_format_per_file(built):
     assert not urls["feeds.opml"] & urls["feeds-rss.opml"]
 
 
-def test_stylesheet_instruction_is_present_by_default(built):
-    for path in _feed_files(built):
+def test_stylesheet_instruction_is_present_when_enabled(tmp_path):
+    config = make_site(tmp_path, POSTS, feeds={"stylesheet": True})
+    build_site(config)
+    for path in _feed_files(config):
         head = path.read_bytes().split(b"\n")[:2]
         assert head[1] == b'<?xml-stylesheet type="text/xsl" href="/feed.xsl"?>', path
-    assert (output(built) / "feed.xsl").is_file()
+    assert (output(config) / "feed.xsl").is_file()
 
 
-def test_stylesheet_instruction_is_absent_when_disabled(tmp_path):
-    config = make_site(tmp_path, POSTS, feeds={"stylesheet": False})
-    build_site(config)
-    files = _feed_files(config)
+def test_stylesheet_instruction_is_absent_by_default(built):
+    """Chromium 156 dropped XSLT: feeds.html is the page for people (test_feeds_page.py)."""
+    files = _feed_files(built)
     assert len(files) == 14
     for path in files:
         assert b"xml-stylesheet" not in path.read_bytes(), path
-    assert not (output(config) / "feed.xsl").exists()
+    assert not (output(built) / "feed.xsl").exists()
+
+
+def test_turning_the_stylesheet_off_removes_it(tmp_path):
+    config = make_site(tmp_path, POSTS, feeds={"stylesheet": True})
+    build_site(config)
+    make_site(tmp_path, {}, feeds={"stylesheet": False})
+    report = build_site(config)
+    assert "feed.xsl" in report.removed and not (output(config) / "feed.xsl").exists()
+    assert all(b"xml-stylesheet" not in p.read_bytes() for p in _feed_files(config))
 
 
 def test_stylesheet_href_includes_the_baseurl(tmp_path):
-    config = make_site(tmp_path, POSTS, baseurl="/blog")
+    config = make_site(tmp_path, POSTS, baseurl="/blog", feeds={"stylesheet": True})
     build_site(config)
     assert b'href="/blog/feed.xsl"' in (output(config) / "feed.xml").read_bytes()
 

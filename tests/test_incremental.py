@@ -128,7 +128,7 @@ CHANGES: dict[str, Change] = {
     "future posts included": lambda t: {"future": True},
     "site title changed": _settings(title="Other Board"),
     "feeds.entries changed": _settings(feeds={"entries": 2}),
-    "stylesheet off": _settings(feeds={"stylesheet": False}),
+    "stylesheet on": _settings(feeds={"stylesheet": True}),
     "permalink changed": _settings(permalink="/jobs/:title/"),
     "touched, same bytes": lambda t: write_posts(t, {"2019-03-01-a.md": POSTS[
         "2019-03-01-a.md"]}),

@@ -153,8 +153,8 @@ def test_installed_digest_builds_previews_and_sends_the_example(installed: Insta
     work, base = example.parent, [installed.digest, "--config", str(example)]
     _run([*base, "build"], cwd=work)
     public = work / "public"
-    assert (public / "feed.xsl").read_bytes().startswith(b"<?xml")
-    assert b"feed.xsl" in (public / "feed.xml").read_bytes()
+    assert b"<h1>Follow Example Jobs Board</h1>" in (public / "feeds.html").read_bytes()
+    assert b"feed.xsl" not in (public / "feed.xml").read_bytes()  # off by default
     as_of = EXAMPLE_AS_OF.isoformat()
     _run([*base, "preview", "--as-of", as_of, "--out", str(work / "previews")], cwd=work)
     pages = list((work / "previews").glob("*.html"))

@@ -87,7 +87,7 @@ feeds:
   # entries: 20         # entries per feed; unset: _config.yml's jekyll-feed posts_limit,
                         # 10 if the site uses jekyll-feed, else 20 (a longer feed would
                         # bring old posts back to readers as new)
-  stylesheet: true      # feed.xsl, so a feed opened in a browser reads as a page
+  stylesheet: false     # true: feed.xsl styles a feed in Firefox/Safari (Chromium has no XSLT)
 
 # The weekly email digest. Remove `subscribers:` to only write feeds.
 subscribers: subscribers.yaml   # who gets it, and which tags each follows

@@ -102,7 +102,8 @@ class FeedsModel(_Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     # default: the _config.yml's jekyll-feed posts_limit (see jekyllfeed.py), else this
     entries: Whole = Field(default=DEFAULT_FEED_ENTRIES, ge=1, le=10_000)
-    stylesheet: bool = True
+    # feed.xsl: off by default since Chromium 156 dropped XSLT; feeds.html is the page now
+    stylesheet: bool = False
     # under 1/60 (a second) APScheduler's interval would silently become one second
     refresh_minutes: Number = Field(default=5, ge=1 / 60, le=1440)
     # `json` would shadow BaseModel.json

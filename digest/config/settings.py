@@ -196,7 +196,7 @@ class Config:
     output: Path
     state: Path
     feed_entries: int = DEFAULT_FEED_ENTRIES  # config.yaml's, else jekyll-feed's posts_limit
-    stylesheet: bool = True
+    stylesheet: bool = False  # the xml-stylesheet line and feed.xsl (XSLT: not Chromium 156+)
     # the site's own _config.yml, so that editing it invalidates cached post readings
     jekyll_config: Path | None = None
     subscribers: Path | None = None

@@ -18,7 +18,6 @@ import hashlib
 import html
 import re
 import secrets
-import traceback
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -29,9 +28,10 @@ import css_inline
 import jinja2
 
 from ..config import Site
-from ..errors import ConfigError, Problem, TemplateError
+from ..errors import ConfigError, Problem
 from ..posts.content import MAX_DEPTH, nesting_depth
 from ..util import builtin
+from ..util.builtin import compiled, failed
 from . import clip
 from .message import (
     PERSONAL,
@@ -174,28 +174,6 @@ def _shorten(subject: str) -> str:
 def _normalise(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip("\n") + "\n"
-
-
-def failed(exc: Exception, template: jinja2.Template, what: str = "template error"
-           ) -> TemplateError:
-    """A template failure as a TemplateError naming the template file and, if known, the
-    line."""
-    path = Path(template.filename or template.name or "?")
-    line = getattr(exc, "lineno", None)
-    if line is None:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-        line = frames[-1].lineno if frames else None
-    return TemplateError(path, line, f"{what}: {exc}")
-
-
-def compiled(env: jinja2.Environment, name: str) -> jinja2.Template:
-    """Template *name* of *env*, compiled; a syntax error (Jinja's) is a TemplateError naming
-    the file and line."""
-    try:
-        return env.get_template(name)
-    except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(Path(exc.filename or name), exc.lineno,
-                            f"template syntax error: {exc.message}") from None
 
 
 class Layout:

@@ -22,7 +22,8 @@ from typing import Any
 import jinja2
 
 from ..util import builtin
-from .layout import MailSettings, compiled, failed, format_date
+from ..util.builtin import compiled, failed
+from .layout import MailSettings, format_date
 from .message import (
     address_header,
     check_address,

@@ -50,6 +50,7 @@ from .formats import (
 )
 from .jsonfeed import json_feed_bytes, json_path
 from .opml import OPML_FILES, opml_bytes
+from .page import write_page
 from .websub import with_hub
 
 log = logging.getLogger(__name__)
@@ -280,6 +281,7 @@ def _write_extras(config: Config, names: list[str], report: BuildReport) -> None
         data = opml_bytes(plain_title(site.title), rows[kind], kind)
         if write_if_changed(config.output / file_name, data):
             report.written.append(file_name)
+    report.written.extend(write_page(config, [_spec(config, name, ()) for name in names]))
     if config.stylesheet:
         data = builtin.read_bytes(STYLESHEET)
         if write_if_changed(config.output / STYLESHEET, data):

@@ -276,6 +276,16 @@ class LiveIndex:
             "SELECT path FROM live_terms WHERE kind = ? AND term = ? "
             "ORDER BY ts DESC, path LIMIT ?", (kind, term, limit))]
 
+    def feed_stats(self) -> dict[str, tuple[int, float]]:
+        """Each feed's (posts, newest post's timestamp): all its posts, not only those its
+        file lists; one pass over the index, for the feeds page (feeds/page.py)."""
+        stats = {f"{kind}:{term}": (count, ts) for kind, term, count, ts in self.db.execute(
+            "SELECT kind, term, count(*), max(ts) FROM live_terms GROUP BY kind, term")}
+        count, ts = self.db.execute("SELECT count(*), max(ts) FROM live").fetchone()
+        if count:
+            stats[SITE_FEED] = (count, ts)
+        return stats
+
     def updated(self, paths: Iterable[str]) -> dict[str, datetime]:
         return {path: datetime.fromisoformat(text) for path, text in self.db.execute(
             f"SELECT path, updated FROM live WHERE path {IN_LIST}", (json_list(paths),))}

@@ -3,15 +3,19 @@ installed package `digest.templates` through importlib.resources.
 
 They are package data, so a wheel carries them and nothing here looks for a folder beside
 the package; in the repository they are edited in the top-level `templates/`, which
-pyproject.toml maps to `digest.templates`.
+pyproject.toml maps to `digest.templates`. A template that fails is told as a TemplateError
+at its file and line, by whichever stage renders it (the emails, the web pages, feeds.html).
 """
 
 from __future__ import annotations
 
+import traceback
 from importlib.resources import files
 from pathlib import Path
 
 import jinja2
+
+from ..errors import TemplateError
 
 PACKAGE = "digest.templates"
 
@@ -30,3 +34,25 @@ def loader(override: Path | None) -> jinja2.BaseLoader:
     if override is None:
         return builtin
     return jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(override)), builtin])
+
+
+def failed(exc: Exception, template: jinja2.Template, what: str = "template error"
+           ) -> TemplateError:
+    """A template failure as a TemplateError naming the template file and, if known, the
+    line."""
+    path = Path(template.filename or template.name or "?")
+    line = getattr(exc, "lineno", None)
+    if line is None:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = frames[-1].lineno if frames else None
+    return TemplateError(path, line, f"{what}: {exc}")
+
+
+def compiled(env: jinja2.Environment, name: str) -> jinja2.Template:
+    """Template *name* of *env*, compiled; a syntax error (Jinja's) is a TemplateError naming
+    the file and line."""
+    try:
+        return env.get_template(name)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(Path(exc.filename or name), exc.lineno,
+                            f"template syntax error: {exc.message}") from None

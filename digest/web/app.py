@@ -1,7 +1,7 @@
 """The routes of the web front: one-click unsubscribe, tags, sign-up, the archive, health,
-and the output folder. A wrong, truncated or other purpose's token gets the same 404 as an unknown
-path and changes nothing (the handlers are in unsubscribe.py, preferences.py,
-signup.py and archive_pages.py).
+the feeds page and the output folder. A wrong, truncated or other purpose's token gets the
+same 404 as an unknown path and changes nothing (the handlers are in unsubscribe.py,
+preferences.py, signup.py and archive_pages.py).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..feeds.page import FEEDS_PAGE
 from .archive_pages import archive_index, archive_page, edition_page
 from .context import Web, error_page, in_thread
+from .pages import HEADERS
 from .preferences import preferences_page, save_preferences
 from .signup import confirm, subscribe
 from .unsubscribe import unsubscribe, unsubscribe_page
@@ -46,6 +48,9 @@ def make_app(current: Callable[[], Web]) -> Starlette:
         Route("/archive/{slug}", h(archive_page), methods=["GET", "HEAD"]),
         Route("/archive/{slug}/{edition}", h(edition_page), methods=["GET", "HEAD"]),
         *relays.routes(h),  # POST /webhooks/RELAY, for the relays configured (webhooks.py)
+        Route("/feeds", lambda _request: RedirectResponse("feeds/", status_code=308),
+              methods=["GET", "HEAD"]),
+        Route("/feeds/", h(feeds_page), methods=["GET", "HEAD"]),
         Route("/{path:path}", h(feed_file), methods=["GET", "HEAD"]),
     ]
 
@@ -85,6 +90,18 @@ async def feed_file(web: Web, request: Request) -> Response:
                                head=request.method == "HEAD")
     if found is None:
         raise HTTPException(404)
+    return found
+
+
+async def feeds_page(web: Web, request: Request) -> Response:
+    """The feeds page: the output folder's feeds.html (feeds/page.py), which `digest build`
+    writes beside the feeds, so the page and the files it lists always agree; served like
+    them (ETag, 304s), with the headers of the other pages."""
+    found = web.files.response(FEEDS_PAGE, request.headers, head=request.method == "HEAD",
+                               media_type="text/html; charset=utf-8")
+    if found is None:
+        raise HTTPException(404)  # not built yet
+    found.headers.update(HEADERS)
     return found
 
 

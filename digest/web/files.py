@@ -47,12 +47,14 @@ class OutputFiles:
         self._size = 0
         self._lock = threading.Lock()
 
-    def response(self, path: str, request: Headers, *, head: bool = False) -> Response | None:
-        """The response for URL path *path* (no leading slash); None: not ours to serve."""
+    def response(self, path: str, request: Headers, *, head: bool = False,
+                 media_type: str | None = None) -> Response | None:
+        """The response for URL path *path* (no leading slash); None: not ours to serve.
+        *media_type*: serve this one file, whatever its kind (a route names it)."""
         parts = path.split("/")
         if not path or any(p in ("", ".", "..") or p.startswith(".") for p in parts):
             return None
-        media_type = TYPES.get(os.path.splitext(path)[1])
+        media_type = media_type or TYPES.get(os.path.splitext(path)[1])
         if media_type is None:
             return None
         full = self.root.joinpath(*parts)

@@ -15,8 +15,9 @@ import jinja2
 from starlette.responses import HTMLResponse
 
 from ..config import Site
-from ..edition.layout import compiled, failed, format_date
+from ..edition.layout import format_date
 from ..util import builtin
+from ..util.builtin import compiled, failed
 
 # No scripts, no frames, forms only to ourselves, and no Referer: a token in the URL never
 # leaks to a site a page links to.
