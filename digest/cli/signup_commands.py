@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
-
 import click
 
 from .base import digest_errors, load, subcommand
@@ -26,10 +24,10 @@ def signup_form(ctx: click.Context) -> None:
                    "page to post to; add 'signup: {}' and 'web: {base_url: https://...}' "
                    "(see the README, \"Letting people sign up\")", err=True)
         ctx.exit(2)
-    from ..edition.selection import terms
     from ..posts.reader import read_posts
     from ..state.store import Store
     from ..util.clock import Clock
+    from ..web.catalogue import count_terms
     from ..web.pages import Pages
     from ..web.signup import form_context, site_tags
 
@@ -39,12 +37,7 @@ def signup_form(ctx: click.Context) -> None:
             corpus = read_posts(config, store, now=Clock().now(config.site.tz))
         finally:
             store.close()
-        counted: Counter[str] = Counter()
-        spelling: dict[str, str] = {}
-        for post in corpus.posts:
-            for term in terms(post):
-                counted[spelling.setdefault(term.casefold(), term)] += 1
         pages = Pages(config.site, config.digest.templates)
-        context = form_context(site_tags(dict(counted)),
+        context = form_context(site_tags(count_terms(corpus.posts)),
                                action=f"{config.web.base_url}/subscribe")
         click.echo(pages.html("signup_form", context).strip())

@@ -19,13 +19,13 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Literal
 
 import aiosmtplib
 
 from ..config import SmtpSettings
-from ..errors import ConfigError, DeliveryPaused, Problem, SmtpAuthFailed, SmtpTlsFailed
+from ..errors import DeliveryPaused, SmtpAuthFailed, SmtpTlsFailed
+from ..util.tls import tls_context
 from .dispatch import Dispatch, Held, backoff
 from .transport import Outcome, Outgoing, Record
 
@@ -81,16 +81,6 @@ def _cert_hint(error: ssl.SSLCertVerificationError) -> str:
     return f"{fix}; then run `digest send` again"
 
 
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify chain and hostname always; `ca_file` replaces the system's trust store."""
-    if ca_file is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([Problem(ca_file, None, f"smtp.ca_file cannot be loaded: {exc}",
-                                   "point smtp.ca_file at a PEM file of CA certificates")]
-                          ) from None
 
 
 class _Connection:
@@ -170,7 +160,8 @@ class SmtpTransport:
                         "network unencrypted", settings.username)
         self._settings = settings
         self._password = password
-        self._tls = _tls_context(settings.ca_file) if settings.security != "none" else None
+        self._tls = (tls_context(settings.ca_file, "smtp.ca_file")
+                     if settings.security != "none" else None)
         self._where = f"{settings.host}:{settings.port}"
         self._rng = random.Random()
 

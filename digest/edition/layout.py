@@ -176,17 +176,25 @@ def _normalise(text: str) -> str:
     return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip("\n") + "\n"
 
 
+def mail_environment(templates: Path | None) -> jinja2.Environment:
+    """The Jinja environment of every email's templates (the digest's, the sign-up's): the
+    built-in ones under any of *templates*, HTML autoescaped, plain text not, a missing
+    variable an error rather than a blank."""
+    env = jinja2.Environment(
+        loader=builtin.loader(templates),
+        autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
+        undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=True)
+    env.filters["date"] = format_date
+    return env
+
+
 class Layout:
     """Templates loaded once; `edition` per distinct body, `message` per recipient."""
 
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
-        self._env = jinja2.Environment(
-            loader=builtin.loader(settings.templates),
-            autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True)
-        self._env.filters["date"] = format_date
+        self._env = mail_environment(settings.templates)
         self._templates = {name: self._load(name) for name in (HTML, TEXT, SUBJECT)}
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         # unguessable, so a post cannot hold a token that would leak someone's link into it

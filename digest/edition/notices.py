@@ -21,9 +21,8 @@ from typing import Any
 
 import jinja2
 
-from ..util import builtin
 from ..util.builtin import compiled, failed
-from .layout import MailSettings, format_date
+from .layout import MailSettings, mail_environment
 from .message import (
     address_header,
     check_address,
@@ -56,12 +55,7 @@ class Notices:
 
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
-        self._env = jinja2.Environment(
-            loader=builtin.loader(settings.templates),
-            autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
-            undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-            keep_trailing_newline=True)
-        self._env.filters["date"] = format_date
+        self._env = mail_environment(settings.templates)
         self._templates = {name: compiled(self._env, name) for name in (
             "confirm.txt.j2", "confirm.html.j2", "welcome.txt.j2", "welcome.html.j2")}
         self._sender = sender_header(settings.sender)

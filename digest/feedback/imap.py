@@ -14,10 +14,10 @@ import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError, MailboxError, Problem
+from ..errors import MailboxError
+from ..util.tls import tls_context
 from .incoming import MAX_MESSAGE_BYTES, Incoming, Progress, too_big
 
 if TYPE_CHECKING:
@@ -36,16 +36,6 @@ def imap_where(settings: ImapSettings) -> str:
     return f"{scheme}://{settings.username}@{settings.host}:{settings.port}/{settings.folder}"
 
 
-def _tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verify chain and hostname always; `ca_file` replaces the system's trust store."""
-    if ca_file is None:
-        return ssl.create_default_context()
-    try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise ConfigError([Problem(ca_file, None, f"bounces.imap.ca_file cannot be loaded: "
-                                   f"{exc}", "point bounces.imap.ca_file at a PEM file of "
-                                   "CA certificates")]) from None
 
 
 def _quoted(value: str) -> str:
@@ -106,7 +96,7 @@ class ImapMailbox:
                                "control character (such as a line break)",
                                "remove it from bounces.imap or from "
                                f"{settings.password_env}")
-        context = _tls_context(settings.ca_file)
+        context = tls_context(settings.ca_file, "bounces.imap.ca_file")
         self._imap = self._connect(context)
         try:
             self._login(password)

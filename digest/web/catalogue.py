@@ -9,11 +9,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from ..config import Config
 from ..edition.selection import terms
+from ..posts.parse import Post
 from ..posts.reader import read_posts
 from ..state.store import Store
 
@@ -44,11 +45,16 @@ class Catalogue:
             corpus = read_posts(self.config, store, now=self._now())
         finally:
             store.close()
-        counted: Counter[str] = Counter()
-        spelling: dict[str, str] = {}
-        for post in corpus.posts:
-            for term in terms(post):
-                folded = term.casefold()
-                spelling.setdefault(folded, term)
-                counted[folded] += 1
-        return {spelling[folded]: n for folded, n in counted.items()}
+        return count_terms(corpus.posts)
+
+
+def count_terms(posts: Iterable[Post]) -> dict[str, int]:
+    """term (tag or category, as first written; case never makes two) → posts carrying it."""
+    counted: Counter[str] = Counter()
+    spelling: dict[str, str] = {}
+    for post in posts:
+        for term in terms(post):
+            folded = term.casefold()
+            spelling.setdefault(folded, term)
+            counted[folded] += 1
+    return {spelling[folded]: n for folded, n in counted.items()}
