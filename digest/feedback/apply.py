@@ -15,16 +15,13 @@ still recorded and suppressed: a bounce for it means the next list that adds it 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..state.interface import Bounce, Run, SharedState
-from .events import EVIDENCE_CHARS, Feedback
+from .events import ENHANCED, EVIDENCE_CHARS, POLICY, Feedback
 
-POLICY = re.compile(r"\b5\.7\.\d{1,3}\b")
-ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 REASONS = {"hard": "hard bounce", "complaint": "complaint (marked as spam)",
            "unsubscribe": "unsubscribed by reply to the List-Unsubscribe address"}
 

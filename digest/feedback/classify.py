@@ -37,8 +37,7 @@ from email.utils import getaddresses, parseaddr
 from ..delivery.compose import message_id as our_message_id
 from ..delivery.returnpath import at_return_path
 from . import plaintext
-from .apply import POLICY
-from .events import EVIDENCE_CHARS, Feedback, Kind, Origin
+from .events import ENHANCED, EVIDENCE_CHARS, POLICY, Feedback, Kind, Origin
 from .report import Fields, Report, one_line, read
 
 COMPLAINTS = {"abuse", "fraud", "virus", "other", "complaint"}
@@ -221,7 +220,7 @@ def _dsn(report: Report, raw: bytes, ours: Ours) -> Verdict:
         return Verdict(why=f"DSN without a failed recipient (action: {', '.join(actions)})")
     found = []
     for block in failed:
-        status = (plaintext.ENHANCED.search(block.get("status", "")) or [""])[0]
+        status = (ENHANCED.search(block.get("status", "")) or [""])[0]
         diagnostic = one_line(block.get("diagnostic-code", ""), 500)
         # without a Diagnostic-Code, the notice's words are the only reason given
         said = diagnostic or (plaintext.notice(report.text)[:2000] if len(failed) == 1 else "")

@@ -4,6 +4,7 @@ produce these, feedback/apply.py turns them into suppressions by one set of rule
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +16,10 @@ Kind = Literal["hard", "soft", "complaint", "unsubscribe"]
 Origin = Literal["dsn", "arf", "mailto", "smtp", "ses", "mailgun", "postmark"]
 
 EVIDENCE_CHARS = 2000  # what is kept of a report for the record, at most
+# an enhanced status code (RFC 3463), class.subject.detail, wherever a report or reply has it
+ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+# 5.7.x: the receiver's policy about the sender (reputation, PTR, DMARC), not a dead address
+POLICY = re.compile(r"\b5\.7\.\d{1,3}\b")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .events import ENHANCED
 from .report import one_line
 
 # where the quoted original starts: qmail, Yahoo, Exim, sendmail, and bare header lines
@@ -28,7 +29,6 @@ BOUNCE_SUBJECT = re.compile(
     r"failure notice|mail delivery failed|returned mail|delivery failure|"
     r"could not be delivered|non[- ]?delivery|rejected)", re.IGNORECASE)
 DAEMON = re.compile(r"^(?:mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
-ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 BASIC = re.compile(r"(?:^|[\s:(\[])([45])\d\d(?=[\s:-])")  # "550 ", "554: " (Yahoo)
 # a line naming a failed recipient: `<a@b>:` (qmail, Yahoo), an address alone on its line
 # (Exim), `<a@b>... reason` (sendmail)

@@ -14,17 +14,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from ..config import Config
+from ..config import BouncesSettings, Config
 from ..state.interface import Run
 from ..state.open import open_state
 from .apply import Applied, apply, from_runs
 
 log = logging.getLogger(__name__)
-DEFAULT_SOFT_LIMIT = 3  # as BouncesSettings.soft_limit, when there is no bounces: section
-
-
 def soft_limit(config: Config) -> int:
-    return config.bounces.soft_limit if config.bounces else DEFAULT_SOFT_LIMIT
+    """bounces.soft_limit, or its default when there is no bounces: section."""
+    return (config.bounces or BouncesSettings()).soft_limit
 
 
 def after_send(config: Config, runs: Iterable[Run]) -> Applied:

@@ -19,12 +19,11 @@ from typing import Any
 
 from ..delivery.compose import message_id as our_message_id
 from ..errors import WebhookRefused
-from .events import EVIDENCE_CHARS, Feedback, Kind
+from .events import ENHANCED, EVIDENCE_CHARS, Feedback, Kind
 from .sns import SnsMessage
 
 MAILGUN_SKEW_SECONDS = 300  # a signature older or newer than this is a replay (or a bad clock)
 MAX_TOKEN = 200  # Mailgun's tokens are 50 hex digits
-ENHANCED = re.compile(r"\b[245]\.\d{1,3}\.\d{1,3}\b")
 # our own Message-IDs (delivery/compose.py): <digest.SLUG.HASH@domain>; Mailgun drops the <>
 OURS = re.compile(r"<?(digest\.([^.<>@\s]{1,60})\.[0-9a-f]{20}@([^<>@\s]{1,255}))>?")
 
