@@ -92,7 +92,10 @@ def mails(site: Path, count: int, timeout: float = 5.0) -> list[EmailMessage]:
 
 
 def _outbox(site: Path) -> list[EmailMessage]:
-    return outbox(site) if (site.parent / "state" / "outbox").exists() else []
+    # the sender makes the Maildir after the page is answered: read it once it is whole
+    box = site.parent / "state" / "outbox"
+    whole = all((box / sub).is_dir() for sub in ("new", "cur", "tmp"))
+    return outbox(site) if whole else []
 
 
 def text_of(message: EmailMessage) -> str:
