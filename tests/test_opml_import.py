@@ -66,7 +66,7 @@ def served(tmp_path: Path) -> Iterator[Path]:
 
 @pytest.mark.skipif(shutil.which("newsboat") is None, reason="newsboat is not installed")
 @pytest.mark.parametrize("name", ["feeds.opml", "feeds-rss.opml"])
-def test_newsboat_imports_every_feed_once(tmp_path, name):
+def test_newsboat_imports_every_feed_once(tmp_path: Path, name: str) -> None:
     config = make_site(tmp_path, POSTS)
     build_site(config)
     opml = output(config) / name
@@ -89,7 +89,8 @@ def _r2e(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
                            *args], capture_output=True, text=True, timeout=120, check=False)
 
 
-def test_rss2email_imports_each_feed_once_and_mails_each_entry_once(tmp_path, served):
+def test_rss2email_imports_each_feed_once_and_mails_each_entry_once(tmp_path: Path,
+                                                                    served: Path) -> None:
     home = tmp_path / "r2e"
     home.mkdir()
     with SmtpServer() as smtp:
