@@ -153,6 +153,26 @@ def test_check_reports_a_web_page_override_that_does_not_compile(tmp_path: Path)
     assert f"error: {page}:" in out and "template syntax error" in out
 
 
+@pytest.mark.parametrize(("template", "line", "what"), [
+    ("<p>\n{% for row in page.feeds %}\n", 2, "template syntax error"),
+    ("<p>{{ page.feeds[0].salary }}</p>\n", 1, "template error"),
+])
+def test_check_renders_a_feeds_page_override(tmp_path: Path, template: str, line: int,
+                                             what: str) -> None:
+    """feeds.html.j2 is rendered by every build: a broken override is found before one."""
+    folder = tmp_path / "my-templates"
+    folder.mkdir()
+    config = digest_site(tmp_path, digest={"templates": "my-templates"})
+    (folder / "feeds.html.j2").write_text("<p>{{ page.feeds | length }} feeds</p>\n",
+                                          encoding="utf-8")
+    code, _, err = check(config)
+    assert code == 0 and f"feeds page OK: {folder / 'feeds.html.j2'} rendered" in err, err
+    (folder / "feeds.html.j2").write_text(template, encoding="utf-8")
+    code, out, _ = check(config)
+    assert code == 2
+    assert f"error: {folder / 'feeds.html.j2'}:{line}: {what}" in out, out
+
+
 def test_a_problem_that_stops_a_command_outranks_a_rejected_post(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = digest_site(tmp_path)

@@ -86,6 +86,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
             _secrets(report, config)
             _templates(report, config, store, corpus, settings, as_of)
             _bounces(report, config)
+        _feeds_page(report, config, corpus)
         _web(report, config)
         _signup(report, config)
         _daemon(report, config, as_of)
@@ -259,6 +260,26 @@ def _web_templates(report: Report, config: Config) -> None:
             pages.template(path.name.removesuffix(".html.j2"))
         except TemplateError as exc:
             report.add("error", exc.problems[0])
+
+
+def _feeds_page(report: Report, config: Config, corpus: Published) -> None:
+    """An override of feeds.html.j2 renders: its error would stop every build."""
+    from ..errors import TemplateError
+    from ..feeds.formats import FeedSpec, feed_paths
+    from ..feeds.page import TEMPLATE, page_of, render
+
+    folder = config.digest.templates
+    if folder is None or not (folder / TEMPLATE).is_file():
+        return
+    feeds = [("site", "")] + [("tag", term) for term in sorted(corpus.terms)[:1]]
+    specs = [FeedSpec(kind, key, *feed_paths(kind, key, config.feeds), ())
+             for kind, key in feeds]
+    try:
+        render(config, page_of(config, specs, {}))
+    except TemplateError as exc:
+        report.add("error", exc.problems[0])
+        return
+    report.add("note", f"feeds page OK: {folder / TEMPLATE} rendered")
 
 
 def _bounces(report: Report, config: Config) -> None:
