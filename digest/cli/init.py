@@ -88,6 +88,8 @@ feeds:
                         # 10 if the site uses jekyll-feed, else 20 (a longer feed would
                         # bring old posts back to readers as new)
   stylesheet: false     # true: feed.xsl styles a feed in Firefox/Safari (Chromium has no XSLT)
+  # json: true          # also a JSON Feed 1.1 (.json) beside each Atom feed
+  # hub: https://pubsubhubbub.appspot.com/   # WebSub: readers get new posts at once
 
 # The weekly email digest. Remove `subscribers:` to only write feeds.
 subscribers: subscribers.yaml   # who gets it, and which tags each follows
