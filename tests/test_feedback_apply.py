@@ -90,6 +90,25 @@ def test_a_5xx_at_smtp_time_is_a_hard_bounce_but_a_policy_block_is_not(
     assert not state.is_suppressed(ANA)
 
 
+@pytest.mark.parametrize(("code", "reply", "kind"), [
+    (552, "5.2.2 mailbox full", "soft"),
+    (550, "Requested action not taken: mailbox is full", "soft"),
+    (554, "5.7.1 Service unavailable; client host blocked", "soft"),
+    (550, "5.1.1 The email account does not exist", "hard"),
+    (554, "transaction failed", "hard"),
+])
+def test_a_reply_at_smtp_time_is_classed_as_the_same_words_in_a_dsn(
+        state: SharedState, code: int, reply: str, kind: str) -> None:
+    """One rule for both: a full mailbox refused at SMTP time is no more dead than one a
+    DSN reports full."""
+    from digest.feedback.classify import _dsn_kind
+
+    runs = _runs(state, 1, Outcome(ANA, "failed", code, reply, 1))
+    assert from_runs(state, runs, soft_limit=3, now=T0).recorded == {kind: 1}
+    status = reply.split()[0] if reply[0].isdigit() else ""
+    assert _dsn_kind(status, f"smtp; {code} {reply}") == kind
+
+
 def test_members_join_the_file_once_and_the_file_wins(tmp_path: Path) -> None:
     from digest.state.interface import Member
     from digest.subscribers.current import read_subscribers

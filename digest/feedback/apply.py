@@ -3,10 +3,11 @@
 - A complaint, a hard bounce or an unsubscribe reply suppresses the address at once.
 - A soft bounce suppresses it once the last *soft_limit* digests sent to it each soft-bounced
   (a full mailbox for three weeks running is a dead mailbox; one bad day is not).
-- A 5xx reply at SMTP time is a hard bounce too (from_runs reads them from the send log),
-  except a 5.7.x refusal: that is the receiver's policy about us (reputation, PTR, DMARC),
-  not a dead address, so it counts as a soft one; suppressing every Gmail reader after one
-  bad day would lose a list.
+- A 5xx reply at SMTP time is a bounce too (from_runs reads them from the send log), hard or
+  soft by the same rule as a DSN (events.bounce_kind): a 5.7.x refusal is the receiver's
+  policy about us (reputation, PTR, DMARC), not a dead address, and 5.2.2 or "mailbox full"
+  is a live one, so they count as soft; suppressing every Gmail reader after one bad day
+  would lose a list.
 
 Every report is recorded once by its ident, so reading the same mailbox twice, or a relay
 posting its webhook again, changes nothing. Feedback about an address that is on no list is
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..state.interface import Bounce, Run, SharedState
-from .events import ENHANCED, EVIDENCE_CHARS, POLICY, Feedback
+from .events import ENHANCED, EVIDENCE_CHARS, Feedback, bounce_kind
 
 REASONS = {"hard": "hard bounce", "complaint": "complaint (marked as spam)",
            "unsubscribe": "unsubscribed by reply to the List-Unsubscribe address"}
@@ -103,7 +104,8 @@ def from_runs(state: SharedState, runs: Iterable[Run], *, soft_limit: int,
             reply = d.reply or ""
             status = ENHANCED.search(reply)
             items.append(Feedback(
-                "soft" if POLICY.search(reply) else "hard", d.email, "smtp",
+                bounce_kind(status[0] if status else None, reply, permanent=True), d.email,
+                "smtp",
                 f"smtp|{run.slug}|{d.key}", status=status[0] if status else None,
                 diagnostic=reply[:EVIDENCE_CHARS], run=run.slug,
                 evidence=f"SMTP {d.code} at send time"))

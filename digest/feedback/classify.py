@@ -37,7 +37,7 @@ from email.utils import getaddresses, parseaddr
 from ..delivery.compose import message_id as our_message_id
 from ..delivery.returnpath import at_return_path
 from . import plaintext
-from .events import ENHANCED, EVIDENCE_CHARS, POLICY, Feedback, Kind, Origin
+from .events import ENHANCED, EVIDENCE_CHARS, Feedback, Kind, Origin, bounce_kind
 from .report import Fields, Report, one_line, read
 
 COMPLAINTS = {"abuse", "fraud", "virus", "other", "complaint"}
@@ -48,9 +48,6 @@ AUTO_SUBJECT = re.compile(r"^(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|ou
                           re.IGNORECASE)
 OUR_ID = re.compile(r"^<digest\.([^.<>@]{1,60})\.([0-9a-f]{20})@", re.IGNORECASE)
 # a full mailbox heals by itself more often than not, whatever the code says
-FULL = re.compile(r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the )?(?:storage"
-                  r" )?quota|insufficient (?:system )?storage|retry timeout exceeded",
-                  re.IGNORECASE)
 # what FBLs put where the recipient was: a placeholder or a hash, no address to suppress
 REDACTED = re.compile(r"^(?:redacted|hashed|removed|unknown|x+|[0-9a-f]{32,})@", re.IGNORECASE)
 ENVELOPE_TO = ("delivered-to", "x-original-to", "envelope-to", "x-envelope-to", "to")
@@ -200,15 +197,9 @@ def _jmrp(report: Report, raw: bytes, ours: Ours) -> Verdict:
 
 
 def _dsn_kind(status: str, diagnostic: str) -> Kind:
-    if status.startswith("4"):
-        return "soft"
-    if status.startswith("5"):
-        if (POLICY.search(status) or re.match(r"5\.2\.2\b", status)
-                or (not status.startswith("5.1.") and FULL.search(diagnostic))):
-            return "soft"
-        return "hard"
-    code = re.search(r"\b([45])\d\d\b", diagnostic)  # a failed block without a Status
-    return "soft" if code and code.group(1) == "4" else "hard"
+    """A failed block's kind; without a Status, a 4xx code in its diagnostic makes it soft."""
+    code = re.search(r"\b([45])\d\d\b", diagnostic)
+    return bounce_kind(status, diagnostic, permanent=not (code and code.group(1) == "4"))
 
 
 def _dsn(report: Report, raw: bytes, ours: Ours) -> Verdict:
@@ -243,14 +234,8 @@ def _text_bounce(report: Report, raw: bytes, ours: Ours, subject: str) -> Verdic
         return Verdict(why="bounce notice naming no recipient")
     found = []
     for f in failures:
-        kind: Kind = "hard" if f.permanent else "soft"
-        if f.status and (POLICY.search(f.status) or f.status.startswith("5.2.2")):
-            kind = "soft"
-        elif (f.status or "").startswith("5.1."):
-            kind = "hard"
-        elif FULL.search(f.diagnostic):
-            kind = "soft"
-        found.append((kind, [f.address], f.status, f.diagnostic))
+        found.append((bounce_kind(f.status, f.diagnostic, permanent=f.permanent),
+                      [f.address], f.status, f.diagnostic))
     return _decide(report, raw, ours, "dsn", found, f"Subject: {subject}; From: "
                                                     f"{report.get('from')}")
 

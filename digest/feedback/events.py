@@ -20,6 +20,31 @@ EVIDENCE_CHARS = 2000  # what is kept of a report for the record, at most
 ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # 5.7.x: the receiver's policy about the sender (reputation, PTR, DMARC), not a dead address
 POLICY = re.compile(r"\b5\.7\.\d{1,3}\b")
+# a full mailbox, in the words MTAs use when a report gives no telling status code
+FULL = re.compile(r"mailbox (?:is )?full|over ?quota|quota exceeded|exceeded (?:the )?(?:storage"
+                  r" )?quota|insufficient (?:system )?storage|retry timeout exceeded",
+                  re.IGNORECASE)
+
+
+def bounce_kind(status: str | None, diagnostic: str, *, permanent: bool) -> Kind:
+    """Hard or soft by one rule for a DSN, a plain-text notice and a reply at SMTP time, so
+    the same refusal suppresses the same way whichever way it reached us.
+
+    *status* is the enhanced status code (RFC 3463) if there is one, *permanent* what the
+    source says without it (a 5xx reply, a notice's "permanent" wording). Soft: 4.x.x; a
+    5.7.x refusal (the receiver's policy about us, not the address) and 5.2.2 or a full
+    mailbox in words (the address lives). Hard: 5.1.x (no such address) and other 5.x.x.
+    """
+    status = status or ""
+    if status.startswith("4") or POLICY.search(status) or status.startswith("5.2.2"):
+        return "soft"
+    if status.startswith("5.1."):
+        return "hard"
+    if FULL.search(diagnostic):
+        return "soft"
+    if status.startswith("5"):
+        return "hard"
+    return "hard" if permanent else "soft"
 
 
 @dataclass(frozen=True)
