@@ -128,6 +128,20 @@ def test_an_oversized_body_gets_413_by_its_length_or_as_it_arrives(server: WebSe
     assert _read_all(sock).startswith(b"HTTP/1.1 413")
 
 
+def test_a_webhook_may_post_a_body_as_large_as_an_sns_message(server: WebServer) -> None:
+    """SNS posts messages of up to 256 KB: the relays' path has that cap, the forms do not."""
+    body = b"x" * 100_000
+    for path, refused in ((UNSUBSCRIBE, True), ("/webhooks/ses", False)):
+        sock = _connect(server)
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        head = _read_all(sock)
+        assert head.startswith(b"HTTP/1.1 413") is refused, (path, head[:40])
+    sock = _connect(server)
+    sock.sendall(b"POST /webhooks/ses HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n")
+    assert _read_all(sock).startswith(b"HTTP/1.1 413")
+
+
 def test_keep_alive_requests_within_the_limits_are_served(server: WebServer) -> None:
     sock = _connect(server)
     for _ in range(3):

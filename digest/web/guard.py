@@ -27,6 +27,10 @@ class Limits:
     head_seconds: float = 10.0  # connection (or last response) → request head complete
     body_seconds: float = 10.0  # request head → body complete
     max_body: int = 64 * 1024  # bytes; an unsubscribe form is ~30
+    # a relay's webhook may post a whole SNS message (up to 256 KB); its handler reads the
+    # body with the same bound (feedback/sns.MAX_BODY) before parsing it
+    webhook_body: int = 256 * 1024
+    webhook_prefix: str = "/webhooks/"
     max_head: int = 16 * 1024  # bytes of request line + headers (h11's incomplete event)
     connections: int = 100  # open at once; past it requests get 503
     keep_alive_seconds: int = 5  # idle between requests on one connection
@@ -67,6 +71,12 @@ class GuardedH11(H11Protocol):
             self.transport.write(_reply(status))
         self.transport.close()
 
+    def _cap(self, cycle: Any) -> int:
+        """The body cap of this request's path: the webhooks' is larger."""
+        path = str(cycle.scope.get("path", ""))
+        limits = self.limits
+        return limits.webhook_body if path.startswith(limits.webhook_prefix) else limits.max_body
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm(self.limits.head_seconds)
@@ -87,13 +97,13 @@ class GuardedH11(H11Protocol):
             self._request = cycle
             self._body_bytes = 0
             length = dict(self.headers or ()).get(b"content-length", b"0")
-            if not length.isdigit() or int(length) > self.limits.max_body:
+            if not length.isdigit() or int(length) > self._cap(cycle):
                 self._refuse(b"413 Content Too Large")
                 return
             self._arm(self.limits.body_seconds)
         elif waiting_body:
             self._body_bytes += len(data)  # chunked bodies have no length up front
-            if self._body_bytes > self.limits.max_body:
+            if self._body_bytes > self._cap(cycle):
                 self._refuse(b"413 Content Too Large")
                 return
         if not cycle.more_body and self._timer is not None and self._request is cycle:
