@@ -304,3 +304,27 @@ def test_ping_answers_while_open_and_fails_once_closed(state: SharedState) -> No
     state.close()
     with pytest.raises(Exception):  # noqa: B017 (each implementation says it its way)
         state.ping()
+
+
+# many writes at once ---------------------------------------------------------------------------
+
+def test_a_batch_keeps_its_writes_together_and_each_failure_to_itself(
+        state: SharedState) -> None:
+    """An import commits a thousand rows at once; one row that fails must not take the
+    others with it, and an import that stops undoes only the batch it was in."""
+    _run(state, "2024-06-10")
+    with state.batch():
+        state.suppress("a@example.org", "import")
+        with pytest.raises(StateError):
+            _run(state, "2024-06-10")  # the slug is taken: this write fails alone
+        state.suppress("b@example.org", "import")
+    assert state.suppressed() == {"a@example.org", "b@example.org"}
+    assert [run.slug for run in state.runs()] == ["2024-06-10"]
+    with pytest.raises(RuntimeError), state.batch():
+        state.suppress("c@example.org", "import")
+        with state.batch():  # a batch inside a batch is part of it
+            state.suppress("d@example.org", "import")
+        raise RuntimeError("the import stopped")
+    assert state.suppressed() == {"a@example.org", "b@example.org"}
+    state.suppress("e@example.org", "import")  # and the state still writes afterwards
+    assert "e@example.org" in state.suppressed()

@@ -15,6 +15,7 @@ The types a stage gets back are here too, frozen, so that no caller sees a datab
 from __future__ import annotations
 
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -373,6 +374,13 @@ class SharedState(Protocol):
 
     def next_run(self, job_id: str) -> NextRun | None:
         """When the scheduled job *job_id* runs next; None if it is not scheduled."""
+        ...
+
+    # many writes at once ------------------------------------------------------------------
+    def batch(self) -> AbstractContextManager[None]:
+        """Writes made inside are committed together (an import's rows): one commit, not
+        one per row. Each write still succeeds or fails alone; an error out of the batch
+        undoes all of it."""
         ...
 
     # health ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +41,9 @@ class SqliteState(SendLog, Lists):
     def __init__(self, store: Store, *, read_only: bool = False) -> None:
         SendLog.__init__(self, store)
         self.read_only = read_only
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self.store.batch()
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",

@@ -34,36 +34,58 @@ class Applied:
     listed: int = 0  # in the subscribers file already: left to it
 
 
+BATCH = 1000  # rows per commit: one fsync each, not one a row (100,000 rows took 30 s)
+
+
 def apply_import(state: SharedState, records: Iterable[Record], *, listed: Collection[str],
                  now: datetime) -> Applied:
-    """Put *records* into *state*; *listed*: the keys in the owner's subscribers file."""
+    """Put *records* into *state*; *listed*: the keys in the owner's subscribers file.
+    Committed every BATCH rows, so an import stopped half-way keeps what it did."""
     applied = Applied()
+    batch: list[Record] = []
     for record in records:
-        key = record.key
-        if record.status != "subscribed":
-            added = state.suppress_with(key, record.reason, record.evidence)
-            member = state.member(key)
-            removed = member is not None and member.source == "import" \
-                and state.remove_member(key)
-            if added or removed:
-                applied.suppressed += 1
-            else:
-                applied.unchanged += 1
-        elif state.suppression(key) is not None:
-            applied.kept_suppressed += 1
-        elif key in listed:
-            applied.listed += 1
-        else:
-            member = state.member(key)
-            if member is not None and member.source == "signup":
-                applied.unchanged += 1
-                continue
-            done = state.put_member(Member(key, record.email, record.name, record.tags,
-                                           "import", now))
-            if done == "new":
-                applied.new += 1
-            elif done == "updated":
-                applied.updated += 1
-            else:
-                applied.unchanged += 1
+        batch.append(record)
+        if len(batch) == BATCH:
+            _apply(state, batch, listed, now, applied)
+            batch.clear()
+    _apply(state, batch, listed, now, applied)
     return applied
+
+
+def _apply(state: SharedState, records: list[Record], listed: Collection[str], now: datetime,
+           applied: Applied) -> None:
+    with state.batch():
+        for record in records:
+            _one(state, record, listed, now, applied)
+
+
+def _one(state: SharedState, record: Record, listed: Collection[str], now: datetime,
+         applied: Applied) -> None:
+    """One row by the rules above."""
+    key = record.key
+    if record.status != "subscribed":
+        added = state.suppress_with(key, record.reason, record.evidence)
+        member = state.member(key)
+        removed = member is not None and member.source == "import" \
+            and state.remove_member(key)
+        if added or removed:
+            applied.suppressed += 1
+        else:
+            applied.unchanged += 1
+    elif state.suppression(key) is not None:
+        applied.kept_suppressed += 1
+    elif key in listed:
+        applied.listed += 1
+    else:
+        member = state.member(key)
+        if member is not None and member.source == "signup":
+            applied.unchanged += 1
+            return
+        done = state.put_member(Member(key, record.email, record.name, record.tags,
+                                       "import", now))
+        if done == "new":
+            applied.new += 1
+        elif done == "updated":
+            applied.updated += 1
+        else:
+            applied.unchanged += 1
