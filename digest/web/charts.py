@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -148,8 +149,14 @@ def downsample(labels: Sequence[str], series: Sequence[Series], most: int,
 
 # text ------------------------------------------------------------------------------------
 
+# what XML 1.0 does not allow in text at all (escaping cannot help): C0 controls but tab,
+# newline and return, lone surrogates, U+FFFE and U+FFFF
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _short(text: str, most: int = MAX_LABEL) -> str:
-    text = " ".join(str(text).split())
+    """*text* on one line, without what XML cannot carry, cut to *most* characters."""
+    text = " ".join(_NOT_XML.sub("\N{REPLACEMENT CHARACTER}", str(text)[:MAX_TEXT * 4]).split())
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
@@ -437,13 +444,17 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], *,
 def figure(chart: Chart) -> Markup:
     """A chart as a <figure>: its title, the SVG, the caption and the numbers in a <table>
     inside a <details>, every text escaped; for a template to print as it is."""
-    head = "".join(f"<th scope=\"col\">{escape(h)}</th>" for h in chart.headers)
+    head = "".join(f"<th scope=\"col\">{escape(_short(h, MAX_TEXT))}</th>"
+                   for h in chart.headers)
     rows = "".join("<tr>" + "".join(
-        (f'<th scope="row">{escape(cell)}</th>' if i == 0 else f"<td>{escape(cell)}</td>")
+        (f'<th scope="row">{escape(_short(cell, MAX_TEXT))}</th>' if i == 0
+         else f"<td>{escape(_short(cell, MAX_TEXT))}</td>")
         for i, cell in enumerate(row)) + "</tr>" for row in chart.rows)
     table = (f'<details><summary>The numbers</summary><table class="chart-table">'
              f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>"
              if chart.rows else "")
-    caption = f'<p class="muted">{escape(chart.caption)}</p>' if chart.caption else ""
-    return Markup(f'<figure class="chart"><figcaption><h2>{escape(chart.title)}</h2>'
-                  f"</figcaption>{chart.svg}{caption}{table}</figure>")
+    caption = (f'<p class="muted">{escape(_short(chart.caption, MAX_TEXT * 4))}</p>'
+               if chart.caption else "")
+    title = escape(_short(chart.title, MAX_TEXT))
+    return Markup(f'<figure class="chart"><figcaption><h2>{title}</h2></figcaption>'
+                  f"{chart.svg}{caption}{table}</figure>")
