@@ -4,9 +4,13 @@ and complaints; the numbers are checked in the charts' tables."""
 
 from __future__ import annotations
 
+import os
+import random
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -14,11 +18,28 @@ from conftest import config_of, make_site
 from lxml import etree
 
 from digest.posts.parse import Post
-from digest.state.interface import Bounce, Member, Outcome, Recorded, SharedState
+from digest.state.interface import (
+    Bounce,
+    Member,
+    Outcome,
+    Recorded,
+    Run,
+    SharedState,
+    Suppression,
+)
 from digest.state.open import open_state
 from digest.subscribers.load import Subscriber
-from digest.web.admin_charts import overview_charts
-from digest.web.charts import Chart
+from digest.subscribers.roster import Entry
+from digest.web.admin_charts import (
+    bounce_rates,
+    joins_and_leaves,
+    list_over_time,
+    overview_charts,
+    posts_per_tag,
+    tags_wanted,
+)
+from digest.web.charts import CSS, MAX_WIDTH, Chart, figure
+from digest.web.pages import Pages
 
 TZ = ZoneInfo("Europe/Berlin")
 
@@ -115,6 +136,7 @@ def test_the_numbers_in_each_chart(state: SharedState) -> None:
 
     rates = charts["Bounces and complaints per digest"]
     assert rates.headers[:4] == ("Digest", "Sent", "Hard bounces", "Complaints")
+    assert "complaints" in rates.svg and "hard bounces" in rates.svg
     # 4 sent; gus bounced (twice, counted once), dee complained
     assert rates.rows == [("2026-w48", "4", "1", "1", "25.00%", "25.00%")]
     assert rates.svg.count('class="threshold"') == 1
@@ -154,3 +176,132 @@ def test_the_whole_list_as_read_subscribers_gives_it_counts_the_same(
     assert len(whole) > len(file)
     assert [c.rows for c in overview_charts(state, whole, [], now)] == \
         [c.rows for c in overview_charts(state, file, [], now)]
+
+
+# the charts in a real browser ------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+PHONE, DESKTOP = (390, 844), (1280, 900)
+
+
+def sample_charts(now: datetime) -> list[Chart]:
+    """Half a year of a small site, made up but plausible (the same every time): a list
+    growing from sign-ups and one import, a few unsubscribes, weekly digests with a bad
+    week for complaints, posts under a handful of tags."""
+    rng = random.Random(17)
+    tags = ["union", "data", "remote", "intern", "design", "<script>x</script>"]
+    everyone: list[Entry] = []
+    for i in range(40):  # the subscribers file
+        wanted = None if i % 3 else tuple(rng.sample(tags[:4], 2))
+        everyone.append(Entry(f"f{i}", f"f{i}@x.org", None, wanted, (), "yaml", i + 1, None,
+                              False, None))
+    for i in range(90):
+        since = now - timedelta(days=rng.uniform(0, 170) ** 0.9)
+        gone = None
+        if rng.random() < 0.12:
+            gone = Suppression(f"s{i}", since + timedelta(days=rng.uniform(1, 30)),
+                               "unsubscribed on the web (one-click)")
+            if gone.since > now:
+                gone = None
+        wanted = None if rng.random() < 0.3 else tuple(rng.sample(tags, rng.randint(1, 3)))
+        everyone.append(Entry(f"s{i}", f"s{i}@x.org", None, wanted, (), "signup", None,
+                              since, True, gone))
+    for i in range(25):
+        everyone.append(Entry(f"i{i}", f"i{i}@x.org", None, None, (), "import", None,
+                              now - timedelta(weeks=14), False, None))
+    unsubscribed = [e.suppression.since for e in everyone if e.suppression is not None]
+    runs = [Run(i, f"2026-w{37 + i}", now - timedelta(weeks=12 - i, days=7),
+                now - timedelta(weeks=12 - i), now - timedelta(weeks=12 - i), "done")
+            for i in range(12)]
+    sent = [120 + 6 * i for i in range(12)]
+    bounces = [Bounce(f"k{r.id}-{j}", "hard", r.created_at + timedelta(hours=1), "dsn",
+                      f"h{r.id}-{j}", run=r.slug) for r in runs for j in range(r.id % 3)]
+    bounces += [Bounce(f"c{j}", "complaint", runs[7].created_at + timedelta(hours=2), "arf",
+                       f"c{j}", run=runs[7].slug) for j in range(1)]
+    posts = [post(now - timedelta(days=rng.uniform(0, 83)), *rng.sample(tags[:5], 2))
+             for _ in range(60)]
+    return [list_over_time(everyone, now), joins_and_leaves(everyone, unsubscribed, now),
+            bounce_rates(runs, sent, bounces), tags_wanted(everyone), posts_per_tag(posts, now)]
+
+
+def page(charts: list[Chart], tmp_path: Path) -> Path:
+    """The charts in the web front's own frame (base.html.j2), as a file."""
+    site = config_of(make_site(tmp_path, {})).site
+    template = Pages(site, None).env.from_string(
+        '{% extends "web/base.html.j2" %}{% block meta %}<style>{{ css }}</style>'
+        "{% endblock %}{% block title %}Dashboard{% endblock %}{% block body %}"
+        "<h1>Dashboard</h1>{% for chart in charts %}{{ figure(chart) }}{% endfor %}"
+        "{% endblock %}")
+    path = tmp_path / "dashboard.html"
+    path.write_text(template.render(site=site, charts=charts, figure=figure, css=CSS),
+                    encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                f"--window-size={PHONE[0]},{PHONE[1]}", "--hide-scrollbars"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def shoot(browser: Any, size: tuple[int, int], dark: bool, path: Path) -> None:
+    browser.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [
+        {"name": "prefers-color-scheme", "value": "dark" if dark else "light"}]})
+    browser.set_window_size(*size)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(size[0], max(size[1], height + 100))
+    browser.save_screenshot(str(path))
+    browser.set_window_size(*size)
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER),
+                    reason="needs chromium and chromium-driver (apt-get install)")
+def test_the_charts_in_a_browser_light_and_dark_phone_and_desktop(
+        browser: Any, tmp_path: Path) -> None:
+    """Rendered with no script at all; set DIGEST_SCREENSHOTS=docs/screenshots to keep the
+    README's pictures (admin-charts.png, admin-charts-dark.png: a phone's width)."""
+    from selenium.webdriver.common.by import By
+
+    now = datetime(2026, 12, 5, 12, tzinfo=TZ)
+    browser.get(page(sample_charts(now), tmp_path).as_uri())
+    svgs = browser.find_elements(By.CSS_SELECTOR, "figure.chart svg")
+    assert len(svgs) == 5
+    shots = []
+    for size in (PHONE, DESKTOP):
+        for dark in (False, True):
+            name = "admin-charts" + ("-dark" if dark else "") + \
+                ("-desktop" if size == DESKTOP else "")
+            shoot(browser, size, dark, tmp_path / f"{name}.png")
+            shots.append(tmp_path / f"{name}.png")
+            # nothing wider than the screen, every chart drawn at a readable size
+            assert browser.execute_script(
+                "return document.documentElement.scrollWidth <= window.innerWidth")
+            for svg in svgs:
+                assert 290 <= svg.size["width"] <= MAX_WIDTH
+            colour = browser.execute_script(
+                "return getComputedStyle(document.querySelector('.chart-line polyline'))"
+                ".stroke")
+            assert colour == ("rgb(138, 180, 255)" if dark else "rgb(26, 79, 214)")
+    keep = os.environ.get("DIGEST_SCREENSHOTS")
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+        for shot in shots[:2]:
+            shutil.copy(shot, Path(keep) / shot.name)
+        if os.environ.get("DIGEST_SCREENSHOTS_ALL"):  # the desktop ones too, to look at
+            for shot in shots[2:]:
+                shutil.copy(shot, Path(keep) / shot.name)

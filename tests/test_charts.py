@@ -203,3 +203,12 @@ def test_any_series_gives_valid_xml(names: list[str], series: list[tuple[str, li
                     assert math.isfinite(float(e.get(attr) or 0))
         assert len(str(chart.svg)) < 100_000
         assert all(len(row) == len(chart.headers) for row in chart.rows)
+
+
+def test_a_series_may_name_its_colour_and_every_colour_is_a_page_variable() -> None:
+    chart = grouped_bars("Joins", WEEKS * 20, [Series("in", [1] * 80, "ok"),
+                                               Series("out", [1] * 80, "amber")])
+    fills = {(b.get("style") or "") for b in by_class(tree(chart), "rect", "bar")}
+    assert fills == {"fill:var(--ok, #0f7b3f)", "fill:var(--chart-amber, #b45f00)"}
+    plain = str(line_chart("Plain", WEEKS, [Series("a", [1, 2, 3, 4])]).svg)
+    assert "var(--link, #1a4fd6)" in plain and 'fill="currentColor"' in plain

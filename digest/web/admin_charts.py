@@ -24,7 +24,8 @@ WEEKS = 12  # sign-ups, unsubscribes and posts: the last quarter, week by week
 MOST_WEEKS = 26  # subscribers over time: at most half a year back
 RUNS = 26  # the latest digests whose bounces and complaints are shown
 BOUNCES = 100_000  # bounces read at most (newest first): bounds the work per page
-TOP_TAGS = 8  # tags in the posts chart's table (the chart draws the first few)
+TOP_TAGS = 8  # tags in the posts chart's table
+DRAWN_TAGS = 3  # tags drawn as lines: more is a tangle on a phone
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 SOURCES = (("yaml", "subscribers file"), ("signup", "signed up"), ("import", "imported"))
 
@@ -125,7 +126,7 @@ def joins_and_leaves(everyone: Sequence[Entry], unsubscribed: Iterable[datetime]
             left[i] += 1
     return grouped_bars(
         "Sign-ups and unsubscribes per week", [_label(w) for w in weeks],
-        [Series("sign-ups", joined), Series("unsubscribes", left)], x_name="Week of",
+        [Series("sign-ups", joined, "ok"), Series("unsubscribes", left, "amber")], x_name="Week of",
         caption="Sign-ups confirmed on the web, and addresses suppressed because they "
                 "unsubscribed (on the web, by reply, by command or in an import), per week.")
 
@@ -153,7 +154,7 @@ def bounce_rates(runs: Sequence[Run], sent: Sequence[int], bounces: Iterable[Bou
     spam_rate = [rate(len(spam[r.slug]), n) for r, n in zip(runs, sent, strict=True)]
     chart = line_chart(
         "Bounces and complaints per digest", labels,
-        [Series("hard bounces", bounce_rate), Series("complaints", spam_rate)],
+        [Series("complaints", spam_rate, "link"), Series("hard bounces", bounce_rate, "amber")],
         x_name="Digest", percent=True, integer=False, threshold=COMPLAINT_LIMIT,
         caption="Share of the messages sent that bounced for good, and that recipients "
                 "reported as spam. Keep complaints under the dashed line (0.3%, Gmail's and "
@@ -224,6 +225,7 @@ def posts_per_tag(posts: Iterable[Post], now: datetime) -> Chart:
     series = [Series("all posts", total), *(Series(spelling[k], per_tag[k]) for k in top)]
     return line_chart(
         "Posts per tag per week", [_label(w) for w in weeks], series, x_name="Week of",
-        integer=True,
+        integer=True, max_series=DRAWN_TAGS + 1,
         caption=f"Posts published each week over the last {WEEKS} weeks, all of them and "
-                "under the busiest tags (a post with two tags counts under both).")
+                f"under the {DRAWN_TAGS} busiest tags (a post with two tags counts under "
+                f"both); the table has the {TOP_TAGS} busiest.")

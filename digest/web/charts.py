@@ -30,22 +30,51 @@ MAX_LABEL = 18  # characters of a label drawn in the SVG (the table has it whole
 MAX_TEXT = 200  # characters of any text kept at all (titles, captions, table cells)
 LIMIT = 1e12  # values beyond ± this are drawn at it; NaN is drawn as 0
 
-WIDTH = 380  # the viewBox: small, so that on a phone-wide screen the text stays readable
+# The viewBox is small, so that on a phone (about 300 px inside the card) the text is
+# drawn at 11-12 px; on a desktop the chart grows to MAX_WIDTH and no further (16-17 px).
+WIDTH = 340
 HEIGHT = 210
-FONT = 11
-CHAR = 6.3  # average width of a character at FONT, to lay out labels without a font
-CHAR_SMALL = 5.8
+MAX_WIDTH = 440
+FONT = 13
+CHAR = 7.2  # average width of a character at FONT, to lay out labels without a font
+CHAR_SMALL = 6.7  # at FONT - 1
 
 # The page's own colours (base.html.j2), each with its light-mode value for pages that do
-# not define it; amber is not one of the page's colours, so it is the same in both modes.
-PALETTE = ("var(--link, #1a4fd6)", "var(--ok, #0f7b3f)", "var(--chart-amber, #c26a00)",
-           "var(--bad, #b42318)", "var(--tag, #33408f)", "var(--muted, #4b5563)")
+# not define it; amber is not one of the page's colours: CSS below gives it a dark-mode value.
+COLOURS = {"link": "var(--link, #1a4fd6)", "ok": "var(--ok, #0f7b3f)",
+           "amber": "var(--chart-amber, #b45f00)", "bad": "var(--bad, #b42318)",
+           "tag": "var(--tag, #33408f)", "muted": "var(--muted, #4b5563)"}
+PALETTE = tuple(COLOURS.values())  # in this order unless a series names its colour
 DASHES = ("", "6 3", "2 3", "8 3 2 3", "1 2", "4 4")  # a second cue beside the colour
 MUTED = "var(--muted, #4b5563)"
 LINE = "var(--line, #e3e6eb)"
 BAD = "var(--bad, #b42318)"
+# a rim of the card's colour around a label drawn over lines, so that it stays readable
+HALO = "paint-order:stroke;stroke:var(--card, #ffffff);stroke-width:3px;stroke-linejoin:round"
+
+# What a page showing figure()s adds to its <style>: the amber that is not one of the
+# page's colours (lighter in dark mode), and the tables of numbers under the charts.
+CSS = """\
+:root { --chart-amber: #b45f00; }
+@media (prefers-color-scheme: dark) { :root { --chart-amber: #f0a64a; } }
+figure.chart { margin: 22px 0 28px; }
+figure.chart h2 { font-size: 17px; line-height: 1.3; margin: 0 0 8px; }
+figure.chart svg { margin: 4px 0 6px; }
+figure.chart p { margin: 6px 0; }
+figure.chart details { margin-top: 4px; }
+figure.chart summary { color: var(--link); cursor: pointer; font-size: 14px; min-height: 32px; }
+.chart-scroll { overflow-x: auto; }
+.chart-table { border-collapse: collapse; font-size: 14px; margin: 6px 0; }
+.chart-table th, .chart-table td { padding: 4px 10px 4px 0; text-align: right;
+  border-bottom: 1px solid var(--line); white-space: nowrap;
+  font-variant-numeric: tabular-nums; }
+.chart-table thead th { white-space: normal; vertical-align: bottom; font-weight: 600; }
+.chart-table th[scope=row], .chart-table thead th:first-child { text-align: left;
+  font-weight: normal; white-space: normal; overflow-wrap: break-word; min-width: 6em; }
+"""
 
 Aggregate = Literal["sum", "mean", "last", "max"]
+Colour = Literal["link", "ok", "amber", "bad", "tag", "muted"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +83,11 @@ class Series:
 
     name: str
     values: Sequence[float]
+    colour: Colour | None = None  # one of the page's colours; None: the next of PALETTE
+
+
+def _colour(series: Series, i: int) -> str:
+    return COLOURS.get(series.colour or "", PALETTE[i % len(PALETTE)])
 
 
 @dataclass(frozen=True)
@@ -143,8 +177,8 @@ def downsample(labels: Sequence[str], series: Sequence[Series], most: int,
     size = math.ceil(n / most)
     starts = range(0, n, size)
     names = [labels[i] if size == 1 else f"{labels[i]} \N{EN DASH}" for i in starts]
-    return names, [Series(s.name, [_aggregate(s.values[i:i + size], how) for i in starts])
-                   for s in series]
+    return names, [Series(s.name, [_aggregate(s.values[i:i + size], how) for i in starts],
+                          s.colour) for s in series]
 
 
 # text ------------------------------------------------------------------------------------
@@ -181,7 +215,7 @@ def _frame(kind: str, title: str, desc: str, width: float, height: float,
             f'viewBox="0 0 {_fix(width)} {_fix(height)}" width="100%" role="img" '
             f'aria-label="{escape(_short(title, MAX_TEXT))}" '
             f'aria-describedby="{ident}-desc" '
-            'style="display:block;max-width:560px;height:auto;overflow:visible" '
+            f'style="display:block;max-width:{MAX_WIDTH}px;height:auto;overflow:visible" '
             'font-family="inherit" fill="currentColor">'
             f'<title id="{ident}-title">{escape(_short(title, MAX_TEXT))}</title>'
             f'<desc id="{ident}-desc">{escape(_short(desc, MAX_TEXT * 2))}</desc>')
@@ -196,17 +230,17 @@ def _empty(kind: str, title: str, caption: str, headers: tuple[str, ...]) -> Cha
     return Chart(_short(title, MAX_TEXT), svg, caption, headers, [])
 
 
-def _legend(names: Sequence[str], y: float, line: bool) -> tuple[list[str], float]:
+def _legend(series: Sequence[Series], y: float, line: bool) -> tuple[list[str], float]:
     """Swatches and names in rows across the top; the height they take."""
     parts: list[str] = []
     x, row = 0.0, 0
-    for i, name in enumerate(names):
-        label = _short(name)
+    for i, one in enumerate(series):
+        label = _short(one.name)
         width = 18 + len(label) * CHAR + 14
         if x > 0 and x + width > WIDTH:
             x, row = 0.0, row + 1
-        top = y + row * 18
-        colour = PALETTE[i % len(PALETTE)]
+        top = y + row * 19
+        colour = _colour(one, i)
         if line:
             dash = DASHES[i % len(DASHES)]
             dashed = f";stroke-dasharray:{dash}" if dash else ""
@@ -218,7 +252,7 @@ def _legend(names: Sequence[str], y: float, line: bool) -> tuple[list[str], floa
                          f'rx="2" style="fill:{colour}"/>')
         parts.append(_text(x + 18, top, label, cls="legend"))
         x += width
-    return parts, (row + 1) * 18 + 6 if names else 0
+    return parts, (row + 1) * 19 + 6 if series else 0
 
 
 @dataclass(frozen=True)
@@ -261,7 +295,7 @@ def _threshold(axis: _Axis, threshold: Threshold | None, left: float, right: flo
     return [f'<line class="threshold" x1="{_fix(left)}" y1="{_fix(y)}" x2="{_fix(right)}" '
             f'y2="{_fix(y)}" style="stroke:{BAD};stroke-width:1.5;stroke-dasharray:5 3"/>',
             _text(right, y - 4, _short(threshold.label, 40), anchor="end", size=FONT - 1,
-                  colour=BAD, cls="threshold-label")]
+                  colour=f"{BAD};{HALO}", cls="threshold-label")]
 
 
 def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float, room: float) -> list[str]:
@@ -270,8 +304,14 @@ def _x_labels(labels: Sequence[str], xs: Sequence[float], y: float, room: float)
         return []
     widest = max(len(_short(label, 12)) for label in labels) * CHAR_SMALL + 10
     step = max(1, math.ceil(len(labels) * widest / max(room, 1)))
-    return [_text(xs[i], y, _short(labels[i], 12), anchor="middle", size=FONT - 1,
-                  colour=MUTED, cls="x-label") for i in range(0, len(labels), step)]
+    parts = []
+    for i in range(0, len(labels), step):
+        label = _short(labels[i], 12)
+        half = len(label) * CHAR_SMALL / 2
+        x = min(max(xs[i], half), WIDTH - half)  # the first and last stay inside the box
+        parts.append(_text(x, y, label, anchor="middle", size=FONT - 1, colour=MUTED,
+                           cls="x-label"))
+    return parts
 
 
 def _left(axis: _Axis, percent: bool) -> float:
@@ -288,7 +328,8 @@ def _prepare(labels: Sequence[str], series: Sequence[Series]) -> tuple[list[str]
     """Every series as long as the labels (missing values are 0), values made finite."""
     names = [str(label) for label in labels]
     return names, [Series(str(s.name), [_clean(s.values[i]) if i < len(s.values) else 0.0
-                                        for i in range(len(names))]) for s in series]
+                                        for i in range(len(names))], s.colour)
+                   for s in series]
 
 
 def _description(title: str, labels: Sequence[str], series: Sequence[Series],
@@ -307,17 +348,19 @@ def _description(title: str, labels: Sequence[str], series: Sequence[Series],
 def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
                caption: str = "", x_name: str = "", percent: bool = False,
                integer: bool = True, threshold: Threshold | None = None,
-               aggregate: Aggregate = "last", max_points: int = MAX_POINTS) -> Chart:
+               aggregate: Aggregate = "last", max_points: int = MAX_POINTS,
+               max_series: int = MAX_SERIES) -> Chart:
     """One line per series over *labels* (oldest first), with round ticks up the side and an
-    optional dashed limit; more than *max_points* labels are taken together (*aggregate*)."""
+    optional dashed limit; more than *max_points* labels are taken together (*aggregate*);
+    the first *max_series* series are drawn, the table has them all."""
     labels, series = _prepare(labels, series)
     headers = (x_name or "", *(_short(s.name, MAX_TEXT) for s in series))
     if not labels or not series:
         return _empty("line", title, caption, headers)
     labels, series = downsample(labels, series, max(1, max_points), aggregate)
-    shown = series[:MAX_SERIES]
-    legend, legend_height = _legend([s.name for s in shown], 12, line=True)
-    top, bottom = legend_height + 10, HEIGHT - 24
+    shown = series[:max(1, min(max_series, MAX_SERIES))]
+    legend, legend_height = _legend(shown, 12, line=True)
+    top, bottom = legend_height + 10, HEIGHT - 27
     axis = _value_axis([v for s in shown for v in s.values], threshold, integer and not percent,
                        top, bottom)
     left, right = _left(axis, percent), WIDTH - 6
@@ -326,7 +369,7 @@ def line_chart(title: str, labels: Sequence[str], series: Sequence[Series], *,
         [left + 6 + i * (right - left - 12) / (n - 1) for i in range(n)]
     body = [*legend, *_grid(axis, left, right, percent)]
     for i, s in enumerate(shown):
-        colour, dash = PALETTE[i % len(PALETTE)], DASHES[i % len(DASHES)]
+        colour, dash = _colour(s, i), DASHES[i % len(DASHES)]
         points = " ".join(f"{_fix(x)},{_fix(axis.y(v))}" for x, v in zip(xs, s.values, strict=True))
         dashed = f";stroke-dasharray:{dash}" if dash else ""
         body.append(f'<polyline class="line" points="{points}" style="fill:none;'
@@ -356,8 +399,8 @@ def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series], *,
         return _empty("bars", title, caption, headers)
     labels, series = downsample(labels, series, max(1, max_groups), aggregate)
     shown = series[:MAX_SERIES]
-    legend, legend_height = _legend([s.name for s in shown], 12, line=False)
-    top, bottom = legend_height + 10, HEIGHT - 24
+    legend, legend_height = _legend(shown, 12, line=False)
+    top, bottom = legend_height + 10, HEIGHT - 27
     axis = _value_axis([v for s in shown for v in s.values], threshold, integer and not percent,
                        top, bottom)
     left, right = _left(axis, percent), WIDTH - 6
@@ -373,7 +416,7 @@ def grouped_bars(title: str, labels: Sequence[str], series: Sequence[Series], *,
             body.append(f'<rect class="bar" x="{_fix(x)}" y="{_fix(y)}" '
                         f'width="{_fix(max(width - 0.5, 0.5))}" '
                         f'height="{_fix(abs(axis.y(v) - zero))}" '
-                        f'style="fill:{PALETTE[i % len(PALETTE)]}"><title>'
+                        f'style="fill:{_colour(s, i)}"><title>'
                         f'{escape(_short(s.name))}, {escape(_short(label))}: '
                         f'{escape(number(v, percent))}</title></rect>')
     body.append(f'<line x1="{_fix(left)}" y1="{_fix(zero)}" x2="{_fix(right)}" '
@@ -403,10 +446,10 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], *,
     label_width = max(len(_short(n)) for n, _ in drawn) * CHAR + 8
     value_width = max(len(number(v, percent)) for _, v in drawn) * CHAR + 8
     left, right = label_width, WIDTH - value_width
-    high = max([0.0, *(v for _, v in drawn),
-                *([_clean(threshold.value)] if threshold is not None else [])])
-    low = min([0.0, *(v for _, v in drawn)])
-    span = (high - low) or 1.0
+    limit = [_clean(threshold.value)] if threshold is not None else []
+    high = max([0.0, *(v for _, v in drawn), *limit])
+    low = min([0.0, *(v for _, v in drawn), *limit])
+    span = high - low if high - low > 1e-9 else 1.0  # a tiny span would blow up to inf
 
     def x(value: float) -> float:
         return left + (_clean(value) - low) / span * (right - left)
@@ -431,7 +474,7 @@ def bar_chart(title: str, labels: Sequence[str], values: Sequence[float], *,
                     f'y2="{_fix(top + len(drawn) * row)}" style="stroke:{BAD};'
                     'stroke-width:1.5;stroke-dasharray:5 3"/>')
         body.append(_text(tx, height - 4, _short(threshold.label, 40), anchor="middle",
-                          size=FONT - 1, colour=BAD, cls="threshold-label"))
+                          size=FONT - 1, colour=f"{BAD};{HALO}", cls="threshold-label"))
     more = len(names) - len(drawn)
     if more > 0 and not caption.endswith("table."):
         caption = (caption + " " if caption else "") + \
@@ -450,8 +493,9 @@ def figure(chart: Chart) -> Markup:
         (f'<th scope="row">{escape(_short(cell, MAX_TEXT))}</th>' if i == 0
          else f"<td>{escape(_short(cell, MAX_TEXT))}</td>")
         for i, cell in enumerate(row)) + "</tr>" for row in chart.rows)
-    table = (f'<details><summary>The numbers</summary><table class="chart-table">'
-             f"<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>"
+    table = (f'<details><summary>The numbers</summary><div class="chart-scroll">'
+             f'<table class="chart-table"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody>'
+             "</table></div></details>"
              if chart.rows else "")
     caption = (f'<p class="muted">{escape(_short(chart.caption, MAX_TEXT * 4))}</p>'
                if chart.caption else "")
