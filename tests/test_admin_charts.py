@@ -125,6 +125,9 @@ def test_the_numbers_in_each_chart(state: SharedState) -> None:
     assert over_time.rows[-1][1:] == ("2", "2", "1")
     assert over_time.rows[0][1:] == ("3", "0", "0")
     assert len(over_time.rows) == 7
+    assert [row[1:] for row in over_time.rows] == [
+        ("3", "0", "0"), ("3", "0", "2"), ("3", "0", "2"), ("3", "1", "2"), ("3", "1", "2"),
+        ("3", "1", "2"), ("2", "2", "1")]
 
     joins = charts["Sign-ups and unsubscribes per week"]
     assert len(joins.rows) == 12

@@ -10,6 +10,7 @@ counted here in one pass. Call it in a worker thread (it reads the database).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
@@ -94,7 +95,13 @@ def list_over_time(everyone: Sequence[Entry], now: datetime) -> Chart:
         mine = [e for e in everyone if e.source == source]
         if not mine and source != "yaml":
             continue
-        series.append(Series(name, [sum(1 for e in mine if _on_list(e, at)) for at in instants]))
+        # on the list at t: joined by t, less those also gone by t (sorted: a bisection per
+        # week, not a pass over 100,000 per week)
+        joined = sorted(_joined(e, instants[0]) for e in mine)
+        gone = sorted(max(_joined(e, instants[0]), e.suppression.since) for e in mine
+                      if e.suppression is not None)
+        series.append(Series(name, [bisect_right(joined, at) - bisect_right(gone, at)
+                                    for at in instants]))
     return line_chart(
         "Subscribers over time", [_label(at.date()) for at in instants], series,
         x_name="Week ending", integer=True,
@@ -103,10 +110,9 @@ def list_over_time(everyone: Sequence[Entry], now: datetime) -> Chart:
                 "subscribers file has no dates: its people are counted from the start.")
 
 
-def _on_list(entry: Entry, at: datetime) -> bool:
-    if entry.since is not None and entry.since > at:
-        return False
-    return entry.suppression is None or entry.suppression.since > at
+def _joined(entry: Entry, start: datetime) -> datetime:
+    """When *entry* came on the list: the file's entries, undated, from before *start*."""
+    return entry.since if entry.since is not None else start - timedelta(days=1)
 
 
 def joins_and_leaves(everyone: Sequence[Entry], unsubscribed: Iterable[datetime],
