@@ -212,3 +212,14 @@ def test_a_series_may_name_its_colour_and_every_colour_is_a_page_variable() -> N
     assert fills == {"fill:var(--ok, #0f7b3f)", "fill:var(--chart-amber, #b45f00)"}
     plain = str(line_chart("Plain", WEEKS, [Series("a", [1, 2, 3, 4])]).svg)
     assert "var(--link, #1a4fd6)" in plain and 'fill="currentColor"' in plain
+
+
+def test_a_figure_carries_the_numbers_in_a_table() -> None:
+    chart = grouped_bars("Joins", WEEKS, [Series("in", [1, 2, 3, 4]), Series("out", [0, 1, 0, 2])],
+                         x_name="Week", caption="Per week.")
+    html = etree.fromstring(str(figure(chart)).encode())  # well-formed as XML too
+    assert [text_of(th) for th in html.iter("th")][:3] == ["Week", "in", "out"]
+    body = [[text_of(cell) for cell in tr] for tr in html.iter("tr")][1:]
+    assert body == [list(row) for row in chart.rows] and len(body) == 4
+    assert html.find("details/summary") is not None
+    assert text_of(html.find("figcaption/h2")) == "Joins"  # type: ignore[arg-type]
