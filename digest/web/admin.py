@@ -50,7 +50,7 @@ Handler = Callable[[Web, Request], Awaitable[Response]]
 Page = Callable[[Web, Request, Session], Awaitable[Response]]
 
 
-# the gate --------------------------------------------------------------------------------
+# the gate ------------------------------------------------------------------------------------
 def _root(request: Request) -> str:
     """A relative path from this page to the site's root: links work under any prefix."""
     return "../" * (request.url.path.count("/") - 1)
@@ -119,7 +119,7 @@ def _text(form: FormData, name: str, limit: int) -> str:
     return value.strip()[:limit] if isinstance(value, str) else ""
 
 
-# logging in and out ------------------------------------------------------------------------
+# logging in and out --------------------------------------------------------------------------
 def _cookie_path(web: Web) -> str:
     base = web.config.web.base_url if web.config.web else None
     return (urlsplit(base).path.rstrip("/") if base else "") + "/admin"
@@ -250,7 +250,7 @@ def _charts(web: Web, state: SharedState) -> list[Any]:
     return []
 
 
-# subscribers -----------------------------------------------------------------------------------
+# subscribers ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Row:
     key: str
@@ -351,7 +351,7 @@ async def change_subscriber(web: Web, request: Request, session: Session) -> Res
     return await _subscriber_page(web, request, session, key, saved)
 
 
-# runs ------------------------------------------------------------------------------------------
+# runs ----------------------------------------------------------------------------------------
 @page
 async def runs(web: Web, request: Request, session: Session) -> Response:
     def read() -> dict[str, Any]:
@@ -398,7 +398,7 @@ def _controls(state: SharedState, run: Run) -> list[str]:
     return []
 
 
-# preview ---------------------------------------------------------------------------------------
+# preview -------------------------------------------------------------------------------------
 def _preview(web: Web, key: str) -> OnePreview | str:
     try:
         return preview_one(web.config, as_of=web.now(), subscriber=key)
