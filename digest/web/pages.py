@@ -40,7 +40,7 @@ def _duration(value: timedelta) -> str:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     if seconds >= 60:
         return f"{seconds // 60} min {seconds % 60:02d} s"
-    return f"{seconds} s"
+    return f"{seconds} s" if seconds else "under 1 s"
 
 
 class Pages:
