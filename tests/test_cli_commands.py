@@ -27,6 +27,7 @@ COMMANDS: dict[str, list[str]] = {
     "serve": [], "status": [], "init": [], "bounces": [], "signup-form": [],
     "subscribers import": ["members.csv"], "deliveries": [],
     "subscribers list": [], "subscribers show": ["x@example.org"], "subscribers export": [],
+    "admin-password": [],
 }
 
 

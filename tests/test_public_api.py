@@ -31,12 +31,15 @@ API: dict[str, dict[str, str]] = {
         "DEFAULT_LIMITS": "Limits",
         "DEFAULT_SCHEDULE": "str",
         "LISTEN": "Pattern",
+        "AdminSettings": "dataclass(password_hash_env, user, trust_proxy_header, "
+                         "session_hours, test_address, logins_per_ip, logins_overall, "
+                         "login_window_minutes)",
         "Author": "dataclass(name, email, uri)",
         "BouncesSettings": "dataclass(return_path, maildir, imap, every_minutes, soft_limit, "
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup, feeds, json_feed, hub)",
+                  "bounces, signup, admin, feeds, json_feed, hub)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
@@ -103,6 +106,7 @@ API: dict[str, dict[str, str]] = {
 
 CLI: dict[str, list[str]] = {  # each command's options by their flags, arguments as <name>
     "digest": ["--config", "--version", "-v --verbose"],
+    "digest admin-password": ["--config"],
     "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],

@@ -59,6 +59,8 @@ PLACEHOLDERS = {"T": NOW.isoformat(), "ME": "me@example.org", "EMAIL": "ana@exam
                 # one CSV of a Mailchimp audience export, as tests/test_import.py uses it
                 "EXPORT": str(PROJECT / "tests" / "fixtures" / "import"
                               / "subscribed_members_export_8a1f2c3d4e.csv")}
+# what a command reads from standard input (the password `digest admin-password` hashes)
+STDIN = {"admin-password": "readme-test-dashboard-password\n"}
 # commands that keep running until stopped: started, checked, sent SIGTERM
 SERVERS = {"run", "serve"}
 EXEMPT = {
@@ -282,7 +284,8 @@ def test_every_digest_command_line_in_the_readme_runs(
     if _subcommand(args) in SERVERS and "--help" not in args:
         start_and_stop(args, cwd, env, config)
         return
-    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False,
+                                input=STDIN.get(_subcommand(args) or ""))
     assert result.exit_code == 0, f"{command}: {result.stdout}{result.stderr}"
     assert "Traceback" not in result.stdout + result.stderr
 

@@ -524,10 +524,6 @@ def _admin_settings(path: Path, located: Located, model: ConfigModel) -> AdminSe
     admin = model.admin
     if admin is None:
         return None
-    if model.web is None:
-        raise ConfigError([Problem(path, located.line_of(("admin",)),
-                                   "'admin' needs the web front, and there is no 'web' section",
-                                   "add 'web:' (its listen: and base_url:), or remove 'admin'")])
     test = admin.test_address
     if test is not None:
         _name, address = parseaddr(test)
