@@ -12,7 +12,7 @@ import yaml
 from conftest import build_site
 from helpers import MONDAY, digest_site
 
-from digest.web.admin_auth import COOKIE, PasswordHasher
+from digest.web.admin_auth import COOKIE, LOGIN_COOKIE, PasswordHasher
 
 PASSWORD = "correct horse battery staple"
 HASH_ENV = "DIGEST_ADMIN_PASSWORD_HASH"
@@ -39,21 +39,33 @@ def admin_site(tmp_path: Path, *, base_url: str = "https://jobs.example.org/dige
     return cfg
 
 
-def session_cookie(answer: httpx.Response) -> str | None:
-    """The session cookie a response sets (read from the header: the test site's cookie is
+def cookie_of(answer: httpx.Response, name: str) -> str | None:
+    """The cookie *name* a response sets (read from the header: the test site's cookies are
     Secure, and httpx keeps Secure cookies away from http://)."""
     for header in answer.headers.get_list("set-cookie"):
-        found = re.match(rf"{COOKIE}=([^;]*)", header)
+        found = re.match(rf"{name}=([^;]*)", header)
         if found and found[1] and found[1] != '""':
             return found[1]
     return None
 
 
+def session_cookie(answer: httpx.Response) -> str | None:
+    return cookie_of(answer, COOKIE)
+
+
 def login(client: httpx.Client, password: str = PASSWORD, user: str = "admin",
-          cookie: str | None = None) -> httpx.Response:
-    headers = {"Cookie": f"{COOKIE}={cookie}"} if cookie else {}
-    return client.post("/admin/login", data={"user": user, "password": password},
-                       headers=headers)
+          cookie: str | None = None, csrf: bool = True) -> httpx.Response:
+    """Log in as a browser does: the form (its nonce cookie and token), then the POST.
+    *cookie*: a session cookie sent along (as if planted); *csrf*: False sends neither."""
+    form = client.get("/admin/login")
+    nonce = cookie_of(form, LOGIN_COOKIE)
+    cookies = [f"{COOKIE}={cookie}"] if cookie else []
+    data = {"user": user, "password": password}
+    if csrf:
+        cookies.append(f"{LOGIN_COOKIE}={nonce}")
+        data["csrf"] = csrf_of(form.text)
+    return client.post("/admin/login", data=data,
+                       headers={"Cookie": "; ".join(cookies)} if cookies else {})
 
 
 def csrf_of(page: str) -> str:

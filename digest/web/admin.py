@@ -31,7 +31,7 @@ from ..delivery.send import send_test
 from ..errors import DigestError
 from ..state.interface import Delivery, Run, SharedState
 from ..util.logs import event
-from .admin_auth import COOKIE, Session
+from .admin_auth import COOKIE, LOGIN_COOKIE, Session
 from .context import Web, in_thread, read_form
 from .signup import client_ip
 
@@ -131,36 +131,53 @@ def _secure(web: Web) -> bool:
 
 
 async def login(web: Web, request: Request) -> Response:
-    """The login form (GET) and the login (POST); a logged-in owner goes to the overview."""
+    """The login form (GET) and the login (POST); a logged-in owner goes to the overview.
+    The POST needs the form's CSRF token (403 without), then counts against the login
+    throttle (429 past it, whatever the password), then checks the password."""
     _enabled(web)
     auth = web.admin
     assert auth is not None
     if request.method != "POST":
         if await _session(web, request) is not None:
             return RedirectResponse("./", status_code=303)
-        return _render(web, request, "login", {"problem": None, "user": auth.settings.user,
-                                               "configured": auth.password_hash() is not None})
+        return _login_page(web, request, None, auth.settings.user, 200)
     form = await read_form(request)
+    if not auth.login_token_ok(request.cookies.get(LOGIN_COOKIE), form.get("csrf")):
+        return _login_page(web, request, "This form is out of date: log in again.",
+                           auth.settings.user, 403)
     user, password = _text(form, "user", 200), form.get("password", "")
     if not await in_thread(auth.allowed, client_ip(request)):
         log.warning("admin login refused: too many attempts",
                     extra=event("web.admin.throttled"))
-        return _render(web, request, "login", {
-            "problem": "Too many attempts. Wait a few minutes, then try again.",
-            "user": user, "configured": True}, status=429,
-            headers={"Retry-After": str(int(auth.settings.login_window_minutes * 60))})
+        return _login_page(web, request, "Too many attempts. Wait a few minutes, then try "
+                           "again.", user, 429, {
+                               "Retry-After": str(int(auth.settings.login_window_minutes * 60))})
     if not isinstance(password, str) or not await in_thread(auth.check_password, user,
                                                               password):
         log.warning("admin login failed", extra=event("web.admin.login_failed"))
-        return _render(web, request, "login", {
-            "problem": "Wrong user name or password.", "user": user,
-            "configured": auth.password_hash() is not None}, status=401)
+        return _login_page(web, request, "Wrong user name or password.", user, 401)
     cookie = await in_thread(auth.login)
     log.info("admin logged in", extra=event("web.admin.login"))
     response = RedirectResponse("./", status_code=303, headers={"Cache-Control": "no-store"})
     response.set_cookie(COOKIE, cookie, max_age=int(auth.settings.session_hours * 3600),
                         path=_cookie_path(web), secure=_secure(web), httponly=True,
                         samesite="strict")
+    response.delete_cookie(LOGIN_COOKIE, path=_cookie_path(web), secure=_secure(web),
+                           httponly=True, samesite="strict")
+    return response
+
+
+def _login_page(web: Web, request: Request, problem: str | None, user: str, status: int,
+                headers: dict[str, str] | None = None) -> Response:
+    """The login form, with a new nonce in its cookie and the nonce's token in the form."""
+    auth = web.admin
+    assert auth is not None
+    nonce = auth.login_nonce()
+    response = _render(web, request, "login", {
+        "problem": problem, "user": user, "configured": auth.password_hash() is not None,
+        "login_csrf": auth.login_token(nonce)}, status=status, headers=headers)
+    response.set_cookie(LOGIN_COOKIE, nonce, max_age=3600, path=_cookie_path(web),
+                        secure=_secure(web), httponly=True, samesite="strict")
     return response
 
 

@@ -7,7 +7,9 @@ names (argon2-cffi verifies in constant time). A login makes a NEW random sessio
 shared state as a note under the SHA-256 of the id (so every web node agrees, and the
 state never holds the id itself); the cookie carries the id with an HMAC of it. Logging out
 ends the session on the server, so a copied cookie dies with it. Each session's CSRF token
-is an HMAC of its id: per session, never stored, compared in constant time.
+is an HMAC of its id: per session, never stored, compared in constant time. The login form,
+before any session, has its own: a random nonce in a short-lived cookie and its HMAC in the
+form.
 
 Behind a reverse proxy that authenticates the owner, `admin: trust_proxy_header:` names the
 header it sets (X-Forwarded-User): then the header is trusted instead of the password. That
@@ -30,6 +32,7 @@ from ..config import AdminSettings
 from ..state.interface import SharedState
 
 COOKIE = "digest_admin"
+LOGIN_COOKIE = "digest_admin_login"  # the login form's own CSRF nonce, before any session
 NOTE_PREFIX = "admin-session:"  # the shared state's notes under this are sessions
 MAX_PASSWORD = 1024  # characters of a password checked; argon2 takes longer ones, we do not
 
@@ -136,6 +139,20 @@ class Auth:
         """End *session* on the server: its cookie is worth nothing from now on."""
         if session.sid is not None:
             self.state().note(_note_key(session.sid), {"ended": True})
+
+    def login_nonce(self) -> str:
+        """A fresh nonce for the login form's cookie (no session exists yet)."""
+        return secrets.token_urlsafe(16)
+
+    def login_token(self, nonce: str) -> str:
+        """The login form's CSRF token: an HMAC of the nonce in its cookie (double submit,
+        signed, so a cookie planted by a sibling host is not enough)."""
+        return _mac(self.secret, "csrf-login", nonce)
+
+    def login_token_ok(self, nonce: str | None, token: object) -> bool:
+        if not nonce or len(nonce) > 100 or not isinstance(token, str):
+            return False
+        return hmac.compare_digest(token.encode()[:200], self.login_token(nonce).encode())
 
     def csrf_ok(self, session: Session, token: object) -> bool:
         return isinstance(token, str) and hmac.compare_digest(token.encode()[:200],
