@@ -78,9 +78,22 @@ API: dict[str, dict[str, str]] = {
                      "'str | None' = None, transport: 'Transport | None' = None) -> "
                      "'Outcome | None'",
     },
+    "digest.delivery.control": {
+        "ControlError": "exception(DigestError)",
+        "RunControl": "dataclass(state, owner_paused, reason, by, at, action)",
+        "cancel_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                      "now: 'datetime') -> 'Run'",
+        "describe": "def (control: 'RunControl') -> 'str'",
+        "pause_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                     "now: 'datetime') -> 'Run'",
+        "resume_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                      "now: 'datetime') -> 'Run'",
+        "run_control": "def (state: 'SharedState', slug: 'str') -> 'RunControl | None'",
+    },
     "digest.errors": {
         "Busy": "exception(DigestError)",
         "ConfigError": "exception(DigestError)",
+        "ControlError": "exception(DigestError)",
         "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",
         "InitRefused": "exception(DigestError)",
