@@ -65,7 +65,7 @@ API: dict[str, dict[str, str]] = {
     },
     "digest.delivery.send": {
         "GroupCommit": "class (write: 'Callable[[list[T]], None]') -> 'None'",
-        "RunReport": "dataclass(run, posts, counts, added, paused, failures)",
+        "RunReport": "dataclass(run, posts, counts, added, paused, failures, held)",
         "SendReport": "dataclass(runs, nothing_new, subscribers, corpus)",
         "send": "def (config: 'Config', *, as_of: 'datetime', progress: 'Progress | None' = "
                 "None, transport: 'Transport | None' = None, stop: 'asyncio.Event | None' = "
@@ -118,12 +118,15 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest": ["--config", "--version", "-v --verbose"],
     "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
+    "digest cancel": ["--config", "--reason", "<slug>"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
+    "digest pause": ["--config", "--reason", "<slug>"],
     "digest posts": ["--as-of", "--config", "--future", "--json", "--now"],
     "digest preview": ["--as-of", "--config", "--now", "--out", "--subscriber"],
     "digest resubscribe": ["--config", "<email>"],
+    "digest resume": ["--config", "--reason", "<slug>"],
     "digest run": ["--config", "--fake-now", "--log-format"],
     "digest send": ["--as-of", "--config", "--dry-run", "--i-lost-the-state", "--now",
                     "--subscriber", "--to"],
