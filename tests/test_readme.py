@@ -52,6 +52,7 @@ NOW = datetime.now(TZ).replace(microsecond=0)
 SMTP_USER, SMTP_PASSWORD = "jobs@example.org", "readme-test-password"
 SECRET = "readme-test-secret-0123456789abcdef"
 SUBSCRIBERS = [{"email": "ana@example.org", "tags": ["union"]}, {"email": "all@example.org"}]
+READERS = ("ana@example.org", "all@example.org")  # SUBSCRIBERS' addresses
 
 # values for the README's placeholders; COMMAND stands for every subcommand
 PLACEHOLDERS = {"T": NOW.isoformat(), "ME": "me@example.org", "EMAIL": "ana@example.org",
@@ -302,7 +303,7 @@ def prepare_run(config: Path, *, paused: bool) -> None:
         slug = PLACEHOLDERS["SLUG"]
         end = datetime.fromisoformat(f"{slug}T09:00:00").replace(tzinfo=TZ)
         state.create_run(slug=slug, start=end - timedelta(days=7), end=end, posts=[],
-                         subscribers=[(s["email"], s["email"]) for s in SUBSCRIBERS])
+                         subscribers=[(email, email) for email in READERS])
         if paused:
             pause_run(state, slug, reason="a test", by="readme", now=datetime.now(TZ))
     finally:
