@@ -28,11 +28,14 @@ def password_hash() -> str:
 
 
 def admin_site(tmp_path: Path, *, base_url: str = "https://jobs.example.org/digest",
-               **admin: Any) -> Path:
-    """The test site (helpers.digest_site) with `admin:` (and *admin* in it), built."""
+               smtp: dict[str, Any] | None = None, **admin: Any) -> Path:
+    """The test site (helpers.digest_site) with `admin:` (and *admin* in it), built;
+    *smtp*: an `smtp:` section (else mail goes to the outbox)."""
     cfg = digest_site(tmp_path)
     data = yaml.safe_load(cfg.read_text(encoding="utf-8"))
     data["web"]["base_url"] = base_url
+    if smtp is not None:
+        data["smtp"] = smtp
     data["admin"] = {"test_address": OWNER, **admin}
     cfg.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
     build_site(cfg, now=MONDAY)

@@ -1,7 +1,8 @@
 """The owner's dashboard in a real browser: headless Chromium (Debian's chromium +
 chromium-driver, driven by Selenium) logs in, reads every page, suppresses and
-resubscribes someone, opens the preview and logs out; on a desktop window and a phone,
-light and dark, with a screenshot of each page.
+resubscribes someone, pauses and resumes a real run against aiosmtpd, opens the preview
+and logs out; on a desktop window and a phone, light and dark, with a screenshot of each
+page.
 
 Screenshots go to the test's folder; set DIGEST_SCREENSHOTS=DIR to keep them (the README's
 come from `DIGEST_SCREENSHOTS=docs/screenshots pytest tests/test_admin_browser.py`).
@@ -20,11 +21,12 @@ import pytest
 from admin_site import HASH_ENV, PASSWORD, admin_site, password_hash
 from conftest import post, write_posts
 from helpers import MONDAY, SECRET, suppressed
+from smtp_server import SmtpServer
 from web_server import WebServer
 
 from digest.config import load_config
 from digest.delivery.send import send
-from digest.state.interface import Bounce
+from digest.state.interface import Bounce, RunControl
 from digest.state.open import open_state
 from digest.util.clock import Clock
 
@@ -32,6 +34,7 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
 pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                 reason="needs chromium and chromium-driver (apt-get install)")
+GREYLISTED = "all@example.org"
 PHONE = (390, 844)
 DESKTOP = (1280, 900)
 
@@ -61,10 +64,20 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[WebServer]:
-    """A site that sent a digest a week ago, with a bounce and a complaint since and a new
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        server.faults.rcpt_tempfail_for = frozenset({GREYLISTED})
+        yield server
+
+
+@pytest.fixture
+def server(tmp_path: Path, smtp: SmtpServer) -> Iterator[WebServer]:
+    """A site that sent a digest a week ago through aiosmtpd, one address greylisted (its
+    delivery deferred: the run still has someone to serve), with a bounce since and a new
     post for the next one; the dashboard's clock is the next Monday."""
-    cfg = admin_site(tmp_path, base_url="http://127.0.0.1")
+    cfg = admin_site(tmp_path, base_url="http://127.0.0.1", smtp={
+        "host": smtp.host, "port": smtp.port, "security": "none", "timeout": 5,
+        "max_attempts": 2, "backoff": 0.01})
     send(load_config(cfg), as_of=MONDAY)
     write_posts(tmp_path, {"2024-06-12-week-two.md": post("Week Two Job", tags="[union]")})
     state = open_state(load_config(cfg))
@@ -124,6 +137,16 @@ def click_and_wait(browser: Any, element: Any) -> None:
     WebDriverWait(browser, 20).until(gone)
 
 
+def run_control(site: Path, slug: str) -> RunControl:
+    state = open_state(load_config(site))
+    try:
+        run = state.find_run(slug)
+        assert run is not None
+        return state.run_control(run)
+    finally:
+        state.close()
+
+
 def h1(browser: Any) -> str:
     from selenium.webdriver.common.by import By
 
@@ -131,7 +154,7 @@ def h1(browser: Any) -> str:
 
 
 def test_the_owner_logs_in_reads_every_page_and_acts(browser: Any, server: WebServer,
-                                                     tmp_path: Path) -> None:
+                                                     smtp: SmtpServer, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
 
     site = server.web.config.path
@@ -184,9 +207,30 @@ def test_the_owner_logs_in_reads_every_page_and_acts(browser: Any, server: WebSe
     click_and_wait(browser, browser.find_element(By.LINK_TEXT, "2024-06-10"))
     assert h1(browser) == "Digest 2024-06-10"
     assert len(browser.find_elements(By.CSS_SELECTOR, "td.addr")) == 4
+    assert "451" in browser.find_element(By.TAG_NAME, "main").text  # the greylisting reply
     shoot(browser, tmp_path, "run", DESKTOP)
     click_and_wait(browser, browser.find_element(By.PARTIAL_LINK_TEXT, "only the failed"))
-    assert browser.find_elements(By.CSS_SELECTOR, "td.addr") == []
+    assert [e.text for e in browser.find_elements(By.CSS_SELECTOR, "td.addr")] == [GREYLISTED]
+
+    # pause the run: the next send (the greylisting over) leaves it alone
+    browser.find_element(By.NAME, "reason").send_keys("checking the server first")
+    click_and_wait(browser, browser.find_element(By.XPATH, "//button[text()='Pause']"))
+    assert "Paused: nothing more goes out" in browser.page_source
+    control = run_control(site, "2024-06-10")
+    assert control.owner_paused and control.reason == "checking the server first"
+    assert control.by == "admin"
+    shoot(browser, tmp_path, "run-paused-phone", PHONE)
+    browser.set_window_size(*DESKTOP)
+    smtp.faults.rcpt_tempfail_for = frozenset()
+    send(load_config(site), as_of=MONDAY + timedelta(days=1))
+    assert GREYLISTED not in smtp.recipients()
+    click_and_wait(browser, browser.find_element(By.XPATH, "//button[text()='Resume']"))
+    assert "Resumed" in browser.page_source
+    assert not run_control(site, "2024-06-10").owner_paused
+    send(load_config(site), as_of=MONDAY + timedelta(days=1))
+    assert smtp.recipients().count(GREYLISTED) == 1  # served once the owner resumed
+    browser.refresh()
+    assert "Pause" not in [b.text for b in browser.find_elements(By.TAG_NAME, "button")]
 
     browser.get(f"{server.url}/admin/preview?key=ana%40example.org")
     assert h1(browser) == "Preview the next digest"

@@ -406,3 +406,48 @@ def test_the_preview_is_sandboxed_and_a_test_copy_goes_only_to_the_owner(
         unknown = _get(client, "/admin/preview?key=stranger%40example.net", cookie)
         assert "is not a subscriber" in unknown.text
     assert PASSWORD not in cfg.read_text(encoding="utf-8")
+
+
+# pausing, resuming and cancelling a run ------------------------------------------------------
+def test_pause_resume_and_cancel_through_the_send_log_with_the_token(tmp_path: Path) -> None:
+    """A run with someone left to serve (made, not yet sent): the owner's actions land in
+    the send log; without the token, or without a reason, nothing changes."""
+    cfg = admin_site(tmp_path)
+    state = open_state(load_config(cfg))
+    state.create_run(slug="2024-06-10", start=MONDAY - timedelta(days=7), end=MONDAY,
+                     posts=[], subscribers=[("ana@example.org", "ana@example.org")])
+    with _serve(cfg) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        cookie = _logged_in(client)
+        page = _get(client, "/admin/runs/2024-06-10", cookie)
+        assert "Pause</button>" in page.text and "Cancel</button>" in page.text
+        token = csrf_of(page.text)
+        path = "/admin/runs/2024-06-10/control"
+
+        def run_state() -> str | None:
+            run = state.find_run("2024-06-10")
+            assert run is not None
+            return state.run_state(run)
+
+        assert _post(client, path, cookie, {"action": "pause", "reason": "x"}
+                     ).status_code == 403
+        assert _post(client, path, None, {"action": "pause", "reason": "x",
+                                          "csrf": token}).status_code == 401
+        refused = _post(client, path, cookie, {"action": "pause", "csrf": token})
+        assert refused.status_code == 409 and "give a reason" in refused.text
+        assert run_state() == "sending"
+        paused = _post(client, path, cookie, {"action": "pause", "csrf": token,
+                                              "reason": "<b>moving</b> the server"})
+        assert paused.status_code == 200 and "Resume</button>" in paused.text
+        assert "&lt;b&gt;moving&lt;/b&gt; the server" in paused.text
+        assert run_state() == "paused"
+        assert _post(client, path, cookie, {"action": "resume", "csrf": token}
+                     ).status_code == 200
+        assert run_state() == "sending"
+        assert _post(client, path, cookie, {"action": "cancel", "csrf": token,
+                                            "reason": "wrong posts"}).status_code == 200
+        assert run_state() == "cancelled"
+        assert state.counts(state.find_run("2024-06-10")) == {  # type: ignore[arg-type]
+            "cancelled": 1}
+        assert _post(client, path, cookie, {"action": "explode", "csrf": token}
+                     ).status_code == 400
+    state.close()

@@ -26,10 +26,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from ..delivery.control import ControlError, cancel_run, describe, pause_run, resume_run
 from ..delivery.preview import NextNumbers, OnePreview, next_numbers, preview_one
 from ..delivery.send import send_test
 from ..errors import DigestError
-from ..state.interface import Delivery, Run, SharedState
+from ..state.interface import Delivery, Run, RunControl, SharedState
 from ..util.logs import event
 from .admin_auth import COOKIE, LOGIN_COOKIE, Session
 from .context import Web, in_thread, read_form
@@ -377,31 +378,31 @@ async def runs(web: Web, request: Request, session: Session) -> Response:
     return _render(web, request, "runs", await in_thread(read), session=session)
 
 
-def _find_run(state: SharedState, slug: str) -> Run | None:
-    return next((r for r in state.runs(10_000) if r.slug == slug), None)
-
-
 async def _run_page(web: Web, request: Request, session: Session,
-                    saved: str | None = None) -> Response:
+                    saved: str | None = None, problem: str | None = None,
+                    status: int = 200) -> Response:
     slug = request.path_params["slug"]
     failed = request.query_params.get("failed") == "1"
 
     def read() -> dict[str, Any] | None:
         state = web.state()
-        run = _find_run(state, slug)
+        run = state.find_run(slug)
         if run is None:
             return None
         rows: list[Delivery] = state.deliveries(run, failed=failed)
         pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
         number = _page_number(request, pages)
+        control = state.run_control(run)
         return {"row": _run_rows(state, [run])[0], "failed": failed,
                 "deliveries": rows[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
                 "found": len(rows), "page": number, "pages": pages, "saved": saved,
-                "controls": _controls(state, run)}
+                "problem": problem, "controls": _controls(state, run, control),
+                "control": control,
+                "last_action": describe(control) if control.action else None}
     found = await in_thread(read)
     if found is None:
         return _error(web, request, 404, "No such digest", "There is no run by that name.")
-    return _render(web, request, "run", found, session=session)
+    return _render(web, request, "run", found, session=session, status=status)
 
 
 @page
@@ -409,10 +410,48 @@ async def run_page(web: Web, request: Request, session: Session) -> Response:
     return await _run_page(web, request, session)
 
 
-def _controls(state: SharedState, run: Run) -> list[str]:
-    """The buttons the run's page offers (pause, resume, cancel): none until the run
-    control API is wired in."""
-    return []
+def _controls(state: SharedState, run: Run, control: RunControl) -> list[str]:
+    """The buttons the run's page offers: what delivery/control.py would accept now."""
+    if control.state == "cancelled":
+        return []
+    if control.state == "paused":  # the run's own pause (failures): the owner may keep it
+        return ["resume", "cancel"] if control.owner_paused else ["pause", "resume", "cancel"]
+    counts = state.counts(run)
+    if control.state == "done" and not (counts.get("pending") or counts.get("deferred")):
+        return []
+    return ["pause", "cancel"]
+
+
+_ACTIONS = {"pause": (pause_run, "Paused: nothing more goes out until you resume it."),
+            "resume": (resume_run, "Resumed: the daemon (or the next digest send) serves "
+                                   "whoever is left."),
+            "cancel": (cancel_run, "Cancelled: whoever was not served yet never gets it.")}
+
+
+@page
+async def control_run(web: Web, request: Request, session: Session) -> Response:
+    """Pause, resume or cancel the run, through the send log (delivery/control.py): a
+    sender already serving it sees it between batches, the CLI and the daemon alike."""
+    form = _form(request)
+    action = form.get("action")
+    if not isinstance(action, str) or action not in _ACTIONS:
+        raise HTTPException(400)
+    act, done = _ACTIONS[action]
+    slug = request.path_params["slug"]
+    reason = _text(form, "reason", MAX_REASON)
+
+    def change() -> str | None:
+        try:
+            act(web.state(), slug, reason=reason, by=session.user, now=web.now())
+        except ControlError as exc:
+            return str(exc)
+        return None
+    problem = await in_thread(change)
+    if problem is None:
+        log.info("admin %s %s", action, slug, extra=event(f"web.admin.{action}", run=slug,
+                                                          reason=reason))
+    return await _run_page(web, request, session, saved=None if problem else done,
+                           problem=problem, status=409 if problem else 200)
 
 
 # preview -------------------------------------------------------------------------------------

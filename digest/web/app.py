@@ -88,6 +88,7 @@ def _admin_routes(h: Callable[[Handler], Callable[[Request], Awaitable[Response]
               methods=both),
         Route("/admin/runs", h(admin.runs), methods=get),
         Route("/admin/runs/{slug}", h(admin.run_page), methods=get),
+        Route("/admin/runs/{slug}/control", h(admin.control_run), methods=["POST"]),
         Route("/admin/preview", h(_by_method(admin.preview, admin.send_copy)), methods=both),
         Route("/admin/preview/frame", h(admin.preview_frame), methods=get),
     ]
