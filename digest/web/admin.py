@@ -208,17 +208,32 @@ class RunRow:
         return self.feedback.get("complaint", 0) / sent if sent else None
 
 
-def _run_rows(state: SharedState, runs: list[Run]) -> list[RunRow]:
+def _run_rows(web: Web, state: SharedState, runs: list[Run]) -> list[RunRow]:
     since = min((r.period_end for r in runs), default=None)
     bounces = state.bounces(since=since, limit=100_000) if since else []
     rows = []
     for run in runs:
         feedback = Counter[str](b.kind for b in bounces if b.run == run.slug)
-        done = [d.updated_at for d in state.deliveries(run) if d.updated_at is not None]
-        duration = max(done) - run.created_at if done else None
-        rows.append(RunRow(run, state.counts(run), dict(feedback),
-                           duration if duration and duration > timedelta(0) else None))
+        counts = state.counts(run)
+        rows.append(RunRow(run, counts, dict(feedback), _duration(web, state, run, counts)))
     return rows
+
+
+def _duration(web: Web, state: SharedState, run: Run, counts: dict[str, int]
+              ) -> timedelta | None:
+    """From the run's making to its last delivery's outcome. The send log keeps no end
+    time, so it reads every delivery: a finished run's is kept (it cannot change), so each
+    run is read once per process, not on every page."""
+    kept: dict[str, timedelta | None] = web.rendered_admin.setdefault("durations", {})
+    if run.slug in kept:
+        return kept[run.slug]
+    done = [d.updated_at for d in state.deliveries(run) if d.updated_at is not None]
+    duration = max(done) - run.created_at if done else None
+    found = duration if duration and duration > timedelta(0) else None
+    if run.state in ("done", "cancelled") and not (counts.get("pending")
+                                                  or counts.get("deferred")):
+        kept[run.slug] = found
+    return found
 
 
 def _numbers(web: Web) -> NextNumbers | str:
@@ -249,7 +264,7 @@ async def overview(web: Web, request: Request, session: Session) -> Response:
             "next_at": scheduled.at.astimezone(web.config.site.tz) if scheduled and
             scheduled.at else None,
             "scheduled": scheduled is not None, "numbers": _numbers(web),
-            "runs": _run_rows(state, state.runs(8)),
+            "runs": _run_rows(web, state, state.runs(8)),
             "post_problems": build.get("problems", [])[:20],
             "post_problems_count": build.get("problems_count", 0),
             "sub_problems": subs.get("problems", [])[:20],
@@ -374,7 +389,7 @@ async def change_subscriber(web: Web, request: Request, session: Session) -> Res
 async def runs(web: Web, request: Request, session: Session) -> Response:
     def read() -> dict[str, Any]:
         state = web.state()
-        return {"runs": _run_rows(state, state.runs(50))}
+        return {"runs": _run_rows(web, state, state.runs(50))}
     return _render(web, request, "runs", await in_thread(read), session=session)
 
 
@@ -393,7 +408,7 @@ async def _run_page(web: Web, request: Request, session: Session,
         pages = max(1, math.ceil(len(rows) / PAGE_SIZE))
         number = _page_number(request, pages)
         control = state.run_control(run)
-        return {"row": _run_rows(state, [run])[0], "failed": failed,
+        return {"row": _run_rows(web, state, [run])[0], "failed": failed,
                 "deliveries": rows[(number - 1) * PAGE_SIZE:number * PAGE_SIZE],
                 "found": len(rows), "page": number, "pages": pages, "saved": saved,
                 "problem": problem, "controls": _controls(state, run, control),
