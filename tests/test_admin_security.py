@@ -451,3 +451,18 @@ def test_pause_resume_and_cancel_through_the_send_log_with_the_token(tmp_path: P
         assert _post(client, path, cookie, {"action": "explode", "csrf": token}
                      ).status_code == 400
     state.close()
+
+
+def test_the_overview_shows_what_the_daemon_found_escaped(client: httpx.Client,
+                                                          site: Path) -> None:
+    cookie = _logged_in(client)
+    assert "has not checked yet" in _get(client, "/admin/", cookie).text
+    state = open_state(load_config(site))
+    state.note("build", {"at": "2024-06-10T09:00:00+00:00", "reason": "start", "posts": 4,
+                         "feeds": 9, "problems": ["_posts/x.md:3: bad date <script>"],
+                         "problems_count": 3})
+    state.note("subscribers", {"count": 4, "problems": [], "problems_count": 0,
+                               "error": None})
+    page = _get(client, "/admin/", cookie).text
+    assert "_posts/x.md:3: bad date &lt;script&gt;" in page and "<script>" not in page
+    assert "… and 2 more" in page
