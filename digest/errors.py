@@ -15,6 +15,8 @@
     ├── DeliveryPaused          a run stopped itself; pending messages go out on the next run
     │   ├── SmtpAuthFailed      the server refused the credentials (or offers no AUTH)
     │   └── SmtpTlsFailed       no verified TLS: bad certificate, or no STARTTLS offered
+    ├── ControlError            the owner's pause, resume or cancel of a run is refused:
+    │                           no such run, already done, cancelled, not paused
     ├── ServeError              the web front cannot start: address in use, not allowed
     ├── MailboxError            the bounces mailbox cannot be read: missing Maildir, IMAP
     │                           refused the connection, the TLS certificate or the login
@@ -194,6 +196,11 @@ class SmtpTlsFailed(DeliveryPaused):
         return "no secure connection to the SMTP server"
 
 
+class ControlError(DigestError):
+    """The owner's pause, resume or cancel cannot be done (delivery/control.py); the message
+    says why and what to do instead. Nothing was changed."""
+
+
 class ServeError(DigestError, OSError):
     """The web front cannot listen on `address` (HOST:PORT): in use, not ours to bind, or the
     server stopped before it started; `reason` says which. Also an OSError (with the cause's
@@ -248,7 +255,8 @@ def _todo_for(error: OSError) -> str:
 
 
 # the tree above and the Problem errors carry (tests/test_public_api.py pins them)
-__all__ = ["Busy", "ConfigError", "DeliveryPaused", "DigestError", "InitRefused", "MailboxError",
-           "MessageError", "MissingSecret", "OutputError", "PostError", "Problem", "ServeError",
-           "SmtpAuthFailed", "SmtpTlsFailed", "StateError", "StateLost",
+__all__ = ["Busy", "ConfigError", "ControlError", "DeliveryPaused", "DigestError",
+           "InitRefused", "MailboxError", "MessageError", "MissingSecret", "OutputError",
+           "PostError", "Problem", "ServeError", "SmtpAuthFailed", "SmtpTlsFailed",
+           "StateError", "StateLost",
            "SubscribersUnreadable", "TemplateError", "WebhookRefused"]

@@ -55,6 +55,7 @@ class Faults:
     drop_in_data: int = 0  # hang up after the data, before replying (message not kept)
     stall_in_data: int = 0  # sit on the data without replying (message not kept)
     stall_seconds: float = 5.0  # how long a stall lasts: longer than the client's timeout
+    data_seconds: float = 0.0  # a slow server: how long each message takes before its reply
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,8 @@ class _Handler:
             return "451 4.3.0 Took too long, message not kept"
         if state.fire("data_tempfail", faults.data_tempfail):
             return "451 4.3.0 Temporary local problem"
+        if faults.data_seconds:
+            await asyncio.sleep(faults.data_seconds)
         data = envelope.original_content or b""
         message_id = BytesHeaderParser().parsebytes(data).get("Message-ID")
         with state.lock:

@@ -27,6 +27,8 @@ COMMANDS: dict[str, list[str]] = {
     "serve": [], "status": [], "init": [], "bounces": [], "signup-form": [],
     "subscribers import": ["members.csv"], "deliveries": [],
     "subscribers list": [], "subscribers show": ["x@example.org"], "subscribers export": [],
+    "pause": ["2024-06-10", "--reason", "x"], "resume": ["2024-06-10"],
+    "cancel": ["2024-06-10", "--reason", "x"], "admin-password": [],
 }
 
 

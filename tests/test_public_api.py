@@ -31,12 +31,15 @@ API: dict[str, dict[str, str]] = {
         "DEFAULT_LIMITS": "Limits",
         "DEFAULT_SCHEDULE": "str",
         "LISTEN": "Pattern",
+        "AdminSettings": "dataclass(password_hash_env, user, trust_proxy_header, "
+                         "session_hours, test_address, logins_per_ip, logins_overall, "
+                         "login_window_minutes)",
         "Author": "dataclass(name, email, uri)",
         "BouncesSettings": "dataclass(return_path, maildir, imap, every_minutes, soft_limit, "
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup, feeds, json_feed, hub)",
+                  "bounces, signup, admin, feeds, json_feed, hub)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
@@ -65,7 +68,7 @@ API: dict[str, dict[str, str]] = {
     },
     "digest.delivery.send": {
         "GroupCommit": "class (write: 'Callable[[list[T]], None]') -> 'None'",
-        "RunReport": "dataclass(run, posts, counts, added, paused, failures)",
+        "RunReport": "dataclass(run, posts, counts, added, paused, failures, held)",
         "SendReport": "dataclass(runs, nothing_new, subscribers, corpus)",
         "send": "def (config: 'Config', *, as_of: 'datetime', progress: 'Progress | None' = "
                 "None, transport: 'Transport | None' = None, stop: 'asyncio.Event | None' = "
@@ -78,9 +81,22 @@ API: dict[str, dict[str, str]] = {
                      "'str | None' = None, transport: 'Transport | None' = None) -> "
                      "'Outcome | None'",
     },
+    "digest.delivery.control": {
+        "ControlError": "exception(DigestError)",
+        "RunControl": "dataclass(state, owner_paused, reason, by, at, action)",
+        "cancel_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                      "now: 'datetime') -> 'Run'",
+        "describe": "def (control: 'RunControl') -> 'str'",
+        "pause_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                     "now: 'datetime') -> 'Run'",
+        "resume_run": "def (state: 'SharedState', slug: 'str', *, reason: 'str', by: 'str', "
+                      "now: 'datetime') -> 'Run'",
+        "run_control": "def (state: 'SharedState', slug: 'str') -> 'RunControl | None'",
+    },
     "digest.errors": {
         "Busy": "exception(DigestError)",
         "ConfigError": "exception(DigestError)",
+        "ControlError": "exception(DigestError)",
         "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",
         "InitRefused": "exception(DigestError)",
@@ -103,14 +119,18 @@ API: dict[str, dict[str, str]] = {
 
 CLI: dict[str, list[str]] = {  # each command's options by their flags, arguments as <name>
     "digest": ["--config", "--version", "-v --verbose"],
+    "digest admin-password": ["--config"],
     "digest bounces": ["--config", "--verbose-ignored"],
     "digest build": ["--as-of", "--config", "--future", "--now"],
+    "digest cancel": ["--config", "--reason", "<slug>"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
+    "digest pause": ["--config", "--reason", "<slug>"],
     "digest posts": ["--as-of", "--config", "--future", "--json", "--now"],
     "digest preview": ["--as-of", "--config", "--now", "--out", "--subscriber"],
     "digest resubscribe": ["--config", "<email>"],
+    "digest resume": ["--config", "--reason", "<slug>"],
     "digest run": ["--config", "--fake-now", "--log-format"],
     "digest send": ["--as-of", "--config", "--dry-run", "--i-lost-the-state", "--now",
                     "--subscriber", "--to"],

@@ -52,13 +52,18 @@ NOW = datetime.now(TZ).replace(microsecond=0)
 SMTP_USER, SMTP_PASSWORD = "jobs@example.org", "readme-test-password"
 SECRET = "readme-test-secret-0123456789abcdef"
 SUBSCRIBERS = [{"email": "ana@example.org", "tags": ["union"]}, {"email": "all@example.org"}]
+READERS = ("ana@example.org", "all@example.org")  # SUBSCRIBERS' addresses
 
 # values for the README's placeholders; COMMAND stands for every subcommand
 PLACEHOLDERS = {"T": NOW.isoformat(), "ME": "me@example.org", "EMAIL": "ana@example.org",
                 "DIR": "previews", "DATETIME": NOW.isoformat(),
+                # a digest in progress (made by prepare_run), and why the owner acts on it
+                "SLUG": "2024-06-10", "TEXT": "'moving the mail server'",
                 # one CSV of a Mailchimp audience export, as tests/test_import.py uses it
                 "EXPORT": str(PROJECT / "tests" / "fixtures" / "import"
                               / "subscribed_members_export_8a1f2c3d4e.csv")}
+# what a command reads from standard input (the password `digest admin-password` hashes)
+STDIN = {"admin-password": "readme-test-dashboard-password\n"}
 # commands that keep running until stopped: started, checked, sent SIGTERM
 SERVERS = {"run", "serve"}
 EXEMPT = {
@@ -279,12 +284,33 @@ def test_every_digest_command_line_in_the_readme_runs(
         cwd = config.parent.parent / "fresh"
         cwd.mkdir()
     monkeypatch.chdir(cwd)
+    if _subcommand(args) in ("pause", "resume", "cancel"):
+        prepare_run(config, paused=_subcommand(args) == "resume")
     if _subcommand(args) in SERVERS and "--help" not in args:
         start_and_stop(args, cwd, env, config)
         return
-    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    result = CliRunner().invoke(main, args, env=env, catch_exceptions=False,
+                                input=STDIN.get(_subcommand(args) or ""))
     assert result.exit_code == 0, f"{command}: {result.stdout}{result.stderr}"
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def prepare_run(config: Path, *, paused: bool) -> None:
+    """A digest SLUG still to send, as `digest pause`, `resume` and `cancel` act on one
+    (paused by the owner, for `resume`)."""
+    from digest.delivery.control import pause_run
+    from digest.state.open import open_state
+
+    state = open_state(load_config(config))
+    try:
+        slug = PLACEHOLDERS["SLUG"]
+        end = datetime.fromisoformat(f"{slug}T09:00:00").replace(tzinfo=TZ)
+        state.create_run(slug=slug, start=end - timedelta(days=7), end=end, posts=[],
+                         subscribers=[(email, email) for email in READERS])
+        if paused:
+            pause_run(state, slug, reason="a test", by="readme", now=datetime.now(TZ))
+    finally:
+        state.close()
 
 
 def start_and_stop(args: list[str], cwd: Path, env: dict[str, str], config: Path) -> None:

@@ -17,7 +17,17 @@ from conftest import config_of, make_site
 
 from digest.config import Config
 from digest.errors import StateError
-from digest.state.interface import Archived, NextRun, Outcome, Recorded, Run, RunPost, SharedState
+from digest.state.interface import (
+    Archived,
+    NextRun,
+    Outcome,
+    Recorded,
+    Run,
+    RunAction,
+    RunControl,
+    RunPost,
+    SharedState,
+)
 from digest.state.open import open_state, schedule_store_url
 
 START = datetime(2024, 6, 3, tzinfo=UTC)
@@ -190,6 +200,95 @@ def test_one_delivery_per_run_and_subscriber(state: SharedState) -> None:
     run = _run(state, subscribers=(ALICE,))
     assert state.add_subscribers(run, [("alice", "other@example.org")]) == 0
     assert state.to_serve(run) == [("alice", "alice@example.org", 0)]
+
+
+# the owner's pause, resume and cancel ----------------------------------------------------------
+AT = datetime(2024, 6, 10, 9, 30, tzinfo=UTC)
+
+
+def test_a_run_is_found_by_slug_and_its_state_read_in_one_row(state: SharedState) -> None:
+    run = _run(state)
+    assert state.find_run("2024-06-10") == run and state.find_run("2024-06-17") is None
+    assert state.run_state(run) == "sending"
+    assert state.run_control(run) == RunControl("sending", False, None, None, None)
+    assert state.run_actions(run) == []
+
+
+def test_the_owners_pause_holds_until_the_owner_resumes(state: SharedState) -> None:
+    run = _run(state)
+    assert state.control(run, RunAction("pause", "alice", "server move", AT))
+    assert state.run_state(run) == "paused"
+    assert state.run_control(run) == RunControl("paused", True, "server move", "alice", AT,
+                                                "pause")
+    assert not state.control(run, RunAction("pause", "bob", "again", AT))  # already paused
+    assert not state.begin_serving(run)  # a sender leaves it alone
+    assert state.end_serving(run, left=True) == "paused"
+    assert state.run_control(run).owner_paused
+    assert [r.slug for r in state.unfinished_runs()] == [run.slug]  # still to finish
+    assert state.control(run, RunAction("resume", "bob", "", AT + timedelta(hours=1)))
+    assert state.run_control(run) == RunControl("sending", False, "", "bob",
+                                                AT + timedelta(hours=1), "resume")
+    assert not state.control(run, RunAction("resume", "bob", "", AT))  # not paused now
+    assert state.begin_serving(run)
+    assert [a.act for a in state.run_actions(run)] == ["pause", "resume"]
+
+
+def test_the_runs_own_pause_is_not_the_owners(state: SharedState) -> None:
+    run = _run(state)
+    assert state.begin_serving(run)
+    assert state.end_serving(run, left=True) == "paused"
+    assert state.run_control(run) == RunControl("paused", False, None, None, None)
+    assert state.begin_serving(run)  # the next send resumes it
+    assert state.run_state(run) == "sending"
+    assert state.end_serving(run, left=False) == "done"
+
+
+def test_a_pause_made_while_a_sender_serves_is_kept_when_it_ends(state: SharedState) -> None:
+    run = _run(state)
+    assert state.begin_serving(run)
+    assert state.control(run, RunAction("pause", "alice", "wait", AT))
+    assert state.end_serving(run, left=False) == "paused"  # the owner's pause stays
+    assert state.run_control(run).owner_paused
+
+
+def test_cancel_closes_who_is_left_and_nothing_reopens_it(state: SharedState) -> None:
+    carol = ("carol", "carol@example.org")
+    run = _run(state, subscribers=(ALICE, BOB, carol))
+    state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "deferred", 451)])
+    assert state.control(run, RunAction("cancel", "alice", "wrong posts", AT))
+    assert state.counts(run) == {"sent": 1, "cancelled": 2}
+    assert state.to_serve(run) == [] and state.unfinished_runs() == []
+    (bob,) = [d for d in state.deliveries(run) if d.key == "bob"]
+    assert bob.state == "cancelled" and bob.reply is not None
+    assert bob.reply.startswith("cancelled by alice") and "wrong posts" in bob.reply
+    assert "451 reply" in bob.reply  # its last reply is kept after the why
+    # a message in flight at the cancel: delivered is kept, a temporary failure is not
+    state.record_many(run, [_outcome("carol", "deferred", 451)])
+    assert state.counts(run) == {"sent": 1, "cancelled": 2}
+    state.record_many(run, [_outcome("carol", "sent")])
+    assert state.counts(run) == {"sent": 2, "cancelled": 1}
+    state.mark(run, [("bob", "empty", 0)])
+    assert state.add_subscribers(run, [("dan", "dan@example.org")]) == 0
+    assert state.counts(run) == {"sent": 2, "cancelled": 1}
+    assert not state.begin_serving(run) and state.run_state(run) == "cancelled"
+    assert state.end_serving(run, left=False) == "cancelled"
+    for act in ("pause", "resume", "cancel"):
+        assert not state.control(run, RunAction(act, "bob", "x", AT))
+    assert state.run_control(run) == RunControl("cancelled", False, "wrong posts", "alice", AT,
+                                                "cancel")
+
+
+def test_a_done_run_is_not_paused_or_cancelled_unless_someone_is_left(
+        state: SharedState) -> None:
+    run = _run(state, subscribers=(ALICE,))
+    state.record_many(run, [_outcome("alice", "sent")])
+    assert state.end_serving(run, left=False) == "done"
+    assert not state.control(run, RunAction("pause", "bob", "x", AT))
+    assert not state.control(run, RunAction("cancel", "bob", "x", AT))
+    assert state.add_subscribers(run, [BOB]) == 1  # someone subscribed since: to serve
+    assert state.control(run, RunAction("pause", "bob", "x", AT))
+    assert state.run_state(run) == "paused" and state.run_actions(run) == [
+        RunAction("pause", "bob", "x", AT)]
 
 
 # suppression list ----------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""`digest unsubscribe`, `resubscribe`, `run`, `serve`, `status` and `init`: the list, the
-daemon, the web front, the state, a new site."""
+"""`digest unsubscribe`, `resubscribe`, `run`, `serve`, `status`, `init` and
+`admin-password`: the list, the daemon, the web front, the state, a new site, the
+dashboard's password."""
 
 from __future__ import annotations
 
@@ -188,3 +189,36 @@ def init(ctx: click.Context, site_folder: str) -> None:
                          ("build", "the feeds"),
                          ("preview", "the first digest, as files; nothing is sent")):
         click.echo(f"  digest {command}{given}   # {why}")
+
+
+MIN_ADMIN_PASSWORD = 10  # characters; the login's rate limit does the rest
+
+
+@subcommand
+@click.pass_context
+def admin_password(ctx: click.Context) -> None:
+    """Make the argon2 hash of a password for the owner's dashboard (/admin/).
+
+    Asks for the password twice on a terminal, or reads its first line from standard
+    input; prints the hash, for the environment variable `admin: password_hash_env:`
+    names (DIGEST_ADMIN_PASSWORD_HASH by default). The password itself is kept nowhere.
+    """
+    import sys
+
+    from ..web.admin_auth import PasswordHasher
+
+    config = load(ctx)
+    variable = config.admin.password_hash_env if config.admin else "DIGEST_ADMIN_PASSWORD_HASH"
+    if sys.stdin.isatty():
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True,
+                                err=True)
+    else:
+        password = sys.stdin.readline(4096).rstrip("\r\n")
+    if len(password) < MIN_ADMIN_PASSWORD:
+        click.echo(f"error: the password must have at least {MIN_ADMIN_PASSWORD} characters",
+                   err=True)
+        ctx.exit(2)
+    hashed = PasswordHasher().hash(password)
+    click.echo(hashed)
+    click.echo(f"put it in the environment of `digest run` / `digest serve`, e.g. "
+               f"export {variable}='{hashed}'", err=True)

@@ -1,4 +1,5 @@
-"""`digest send` and `digest preview`: the digest."""
+"""`digest send` and `digest preview`: the digest; `digest pause`, `resume` and `cancel`: the
+owner's hand on a digest in progress."""
 
 from __future__ import annotations
 
@@ -120,6 +121,88 @@ def _print_run(run: RunReport) -> None:
         click.echo(f"  {state}: {email}: {code or ''} {reply}".rstrip(), err=True)
     if run.paused:
         click.echo(f"paused: {run.paused}", err=True)
+    if run.held:
+        click.echo(f"  {run.held}")
+
+
+# the owner's hand on a run in progress (delivery/control.py) --------------------------------
+def _by() -> str:
+    """Who is acting, as the actions record it: the login name of whoever runs the command."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container): still an owner
+        return "owner"
+
+
+def _control(ctx: click.Context, act: str, slug: str, reason: str) -> None:
+    from datetime import UTC
+
+    from ..delivery import control
+    from ..state.open import open_state
+
+    config = load(ctx)
+    actions = {"pause": control.pause_run, "resume": control.resume_run,
+               "cancel": control.cancel_run}
+    with digest_errors(ctx):
+        state = open_state(config)
+        try:
+            run = actions[act](state, slug, reason=reason, by=_by(), now=datetime.now(UTC))
+            counts = state.counts(run)
+            told = control.run_control(state, slug)
+        finally:
+            state.close()
+        assert told is not None
+        left = counts.get("pending", 0) + counts.get("deferred", 0)
+        if act == "pause":
+            click.echo(f"digest {slug} paused {control.describe(told)}; {left} still to "
+                       "send. A send in progress stops after the messages in flight; no "
+                       f"send resumes it until `digest resume {slug}`")
+        elif act == "resume":
+            click.echo(f"digest {slug} resumed {control.describe(told)}; {left} still to "
+                       "send: `digest run` continues it at its next retry, or run "
+                       "`digest send`")
+        else:
+            click.echo(f"digest {slug} cancelled {control.describe(told)}; "
+                       f"{counts.get('cancelled', 0)} deliveries not sent are closed as "
+                       "cancelled and never go. A send in progress stops after the messages "
+                       "in flight")
+
+
+@subcommand
+@click.argument("slug")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (kept with who and when).")
+@click.pass_context
+def pause(ctx: click.Context, slug: str, reason: str) -> None:
+    """Pause the digest SLUG (as `digest status` names it) until `digest resume SLUG`.
+
+    A send in progress, here or in the daemon, stops after the messages in flight; neither
+    `digest send` nor the daemon sends it again until it is resumed.
+    """
+    _control(ctx, "pause", slug, reason)
+
+
+@subcommand
+@click.argument("slug")
+@click.option("--reason", default="", metavar="TEXT", help="Why (kept with who and when).")
+@click.pass_context
+def resume(ctx: click.Context, slug: str, reason: str) -> None:
+    """Resume the paused digest SLUG: the daemon or the next `digest send` sends the rest."""
+    _control(ctx, "resume", slug, reason)
+
+
+@subcommand
+@click.argument("slug")
+@click.option("--reason", required=True, metavar="TEXT", help="Why (kept with who and when).")
+@click.pass_context
+def cancel(ctx: click.Context, slug: str, reason: str) -> None:
+    """Cancel the digest SLUG for good: whoever it has not reached never gets it.
+
+    A send in progress stops after the messages in flight; its posts are not sent again in
+    a later digest.
+    """
+    _control(ctx, "cancel", slug, reason)
 
 @subcommand
 @as_of_option

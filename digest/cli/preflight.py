@@ -89,6 +89,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
         _feeds_page(report, config, corpus)
         _web(report, config)
         _signup(report, config)
+        _admin(report, config)
         _daemon(report, config, as_of)
         _transport(report, config)
     finally:
@@ -315,6 +316,26 @@ def _web(report: Report, config: Config) -> None:
         Front.for_config(config, Clock())
     except Exception as exc:  # it would stop the daemon at start-up
         _errors(report, config, "starting the web front")(exc)
+
+
+def _admin(report: Report, config: Config) -> None:
+    """The dashboard: served only with the web front, and only with a password's hash."""
+    import os
+
+    admin = config.admin
+    if admin is None:
+        return
+    if config.web is None:
+        report.add("advice", f"{config.path}: 'admin' is set but there is no 'web' section, "
+                             "so no dashboard is served; add 'web:' or remove 'admin'")
+        return
+    found = os.environ.get(admin.password_hash_env, "").strip()
+    if admin.trust_proxy_header is None and not found.startswith("$argon2"):
+        report.add("advice", f"{config.path}: admin.password_hash_env names "
+                             f"${admin.password_hash_env}, which "
+                             + ("is not set" if not found else "holds no argon2 hash")
+                             + ": nobody can log in to the dashboard; make one with "
+                             "`digest admin-password` and export it")
 
 
 def _signup(report: Report, config: Config) -> None:

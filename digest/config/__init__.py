@@ -15,6 +15,7 @@ from .settings import (
     DEFAULT_LIMITS,
     DEFAULT_SCHEDULE,
     LISTEN,
+    AdminSettings,
     Author,
     BouncesSettings,
     Config,
@@ -30,7 +31,7 @@ from .settings import (
     WebSettings,
 )
 
-__all__ = ["CACHE_NAME", "DEFAULT_LIMITS", "DEFAULT_SCHEDULE", "LISTEN", "Author",
+__all__ = ["CACHE_NAME", "DEFAULT_LIMITS", "DEFAULT_SCHEDULE", "LISTEN", "AdminSettings", "Author",
            "BouncesSettings", "Config", "DigestSettings", "Dkim", "FeedSettings",
            "ImapSettings", "Limits", "SignupSettings", "Site", "SmtpSettings", "WebSettings",
            "Webhooks", "load_config", "posts_folder_hint"]

@@ -23,6 +23,7 @@ from .settings import (
     DEFAULT_FEED_ENTRIES,
     DEFAULT_SCHEDULE,
     LISTEN,
+    AdminSettings,
     Author,
     BouncesSettings,
     Config,
@@ -208,6 +209,19 @@ class SignupModel(_Strict):
     welcome: bool = True
 
 
+class AdminModel(_Strict):
+    password_hash_env: EnvName = "DIGEST_ADMIN_PASSWORD_HASH"
+    user: str = Field(default="admin", min_length=1, max_length=100)
+    # a header a reverse proxy sets after authenticating the owner (X-Forwarded-User);
+    # trusted instead of the password: only behind a proxy that strips it from clients
+    trust_proxy_header: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{1,100}$")
+    session_hours: Number = Field(default=12, ge=0.05, le=24 * 30)
+    test_address: str | None = None
+    logins_per_ip: Whole = Field(default=10, ge=1, le=10_000)
+    logins_overall: Whole = Field(default=30, ge=1, le=100_000)
+    login_window_minutes: Number = Field(default=15, ge=1, le=24 * 60)
+
+
 class LimitsModel(_Strict):
     """Bounds on hostile input (config.Limits); raise one only if a real file needs it."""
 
@@ -231,6 +245,7 @@ class ConfigModel(_Strict):
     limits: LimitsModel = LimitsModel()
     bounces: BouncesModel | None = None
     signup: SignupModel | None = None
+    admin: AdminModel | None = None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
@@ -370,6 +385,7 @@ def read_config(path: Path) -> Config:
         limits=Limits(**model.limits.model_dump()),
         bounces=_bounces_settings(path, located, base, model.bounces),
         signup=SignupSettings(**model.signup.model_dump()) if model.signup else None,
+        admin=_admin_settings(path, located, model),
     )
 
 
@@ -502,6 +518,21 @@ def _web_settings(path: Path, located: Located, model: WebModel | None) -> WebSe
                                    "null to not serve")])
     return WebSettings(base_url=model.base_url.rstrip("/") if model.base_url else None,
                        secret_env=model.secret_env, listen=model.listen)
+
+
+def _admin_settings(path: Path, located: Located, model: ConfigModel) -> AdminSettings | None:
+    admin = model.admin
+    if admin is None:
+        return None
+    test = admin.test_address
+    if test is not None:
+        _name, address = parseaddr(test)
+        if address != test.strip() or "@" not in address or any(c in address for c in "\r\n"):
+            raise ConfigError([Problem(path, located.line_of(("admin", "test_address")),
+                                       f"'admin.test_address' must be a bare address: {test!r}",
+                                       "e.g. owner@example.org")])
+    return AdminSettings(**{**admin.model_dump(),
+                            "test_address": test.strip() if test else None})
 
 
 def _bounces_settings(path: Path, located: Located, base: Path,

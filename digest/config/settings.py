@@ -152,6 +152,27 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class AdminSettings:
+    """The owner's dashboard at /admin/ on the web front; None in Config: no dashboard.
+
+    The password's argon2 hash is read from the variable `password_hash_env` names (never
+    from the file). `trust_proxy_header` names a header (e.g. X-Forwarded-User) a reverse
+    proxy sets once it has authenticated the owner: then that header is trusted instead of
+    the password, so it is only safe when every request passes through a proxy that strips
+    the header from what clients send.
+    """
+
+    password_hash_env: str = "DIGEST_ADMIN_PASSWORD_HASH"
+    user: str = "admin"
+    trust_proxy_header: str | None = None
+    session_hours: float = 12  # a login lasts this long
+    test_address: str | None = None  # where "send me a test copy" goes; None: no button
+    logins_per_ip: int = 10  # login attempts one IP may make per window
+    logins_overall: int = 30  # login attempts in all per window
+    login_window_minutes: float = 15
+
+
+@dataclass(frozen=True)
 class Limits:
     """Bounds on every input, checked before it is parsed (`limits:` in config.yaml), so one
     hostile file is rejected at its line instead of exhausting memory or time for all."""
@@ -207,6 +228,7 @@ class Config:
     limits: Limits = DEFAULT_LIMITS
     bounces: BouncesSettings | None = None  # None: nothing reads bounces (`digest check` warns)
     signup: SignupSettings | None = None
+    admin: AdminSettings | None = None  # the owner's dashboard (web/admin/)
     feeds: FeedSettings = FeedSettings()  # which feeds, where: jekyll-feed's settings
     json_feed: bool = False  # a JSON Feed 1.1 (.json) beside each Atom feed
     hub: str | None = None  # a WebSub hub: named in every feed, pinged when one changes

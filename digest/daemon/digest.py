@@ -31,7 +31,7 @@ from ..feedback.process import after_send
 from ..util.logs import event
 from .host import Host
 from .schedule import DIGEST_JOB, STATE_STORE, schedule_digest
-from .work import log_problems, log_sent, resume_point
+from .work import held_by_owner, log_problems, log_sent, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class DigestSender:
         self.host = host
         self._sends: asyncio.Queue[_Send] = asyncio.Queue()
         self._retries = 0  # retries in a row of a digest left unfinished: sets the backoff
+        self._held: list[str] = []  # digests paused by the owner, as last logged
 
     def schedule(self) -> None:
         schedule_digest(self.host.scheduler, self.host.config, self.host.clock)
@@ -116,6 +117,7 @@ class DigestSender:
             return
         if not await self._unfinished():
             self._retries = 0
+            await self._look_again_if_held()
             return
         self._retries += 1
         delay = retry_delay(self.host.config, self._retries)
@@ -125,6 +127,28 @@ class DigestSender:
         log.info("digest: unfinished; trying again in %s (retry %d)", _duration(delay),
                  self._retries, extra=event("digest.retry_scheduled", retry=self._retries,
                                             seconds=delay.total_seconds()))
+
+    async def _look_again_if_held(self) -> None:
+        """A digest the owner paused is not retried, but looked at every smtp.retry_minutes
+        (one read of the state), so that once resumed it goes on at that next tick."""
+        try:
+            held = await asyncio.to_thread(held_by_owner, self.host.config)
+        except Exception as exc:
+            log.error("digest: cannot tell what is paused: %r", exc,
+                      extra=event("digest.failed", error=repr(exc)))
+            return
+        if not held:
+            self._held = []
+            return
+        delay = retry_delay(self.host.config, 1)
+        self.host.scheduler.add_job(self._retry_due, DateTrigger(
+            run_date=datetime.now(UTC) + delay), id=RETRY_JOB, replace_existing=True,
+            misfire_grace_time=None)
+        if held != self._held:
+            log.info("digest: %s paused by the owner: not sent until resumed (`digest resume`); "
+                     "looking again every %s", ", ".join(held), _duration(delay),
+                     extra=event("digest.held", slugs=held, seconds=delay.total_seconds()))
+        self._held = held
 
     async def _unfinished(self) -> bool:
         try:

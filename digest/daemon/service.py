@@ -50,7 +50,7 @@ from .feeds import Feeds
 from .reload import Reloader
 from .schedule import make_scheduler
 from .web import WebFront
-from .work import check_can_send, resume_point
+from .work import check_can_send, held_by_owner, resume_point
 
 __all__ = ["Daemon", "retry_delay", "run_daemon"]
 
@@ -100,7 +100,7 @@ class Daemon:
         self.scheduler.start(paused=True)  # jobs are put right before any may fire
         self.schedule_on(self.scheduler)
         self.feeds.schedule_future()
-        if resume_point(self.config):
+        if resume_point(self.config) or held_by_owner(self.config):  # held: looked at again
             self.digest.resume("unfinished at start-up")
         self.scheduler.resume()
         workers = {"build": self.task(self.feeds.builder()),

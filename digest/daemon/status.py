@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
-from ..state.interface import Bounce, Run, SharedState
+from ..delivery.control import describe
+from ..state.interface import Bounce, Run, RunControl, SharedState
 from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
 from ..state.open import has_state, open_state
 from ..state.sendlog import counts_text
 from ..util.clock import Clock
+from ..web.admin_auth import NOTE_PREFIX as ADMIN_NOTE_PREFIX
 
 # Gmail's bulk-sender rules: complaints (spam reports) must stay under 0.3% of the mail sent,
 # and Google recommends keeping them under 0.1%
@@ -37,6 +39,20 @@ class RunStatus:
     counts: dict[str, int]
     failures: list[tuple[str, str, int | None, str]]
     feedback: dict[str, int] = field(default_factory=dict)  # bounces etc. naming this run
+    control: RunControl | None = None  # the owner's last pause, resume or cancel, if any
+
+    @property
+    def held(self) -> str | None:
+        """'paused by the owner' or 'cancelled', with who, when and why; else None."""
+        control = self.control
+        if control is None:
+            return None
+        if control.state == "cancelled":
+            return f"cancelled {describe(control)}"
+        if control.owner_paused:
+            return (f"paused by the owner {describe(control)}; no send resumes it: "
+                    f"`digest resume {self.run.slug}` does")
+        return None
 
     @property
     def complaint_rate(self) -> float | None:
@@ -106,6 +122,10 @@ class Status:
                              for e, s, c, m in r.failures],
                 "feedback": {**r.feedback, "complaint_rate": r.complaint_rate,
                              "complaint_level": r.complaint_level},
+                "control": None if r.control is None or r.control.action is None else {
+                    "owner_paused": r.control.owner_paused, "action": r.control.action,
+                    "by": r.control.by, "reason": r.control.reason,
+                    "at": r.control.at.isoformat() if r.control.at else None},
             } for r in self.runs],
             **self.notes,
             "list": self.lists.to_json() if self.lists else None,
@@ -155,12 +175,14 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
         return Status(state, daemon_pid, sending_pid, None)
     shared = open_state(config, read_only=True)
     try:
-        notes = shared.notes()
+        notes = {key: data for key, data in shared.notes().items()
+                 if not key.startswith(ADMIN_NOTE_PREFIX)}  # the dashboard's sessions
         last = shared.runs(runs)
         since = last[-1].period_end if last else None  # sent then: the feedback follows
         bounces = shared.bounces(since=since, limit=10_000_000) if since else []
         recent = [RunStatus(run, shared.counts(run), shared.failures(run, limit=5),
-                            _by_kind(b for b in bounces if b.run == run.slug))
+                            _by_kind(b for b in bounces if b.run == run.slug),
+                            shared.run_control(run))
                   for run in last]
         return Status(state, daemon_pid, sending_pid,
                       _next_digest(shared, config, notes.get("daemon", {})), recent, notes,
@@ -196,6 +218,8 @@ def _run_lines(item: RunStatus, config: Config) -> list[str]:
     tz = config.site.tz
     lines = [f"  {run.slug}  {run.period_start.astimezone(tz):%Y-%m-%d %H:%M} → "
              f"{run.period_end.astimezone(tz):%Y-%m-%d %H:%M}  {run.state}: {counts_text(c)}"]
+    if item.held:
+        lines.append(f"      {item.held}")
     lines += [f"      {state}: {email} {code or ''} {reply}".rstrip()
               for email, state, code, reply in item.failures]
     return lines + _feedback_lines(item)

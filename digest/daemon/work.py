@@ -141,11 +141,25 @@ def check_can_send(config: Config) -> None:
 
 def resume_point(config: Config) -> datetime | None:
     """The `as_of` for a send that only resumes: the end of the latest digest, if some digest
-    is unfinished (a later `as_of` would also make a new, unscheduled digest); else None."""
+    is unfinished and not paused by the owner (a later `as_of` would also make a new,
+    unscheduled digest); else None."""
     state = open_state(config)
     try:
         latest = state.latest_run()
-        return latest.period_end if latest and state.unfinished_runs() else None
+        sendable = [run for run in state.unfinished_runs()
+                    if not state.run_control(run).owner_paused]
+        return latest.period_end if latest and sendable else None
+    finally:
+        state.close()
+
+
+def held_by_owner(config: Config) -> list[str]:
+    """The slugs of the digests the owner paused: the daemon looks again now and then, so a
+    digest resumed from the CLI or the web goes on without a restart."""
+    state = open_state(config)
+    try:
+        return [run.slug for run in state.unfinished_runs()
+                if state.run_control(run).owner_paused]
     finally:
         state.close()
 
@@ -156,11 +170,12 @@ def log_sent(report: SendReport) -> None:
         log.info("digest: %s", report.nothing_new, extra=event("digest.nothing_new"))
     for run in report.runs:
         c = run.counts
-        log.info("digest %s (%s → %s, %d posts): %s%s", run.run.slug,
+        log.info("digest %s (%s → %s, %d posts): %s%s%s", run.run.slug,
                  when(run.run.period_start), when(run.run.period_end), run.posts,
                  counts_text(c), f"; paused: {run.paused}" if run.paused else "",
+                 f"; {run.held}" if run.held else "",
                  extra=event("digest.finished", slug=run.run.slug, posts=run.posts,
-                             counts=c, paused=run.paused))
+                             counts=c, paused=run.paused, held=run.held))
         for email, state, code, reply in run.failures:
             log.warning("digest %s: %s: %s %s %s", run.run.slug, state, email, code or "",
                         reply, extra=event("digest.failure", slug=run.run.slug,

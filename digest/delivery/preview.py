@@ -109,6 +109,60 @@ def _one(s: Session, subs: list[Subscriber], address: str, notes: list[str]
     return found
 
 
+@dataclass(frozen=True)
+class NextNumbers:
+    """The next digest as it stands now, for the owner's dashboard: its period, the posts
+    it would carry, the subscribers on the list and how many of them are suppressed."""
+
+    period: Window
+    posts: int
+    subscribers: int
+    suppressed: int
+
+
+def next_numbers(config: Config, *, as_of: datetime) -> NextNumbers:
+    """The next digest's period and counts, nothing rendered and nothing written."""
+    with session(config, as_of=as_of, scratch=True) as s:
+        period, chosen = plan_run(s)
+        suppressed = s.sendlog.suppressed()
+        subs = s.subscribers.subscribers
+        return NextNumbers(period, len(chosen), len(subs),
+                           sum(x.key in suppressed for x in subs))
+
+
+@dataclass(frozen=True)
+class OnePreview:
+    """The next digest as one subscriber gets it: the bodies and the whole message."""
+
+    period: Window
+    posts: int  # posts in the period; the subscriber's edition may carry fewer
+    picked: int  # posts in their edition: 0, they get no digest
+    html: str
+    text: str
+    message: bytes  # the RFC 5322 message, headers and all (CRLF)
+    notes: tuple[str, ...]
+
+
+def preview_one(config: Config, *, as_of: datetime, subscriber: str) -> OnePreview:
+    """The next digest as *subscriber* gets it (their tags, web choices, name and links),
+    in memory; DigestError when the address is not a subscriber (naming only that one)."""
+    with session(config, as_of=as_of, scratch=True) as s:
+        period, chosen = plan_run(s)
+        posts = newest_first(s, (p.entry_id for p in chosen))
+        composer = Composer(s, period_slug(period.end.astimezone(config.site.tz)), posts)
+        notes: list[str] = []
+        sub = _one(s, [composer.subscriber_view(x) for x in s.subscribers.subscribers],
+                   subscriber, notes)[0]
+        picked = composer.matches(sub)
+        if not picked:
+            notes.append(f"{_shown(subscriber)} has nothing new in this digest: they get none")
+            return OnePreview(period, len(posts), 0, "", "", b"", tuple(notes))
+        rendered = composer.edition(sub, picked, period)
+        text, page = s.layout.personalise(rendered, composer.recipient(sub))
+        return OnePreview(period, len(posts), len(picked), page, text,
+                          composer.compose(sub, picked, period).data, tuple(notes))
+
+
 @dataclass
 class DryRun:
     period: Window

@@ -9,8 +9,10 @@ rendered once, then personalised per subscriber.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,6 +22,7 @@ from ..config import Config
 from ..edition.selection import Window, period_slug
 from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
 from ..posts.published import Published
+from ..state.interface import SharedState
 from ..state.locks import send_lock
 from ..state.sendlog import Recorded, Run
 from ..subscribers.load import (
@@ -29,6 +32,7 @@ from ..subscribers.load import (
 from ..util.loop import run_async
 from . import archive, traces
 from .compose import Composer
+from .control import describe
 from .outbox import MaildirTransport
 from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
@@ -36,6 +40,12 @@ from .transport import Outcome, Outgoing, Transport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# How often a sender reads its run's state, to see a pause or cancel the owner made from
+# another process (the CLI, the web): before every CHECK_EVERY-th message it takes, and at
+# least every CHECK_SECONDS while messages wait (retries); one read of one row by its key
+CHECK_EVERY = 10
+CHECK_SECONDS = 0.25
 
 
 class Progress(Protocol):
@@ -54,6 +64,9 @@ class RunReport:
     added: int = 0  # subscribers added to an existing run
     paused: str | None = None
     failures: list[tuple[str, str, int | None, str]] = field(default_factory=list)
+    # the owner's hand: "paused by the owner (by … at …: why)" or "cancelled (…)"; None if
+    # the owner did nothing to this run
+    held: str | None = None
 
 
 @dataclass
@@ -70,6 +83,11 @@ class SendReport:
     @property
     def paused(self) -> bool:
         return any(r.paused for r in self.runs)
+
+    @property
+    def held(self) -> list[RunReport]:
+        """The runs the owner paused or cancelled: left alone, or stopped midway."""
+        return [r for r in self.runs if r.held]
 
     @property
     def deferred(self) -> int:
@@ -103,18 +121,81 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     queue = _queue(s, run, composer)
     if progress:
         progress.start(run, len(queue))
+    watch = OwnerWatch(s.sendlog, run, stop)
     try:
-        await _deliver(s, run, composer, period, queue, transport, progress, stop)
+        await _deliver(s, run, composer, period, queue, transport, progress, watch)
     except DeliveryPaused as exc:
         report.paused = str(exc)
     finally:
+        await watch.close()
         if progress:
             progress.finish()
     left = s.sendlog.to_serve(run)
-    s.sendlog.set_state(run, "done" if not left else "paused")
+    if s.sendlog.end_serving(run, left=bool(left)) != "done" or watch.seen is not None:
+        report.held = held_text(s.sendlog, run)  # the owner's hand, if it was that
     report.counts = s.sendlog.counts(run)
     report.failures = s.sendlog.failures(run)
     return report
+
+
+def held_text(state: SharedState, run: Run) -> str | None:
+    """'paused by the owner (by … at …: why)' or 'cancelled (…)'; None if neither."""
+    control = state.run_control(run)
+    if control.state == "cancelled":
+        return f"cancelled ({describe(control)})"
+    if control.owner_paused:
+        return (f"paused by the owner ({describe(control)}); not sent until the owner "
+                f"resumes it: digest resume {run.slug}")
+    return None
+
+
+class OwnerWatch:
+    """Sees a pause or cancel made by another process while a run is served: the run's
+    state is read between batches of messages (check) and, while none is taken, every
+    CHECK_SECONDS (a task); once it is no longer 'sending', `stop` is set, so the transport
+    takes no more messages and returns when those in flight are done. *outer* (the
+    daemon's shutdown) sets it too."""
+
+    def __init__(self, state: SharedState, run: Run, outer: asyncio.Event | None) -> None:
+        self._state = state
+        self._run = run
+        self.stop = asyncio.Event()
+        self.seen: str | None = None  # the state that stopped the run
+        self._taken = 0
+        self._last = time.monotonic()
+        self._task = asyncio.create_task(self._poll(outer))
+
+    def check(self) -> bool:
+        """Before a message is taken: False once the owner paused or cancelled the run."""
+        if self.stop.is_set():
+            return False
+        self._taken += 1
+        if self._taken % CHECK_EVERY == 1 or time.monotonic() - self._last >= CHECK_SECONDS:
+            self._read()
+        return not self.stop.is_set()
+
+    def _read(self) -> None:
+        self._last = time.monotonic()
+        now = self._state.run_state(self._run)
+        if now != "sending" and self.seen is None:
+            self.seen = now
+            log.warning("digest %s: %s by the owner: finishing the messages in flight",
+                        self._run.slug, "cancelled" if now == "cancelled" else "paused")
+            self.stop.set()
+
+    async def _poll(self, outer: asyncio.Event | None) -> None:
+        while not self.stop.is_set():
+            if outer is not None and outer.is_set():
+                self.stop.set()
+                return
+            await asyncio.sleep(CHECK_SECONDS)
+            if time.monotonic() - self._last >= CHECK_SECONDS:
+                self._read()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 def _queue(s: Session, run: Run, composer: Composer
@@ -144,12 +225,15 @@ def _queue(s: Session, run: Run, composer: Composer
 async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
                    queue: list[tuple[Subscriber, tuple[int, ...], int]],
                    transport: Transport, progress: Progress | None,
-                   stop: asyncio.Event | None) -> None:
-    """The queue's messages made as the transport takes them, each outcome recorded."""
+                   watch: OwnerWatch) -> None:
+    """The queue's messages made as the transport takes them, each outcome recorded; none
+    taken once the owner paused or cancelled the run."""
     in_flight: dict[str, tuple[str, int, int]] = {}
 
     async def messages() -> AsyncIterator[Outgoing]:
         for sub, picked, attempts in queue:
+            if not watch.check():
+                return
             if s.sendlog.is_suppressed(sub.key):  # unsubscribed while this run was sending
                 s.sendlog.mark(run, [(sub.key, "suppressed", 0)])
                 continue
@@ -166,7 +250,7 @@ async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
         if progress:
             progress.advance(outcome)
 
-    await transport.deliver(messages(), record, stop=stop)
+    await transport.deliver(messages(), record, stop=watch.stop)
 
 
 class GroupCommit(Generic[T]):
@@ -261,11 +345,22 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 report.nothing_new = (f"no new posts between {when(period.start)} and "
                                       f"{when(period.end)}: no digest")
         for run in runs:
+            if not s.sendlog.begin_serving(run):  # the owner paused or cancelled it
+                report.runs.append(_left_alone(s, run))
+                continue
             _give_up_if_too_old(s, run)
             result = await _serve(s, run, transport, progress, stop)
             report.runs.append(result)
             if result.paused or (stop is not None and stop.is_set()):
                 break
+    return report
+
+
+def _left_alone(s: Session, run: Run) -> RunReport:
+    """A run the owner paused (or cancelled): nothing sent; the report says why."""
+    report = RunReport(run, len(s.sendlog.run_posts(run)), counts=s.sendlog.counts(run),
+                       held=held_text(s.sendlog, run))
+    log.info("digest %s: %s", run.slug, report.held)
     return report
 
 

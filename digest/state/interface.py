@@ -24,10 +24,15 @@ from typing import Any, Literal, Protocol
 # and the send log keeps it: defined here, below the transports, so that the state does not
 # depend on the delivery stage.
 Status = Literal["sent", "failed", "deferred"]
-RunState = Literal["sending", "paused", "done"]
+# paused: by itself (failures in a row; the next send resumes it) or by the owner (only the
+# owner resumes it: RunControl.owner_paused); cancelled: by the owner, for good
+RunState = Literal["sending", "paused", "done", "cancelled"]
 # a delivery: pending until served; empty (nothing new for them) and suppressed (on the
-# suppression list) close it without a message
-DeliveryState = Literal["pending", "sent", "failed", "deferred", "empty", "suppressed"]
+# suppression list) close it without a message, and so does cancelled (its run was)
+DeliveryState = Literal["pending", "sent", "failed", "deferred", "empty", "suppressed",
+                        "cancelled"]
+# what the owner does to a run in progress (delivery/control.py)
+Action = Literal["pause", "resume", "cancel"]
 Closed = Literal["empty", "suppressed"]
 
 
@@ -53,7 +58,31 @@ class Run:
     period_start: datetime
     period_end: datetime
     created_at: datetime  # wall clock: posts first seen after it are late for this run
-    state: RunState  # the runs table CHECKs the same three
+    state: RunState  # the runs table CHECKs the same four
+
+
+@dataclass(frozen=True)
+class RunAction:
+    """One thing the owner did to a run: who, why, when."""
+
+    act: Action
+    by: str
+    reason: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """Where a run stands as the owner sees it: its state, whether the owner paused it (the
+    run's own pause after failures in a row is not the owner's), and the owner's last action
+    on it (None, None, None if there was none)."""
+
+    state: RunState
+    owner_paused: bool
+    reason: str | None
+    by: str | None
+    at: datetime | None
+    action: Action | None = None
 
 
 @dataclass(frozen=True)
@@ -199,6 +228,37 @@ class SharedState(Protocol):
     def run_posts(self, run: Run) -> list[RunPost]: ...
 
     def set_state(self, run: Run, state: RunState) -> None: ...
+
+    # the owner's pause, resume and cancel, and the sender honouring them -----------------
+    def find_run(self, slug: str) -> Run | None: ...
+
+    def run_state(self, run: Run) -> RunState | None:
+        """The run's state now, by one read of its row: what a sender checks between
+        batches to see a pause or cancel made by another process; None if it is gone."""
+        ...
+
+    def run_control(self, run: Run) -> RunControl: ...
+
+    def run_actions(self, run: Run) -> list[RunAction]:
+        """Everything the owner did to *run*, oldest first."""
+        ...
+
+    def control(self, run: Run, action: RunAction) -> bool:
+        """Apply the owner's *action* and record it, in one transaction; False (nothing
+        done) if the run's state does not allow it now. pause: a run with someone still to
+        serve, not already paused by the owner; resume: a paused run; cancel: a run with
+        someone still to serve, whose pending and deferred deliveries become cancelled."""
+        ...
+
+    def begin_serving(self, run: Run) -> bool:
+        """The run becomes 'sending' for a sender about to serve it, unless the owner paused
+        or cancelled it: then False and nothing changes."""
+        ...
+
+    def end_serving(self, run: Run, *, left: bool) -> RunState:
+        """A sender is done with *run*: 'paused' if someone is *left*, else 'done', unless
+        the owner paused or cancelled it meanwhile (that stays); the state it ends in."""
+        ...
 
     # deliveries --------------------------------------------------------------------------
     def to_serve(self, run: Run) -> list[tuple[str, str, int]]:

@@ -125,6 +125,43 @@ MIGRATIONS = (
     CREATE INDEX bounces_at ON bounces(at);
     CREATE INDEX deliveries_subscriber ON deliveries(subscriber);
     """,
+    # 0.10: the owner pauses, resumes and cancels a run (delivery/control.py). A run may be
+    # 'cancelled', and so may the deliveries it had not served; `owner_paused` tells the
+    # owner's pause (kept until the owner resumes) from the run's own pause (resumed by the
+    # next send). SQLite cannot change a CHECK, so both tables are rebuilt (its documented
+    # 12-step way: new table, copy, drop, rename); `run_actions` keeps who did what, why, when
+    """
+    CREATE TABLE runs_new (id INTEGER PRIMARY KEY, slug TEXT NOT NULL UNIQUE,
+                           period_start TEXT NOT NULL, period_end TEXT NOT NULL UNIQUE,
+                           created_at TEXT NOT NULL, finished_at TEXT,
+                           state TEXT NOT NULL
+                               CHECK (state IN ('sending', 'paused', 'done', 'cancelled')),
+                           owner_paused INTEGER NOT NULL DEFAULT 0);
+    INSERT INTO runs_new (id, slug, period_start, period_end, created_at, finished_at, state)
+        SELECT id, slug, period_start, period_end, created_at, finished_at, state FROM runs;
+    DROP TABLE runs;
+    ALTER TABLE runs_new RENAME TO runs;
+    CREATE TABLE deliveries_new (run_id INTEGER NOT NULL REFERENCES runs(id),
+                                 subscriber TEXT NOT NULL, email TEXT NOT NULL,
+                                 state TEXT NOT NULL CHECK (state IN ('pending', 'sent',
+                                     'failed', 'deferred', 'empty', 'suppressed',
+                                     'cancelled')),
+                                 attempts INTEGER NOT NULL DEFAULT 0, code INTEGER,
+                                 reply TEXT, message_id TEXT, posts INTEGER, updated_at TEXT,
+                                 PRIMARY KEY (run_id, subscriber));
+    INSERT INTO deliveries_new SELECT run_id, subscriber, email, state, attempts, code, reply,
+                                      message_id, posts, updated_at FROM deliveries;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_new RENAME TO deliveries;
+    CREATE INDEX deliveries_state ON deliveries(run_id, state);
+    CREATE INDEX deliveries_subscriber ON deliveries(subscriber);
+    CREATE TABLE run_actions (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL REFERENCES
+                                  runs(id),
+                              act TEXT NOT NULL CHECK (act IN ('pause', 'resume',
+                                                                     'cancel')),
+                              actor TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
+    CREATE INDEX run_actions_run ON run_actions(run_id, id);
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

@@ -12,11 +12,21 @@ go twice, never zero times, because `pending` is what is written first).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import cast
 
-from .interface import Outcome, Recorded, Run, RunPost, RunState, Status
+from .interface import (
+    Outcome,
+    Recorded,
+    Run,
+    RunAction,
+    RunControl,
+    RunPost,
+    RunState,
+    Status,
+)
 from .store import Store
 
 __all__ = ["Outcome", "Recorded", "Run", "RunPost", "SendLog", "Status", "counts_text"]
@@ -46,7 +56,8 @@ def counts_text(counts: Mapping[str, int]) -> str:
     """A run's deliveries by state, as `digest status` and the daemon's log show them."""
     return (f"sent {counts.get('sent', 0)}, nothing new {counts.get('empty', 0)}, "
             f"failed {counts.get('failed', 0)}, deferred {counts.get('deferred', 0)}, "
-            f"unsubscribed {counts.get('suppressed', 0)}, pending {counts.get('pending', 0)}")
+            f"unsubscribed {counts.get('suppressed', 0)}, pending {counts.get('pending', 0)}"
+            + (f", cancelled {counts['cancelled']}" if counts.get("cancelled") else ""))
 
 
 class SendLog:
@@ -69,9 +80,9 @@ class SendLog:
     def unfinished_runs(self) -> list[Run]:
         """Runs with someone still to serve (pending, or deferred by a temporary failure)."""
         rows = self.db.execute(
-            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state != 'done' OR id IN "
-            "(SELECT DISTINCT run_id FROM deliveries WHERE state IN ('pending', 'deferred')) "
-            "ORDER BY period_end").fetchall()
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE state != 'cancelled' AND (state != 'done' "
+            "OR id IN (SELECT DISTINCT run_id FROM deliveries WHERE state IN ('pending', "
+            "'deferred'))) ORDER BY period_end").fetchall()
         return [_run(r) for r in rows]
 
     def assigned(self) -> tuple[set[str], set[str]]:
@@ -126,9 +137,12 @@ class SendLog:
         return self.db.execute("SELECT 1 FROM runs WHERE slug = ?", (slug,)).fetchone() is not None
 
     def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
-        """Pending rows for subscribers the run does not know yet (added since it started)."""
+        """Pending rows for subscribers the run does not know yet (added since it started);
+        none for a cancelled run."""
         now = _now()
         with self.store.atomic() as db:
+            if self._state_in(db, run) == "cancelled":
+                return 0
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, "
                            "state, updated_at) VALUES (?, ?, ?, 'pending', ?)",
@@ -145,6 +159,81 @@ class SendLog:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
                        (state, finished, run.id))
 
+    # the owner's pause, resume and cancel (delivery/control.py) -------------------------
+    @staticmethod
+    def _state_in(db: sqlite3.Connection, run: Run) -> RunState | None:
+        row = db.execute("SELECT state FROM runs WHERE id = ?", (run.id,)).fetchone()
+        return None if row is None else cast(RunState, row[0])
+
+    def find_run(self, slug: str) -> Run | None:
+        row = self.db.execute(f"SELECT {_RUN_COLUMNS} FROM runs WHERE slug = ?",
+                              (slug,)).fetchone()
+        return None if row is None else _run(row)
+
+    def run_state(self, run: Run) -> RunState | None:
+        return self._state_in(self.db, run)  # by the primary key: one page or two
+
+    def run_control(self, run: Run) -> RunControl:
+        row = self.db.execute("SELECT state, owner_paused FROM runs WHERE id = ?",
+                              (run.id,)).fetchone()
+        state, owner = (run.state, 0) if row is None else row
+        last = self.db.execute("SELECT act, actor, reason, at FROM run_actions WHERE run_id = ? "
+                               "ORDER BY id DESC LIMIT 1", (run.id,)).fetchone()
+        if last is None:
+            return RunControl(cast(RunState, state), bool(owner), None, None, None)
+        return RunControl(cast(RunState, state), bool(owner), last[2], last[1],
+                          datetime.fromisoformat(last[3]), last[0])
+
+    def run_actions(self, run: Run) -> list[RunAction]:
+        return [RunAction(act, actor, reason, datetime.fromisoformat(at))
+                for act, actor, reason, at in self.db.execute(
+                    "SELECT act, actor, reason, at FROM run_actions WHERE run_id = ? "
+                    "ORDER BY id", (run.id,))]
+
+    def control(self, run: Run, action: RunAction) -> bool:
+        open_ = ("(state IN ('sending', 'paused') OR (state = 'done' AND id IN (SELECT run_id "
+                 "FROM deliveries WHERE run_id = :id AND state IN ('pending', 'deferred'))))")
+        at = action.at.astimezone(UTC).isoformat()
+        args = {"id": run.id, "at": at}
+        with self.store.atomic() as db:
+            if action.act == "pause":
+                changed = db.execute(
+                    "UPDATE runs SET state = 'paused', owner_paused = 1 WHERE id = :id AND "
+                    f"owner_paused = 0 AND {open_}", args).rowcount
+            elif action.act == "resume":
+                changed = db.execute(
+                    "UPDATE runs SET state = 'sending', owner_paused = 0 WHERE id = :id AND "
+                    "state = 'paused'", args).rowcount
+            else:
+                changed = db.execute(
+                    "UPDATE runs SET state = 'cancelled', owner_paused = 0, finished_at = :at "
+                    f"WHERE id = :id AND {open_}", args).rowcount
+                if changed:
+                    why = f"cancelled by {action.by} at {at}: {action.reason}"
+                    db.execute(
+                        "UPDATE deliveries SET state = 'cancelled', reply = substr(:why || "
+                        "iif(reply IS NULL, '', '; last reply: ' || reply), 1, 500), "
+                        "updated_at = :at WHERE run_id = :id AND state IN ('pending', "
+                        "'deferred')", {**args, "why": why})
+            if changed:
+                db.execute("INSERT INTO run_actions (run_id, act, actor, reason, at) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           (run.id, action.act, action.by, action.reason, at))
+        return changed > 0
+
+    def begin_serving(self, run: Run) -> bool:
+        with self.store.atomic() as db:
+            return db.execute("UPDATE runs SET state = 'sending' WHERE id = ? AND "
+                              "state != 'cancelled' AND owner_paused = 0",
+                              (run.id,)).rowcount > 0
+
+    def end_serving(self, run: Run, *, left: bool) -> RunState:
+        state: RunState = "paused" if left else "done"
+        with self.store.atomic() as db:
+            db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND "
+                       "state = 'sending'", (state, None if left else _now(), run.id))
+            return self._state_in(db, run) or state
+
     # deliveries --------------------------------------------------------------------------
     def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
         """(key, address, attempts so far) of everyone still to serve, in the order added."""
@@ -157,17 +246,22 @@ class SendLog:
         now = _now()
         with self.store.atomic() as db:
             db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ? "
-                           "WHERE run_id = ? AND subscriber = ?",
+                           "WHERE run_id = ? AND subscriber = ? AND state IN "
+                           "('pending', 'deferred')",
                            ((state, posts, now, run.id, key) for key, state, posts in rows))
 
     def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
-        """Several outcomes in one commit (see send.GroupCommit): all or none are kept."""
+        """Several outcomes in one commit (see send.GroupCommit): all or none are kept. A
+        message in flight when its run was cancelled keeps what became of it, except that a
+        temporary failure does not reopen it: it stays cancelled."""
         now = _now()
         with self.store.atomic() as db:
-            db.executemany("UPDATE deliveries SET state = ?, attempts = ?, code = ?, reply = ?, "
+            db.executemany("UPDATE deliveries SET state = iif(state = 'cancelled' AND ? = "
+                           "'deferred', 'cancelled', ?), attempts = ?, code = ?, reply = ?, "
                            "message_id = ?, posts = ?, updated_at = ? "
                            "WHERE run_id = ? AND subscriber = ?",
-                           ((r.outcome.status, r.attempts_before + r.outcome.attempts,
+                           ((r.outcome.status, r.outcome.status,
+                             r.attempts_before + r.outcome.attempts,
                              r.outcome.code, r.outcome.reply[:500], r.message_id, r.posts, now,
                              run.id, r.outcome.key) for r in rows))
 

@@ -24,6 +24,8 @@ from .interface import (
     NextRun,
     Pending,
     Run,
+    RunAction,
+    RunControl,
     Source,
     Suppression,
 )
@@ -57,6 +59,15 @@ class SqliteState(SendLog, Lists):
         if self._lacks("runs"):
             return []
         return super().runs(limit)
+
+    # what a read-only look asks of a database older than migration 0.10: no owner's actions
+    def run_control(self, run: Run) -> RunControl:
+        if self._lacks("run_actions"):
+            return RunControl(run.state, False, None, None, None)
+        return super().run_control(run)
+
+    def run_actions(self, run: Run) -> list[RunAction]:
+        return [] if self._lacks("run_actions") else super().run_actions(run)
 
     # what a read-only look asks of a database older than migration 0.9 (members, pending,
     # bounces, the suppressions' evidence) or 0.2 (the send log): nothing there yet

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from ..feeds.page import FEEDS_PAGE
+from . import admin
 from .archive_pages import archive_index, archive_page, edition_page
 from .context import Web, error_page, in_thread
 from .pages import HEADERS
@@ -48,6 +49,7 @@ def make_app(current: Callable[[], Web]) -> Starlette:
         Route("/archive/{slug}", h(archive_page), methods=["GET", "HEAD"]),
         Route("/archive/{slug}/{edition}", h(edition_page), methods=["GET", "HEAD"]),
         *relays.routes(h),  # POST /webhooks/RELAY, for the relays configured (webhooks.py)
+        *_admin_routes(h),
         Route("/feeds", lambda _request: RedirectResponse("feeds/", status_code=308),
               methods=["GET", "HEAD"]),
         Route("/feeds/", h(feeds_page), methods=["GET", "HEAD"]),
@@ -64,6 +66,32 @@ def make_app(current: Callable[[], Web]) -> Starlette:
 
 
 Handler = Callable[[Web, Request], Awaitable[Response]]
+
+
+def _admin_routes(h: Callable[[Handler], Callable[[Request], Awaitable[Response]]]
+                  ) -> list[Route]:
+    """The owner's dashboard (admin.py); every one answers 404 unless `admin:` is set."""
+    get, both = ["GET", "HEAD"], ["GET", "HEAD", "POST"]
+
+    async def to_overview(web: Web, request: Request) -> Response:
+        if web.admin is None:
+            raise HTTPException(404)
+        return RedirectResponse("admin/", status_code=308)
+
+    return [
+        Route("/admin", h(to_overview), methods=get),
+        Route("/admin/", h(admin.overview), methods=get),
+        Route("/admin/login", h(admin.login), methods=both),
+        Route("/admin/logout", h(admin.logout), methods=["POST"]),
+        Route("/admin/subscribers", h(admin.subscribers), methods=get),
+        Route("/admin/subscriber", h(_by_method(admin.subscriber, admin.change_subscriber)),
+              methods=both),
+        Route("/admin/runs", h(admin.runs), methods=get),
+        Route("/admin/runs/{slug}", h(admin.run_page), methods=get),
+        Route("/admin/runs/{slug}/control", h(admin.control_run), methods=["POST"]),
+        Route("/admin/preview", h(_by_method(admin.preview, admin.send_copy)), methods=both),
+        Route("/admin/preview/frame", h(admin.preview_frame), methods=get),
+    ]
 
 
 def _handler(current: Callable[[], Web], handler: Handler

@@ -28,6 +28,7 @@ from ..state.interface import SharedState
 from ..state.open import open_state
 from ..subscribers.tokens import Signer
 from ..util.clock import Clock
+from .admin_auth import Auth
 from .catalogue import Catalogue
 from .directory import Directory
 from .files import OutputFiles
@@ -50,7 +51,10 @@ class Web:
     pages: Pages = field(init=False)
     shelf: Shelf = field(init=False)
     files: OutputFiles = field(init=False)
+    admin: Auth | None = field(init=False)  # the owner's dashboard; None: not configured
     _local: threading.local = field(init=False, default_factory=threading.local)
+    # what the dashboard keeps between requests: the next digest's counts (admin.py)
+    rendered_admin: dict[str, Any] = field(init=False, default_factory=dict)
     # archive pages rendered, with what they were rendered from (see archive_pages.py)
     rendered_pages: dict[str, tuple[ArchivedRun | list[ArchivedRun], PageBytes]] = field(
         init=False, default_factory=dict)
@@ -73,6 +77,8 @@ class Web:
         self.pages = Pages(self.config.site, self.config.digest.templates)
         self.shelf = Shelf(self.state)
         self.files = OutputFiles(self.config.output)
+        self.admin = None if self.config.admin is None else Auth(
+            self.config.admin, self.signer.secrets[0], self.state, self.now)
 
     def now(self) -> datetime:
         return self.clock.now(self.config.site.tz)

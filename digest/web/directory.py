@@ -62,6 +62,10 @@ class Directory:
     def subscriber(self, key: str) -> Subscriber | None:
         return self._generation().subscribers.get(key)
 
+    def everyone(self) -> dict[str, Subscriber]:
+        """key → entry of everyone on the list now (the owner's dashboard searches it)."""
+        return dict(self._generation().subscribers)
+
     def resolve(self, token: str, purpose: str) -> str | None:
         """The key *token* was made for, for *purpose*; None for anything else."""
         if not TOKEN_PATTERN.match(token):

@@ -8,6 +8,7 @@ and can be overridden like the digest's, from the `digest: templates:` folder
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ HEADERS = {
 PRIVATE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 
+def _duration(value: timedelta) -> str:
+    """2 h 05 min, 3 min 20 s, 12 s: how long a run took, to the unit that matters."""
+    seconds = int(value.total_seconds())
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    if seconds >= 60:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds} s" if seconds else "under 1 s"
+
+
 class Pages:
     def __init__(self, site: Site, templates: Path | None) -> None:
         self.site = site
@@ -40,6 +51,7 @@ class Pages:
             autoescape=True, trim_blocks=True, lstrip_blocks=True,
             undefined=jinja2.StrictUndefined)
         self.env.filters["date"] = format_date  # as in the emails: `8 January 2024`
+        self.env.filters["duration"] = _duration  # the dashboard's run times
 
     def template(self, name: str) -> jinja2.Template:
         """`web/NAME.html.j2`, compiled; TemplateError (file and line) on a syntax error."""
