@@ -171,6 +171,9 @@ def test_the_owner_logs_in_reads_every_page_and_acts(browser: Any, server: WebSe
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     text = browser.find_element(By.TAG_NAME, "main").text
     assert "2024-06-10" in text and "posts so far" in text
+    charts = browser.find_elements(By.CSS_SELECTOR, "main figure svg")
+    assert len(charts) == 5 and all(c.size["width"] > 200 for c in charts)
+    assert "Subscribers per tag" in text
     shoot(browser, tmp_path, "overview", DESKTOP)
     scheme(browser, dark=True)
     shoot(browser, tmp_path, "overview-dark", DESKTOP)

@@ -21,6 +21,7 @@ from email import message_from_bytes, policy
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from markupsafe import Markup
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,6 +34,9 @@ from ..errors import DigestError
 from ..state.interface import Delivery, Run, RunControl, SharedState
 from ..util.logs import event
 from .admin_auth import COOKIE, LOGIN_COOKIE, Session
+from .admin_charts import overview_charts
+from .charts import CSS as CHART_CSS
+from .charts import figure
 from .context import Web, in_thread, read_form
 from .signup import client_ip
 
@@ -272,15 +276,29 @@ async def overview(web: Web, request: Request, session: Session) -> Response:
             "sub_error": subs.get("error"),
             "daemon": notes.get("daemon"), "build": build or None, "web_note": notes.get("web"),
             "suppressed": len(state.suppressed()), "pending": state.pending_count(),
-            "charts": _charts(web, state),
+            "charts": _charts(web, state), "chart_css": Markup(CHART_CSS),  # ours, not input
         }
     return _render(web, request, "overview", await in_thread(read), session=session)
 
 
-def _charts(web: Web, state: SharedState) -> list[Any]:
-    """The overview's charts (title, svg, caption, headers, rows): none yet.
-    CHARTS: the charts branch's admin_charts.overview_charts is wired in here."""
-    return []
+def _charts(web: Web, state: SharedState) -> list[Markup]:
+    """The overview's charts as <figure>s, made at most once a minute (they read every
+    run and the whole list); a chart that cannot be made is logged, never the page's end."""
+    cache: dict[str, Any] = web.rendered_admin
+    now = datetime.now(UTC)
+    kept = cache.get("charts")
+    if kept is not None and now - kept[0] < timedelta(seconds=NUMBERS_SECONDS):
+        made: list[Markup] = kept[1]
+        return made
+    try:
+        subscribers = list(web.directory.everyone().values())
+        charts = overview_charts(state, subscribers, web.catalogue.posts(), web.now())
+        made = [figure(chart) for chart in charts]
+    except Exception:  # the rest of the overview is still worth showing
+        log.exception("the dashboard's charts could not be made")
+        made = []
+    cache["charts"] = (now, made)
+    return made
 
 
 # subscribers ---------------------------------------------------------------------------------

@@ -28,24 +28,31 @@ class Catalogue:
         self._now = now
         self._keep = keep_seconds
         self._lock = threading.Lock()
-        self._counts: dict[str, int] | None = None
+        self._posts: list[Post] | None = None
+        self._counts: dict[str, int] = {}
         self._read_at = 0.0
+
+    def posts(self) -> list[Post]:
+        """The published posts, newest first, read at most once a *keep_seconds*."""
+        with self._lock:
+            if self._posts is None or time.monotonic() - self._read_at > self._keep:
+                self._posts = self._read()
+                self._counts = count_terms(self._posts)
+                self._read_at = time.monotonic()
+            return self._posts
 
     def counts(self) -> dict[str, int]:
         """term (tag or category, as first written) → published posts carrying it."""
+        self.posts()
         with self._lock:
-            if self._counts is None or time.monotonic() - self._read_at > self._keep:
-                self._counts = self._count()
-                self._read_at = time.monotonic()
             return self._counts
 
-    def _count(self) -> dict[str, int]:
+    def _read(self) -> list[Post]:
         store = Store.open(self.config.state)
         try:
-            corpus = read_posts(self.config, store, now=self._now())
+            return read_posts(self.config, store, now=self._now()).posts
         finally:
             store.close()
-        return count_terms(corpus.posts)
 
 
 def count_terms(posts: Iterable[Post]) -> dict[str, int]:
