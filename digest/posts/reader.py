@@ -19,6 +19,7 @@ from ..errors import PostError, Problem
 from ..state.store import ParsedRow, Stats, Store
 from ..util.yamlsource import VALUE_ERRORS
 from .content import stem_of
+from .hugo import pages, parse_hugo_post
 from .parse import Post, parse_post
 from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
@@ -93,6 +94,8 @@ def _parse_one(root: Path, relpath: str, site: Site, limits: Limits = DEFAULT_LI
     try:
         with path.open("rb") as file:  # bounded: the file may have grown since the scan
             raw = file.read(limits.post_bytes + 1)
+        if site.hugo is not None:  # a Hugo content section: Hugo's rules (hugo.py)
+            return parse_hugo_post(path, relpath, raw, site, limits)
         return parse_post(path, relpath, raw, site, limits)
     except PostError as exc:
         return exc.problem
@@ -139,6 +142,8 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     mark = fingerprint(site, config.limits)
     known, seq, from_snapshot = store.parse_marks(mark)
     stats = (scanned or Scan(root)).result()
+    if site.hugo is not None:  # a Hugo section: only its pages (not bundles' resources)
+        stats = pages(stats)
     if from_snapshot and known == stats:  # the usual case: one dict comparison
         return stats, 0
     # in primary key order, so a cold build's 20,000 inserts go ~25% faster; they are made
