@@ -286,9 +286,9 @@ def _tokens(post_date: datetime, title: str, slug: str, relpath: str,
     folders = [*hugo.sections, *relpath.split("/")[:-1]]
     return {
         "year": f"{post_date.year}", "month": f"{post_date.month:02d}",
-        "monthname": calendar.month_name[post_date.month],
+        "monthname": calendar.month_name[post_date.month].lower(),
         "day": f"{post_date.day:02d}", "weekday": f"{post_date.isoweekday() % 7}",
-        "weekdayname": calendar.day_name[post_date.weekday()],
+        "weekdayname": calendar.day_name[post_date.weekday()].lower(),
         "yearday": f"{post_date.timetuple().tm_yday}",
         "section": hugo.section, "sections": "/".join(folders[:len(hugo.sections)]),
         "title": urlize(title), "slug": slug_or or urlize(title),

@@ -1,0 +1,53 @@
+"""Our reading of a Hugo content section equals real Hugo's (Debian's hugo 0.111), post by
+post: the fixture site in tests/fixtures/hugo (TOML, YAML and JSON front matter, a page
+bundle, drafts, future and expired posts, slug and url overrides, dates in many spellings,
+terms that differ in case) is built with `hugo` under several permalink patterns, and
+url, date (the instant), title, tags and categories are compared with `digest posts --json`.
+.ci/run installs hugo, so this is never skipped there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from hugo_compare import FIELDS, compare, digest_read, hugo_build
+
+SITE = Path(__file__).resolve().parent / "fixtures" / "hugo"
+
+PATTERNS = [
+    "/:year/:month/:day/:slug/",
+    "/:section/:yearday/:weekday/:monthname/:title/",
+    "/:sections/:filename/",
+    "/:year/:slugorfilename/",
+    "",  # none: Hugo's default, the folders then the slug or file name
+]
+
+
+def _site(root: Path, pattern: str) -> Path:
+    shutil.copytree(SITE, root)
+    config = root / "hugo.toml"
+    text = config.read_text()
+    old = 'blog = "/:year/:month/:day/:slug/"'
+    assert old in text
+    config.write_text(text.replace(old, f'blog = "{pattern}"' if pattern else ""))
+    return config
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_posts_read_exactly_as_hugo_reads_them(tmp_path: Path, pattern: str) -> None:
+    config = _site(tmp_path / "site", pattern)
+    posts = tmp_path / "site" / "content" / "blog"
+    (tmp_path / "work").mkdir()
+    reference = hugo_build(config, posts, tmp_path / "work")
+    ours = digest_read(config, posts, tmp_path / "work")
+    agree, total, differences = compare(ours, reference)
+    assert total == 15  # drafts, future, expired and the bundle's resources are not pages
+    assert differences == []
+    assert agree == dict.fromkeys(FIELDS, total)
+    paths = {p["path"] for p in ours["posts"]}
+    assert "bundle/index.md" in paths and "bundle/notes.md" not in paths
