@@ -174,7 +174,8 @@ def _cached(place: _Place, path: Path) -> Config | None:
         key, config = entry["key"], _decode(Config, entry["config"])
     except (OSError, ValueError, TypeError, KeyError, _Miss):  # unreadable or outdated: a miss
         return None
-    if not isinstance(config, Config) or key != list(_key(path, config.jekyll_config, config.hugo_config) or ()):
+    if not isinstance(config, Config) or \
+            key != list(_key(path, config.jekyll_config, config.hugo_config) or ()):
         return None
     posts = _posts_folder(place.posts_root)  # the folder may have come or gone since
     if posts != config.posts or not posts.is_dir():
@@ -191,7 +192,8 @@ def _remember(place: _Place, path: Path, config: Config,
     if not place.file.parent.is_dir():  # the first build creates the state folder
         return
     key = _key(path, config.jekyll_config, config.hugo_config)
-    if key is None or read_config(path) != config or _key(path, config.jekyll_config, config.hugo_config) != key:
+    if key is None or read_config(path) != config or \
+            _key(path, config.jekyll_config, config.hugo_config) != key:
         return
     from ..errors import DigestError
     from ..util.writer import write_if_changed

@@ -3,7 +3,8 @@ settings digest needs, read with Hugo's rules, every problem at its file and lin
 
 Hugo reads its config keys case-insensitively (`baseURL`, `baseurl`): so do we. Of its
 settings only those that decide a post's URL, date, title and terms are read: baseURL, title,
-languageCode, timeZone, contentDir, permalinks, taxonomies, summaryLength.
+languageCode, timeZone, contentDir, permalinks, taxonomies (not summaryLength: the
+summary is the first paragraph, see posts/hugo.py).
 
 Taxonomies: a Post has tags and categories only, so a site's taxonomies are shared out by
 name: one named `categories` (or `category`) gives the categories, every other one (`tags`,
@@ -144,8 +145,7 @@ def hugo_site(path: Path, located: Located, posts: Path) -> HugoSite:
     section = sections[0]
     return HugoSite(section=section, sections=tuple(sections),
                     permalink=_permalink(path, located, section),
-                    **_taxonomies(path, located),
-                    summary_length=_summary_length(path, located))
+                    **_taxonomies(path, located))
 
 
 def _permalink(path: Path, located: Located, section: str) -> str:
@@ -169,7 +169,7 @@ def _permalink(path: Path, located: Located, section: str) -> str:
         bad = next((t for t in _TOKEN.findall(pattern) if t not in PERMALINK_TOKENS), None)
         if bad is not None:
             raise ConfigError([Problem(path, located.line_of(where),
-                                       f"the permalink '{pattern}' has '{bad}', which "
+                                       f"the permalink '{pattern}' has ':{bad}', which "
                                        "Hugo does not know", "see Hugo's permalinks "
                                        "documentation for the tokens")])
     return pattern
@@ -186,11 +186,3 @@ def _taxonomies(path: Path, located: Located) -> dict[str, tuple[str, ...]]:
     categories = tuple(p for p in plurals if p in ("categories", "category"))
     return {"tag_taxonomies": tuple(p for p in plurals if p not in categories),
             "category_taxonomies": categories}
-
-
-def _summary_length(path: Path, located: Located) -> int:
-    value = located.data.get("summarylength", 70)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ConfigError([Problem(path, located.line_of(("summarylength",)),
-                                   "'summaryLength' must be a whole number of words")])
-    return value

@@ -35,7 +35,6 @@ class HugoSite:
     # the site's taxonomies (plural names) whose terms are a post's tags, or its categories
     tag_taxonomies: tuple[str, ...] = ("tags",)
     category_taxonomies: tuple[str, ...] = ("categories",)
-    summary_length: int = 70
 
 
 @dataclass(frozen=True)
