@@ -35,8 +35,8 @@ API: dict[str, dict[str, str]] = {
         "BouncesSettings": "dataclass(return_path, maildir, imap, every_minutes, soft_limit, "
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
-                  "jekyll_config, hugo_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup, feeds, json_feed, hub)",
+                  "jekyll_config, hugo_config, subscribers, digest, smtp, web, "
+                  "refresh_minutes, limits, bounces, signup, feeds, json_feed, hub)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
