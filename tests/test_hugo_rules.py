@@ -172,3 +172,16 @@ def test_rendering_is_commonmark_with_shortcodes_dropped(tmp_path: Path) -> None
     assert "kept" in rendered.html and "<strong>bold</strong>" in rendered.html
     assert "Intro" in rendered.summary and "rest" not in rendered.summary
     assert "kept" in rendered.summary  # the summary runs up to <!--more-->
+
+
+def test_editing_hugo_toml_invalidates_the_cached_config(tmp_path: Path) -> None:
+    from digest.config import load_config
+
+    _site(tmp_path, 'title = "First"\n')
+    config = _config(tmp_path, "  hugo_config: site/hugo.toml\n")
+    (tmp_path / "state").mkdir()  # the cache lives in the state folder, once there is one
+    assert load_config(config).site.title == "First"
+    assert list((tmp_path / "state").iterdir())  # kept
+    assert load_config(config).site.title == "First"
+    (tmp_path / "site" / "hugo.toml").write_text('title = "Second"\n')
+    assert load_config(config).site.title == "Second"
