@@ -79,13 +79,18 @@ def digest_read(config: Path, posts: Path, work: Path) -> dict[str, Any]:
     return read
 
 
+def _terms(value: Any) -> list[str]:
+    """Terms as a list: Hugo's .Params keeps a single term written as text as it is."""
+    return [str(t) for t in (value if isinstance(value, list) else [value] if value else [])]
+
+
 def _norm(post: dict[str, Any], tags: str, categories: str) -> dict[str, Any]:
     return {
         "url": post["url"],
         "date": datetime.fromisoformat(post["date"]).timestamp(),
         "title": str(post["title"]),
-        "tags": [str(t) for t in post[tags] or []],
-        "categories": [str(c) for c in post[categories] or []],
+        "tags": _terms(post[tags]),
+        "categories": _terms(post[categories]),
     }
 
 

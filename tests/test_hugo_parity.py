@@ -1,7 +1,8 @@
 """Our reading of a Hugo content section equals real Hugo's (Debian's hugo 0.111), post by
 post: the fixture site in tests/fixtures/hugo (TOML, YAML and JSON front matter, a page
 bundle, drafts, future and expired posts, slug and url overrides, dates in many spellings,
-terms that differ in case) is built with `hugo` under several permalink patterns, and
+terms that differ in case, upper-case keys, `_build`) is built with `hugo` under several
+permalink patterns and base URLs, and
 url, date (the instant), title, tags and categories are compared with `digest posts --json`.
 .ci/run installs hugo, so this is never skipped there.
 """
@@ -28,26 +29,32 @@ PATTERNS = [
 ]
 
 
-def _site(root: Path, pattern: str) -> Path:
+def _site(root: Path, pattern: str, base: str) -> Path:
     shutil.copytree(SITE, root)
     config = root / "hugo.toml"
     text = config.read_text()
     old = 'blog = "/:year/:month/:day/:slug/"'
-    assert old in text
+    assert old in text and 'baseURL = "https://example.org/"' in text
+    text = text.replace('baseURL = "https://example.org/"', f'baseURL = "{base}"')
     config.write_text(text.replace(old, f'blog = "{pattern}"' if pattern else ""))
     return config
 
 
-@pytest.mark.parametrize("pattern", PATTERNS)
-def test_posts_read_exactly_as_hugo_reads_them(tmp_path: Path, pattern: str) -> None:
-    config = _site(tmp_path / "site", pattern)
+@pytest.mark.parametrize(("pattern", "base"), [
+    *((pattern, "https://example.org/") for pattern in PATTERNS),
+    (PATTERNS[0], "https://example.org/sub/path/"),  # a site below the host's root
+])
+def test_posts_read_exactly_as_hugo_reads_them(tmp_path: Path, pattern: str, base: str) -> None:
+    config = _site(tmp_path / "site", pattern, base)
     posts = tmp_path / "site" / "content" / "blog"
     (tmp_path / "work").mkdir()
     reference = hugo_build(config, posts, tmp_path / "work")
     ours = digest_read(config, posts, tmp_path / "work")
     agree, total, differences = compare(ours, reference)
-    assert total == 15  # drafts, future, expired and the bundle's resources are not pages
+    # drafts, future, expired, unrendered pages and the bundle's resources are not posts
+    assert total == 18
     assert differences == []
     assert agree == dict.fromkeys(FIELDS, total)
     paths = {p["path"] for p in ours["posts"]}
     assert "bundle/index.md" in paths and "bundle/notes.md" not in paths
+    assert all(p["url"].startswith(base) for p in ours["posts"])

@@ -5,6 +5,8 @@ Written against Hugo 0.111 (Debian's) and checked against it by tests/test_hugo_
 where a rule looks odd, it is odd in Hugo too. Deliberate differences, for a feed and digest:
 
 - a page with no date at all is refused (Hugo dates it 0001-01-01);
+- a draft, an expired page, and one Hugo does not render or list (`_build`, `headless`) are
+  unpublished;
 - a publishDate later than the date becomes the post's date, so the post is held until then
   and lands in that week's digest (Hugo keeps .Date and only holds the page back);
 - an expiryDate is judged when the file is read, against the clock then: a post that expires
@@ -27,7 +29,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 import yaml
-from frontmatter.default_handlers import BaseHandler, JSONHandler, YAMLHandler
+from frontmatter.default_handlers import BaseHandler, YAMLHandler
 
 from ..config import DEFAULT_LIMITS, HugoSite, Limits, Site
 from ..errors import PostError, Problem
@@ -47,10 +49,11 @@ class TomlHandler(BaseHandler):
     START_DELIMITER = END_DELIMITER = "+++"
 
 
-# python-frontmatter finds and splits the three kinds; each is loaded here, bounded and
-# with its line numbers (JSON: an object opening the file with `{` alone on its first line)
+# python-frontmatter finds and splits TOML and YAML front matter; each is loaded here,
+# bounded and with its line numbers. JSON is split by the JSON parser itself (split_front):
+# python-frontmatter wants '{' and '}' alone on their lines, Hugo does not.
 HANDLERS: tuple[tuple[str, BaseHandler], ...] = (
-    ("TOML", TomlHandler()), ("YAML", YAMLHandler()), ("JSON", JSONHandler()))
+    ("TOML", TomlHandler()), ("YAML", YAMLHandler()))
 
 
 class HugoLoader(BoundedLoader):
@@ -84,6 +87,8 @@ def split_front(path: Path, text: str,
                 limits: Limits) -> tuple[dict[str, Any], str, dict[str, int]]:
     """(front matter with keys lowercased as Hugo reads them, the body, the line of each
     top-level key). The front matter text keeps its lines: line N of it is the file's."""
+    if text.startswith("{"):  # JSON: Hugo reads the object to its closing brace, laid out
+        return _json_front(path, text)  # any way ('{"title": "x"}' on one line too)
     for name, handler in HANDLERS:
         if not handler.detect(text):
             continue
@@ -95,6 +100,21 @@ def split_front(path: Path, text: str,
                 f"close it with a line '{handler.END_DELIMITER or '}'}'")) from None
         return _load(path, name, front, limits), body, _front_lines(name, front)
     return {}, text, {}
+
+
+def _json_front(path: Path, text: str) -> tuple[dict[str, Any], str, dict[str, int]]:
+    try:
+        data, end = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError as exc:
+        raise PostError(Problem(path, exc.lineno, f"invalid JSON front matter: {exc.msg}",
+                                "check commas, quotes and the closing '}'")) from None
+    except RecursionError:
+        raise PostError(Problem(path, 1, "the JSON front matter nests too deep")) from None
+    if not isinstance(data, dict):
+        raise PostError(Problem(path, 1, "JSON front matter must be an object",
+                                'write e.g. {"title": "My post"}'))
+    return ({str(k).lower(): v for k, v in data.items()}, text[end:],
+            _front_lines("JSON", text[:end]))
 
 
 def _load(path: Path, name: str, front: str, limits: Limits) -> dict[str, Any]:
@@ -129,6 +149,11 @@ def _load(path: Path, name: str, front: str, limits: Limits) -> dict[str, Any]:
 def body_of(path: Path, raw: bytes) -> str:
     """The body of a page already read once (front matter skipped, not parsed again)."""
     text = _decode(path, raw)
+    if text.startswith("{"):
+        try:
+            return text[json.JSONDecoder().raw_decode(text)[1]:]
+        except (json.JSONDecodeError, RecursionError):
+            return text
     for _, handler in HANDLERS:
         if handler.detect(text):
             try:
@@ -321,9 +346,12 @@ def permalink(post_date: datetime, title: str, slug: str, relpath: str,
 
 
 def url_override(url: str) -> str:
-    """Front matter `url:` as Hugo uses it: as written, made site-relative."""
+    """Front matter `url:` as Hugo uses it: site-relative, and a folder (a trailing '/')
+    unless its last part has an extension (`/feed.html` stays a file)."""
     url = url.strip()
-    return url if url.startswith("/") else "/" + url
+    url = url if url.startswith("/") else "/" + url
+    last = url.rpartition("/")[2]
+    return url if not last or "." in last else url + "/"
 
 
 # --- a page → a Post ------------------------------------------------------------------------
@@ -399,6 +427,11 @@ def parse_hugo_post(path: Path, relpath: str, raw: bytes, site: Site,
                                 "shorten them, or raise limits.tags in config.yaml"))
     when = now or datetime.now(UTC)
     draft = data.get("draft") is True or str(data.get("draft")).lower() == "true"
+    build = data.get("_build") if isinstance(data.get("_build"), dict) else {}
+    # `_build: {render: never}` (no page) or `{list: never}` (in no list), or a headless
+    # bundle: nothing for a feed to list or link to
+    unlisted = data.get("headless") is True or any(
+        str(build.get(k)).lower() in ("never", "false") for k in ("render", "list"))
     expired = expiry is not None and expiry <= when
     shown = publish if publish is not None and publish > own_date else own_date
     excerpt = next((_text(data[k]) for k in ("summary", "description")
@@ -411,7 +444,7 @@ def parse_hugo_post(path: Path, relpath: str, raw: bytes, site: Site,
         ext=name[name.rfind("."):] if "." in name else "",
         excerpt_separator=MORE if MORE in body else "\n\n",
         excerpt=excerpt, author=author if isinstance(author, str) and author.strip() else None,
-        published=not draft and not expired,
+        published=not draft and not expired and not unlisted,
     )
 
 
