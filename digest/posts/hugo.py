@@ -427,7 +427,7 @@ def parse_hugo_post(path: Path, relpath: str, raw: bytes, site: Site,
                                 "shorten them, or raise limits.tags in config.yaml"))
     when = now or datetime.now(UTC)
     draft = data.get("draft") is True or str(data.get("draft")).lower() == "true"
-    build = data.get("_build") if isinstance(data.get("_build"), dict) else {}
+    build = data["_build"] if isinstance(data.get("_build"), dict) else {}
     # `_build: {render: never}` (no page) or `{list: never}` (in no list), or a headless
     # bundle: nothing for a feed to list or link to
     unlisted = data.get("headless") is True or any(
