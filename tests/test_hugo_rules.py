@@ -185,3 +185,29 @@ def test_editing_hugo_toml_invalidates_the_cached_config(tmp_path: Path) -> None
     assert load_config(config).site.title == "First"
     (tmp_path / "site" / "hugo.toml").write_text('title = "Second"\n')
     assert load_config(config).site.title == "Second"
+
+
+def test_a_page_is_unpublished_once_its_expiry_date_passes_without_being_edited(
+        tmp_path: Path) -> None:
+    import json
+    import time
+
+    from click.testing import CliRunner
+
+    from digest.cli.commands import main
+
+    root = _site(tmp_path, 'baseURL = "https://example.org/"\n')
+    soon = datetime.now(UTC) + timedelta(seconds=2)
+    (root / "content" / "blog" / "soon.md").write_text(
+        f"---\ntitle: Soon gone\ndate: 2020-01-01T00:00:00Z\n"
+        f"expiryDate: {soon.isoformat()}\n---\nx\n")
+    config = _config(tmp_path, "  hugo_config: site/hugo.toml\n")
+
+    def titles() -> set[str]:
+        result = CliRunner().invoke(main, ["--config", str(config), "posts", "--json"])
+        return {p["title"] for p in json.loads(result.stdout)["posts"]}
+
+    assert "Soon gone" in titles()
+    assert "Soon gone" in titles()  # read from the cache now
+    time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
+    assert "Soon gone" not in titles()  # the cached reading was not trusted past its expiry

@@ -9,8 +9,9 @@ where a rule looks odd, it is odd in Hugo too. Deliberate differences, for a fee
   unpublished;
 - a publishDate later than the date becomes the post's date, so the post is held until then
   and lands in that week's digest (Hugo keeps .Date and only holds the page back);
-- an expiryDate is judged when the file is read, against the clock then: a post that expires
-  later stays published until its file (or the config) changes and it is read again;
+- an expiryDate is judged when the file is read, against the clock then; the reading keeps
+  it (Post.expires), and reader.refresh reads a page again once its expiryDate has passed,
+  so a build (or the daemon's next rebuild) after that moment unpublishes it;
 - the excerpt is the front matter's `summary`, else its `description`, else the body up to
   `<!--more-->`, else its first paragraph (Hugo's automatic summary counts 70 words).
 """
@@ -444,7 +445,7 @@ def parse_hugo_post(path: Path, relpath: str, raw: bytes, site: Site,
         ext=name[name.rfind("."):] if "." in name else "",
         excerpt_separator=MORE if MORE in body else "\n\n",
         excerpt=excerpt, author=author if isinstance(author, str) and author.strip() else None,
-        published=not draft and not expired and not unlisted,
+        published=not draft and not expired and not unlisted, expires=expiry,
     )
 
 
