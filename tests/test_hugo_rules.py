@@ -211,3 +211,26 @@ def test_a_page_is_unpublished_once_its_expiry_date_passes_without_being_edited(
     assert "Soon gone" in titles()  # read from the cache now
     time.sleep(max(0.0, (soon - datetime.now(UTC)).total_seconds()) + 0.2)
     assert "Soon gone" not in titles()  # the cached reading was not trusted past its expiry
+
+
+def test_a_digest_of_a_hugo_section(tmp_path: Path) -> None:
+    """End to end: the week's Hugo posts in a digest, each with its summary (up to
+    <!--more-->, else the first paragraph) and its Hugo URL."""
+    from click.testing import CliRunner
+
+    from digest.cli.commands import main
+
+    _site(tmp_path, 'baseURL = "https://example.org/"\ntitle = "Hugo fixture"\n'
+                    'timeZone = "America/New_York"\n'
+                    '[permalinks]\nblog = "/:year/:month/:day/:slug/"\n')
+    (tmp_path / "subscribers.yaml").write_text("- email: ana@example.org\n")
+    config = tmp_path / "config.yaml"
+    config.write_text("site:\n  hugo_config: site/hugo.toml\nposts: site/content/blog\n"
+                      "output: out\nstate: state\nsubscribers: subscribers.yaml\n"
+                      "digest:\n  from: Blog <blog@example.org>\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "preview", "--as-of",
+                                       "2020-07-03T00:00:00Z", "--out", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    (text,) = [p.read_text() for p in (tmp_path / "p").glob("*.txt")]
+    assert "Spaced zone" in text and "https://example.org/2020/06/30/spaced-zone/" in text
+    assert "Body" in text and "after the summary" not in text  # cut at <!--more-->
