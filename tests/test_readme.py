@@ -344,6 +344,6 @@ def test_the_readmes_hugo_example_builds_a_hugo_site(tmp_path: Path) -> None:
     links = {entry.link for entry in site.entries}
     assert "https://example.org/special/place/" in links  # url: wins over the permalink
     assert "https://example.org/2021/04/02/a-fixed-slug/" in links
-    assert len(site.entries) == 18
+    assert len(site.entries) == 19
     tagged = parse_feed(tmp_path / "work" / "public" / "feed" / "by_tag" / "Linkerd.xml")
     assert [e.title for e in tagged.entries] == ["TOML with an offset"]

@@ -306,7 +306,7 @@ def _filename(relpath: str) -> str:
 
 
 def _tokens(post_date: datetime, title: str, slug: str, relpath: str,
-            hugo: HugoSite) -> dict[str, str]:
+            hugo: HugoSite, nested: int) -> dict[str, str]:
     filename = urlize(_filename(relpath))
     slug_or = urlize(slug) if slug else ""
     folders = [*hugo.sections, *relpath.split("/")[:-1]]
@@ -316,7 +316,8 @@ def _tokens(post_date: datetime, title: str, slug: str, relpath: str,
         "day": f"{post_date.day:02d}", "weekday": f"{post_date.isoweekday() % 7}",
         "weekdayname": calendar.day_name[post_date.weekday()].lower(),
         "yearday": f"{post_date.timetuple().tm_yday}",
-        "section": hugo.section, "sections": "/".join(folders[:len(hugo.sections)]),
+        "section": hugo.section,
+        "sections": "/".join(folders[:len(hugo.sections) + nested]),
         "title": urlize(title), "slug": slug_or or urlize(title),
         "filename": filename, "contentbasename": filename,
         "slugorfilename": slug_or or filename, "slugorcontentbasename": slug_or or filename,
@@ -328,10 +329,28 @@ _TOKEN = re.compile(r":(slugorcontentbasename|slugorfilename|contentbasename|fil
                     r"section|title|slug)")
 
 
+def nested_sections(root: Path, relpath: str) -> int:
+    """How many of the page's folders below the section are sections themselves: Hugo makes
+    a folder a section only if it has an _index.md (and its parent is one). Read from the
+    disk when the page is read (the scan skips _index files): adding an _index.md later
+    changes `:sections` only for pages read again."""
+    folders = relpath.split("/")[:-1]
+    if relpath.rpartition("/")[2].lower() in INDEX_NAMES:
+        folders = folders[:-1]  # a bundle's folder is the page, not a section
+    count = 0
+    for depth in range(1, len(folders) + 1):
+        here = root.joinpath(*folders[:depth])
+        if not any((here / f"_index{ext}").is_file() for ext in PAGE_EXTS):
+            break
+        count += 1
+    return count
+
+
 def permalink(post_date: datetime, title: str, slug: str, relpath: str,
-              hugo: HugoSite) -> str:
+              hugo: HugoSite, nested: int = 0) -> str:
     """The page's URL (site-relative, without the baseURL's path) by the section's pattern,
-    or Hugo's default: the page's folders below content/, then its slug or file name."""
+    or Hugo's default: the page's folders below content/, then its slug or file name.
+    *nested*: how many of its folders are sections (nested_sections)."""
     if not hugo.permalink:
         folders = [*hugo.sections, *relpath.split("/")[:-1]]
         if relpath.rpartition("/")[2].lower() in INDEX_NAMES:
@@ -340,7 +359,7 @@ def permalink(post_date: datetime, title: str, slug: str, relpath: str,
             last = _translation_base(relpath.rpartition("/")[2])
         last = slug or last
         return "/" + "/".join(urlize(part) for part in [*folders, last]) + "/"
-    values = _tokens(post_date, title, slug, relpath, hugo)
+    values = _tokens(post_date, title, slug, relpath, hugo, nested)
     url = _TOKEN.sub(lambda m: values[m.group(1)], hugo.permalink)
     url = re.sub(r"/{2,}", "/", url)
     return url if url.startswith("/") else "/" + url
@@ -417,7 +436,10 @@ def parse_hugo_post(path: Path, relpath: str, raw: bytes, site: Site,
     if data.get("url") not in (None, ""):
         url = url_override(_text(data["url"]))
     else:
-        url = permalink(own_date, title, slug, relpath, hugo)
+        root = path.parents[relpath.count("/")] if "/" in relpath else path.parent
+        nested = nested_sections(root, relpath) if "/" in relpath and \
+            ":sections" in hugo.permalink else 0
+        url = permalink(own_date, title, slug, relpath, hugo, nested)
     tags = _terms(path, data, hugo.tag_taxonomies, lines)
     categories = _terms(path, data, hugo.category_taxonomies, lines)
     if len(tags) + len(categories) > limits.tags or \
