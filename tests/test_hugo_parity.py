@@ -58,3 +58,33 @@ def test_posts_read_exactly_as_hugo_reads_them(tmp_path: Path, pattern: str, bas
     paths = {p["path"] for p in ours["posts"]}
     assert "bundle/index.md" in paths and "bundle/notes.md" not in paths
     assert all(p["url"].startswith(base) for p in ours["posts"])
+
+
+SPELLINGS = [  # what spf13/cast (Hugo's date reading) accepts, with and without zones
+    "2006-01-02T15:04:05", "2006-01-02T15:04:05-0700", "2006-01-02 15:04:05Z",
+    "2006-01-02 15:04:05 -0700", "2006-01-02 15:04:05 -07:00",
+    "2006-01-02 15:04:05.123 -0700 MST", "Mon, 02 Jan 2006 15:04:05 MST",
+    "Mon, 02 Jan 2006 15:04:05 EST", "Mon, 02 Jan 2006 15:04:05 GMT",
+    "Mon, 02 Jan 2006 15:04:05 +0000", "02 Jan 06 15:04 MST", "02 Jan 06 15:04 -0700",
+    "Monday, 02-Jan-06 15:04:05 EST", "Mon Jan  2 15:04:05 2006",
+    "Mon Jan  2 15:04:05 MST 2006", "Mon Jan 02 15:04:05 -0700 2006",
+    "2006-01-02T15:04:05.999999999Z", "2006-01-02T15:04:05+01:00", "2006-01-02",
+    "02 Jan 2006",
+]
+
+
+def test_dates_in_every_spelling_hugo_reads(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "content" / "blog").mkdir(parents=True)
+    config = site / "hugo.toml"
+    config.write_text('baseURL = "https://example.org/"\ntimeZone = "America/New_York"\n')
+    for number, spelling in enumerate(SPELLINGS):
+        (site / "content" / "blog" / f"d{number}.md").write_text(
+            f'---\ntitle: "{spelling}"\ndate: "{spelling}"\n---\nx\n')
+    (tmp_path / "work").mkdir()
+    reference = hugo_build(config, site / "content" / "blog", tmp_path / "work")
+    ours = digest_read(config, site / "content" / "blog", tmp_path / "work")
+    agree, total, differences = compare(ours, reference)
+    assert agree["date"] == total
+    assert total == len(SPELLINGS)
+    assert differences == []

@@ -205,7 +205,8 @@ def parse_date(value: Any, tz: tzinfo) -> datetime:
         match = spelling.match(text)
         if match is not None:
             return _from_match(match, tz, text)
-    raise HugoDateError(f"'{text}' is not a date Hugo can read")
+    raise HugoDateError(f"'{text}' is not a date Hugo can read (it would date the page "
+                        "0001-01-01)")
 
 
 def _from_match(match: re.Match[str], tz: tzinfo, text: str) -> datetime:
@@ -224,8 +225,7 @@ def _from_match(match: re.Match[str], tz: tzinfo, text: str) -> datetime:
             sign = -1 if raw[0] == "-" else 1
             digits = raw[1:].replace(":", "")
             zone = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    elif parts.get("name"):  # Go: a known abbreviation (UTC, GMT) or else offset zero
-        zone = UTC
+    # a named zone only (MST, GMT): cast reads the wall time in the site's timeZone
     try:
         return datetime(year, month, int(parts["d"]), int(parts.get("H") or 0),
                         int(parts.get("M") or 0), int(parts.get("S") or 0), micro, zone)
