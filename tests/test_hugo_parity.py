@@ -9,6 +9,7 @@ url, date (the instant), title, tags and categories are compared with `digest po
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -88,3 +89,32 @@ def test_dates_in_every_spelling_hugo_reads(tmp_path: Path) -> None:
     assert agree["date"] == total
     assert total == len(SPELLINGS)
     assert differences == []
+
+
+TITLES = [  # :title is the urlized title: which characters stay, go, or become '-'
+    "Quotes “curly” \u2018single\u2019 «guillemets»", "Brackets [a] {b} <c> (d)",
+    "Hash #tag and 50% off %zz", "Ça va? Déjà-vu — naïve café", "Ελληνικά και Русский",
+    "العربية نص", "中文标点\uff0c测试。", "Emoji 😀 in 🚀 title", "Tabs\tand  double  spaces",
+    "dots... and ellipsis…", "a/b/c slashes", "back\\slash", "under_score ~tilde @at",
+    "Combining e\u0301 mark", "ﬁ ligature Ⅻ roman", "trailing-dash-", "-leading dash",
+    "C# and F#", "Zero\u200bwidth", "Multiple---dashes", "100% pure", "x%2Fy encoded",
+    "İstanbul ß straße", "Dž digraph", "C++ & Go: 2.10 — what's new?", "x.y,z;w=v+u*t!s$r",
+]
+
+
+def test_titles_urlize_as_hugo_urlizes_them(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "content" / "blog").mkdir(parents=True)
+    config = site / "hugo.toml"
+    config.write_text('baseURL = "https://example.org/"\n[permalinks]\nblog = "/:title/"\n')
+    for number, title in enumerate(TITLES):
+        (site / "content" / "blog" / f"t{number:02d}.md").write_text(
+            f"---\ntitle: {json.dumps(title, ensure_ascii=False)}\n"
+            f"date: 2020-01-{number + 1:02d}\n---\nx\n", encoding="utf-8")
+    (tmp_path / "work").mkdir()
+    reference = hugo_build(config, site / "content" / "blog", tmp_path / "work")
+    ours = digest_read(config, site / "content" / "blog", tmp_path / "work")
+    agree, total, differences = compare(ours, reference)
+    assert total == len(TITLES)
+    assert differences == []
+    assert agree["url"] == total

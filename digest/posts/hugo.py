@@ -287,9 +287,15 @@ def sanitize(text: str) -> str:
 
 
 def urlize(text: str) -> str:
-    """PathSpec.URLize: sanitized, lowercased, then escaped as Go's url.URL prints a path
-    (which first decodes any %XX)."""
-    return quote(unquote(sanitize(text)).lower(), safe="/~-@._!$&'()*,;=:")
+    """PathSpec.URLize: sanitized, lowercased (per character, as Go: 'İ' → 'i'), then
+    printed as Go's url.URL prints it: %XX decoded, the path escaped, and a '#' starting a
+    fragment, kept, whose own '#'s are escaped."""
+    lowered = unquote(sanitize(text)).replace("\u0130", "i").lower()
+    path, hash_, fragment = lowered.partition("#")
+    return quote(path, safe=_URL_SAFE) + hash_ + quote(fragment, safe=_URL_SAFE)
+
+
+_URL_SAFE = "/~-@._!$&'()*,;=:+"
 
 
 def _translation_base(name: str) -> str:
