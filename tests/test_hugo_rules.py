@@ -234,3 +234,16 @@ def test_a_digest_of_a_hugo_section(tmp_path: Path) -> None:
     (text,) = [p.read_text() for p in (tmp_path / "p").glob("*.txt")]
     assert "Spaced zone" in text and "https://example.org/2020/06/30/spaced-zone/" in text
     assert "Body" in text and "after the summary" not in text  # cut at <!--more-->
+
+
+@pytest.mark.parametrize("text", [
+    "+++\na = " + "[" * 50_000 + "]" * 50_000 + "\n+++\n",
+    '{"a": ' + "[" * 50_000 + "]" * 50_000 + "}\n",
+    '{"a": ' + "1" * 5_000 + "}\n",
+    "+++\na = " + "1" * 5_000 + "\n+++\n",
+])
+def test_hostile_front_matter_is_refused_with_a_reason(text: str) -> None:
+    with pytest.raises(PostError) as caught:
+        _parse(text)
+    assert "nests too deep" in caught.value.problem.message or \
+        "cannot be read" in caught.value.problem.message

@@ -111,6 +111,9 @@ def _json_front(path: Path, text: str) -> tuple[dict[str, Any], str, dict[str, i
                                 "check commas, quotes and the closing '}'")) from None
     except RecursionError:
         raise PostError(Problem(path, 1, "the JSON front matter nests too deep")) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PostError(Problem(path, 1, "the JSON front matter has a value that cannot "
+                                f"be read ({str(exc)[:100]})", "quote it as text")) from None
     if not isinstance(data, dict):
         raise PostError(Problem(path, 1, "JSON front matter must be an object",
                                 'write e.g. {"title": "My post"}'))
@@ -139,6 +142,13 @@ def _load(path: Path, name: str, front: str, limits: Limits) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise PostError(Problem(path, exc.lineno, f"invalid JSON front matter: {exc.msg}",
                                 "check commas and quotes on that line")) from None
+    except RecursionError:
+        raise PostError(Problem(path, 1, f"the {name} front matter nests too deep",
+                                "flatten it: front matter is a few keys")) from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise PostError(Problem(path, 1, f"the {name} front matter has a value that "
+                                f"cannot be read ({str(exc)[:100]})",
+                                "shorten it, or quote it as text")) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -153,7 +163,7 @@ def body_of(path: Path, raw: bytes) -> str:
     if text.startswith("{"):
         try:
             return text[json.JSONDecoder().raw_decode(text)[1]:]
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # not read as a page: never rendered
             return text
     for _, handler in HANDLERS:
         if handler.detect(text):
