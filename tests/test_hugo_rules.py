@@ -247,3 +247,28 @@ def test_hostile_front_matter_is_refused_with_a_reason(text: str) -> None:
         _parse(text)
     assert "nests too deep" in caught.value.problem.message or \
         "cannot be read" in caught.value.problem.message
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("config.yaml", "baseURL: https://example.org/\ntitle: From YAML\nPermalinks:\n"
+                    "  blog: /:year/:slug/\n"),
+    ("config.json", '{"baseURL": "https://example.org/", "title": "From JSON",\n'
+                    ' "permalinks": {"blog": "/:year/:slug/"}}\n'),
+    ("config.toml", 'baseURL = "https://example.org/"\ntitle = "From TOML"\n'
+                    '[permalinks]\nblog = "/:year/:slug/"\n'),
+])
+def test_hugo_config_in_each_format(tmp_path: Path, name: str, text: str) -> None:
+    root = _site(tmp_path, "")
+    (root / name).write_text(text)
+    config = read_config(_config(tmp_path, f"  hugo_config: site/{name}\n"))
+    assert config.site.title.startswith("From ")
+    assert config.site.hugo is not None and config.site.hugo.permalink == "/:year/:slug/"
+
+
+def test_a_bad_permalink_in_yaml_config_is_named_at_its_line(tmp_path: Path) -> None:
+    root = _site(tmp_path, "")
+    (root / "config.yaml").write_text("title: T\nPermalinks:\n  blog: /:nope/\n")
+    with pytest.raises(ConfigError) as caught:
+        read_config(_config(tmp_path, "  hugo_config: site/config.yaml\n"))
+    (problem,) = caught.value.problems
+    assert problem.line == 3 and problem.path.name == "config.yaml"

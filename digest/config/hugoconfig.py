@@ -40,7 +40,9 @@ def load_hugo_config(path: Path) -> Located:
     """The config file as data (keys lowercased, as Hugo reads them), with YAML key lines."""
     if path.suffix.lower() in (".yaml", ".yml"):
         located = load_located(path)
-        return Located(_lower_keys(located.data), located.lines)
+        return Located(_lower_keys(located.data),
+                       {tuple(k.lower() if isinstance(k, str) else k for k in key): line
+                        for key, line in located.lines.items()})
     try:
         with path.open("rb") as file:
             raw = file.read(MAX_CONFIG_BYTES + 1)
