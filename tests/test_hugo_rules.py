@@ -162,13 +162,22 @@ def test_bundle_resources_are_not_pages() -> None:
 
 def test_rendering_is_commonmark_with_shortcodes_dropped(tmp_path: Path) -> None:
     page = tmp_path / "p.md"
-    page.write_text("---\ndate: 2020-01-01\n---\nIntro {{< ref \"x\" >}} **bold**\n\n"
+    page.write_text("---\ndate: 2020-01-01\n---\nIntro [it]({{< ref \"x.md\" >}}) **bold**\n\n"
                     "| a | b |\n|---|---|\n| 1 | 2 |\n\n{{% note %}}kept{{% /note %}}\n"
-                    "<!--more-->\nrest\n")
+                    "<!--more-->\nrest {{< youtube abc_DEF-1 >}}\n\n"
+                    "{{< figure src=\"/f.png\" caption=\"A <cap>\" >}}\n\n"
+                    "Written: {{</* ref \"y\" */>}}\n")
     post = parse_hugo_post(page, "p.md", page.read_bytes(), SITE)
-    ctx = PageContext("https://example.org", "", "T", "https://example.org/p/", "", {})
+    ctx = PageContext("https://example.org", "", "T", "https://example.org/p/", "",
+                      {"x": "https://example.org/x/"})
     rendered = render_hugo_post(page, post, ctx)
-    assert "<table>" in rendered.html and "{{" not in rendered.html
+    assert "<table>" in rendered.html
+    assert '<a href="https://example.org/x/">it</a>' in rendered.html  # ref: the post's URL
+    assert 'href="https://www.youtube.com/watch?v=abc_DEF-1"' in rendered.html
+    assert '<img src="https://example.org/f.png"' in rendered.html
+    assert "A &lt;cap&gt;" in rendered.html
+    # a commented-out call shows as written
+    assert "Written: {{&lt; ref &quot;y&quot; &gt;}}" in rendered.html
     assert "kept" in rendered.html and "<strong>bold</strong>" in rendered.html
     assert "Intro" in rendered.summary and "rest" not in rendered.summary
     assert "kept" in rendered.summary  # the summary runs up to <!--more-->

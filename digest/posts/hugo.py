@@ -19,11 +19,12 @@ where a rule looks odd, it is odd in Hugo too. Deliberate differences, for a fee
 from __future__ import annotations
 
 import calendar
+import html
 import json
 import re
 import tomllib
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -501,14 +502,59 @@ def _front_lines(name: str, front: str) -> dict[str, int]:
 
 # --- rendering ------------------------------------------------------------------------------
 
-_SHORTCODE = re.compile(r"{{[<%]\s*/?\s*([\w./-]+)(.*?)\s*[>%]}}", re.S)
-_SHORTCODE_COMMENT = re.compile(r"{{<\s*/\*.*?\*/\s*>}}|{{%\s*/\*.*?\*/\s*%}}", re.S)
+_SHORTCODE = re.compile(r"{{([<%])\s*(/?)\s*([\w./-]+)(.*?)\s*[>%]}}", re.S)
+_SHORTCODE_COMMENT = re.compile(r"{{([<%])\s*/\*(.*?)\*/\s*([>%])}}", re.S)
+_ARG = re.compile(r"""(?:([\w-]+)=)?("(?:[^"\\]|\\.)*"|`[^`]*`|[^\s"`]+)""")
 
 
-def tame_shortcodes(body: str) -> str:
-    """We do not run Hugo's templates: a shortcode call is dropped, the text a paired one
-    wraps is kept, and a commented-out call (`{{</* x */>}}`) shows as written."""
-    body = _SHORTCODE_COMMENT.sub(lambda m: m.group(0).replace("/*", "", 1)
-                                  .replace("*/", "", 1).replace("{{< ", "{{<")
-                                  .replace("{{% ", "{{%"), body)
-    return _SHORTCODE.sub("", body)
+def _args(text: str) -> tuple[list[str], dict[str, str]]:
+    """A shortcode's positional and named arguments, unquoted."""
+    positional, named = [], {}
+    for match in _ARG.finditer(text):
+        value = match.group(2)
+        if value[:1] in ('"', "`"):
+            value = value[1:-1].replace('\\"', '"') if value[0] == '"' else value[1:-1]
+        if match.group(1):
+            named[match.group(1)] = value
+        else:
+            positional.append(value)
+    return positional, named
+
+
+def _builtin(name: str, args: str, post_urls: Mapping[str, str]) -> str:
+    """What Hugo's built-in shortcodes come to in a feed or email; '' for the rest."""
+    positional, named = _args(args)
+    first = named.get("id") or named.get("path") or named.get("src") or \
+        (positional[0] if positional else "")
+    if name in ("ref", "relref"):  # a post of this section, by its file name
+        stem = first.rstrip("/").rpartition("/")[2].partition("#")[0]
+        stem = stem.rpartition(".")[0] if stem.endswith((".md", ".markdown", ".html")) else stem
+        return post_urls.get(stem, "")
+    if name == "youtube" and re.fullmatch(r"[\w-]{1,64}", first):
+        url = f"https://www.youtube.com/watch?v={first}"
+        return f'<a href="{url}">{url}</a>'
+    if name == "figure" and first:
+        alt = named.get("alt", "")
+        caption = named.get("caption") or named.get("title") or ""
+        img = f'<img src="{html.escape(first)}" alt="{html.escape(alt)}">'
+        text = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+        return f"<figure>{img}{text}</figure>"
+    return ""
+
+
+def tame_shortcodes(body: str, post_urls: Mapping[str, str] | None = None) -> str:
+    """We do not run Hugo's templates. `ref`/`relref` become the URL of the post named (when
+    it is among *post_urls*, file stem → URL), `youtube` a link to the video, `figure` the
+    image; any other call is dropped and the text a paired one wraps is kept; a commented-out
+    call (`{{</* x */>}}`) shows as written, as Hugo shows it."""
+    urls = post_urls or {}
+    shown: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        shown.append("{{" + match.group(1) + match.group(2) + match.group(3) + "}}")
+        return f"\x00sc{len(shown) - 1}\x00"
+
+    body = _SHORTCODE_COMMENT.sub(keep, body)
+    body = _SHORTCODE.sub(lambda m: "" if m.group(2) else _builtin(m.group(3), m.group(4),
+                                                                     urls), body)
+    return re.sub(r"\x00sc(\d+)\x00", lambda m: shown[int(m.group(1))], body)

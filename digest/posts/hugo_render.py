@@ -1,7 +1,9 @@
 """A Hugo page's body → HTML for feeds and email, as Hugo's Goldmark renders it: CommonMark
 with GitHub's tables and strikethrough (markdown-it-py), not the kramdown emulation Jekyll
-posts get. Shortcodes are not run (hugo.tame_shortcodes); the summary is the body up to
-`<!--more-->`, else its first paragraph (hugo.py says why).
+posts get. Shortcodes are not run: a few built-in ones are stood in for, the rest dropped
+(hugo.tame_shortcodes). A `ref` is resolved among the posts when rendered; a rendering is
+cached by the page's own file, so it keeps a ref's old URL until the page changes. The
+summary is the body up to `<!--more-->`, else its first paragraph (hugo.py says why).
 
 Raw HTML in the Markdown is kept (Goldmark's `unsafe = true`): the sanitiser downstream
 removes what a reader must not get, and most sites that publish feeds turn it on.
@@ -52,7 +54,7 @@ def _shallow(fragment: str) -> str:
 
 def render_hugo_post(path: Path, post: Post, ctx: PageContext) -> Rendered:
     """Full HTML and the summary (plain and HTML) of one Hugo page."""
-    body = tame_shortcodes(body_of(path, path.read_bytes()))
+    body = tame_shortcodes(body_of(path, path.read_bytes()), ctx.post_urls)
     full = _shallow(absolutize(render_body(body, post.ext), ctx.page_url))
     if post.excerpt is not None:
         summary_html = html.escape(post.excerpt) if "<" not in post.excerpt \
