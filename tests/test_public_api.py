@@ -38,20 +38,22 @@ API: dict[str, dict[str, str]] = {
         "BouncesSettings": "dataclass(return_path, maildir, imap, every_minutes, soft_limit, "
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
-                  "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup, admin, feeds, json_feed, hub)",
+                  "jekyll_config, hugo_config, subscribers, digest, smtp, web, "
+                  "refresh_minutes, limits, bounces, signup, admin, feeds, json_feed, hub)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
         "FeedSettings": "dataclass(path, tags, tags_only, tags_except, tags_path, categories, "
                         "excerpt_only)",
+        "HugoSite": "dataclass(section, sections, permalink, tag_taxonomies, "
+                    "category_taxonomies)",
         "ImapSettings": "dataclass(host, port, username, password_env, folder, security, "
                         "ca_file, timeout)",
         "Limits": "dataclass(post_bytes, subscribers_bytes, yaml_nodes, tags, tag_length)",
         "SignupSettings": "dataclass(confirm_hours, per_ip_per_hour, per_address_per_hour, "
                           "per_hour, welcome)",
         "Site": "dataclass(url, baseurl, title, description, timezone, permalink, "
-                "excerpt_separator, author, lang, markdown_ext)",
+                "excerpt_separator, author, lang, markdown_ext, hugo)",
         "SmtpSettings": "dataclass(host, port, security, username, password_env, timeout, "
                         "concurrency, rate, per_connection, max_attempts, backoff, "
                         "pause_after, retry_minutes, give_up_days, ca_file)",

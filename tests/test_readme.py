@@ -24,6 +24,7 @@ import itertools
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -39,7 +40,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import post
+from conftest import parse_feed, post
 from smtp_server import SmtpServer
 
 from digest.cli.commands import main
@@ -352,3 +353,23 @@ def test_daemon_with_the_readmes_whole_production_example_starts_and_stops_clean
     data = yaml.safe_load(config.read_text(encoding="utf-8"))
     assert data["digest"]["grace_hours"] == 24  # as the README shows it (was a crash)
     start_and_stop(["run"], config.parent, env, config)
+
+
+def test_the_readmes_hugo_example_builds_a_hugo_site(tmp_path: Path) -> None:
+    """The ```yaml hugo block (kept apart: it replaces jekyll_config, so it cannot merge into
+    the production example), as written, over tests/fixtures/hugo copied to ../myhugosite."""
+    (block,) = re.findall(r"^```yaml hugo\n(.*?)^```", README, re.M | re.S)
+    shutil.copytree(PROJECT / "tests" / "fixtures" / "hugo", tmp_path / "myhugosite")
+    (tmp_path / "work").mkdir()
+    config = tmp_path / "work" / "config.yaml"
+    config.write_text(block, encoding="utf-8")
+    result = CliRunner().invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 0, result.output
+    site = parse_feed(tmp_path / "work" / "public" / "feed.xml")
+    assert site.feed.title == "Hugo fixture"
+    links = {entry.link for entry in site.entries}
+    assert "https://example.org/special/place/" in links  # url: wins over the permalink
+    assert "https://example.org/2021/04/02/a-fixed-slug/" in links
+    assert len(site.entries) == 19
+    tagged = parse_feed(tmp_path / "work" / "public" / "feed" / "by_tag" / "Linkerd.xml")
+    assert [e.title for e in tagged.entries] == ["TOML with an offset"]

@@ -81,14 +81,15 @@ def posts_folder_hint(path: Path) -> Path | None:
     return None if place is None else _posts_folder(place.posts_root)
 
 
-def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
+def _key(path: Path, jekyll_config: Path | None,
+         hugo_config: Path | None = None) -> tuple[str, ...] | None:
     """What a loaded config depends on: digest's config code and both files' bytes."""
     digest = hashlib.sha256(__version__.encode())
     here = Path(__file__).parent
     try:
         for file in (here / "settings.py", here / "file.py", here / "jekyllfeed.py",
-                     here / "cache.py", path,
-                     jekyll_config):
+                     here / "hugoconfig.py", here / "cache.py", path,
+                     jekyll_config, hugo_config):
             if file is not None:
                 digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")
     except OSError:
@@ -173,7 +174,8 @@ def _cached(place: _Place, path: Path) -> Config | None:
         key, config = entry["key"], _decode(Config, entry["config"])
     except (OSError, ValueError, TypeError, KeyError, _Miss):  # unreadable or outdated: a miss
         return None
-    if not isinstance(config, Config) or key != list(_key(path, config.jekyll_config) or ()):
+    if not isinstance(config, Config) or \
+            key != list(_key(path, config.jekyll_config, config.hugo_config) or ()):
         return None
     posts = _posts_folder(place.posts_root)  # the folder may have come or gone since
     if posts != config.posts or not posts.is_dir():
@@ -189,8 +191,9 @@ def _remember(place: _Place, path: Path, config: Config,
     """Keep *config* if the files it came from held still while it was read (else: a miss)."""
     if not place.file.parent.is_dir():  # the first build creates the state folder
         return
-    key = _key(path, config.jekyll_config)
-    if key is None or read_config(path) != config or _key(path, config.jekyll_config) != key:
+    key = _key(path, config.jekyll_config, config.hugo_config)
+    if key is None or read_config(path) != config or \
+            _key(path, config.jekyll_config, config.hugo_config) != key:
         return
     from ..errors import DigestError
     from ..util.writer import write_if_changed

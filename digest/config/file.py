@@ -7,6 +7,7 @@ changed since the last good load (cache.py keeps it) never imports pydantic (~0.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from pathlib import Path
@@ -77,6 +78,7 @@ class AuthorModel(_Strict):
 
 class SiteModel(_Strict):
     jekyll_config: Path | None = None
+    hugo_config: Path | None = None  # a Hugo site's hugo.toml instead (config/hugoconfig.py)
     url: str | None = None
     baseurl: str | None = None
     title: str | None = None
@@ -372,11 +374,14 @@ def read_config(path: Path) -> Config:
     if "entries" in model.feeds.model_fields_set:  # config.yaml's, said outright, wins
         entries = model.feeds.entries
     posts = _posts(path, located, (base / model.posts).resolve())
+    hugo_path = None
+    if model.site.hugo_config is not None:  # Hugo's rules read the posts (posts/hugo.py)
+        site, hugo_path = _hugo(path, located, model, site, posts)
     return Config(
         path=path, site=site, posts=posts,
         output=(base / model.output).resolve(), state=(base / model.state).resolve(),
         feed_entries=entries, feeds=feeds, stylesheet=model.feeds.stylesheet,
-        jekyll_config=jekyll_path,
+        jekyll_config=jekyll_path, hugo_config=hugo_path,
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
         digest=_digest_settings(path, located, base, model.digest),
         smtp=_smtp_settings(base, model.smtp), web=_web_settings(path, located, model.web),
@@ -394,12 +399,22 @@ def _site(path: Path, located: Located,
     """The site's settings: _config.yml's, if named, under config.yaml's `site:`; and the
     _config.yml's path and contents."""
     settings: dict[str, Any] = {}
-    jekyll_path = jekyll = None
-    if model.site.jekyll_config is not None:
-        jekyll_path = (path.parent / model.site.jekyll_config).resolve()
-        jekyll = load_located(jekyll_path)
+    jekyll_path = jekyll = source_path = source = None
+    if model.site.jekyll_config is not None and model.site.hugo_config is not None:
+        raise ConfigError([Problem(path, located.line_of(("site", "hugo_config")),
+                                   "'site' names both a jekyll_config and a hugo_config",
+                                   "keep the one of the generator that builds the site")])
+    if model.site.hugo_config is not None:
+        from .hugoconfig import load_hugo_config, site_settings
+
+        hugo_path = (path.parent / model.site.hugo_config).resolve()
+        source_path, source = hugo_path, load_hugo_config(hugo_path)
+        settings.update(site_settings(hugo_path, source))
+    elif model.site.jekyll_config is not None:
+        jekyll_path = source_path = (path.parent / model.site.jekyll_config).resolve()
+        jekyll = source = load_located(jekyll_path)
         settings.update(_jekyll_settings(jekyll_path, jekyll))
-    ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config"})
+    ours = model.site.model_dump(exclude_none=True, exclude={"jekyll_config", "hugo_config"})
     settings.update(ours)
     author = _author(settings.pop("author", None))
     # YAML may give numbers or dates for text settings (title: 2019); Site holds text
@@ -414,13 +429,24 @@ def _site(path: Path, located: Located,
         site.tz  # noqa: B018 - validate now, not at the first post
     except (ZoneInfoNotFoundError, ValueError):
         # blame the file the name came from: config.yaml's site: wins over _config.yml
-        if model.site.timezone is None and jekyll_path is not None and jekyll is not None:
-            where, line = jekyll_path, jekyll.line_of(("timezone",))
+        if model.site.timezone is None and source_path is not None and source is not None:
+            where, line = source_path, source.line_of(("timezone",))
         else:
             where, line = path, located.line_of(("site", "timezone"))
         raise ConfigError([Problem(where, line, f"unknown timezone '{site.timezone}'",
                                    "use an IANA name such as America/New_York")]) from None
     return site, jekyll_path, jekyll
+
+
+def _hugo(path: Path, located: Located, model: ConfigModel, site: Site,
+          posts: Path) -> tuple[Site, Path]:
+    """The site read with Hugo's rules: its section, permalink and taxonomies added."""
+    from .hugoconfig import hugo_site, load_hugo_config
+
+    assert model.site.hugo_config is not None
+    hugo_path = (path.parent / model.site.hugo_config).resolve()
+    hugo = hugo_site(hugo_path, load_hugo_config(hugo_path), posts)
+    return replace(site, hugo=hugo, excerpt_separator="<!--more-->"), hugo_path
 
 
 def _posts(path: Path, located: Located, posts: Path) -> Path:

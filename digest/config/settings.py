@@ -26,6 +26,18 @@ class Author:
 
 
 @dataclass(frozen=True)
+class HugoSite:
+    """How a Hugo site names and files its posts (config/hugoconfig.py reads its hugo.toml)."""
+
+    section: str  # the content section the posts folder is (content/blog: 'blog')
+    sections: tuple[str, ...] = ()  # the posts folder below the content folder, by folder
+    permalink: str = ""  # the section's permalink pattern; '': Hugo's /:sections/:filename/
+    # the site's taxonomies (plural names) whose terms are a post's tags, or its categories
+    tag_taxonomies: tuple[str, ...] = ("tags",)
+    category_taxonomies: tuple[str, ...] = ("categories",)
+
+
+@dataclass(frozen=True)
 class Site:
     """What a post's URL, date and excerpt depend on, merged from both config files."""
 
@@ -39,6 +51,12 @@ class Site:
     author: Author | None = None
     lang: str = "en"
     markdown_ext: tuple[str, ...] = ("markdown", "mkdown", "mkdn", "mkd", "md")
+    hugo: HugoSite | None = None  # None: a Jekyll site (_posts); else Hugo's rules apply
+
+    @property
+    def generator(self) -> str:
+        """Whose rules read the posts: 'jekyll' or 'hugo'."""
+        return "jekyll" if self.hugo is None else "hugo"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -220,6 +238,7 @@ class Config:
     stylesheet: bool = False  # the xml-stylesheet line and feed.xsl (XSLT: not Chromium 156+)
     # the site's own _config.yml, so that editing it invalidates cached post readings
     jekyll_config: Path | None = None
+    hugo_config: Path | None = None  # the site's hugo.toml (or config.*), likewise
     subscribers: Path | None = None
     digest: DigestSettings = DigestSettings()
     smtp: SmtpSettings | None = None  # None: mail goes to the Maildir outbox under state

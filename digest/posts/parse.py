@@ -81,6 +81,7 @@ class Post:
     # (file stem, line) of each post its body links to by name, in order (content.py)
     links: tuple[tuple[str, int], ...] = ()
     warnings: tuple[Problem, ...] = field(default=(), compare=False)
+    expires: datetime | None = None  # Hugo's expiryDate: unpublished from then (reader.py)
 
     @property
     def linked(self) -> tuple[str, ...]:

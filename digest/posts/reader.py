@@ -19,6 +19,7 @@ from ..errors import PostError, Problem
 from ..state.store import ParsedRow, Stats, Store
 from ..util.yamlsource import VALUE_ERRORS
 from .content import stem_of
+from .hugo import pages, parse_hugo_post
 from .parse import Post, parse_post
 from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
@@ -40,7 +41,8 @@ def _post_row(post: Post) -> str:
     return json.dumps([1, post.path, post.date.isoformat(), post.slug, post.title,
                        post.tags, post.categories, post.url, post.ext,
                        post.excerpt_separator, post.excerpt, post.author, post.published,
-                       warnings, post.links])
+                       warnings, post.links,
+                       post.expires.isoformat() if post.expires is not None else None])
 
 
 def _problem_row(problem: Problem) -> str:
@@ -66,7 +68,8 @@ def from_row(text: str, root: Path, rel: str) -> Post | Problem:
     return Post(row[1], datetime.fromisoformat(row[2]), row[3], row[4], tuple(row[5]),
                 tuple(row[6]), row[7], row[8], row[9], row[10], row[11], row[12],
                 tuple((stem, line) for stem, line in row[14]),
-                tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]))
+                tuple(Problem(Path(w[0]), w[1], w[2], w[3]) for w in row[13]),
+                datetime.fromisoformat(row[15]) if len(row) > 15 and row[15] else None)
 
 
 def _unusable(path: Path, reason: int, errno: int, root: Path) -> Problem:
@@ -93,6 +96,8 @@ def _parse_one(root: Path, relpath: str, site: Site, limits: Limits = DEFAULT_LI
     try:
         with path.open("rb") as file:  # bounded: the file may have grown since the scan
             raw = file.read(limits.post_bytes + 1)
+        if site.hugo is not None:  # a Hugo content section: Hugo's rules (hugo.py)
+            return parse_hugo_post(path, relpath, raw, site, limits)
         return parse_post(path, relpath, raw, site, limits)
     except PostError as exc:
         return exc.problem
@@ -139,6 +144,9 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     mark = fingerprint(site, config.limits)
     known, seq, from_snapshot = store.parse_marks(mark)
     stats = (scanned or Scan(root)).result()
+    if site.hugo is not None:  # a Hugo section: only its pages (not bundles' resources),
+        stats = pages(stats)  # and a page whose expiryDate has passed is read again
+        known.update((rel, (None, -1)) for rel in _expired(store, datetime.now().timestamp()))
     if from_snapshot and known == stats:  # the usual case: one dict comparison
         return stats, 0
     # in primary key order, so a cold build's 20,000 inserts go ~25% faster; they are made
@@ -149,6 +157,20 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
                       fingerprint=mark, marks=stats,
                       based_on=seq)
     return stats, len(todo)
+
+
+def _expired(store: Store, now: float) -> list[str]:
+    """Published readings whose `expires` (Hugo's expiryDate) is past: reading them again
+    unpublishes them. A row without one ends in 'null]' and is not decoded."""
+    found = []
+    for rel, text in store.parsed_rows():
+        if text.endswith("null]") or not text.startswith("[1,"):
+            continue
+        row = json.loads(text)
+        if row[12] and len(row) > 15 and row[15] and \
+                datetime.fromisoformat(row[15]).timestamp() <= now:
+            found.append(rel)
+    return found
 
 
 def read_posts(config: Config, store: Store, *, now: datetime, future: bool = False,

@@ -99,6 +99,12 @@ def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Ren
 
     site = config.site
     path = config.posts / post.path
+    if site.hugo is not None:  # Hugo: Goldmark's CommonMark + GFM, shortcodes dropped
+        from ..posts.hugo_render import render_hugo_post
+
+        rendered = render_hugo_post(path, post, _context(site, post, post_urls))
+        return Rendered(sanitize(rendered.html), rendered.summary,
+                        sanitize(rendered.summary_html))
     rendered = render_post(body_of(path, path.read_bytes()), post.ext, post.excerpt,
                            post.excerpt_separator, _context(site, post, post_urls),
                            site.markdown_ext)
