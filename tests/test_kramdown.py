@@ -21,8 +21,10 @@ from conftest import build_site, make_site, output, post
 
 from digest.posts.content import render, smart_title, strip_html
 from digest.posts.kramdown import header_id, smarten
+from digest.posts.kramdown_lists import MAX_DEPTH
 
 _BETWEEN_TAGS = re.compile(r">\s+<")
+_BEFORE_BLOCK = re.compile(r"\s+(?=</?(?:ul|ol|li|p|table|h\d|pre|div|blockquote)\b)")
 
 
 _ROUGE = re.compile(r'<div class="language-(\w+) highlighter-rouge"><div class="highlight">'
@@ -30,13 +32,14 @@ _ROUGE = re.compile(r'<div class="language-(\w+) highlighter-rouge"><div class="
 
 
 def _normal(fragment: str) -> str:
-    """Whitespace between tags ignored; `&quot;` in text is `"` (markdown-it escapes it);
-    rouge's code block (no highlighting spans in these cases) as markdown-it writes it:
-    digest keeps `<pre><code class="language-x">`, as the wrappers hold no text."""
+    """Whitespace between tags, or before a block's tag, ignored; `&quot;` in text is `"`
+    (markdown-it escapes it); rouge's code block (no highlighting spans in these cases) as
+    markdown-it writes it: digest keeps `<pre><code class="language-x">`, as the wrappers
+    hold no text."""
     fragment = _ROUGE.sub(lambda m: "<pre><code" + (
         "" if m.group(1) == "plaintext" else f' class="language-{m.group(1)}"') + ">"
         + m.group(2) + "</code></pre>", fragment)
-    return _BETWEEN_TAGS.sub("><", fragment).replace("&quot;", '"').strip()
+    return _BEFORE_BLOCK.sub("", _BETWEEN_TAGS.sub("><", fragment)).replace("&quot;", '"').strip()
 
 
 @pytest.mark.parametrize(("source", "kramdown"), [
@@ -158,6 +161,38 @@ def _normal(fragment: str) -> str:
                  ('<p><a href="http://a--b.org/it\'s...">http://a--b.org/it\'s...</a> and '
                   '<a href="mailto:me--x@ex.org">me--x@ex.org</a></p>\n'),
                  id='autolink'),
+    # lists, kramdown_lists.py
+    pytest.param('* a\n* b\n+ c\n- d\n',
+                 '<ul>\n  <li>a</li>\n  <li>b</li>\n  <li>c</li>\n  <li>d</li>\n</ul>\n',
+                 id='list-marker-change'),
+    pytest.param('Duties:\n1. Analyse data\n  * write reports\n  * present them\n',
+                 ('<p>Duties:</p>\n<ol>\n  <li>Analyse data\n    <ul>\n      <li>write '
+                  'reports</li>\n      <li>present them</li>\n    </ul>\n  </li>\n</ol>\n'),
+                 id='list-lazy-nested'),
+    pytest.param('* Research\n* \nThis stipend follows.\n\nDeadline\n',
+                 ('<ul>\n  <li>Research</li>\n  <li>This stipend follows.</li>\n</ul>\n\n'
+                  '<p>Deadline</p>\n'),
+                 id='list-empty-item'),
+    pytest.param('* Build it\n* \nWhat we look for:\n\n* A team player\n',
+                 ('<ul>\n  <li>Build it</li>\n  <li>\n    <p>What we look for:</p>\n  </li>'
+                  '\n  <li>A team player</li>\n</ul>\n'),
+                 id='list-empty-item-then-blank'),
+    pytest.param('Create opportunities\n2. Delivering trainings\n',
+                 ('<p>Create opportunities</p>\n<ol>\n  <li>Delivering trainings</li>\n'
+                  '</ol>\n'),
+                 id='list-interrupts-paragraph'),
+    pytest.param('* one\n* two\n\n\n* three\n* four\n',
+                 ('<ul>\n  <li>one</li>\n  <li>\n    <p>two</p>\n  </li>\n  <li>three</li>'
+                  '\n  <li>four</li>\n</ul>\n'),
+                 id='list-wrap-per-item'),
+    pytest.param('* a\n  b\n\n  c\n* d\n',
+                 ('<ul>\n  <li>\n    <p>a\nb</p>\n\n    <p>c</p>\n  </li>\n  <li>\n    '
+                  '<p>d</p>\n  </li>\n</ul>\n'),
+                 id='list-last-item-wrapped'),
+    pytest.param('* one\n* Present VAN | Votebuilder materials\nstatewide\n* three\n',
+                 ('<ul>\n  <li>one</li>\n  <li>Present VAN | Votebuilder materials\n'
+                  'statewide</li>\n  <li>three</li>\n</ul>\n'),
+                 id='list-lazy-pipe-line'),
 ])
 def test_markdown_renders_as_kramdown_does(source: str, kramdown: str) -> None:
     assert _normal(render(source, ".md", ("md",))) == _normal(kramdown)
@@ -199,3 +234,11 @@ def test_feed_entries_carry_smart_titles_and_text(tmp_path: Path) -> None:
     xml = (output(config) / "feed.xml").read_text(encoding="utf-8")
     assert ">Data &amp; Analytics: ‘Lead’ – Now…</title>" in xml
     assert "It’s “great” – really…" in xml
+
+
+def test_list_nesting_is_bounded() -> None:
+    # each level re-enters the block parser: hostile nesting stops at MAX_DEPTH, as text
+    source = "".join("  " * level + "* x\n" for level in range(300))
+    rendered = render(source, ".md", ("md",))
+    assert rendered.count("<ul>") == MAX_DEPTH
+    assert "* x" in rendered

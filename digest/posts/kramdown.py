@@ -3,7 +3,7 @@
 A reader moving from jekyll-feed to digest should see the same text. kramdown differs from
 CommonMark where posts notice it: it turns straight quotes into curly ones, `--` and `---`
 into dashes, `...` into an ellipsis and `<<`/`>>` into guillemets (in text only, never in
-code, URLs or raw HTML); `1)` does not start a list; headers get GFM-style ids; code spans
+code, URLs or raw HTML); lists are kramdown_lists.py's; headers get GFM-style ids; code spans
 carry the class Jekyll's rouge gives them; footnotes and kramdown's header-less tables are
 kramdown_blocks.py's. Code blocks keep markdown-it's `<pre><code class="language-x">`: rouge's
 wrappers hold no text, and the sanitiser would strip their classes anyway.
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.renderer import RendererHTML
-    from markdown_it.rules_block import StateBlock
     from markdown_it.rules_core import StateCore
     from markdown_it.token import Token
     from markdown_it.utils import EnvType, OptionsDict
@@ -176,19 +175,6 @@ def _header_ids(state: StateCore) -> None:
             token.attrSet("id", header_id(tokens[index + 1].content, seen))
 
 
-_PAREN_MARKER = re.compile(r"\d{1,9}\)")
-
-
-def _no_paren_lists(original: object) -> object:
-    """The list rule, except that `1)` starts no list: kramdown reads only `1.`."""
-    def rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-        at = state.bMarks[start] + state.tShift[start]
-        if _PAREN_MARKER.match(state.src, at):
-            return False
-        return bool(original(state, start, end, silent))  # type: ignore[operator]
-    return rule
-
-
 def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
                  env: EnvType) -> str:
     return ('<code class="language-plaintext highlighter-rouge">'
@@ -198,7 +184,6 @@ def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options:
 def kramdown_like() -> MarkdownIt:
     """A markdown-it parser configured as Jekyll's kramdown with GFM input."""
     from markdown_it import MarkdownIt
-    from markdown_it.rules_block.list import list_block
 
     from .kramdown_blocks import (
         footnote_def,
@@ -207,11 +192,12 @@ def kramdown_like() -> MarkdownIt:
         footnote_ref_html,
         pipe_table,
     )
+    from .kramdown_lists import kramdown_list
 
     # kramdown's GFM input: raw HTML passes, tables and strikethrough on
     md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
-    md.block.ruler.at("list", _no_paren_lists(list_block),  # type: ignore[arg-type]
-                      {"alt": ["paragraph", "reference", "blockquote"]})
+    # kramdown's lists: `1)` starts none, items are collected and wrapped as kramdown does
+    md.block.ruler.at("list", kramdown_list, {"alt": ["paragraph", "reference", "blockquote"]})
     # before text_join: an escaped character is still its own token, and kramdown leaves it
     md.core.ruler.before("text_join", "kramdown_typography", _typography)
     md.core.ruler.push("kramdown_header_ids", _header_ids)
