@@ -193,6 +193,13 @@ def _normal(fragment: str) -> str:
                  ('<ul>\n  <li>one</li>\n  <li>Present VAN | Votebuilder materials\n'
                   'statewide</li>\n  <li>three</li>\n</ul>\n'),
                  id='list-lazy-pipe-line'),
+    pytest.param('[See more](https://x.org/job$60,000 to $70,000) and [a](b c "t")\n',
+                 ('<p><a href="https://x.org/job$60,000 to $70,000">See more</a> and '
+                  '<a href="b c" title="t">a</a></p>\n'),
+                 id='link-with-spaces'),
+    pytest.param('[a](javascript:alert(1) x) and [b](c d\n',
+                 '<p>[a](javascript:alert(1) x) and [b](c d</p>\n',
+                 id='link-with-spaces-refused'),  # kramdown links the first: digest never
 ])
 def test_markdown_renders_as_kramdown_does(source: str, kramdown: str) -> None:
     assert _normal(render(source, ".md", ("md",))) == _normal(kramdown)

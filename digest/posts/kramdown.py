@@ -191,6 +191,7 @@ def kramdown_like() -> MarkdownIt:
         footnote_ref,
         footnote_ref_html,
         pipe_table,
+        spaced_link,
     )
     from .kramdown_lists import kramdown_list
 
@@ -205,6 +206,7 @@ def kramdown_like() -> MarkdownIt:
     md.block.ruler.before("reference", "kramdown_footnote_def", footnote_def)
     md.block.ruler.after("table", "kramdown_pipe_table", pipe_table)
     md.inline.ruler.before("link", "kramdown_footnote_ref", footnote_ref)
+    md.inline.ruler.after("link", "kramdown_spaced_link", spaced_link)
     md.core.ruler.push("kramdown_footnotes", footnote_list)
     md.add_render_rule("kramdown_footnote_ref", footnote_ref_html)
     md.add_render_rule("s_open", lambda *_: "<del>")

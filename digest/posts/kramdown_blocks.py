@@ -178,3 +178,54 @@ def pipe_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     state.push("table_close", "table", -1)
     state.line = line
     return True
+
+
+# kramdown's inline link takes everything up to its balanced closing parenthesis as the
+# address, spaces included (`[See more](https://…/manager$60,000 to $70,000)`), where
+# CommonMark refuses the link. Tried after markdown-it's link rule, only where that failed
+# and the address holds a space; a title in quotes may follow it, as in kramdown.
+_PAREN_STOP = re.compile(r"(\()|(\))|\s(?=['\"])")
+_TITLE = re.compile(r"[ \t]*([\"'])(.+?)\1[ \t]*\)")
+
+
+def spaced_link(state: StateInline, silent: bool) -> bool:
+    if state.src[state.pos] != "[" or state.linkLevel > 0:
+        return False
+    label_end = state.md.helpers.parseLinkLabel(state, state.pos, True)
+    if label_end < 0 or not state.src.startswith("(", label_end + 1):
+        return False
+    pos, depth, title = label_end + 1, 0, ""
+    while (stop := _PAREN_STOP.search(state.src, pos, state.posMax)) is not None:
+        pos = stop.end()
+        if stop.group(2):
+            depth -= 1
+            if depth == 0:
+                break
+        elif stop.group(1):
+            depth += 1
+        else:
+            break
+    else:
+        return False
+    href = state.src[label_end + 2:pos - 1].strip()
+    if depth:
+        title_match = _TITLE.match(state.src, pos, state.posMax)
+        if title_match is None:
+            return False
+        title, pos = title_match.group(2), title_match.end()
+    if not re.search(r"[ \t]", href) or "\n" in href or not state.md.validateLink(href):
+        return False
+    if not silent:
+        old_max = state.posMax
+        state.pos, state.posMax = state.pos + 1, label_end
+        token = state.push("link_open", "a", 1)
+        token.attrs = {"href": href}
+        if title:
+            token.attrSet("title", title)
+        state.linkLevel += 1
+        state.md.inline.tokenize(state)
+        state.linkLevel -= 1
+        state.push("link_close", "a", -1)
+        state.posMax = old_max
+    state.pos = pos
+    return True
