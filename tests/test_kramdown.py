@@ -9,6 +9,11 @@ lists and tables), and is ignored. scripts/kramdown_compare.py measures the same
 over whole corpora (../shared); on 2026-12-05, before → after this renderer:
 jobs board 701 → 1032 of 1044 posts identical HTML (720 → 1039 identical text, titles
 1025 → 1042), Jekyll's own news posts 3 → 91 of 102 (text 22 → 97, titles 94 → 102).
+Then with kramdown's lists (kramdown_lists.py), links with spaces and the site's
+`kramdown:` settings: jobs board 1042 of 1044 (text 1042, titles 1042; the other two have
+front matter Jekyll reads and digest rejects); news posts unchanged at 91 (text 97, titles
+102: the rest is Liquid, `{% for %}` link definitions, `{% highlight %}` and links to
+`_docs` pages, not kramdown).
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import build_site, make_site, output, post
+from conftest import build_site, config_of, make_site, output, parse_feed, post
 
+from digest.config.settings import Kramdown
+from digest.errors import ConfigError
 from digest.posts.content import render, smart_title, strip_html
 from digest.posts.kramdown import header_id, smarten
 from digest.posts.kramdown_lists import MAX_DEPTH
@@ -249,3 +256,66 @@ def test_list_nesting_is_bounded() -> None:
     rendered = render(source, ".md", ("md",))
     assert rendered.count("<ul>") == MAX_DEPTH
     assert "* x" in rendered
+
+
+# The site's `kramdown:` settings (config/kramdownconfig.py). The expected HTML is real
+# kramdown 2.4.0's with input: GFM, hard_wrap: true, auto_id_prefix: p-, footnote_nr: 3,
+# smart_quotes: apos,apos,quot,quot.
+SETTINGS = Kramdown(smart_quotes=("'", "'", '"', '"'), auto_id_prefix="p-", footnote_nr=3,
+                    hard_wrap=True)
+
+
+def test_the_sites_kramdown_settings_change_the_rendering() -> None:
+    source = "# Hi there\n\nA[^x] \"q\" it's\nnext\n\n[^x]: note\n"
+    kramdown = ('<h1 id="p-hi-there">Hi there</h1>\n\n<p>A<sup id="fnref:x" role="doc-noteref">'
+                '<a href="#fn:x" class="footnote" rel="footnote">3</a></sup> "q" it\'s<br />\n'
+                'next</p>\n\n<div class="footnotes" role="doc-endnotes">\n  <ol start="3">\n'
+                '    <li id="fn:x" role="doc-endnote">\n      <p>note\xa0<a href="#fnref:x" '
+                'class="reversefootnote" role="doc-backlink">&#8617;</a></p>\n    </li>\n'
+                '  </ol>\n</div>\n')
+    assert _normal(render(source, ".md", ("md",), SETTINGS)) == _normal(kramdown)
+    no_ids = Kramdown(auto_ids=False)
+    assert render("# Hi\n", ".md", ("md",), no_ids) == "<h1>Hi</h1>\n"
+    assert smart_title("It's \"it\"", SETTINGS) == "It's \"it\""
+
+
+def _jekyll_site(tmp_path: Path, kramdown: str) -> Path:
+    (tmp_path / "_config.yml").write_text("title: Jobs\n" + kramdown, encoding="utf-8")
+    return make_site(tmp_path, {
+        "2024-05-30-lead.md": post("\"It's a 'Lead'\"", body="It's \"great\"\nnext line\n"),
+    }, jekyll_config="_config.yml")
+
+
+def test_kramdown_settings_are_read_from_the_jekyll_config_and_rerender(
+        tmp_path: Path) -> None:
+    config = _jekyll_site(tmp_path, "kramdown:\n  smart_quotes: apos,apos,quot,quot\n"
+                                    "  hard_wrap: true\n  footnote_nr: 1\n")
+    assert config_of(config).site.kramdown == Kramdown(smart_quotes=("'", "'", '"', '"'),
+                                                       hard_wrap=True)
+    build_site(config)
+    entry = parse_feed(output(config) / "feed.xml").entries[0]
+    assert entry.title == "It's a 'Lead'"
+    assert "It's \"great\"<br />" in entry.content[0].value
+    # Jekyll's defaults again: the cached readings and renders are redone
+    (tmp_path / "_config.yml").write_text("title: Jobs\n", encoding="utf-8")
+    build_site(config)
+    entry = parse_feed(output(config) / "feed.xml").entries[0]
+    assert entry.title == "It’s a ‘Lead’"
+    assert "It’s “great”\nnext line" in entry.content[0].value
+
+
+@pytest.mark.parametrize(("setting", "line", "message"), [
+    ("kramdown:\n  smart_quotes: lsquo,rsquo\n", 3,
+     "'kramdown.smart_quotes': 'lsquo,rsquo' is not four quotes kramdown knows"),
+    ("kramdown:\n  auto_ids: maybe\n", 3, "'kramdown.auto_ids': 'maybe' is not true or false"),
+    ("kramdown:\n  footnote_nr: 0\n", 3,
+     "'kramdown.footnote_nr': '0' is not a whole number from 1 to 1,000,000"),
+    ("kramdown: GFM\n", 2, "'kramdown' must be a mapping of kramdown's options"),
+])
+def test_bad_kramdown_settings_are_reported_with_file_and_line(
+        tmp_path: Path, setting: str, line: int, message: str) -> None:
+    config = _jekyll_site(tmp_path, setting)
+    with pytest.raises(ConfigError) as caught:
+        config_of(config)
+    assert [(p.path, p.line, p.message) for p in caught.value.problems] == [
+        (tmp_path / "_config.yml", line, message)]

@@ -87,6 +87,7 @@ def _key(path: Path, jekyll_config: Path | None) -> tuple[str, ...] | None:
     here = Path(__file__).parent
     try:
         for file in (here / "settings.py", here / "file.py", here / "jekyllfeed.py",
+                     here / "kramdownconfig.py",
                      here / "cache.py", path,
                      jekyll_config):
             if file is not None:

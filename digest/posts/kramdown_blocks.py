@@ -69,8 +69,9 @@ def footnote_ref(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def footnote_list(state: StateCore) -> None:
-    """Number the references in order and append the notes referred to."""
+def footnote_list(state: StateCore, first: int = 1) -> None:
+    """Number the references in order from *first* (kramdown's footnote_nr) and append the
+    notes referred to."""
     notes = state.env.get(_NOTES)
     if not notes:
         return
@@ -80,7 +81,7 @@ def footnote_list(state: StateCore) -> None:
             if child.type == "kramdown_footnote_ref":
                 name = child.meta["name"]
                 child.meta["repeat"] = name in numbers
-                child.meta["number"] = numbers.setdefault(name, len(numbers) + 1)
+                child.meta["number"] = numbers.setdefault(name, len(numbers) + first)
     if not numbers:
         return
     items = []
@@ -93,7 +94,8 @@ def footnote_list(state: StateCore) -> None:
     from markdown_it.token import Token
 
     block = Token("html_block", "", 0)
-    block.content = ('<div class="footnotes" role="doc-endnotes">\n<ol>\n'
+    start = f' start="{first}"' if first != 1 else ""
+    block.content = (f'<div class="footnotes" role="doc-endnotes">\n<ol{start}>\n'
                      + "".join(items) + "</ol>\n</div>\n")
     state.tokens.append(block)
 
