@@ -207,6 +207,40 @@ def _normal(fragment: str) -> str:
     pytest.param('[a](javascript:alert(1) x) and [b](c d\n',
                  '<p>[a](javascript:alert(1) x) and [b](c d</p>\n',
                  id='link-with-spaces-refused'),  # kramdown links the first: digest never
+    pytest.param('> Note:\n* first\n* second\n\nAfter\n',
+                 ('<blockquote>\n  <p>Note:</p>\n  <ul>\n    <li>first</li>\n    <li>second'
+                  '</li>\n  </ul>\n</blockquote>\n\n<p>After</p>\n'),
+                 id='quote-runs-to-blank-line'),
+    pytest.param('Text\n\n    code line\nlazy text\n\nAfter\n',
+                 ('<p>Text</p>\n\n<pre><code>code line lazy text\n</code></pre>\n\n'
+                  '<p>After</p>\n'),
+                 id='code-lazy-line'),
+    pytest.param('One line\ntwo lines\n---\n\nSetext\n---\n\nA\n* * *\n',
+                 ('<p>One line\ntwo lines\n—</p>\n\n<h2 id="setext">Setext</h2>\n\n<p>A</p>'
+                  '\n<hr />\n'),
+                 id='setext-one-line'),
+    pytest.param('## [Apply here](http://x) & `co de` ![i](i.png)\n',
+                 ('<h2 id="apply-here--co-de-"><a href="http://x">Apply here</a> &amp; <code '
+                  'class="language-plaintext highlighter-rouge">co de</code> <img src="i.png" '
+                  'alt="i" /></h2>\n'),
+                 id='header-id-of-text'),
+    pytest.param('a[^1] b[^1] c[^1]\n\n[^1]: note\n',
+                 ('<p>a<sup id="fnref:1" role="doc-noteref"><a href="#fn:1" class="footnote" '
+                  'rel="footnote">1</a></sup> b<sup id="fnref:1:1" role="doc-noteref"><a '
+                  'href="#fn:1" class="footnote" rel="footnote">1</a></sup> c<sup id="fnref:1:2"'
+                  ' role="doc-noteref"><a href="#fn:1" class="footnote" rel="footnote">1</a>'
+                  '</sup></p>\n\n<div class="footnotes" role="doc-endnotes">\n  <ol>\n    '
+                  '<li id="fn:1" role="doc-endnote">\n      <p>note\xa0<a href="#fnref:1" '
+                  'class="reversefootnote" role="doc-backlink">&#8617;</a>\xa0<a href="#fnref:'
+                  '1:1" class="reversefootnote" role="doc-backlink">&#8617;<sup>2</sup></a>'
+                  '\xa0<a href="#fnref:1:2" class="reversefootnote" role="doc-backlink">&#8617;'
+                  '<sup>3</sup></a></p>\n    </li>\n  </ol>\n</div>\n'),
+                 id='footnote-repeats'),
+    pytest.param('* x | y\n',
+                 ('<ul>\n  <li>\n    <table>\n      <tbody>\n        <tr>\n          <td>x'
+                  '</td>\n          <td>y</td>\n        </tr>\n      </tbody>\n    </table>'
+                  '\n  </li>\n</ul>\n'),
+                 id='list-before-table'),
 ])
 def test_markdown_renders_as_kramdown_does(source: str, kramdown: str) -> None:
     assert _normal(render(source, ".md", ("md",))) == _normal(kramdown)
@@ -250,12 +284,14 @@ def test_feed_entries_carry_smart_titles_and_text(tmp_path: Path) -> None:
     assert "It’s “great” – really…" in xml
 
 
-def test_list_nesting_is_bounded() -> None:
+def test_list_and_quote_nesting_is_bounded() -> None:
     # each level re-enters the block parser: hostile nesting stops at MAX_DEPTH, as text
     source = "".join("  " * level + "* x\n" for level in range(300))
     rendered = render(source, ".md", ("md",))
     assert rendered.count("<ul>") == MAX_DEPTH
     assert "* x" in rendered
+    rendered = render("> " * 300 + "deep\n", ".md", ("md",))
+    assert rendered.count("<blockquote>") == MAX_DEPTH
 
 
 # The site's `kramdown:` settings (config/kramdownconfig.py). The expected HTML is real

@@ -175,11 +175,17 @@ def header_id(raw: str, seen: dict[str, int]) -> str:
 
 
 def _header_ids(state: StateCore, prefix: str) -> None:
+    """kramdown-parser-gfm's ids, made of a header's text as read (a link's text, not its
+    address; code; quotes and dashes as printed), not of its source; an empty one is left
+    out."""
     seen: dict[str, int] = {}
     tokens = state.tokens
     for index, token in enumerate(tokens):
         if token.type == "heading_open" and token.attrGet("id") is None:
-            token.attrSet("id", prefix + header_id(tokens[index + 1].content, seen))
+            raw = "".join(child.content for child in tokens[index + 1].children or ()
+                          if child.type in ("text", "code_inline"))
+            if anchor := header_id(raw, seen):
+                token.attrSet("id", prefix + anchor)
 
 
 def _code_inline(self: RendererHTML, tokens: Sequence[Token], idx: int, options: OptionsDict,
@@ -194,6 +200,7 @@ def kramdown_like(options: Kramdown = JEKYLL_KRAMDOWN) -> MarkdownIt:
     from functools import partial
 
     from markdown_it import MarkdownIt
+    from markdown_it.rules_block import hr, lheading
 
     from .kramdown_blocks import (
         footnote_def,
@@ -203,13 +210,23 @@ def kramdown_like(options: Kramdown = JEKYLL_KRAMDOWN) -> MarkdownIt:
         pipe_table,
         spaced_link,
     )
-    from .kramdown_lists import kramdown_list
+    from .kramdown_lists import (
+        kramdown_blockquote,
+        kramdown_code,
+        kramdown_list,
+        one_line_setext,
+    )
 
     # kramdown's GFM input: raw HTML passes, tables and strikethrough on
     md = MarkdownIt("commonmark", {"html": True, "breaks": options.hard_wrap}).enable(
         ["table", "strikethrough"])
     # kramdown's lists: `1)` starts none, items are collected and wrapped as kramdown does
     md.block.ruler.at("list", kramdown_list, {"alt": ["paragraph", "reference", "blockquote"]})
+    md.block.ruler.at("code", kramdown_code)
+    md.block.ruler.at("hr", hr, {"alt": ["reference", "blockquote", "list"]})
+    md.block.ruler.at("lheading", one_line_setext(lheading))
+    md.block.ruler.at("blockquote", kramdown_blockquote,
+                      {"alt": ["paragraph", "reference", "blockquote", "list"]})
     # before text_join: an escaped character is still its own token, and kramdown leaves it
     md.core.ruler.before("text_join", "kramdown_typography",
                          partial(_typography, quotes=options.smart_quotes))

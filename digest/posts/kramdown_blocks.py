@@ -76,20 +76,27 @@ def footnote_list(state: StateCore, first: int = 1) -> None:
     if not notes:
         return
     numbers: dict[str, int] = {}
+    repeats: dict[str, int] = {}  # references to a note after its first
     for token in state.tokens:
         for child in token.children or ():
             if child.type == "kramdown_footnote_ref":
                 name = child.meta["name"]
-                child.meta["repeat"] = name in numbers
+                if name in numbers:
+                    repeats[name] = child.meta["repeat"] = repeats.get(name, 0) + 1
                 child.meta["number"] = numbers.setdefault(name, len(numbers) + first)
     if not numbers:
         return
     items = []
     for name in numbers:
         note = state.md.render(notes[name]).rstrip("\n")
-        back = (f'\u00a0<a href="#fnref:{html.escape(name)}" class="reversefootnote" '
-                'role="doc-backlink">&#8617;</a>')
-        note = note[:-4] + back + "</p>" if note.endswith("</p>") else note + back
+        # a link back to each reference: the second and later are numbered
+        back = "\u00a0".join(
+            f'<a href="#fnref:{html.escape(name)}{f":{index}" if index else ""}" '
+            f'class="reversefootnote" role="doc-backlink">&#8617;'
+            f'{f"<sup>{index + 1}</sup>" if index else ""}</a>'
+            for index in range(repeats.get(name, 0) + 1))
+        note = note[:-4] + "\u00a0" + back + "</p>" if note.endswith("</p>") \
+            else f"{note}<p>{back}</p>"
         items.append(f'<li id="fn:{html.escape(name)}" role="doc-endnote">\n{note}\n</li>\n')
     from markdown_it.token import Token
 
@@ -104,7 +111,7 @@ def footnote_ref_html(self: RendererHTML, tokens: Sequence[Token], idx: int,
                        options: OptionsDict, env: EnvType) -> str:
     meta = tokens[idx].meta
     name = html.escape(meta["name"])
-    anchor = f"fnref:{name}" + (":1" if meta.get("repeat") else "")
+    anchor = f"fnref:{name}" + (f":{meta['repeat']}" if meta.get("repeat") else "")
     return (f'<sup id="{anchor}" role="doc-noteref"><a href="#fn:{name}" class="footnote" '
             f'rel="footnote">{meta["number"]}</a></sup>')
 
@@ -116,6 +123,8 @@ _PIPE_LINE = re.compile(r"\||.*?[^\\\n]\|")
 _SEP_LINE = re.compile(r"[+|: \t-]*?-[+|: \t-]*?[ \t]*$")
 _CELL_SPLIT = re.compile(r"(`+).*?\1|(?<!\\)\|")
 _CODE_SPAN = re.compile(r"(`+).*?\1")
+# what kramdown's earlier block parsers take before a table: a quote, a header, a list, a fence
+_OTHER_BLOCK = re.compile(r" {0,3}(?:>|[*+-][\t| ]|\d+\.[\t| ]|[~`]{3})|#{1,6}[\t ]")
 
 
 def _has_pipe(text: str) -> bool:
@@ -143,7 +152,8 @@ def pipe_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         return False
     first = state.bMarks[start] + state.tShift[start]
     if "|" not in state.src[first:state.eMarks[start]] or \
-            not _has_pipe(state.src[first:state.eMarks[start]]):
+            not _has_pipe(state.src[first:state.eMarks[start]]) or \
+            _OTHER_BLOCK.match(state.src, first):
         return False
     # after a blank line, or first in its container: a list item's line holds its marker
     # before the content, a block quote's starts past its `>`

@@ -1,4 +1,6 @@
-"""kramdown's lists (parser/kramdown/list.rb), as a markdown-it block rule.
+"""kramdown's lists (parser/kramdown/list.rb), and the other blocks where kramdown and
+CommonMark split a post's lines differently (block quotes, indented code, setext headers),
+as markdown-it block rules.
 
 CommonMark and kramdown disagree on lists where job posts notice it: kramdown keeps one list
 when the bullet changes (`*` then `+`); any line after an item that is not blank is part of
@@ -15,6 +17,7 @@ removed, then parsed again as blocks of their own: nested lists are this rule ag
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -59,22 +62,22 @@ def _first_line(marker: str, rest: str) -> tuple[str, int]:
     return rest[leading:], column
 
 
-def _start(state: StateBlock, line: int) -> re.Match[str] | None:
+def _start(state: StateBlock, line: int, silent: bool) -> re.Match[str] | None:
     if state.sCount[line] - state.blkIndent >= 4:
         return None
     text = _line(state, line)
-    if _HR.fullmatch(text):
+    if _HR.fullmatch(text) and not silent:
         return None  # kramdown tries a horizontal rule first: `* * *`
     return _UL.fullmatch(text) or _OL.fullmatch(text)
 
 
 def kramdown_list(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-    match = _start(state, start)
+    match = _start(state, start, silent)
     depth = state.env.get(_DEPTH, 0)
     if match is None or depth >= MAX_DEPTH:
         return False
     if silent:
-        return True  # kramdown's GFM paragraphs end at any list start
+        return True  # kramdown's GFM paragraphs end at any list start (`* * *` too)
     ordered = match.re is _OL
     items, after, eob = _collect(state, start, end, match, ordered)
     state.env[_DEPTH] = depth + 1
@@ -202,3 +205,97 @@ def _emit(state: StateBlock, start: int, end: int, ordered: bool, items: list[_I
     state.push("ordered_list_close" if ordered else "bullet_list_close",
                "ol" if ordered else "ul", -1)
     state.line = end
+
+
+# kramdown's block quote (parser/kramdown/blockquote.rb) runs to the next blank line, not
+# to the last line with a `>`: `> a` then `* b` puts the list inside the quote, where
+# CommonMark reads `* b` as a lazy line of the paragraph. Its lines, `>` removed, are
+# parsed again as blocks.
+_QUOTE = re.compile(r" {0,3}> ?")
+
+
+def kramdown_blockquote(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    if state.sCount[start] - state.blkIndent >= 4:
+        return False
+    first = _line(state, start)
+    depth = state.env.get(_DEPTH, 0)
+    if not _QUOTE.match(first) or depth >= MAX_DEPTH:
+        return False
+    if silent:
+        return True
+    lines, line = [first], start + 1
+    while line < end:
+        text = _line(state, line)
+        if not text.strip() or _EOB.fullmatch(text) or \
+                _LAZY_STOP.match(text, min(_indent(text), 3)):
+            break
+        lines.append(text)
+        line += 1
+    opener = state.push("blockquote_open", "blockquote", 1)
+    opener.markup, opener.map = ">", [start, line]
+    parsed: list[Token] = []
+    state.env[_DEPTH] = depth + 1
+    try:
+        state.md.block.parse("\n".join(_QUOTE.sub("", text, count=1) for text in lines) + "\n",
+                             state.md, state.env, parsed)
+    finally:
+        state.env[_DEPTH] = depth
+    for token in parsed:
+        token.level += state.level
+        if token.map is not None:
+            token.map = [token.map[0] + start, token.map[1] + start]
+    state.tokens += parsed
+    state.push("blockquote_close", "blockquote", -1).markup = ">"
+    state.line = line
+    return True
+
+
+def kramdown_code(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """kramdown's indented code block (parser/kramdown/codeblock.rb): lines indented by four
+    spaces, and the unindented lines right after one of them, each joined to the line before
+    by a space; blank lines only between indented lines."""
+    if state.sCount[start] - state.blkIndent < 4 or state.isEmpty(start):
+        return False
+    if silent:
+        return True
+    lines: list[str] = []
+    line = start
+    while line < end:
+        text = _line(state, line)
+        if not text.strip():
+            following = line
+            while following < end and not _line(state, following).strip():
+                following += 1
+            if following >= end or _indent(_line(state, following)) < 4:
+                break
+            lines += [""] * (following - line)
+            line = following
+            continue
+        if _indent(text) >= 4:
+            lines.append(text[4:])
+        elif _EOB.fullmatch(text) or _LAZY_STOP.match(text, min(_indent(text), 3)):
+            break
+        else:
+            lines[-1] += " " + text
+        line += 1
+    token = state.push("code_block", "code", 0)
+    token.content, token.map = "\n".join(lines) + "\n", [start, line]
+    state.line = line
+    return True
+
+
+# kramdown's setext header is one line of text over its underline, first in its container or
+# after a blank line; otherwise the `---` stays text (a dash), as a horizontal rule ends no
+# paragraph unless it is also a list start (`* * *`).
+_UNDERLINE = re.compile(r" {0,3}(?:=+|-+)[ \t]*")
+
+
+def one_line_setext(original: Callable[[StateBlock, int, int, bool], bool]
+                    ) -> Callable[[StateBlock, int, int, bool], bool]:
+    def rule(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+        if start + 1 >= end or state.sCount[start + 1] - state.blkIndent >= 4 or \
+                not _UNDERLINE.fullmatch(_line(state, start + 1)) or \
+                (start > 0 and not state.isEmpty(start - 1)):
+            return False
+        return original(state, start, end, silent)
+    return rule
