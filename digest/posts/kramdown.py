@@ -3,10 +3,14 @@
 A reader moving from jekyll-feed to digest should see the same text. kramdown differs from
 CommonMark where posts notice it: it turns straight quotes into curly ones, `--` and `---`
 into dashes, `...` into an ellipsis and `<<`/`>>` into guillemets (in text only, never in
-code, URLs or raw HTML); lists are kramdown_lists.py's; headers get GFM-style ids; code spans
+code, URLs or raw HTML); lists, block quotes, indented code and setext headers are
+kramdown_lists.py's; headers get GFM-style ids; links may hold spaces; code spans
 carry the class Jekyll's rouge gives them; footnotes and kramdown's header-less tables are
 kramdown_blocks.py's. Code blocks keep markdown-it's `<pre><code class="language-x">`: rouge's
 wrappers hold no text, and the sanitiser would strip their classes anyway.
+
+The site's `kramdown:` settings (config.settings.Kramdown) choose the four quotes, whether
+headers get ids and their prefix, hard wraps, and the first footnote's number.
 
 The typography follows kramdown 2.4's span parsers (parser/kramdown/smart_quotes.rb and
 typographic_symbol.rb) rule for rule: a quote is judged by the character before it, when
