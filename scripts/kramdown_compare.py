@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from digest.config import Site
+from digest.config.kramdownconfig import kramdown_settings
 from digest.errors import DigestError
 from digest.posts.content import (
     PageContext,
@@ -127,11 +128,14 @@ def first_difference(a: str, b: str, width: int = 90) -> str:
 
 def site_of(folder: Path) -> Site:
     config = folder / "_config.yml"
-    data = load_located(config).data if config.exists() else {}
+    located = load_located(config) if config.exists() else None
+    data = located.data if located is not None else {}
     ext = data.get("markdown_ext", "markdown,mkdown,mkdn,mkd,md")
     return Site(url=str(data.get("url") or ""), baseurl=str(data.get("baseurl") or ""),
                 title=str(data.get("title") or ""), timezone=str(data.get("timezone") or "UTC"),
-                markdown_ext=tuple(e.strip() for e in ext.split(",")))
+                markdown_ext=tuple(e.strip() for e in ext.split(",")),
+                kramdown=kramdown_settings(config, located) if located is not None
+                else Site().kramdown)
 
 
 def post_urls(folder: Path, site: Site) -> dict[str, str]:
@@ -158,7 +162,8 @@ def ours(folder: Path, site: Site, path: str,
     ctx = PageContext(site.root, site.baseurl, site.title, site.root + post.url,
                       post.title, urls or {})
     body = tame_liquid(body_of(file, raw), ctx)
-    return render(body, post.ext, site.markdown_ext), smart_title(post.title), post.ext
+    return (render(body, post.ext, site.markdown_ext, site.kramdown),
+            smart_title(post.title, site.kramdown), post.ext)
 
 
 def main() -> int:

@@ -53,7 +53,7 @@ API: dict[str, dict[str, str]] = {
         "SignupSettings": "dataclass(confirm_hours, per_ip_per_hour, per_address_per_hour, "
                           "per_hour, welcome)",
         "Site": "dataclass(url, baseurl, title, description, timezone, permalink, "
-                "excerpt_separator, author, lang, markdown_ext, hugo)",
+                "excerpt_separator, author, kramdown, lang, markdown_ext, hugo)",
         "SmtpSettings": "dataclass(host, port, security, username, password_env, timeout, "
                         "concurrency, rate, per_connection, max_attempts, backoff, "
                         "pause_after, retry_minutes, give_up_days, ca_file)",

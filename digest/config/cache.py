@@ -88,8 +88,8 @@ def _key(path: Path, jekyll_config: Path | None,
     here = Path(__file__).parent
     try:
         for file in (here / "settings.py", here / "file.py", here / "jekyllfeed.py",
-                     here / "hugoconfig.py", here / "cache.py", path,
-                     jekyll_config, hugo_config):
+                     here / "hugoconfig.py", here / "kramdownconfig.py", here / "cache.py",
+                     path, jekyll_config, hugo_config):
             if file is not None:
                 digest.update(str(file).encode() + b"\0" + file.read_bytes() + b"\0")
     except OSError:

@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from ..errors import ConfigError, Problem, did_you_mean
 from ..util.yamlsource import Located, load_located
 from .jekyllfeed import jekyll_feed_settings
+from .kramdownconfig import kramdown_settings
 from .settings import (
     DEFAULT_FEED_ENTRIES,
     DEFAULT_SCHEDULE,
@@ -341,6 +342,7 @@ def _jekyll_settings(path: Path, located: Located) -> dict[str, Any]:
         picked["lang"] = data["locale"]
     if isinstance(data.get("markdown_ext"), str):
         picked["markdown_ext"] = tuple(e.strip() for e in data["markdown_ext"].split(","))
+    picked["kramdown"] = kramdown_settings(path, located)
     return picked
 
 

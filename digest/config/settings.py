@@ -38,6 +38,22 @@ class HugoSite:
 
 
 @dataclass(frozen=True)
+class Kramdown:
+    """The `kramdown:` settings of a Jekyll _config.yml that change what a post renders to;
+    the defaults are Jekyll's."""
+
+    # left and right single, left and right double quote (smart_quotes: lsquo,rsquo,ldquo,rdquo)
+    smart_quotes: tuple[str, str, str, str] = ("\u2018", "\u2019", "\u201c", "\u201d")
+    auto_ids: bool = True  # headers get ids
+    auto_id_prefix: str = ""
+    hard_wrap: bool = False  # True: each line break in a paragraph is a <br />
+    footnote_nr: int = 1  # the first footnote's number
+
+
+JEKYLL_KRAMDOWN = Kramdown()
+
+
+@dataclass(frozen=True)
 class Site:
     """What a post's URL, date and excerpt depend on, merged from both config files."""
 
@@ -49,6 +65,7 @@ class Site:
     permalink: str = "date"
     excerpt_separator: str = "\n\n"
     author: Author | None = None
+    kramdown: Kramdown = JEKYLL_KRAMDOWN  # how Markdown renders (posts/kramdown.py)
     lang: str = "en"
     markdown_ext: tuple[str, ...] = ("markdown", "mkdown", "mkdn", "mkd", "md")
     hugo: HugoSite | None = None  # None: a Jekyll site (_posts); else Hugo's rules apply

@@ -86,7 +86,8 @@ class Composer:
                 excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
                 excerpt_html = html.escape(excerpt)
             items.append(DigestPost(
-                title=smart_title(post.title) or post.slug, url=absolute(site, post.url),
+                title=smart_title(post.title, site.kramdown) or post.slug,
+                url=absolute(site, post.url),
                 date=post.date.astimezone(site.tz), tags=post.tags,
                 categories=post.categories, excerpt=excerpt, excerpt_html=excerpt_html))
         return items

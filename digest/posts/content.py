@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
+from ..config.settings import JEKYLL_KRAMDOWN, Kramdown
 from ..errors import Problem
 
 if TYPE_CHECKING:
@@ -119,12 +120,12 @@ def linked_posts(body: str) -> tuple[tuple[str, int], ...]:
     return tuple(found.items())
 
 
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
+@lru_cache(maxsize=4)
+def _markdown(options: Kramdown) -> MarkdownIt:
     # imported here: a rebuild with nothing to render never pays for it
     from .kramdown import kramdown_like
 
-    return kramdown_like()
+    return kramdown_like(options)
 
 
 # Elements nested deeper than this are not handed to the native libraries downstream:
@@ -196,7 +197,8 @@ def _emphasis_bound(body: str) -> int:
 
 
 def shape_problems(path: Path, body: str, body_line: int, ext: str,
-                   markdown_ext: tuple[str, ...], excerpt: str | None = None) -> list[Problem]:
+                   markdown_ext: tuple[str, ...], excerpt: str | None = None,
+                   kramdown: Kramdown = JEKYLL_KRAMDOWN) -> list[Problem]:
     """The warning for a post whose HTML would nest deeper than MAX_DEPTH: render_post
     publishes its text alone, as one paragraph (see flatten).
 
@@ -209,7 +211,7 @@ def shape_problems(path: Path, body: str, body_line: int, ext: str,
         bound = nesting_depth(body, MAX_DEPTH * 2)
     if ext[1:].lower() in markdown_ext:
         bound += _BLOCK_NESTING + _emphasis_bound(body)
-    if bound > MAX_DEPTH and too_deep(render(body, ext, markdown_ext)):
+    if bound > MAX_DEPTH and too_deep(render(body, ext, markdown_ext, kramdown)):
         problems.append(Problem(
             path, body_line, f"its HTML nests elements more than {MAX_DEPTH} deep (deeply "
             "nested tags, or long runs of '*' or '_'), which would crash the HTML and CSS "
@@ -223,10 +225,12 @@ def shape_problems(path: Path, body: str, body_line: int, ext: str,
     return problems
 
 
-def render(text: str, ext: str, markdown_ext: tuple[str, ...]) -> str:
-    """HTML of a body, by extension as Jekyll's converters choose."""
+def render(text: str, ext: str, markdown_ext: tuple[str, ...],
+           kramdown: Kramdown = JEKYLL_KRAMDOWN) -> str:
+    """HTML of a body, by extension as Jekyll's converters choose; Markdown as kramdown
+    renders it with the site's *kramdown* settings."""
     if ext[1:].lower() in markdown_ext:
-        html_text: str = _markdown().render(text)
+        html_text: str = _markdown(kramdown).render(text)
         return html_text
     if ext.lower() in (".html", ".htm"):
         return text
@@ -297,12 +301,13 @@ def plain_title(title: str) -> str:
         else xml_safe(" ".join(title.split()))
 
 
-def smart_title(title: str) -> str:
-    """A post's title as jekyll-feed prints it: `smartify`-ed (curly quotes, dashes), then
-    as plain_title. Not for keys: plain_title's text is what identifies a post."""
+def smart_title(title: str, kramdown: Kramdown = JEKYLL_KRAMDOWN) -> str:
+    """A post's title as jekyll-feed prints it: `smartify`-ed (curly quotes, dashes: with
+    the site's kramdown smart_quotes, as Jekyll's filter), then as plain_title. Not for keys:
+    plain_title's text is what identifies a post."""
     from .kramdown import smartify
 
-    return plain_title(smartify(title))
+    return plain_title(smartify(title, kramdown.smart_quotes))
 
 
 @dataclass(frozen=True)
@@ -320,15 +325,16 @@ def _shallow(fragment: str) -> str:
 
 def render_post(body: str, ext: str, excerpt: str | None, separator: str, ctx: PageContext,
                 markdown_ext: tuple[str, ...],
-                tame: Callable[[str, PageContext], str] = tame_liquid) -> Rendered:
+                tame: Callable[[str, PageContext], str] = tame_liquid,
+                kramdown: Kramdown = JEKYLL_KRAMDOWN) -> Rendered:
     """Full HTML and the excerpt (plain and HTML) of one post."""
     body = tame(body, ctx)
     # too deep, it is flattened here, before nh3, css-inline or lxml ever see it; parse.py
     # warns about the same post (shape_problems)
-    full = _shallow(absolutize(render(body, ext, markdown_ext), ctx.page_url))
+    full = _shallow(absolutize(render(body, ext, markdown_ext, kramdown), ctx.page_url))
     if excerpt is not None:
         excerpt_html = html.escape(excerpt) if "<" not in excerpt else _shallow(excerpt)
     else:
         excerpt_html = _shallow(absolutize(render(excerpt_source(body, separator), ext,
-                                                  markdown_ext), ctx.page_url))
+                                                  markdown_ext, kramdown), ctx.page_url))
     return Rendered(xml_safe(full), xml_safe(strip_html(excerpt_html)), xml_safe(excerpt_html))

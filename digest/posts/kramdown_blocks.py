@@ -69,31 +69,40 @@ def footnote_ref(state: StateInline, silent: bool) -> bool:
     return True
 
 
-def footnote_list(state: StateCore) -> None:
-    """Number the references in order and append the notes referred to."""
+def footnote_list(state: StateCore, first: int = 1) -> None:
+    """Number the references in order from *first* (kramdown's footnote_nr) and append the
+    notes referred to."""
     notes = state.env.get(_NOTES)
     if not notes:
         return
     numbers: dict[str, int] = {}
+    repeats: dict[str, int] = {}  # references to a note after its first
     for token in state.tokens:
         for child in token.children or ():
             if child.type == "kramdown_footnote_ref":
                 name = child.meta["name"]
-                child.meta["repeat"] = name in numbers
-                child.meta["number"] = numbers.setdefault(name, len(numbers) + 1)
+                if name in numbers:
+                    repeats[name] = child.meta["repeat"] = repeats.get(name, 0) + 1
+                child.meta["number"] = numbers.setdefault(name, len(numbers) + first)
     if not numbers:
         return
     items = []
     for name in numbers:
         note = state.md.render(notes[name]).rstrip("\n")
-        back = (f'\u00a0<a href="#fnref:{html.escape(name)}" class="reversefootnote" '
-                'role="doc-backlink">&#8617;</a>')
-        note = note[:-4] + back + "</p>" if note.endswith("</p>") else note + back
+        # a link back to each reference: the second and later are numbered
+        back = "\u00a0".join(
+            f'<a href="#fnref:{html.escape(name)}{f":{index}" if index else ""}" '
+            f'class="reversefootnote" role="doc-backlink">&#8617;'
+            f'{f"<sup>{index + 1}</sup>" if index else ""}</a>'
+            for index in range(repeats.get(name, 0) + 1))
+        note = note[:-4] + "\u00a0" + back + "</p>" if note.endswith("</p>") \
+            else f"{note}<p>{back}</p>"
         items.append(f'<li id="fn:{html.escape(name)}" role="doc-endnote">\n{note}\n</li>\n')
     from markdown_it.token import Token
 
     block = Token("html_block", "", 0)
-    block.content = ('<div class="footnotes" role="doc-endnotes">\n<ol>\n'
+    start = f' start="{first}"' if first != 1 else ""
+    block.content = (f'<div class="footnotes" role="doc-endnotes">\n<ol{start}>\n'
                      + "".join(items) + "</ol>\n</div>\n")
     state.tokens.append(block)
 
@@ -102,7 +111,7 @@ def footnote_ref_html(self: RendererHTML, tokens: Sequence[Token], idx: int,
                        options: OptionsDict, env: EnvType) -> str:
     meta = tokens[idx].meta
     name = html.escape(meta["name"])
-    anchor = f"fnref:{name}" + (":1" if meta.get("repeat") else "")
+    anchor = f"fnref:{name}" + (f":{meta['repeat']}" if meta.get("repeat") else "")
     return (f'<sup id="{anchor}" role="doc-noteref"><a href="#fn:{name}" class="footnote" '
             f'rel="footnote">{meta["number"]}</a></sup>')
 
@@ -114,6 +123,8 @@ _PIPE_LINE = re.compile(r"\||.*?[^\\\n]\|")
 _SEP_LINE = re.compile(r"[+|: \t-]*?-[+|: \t-]*?[ \t]*$")
 _CELL_SPLIT = re.compile(r"(`+).*?\1|(?<!\\)\|")
 _CODE_SPAN = re.compile(r"(`+).*?\1")
+# what kramdown's earlier block parsers take before a table: a quote, a header, a list, a fence
+_OTHER_BLOCK = re.compile(r" {0,3}(?:>|[*+-][\t| ]|\d+\.[\t| ]|[~`]{3})|#{1,6}[\t ]")
 
 
 def _has_pipe(text: str) -> bool:
@@ -141,7 +152,8 @@ def pipe_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         return False
     first = state.bMarks[start] + state.tShift[start]
     if "|" not in state.src[first:state.eMarks[start]] or \
-            not _has_pipe(state.src[first:state.eMarks[start]]):
+            not _has_pipe(state.src[first:state.eMarks[start]]) or \
+            _OTHER_BLOCK.match(state.src, first):
         return False
     # after a blank line, or first in its container: a list item's line holds its marker
     # before the content, a block quote's starts past its `>`
@@ -177,4 +189,55 @@ def pipe_table(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     state.push("tbody_close", "tbody", -1)
     state.push("table_close", "table", -1)
     state.line = line
+    return True
+
+
+# kramdown's inline link takes everything up to its balanced closing parenthesis as the
+# address, spaces included (`[See more](https://…/manager$60,000 to $70,000)`), where
+# CommonMark refuses the link. Tried after markdown-it's link rule, only where that failed
+# and the address holds a space; a title in quotes may follow it, as in kramdown.
+_PAREN_STOP = re.compile(r"(\()|(\))|\s(?=['\"])")
+_TITLE = re.compile(r"[ \t]*([\"'])(.+?)\1[ \t]*\)")
+
+
+def spaced_link(state: StateInline, silent: bool) -> bool:
+    if state.src[state.pos] != "[" or state.linkLevel > 0:
+        return False
+    label_end = state.md.helpers.parseLinkLabel(state, state.pos, True)
+    if label_end < 0 or not state.src.startswith("(", label_end + 1):
+        return False
+    pos, depth, title = label_end + 1, 0, ""
+    while (stop := _PAREN_STOP.search(state.src, pos, state.posMax)) is not None:
+        pos = stop.end()
+        if stop.group(2):
+            depth -= 1
+            if depth == 0:
+                break
+        elif stop.group(1):
+            depth += 1
+        else:
+            break
+    else:
+        return False
+    href = state.src[label_end + 2:pos - 1].strip()
+    if depth:
+        title_match = _TITLE.match(state.src, pos, state.posMax)
+        if title_match is None:
+            return False
+        title, pos = title_match.group(2), title_match.end()
+    if not re.search(r"[ \t]", href) or "\n" in href or not state.md.validateLink(href):
+        return False
+    if not silent:
+        old_max = state.posMax
+        state.pos, state.posMax = state.pos + 1, label_end
+        token = state.push("link_open", "a", 1)
+        token.attrs = {"href": href}
+        if title:
+            token.attrSet("title", title)
+        state.linkLevel += 1
+        state.md.inline.tokenize(state)
+        state.linkLevel -= 1
+        state.push("link_close", "a", -1)
+        state.posMax = old_max
+    state.pos = pos
     return True

@@ -331,7 +331,7 @@ def _warnings(path: Path, source: Source, ext: str, site: Site, ignored: str,
     warnings = _tag_warnings(path, data, front)
     warnings.extend(shape_problems(path, source.body, source.body_line, ext, site.markdown_ext,
                                    jekyll.ruby_to_s(data["excerpt"]) if data.get("excerpt")
-                                   not in (None, False) else None))
+                                   not in (None, False) else None, site.kramdown))
     if ignored:
         warnings.append(Problem(path, _key_line(front, "date"), f"the date has '{ignored}' "
                                 "after the time, which Jekyll ignores (a zone there is ignored "

@@ -107,7 +107,7 @@ def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Ren
                         sanitize(rendered.summary_html))
     rendered = render_post(body_of(path, path.read_bytes()), post.ext, post.excerpt,
                            post.excerpt_separator, _context(site, post, post_urls),
-                           site.markdown_ext)
+                           site.markdown_ext, kramdown=site.kramdown)
     return Rendered(sanitize(rendered.html), rendered.summary, sanitize(rendered.summary_html))
 
 
