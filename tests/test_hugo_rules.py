@@ -281,3 +281,23 @@ def test_a_bad_permalink_in_yaml_config_is_named_at_its_line(tmp_path: Path) -> 
         read_config(_config(tmp_path, "  hugo_config: site/config.yaml\n"))
     (problem,) = caught.value.problems
     assert problem.line == 3 and problem.path.name == "config.yaml"
+
+
+def test_a_hugo_sites_titles_keep_their_straight_quotes_in_feeds(tmp_path: Path) -> None:
+    """jekyll-feed smartifies titles; Hugo's feeds print `.Title` as written."""
+    import feedparser
+    from click.testing import CliRunner
+
+    from digest.cli.commands import main
+
+    root = _site(tmp_path, 'baseURL = "https://example.org/"\ntitle = "Hugo fixture"\n')
+    (root / "content" / "blog" / "quotes.md").write_text(
+        '---\ntitle: "It\'s \\"done\\" -- almost..."\ndate: 2020-07-01T10:00:00Z\n---\n'
+        'Body.\n')
+    config = _config(tmp_path, "  hugo_config: site/hugo.toml\n")
+    result = CliRunner().invoke(main, ["--config", str(config), "build", "--as-of",
+                                       "2020-07-03T00:00:00Z"])
+    assert result.exit_code in (0, 1), result.output
+    titles = [e.title for e in feedparser.parse((tmp_path / "out" / "feed.xml").read_bytes())
+              .entries]
+    assert 'It\'s "done" -- almost...' in titles, titles

@@ -71,6 +71,13 @@ class Site:
     hugo: HugoSite | None = None  # None: a Jekyll site (_posts); else Hugo's rules apply
 
     @property
+    def title_quotes(self) -> Kramdown | None:
+        """What makes a title's quotes curly in feeds and emails: kramdown's settings on a
+        Jekyll site (jekyll-feed smartifies titles), nothing on a Hugo site (Hugo's feeds
+        print titles as written)."""
+        return self.kramdown if self.hugo is None else None
+
+    @property
     def generator(self) -> str:
         """Whose rules read the posts: 'jekyll' or 'hugo'."""
         return "jekyll" if self.hugo is None else "hugo"

@@ -86,7 +86,7 @@ class Composer:
                 excerpt = excerpt[:EXCERPT_CHARS].rsplit(" ", 1)[0] + " …"
                 excerpt_html = html.escape(excerpt)
             items.append(DigestPost(
-                title=smart_title(post.title, site.kramdown) or post.slug,
+                title=smart_title(post.title, site.title_quotes) or post.slug,
                 url=absolute(site, post.url),
                 date=post.date.astimezone(site.tz), tags=post.tags,
                 categories=post.categories, excerpt=excerpt, excerpt_html=excerpt_html))

@@ -260,7 +260,7 @@ def _entry(site: Site, post: Post, entry_id: str, updated: datetime, rendered: R
            excerpt_only: bool = False) -> Entry:
     terms = tuple(dict.fromkeys((*post.tags, *post.categories)))
     # as jekyll-feed: `title | smartify`, with the site's kramdown quotes
-    title = smart_title(post.title, site.kramdown) or post.slug
+    title = smart_title(post.title, site.title_quotes) or post.slug
     html = "" if excerpt_only else rendered.html  # jekyll-feed's excerpt_only: no content
     # a post with no text still needs some (Atom: content or summary); its title says it all
     summary = rendered.summary or (title if not html.strip() else "")

@@ -301,10 +301,13 @@ def plain_title(title: str) -> str:
         else xml_safe(" ".join(title.split()))
 
 
-def smart_title(title: str, kramdown: Kramdown = JEKYLL_KRAMDOWN) -> str:
+def smart_title(title: str, kramdown: Kramdown | None = JEKYLL_KRAMDOWN) -> str:
     """A post's title as jekyll-feed prints it: `smartify`-ed (curly quotes, dashes: with
-    the site's kramdown smart_quotes, as Jekyll's filter), then as plain_title. Not for keys:
-    plain_title's text is what identifies a post."""
+    the site's kramdown smart_quotes, as Jekyll's filter), then as plain_title. *kramdown*
+    None (a Hugo site, whose feeds print the title as written): plain_title only. Not for
+    keys: plain_title's text is what identifies a post."""
+    if kramdown is None:
+        return plain_title(title)
     from .kramdown import smartify
 
     return plain_title(smartify(title, kramdown.smart_quotes))
