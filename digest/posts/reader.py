@@ -22,6 +22,7 @@ from .content import stem_of
 from .parse import Post, parse_post
 from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
+from .sources import source_stats
 
 RULES_VERSION = "4"  # bump when parsing or rendering rules change: cached readings, renders
 # and feeds all depend on fingerprint(), so an upgrade redoes them (4: kramdown typography)
@@ -139,6 +140,8 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     mark = fingerprint(site, config.limits)
     known, seq, from_snapshot = store.parse_marks(mark)
     stats = (scanned or Scan(root)).result()
+    if config.sources:  # feed sources' entries, keyed by absolute path (sources.py)
+        stats = {**stats, **source_stats(config)}
     if from_snapshot and known == stats:  # the usual case: one dict comparison
         return stats, 0
     # in primary key order, so a cold build's 20,000 inserts go ~25% faster; they are made

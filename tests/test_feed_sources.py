@@ -1,0 +1,291 @@
+"""Feed URLs as sources: real feed files served by a real HTTP server on a loopback port,
+fetched, read as posts beside the posts folder, built into feeds and sent in digests."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import NOW, build_site, make_site, output, parse_feed, post, read_site
+from helpers import outbox, titles
+
+from digest.config import load_config
+from digest.errors import ConfigError
+from digest.posts.poll import describe, fetch, load_state, poll_sources
+
+FIXTURES = Path(__file__).parent / "fixtures" / "feeds"
+POLL_AT = datetime(2024, 6, 1, 16, 0, tzinfo=UTC)
+
+
+@dataclass
+class Route:
+    """What the server answers on one path: a body, or a status, or a pause first."""
+
+    body: bytes = b""
+    status: int = 200
+    content_type: str = "application/xml"
+    etag: str | None = None
+    last_modified: str | None = None
+    location: str | None = None
+    sleep: float = 0
+
+
+@dataclass
+class FeedServer:
+    routes: dict[str, Route] = field(default_factory=dict)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+
+def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            server.requests.append((self.path, dict(self.headers.items())))
+            route = server.routes.get(self.path)
+            if route is None:
+                self.send_error(404)
+                return
+            if route.sleep:
+                time.sleep(route.sleep)
+            if route.etag and self.headers.get("If-None-Match") == route.etag or (
+                    route.last_modified
+                    and self.headers.get("If-Modified-Since") == route.last_modified):
+                self.send_response(304)
+                self.end_headers()
+                return
+            self.send_response(route.status)
+            if route.location:
+                self.send_header("Location", route.location)
+            self.send_header("Content-Type", route.content_type)
+            self.send_header("Content-Length", str(len(route.body)))
+            if route.etag:
+                self.send_header("ETag", route.etag)
+            if route.last_modified:
+                self.send_header("Last-Modified", route.last_modified)
+            self.end_headers()
+            try:
+                self.wfile.write(route.body)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up: its test
+                pass
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    state = FeedServer()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    httpd.daemon_threads = True
+    state.port = httpd.server_address[1]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield state
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+FOLDER_POSTS = {"2024-05-01-local.md": post("Local post", date='"2024-05-01 09:00:00"',
+                                            tags="[python]")}
+
+
+def site_with(tmp_path: Path, server: FeedServer, *sources: dict[str, Any],
+              posts: dict[str, str] | None = None, **extra: Any) -> Path:
+    listed = [{**s, "feed": server.url(s["feed"])} for s in sources]
+    return make_site(tmp_path, FOLDER_POSTS if posts is None else posts,
+                     extra={"sources": listed, **extra})
+
+
+def poll(config_path: Path, *, at: datetime = POLL_AT, force: bool = False) -> list[Any]:
+    return poll_sources(load_config(config_path), now=at, force=force)
+
+
+# --- formats ------------------------------------------------------------------------------
+@pytest.mark.parametrize(("name", "titles_seen", "tags"), [
+    ("ours.xml", ["Rust developer", "Data analyst"], {"rust", "remote", "analytics"}),
+    ("jekyll-feed.xml", ["Welcome to Jekyll!"], {"jekyll", "update"}),
+    ("hugo.xml", ["My first post"], set()),
+    ("wordpress.xml", ["Hiring: analytics engineer"], {"Analytics", "python"}),
+    ("feed.json", ["Second JSON item", "https://json.example.com/2024/05/15/first"],
+     {"python", "remote"}),
+    ("rdf.xml", ["RDF item"], {"research"}),
+])
+def test_each_format_becomes_posts(tmp_path: Path, feeds: FeedServer, name: str,
+                                   titles_seen: list[str], tags: set[str]) -> None:
+    feeds.routes["/feed"] = Route(fixture(name))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other"})
+    (result,) = poll(config)
+    assert (result.status, result.error) == ("200", None)
+    corpus = read_site(config)
+    assert corpus.rejected == []
+    got = {p.title: p for p in corpus.posts}
+    assert set(got) == {"Local post", *titles_seen}
+    assert {t for p in corpus.posts if p.title != "Local post" for t in p.tags} == tags
+    for title in titles_seen:
+        assert got[title].url.startswith("https://")  # the entry's own link, absolute
+
+
+def test_content_is_sanitised_and_never_liquid(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(fixture("ours.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other", "tags": ["partner"]})
+    poll(config)
+    report = build_site(config)
+    assert report.found.rejected == []
+    parsed = parse_feed(output(config) / "feed.xml")
+    by_title = {e.title: e for e in parsed.entries}
+    rust = by_title["Rust developer"]
+    assert "<em>Rust</em>" in rust.content[0].value and "script" not in rust.content[0].value
+    assert rust.link == "https://jobs.example.net/2024/05/20/rust-dev.html"
+    analyst = by_title["Data analyst"]
+    assert analyst.link == "https://jobs.example.net/2024/05/18/data-analyst.html"
+    assert "{{ site.title }}" in analyst.content[0].value  # text, not Liquid
+    assert "{% post_url x %}" in analyst.content[0].value
+    # the source's own tags are added to each entry: a per-tag feed of them
+    partner = parse_feed(output(config) / "feed/by_tag/partner.xml")
+    assert sorted(e.title for e in partner.entries) == ["Data analyst", "Rust developer"]
+    # merged by date with the folder's posts, newest first
+    assert [e.title for e in parsed.entries] == ["Rust developer", "Data analyst", "Local post"]
+
+
+# --- HTTP behaviour -----------------------------------------------------------------------
+def test_conditional_get_and_interval(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(fixture("ours.xml"), etag='"v1"',
+                                  last_modified="Mon, 20 May 2024 13:00:00 GMT")
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other",
+                                         "every_minutes": 30})
+    assert poll(config)[0].status == "200"
+    assert not poll(config, at=POLL_AT + timedelta(minutes=10))[0].fetched  # not due
+    assert len(feeds.requests) == 1
+    files = {p: p.stat().st_mtime_ns for p in (tmp_path / "state/sources/other/posts").iterdir()}
+    again = poll(config, at=POLL_AT + timedelta(minutes=31))[0]
+    assert again.status == "304"
+    _, headers = feeds.requests[-1]
+    assert headers["If-None-Match"] == '"v1"'
+    assert headers["If-Modified-Since"] == "Mon, 20 May 2024 13:00:00 GMT"
+    assert {p: p.stat().st_mtime_ns for p in files} == files  # nothing rewritten
+
+
+def test_error_backs_off_then_recovers(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(b"oops", status=500)
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other",
+                                         "every_minutes": 10})
+    first = poll(config)[0]
+    assert first.status == "error" and "500" in (first.error or "")
+    state = load_state(tmp_path / "state", "other")
+    assert state.failures == 1
+    assert state.next_fetch == (POLL_AT + timedelta(minutes=20)).isoformat()  # doubled
+    assert not poll(config, at=POLL_AT + timedelta(minutes=15))[0].fetched
+    poll(config, at=POLL_AT + timedelta(minutes=21))
+    assert load_state(tmp_path / "state", "other").next_fetch == \
+        (POLL_AT + timedelta(minutes=21 + 40)).isoformat()  # doubled again
+    feeds.routes["/feed"] = Route(fixture("hugo.xml"))
+    ok = poll(config, at=POLL_AT + timedelta(minutes=62))[0]
+    assert (ok.status, ok.error) == ("200", None)
+    state = load_state(tmp_path / "state", "other")
+    assert state.failures == 0 and state.error is None
+    assert state.next_fetch == (POLL_AT + timedelta(minutes=72)).isoformat()
+
+
+def test_timeout_is_bounded(feeds: FeedServer) -> None:
+    feeds.routes["/slow"] = Route(fixture("hugo.xml"), sleep=3)
+    started = time.monotonic()
+    with pytest.raises(Exception, match="no answer within 0.5 s"):
+        fetch(feeds.url("/slow"), timeout=0.5)
+    assert time.monotonic() - started < 2
+
+
+def test_oversized_body_is_refused(feeds: FeedServer) -> None:
+    feeds.routes["/big"] = Route(b"<rss>" + b" " * 2000 + b"</rss>")
+    with pytest.raises(Exception, match="the most read is 1,000"):
+        fetch(feeds.url("/big"), max_bytes=1000)
+
+
+def test_permanent_redirect_is_followed_and_reported(tmp_path: Path,
+                                                     feeds: FeedServer) -> None:
+    feeds.routes["/old"] = Route(status=301, location=feeds.url("/new"))
+    feeds.routes["/new"] = Route(fixture("wordpress.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/old", "name": "wp"})
+    result = poll(config)[0]
+    assert result.status == "200" and result.redirect == feeds.url("/new")
+    assert [p.title for p in read_site(config).posts][0] == "Hiring: analytics engineer"
+    (shown,) = describe(load_config(config), POLL_AT)
+    assert shown["redirect"] == feeds.url("/new")
+
+
+def test_malformed_feed_keeps_last_good_items(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(fixture("ours.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other"})
+    poll(config)
+    feeds.routes["/feed"] = Route(b"<html><body>Site moved!</body></html>",
+                                  content_type="text/html")
+    broken = poll(config, force=True)[0]
+    assert broken.status == "error" and "not an RSS, Atom, RDF or JSON feed" in (
+        broken.error or "")
+    titles_now = {p.title for p in read_site(config).posts}
+    assert {"Rust developer", "Data analyst"} <= titles_now
+    (shown,) = describe(load_config(config), POLL_AT)
+    assert shown["last_status"] == "error" and shown["last_ok"] == POLL_AT.isoformat()
+    assert shown["entries"] == 2
+
+
+def test_changed_guids_do_not_repost(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(fixture("ours.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other"})
+    poll(config)
+    build_site(config)
+    before = read_site(config).posts
+    changed = fixture("ours.xml").replace(b"<id>https://jobs.example.net/2024",
+                                          b"<id>tag:jobs.example.net,2024:")
+    feeds.routes["/feed"] = Route(changed)
+    poll(config, force=True)
+    after = read_site(config).posts
+    assert sorted(p.path for p in after) == sorted(p.path for p in before)
+    assert len(list((tmp_path / "state/sources/other/posts").iterdir())) == 2
+
+
+def test_no_sources_changes_nothing(tmp_path: Path) -> None:
+    plain = make_site(tmp_path / "a", FOLDER_POSTS)
+    build_site(plain)
+    empty = make_site(tmp_path / "b", FOLDER_POSTS, extra={"sources": []})
+    build_site(empty)
+    assert (output(plain) / "feed.xml").read_bytes().replace(b"/a/", b"/b/") == \
+        (output(empty) / "feed.xml").read_bytes().replace(b"/a/", b"/b/")
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ({"feed": "ftp://x/feed", "name": "x"}, "must be an http(s) URL"),
+    ({"feed": "https://x/feed", "name": "Bad Name"}, "should match pattern"),
+    ({"feed": "https://x/feed", "name": "x", "every_minutes": 1}, "greater than or equal to 5"),
+])
+def test_bad_source_config(tmp_path: Path, source: dict[str, Any], message: str) -> None:
+    config = make_site(tmp_path, FOLDER_POSTS, extra={"sources": [source]})
+    with pytest.raises(ConfigError) as error:
+        load_config(config)
+    assert message in str(error.value)
+
+
+def test_two_sources_with_one_name(tmp_path: Path) -> None:
+    config = make_site(tmp_path, FOLDER_POSTS, extra={"sources": [
+        {"feed": "https://a/feed", "name": "x"}, {"feed": "https://b/feed", "name": "x"}]})
+    with pytest.raises(ConfigError, match="two feed sources are named 'x'"):
+        load_config(config)
+
+
