@@ -3,22 +3,25 @@ fetched, read as posts beside the posts folder, built into feeds and sent in dig
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import NOW, build_site, make_site, output, parse_feed, post, read_site
-from helpers import outbox, titles
+from conftest import build_site, make_site, output, parse_feed, post, read_site, run_cli
+from helpers import MONDAY, SECRET, WEEK, by_recipient, outbox
 
 from digest.config import load_config
+from digest.delivery.send import send
 from digest.errors import ConfigError
 from digest.posts.poll import describe, fetch, load_state, poll_sources
 
@@ -59,7 +62,7 @@ def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
                 return
             if route.sleep:
                 time.sleep(route.sleep)
-            if route.etag and self.headers.get("If-None-Match") == route.etag or (
+            if (route.etag and self.headers.get("If-None-Match") == route.etag) or (
                     route.last_modified
                     and self.headers.get("If-Modified-Since") == route.last_modified):
                 self.send_response(304)
@@ -75,10 +78,8 @@ def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
             if route.last_modified:
                 self.send_header("Last-Modified", route.last_modified)
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it gave up
                 self.wfile.write(route.body)
-            except (BrokenPipeError, ConnectionResetError):  # the client gave up: its test
-                pass
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -207,7 +208,7 @@ def test_error_backs_off_then_recovers(tmp_path: Path, feeds: FeedServer) -> Non
 def test_timeout_is_bounded(feeds: FeedServer) -> None:
     feeds.routes["/slow"] = Route(fixture("hugo.xml"), sleep=3)
     started = time.monotonic()
-    with pytest.raises(Exception, match="no answer within 0.5 s"):
+    with pytest.raises(Exception, match=r"no answer within 0\.5 s"):
         fetch(feeds.url("/slow"), timeout=0.5)
     assert time.monotonic() - started < 2
 
@@ -225,7 +226,7 @@ def test_permanent_redirect_is_followed_and_reported(tmp_path: Path,
     config = site_with(tmp_path, feeds, {"feed": "/old", "name": "wp"})
     result = poll(config)[0]
     assert result.status == "200" and result.redirect == feeds.url("/new")
-    assert [p.title for p in read_site(config).posts][0] == "Hiring: analytics engineer"
+    assert read_site(config).posts[0].title == "Hiring: analytics engineer"
     (shown,) = describe(load_config(config), POLL_AT)
     assert shown["redirect"] == feeds.url("/new")
 
@@ -289,3 +290,80 @@ def test_two_sources_with_one_name(tmp_path: Path) -> None:
         load_config(config)
 
 
+# --- digests ------------------------------------------------------------------------------
+def _atom(*entries: tuple[str, str, str, str]) -> bytes:
+    """An Atom feed of (id, title, date, tag) entries, as another site would serve it."""
+    items = "".join(
+        f"<entry><id>{i}</id><title>{t}</title><updated>{d}</updated>"
+        f"<link href='https://partner.example.com/{i}'/><category term='{tag}'/>"
+        f"<content type='html'>&lt;p&gt;{t} text&lt;/p&gt;</content></entry>"
+        for i, t, d, tag in entries)
+    return (f"<?xml version='1.0' encoding='utf-8'?><feed xmlns='http://www.w3.org/2005/Atom'>"
+            f"<id>urn:partner</id><title>Partner</title><updated>2024-06-01T00:00:00Z"
+            f"</updated>{items}</feed>").encode()
+
+
+def titles(message: EmailMessage) -> list[str]:
+    """The job titles of this test in a digest, in the order it lists them."""
+    text = message.get_body(("plain",))
+    assert text is not None
+    content = text.get_content()
+    found = [t for t in ("Local Job", "Python Job", "Late Rust Job", "Rust Job")
+             if t in content and (t != "Rust Job" or content.count(t) > content.count("Late " + t))]
+    return sorted(found, key=content.index)
+
+
+PARTNER = [("a1", "Rust Job", "2024-06-05T10:00:00Z", "rust"),
+           ("a2", "Python Job", "2024-06-06T10:00:00Z", "python")]
+
+
+def test_feed_source_feeds_digests_by_tag_with_late_entries(
+        tmp_path: Path, feeds: FeedServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_SECRET", SECRET)
+    feeds.routes["/partner.xml"] = Route(_atom(*PARTNER))
+    (tmp_path / "subscribers.yaml").write_text(yaml.safe_dump([
+        {"email": "rust@example.org", "tags": ["rust"]},
+        {"email": "py@example.org", "tags": ["python"]},
+        {"email": "all@example.org"}]))
+    cfg = site_with(tmp_path, feeds, {"feed": "/partner.xml", "name": "partner"},
+                    posts={"2024-06-07-local.md": post("Local Job", tags="[python]")},
+                    subscribers="subscribers.yaml", digest={"from": "Jobs <jobs@example.org>"},
+                    web={"base_url": "https://jobs.example.org/digest"})
+    code, _, err = run_cli(["--config", str(cfg), "send", "--as-of", "2024-06-10T09:00"])
+    assert code == 0, err
+    got = by_recipient(outbox(cfg))
+    assert titles(got["rust@example.org"][0]) == ["Rust Job"]
+    assert titles(got["py@example.org"][0]) == ["Local Job", "Python Job"]
+    assert titles(got["all@example.org"][0]) == ["Local Job", "Python Job", "Rust Job"]
+    # a partner entry that turns up after that digest went, dated inside its period
+    feeds.routes["/partner.xml"] = Route(_atom(
+        ("a3", "Late Rust Job", "2024-06-08T10:00:00Z", "rust"), *PARTNER))
+    poll_sources(load_config(cfg), force=True)
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    got = by_recipient(outbox(cfg))
+    assert [titles(m) for m in got["rust@example.org"]] == [["Rust Job"], ["Late Rust Job"]]
+    assert len(got["py@example.org"]) == 1  # nothing new in python
+
+
+def test_build_fetches_and_status_shows_sources(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/partner.xml"] = Route(_atom(*PARTNER))
+    feeds.routes["/gone.xml"] = Route(status=404)
+    cfg = site_with(tmp_path, feeds, {"feed": "/partner.xml", "name": "partner"},
+                    {"feed": "/gone.xml", "name": "gone"})
+    code, out, err = run_cli(["--config", str(cfg), "build", "--as-of", "2024-06-10T09:00"])
+    assert code == 0, err
+    assert "feed source 'gone': HTTP 404" in err
+    assert "3 posts" in out
+    assert {e.title for e in parse_feed(output(cfg) / "feed/by_tag/rust.xml").entries} == \
+        {"Rust Job"}
+    code, out, err = run_cli(["--config", str(cfg), "build", "--no-fetch",
+                              "--as-of", "2024-06-10T09:00"])
+    assert code == 0 and len(feeds.requests) == 2  # nothing fetched again
+    code, out, _ = run_cli(["--config", str(cfg), "status"])
+    assert code == 0
+    assert f"partner: {feeds.url('/partner.xml')}" in out
+    assert "(200), 2 entries" in out
+    assert "last error: HTTP 404 Not Found; last worked never" in out
+    code, out, _ = run_cli(["--config", str(cfg), "status", "--json"])
+    shown = {s["name"]: s for s in json.loads(out)["sources"]}
+    assert shown["partner"]["entries"] == 2 and shown["gone"]["last_status"] == "error"
