@@ -36,7 +36,7 @@ API: dict[str, dict[str, str]] = {
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, subscribers, digest, smtp, web, refresh_minutes, limits, "
-                  "bounces, signup, feeds, json_feed, hub)",
+                  "bounces, signup, feeds, json_feed, hub, sources)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
@@ -104,7 +104,7 @@ API: dict[str, dict[str, str]] = {
 CLI: dict[str, list[str]] = {  # each command's options by their flags, arguments as <name>
     "digest": ["--config", "--version", "-v --verbose"],
     "digest bounces": ["--config", "--verbose-ignored"],
-    "digest build": ["--as-of", "--config", "--future", "--now"],
+    "digest build": ["--as-of", "--config", "--fetch", "--future", "--now"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
@@ -112,7 +112,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest preview": ["--as-of", "--config", "--now", "--out", "--subscriber"],
     "digest resubscribe": ["--config", "<email>"],
     "digest run": ["--config", "--fake-now", "--log-format"],
-    "digest send": ["--as-of", "--config", "--dry-run", "--i-lost-the-state", "--now",
+    "digest send": ["--as-of", "--config", "--dry-run", "--fetch", "--i-lost-the-state", "--now",
                     "--subscriber", "--to"],
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
     "digest signup-form": ["--config"],
