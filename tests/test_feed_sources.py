@@ -364,6 +364,28 @@ def test_build_fetches_and_status_shows_sources(tmp_path: Path, feeds: FeedServe
     assert f"partner: {feeds.url('/partner.xml')}" in out
     assert "(200), 2 entries" in out
     assert "last error: HTTP 404 Not Found; last worked never" in out
+    code, _, err = run_cli(["--config", str(cfg), "check", "--as-of", "2024-06-10T09:00"])
+    assert code == 0, err  # a failing source is advice: its last entries are published
+    assert "warning: feed source 'gone'" in err and "HTTP 404" in err
+    assert "feed source 'partner'" in err and "2 entries" in err
     code, out, _ = run_cli(["--config", str(cfg), "status", "--json"])
     shown = {s["name"]: s for s in json.loads(out)["sources"]}
     assert shown["partner"]["entries"] == 2 and shown["gone"]["last_status"] == "error"
+
+
+def test_daemon_rebuild_fetches_each_source_on_its_interval(tmp_path: Path,
+                                                            feeds: FeedServer) -> None:
+    from digest.daemon.work import build_feeds
+    from digest.posts.poll import save_state
+
+    feeds.routes["/partner.xml"] = Route(_atom(*PARTNER), etag='"1"')
+    cfg = load_config(site_with(tmp_path, feeds, {"feed": "/partner.xml", "name": "partner"}))
+    first = build_feeds(cfg, now=MONDAY, reason="start")
+    assert {"rust", "python"} <= first.terms and len(feeds.requests) == 1
+    build_feeds(cfg, now=MONDAY, reason="refresh")  # within every_minutes: not fetched
+    assert len(feeds.requests) == 1
+    state = load_state(cfg.state, "partner")
+    state.next_fetch = datetime.now(UTC).isoformat()  # as if its interval had passed
+    save_state(cfg.state, "partner", state)
+    build_feeds(cfg, now=MONDAY, reason="refresh")
+    assert len(feeds.requests) == 2 and feeds.requests[-1][1]["If-None-Match"] == '"1"'
