@@ -389,3 +389,48 @@ def test_daemon_rebuild_fetches_each_source_on_its_interval(tmp_path: Path,
     save_state(cfg.state, "partner", state)
     build_feeds(cfg, now=MONDAY, reason="refresh")
     assert len(feeds.requests) == 2 and feeds.requests[-1][1]["If-None-Match"] == '"1"'
+
+
+def test_feed_only_site_with_an_empty_posts_folder(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed.json"] = Route(fixture("feed.json"), content_type="application/json")
+    (tmp_path / "_posts").mkdir()
+    cfg = site_with(tmp_path, feeds, {"feed": "/feed.json", "name": "json"}, posts={})
+    code, out, err = run_cli(["--config", str(cfg), "build", "--as-of", "2024-06-10T09:00"])
+    assert code == 0, err
+    assert "2 posts" in out and "no post files" not in err
+    entries = parse_feed(output(cfg) / "feed.xml").entries
+    assert [e.link for e in entries] == ["https://json.example.com/2024/05/16/second",
+                                         "https://json.example.com/2024/05/15/first"]
+
+
+def test_entry_ids_are_the_links_and_survive_changed_guids(tmp_path: Path,
+                                                           feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(fixture("ours.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other"})
+    poll(config)
+    build_site(config)
+
+    def ids() -> dict[str, str]:
+        return {e.title: e.id for e in parse_feed(output(config) / "feed.xml").entries}
+
+    before = ids()
+    assert before["Rust developer"] == "https://jobs.example.net/2024/05/20/rust-dev.html"
+    feeds.routes["/feed"] = Route(fixture("ours.xml").replace(
+        b"<id>https://jobs.example.net/2024", b"<id>tag:jobs.example.net,2024:").replace(
+        b"Write &lt;em&gt;Rust", b"Write &lt;em&gt;safe Rust"))
+    poll(config, force=True)
+    build_site(config)
+    assert ids() == before
+    assert "safe Rust" in parse_feed(output(config) / "feed.xml").entries[0].content[0].value
+
+
+def test_a_source_being_fetched_elsewhere_is_skipped(tmp_path: Path, feeds: FeedServer) -> None:
+    from digest.posts.poll import LOCK_FILE
+    from digest.state.locks import held
+
+    feeds.routes["/feed"] = Route(fixture("hugo.xml"))
+    config = site_with(tmp_path, feeds, {"feed": "/feed", "name": "other"})
+    with held(tmp_path / "state/sources/other" / LOCK_FILE, "busy"):
+        assert not poll(config)[0].fetched
+    assert feeds.requests == []
+    assert poll(config)[0].fetched

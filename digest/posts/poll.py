@@ -33,6 +33,8 @@ import yaml
 
 from ..config import Config
 from ..config.settings import FeedSource
+from ..errors import Busy
+from ..state.locks import held
 from .feedentries import Entry, FeedError, parse_feed
 from .sources import posts_of, source_folder
 
@@ -42,6 +44,7 @@ MAX_BACKOFF = timedelta(days=1)
 MAX_FILES = 5000  # entries kept per source; the oldest go first
 USER_AGENT = "digest (+https://github.com/; feed source poller)"
 STATE_FILE = "source.json"
+LOCK_FILE = "fetch.lock"
 
 
 @dataclass
@@ -174,6 +177,17 @@ def poll_sources(config: Config, *, force: bool = False, now: datetime | None = 
 
 def poll_one(config: Config, source: FeedSource, *, force: bool = False,
              now: datetime | None = None, fetcher: Callable[..., Fetched] = fetch) -> PollResult:
+    """Fetch one source if due, under its lock: the daemon and a `digest build` by hand never
+    write one source's files at once (the second skips it: the first is fetching it)."""
+    try:
+        with held(source_folder(config.state, source.name) / LOCK_FILE, "busy"):
+            return _poll_locked(config, source, force=force, now=now, fetcher=fetcher)
+    except Busy:
+        return PollResult(source.name, False)
+
+
+def _poll_locked(config: Config, source: FeedSource, *, force: bool, now: datetime | None,
+                 fetcher: Callable[..., Fetched]) -> PollResult:
     now = now or datetime.now(UTC)
     current = load_state(config.state, source.name)
     if not force and not due(source, current, now):
