@@ -434,3 +434,23 @@ def test_a_source_being_fetched_elsewhere_is_skipped(tmp_path: Path, feeds: Feed
         assert not poll(config)[0].fetched
     assert feeds.requests == []
     assert poll(config)[0].fetched
+
+
+def test_hostile_entries_are_bounded(tmp_path: Path, feeds: FeedServer) -> None:
+    items = [{"id": str(i), "url": f"https://h.example.com/{i}", "title": "x" * 5000,
+              "date_published": "0005-01-01T00:00:00Z", "tags": ["t" * 300, *map(str, range(80))],
+              "content_html": "<p onclick='x()'>{% include evil %}</p><script>x()</script>"}
+             for i in range(600)]
+    items.append({"id": "bad", "url": "javascript:alert(1)", "title": "no"})
+    feeds.routes["/feed.json"] = Route(json.dumps(
+        {"version": "https://jsonfeed.org/version/1.1", "items": items}).encode())
+    config = site_with(tmp_path, feeds, {"feed": "/feed.json", "name": "h"}, posts={})
+    assert poll(config)[0].new == 500  # MAX_ENTRIES read of one response
+    corpus = read_site(config)
+    assert corpus.rejected == [] and corpus.count == 500
+    one = corpus.posts[0]
+    assert len(one.title) == 1000 and len(one.tags) == 50
+    assert all(len(t) <= 256 for t in one.tags)
+    assert one.date.year == 2024  # an implausible date: when it was first seen
+    text = Path(one.path).read_text()
+    assert "onclick" not in text and "<script" not in text and "{%" not in text

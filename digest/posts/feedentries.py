@@ -142,12 +142,17 @@ def _link(value: str, base: str) -> str | None:
     return link
 
 
+def _plausible(date: datetime | None) -> datetime | None:
+    """A date a post file can be named by (YYYY-MM-DD); else None: when first seen."""
+    return date if date is not None and 1970 <= date.year <= 9999 else None
+
+
 def _struct_date(value: Any) -> datetime | None:
     if value is None:
         return None
     try:
-        return datetime.fromtimestamp(calendar.timegm(value), UTC)
-    except (OverflowError, ValueError, TypeError):
+        return _plausible(datetime.fromtimestamp(calendar.timegm(value), UTC))
+    except (OverflowError, ValueError, TypeError, OSError):
         return None
 
 
@@ -158,4 +163,4 @@ def _iso_date(value: Any) -> datetime | None:
         date = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return date if date.tzinfo else date.replace(tzinfo=UTC)
+    return _plausible(date if date.tzinfo else date.replace(tzinfo=UTC))
