@@ -4,8 +4,10 @@ fetched, read as posts beside the posts folder, built into feeds and sent in dig
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.server
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 from conftest import build_site, make_site, output, parse_feed, post, read_site, run_cli
 from helpers import MONDAY, SECRET, WEEK, by_recipient, outbox
@@ -40,6 +43,7 @@ class Route:
     last_modified: str | None = None
     location: str | None = None
     sleep: float = 0
+    gzip: bool = False
 
 
 @dataclass
@@ -77,6 +81,8 @@ def _handler(server: FeedServer) -> type[http.server.BaseHTTPRequestHandler]:
                 self.send_header("ETag", route.etag)
             if route.last_modified:
                 self.send_header("Last-Modified", route.last_modified)
+            if route.gzip:
+                self.send_header("Content-Encoding", "gzip")
             self.end_headers()
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it gave up
                 self.wfile.write(route.body)
@@ -211,6 +217,33 @@ def test_timeout_is_bounded(feeds: FeedServer) -> None:
     with pytest.raises(Exception, match=r"no answer within 0\.5 s"):
         fetch(feeds.url("/slow"), timeout=0.5)
     assert time.monotonic() - started < 2
+
+
+def test_gzip_is_asked_for_and_unpacked_bounded(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/feed"] = Route(gzip.compress(fixture("wordpress.xml")), gzip=True)
+    feeds.routes["/bomb"] = Route(gzip.compress(b" " * 5_000_000), gzip=True)
+    got = fetch(feeds.url("/feed"))
+    assert got.body == fixture("wordpress.xml")
+    assert feeds.requests[0][1]["Accept-Encoding"] == "gzip"
+    with pytest.raises(Exception, match="unpacks to over 1,000,000 bytes"):
+        fetch(feeds.url("/bomb"), max_bytes=1_000_000)
+
+
+def test_tls_is_verified(feeds: FeedServer) -> None:
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _handler(feeds))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    feeds.routes["/feed"] = Route(fixture("hugo.xml"))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED"):
+            fetch(f"https://127.0.0.1:{httpd.server_address[1]}/feed", timeout=5)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
 
 
 def test_oversized_body_is_refused(feeds: FeedServer) -> None:
