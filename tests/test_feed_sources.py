@@ -487,3 +487,14 @@ def test_hostile_entries_are_bounded(tmp_path: Path, feeds: FeedServer) -> None:
     assert one.date.year == 2024  # an implausible date: when it was first seen
     text = Path(one.path).read_text()
     assert "onclick" not in text and "<script" not in text and "{%" not in text
+
+
+def test_an_entry_in_two_sources_is_one_post(tmp_path: Path, feeds: FeedServer) -> None:
+    feeds.routes["/all.xml"] = Route(_atom(*PARTNER))
+    feeds.routes["/rust.xml"] = Route(_atom(PARTNER[0]))
+    config = site_with(tmp_path, feeds, {"feed": "/all.xml", "name": "all"},
+                       {"feed": "/rust.xml", "name": "rust"})
+    poll(config)
+    corpus = read_site(config, now=MONDAY)
+    assert corpus.rejected == []
+    assert sorted(p.title for p in corpus.posts) == ["Local post", "Python Job", "Rust Job"]

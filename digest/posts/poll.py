@@ -259,9 +259,12 @@ def _materialise(config: Config, source: FeedSource, current: SourceState,
     by_id = {i: name for name, kept in current.entries.items() for i in kept.get("ids", [])}
     by_link = {kept.get("link"): name for name, kept in current.entries.items()}
     done: set[str] = set()
+    elsewhere = _other_links(config, source)
     written = 0
     for entry in entries:
         name = next((by_id[i] for i in entry.ids if i in by_id), None) or by_link.get(entry.link)
+        if name is None and entry.link in elsewhere:  # another source has it: one post, so
+            continue  # its URL is not taken twice (which would reject the second)
         if name is None:
             first = entry.date or now
             digest = hashlib.sha256((entry.ids[0] if entry.ids else entry.link).encode())
@@ -290,6 +293,12 @@ def _materialise(config: Config, source: FeedSource, current: SourceState,
         written += 1
     _prune(folder, current)
     return written
+
+
+def _other_links(config: Config, source: FeedSource) -> set[str]:
+    """The entry links the other sources already publish (two feeds of one site overlap)."""
+    return {kept.get("link", "") for other in config.sources if other.name != source.name
+            for kept in load_state(config.state, other.name).entries.values()}
 
 
 def _prune(folder: Path, current: SourceState) -> None:
