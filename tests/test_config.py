@@ -51,7 +51,7 @@ def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
     assert _problems(path) == [
         (2, "unknown key 'zzz'",
          "allowed: admin, bounces, digest, feeds, limits, output, posts, signup, site, smtp, "
-         "state, subscribers, web")]
+         "sources, state, subscribers, web")]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

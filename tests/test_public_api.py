@@ -39,7 +39,8 @@ API: dict[str, dict[str, str]] = {
                            "webhooks)",
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, hugo_config, subscribers, digest, smtp, web, "
-                  "refresh_minutes, limits, bounces, signup, admin, feeds, json_feed, hub)",
+                  "refresh_minutes, limits, bounces, signup, admin, feeds, json_feed, hub, "
+                  "sources)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",
@@ -123,7 +124,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest": ["--config", "--version", "-v --verbose"],
     "digest admin-password": ["--config"],
     "digest bounces": ["--config", "--verbose-ignored"],
-    "digest build": ["--as-of", "--config", "--future", "--now"],
+    "digest build": ["--as-of", "--config", "--fetch", "--future", "--now"],
     "digest cancel": ["--config", "--reason", "<slug>"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],
@@ -134,7 +135,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest resubscribe": ["--config", "<email>"],
     "digest resume": ["--config", "--reason", "<slug>"],
     "digest run": ["--config", "--fake-now", "--log-format"],
-    "digest send": ["--as-of", "--config", "--dry-run", "--i-lost-the-state", "--now",
+    "digest send": ["--as-of", "--config", "--dry-run", "--fetch", "--i-lost-the-state", "--now",
                     "--subscriber", "--to"],
     "digest serve": ["--config", "--fake-now", "--listen", "--log-format"],
     "digest signup-form": ["--config"],

@@ -20,6 +20,8 @@ with the reason it is not run here.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import itertools
 import os
 import re
@@ -29,9 +31,11 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -202,7 +206,7 @@ def make_paths_exist(config: dict[str, Any], base: Path) -> None:
     (base / str(config["posts"])).mkdir(parents=True, exist_ok=True)
 
 
-def write_config(root: Path, *blocks: str, **overrides: dict[str, Any]) -> Path:
+def write_config(root: Path, *blocks: str, **overrides: Any) -> Path:
     """config.yaml in root/work: a minimal site, then *blocks* merged in order."""
     work = root / "work"
     work.mkdir(parents=True, exist_ok=True)
@@ -224,15 +228,42 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def feed_server() -> Iterator[str]:
+    """A real HTTP server on a loopback port serving the test feeds; its base URL."""
+    folder = str(PROJECT / "tests" / "fixtures" / "feeds")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=folder)
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def local_sources(base: str) -> list[dict[str, Any]]:
+    """The README's feed sources, each fetching a real feed from this machine instead."""
+    merged: dict[str, Any] = {}
+    for block in yaml_blocks():
+        merged = deep_merge(merged, yaml.safe_load(block))
+    return [{**s, "feed": f"{base}/ours.xml"} for s in merged.get("sources", [])]
+
+
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[tuple[Path, dict[str, str]]]:
     """All the README's YAML together, relaying to a real aiosmtpd; (config, environment)."""
-    with SmtpServer(tls="starttls", auth=(SMTP_USER, SMTP_PASSWORD)) as server:
+    with SmtpServer(tls="starttls", auth=(SMTP_USER, SMTP_PASSWORD)) as server, \
+            feed_server() as feeds:
+        sources = local_sources(feeds)
         config = write_config(
             tmp_path, *yaml_blocks(),
-            # only where the mail server and the web front really are, on this machine
+            # only where the mail server, the web front and the feeds really are
             smtp={"host": "127.0.0.1", "port": server.port, "ca_file": str(server.ca_file)},
-            web={"listen": f"127.0.0.1:{free_port()}"})
+            web={"listen": f"127.0.0.1:{free_port()}"},
+            **({"sources": sources} if sources else {}))
         data = yaml.safe_load(config.read_text(encoding="utf-8"))
         assert data["smtp"]["username"] == SMTP_USER, "the README's smtp.username changed"
         env = {data["smtp"]["password_env"]: SMTP_PASSWORD,

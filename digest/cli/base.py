@@ -222,3 +222,26 @@ def digest_errors(ctx: click.Context) -> Iterator[None]:
     except DigestError as exc:
         click.echo(f"error: {exc}", err=True)
         ctx.exit(2)
+
+
+# --- feed sources (issue 16) ---------------------------------------------------------------
+fetch_option = click.option(
+    "--fetch/--no-fetch", "fetch", default=True,
+    help="Fetch the feed sources that are due first (the default); --no-fetch uses the "
+         "entries fetched last.")
+
+
+def poll_sources_of(config: Config, fetch: bool) -> None:
+    """Fetch the feed sources that are due; a failing one is a warning, never an exit."""
+    if not fetch or not config.sources:
+        return
+    from ..posts.poll import poll_sources
+
+    for result in poll_sources(config):
+        if result.error:
+            click.echo(f"warning: feed source '{result.name}': {result.error}; its last "
+                       "good entries are kept (`digest status` shows when it last worked)",
+                       err=True)
+        if result.redirect:
+            click.echo(f"warning: feed source '{result.name}' has moved for good to "
+                       f"{result.redirect}: update its 'feed:' in config.yaml", err=True)

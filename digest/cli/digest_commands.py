@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..config import Config
-from .base import DEFERRED_EXIT, as_of_given, as_of_option, digest_errors, load, subcommand
+from .base import (
+    DEFERRED_EXIT,
+    as_of_given,
+    as_of_option,
+    digest_errors,
+    fetch_option,
+    load,
+    poll_sources_of,
+    subcommand,
+)
 
 if TYPE_CHECKING:  # imported where used: `digest preview` need not load the send machinery
     from ..delivery.send import RunReport
@@ -36,9 +45,10 @@ def _print_problems(subscribers: Any) -> int:
               help="The state database is lost and there is no backup: rebuild the past "
                    "digests from state/archive and send from a new send log (who "
                    "unsubscribed is lost with it).")
+@fetch_option
 @click.pass_context
 def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | None,
-         subscriber: str | None, state_lost: bool) -> None:
+         subscriber: str | None, state_lost: bool, fetch: bool) -> None:
     """Send this period's digest to every subscriber (resuming any unfinished run first).
 
     Exit 1 if any delivery failed permanently, the run paused, or entries of the subscribers
@@ -48,6 +58,7 @@ def send(ctx: click.Context, as_of_text: str | None, dry_run: bool, to: str | No
     """
     config = load(ctx)
     as_of = as_of_given(ctx, as_of_text, config)
+    poll_sources_of(config, fetch)
     with digest_errors(ctx):
         if to is not None:
             _send_test(ctx, config, as_of, to, subscriber)

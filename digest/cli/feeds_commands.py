@@ -13,8 +13,10 @@ from ..config import Config
 from .base import (
     as_of_given,
     as_of_option,
+    fetch_option,
     future_option,
     load_and_scan,
+    poll_sources_of,
     problem_json,
     subcommand,
 )
@@ -23,10 +25,12 @@ from .base import (
 @subcommand
 @as_of_option
 @future_option
+@fetch_option
 @click.pass_context
-def build(ctx: click.Context, as_of_text: str | None, future: bool) -> None:
+def build(ctx: click.Context, as_of_text: str | None, future: bool, fetch: bool) -> None:
     """Write the site feed and one feed per tag and category (Atom and RSS), and feeds.opml."""
     config, scanned = load_and_scan(ctx)  # the scan runs while the libraries load
+    poll_sources_of(config, fetch)
     from ..feeds.build import build as run_build
     from ..feeds.build import preload
 

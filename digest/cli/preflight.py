@@ -80,6 +80,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
     try:
         corpus = read_posts(config, store, now=as_of, future=future, scanned=scanned)
         _posts(report, corpus)
+        _sources(report, config)
         _subscribers(report, config, corpus)
         if config.subscribers is not None:  # as `digest run`: no subscribers, no digest
             settings = _mail_settings(report, config)
@@ -108,6 +109,29 @@ def _posts(report: Report, corpus: Published) -> None:
     _problems(report, corpus.rejected, corpus.warnings)
     report.add("note", f"{len(corpus.posts)} posts OK; {len(corpus.rejected)} rejected, "
                        f"{len(corpus.warnings)} warnings")
+
+
+# --- feed sources (issue 16) ---------------------------------------------------------------
+def _sources(report: Report, config: Config) -> None:
+    """Each feed source as last fetched (check fetches nothing): a failing one is advice,
+    since its last good entries are still published."""
+    if not config.sources:
+        return
+    from ..posts.poll import describe
+
+    for item in describe(config):
+        name = f"feed source '{item['name']}' ({item['url']})"
+        if item["error"]:
+            report.add("advice", f"{name}: the last fetch failed: {item['error']} (last "
+                                 f"worked: {item['last_ok'] or 'never'}); its last good "
+                                 "entries are still published")
+        elif item["redirect"]:
+            report.add("advice", f"{name} has moved for good to {item['redirect']}: update "
+                                 "its 'feed:' in config.yaml")
+        elif item["last_status"] is None:
+            report.add("note", f"{name}: not fetched yet (`digest build` fetches it)")
+        else:
+            report.add("note", f"{name}: {item['entries']} entries")
 
 
 def _subscribers(report: Report, config: Config, corpus: Published) -> None:

@@ -32,6 +32,7 @@ from .settings import (
     DigestSettings,
     Dkim,
     FeedSettings,
+    FeedSource,
     ImapSettings,
     Limits,
     SignupSettings,
@@ -235,6 +236,40 @@ class LimitsModel(_Strict):
     tag_length: int = Field(default=Limits.tag_length, ge=1)
 
 
+# --- feed sources (issue 16) ---------------------------------------------------------------
+def _feed_url(value: str) -> str:
+    # fetched on every build: a typo must fail at load, naming the line
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if (parts.scheme not in ("https", "http") or not parts.hostname
+            or any(c.isspace() or ord(c) < 32 for c in value) or len(value) > 2000):
+        raise ValueError(f"a feed source must be an http(s) URL, not {value!r}")
+    return value
+
+
+class SourceModel(_Strict):
+    feed: Annotated[str, AfterValidator(_feed_url)]
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")
+    every_minutes: Number = Field(default=30, ge=5, le=7 * 1440)  # polite: not under 5
+    tags: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=100)
+
+
+def _sources(path: Path, located: Located, models: list[SourceModel]) -> tuple[FeedSource, ...]:
+    seen: set[str] = set()
+    for index, model in enumerate(models):
+        if model.name in seen:
+            raise ConfigError([Problem(path, located.line_of(("sources", index, "name")),
+                                       f"two feed sources are named '{model.name}'",
+                                       "give each source its own name")])
+        seen.add(model.name)
+    return tuple(FeedSource(m.name, m.feed, m.every_minutes, tuple(m.tags)) for m in models)
+
+
+# --- end feed sources ----------------------------------------------------------------------
+
+
 class ConfigModel(_Strict):
     site: SiteModel = SiteModel()
     posts: Path
@@ -249,6 +284,7 @@ class ConfigModel(_Strict):
     bounces: BouncesModel | None = None
     signup: SignupModel | None = None
     admin: AdminModel | None = None
+    sources: list[SourceModel] = Field(default_factory=list, max_length=100)
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
@@ -393,6 +429,7 @@ def read_config(path: Path) -> Config:
         bounces=_bounces_settings(path, located, base, model.bounces),
         signup=SignupSettings(**model.signup.model_dump()) if model.signup else None,
         admin=_admin_settings(path, located, model),
+        sources=_sources(path, located, model.sources),
     )
 
 

@@ -251,6 +251,20 @@ class FeedSettings:
     excerpt_only: bool = False  # entries carry the summary, not the post
 
 
+# --- feed sources (issue 16) ---------------------------------------------------------------
+@dataclass(frozen=True)
+class FeedSource:
+    """A feed (RSS, Atom, RDF or JSON Feed) whose entries are published as the site's posts."""
+
+    name: str  # [a-z0-9-]: its folder under state/sources and its name in `digest status`
+    url: str
+    every_minutes: float = 30  # fetched at most this often; a failing feed backs off further
+    tags: tuple[str, ...] = ()  # added to every entry, besides the entry's own categories
+
+
+# --- end feed sources ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -275,3 +289,4 @@ class Config:
     feeds: FeedSettings = FeedSettings()  # which feeds, where: jekyll-feed's settings
     json_feed: bool = False  # a JSON Feed 1.1 (.json) beside each Atom feed
     hub: str | None = None  # a WebSub hub: named in every feed, pinged when one changes
+    sources: tuple[FeedSource, ...] = ()  # feeds read as posts besides the posts folder

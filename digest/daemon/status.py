@@ -105,10 +105,11 @@ class Status:
     runs: list[RunStatus] = field(default_factory=list)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     lists: ListStatus | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)  # feed sources (poll.py)
 
     def to_json(self) -> dict[str, Any]:
         nd = self.next_digest
-        return {
+        found: dict[str, Any] = {
             "state": str(self.state), "daemon_pid": self.daemon_pid,
             "sending_pid": self.sending_pid,
             "next_digest": None if nd is None else {
@@ -130,6 +131,9 @@ class Status:
             **self.notes,
             "list": self.lists.to_json() if self.lists else None,
         }
+        if self.sources:
+            found["sources"] = self.sources
+        return found
 
 
 def _alive(pid: int | None) -> int | None:
@@ -171,8 +175,9 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     state = config.state
     daemon_pid = _alive(holder(state / DAEMON_LOCK))
     sending_pid = _alive(holder(state / SEND_LOCK))
+    sources = _sources(config)
     if not has_state(config):
-        return Status(state, daemon_pid, sending_pid, None)
+        return Status(state, daemon_pid, sending_pid, None, sources=sources)
     shared = open_state(config, read_only=True)
     try:
         notes = {key: data for key, data in shared.notes().items()
@@ -186,9 +191,38 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
                   for run in last]
         return Status(state, daemon_pid, sending_pid,
                       _next_digest(shared, config, notes.get("daemon", {})), recent, notes,
-                      _list_status(shared, _by_kind(bounces), since))
+                      _list_status(shared, _by_kind(bounces), since), sources)
     finally:
         shared.close()
+
+
+# --- feed sources (issue 16) ---------------------------------------------------------------
+def _sources(config: Config) -> list[dict[str, Any]]:
+    if not config.sources:
+        return []
+    from ..posts.poll import describe
+
+    return describe(config)
+
+
+def _source_lines(status: Status, config: Config) -> list[str]:
+    out = ["feed sources:"] if status.sources else []
+    for item in status.sources:
+        state = item["last_status"] or "not fetched yet"
+        out.append(f"  {item['name']}: {item['url']}")
+        out.append(f"    last fetch {_when(item['last_fetch'], config)} ({state}), "
+                   f"{item['entries']} entries, next fetch "
+                   f"{'now' if item['due'] else _when(item['next_fetch'], config)}")
+        if item["error"]:
+            out.append(f"    last error: {item['error']}; last worked "
+                       f"{_when(item['last_ok'], config)}")
+        if item["redirect"]:
+            out.append(f"    moved for good to {item['redirect']}: update its 'feed:' "
+                       "in config.yaml")
+    return out
+
+
+# --- end feed sources ----------------------------------------------------------------------
 
 
 def _by_kind(bounces: Iterable[Bounce]) -> dict[str, int]:
@@ -273,6 +307,7 @@ def lines(status: Status, config: Config) -> list[str]:
     """`digest status` as lines of text for people."""
     out = [f"state: {status.state}", *_daemon_lines(status), _next_digest_line(status)]
     out += _build_lines(status, config)
+    out += _source_lines(status, config)
     out += _subscriber_lines(status, config)
     out += _list_lines(status.lists, config)
     out.append("last digests:" if status.runs else "last digests: none yet")

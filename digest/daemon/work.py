@@ -44,9 +44,26 @@ def shown(paths: list[str], limit: int = 8) -> str:
     return ", ".join(paths[:limit]) + more
 
 
+def _poll(config: Config) -> None:
+    from ..posts.poll import poll_sources
+
+    for result in poll_sources(config):
+        if result.error:
+            log.warning("feed source %s: %s (its last good entries are kept)", result.name,
+                        result.error, extra=event("source.failed", source=result.name,
+                                                  error=result.error))
+        elif result.fetched:
+            log.info("feed source %s fetched: %s, %d entries written", result.name,
+                     result.status, result.new,
+                     extra=event("source.fetched", source=result.name, status=result.status,
+                                 written=result.new))
+
+
 def build_feeds(config: Config, *, now: datetime, reason: str) -> BuildResult:
     """Rebuild the feeds as of *now*; log which files changed (nothing if none did)."""
     started = time.monotonic()
+    if config.sources:  # each feed source on its own interval: only those due are fetched
+        _poll(config)
     report = build(config, now=now)
     found = report.found
     next_future = found.next_future

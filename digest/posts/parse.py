@@ -20,6 +20,7 @@ from ..errors import PostError, Problem
 from ..util.yamlsource import BoundedLoader, key_lines, load_bounded, yaml_problem
 from . import jekyll
 from .content import linked_posts, shape_problems
+from .sources import is_source_key
 
 # document.rb YAML_FRONT_MATTER_REGEXP (Ruby's ^ and $ are always line anchors, /m is DOTALL)
 FRONT_MATTER = re.compile(r"\A(---\s*\n.*?\n?)^((?:---|\.\.\.)[ \t\r\f\v]*$\n?)", re.S | re.M)
@@ -96,6 +97,8 @@ class Post:
     @property
     def jekyll_id(self) -> str:
         """document.rb id: what jekyll-feed uses as the entry id, so switching keeps ids."""
+        if is_source_key(self.path):  # a feed source's entry: its link, as the feed had it
+            return self.url
         folder = self.url.rstrip("/").rpartition("/")[0]
         return f"{folder}/{self.slug}" if folder else f"/{self.slug}"
 
@@ -263,6 +266,8 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
     placeholders = jekyll.UrlDrop(date, slug, categories, _output_ext(ext, site),
                                   basename[: -len(ext)])
     url = _url(path, source, placeholders, site)
+    if is_source_key(relpath):  # a feed source's entry (sources.py): its own address
+        url = _source_link(path, data)
     warnings = _warnings(path, source, ext, site, ignored, title)
     excerpt = data.get("excerpt")
     separator = data.get("excerpt_separator")
@@ -278,6 +283,15 @@ def parse_post(path: Path, relpath: str, raw: bytes, site: Site,
                     linked_posts(source.body)),
         warnings=tuple(warnings),
     )
+
+
+def _source_link(path: Path, data: dict[str, Any]) -> str:
+    """The absolute link poll.py wrote in a feed entry's file."""
+    link = data.get("link")
+    if not isinstance(link, str) or not link.startswith(("https://", "http://")):
+        raise PostError(Problem(path, None, "a feed entry's file has no http(s) link",
+                                "delete the file: the next fetch of its feed writes it again"))
+    return link
 
 
 def _file_name(path: Path, relpath: str, raw: bytes, limits: Limits) -> tuple[str, str, str]:

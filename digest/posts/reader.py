@@ -23,6 +23,7 @@ from .hugo import pages, parse_hugo_post
 from .parse import Post, parse_post
 from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
+from .sources import source_stats
 
 RULES_VERSION = "5"  # bump when parsing or rendering rules change: cached readings, renders
 # and feeds all depend on fingerprint(), so an upgrade redoes them (5: kramdown lists,
@@ -97,7 +98,9 @@ def _parse_one(root: Path, relpath: str, site: Site, limits: Limits = DEFAULT_LI
     try:
         with path.open("rb") as file:  # bounded: the file may have grown since the scan
             raw = file.read(limits.post_bytes + 1)
-        if site.hugo is not None:  # a Hugo content section: Hugo's rules (hugo.py)
+        # a Hugo content section: Hugo's rules (hugo.py); a feed source's entries (absolute
+        # paths, sources.py) are written for the Jekyll rules on any site
+        if site.hugo is not None and not os.path.isabs(relpath):
             return parse_hugo_post(path, relpath, raw, site, limits)
         return parse_post(path, relpath, raw, site, limits)
     except PostError as exc:
@@ -148,6 +151,8 @@ def refresh(config: Config, store: Store, scanned: Scan | None = None) -> tuple[
     if site.hugo is not None:  # a Hugo section: only its pages (not bundles' resources),
         stats = pages(stats)  # and a page whose expiryDate has passed is read again
         known.update((rel, (None, -1)) for rel in _expired(store, datetime.now().timestamp()))
+    if config.sources:  # feed sources' entries, keyed by absolute path (sources.py)
+        stats = {**stats, **source_stats(config)}
     if from_snapshot and known == stats:  # the usual case: one dict comparison
         return stats, 0
     # in primary key order, so a cold build's 20,000 inserts go ~25% faster; they are made

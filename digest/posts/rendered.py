@@ -99,7 +99,9 @@ def _render_one(config: Config, post: Post, post_urls: Mapping[str, str]) -> Ren
 
     site = config.site
     path = config.posts / post.path
-    if site.hugo is not None:  # Hugo: Goldmark's CommonMark + GFM, shortcodes dropped
+    # Hugo: Goldmark's CommonMark + GFM, shortcodes dropped; a feed source's entry (an
+    # absolute path, posts/sources.py) is HTML read by the Jekyll rules on any site
+    if site.hugo is not None and not Path(post.path).is_absolute():
         from ..posts.hugo_render import render_hugo_post
 
         rendered = render_hugo_post(path, post, _context(site, post, post_urls))
