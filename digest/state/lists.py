@@ -6,7 +6,6 @@ here, where every machine serving the site sees it (state/interface.py).
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Literal, cast
 
@@ -21,22 +20,12 @@ from .interface import (
     Source,
     Suppression,
 )
-from .store import Store
+from .store import Store, now_text, tags_json, tags_of
 
 HITS_KEPT_SECONDS = 86_400  # rate-limit counters older than a day are forgotten
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
-
-def _tags_json(tags: tuple[str, ...] | None) -> str:
-    return json.dumps(None if tags is None else list(tags))
-
-
-def _tags(stored: str) -> tuple[str, ...] | None:
-    chosen = json.loads(stored)
-    return None if chosen is None else tuple(chosen)
 
 
 def _when(text: str | None) -> datetime | None:
@@ -51,7 +40,7 @@ _DELIVERY = ("r.slug, d.subscriber, d.email, d.state, d.attempts, d.code, d.repl
 
 def _member(row: tuple[str, str, str | None, str, str, str]) -> Member:
     key, email, name, tags, source, since = row
-    return Member(key, email, name, _tags(tags), cast(Source, source),
+    return Member(key, email, name, tags_of(tags), cast(Source, source),
                   datetime.fromisoformat(since))
 
 
@@ -92,7 +81,7 @@ class Lists:
         with self.store.atomic() as db:
             return db.execute("INSERT OR IGNORE INTO suppressed (subscriber, since, reason, "
                               "evidence) VALUES (?, ?, ?, ?)",
-                              (key, _now(), reason, evidence)).rowcount > 0
+                              (key, now_text(), reason, evidence)).rowcount > 0
 
     # members -----------------------------------------------------------------------------
     def members(self, source: Source | None = None) -> list[Member]:
@@ -112,16 +101,16 @@ class Lists:
         with self.store.atomic() as db:
             old = db.execute(f"SELECT {_MEMBER} FROM members WHERE key = ?",
                              (member.key,)).fetchone()
-            values = (member.email, member.name, _tags_json(member.tags), member.source)
+            values = (member.email, member.name, tags_json(member.tags), member.source)
             if old is None:
                 db.execute(f"INSERT INTO members ({_MEMBER}, updated_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (member.key, *values, member.since.isoformat(), _now()))
+                           (member.key, *values, member.since.isoformat(), now_text()))
                 return "new"
             if tuple(old[1:5]) == values:
                 return "same"
             db.execute("UPDATE members SET email = ?, name = ?, tags = ?, source = ?, "
-                       "updated_at = ? WHERE key = ?", (*values, _now(), member.key))
+                       "updated_at = ? WHERE key = ?", (*values, now_text(), member.key))
             return "updated"
 
     def remove_member(self, key: str) -> bool:
@@ -138,13 +127,13 @@ class Lists:
     def pending(self, key: str) -> Pending | None:
         row = self.db.execute("SELECT key, email, name, tags, requested_at FROM pending "
                               "WHERE key = ?", (key,)).fetchone()
-        return None if row is None else Pending(row[0], row[1], row[2], _tags(row[3]),
+        return None if row is None else Pending(row[0], row[1], row[2], tags_of(row[3]),
                                                 datetime.fromisoformat(row[4]))
 
     def save_pending(self, pending: Pending) -> None:
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
-                       (pending.key, pending.email, pending.name, _tags_json(pending.tags),
+                       (pending.key, pending.email, pending.name, tags_json(pending.tags),
                         pending.requested_at.isoformat()))
 
     def take_pending(self, key: str) -> Pending | None:
@@ -154,7 +143,7 @@ class Lists:
             if row is None:
                 return None
             db.execute("DELETE FROM pending WHERE key = ?", (key,))
-        return Pending(row[0], row[1], row[2], _tags(row[3]), datetime.fromisoformat(row[4]))
+        return Pending(row[0], row[1], row[2], tags_of(row[3]), datetime.fromisoformat(row[4]))
 
     def pending_count(self, since: datetime | None = None) -> int:
         if since is None:

@@ -27,20 +27,13 @@ from .interface import (
     RunState,
     Status,
 )
-from .store import Store
+from .store import Store, now_text, tags_of
 
 __all__ = ["Outcome", "Recorded", "Run", "RunPost", "SendLog", "Status", "counts_text"]
 
 RETRYABLE = ("pending", "deferred")
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
-
-
-def _tags(stored: str) -> tuple[str, ...] | None:
-    chosen = json.loads(stored)
-    return None if chosen is None else tuple(chosen)
 
 
 def _run(row: tuple[int, str, str, str, str, str]) -> Run:
@@ -96,7 +89,7 @@ class SendLog:
     def create_run(self, *, slug: str, start: datetime, end: datetime,
                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
         """The run, its posts and a pending row per (key, address), all or nothing."""
-        created = _now()
+        created = now_text()
         with self.store.atomic() as db:
             cursor = db.execute(
                 "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
@@ -121,7 +114,7 @@ class SendLog:
             cursor = db.execute(
                 "INSERT OR IGNORE INTO runs (slug, period_start, period_end, created_at, "
                 "finished_at, state) VALUES (?, ?, ?, ?, ?, 'done')",
-                (slug, start.isoformat(), end.isoformat(), _now(), _now()))
+                (slug, start.isoformat(), end.isoformat(), now_text(), now_text()))
             if cursor.rowcount == 0:
                 return False
             rid = cursor.lastrowid
@@ -129,7 +122,7 @@ class SendLog:
                            ((rid, p.entry_id, p.path, p.twin) for p in posts))
             db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, state, "
                            "reply, updated_at) VALUES (?, ?, ?, 'sent', ?, ?)",
-                           ((rid, key, email, "assumed sent: the send log was lost", _now())
+                           ((rid, key, email, "assumed sent: the send log was lost", now_text())
                             for key, email in subscribers))
         return True
 
@@ -139,7 +132,7 @@ class SendLog:
     def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
         """Pending rows for subscribers the run does not know yet (added since it started);
         none for a cancelled run."""
-        now = _now()
+        now = now_text()
         with self.store.atomic() as db:
             if self._state_in(db, run) == "cancelled":
                 return 0
@@ -154,7 +147,7 @@ class SendLog:
             "SELECT entry_id, path, twin FROM run_posts WHERE run_id = ?", (run.id,))]
 
     def set_state(self, run: Run, state: RunState) -> None:
-        finished = _now() if state == "done" else None
+        finished = now_text() if state == "done" else None
         with self.store.atomic() as db:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ?",
                        (state, finished, run.id))
@@ -231,7 +224,7 @@ class SendLog:
         state: RunState = "paused" if left else "done"
         with self.store.atomic() as db:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND "
-                       "state = 'sending'", (state, None if left else _now(), run.id))
+                       "state = 'sending'", (state, None if left else now_text(), run.id))
             return self._state_in(db, run) or state
 
     # deliveries --------------------------------------------------------------------------
@@ -243,7 +236,7 @@ class SendLog:
 
     def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
         """Close deliveries that need no message: (key, 'empty' | 'suppressed', posts)."""
-        now = _now()
+        now = now_text()
         with self.store.atomic() as db:
             db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ? "
                            "WHERE run_id = ? AND subscriber = ? AND state IN "
@@ -254,7 +247,7 @@ class SendLog:
         """Several outcomes in one commit (see send.GroupCommit): all or none are kept. A
         message in flight when its run was cancelled keeps what became of it, except that a
         temporary failure does not reopen it: it stays cancelled."""
-        now = _now()
+        now = now_text()
         with self.store.atomic() as db:
             db.executemany("UPDATE deliveries SET state = iif(state = 'cancelled' AND ? = "
                            "'deferred', 'cancelled', ?), attempts = ?, code = ?, reply = ?, "
@@ -272,7 +265,7 @@ class SendLog:
             return db.execute(
                 "UPDATE deliveries SET state = 'failed', reply = substr(? || coalesce(reply, "
                 "''), 1, 500), updated_at = ? WHERE run_id = ? AND state = 'deferred'",
-                (why, _now(), run.id)).rowcount
+                (why, now_text(), run.id)).rowcount
 
     def counts(self, run: Run) -> dict[str, int]:
         return dict(self.db.execute(
@@ -300,7 +293,7 @@ class SendLog:
         """Add to the suppression list; False if it was already there."""
         with self.store.atomic() as db:
             cursor = db.execute("INSERT OR IGNORE INTO suppressed (subscriber, since, reason) "
-                                "VALUES (?, ?, ?)", (key, _now(), reason))
+                                "VALUES (?, ?, ?)", (key, now_text(), reason))
             return cursor.rowcount > 0
 
     def unsuppress(self, key: str) -> bool:
@@ -310,21 +303,21 @@ class SendLog:
     # tag choices made on the web front, on top of the YAML --------------------------------
     def preferences(self) -> dict[str, tuple[str, ...] | None]:
         """subscriber → tags chosen on the web front; None: every post."""
-        return {key: _tags(tags)
+        return {key: tags_of(tags)
                 for key, tags in self.db.execute("SELECT subscriber, tags FROM preferences")}
 
     def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
         """(whether *key* chose on the web, what): one subscriber's choice, for its page."""
         row = self.db.execute("SELECT tags FROM preferences WHERE subscriber = ?",
                               (key,)).fetchone()
-        return (False, None) if row is None else (True, _tags(row[0]))
+        return (False, None) if row is None else (True, tags_of(row[0]))
 
     def set_preferences(self, key: str, tags: Iterable[str] | None) -> None:
         """Store a choice; None means every post (JSON null)."""
         chosen = None if tags is None else sorted(set(tags))
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO preferences VALUES (?, ?, ?)",
-                       (key, json.dumps(chosen), _now()))
+                       (key, json.dumps(chosen), now_text()))
 
     # the last subscribers file that could be read ------------------------------------------
     def snapshot(self) -> tuple[str, str, str] | None:
@@ -341,4 +334,4 @@ class SendLog:
             return
         with self.store.atomic() as db:
             db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",
-                       (path, text, _now()))
+                       (path, text, now_text()))

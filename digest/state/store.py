@@ -18,6 +18,7 @@ import sqlite3
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,22 @@ def _translated(cursor: sqlite3.Cursor, exc: sqlite3.Error) -> BaseException:
     connection = cursor.connection
     return state_error(getattr(connection, "path", Path("state.sqlite3")), exc)
 
+
+
+def now_text() -> str:
+    """The time a row is written, as the state's tables keep it (UTC, ISO 8601)."""
+    return datetime.now(UTC).isoformat()
+
+
+def tags_json(tags: tuple[str, ...] | None) -> str:
+    """Chosen tags as a column keeps them; None (every post) stays null."""
+    return json.dumps(None if tags is None else list(tags))
+
+
+def tags_of(stored: str) -> tuple[str, ...] | None:
+    """tags_json's text back into tags."""
+    chosen = json.loads(stored)
+    return None if chosen is None else tuple(chosen)
 
 class _Cursor(sqlite3.Cursor):
     """A cursor whose SQLite errors come out as StateError (see _translated)."""
