@@ -207,9 +207,14 @@ def test_suppress_and_resubscribe_with_the_token_and_a_reason(client: httpx.Clie
     assert found is not None and "asked by phone" in found.reason
     assert "asked by phone" in answer.text
     answer = _post(client, "/admin/subscriber", cookie,
-                   {"key": "ana@example.org", "action": "resubscribe", "csrf": token})
+                   {"key": "ana@example.org", "action": "resubscribe", "csrf": token,
+                    "reason": "a <b>mistake</b>"})
     assert answer.status_code == 200 and "Resubscribed" in answer.text
     assert suppressed(site) == set()
+    # the suppression is gone; who lifted it, why and what it said stay on her page
+    page = _get(client, "/admin/subscriber?key=ana%40example.org", cookie).text
+    assert "by admin: a &lt;b&gt;mistake&lt;/b&gt; (was suppressed: " in page
+    assert "asked by phone" in page
 
 
 # passwords -----------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
 from ..state.open import has_state, open_state
 from ..state.sendlog import counts_text
 from ..util.clock import Clock
-from ..web.admin_auth import NOTE_PREFIX as ADMIN_NOTE_PREFIX
+from ..web.admin_auth import ADMIN_NOTES
 
 # Gmail's bulk-sender rules: complaints (spam reports) must stay under 0.3% of the mail sent,
 # and Google recommends keeping them under 0.1%
@@ -181,7 +181,7 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     shared = open_state(config, read_only=True)
     try:
         notes = {key: data for key, data in shared.notes().items()
-                 if not key.startswith(ADMIN_NOTE_PREFIX)}  # the dashboard's sessions
+                 if not key.startswith(ADMIN_NOTES)}  # the dashboard's sessions, its records
         last = shared.runs(runs)
         since = last[-1].period_end if last else None  # sent then: the feedback follows
         bounces = shared.bounces(since=since, limit=10_000_000) if since else []

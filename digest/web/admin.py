@@ -11,6 +11,7 @@ before it touches anything. Who may log in, and how, is admin_auth.py.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections import Counter
@@ -33,7 +34,7 @@ from ..delivery.send import send_test
 from ..errors import DigestError
 from ..state.interface import Delivery, Run, RunControl, SharedState
 from ..util.logs import event
-from .admin_auth import COOKIE, LOGIN_COOKIE, Session
+from .admin_auth import ADMIN_NOTES, COOKIE, LOGIN_COOKIE, Session
 from .admin_charts import overview_charts
 from .charts import CSS as CHART_CSS
 from .charts import figure
@@ -343,6 +344,13 @@ async def subscribers(web: Web, request: Request, session: Session) -> Response:
     return _render(web, request, "subscribers", await in_thread(read), session=session)
 
 
+RESUBSCRIBED = ADMIN_NOTES + "resubscribed:"  # + the address's hash: the last resubscribe
+
+
+def _resubscribed_note(key: str) -> str:
+    return RESUBSCRIBED + hashlib.sha256(key.encode()).hexdigest()[:40]
+
+
 def _key(value: object) -> str:
     return value.strip().lower()[:320] if isinstance(value, str) else ""
 
@@ -357,6 +365,7 @@ async def _subscriber_page(web: Web, request: Request, session: Session, key: st
         sub = web.directory.subscriber(key)
         chose, chosen = state.preference(key)
         return {"row": row, "member": state.member(key), "sub": sub,
+                "resubscribed": state.notes().get(_resubscribed_note(key)),
                 "chose": chose, "chosen": chosen, "suppression": state.suppression(key),
                 "bounces": state.bounces(key, limit=20), "deliveries": state.deliveries_of(key),
                 "saved": saved, "k": quote(key)}
@@ -390,7 +399,14 @@ async def change_subscriber(web: Web, request: Request, session: Session) -> Res
                 f": {reason}" if reason else "")
             return state.suppress_with(key, why, f"dashboard, {datetime.now(UTC):%Y-%m-%d %H:%M}"
                                                  " UTC")
-        return state.unsuppress(key)
+        was = state.suppression(key)
+        if was is None or not state.unsuppress(key):
+            return False
+        # the suppression row is gone: what it said, who lifted it and why stay on record
+        state.note(_resubscribed_note(key), {
+            "by": session.user, "reason": reason, "at": datetime.now(UTC).isoformat(),
+            "was": was.reason, "since": was.since.isoformat()})
+        return True
     changed = await in_thread(change)
     if changed is None:
         return _error(web, request, 404, "Not on the list",

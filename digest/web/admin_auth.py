@@ -33,7 +33,8 @@ from ..state.interface import SharedState
 
 COOKIE = "digest_admin"
 LOGIN_COOKIE = "digest_admin_login"  # the login form's own CSRF nonce, before any session
-NOTE_PREFIX = "admin-session:"  # the shared state's notes under this are sessions
+ADMIN_NOTES = "admin-"  # the dashboard's own notes in the shared state (not for status)
+NOTE_PREFIX = ADMIN_NOTES + "session:"  # the shared state's notes under this are sessions
 MAX_PASSWORD = 1024  # characters of a password checked; argon2 takes longer ones, we do not
 
 
