@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -45,8 +45,8 @@ def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(HASH_ENV, password_hash())
 
 
-def _serve(cfg: Path) -> WebServer:
-    server = WebServer(load_config(cfg))
+def _serve(cfg: Path, on_resume: Callable[[str], None] | None = None) -> WebServer:
+    server = WebServer(load_config(cfg), on_resume=on_resume)
     server.web.clock = Clock.starting_at(MONDAY)  # the next digest has the test's posts
     return server
 
@@ -421,7 +421,9 @@ def test_pause_resume_and_cancel_through_the_send_log_with_the_token(tmp_path: P
     state = open_state(load_config(cfg))
     state.create_run(slug="2024-06-10", start=MONDAY - timedelta(days=7), end=MONDAY,
                      posts=[], subscribers=[("ana@example.org", "ana@example.org")])
-    with _serve(cfg) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    told: list[str] = []  # inside `digest run`, the daemon's sender is told of a resume
+    with _serve(cfg, told.append) as server, \
+            httpx.Client(base_url=server.url, timeout=30) as client:
         cookie = _logged_in(client)
         page = _get(client, "/admin/runs/2024-06-10", cookie)
         assert "Pause</button>" in page.text and "Cancel</button>" in page.text
@@ -444,10 +446,13 @@ def test_pause_resume_and_cancel_through_the_send_log_with_the_token(tmp_path: P
                                               "reason": "<b>moving</b> the server"})
         assert paused.status_code == 200 and "Resume</button>" in paused.text
         assert "&lt;b&gt;moving&lt;/b&gt; the server" in paused.text
-        assert run_state() == "paused"
+        assert run_state() == "paused" and told == []
         assert _post(client, path, cookie, {"action": "resume", "csrf": token}
                      ).status_code == 200
         assert run_state() == "sending"
+        assert told == ["resumed by admin on the dashboard"]
+        server.front.reload(load_config(cfg))  # a reload keeps telling the same sender
+        assert server.front.web.on_resume == told.append
         assert _post(client, path, cookie, {"action": "cancel", "csrf": token,
                                             "reason": "wrong posts"}).status_code == 200
         assert run_state() == "cancelled"

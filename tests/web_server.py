@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from digest.config import Config
@@ -17,10 +18,11 @@ from digest.web.server import Front
 class WebServer:
     """`with WebServer(config) as server:` → server.url is http://127.0.0.1:PORT."""
 
-    def __init__(self, config: Config, limits: Limits | None = None) -> None:
+    def __init__(self, config: Config, limits: Limits | None = None,
+                 on_resume: Callable[[str], None] | None = None) -> None:
         assert config.web is not None
         self.web = Web(config, Clock(), Signer.from_env(config.web.secret_env))
-        self.front = Front(self.web, "127.0.0.1:0", limits)
+        self.front = Front(self.web, "127.0.0.1:0", limits, on_resume=on_resume)
         self.url = ""
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

@@ -82,7 +82,7 @@ class Daemon:
         self._failed: BaseException | None = None
         self.feeds = self.feeds_part(self)
         self.digest = DigestSender(self)
-        self.web = WebFront(self)
+        self.web = WebFront(self, self.digest.resume)
         self.bounces = BounceReader(self)
         self.reloader = Reloader(self, self.feeds, self.digest, self.web, self.bounces)
 

@@ -4,6 +4,7 @@ in the daemon's own event loop (web/server.py)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..config import Config
@@ -18,8 +19,9 @@ log = logging.getLogger(__name__)
 
 
 class WebFront:
-    def __init__(self, host: Host) -> None:
+    def __init__(self, host: Host, on_resume: Callable[[str], None] | None = None) -> None:
         self.host = host
+        self._on_resume = on_resume  # the sender's resume: a run resumed on /admin/ goes now
         self._front: Front | None = None
 
     async def start(self) -> None:
@@ -31,7 +33,7 @@ class WebFront:
         from ..web.server import Front
 
         try:
-            self._front = Front.for_config(config, self.host.clock)
+            self._front = Front.for_config(config, self.host.clock, self._on_resume)
             if self._front is None:
                 return
             url = await self._front.start()

@@ -499,6 +499,8 @@ async def control_run(web: Web, request: Request, session: Session) -> Response:
     if problem is None:
         log.info("admin %s %s", action, slug, extra=event(f"web.admin.{action}", run=slug,
                                                           reason=reason))
+        if action == "resume" and web.on_resume is not None:  # in the daemon's own loop
+            web.on_resume(f"resumed by {session.user} on the dashboard")
     return await _run_page(web, request, session, saved=None if problem else done,
                            problem=problem, status=409 if problem else 200)
 

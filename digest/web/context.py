@@ -53,6 +53,9 @@ class Web:
     files: OutputFiles = field(init=False)
     admin: Auth | None = field(init=False)  # the owner's dashboard; None: not configured
     _local: threading.local = field(init=False, default_factory=threading.local)
+    # inside `digest run`: tell the daemon's sender a run was resumed, so it is served now,
+    # not at the next retry (daemon/digest.py); None under `digest serve`
+    on_resume: Callable[[str], None] | None = field(init=False, default=None)
     # what the dashboard keeps between requests: the next digest's counts (admin.py)
     rendered_admin: dict[str, Any] = field(init=False, default_factory=dict)
     # archive pages rendered, with what they were rendered from (see archive_pages.py)

@@ -76,20 +76,24 @@ def _config(current: Callable[[], Web], limits: Limits) -> uvicorn.Config:
 class Front:
     """The web front inside the daemon: start, the address it got, reload, stop."""
 
-    def __init__(self, web: Web, listen: str, limits: Limits | None = None) -> None:
+    def __init__(self, web: Web, listen: str, limits: Limits | None = None,
+                 on_resume: Callable[[str], None] | None = None) -> None:
         self.web = web
         self.listen = listen
+        self.on_resume = on_resume  # the daemon's sender, told of a resume (Web.on_resume)
+        web.on_resume = on_resume
         self.server = _Server(_config(lambda: self.web, limits or Limits()))
         self.task: asyncio.Task[None] | None = None
 
     @classmethod
-    def for_config(cls, config: Config, clock: Clock) -> Front | None:
+    def for_config(cls, config: Config, clock: Clock,
+                   on_resume: Callable[[str], None] | None = None) -> Front | None:
         """The front *config* asks for; None when it has no `web:` or `listen: null`.
         Raises MissingSecret when the token secret is not in the environment."""
         if config.web is None or config.web.listen is None:
             return None
         return cls(Web(config, clock, Signer.from_env(config.web.secret_env)),
-                   config.web.listen)
+                   config.web.listen, on_resume=on_resume)
 
     def reload(self, config: Config) -> None:
         """Serve *config* from the next request on; the address only changes on restart."""
@@ -99,6 +103,7 @@ class Front:
                         "`digest run` is restarted", self.listen)
         if web is not None:
             self.web = Web(config, self.web.clock, Signer.from_env(web.secret_env))
+            self.web.on_resume = self.on_resume
 
     async def start(self) -> str:
         """Listen; the URL it listens on (the real port when 0 was asked for). ServeError
