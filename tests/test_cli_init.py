@@ -91,7 +91,7 @@ def test_init_refuses_to_overwrite_and_names_the_file(tmp_path: Path, existing: 
 def test_init_refuses_a_folder_without_posts(tmp_path: Path) -> None:
     code, _, err = init(tmp_path / "config.yaml", tmp_path)
     assert code == 2
-    assert f"{tmp_path} has no _posts folder" in err
+    assert f"{tmp_path} has no _posts folder and no Hugo config" in err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -109,4 +109,39 @@ def test_init_with_a_broken_config_yml_says_where_and_writes_nothing(tmp_path: P
     code, _, err = init(tmp_path / "config.yaml", site)
     assert code == 2
     assert str(site / "_config.yml") in err and "Traceback" not in err
+    assert not (tmp_path / "config.yaml").exists()
+
+
+HUGO_FIXTURE = Path(__file__).resolve().parent / "fixtures" / "hugo"
+
+
+def test_init_on_a_hugo_site_reads_its_config_and_its_posts_section(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    shutil.copytree(HUGO_FIXTURE, site)
+    (site / "content" / "about").mkdir()  # a section with fewer pages: not the posts
+    (site / "content" / "about" / "me.md").write_text("---\ntitle: Me\n---\n",
+                                                      encoding="utf-8")
+    (site / "hugo.toml").write_text(
+        'baseURL = "https://hugo.example.net/"\ntitle = "Hugo Blog"\n'
+        '[params]\nemail = "editor@hugo.example.net"\n', encoding="utf-8")
+    config = site / "config.yaml"  # in the site root: Hugo does not publish it
+    code, out, err = init(config, site)
+    assert code == 0, err
+    assert "posts, " in out and "exclude" not in err and "publishes" not in err
+    loaded = load_config(config)
+    assert loaded.hugo_config == site / "hugo.toml"
+    assert loaded.posts == site / "content" / "blog"
+    assert loaded.digest.sender == "Hugo Blog <editor@hugo.example.net>"
+    code, out, err = run_cli(["--config", str(config), "build"])
+    assert code == 0, err
+    (static := site / "static").mkdir()
+    code, _, err = init(static / "config.yaml", site)
+    assert code == 0 and "inside a folder Hugo publishes" in err
+
+
+def test_init_refuses_a_hugo_site_without_sections(tmp_path: Path) -> None:
+    (tmp_path / "site" / "content").mkdir(parents=True)
+    (tmp_path / "site" / "hugo.toml").write_text('title = "x"\n', encoding="utf-8")
+    code, _, err = init(tmp_path / "config.yaml", tmp_path / "site")
+    assert code == 2 and "has no section folder" in err
     assert not (tmp_path / "config.yaml").exists()

@@ -179,7 +179,11 @@ def init(ctx: click.Context, site_folder: str) -> None:
     click.echo(f"{done.posts} posts, {len(done.tags)} tags and categories: "
                + (", ".join(t for t, _ in done.tags[:10]) or "none")
                + (" …" if len(done.tags) > 10 else ""))
-    if done.inside_site:
+    if done.inside_site and done.hugo:
+        click.echo("note: both files are inside a folder Hugo publishes (content/ or "
+                   "static/): move them out, or Hugo publishes them (the subscribers' "
+                   "addresses with them)", err=True)
+    elif done.inside_site:
         click.echo(f"note: both files are inside the site folder: add {done.config.name} "
                    f"and {done.subscribers.name} to `exclude:` in _config.yml, or Jekyll "
                    "publishes them (the subscribers' addresses with them)", err=True)

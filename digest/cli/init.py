@@ -1,8 +1,10 @@
-"""`digest init`: a commented config.yaml and an example subscribers.yaml for a Jekyll site.
+"""`digest init`: a commented config.yaml and an example subscribers.yaml for a Jekyll site,
+or a Hugo site (its hugo.toml or config.*, and the content section that holds the posts).
 
-The site's `_config.yml` gives the title and the sender's address; its posts are read with
-the reader every command uses (the state it needs kept in a temporary folder, so nothing is
-left behind but the two files), for the count and the tags the example subscribers follow.
+The site's `_config.yml` (or Hugo's config) gives the title and the sender's address; its
+posts are read with the reader every command uses (the state it needs kept in a temporary
+folder, so nothing is left behind but the two files), for the count and the tags the
+example subscribers follow.
 The config written is loaded before the subscribers file is written: a config `init` writes
 and `digest check` refuses is a bug, and leaves nothing behind. Existing files are never
 overwritten.
@@ -26,6 +28,10 @@ from ..errors import InitRefused
 from ..util.yamlsource import load_located
 
 JEKYLL_CONFIGS = ("_config.yml", "_config.yaml")
+# as Hugo looks for them, first found wins
+HUGO_CONFIGS = tuple(f"{stem}.{ext}" for stem in ("hugo", "config")
+                     for ext in ("toml", "yaml", "yml", "json"))
+HUGO_SECTIONS = ("posts", "post", "blog", "news", "articles")  # the usual names, in this order
 TAGS_LISTED = 20  # tags named in the subscribers file's header comment
 
 
@@ -36,6 +42,7 @@ class Initialised:
     posts: int
     tags: list[tuple[str, int]]  # every tag and category, most used first
     inside_site: bool  # the files are in the site's folder, where Jekyll would publish them
+    hugo: bool = False  # a Hugo site: it publishes only content/ and static/, so no note
 
 
 def _q(text: str) -> str:
@@ -66,21 +73,30 @@ def _sender(settings: dict[str, Any]) -> str:
     return f"{title} <{address}>"
 
 
-def config_text(site: Path, folder: Path, jekyll: Path | None, sender: str) -> str:
-    """The commented config.yaml for *site*, written into *folder*."""
-    site_lines = (f"  jekyll_config: {_q(_rel(jekyll, folder))}   # url, baseurl, title, "
-                  "timezone, permalink… from here\n"
-                  "  # any of url, baseurl, title, description, timezone, permalink,\n"
-                  "  # excerpt_separator, author, lang set here wins over _config.yml\n"
-                  if jekyll is not None else
-                  "  # no _config.yml found: set the site here\n"
-                  "  url: \"https://example.org\"\n  title: \"My site\"\n"
-                  "  timezone: UTC\n")
+def config_text(site: Path, folder: Path, jekyll: Path | None, sender: str,
+                hugo: tuple[Path, Path] | None = None) -> str:
+    """The commented config.yaml for *site*, written into *folder*; *hugo*: the Hugo
+    config file and the section folder, for a Hugo site."""
+    posts_line = f"posts: {_q(_rel(site, folder))}   # the site root: its _posts folder is read"
+    if hugo is not None:
+        posts_line = f"posts: {_q(_rel(hugo[1], folder))}   # the content section of the posts"
+        site_lines = (f"  hugo_config: {_q(_rel(hugo[0], folder))}   # baseURL, title, "
+                      "timeZone, permalinks, taxonomies from here\n"
+                      "  # any of url, baseurl, title, description, timezone set here wins\n")
+    elif jekyll is not None:
+        site_lines = (f"  jekyll_config: {_q(_rel(jekyll, folder))}   # url, baseurl, title, "
+                      "timezone, permalink… from here\n"
+                      "  # any of url, baseurl, title, description, timezone, permalink,\n"
+                      "  # excerpt_separator, author, lang set here wins over _config.yml\n")
+    else:
+        site_lines = ("  # no _config.yml found: set the site here\n"
+                      "  url: \"https://example.org\"\n  title: \"My site\"\n"
+                      "  timezone: UTC\n")
     return f"""\
 # digest's configuration, written by `digest init`. Paths are relative to this file.
 # Every key is described in the README; `digest check` checks all of it.
 site:
-{site_lines}posts: {_q(_rel(site, folder))}   # the site root: its _posts folder is read
+{site_lines}{posts_line}
 output: public          # where the feeds are written (feed.xml, feed/by_tag/TAG.xml, …)
 state: .digest          # digest's own state (database, caches, the outbox): keep it
 feeds:
@@ -148,6 +164,31 @@ def _jekyll_config(site: Path) -> tuple[Path | None, dict[str, Any]]:
     return None, {}
 
 
+def _hugo_site(site: Path) -> tuple[Path, Path, dict[str, Any]] | None:
+    """A Hugo site's config file, the section its posts are in (posts, blog… or else the
+    section with the most pages) and the settings the sender is made from; None if *site*
+    has no Hugo config."""
+    from ..config.hugoconfig import load_hugo_config
+
+    path = next((site / name for name in HUGO_CONFIGS if (site / name).is_file()), None)
+    if path is None:
+        return None
+    data = load_hugo_config(path).data  # ConfigError, with file and line, if broken
+    data = data if isinstance(data, dict) else {}
+    content = site / str(data.get("contentdir") or "content")
+    sections = sorted(p for p in content.iterdir() if p.is_dir()) if content.is_dir() else []
+    if not sections:
+        raise InitRefused(f"{content} has no section folder: digest reads the posts of one "
+                          "section (content/posts, content/blog…)")
+    named = {p.name.lower(): p for p in sections}
+    section = next((named[n] for n in HUGO_SECTIONS if n in named), None) or max(
+        sections, key=lambda p: sum(1 for f in p.rglob("*.md") if f.name != "_index.md"))
+    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    settings = {"title": data.get("title"), "url": data.get("baseurl"),
+                "email": params.get("email"), "author": params.get("author")}
+    return path, section, settings
+
+
 def _tags(config_path: Path) -> tuple[int, list[tuple[str, int]]]:
     """The published posts and their tags and categories, read as every command reads them."""
     from ..edition.selection import terms
@@ -175,12 +216,18 @@ def init_site(site: Path, config_path: Path) -> Initialised:
         if path.exists():
             raise InitRefused(f"{path} already exists: not overwriting it (move it away, or "
                               "give another --config path)")
-    if not (site / "_posts").is_dir():
-        raise InitRefused(f"{site} has no _posts folder: give the folder of a Jekyll site "
-                          "(the one with _config.yml and _posts)")
-    jekyll, settings = _jekyll_config(site)
+    hugo = None
+    if (site / "_posts").is_dir():
+        jekyll, settings = _jekyll_config(site)
+    elif (found := _hugo_site(site)) is not None:
+        jekyll, (hugo_config, section, settings) = None, found
+        hugo = (hugo_config, section)
+    else:
+        raise InitRefused(f"{site} has no _posts folder and no Hugo config: give the folder "
+                          "of a Jekyll site (the one with _config.yml and _posts) or of a "
+                          "Hugo site (the one with hugo.toml and content/)")
     config_path.parent.mkdir(parents=True, exist_ok=True)
-    text = config_text(site, config_path.parent, jekyll, _sender(settings))
+    text = config_text(site, config_path.parent, jekyll, _sender(settings), hugo)
     with config_path.open("x", encoding="utf-8") as handle:  # "x": never over a file
         handle.write(text)
     try:
@@ -190,5 +237,7 @@ def init_site(site: Path, config_path: Path) -> Initialised:
     except BaseException:
         config_path.unlink(missing_ok=True)
         raise
+    published = [site / "content", site / "static"] if hugo else [site]
     return Initialised(config_path, subscribers, posts, tags,
-                       inside_site=config_path.parent.is_relative_to(site))
+                       inside_site=any(config_path.parent.is_relative_to(p) for p in published),
+                       hugo=hugo is not None)
