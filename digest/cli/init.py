@@ -183,7 +183,8 @@ def _hugo_site(site: Path) -> tuple[Path, Path, dict[str, Any]] | None:
     named = {p.name.lower(): p for p in sections}
     section = next((named[n] for n in HUGO_SECTIONS if n in named), None) or max(
         sections, key=lambda p: sum(1 for f in p.rglob("*.md") if f.name != "_index.md"))
-    params = data.get("params") if isinstance(data.get("params"), dict) else {}
+    found = data.get("params")
+    params: dict[str, Any] = found if isinstance(found, dict) else {}
     settings = {"title": data.get("title"), "url": data.get("baseurl"),
                 "email": params.get("email"), "author": params.get("author")}
     return path, section, settings
