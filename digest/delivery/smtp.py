@@ -26,6 +26,7 @@ import aiosmtplib
 from ..config import SmtpSettings
 from ..errors import DeliveryPaused, SmtpAuthFailed, SmtpTlsFailed
 from ..util.tls import tls_context
+from . import smtpdata
 from .dispatch import Dispatch, Held, backoff
 from .transport import Outcome, Outgoing, Record
 
@@ -108,7 +109,7 @@ class _Connection:
             during = "RCPT"
             await smtp.rcpt(message.recipient)
             during = "DATA"
-            response = await smtp.data(message.data)
+            response = await smtpdata.data(smtp, message.data)  # no regex pass: CRLF already
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             await self._reset()
             return _failure(exc, during)
