@@ -256,7 +256,8 @@ def typical_message(config: Path, as_of: str, size: int, workdir: Path,
 
 # profile -----------------------------------------------------------------------------------
 _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("aiosmtplib (SMTP client)", ("aiosmtplib/",)),
+    ("aiosmtplib + digest.delivery.smtpdata (SMTP client)",
+     ("aiosmtplib/", "digest/delivery/smtpdata.py")),
     ("send log (sqlite)", ("digest/state/sendlog.py", "digest/state/store.py", "sqlite3")),
     ("parseaddr / email.utils", ("email/_parseaddr.py", "email/utils.py")),
     ("rendering + personalising (digest.edition, compose, jinja2, css_inline)",

@@ -11,9 +11,11 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import pytest
+from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -252,3 +254,67 @@ def test_smtp_sink_receives_exactly_what_was_composed(sink: Sink) -> None:
     # smtp-sink undoes the stuffing and writes LF line ends
     expected = sorted(as_received(m).replace(b"\r\n", b"\n") for m in messages)
     assert sorted(received) == expected
+
+
+# MAIL and RCPT -------------------------------------------------------------------------------
+@settings(max_examples=300)
+@given(st.from_regex(smtpdata.DOT_ATOM, fullmatch=True).filter(lambda a: len(a) <= 254))
+def test_a_dot_atom_address_is_what_aiosmtplib_would_quote(address: str) -> None:
+    assert quote_address(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize("address", [
+    "Reader <reader@example.org>", '"odd one"@example.org', "a..b@example.org",
+    "a.@example.org", "reader@example..org", "reader@-example.org", "r\u00e9@example.org",
+    "reader@example.org ", "", "reader@[127.0.0.1]"])
+def test_other_addresses_are_left_to_aiosmtplib(address: str) -> None:
+    assert not smtpdata.DOT_ATOM.fullmatch(address)
+
+
+class CountingEnvelope(CountingSMTP):
+    """Counts the stock `mail()` and `rcpt()` calls too."""
+
+    stock_envelope = 0
+
+    async def mail(self, sender: str, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.stock_envelope += 1
+        return await super().mail(sender, **kwargs)
+
+    async def rcpt(self, recipient: str, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.stock_envelope += 1
+        return await super().rcpt(recipient, **kwargs)
+
+
+async def envelope(port: int, sender: str, recipient: str) -> CountingEnvelope:
+    smtp = CountingEnvelope(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
+    await smtp.connect()
+    await smtp.ehlo()  # as SmtpTransport does; before it, MAIL goes the stock way (and EHLOs)
+    try:
+        await smtpdata.mail(smtp, sender, ["SIZE=20"])
+        await smtpdata.rcpt(smtp, recipient)
+        await smtpdata.data(smtp, b"Subject: x\r\n\r\nbody\r\n")
+    finally:
+        await smtp.quit()
+    return smtp
+
+
+@pytest.mark.parametrize(("sender", "recipient", "stock"), [
+    ("bounces+Ab3_x-9=Q@example.org", "first.last+tag@mail.example.org", 0),
+    ("Digest <digest@example.org>", "Reader <reader@example.org>", 2),
+])
+def test_the_envelope_arrives_as_given(server: SmtpServer, sender: str, recipient: str,
+                                       stock: int) -> None:
+    smtp = asyncio.run(envelope(server.port, sender, recipient))
+    assert smtp.stock_envelope == stock
+    got = server.received[0]
+    assert (got.sender, got.recipients) == (sender.split("<")[-1].rstrip(">"),
+                                            (recipient.split("<")[-1].rstrip(">"),))
+
+
+@pytest.mark.parametrize(("faults", "code"), [
+    (Faults(reject=frozenset({"reader@example.org"})), 550), (Faults(rcpt_tempfail=1), 451)])
+def test_a_refused_recipient_raises_as_aiosmtplib_does(faults: Faults, code: int) -> None:
+    with SmtpServer(faults=faults) as running, pytest.raises(
+            aiosmtplib.SMTPRecipientRefused) as refused:
+        asyncio.run(envelope(running.port, SENDER, "reader@example.org"))
+    assert (refused.value.code, refused.value.recipient) == (code, "reader@example.org")

@@ -105,9 +105,9 @@ class _Connection:
             options.append("BODY=8BITMIME")
         during = "MAIL"
         try:
-            await smtp.mail(message.sender, options=options)
+            await smtpdata.mail(smtp, message.sender, options)
             during = "RCPT"
-            await smtp.rcpt(message.recipient)
+            await smtpdata.rcpt(smtp, message.recipient)
             during = "DATA"
             response = await smtpdata.data(smtp, message.data)  # no regex pass: CRLF already
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
