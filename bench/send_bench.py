@@ -191,7 +191,7 @@ def source_fingerprint() -> str:
     """A hash of digest's code and templates: a run is only comparable with the same code."""
     sha = hashlib.sha256()
     for path in sorted([*(ROOT / "digest").rglob("*.py"), *(ROOT / "templates").rglob("*")]):
-        if path.is_file():
+        if path.is_file() and "__pycache__" not in path.parts:  # children write bytecode
             sha.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
     return sha.hexdigest()[:12]
 
