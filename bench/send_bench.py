@@ -11,7 +11,8 @@ shared with forked workers twice):
 
 - smtp-source -d -s 20 -m N -l SIZE (the reference; SIZE = digest's average message size)
 - aiosmtplib alone (bench/send_floor.py): a real digest message of about SIZE sent N times
-  over 20 connections with nothing else, the ceiling for a sender built on aiosmtplib
+  over 20 connections with nothing else, the ceiling for a sender built on aiosmtplib; and
+  the same through digest.delivery.smtpdata, the adapter `digest send` uses
 - digest startup (`digest --version`) and a dry run for one subscriber (read + render the
   posts), to split digest's time into fixed cost, per-message rendering and sending
 - digest send --dry-run for N subscribers (every message rendered, nothing sent)
@@ -480,6 +481,22 @@ def main() -> int:
         rows.append(Row(best_of(args.repeat, floor), n,
                         f"best of {args.repeat}; bench/send_floor.py: one digest message, "
                         "MAIL/RCPT/DATA only, no rendering, no send log"))
+
+        def floor_adapter() -> Measurement:
+            before = sink_.received()
+            m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
+                             str(sink_.port), str(n), str(CONNECTIONS), str(eml), "smtpdata"],
+                            f"aiosmtplib + smtpdata alone ({n} x {eml.stat().st_size} B)",
+                            logs, env, skip)
+            sink_.expect(before, n, "send_floor smtpdata")
+            notes.add("send_floor smtpdata", output)
+            return m
+
+        if (ROOT / "digest" / "delivery" / "smtpdata.py").exists():  # not in older trees
+            rows.append(Row(best_of(args.repeat, floor_adapter), n,
+                            f"best of {args.repeat}; the same through "
+                            "digest.delivery.smtpdata, as digest send does (no regex pass, "
+                            "no parseaddr)"))
         rows.append(Row(startup, 0, "interpreter + CLI import"))
         rows.append(Row(one, 0, f"fixed cost: read {args.posts} posts, render them, 1 message"))
         rows.append(Row(dry_n, messages, f"{editions} distinct editions, "
