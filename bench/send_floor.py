@@ -22,8 +22,6 @@ from pathlib import Path
 
 import aiosmtplib
 
-from digest.delivery import smtpdata
-
 try:
     import uvloop
 except ImportError:  # pragma: no cover
@@ -31,6 +29,8 @@ except ImportError:  # pragma: no cover
 
 
 async def _connection(port: int, data: bytes, todo: list[int], adapter: bool) -> None:
+    if adapter:  # imported only here: the stock row also runs against trees without it
+        from digest.delivery import smtpdata
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30,
                            local_hostname="localhost")
     await smtp.connect()
