@@ -8,9 +8,9 @@ cannot be met without replacing or patching aiosmtplib.
 
     python bench/send_floor.py PORT COUNT CONNECTIONS MESSAGE.eml [smtpdata]
 
-With "smtpdata", MAIL / RCPT / DATA go through digest.delivery.smtpdata as `digest send`'s
-do (the message given CRLF line ends first, as digest composes it): the adapter's effect
-on its own.
+The message is sent with CRLF line ends, as digest composes it. With "smtpdata", MAIL /
+RCPT / DATA go through digest.delivery.smtpdata as `digest send`'s do: the adapter's
+effect on its own.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def main() -> int:
     port, count, connections = (int(a) for a in sys.argv[1:4])
     data = Path(sys.argv[4]).read_bytes()
     adapter = sys.argv[5:] == ["smtpdata"]
-    if adapter:
-        data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    # CRLF line ends, as digest composes it (`digest preview` writes the .eml with LF)
+    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     coro = _main(port, count, connections, data, adapter)
     if uvloop is not None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
