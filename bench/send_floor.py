@@ -6,7 +6,11 @@ here: the same MAIL / RCPT / DATA calls digest makes (SIZE given, uvloop when in
 with no rendering, no send log and no queue. If this row is under the target, the target
 cannot be met without replacing or patching aiosmtplib.
 
-    python bench/send_floor.py PORT COUNT CONNECTIONS MESSAGE.eml
+    python bench/send_floor.py PORT COUNT CONNECTIONS MESSAGE.eml [smtpdata]
+
+The message is sent with CRLF line ends, as digest composes it. With "smtpdata", MAIL /
+RCPT / DATA go through digest.delivery.smtpdata as `digest send`'s do: the adapter's
+effect on its own.
 """
 
 from __future__ import annotations
@@ -24,25 +28,32 @@ except ImportError:  # pragma: no cover
     uvloop = None
 
 
-async def _connection(port: int, data: bytes, todo: list[int]) -> None:
+async def _connection(port: int, data: bytes, todo: list[int], adapter: bool) -> None:
+    if adapter:  # imported only here: the stock row also runs against trees without it
+        from digest.delivery import smtpdata
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30,
                            local_hostname="localhost")
     await smtp.connect()
     await smtp.ehlo()
     while todo:
         n = todo.pop()
+        if adapter:
+            await smtpdata.mail(smtp, "jobs@example.org", [f"SIZE={len(data)}"])
+            await smtpdata.rcpt(smtp, f"user{n}@example.org")
+            await smtpdata.data(smtp, data)
+            continue
         await smtp.mail("jobs@example.org", options=[f"SIZE={len(data)}"])
         await smtp.rcpt(f"user{n}@example.org")
         await smtp.data(data)
     await smtp.quit()
 
 
-async def _main(port: int, count: int, connections: int, data: bytes) -> None:
+async def _main(port: int, count: int, connections: int, data: bytes, adapter: bool) -> None:
     todo = list(range(count))
     started = time.perf_counter()
-    await asyncio.gather(*(_connection(port, data, todo) for _ in range(connections)))
+    await asyncio.gather(*(_connection(port, data, todo, adapter) for _ in range(connections)))
     seconds = time.perf_counter() - started
-    loop = "uvloop" if uvloop is not None else "asyncio"
+    loop = ("uvloop" if uvloop is not None else "asyncio") + (", smtpdata" if adapter else "")
     print(f"sent {count} x {len(data)} B over {connections} connections ({loop}): "
           f"{seconds:.2f} s, {count / seconds:.0f} msg/s")
 
@@ -50,7 +61,10 @@ async def _main(port: int, count: int, connections: int, data: bytes) -> None:
 def main() -> int:
     port, count, connections = (int(a) for a in sys.argv[1:4])
     data = Path(sys.argv[4]).read_bytes()
-    coro = _main(port, count, connections, data)
+    adapter = sys.argv[5:] == ["smtpdata"]
+    # CRLF line ends, as digest composes it (`digest preview` writes the .eml with LF)
+    data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    coro = _main(port, count, connections, data, adapter)
     if uvloop is not None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             runner.run(coro)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,8 +18,17 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import PROJECT, make_site, post
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from digest.posts.content import MAX_DEPTH, nesting_depth, render_post, shape_problems
+from digest.posts.content import (
+    _SIBLINGS,
+    _VOID,
+    MAX_DEPTH,
+    nesting_depth,
+    render_post,
+    shape_problems,
+)
 from digest.posts.sanitize import sanitize
 
 SECRET = "test-secret-0123456789abcdef"
@@ -112,3 +122,44 @@ def _ctx():
     from digest.posts.content import PageContext
 
     return PageContext("https://x.org", "", "X", "https://x.org/p/", "P", {})
+
+
+_LAZY_TAG = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9:-]*)\b[^>]*?(/?)>")  # the old tokenizer
+
+
+def _depth_lazy(fragment: str, stop: int) -> int:
+    """nesting_depth as it was with the lazy tokenizer: the reference for the fast one."""
+    stack: list[str] = []
+    open_count: dict[str, int] = {}
+    deepest = 0
+    for match in _LAZY_TAG.finditer(fragment):
+        closing, name, selfclose = match.group(1), match.group(2).lower(), match.group(3)
+        if name in _VOID or (selfclose and not closing):
+            continue
+        if closing or name in _SIBLINGS:
+            if open_count.get(name):
+                while True:
+                    top = stack.pop()
+                    open_count[top] -= 1
+                    if top == name:
+                        break
+            if closing:
+                continue
+        stack.append(name)
+        open_count[name] = open_count.get(name, 0) + 1
+        if len(stack) > deepest:
+            deepest = len(stack)
+            if deepest > stop:
+                break
+    return deepest
+
+
+_PIECES = st.sampled_from(["<", ">", "/", "/>", "</", "<div", "<p", "<br", "<LI", "<a:b",
+                           "<x-y", " ", "=", '"', "é", "\n", "text", "<div>", "</div>",
+                           "<p/>", "</p/>", "<img src=x/>", "<span a='>'>", "<1>", "<é>"])
+
+
+@settings(max_examples=500)
+@given(st.lists(_PIECES, max_size=60).map("".join), st.integers(1, 30))
+def test_the_greedy_tokenizer_counts_as_the_lazy_one(fragment: str, stop: int) -> None:
+    assert nesting_depth(fragment, stop) == _depth_lazy(fragment, stop)

@@ -26,6 +26,7 @@ import aiosmtplib
 from ..config import SmtpSettings
 from ..errors import DeliveryPaused, SmtpAuthFailed, SmtpTlsFailed
 from ..util.tls import tls_context
+from . import smtpdata
 from .dispatch import Dispatch, Held, backoff
 from .transport import Outcome, Outgoing, Record
 
@@ -104,11 +105,11 @@ class _Connection:
             options.append("BODY=8BITMIME")
         during = "MAIL"
         try:
-            await smtp.mail(message.sender, options=options)
+            await smtpdata.mail(smtp, message.sender, options)
             during = "RCPT"
-            await smtp.rcpt(message.recipient)
+            await smtpdata.rcpt(smtp, message.recipient)
             during = "DATA"
-            response = await smtp.data(message.data)
+            response = await smtpdata.data(smtp, message.data)  # no regex pass: CRLF already
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             await self._reset()
             return _failure(exc, during)

@@ -1,0 +1,320 @@
+"""digest.delivery.smtpdata: DATA without aiosmtplib's regex pass, byte for byte what
+aiosmtplib itself would send, checked against aiosmtpd and postfix's smtp-sink."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+import pytest
+from aiosmtplib.email import quote_address
+from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from smtp_server import Faults, SmtpServer
+
+from digest.delivery import smtpdata
+
+SINK = Path("/usr/sbin/smtp-sink")
+SENDER, RECIPIENT = "digest@example.org", "reader@example.org"
+
+
+def stock_wire(message: bytes) -> bytes:
+    """What aiosmtplib's own DATA path puts on the wire for *message*."""
+    return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(message)) + b".\r\n"
+
+
+# bodies that have gone wrong in SMTP clients before
+LONG = b"x" * 998  # RFC 5321's longest line, without its CRLF
+TRICKY = {
+    "dot lines inside": b"Subject: a\r\n\r\n.\r\n..\r\n.a\r\nb.\r\n. \r\n",
+    "starts and ends with a dot line": b".first\r\nSubject: b\r\n\r\nbody\r\n.",
+    "ends with a lone dot and CRLF": b"Subject: c\r\n\r\nbody\r\n.\r\n",
+    "no final CRLF": b"Subject: d\r\n\r\nlast line",
+    "998-octet lines": b"Subject: e\r\n\r\n" + LONG + b"\r\n." + LONG[1:] + b"\r\n" + LONG,
+    "8-bit": "Subject: f\r\n\r\nh\u00e9llo w\u00f6rld \u2014 \u3042\r\n.\u00e9\r\n".encode(),
+    "empty body": b"Subject: g\r\n\r\n",
+    "CRLF only": b"\r\n\r\n\r\n",
+    "dot CRLF dot": b".\r\n.",
+}
+
+
+def lines(draw_line: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """CRLF-joined lines, with or without a final CRLF."""
+    return st.builds(lambda ls, end: b"\r\n".join(ls) + (b"\r\n" if end else b""),
+                     st.lists(draw_line, max_size=30), st.booleans())
+
+
+LINE = st.one_of(
+    st.binary(max_size=60).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.sampled_from([b"", b".", b"..", b". ", b".\x00", b"\x80.", LONG, b"." + LONG[1:]]),
+    st.binary(max_size=20).map(lambda b: b"." + b.replace(b"\r", b"").replace(b"\n", b"")),
+)
+CLEAN = lines(LINE)
+
+
+# the bytes -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", sorted(TRICKY))
+def test_wire_bytes_are_what_aiosmtplib_sends(name: str) -> None:
+    assert smtpdata.wire_bytes(TRICKY[name]) == stock_wire(TRICKY[name])
+
+
+def test_wire_bytes_stuff_and_terminate() -> None:
+    assert smtpdata.wire_bytes(b".a\r\n.\r\nb") == b"..a\r\n..\r\nb\r\n.\r\n"
+    assert smtpdata.wire_bytes(b"") == b"\r\n.\r\n"
+
+
+@given(CLEAN)
+def test_wire_bytes_match_aiosmtplib_on_any_crlf_body(message: bytes) -> None:
+    assert smtpdata.wire_bytes(message) == stock_wire(message)
+
+
+@given(CLEAN, st.sampled_from([b"\n", b"\r", b"\n\r", b"\r\r\n", b"\n."]), st.integers(0))
+def test_a_bare_cr_or_lf_is_left_to_aiosmtplib(message: bytes, bare: bytes,
+                                                at: int) -> None:
+    at %= len(message) + 1
+    if message[:at].endswith(b"\r") and bare.startswith(b"\n"):
+        at -= 1  # b"\r" + b"\n..." would make a proper CRLF
+    broken = message[:at] + bare + message[at:]
+    assert smtpdata.wire_bytes(broken) is None
+
+
+def test_the_installed_aiosmtplib_takes_the_fast_path() -> None:
+    assert smtpdata.fast_path(), (f"aiosmtplib {aiosmtplib.__version__} is not in "
+                                  f"smtpdata.CHECKED: check its DATA path and add it")
+
+
+@pytest.mark.parametrize("version", ["6.0.0", "5.2.0", "4.0.1", "5", "", "dev"])
+def test_other_versions_of_aiosmtplib_take_the_stock_path(version: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiosmtplib, "__version__", version)
+    assert not smtpdata.fast_path()
+
+
+# over the wire -------------------------------------------------------------------------------
+class CountingSMTP(aiosmtplib.SMTP):
+    """A real client that counts its stock `data()` calls."""
+
+    stock_calls = 0
+
+    async def data(self, message: str | bytes, /, **kwargs: object) -> aiosmtplib.SMTPResponse:
+        self.stock_calls += 1
+        return await super().data(message)
+
+
+async def send(port: int, messages: list[bytes]) -> CountingSMTP:
+    """Each message in its own transaction, over one connection, through smtpdata.data."""
+    smtp = CountingSMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
+    await smtp.connect()
+    try:
+        for message in messages:
+            options = [] if message.isascii() else ["BODY=8BITMIME"]
+            await smtp.mail(SENDER, options=options)
+            await smtp.rcpt(RECIPIENT)
+            response = await smtpdata.data(smtp, message)
+            assert response.code == 250
+    finally:
+        await smtp.quit()
+    return smtp
+
+
+def as_received(message: bytes) -> bytes:
+    """*message* as a server keeps it: its last line ended by CRLF."""
+    return message if message.endswith(b"\r\n") or not message else message + b"\r\n"
+
+
+@pytest.fixture
+def server() -> Iterator[SmtpServer]:
+    with SmtpServer() as running:
+        yield running
+
+
+def test_aiosmtpd_receives_exactly_what_was_composed(server: SmtpServer) -> None:
+    names = sorted(TRICKY)
+    smtp = asyncio.run(send(server.port, [TRICKY[n] for n in names]))
+    assert smtp.stock_calls == 0  # every one went the fast way
+    got = {n: r.data for n, r in zip(names, server.received, strict=True)}
+    assert got == {n: as_received(TRICKY[n]) for n in names}
+
+
+def test_a_body_with_bare_line_ends_still_goes_normalised(server: SmtpServer) -> None:
+    smtp = asyncio.run(send(server.port, [b"Subject: x\n\n.one\rtwo\r\n"]))
+    assert smtp.stock_calls == 1
+    assert server.received[0].data == b"Subject: x\r\n\r\n.one\r\ntwo\r\n"
+
+
+def test_another_aiosmtplib_version_uses_its_own_data(server: SmtpServer,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aiosmtplib, "__version__", "99.0.0")
+    message = TRICKY["starts and ends with a dot line"]
+    smtp = asyncio.run(send(server.port, [message]))
+    assert smtp.stock_calls == 1
+    assert server.received[0].data == as_received(message)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(CLEAN, min_size=1, max_size=5))
+def test_aiosmtpd_receives_any_crlf_body_intact(bodies: list[bytes]) -> None:
+    messages = [b"Subject: p\r\n\r\n" + body for body in bodies]
+    with SmtpServer() as running:
+        asyncio.run(send(running.port, messages))
+        assert [r.data for r in running.received] == [as_received(m) for m in messages]
+
+
+@pytest.mark.parametrize(("faults", "error", "closed"), [
+    (Faults(data_tempfail=1), aiosmtplib.SMTPDataError, False),
+    (Faults(drop_in_data=1), aiosmtplib.SMTPServerDisconnected, True),
+])
+def test_errors_are_aiosmtplibs(faults: Faults, error: type[Exception], closed: bool) -> None:
+    async def one(port: int) -> aiosmtplib.SMTP:
+        smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
+        await smtp.connect()
+        await smtp.mail(SENDER)
+        await smtp.rcpt(RECIPIENT)
+        with pytest.raises(error):
+            await smtpdata.data(smtp, b"Subject: x\r\n\r\nbody\r\n")
+        return smtp
+
+    with SmtpServer(faults=faults) as running:
+        smtp = asyncio.run(one(running.port))
+        assert smtp.is_connected is not closed
+
+
+# smtp-sink -----------------------------------------------------------------------------------
+class Sink:
+    """postfix's smtp-sink on a free loopback port, dumping each message to a file (-d)."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.chmod(0o777)  # smtp-sink drops to nobody when started as root
+        self.folder = folder
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        user = ["-u", "nobody"] if os.geteuid() == 0 else []
+        self.proc = subprocess.Popen(
+            [str(SINK), *user, "-d", f"{folder}/%H%M%S.", f"127.0.0.1:{self.port}", "10"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"smtp-sink did not start: {self.proc.stderr}") from None
+                time.sleep(0.05)
+
+    def messages(self, count: int) -> list[bytes]:
+        """The bodies received, oldest first: smtp-sink's own header lines cut off (they
+        end with its Received: field and that field's tab-indented continuation lines)."""
+        deadline = time.monotonic() + 5
+        while len(files := sorted(self.folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+                  ) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        bodies = []
+        for path in files:
+            dumped = path.read_bytes().split(b"\n")
+            start = next(i for i, line in enumerate(dumped) if line.startswith(b"Received:"))
+            start += 1
+            while dumped[start].startswith(b"\t"):
+                start += 1
+            assert dumped[-2:] == [b"", b""]  # the message, an empty line
+            bodies.append(b"\n".join(dumped[start:-2]) + b"\n")
+        return bodies
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(5)
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    with tempfile.TemporaryDirectory(prefix="smtp-sink-") as folder:
+        running = Sink(Path(folder))
+        try:
+            yield running
+        finally:
+            running.stop()
+
+
+def test_smtp_sink_receives_exactly_what_was_composed(sink: Sink) -> None:
+    names = sorted(TRICKY)
+    messages = [TRICKY[n] for n in names]
+    smtp = asyncio.run(send(sink.port, messages))
+    assert smtp.stock_calls == 0
+    received = sink.messages(len(messages))
+    # smtp-sink undoes the stuffing and writes LF line ends
+    expected = sorted(as_received(m).replace(b"\r\n", b"\n") for m in messages)
+    assert sorted(received) == expected
+
+
+# MAIL and RCPT -------------------------------------------------------------------------------
+@settings(max_examples=300)
+@given(st.from_regex(smtpdata.DOT_ATOM, fullmatch=True).filter(lambda a: len(a) <= 254))
+def test_a_dot_atom_address_is_what_aiosmtplib_would_quote(address: str) -> None:
+    assert quote_address(address) == f"<{address}>"
+
+
+@pytest.mark.parametrize("address", [
+    "Reader <reader@example.org>", '"odd one"@example.org', "a..b@example.org",
+    "a.@example.org", "reader@example..org", "reader@-example.org", "r\u00e9@example.org",
+    "reader@example.org ", "", "reader@[127.0.0.1]"])
+def test_other_addresses_are_left_to_aiosmtplib(address: str) -> None:
+    assert not smtpdata.DOT_ATOM.fullmatch(address)
+
+
+class CountingEnvelope(CountingSMTP):
+    """Counts the stock `mail()` and `rcpt()` calls too."""
+
+    stock_envelope = 0
+
+    async def mail(self, sender: str, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.stock_envelope += 1
+        return await super().mail(sender, **kwargs)
+
+    async def rcpt(self, recipient: str, /, **kwargs: Any) -> aiosmtplib.SMTPResponse:
+        self.stock_envelope += 1
+        return await super().rcpt(recipient, **kwargs)
+
+
+async def envelope(port: int, sender: str, recipient: str) -> CountingEnvelope:
+    smtp = CountingEnvelope(hostname="127.0.0.1", port=port, timeout=5, start_tls=False)
+    await smtp.connect()
+    await smtp.ehlo()  # as SmtpTransport does; before it, MAIL goes the stock way (and EHLOs)
+    try:
+        await smtpdata.mail(smtp, sender, ["SIZE=20"])
+        await smtpdata.rcpt(smtp, recipient)
+        await smtpdata.data(smtp, b"Subject: x\r\n\r\nbody\r\n")
+    finally:
+        await smtp.quit()
+    return smtp
+
+
+@pytest.mark.parametrize(("sender", "recipient", "stock"), [
+    ("bounces+Ab3_x-9=Q@example.org", "first.last+tag@mail.example.org", 0),
+    ("Digest <digest@example.org>", "Reader <reader@example.org>", 2),
+])
+def test_the_envelope_arrives_as_given(server: SmtpServer, sender: str, recipient: str,
+                                       stock: int) -> None:
+    smtp = asyncio.run(envelope(server.port, sender, recipient))
+    assert smtp.stock_envelope == stock
+    got = server.received[0]
+    assert (got.sender, got.recipients) == (sender.split("<")[-1].rstrip(">"),
+                                            (recipient.split("<")[-1].rstrip(">"),))
+
+
+@pytest.mark.parametrize(("faults", "code"), [
+    (Faults(reject=frozenset({"reader@example.org"})), 550), (Faults(rcpt_tempfail=1), 451)])
+def test_a_refused_recipient_raises_as_aiosmtplib_does(faults: Faults, code: int) -> None:
+    with SmtpServer(faults=faults) as running, pytest.raises(
+            aiosmtplib.SMTPRecipientRefused) as refused:
+        asyncio.run(envelope(running.port, SENDER, "reader@example.org"))
+    assert (refused.value.code, refused.value.recipient) == (code, "reader@example.org")
