@@ -12,6 +12,7 @@ any. Used by tests/test_hugo_parity.py and by hand on ../shared/corpora/hugo-lin
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -79,6 +80,77 @@ def digest_read(config: Path, posts: Path, work: Path) -> dict[str, Any]:
     return read
 
 
+def digest_content(config: Path, posts: Path, work: Path) -> dict[str, str]:
+    """Each post's body as digest renders it for Hugo (before the sanitiser, which Hugo has
+    no counterpart of), by path under the section."""
+    from datetime import UTC, datetime
+
+    from digest.config.cache import load_config
+    from digest.posts.hugo_render import render_hugo_post
+    from digest.posts.reader import read_posts
+    from digest.posts.rendered import PostUrls, _context
+    from digest.state.store import Store
+
+    cfg = load_config(work / "config.yaml")
+    store = Store.open(cfg.state)
+    try:
+        read = read_posts(cfg, store, now=datetime.now(UTC))
+    finally:
+        store.close()
+    urls = PostUrls.of(cfg.site, read.posts)
+    return {p.path: render_hugo_post(cfg.posts / p.path, p, _context(cfg.site, p, urls)).html
+            for p in read.posts}
+
+
+_SPACE = re.compile(r">\s+<")
+_WS = re.compile(r"\s+")
+_TAG = re.compile(r"<[^>]*>")
+_VOID = re.compile(r"<(br|hr|img|input)\b([^>]*?)\s*/?>")
+# shortcodes: Hugo runs stand-ins (their inner text), digest drops or stands in its own way
+_HAS_SHORTCODE = re.compile(r"{{[<%]")
+
+
+def norm_html(text: str) -> str:
+    """HTML with insignificant whitespace and void-tag spelling normalised."""
+    return _WS.sub(" ", _VOID.sub(r"<\1\2>", _SPACE.sub("><", text))).strip()
+
+
+def norm_text(text: str) -> str:
+    """Text alone: tags stripped, entities unescaped, whitespace collapsed."""
+    return _WS.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+
+
+def first_difference(a: str, b: str, width: int = 60) -> str:
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y),
+             min(len(a), len(b)))
+    return f"ours …{a[max(0, i - 20):i + width]!r}\n      Hugo …{b[max(0, i - 20):i + width]!r}"
+
+
+def compare_content(ours: dict[str, str], reference: dict[str, Any], sources: Path,
+                    show: int = 10) -> tuple[int, int, int, int, list[str]]:
+    """(html agree, text agree, compared, excluded for shortcodes, first differences)."""
+    same_html = same_text = total = excluded = 0
+    out: list[str] = []
+    for page in reference["posts"]:
+        path = page["path"]
+        if path not in ours:
+            continue
+        if _HAS_SHORTCODE.search((sources / path).read_text(errors="replace")):
+            excluded += 1
+            continue
+        total += 1
+        a, b = norm_html(ours[path]), norm_html(page["content"])
+        same_html += a == b
+        ta, tb = norm_text(a), norm_text(b)
+        if ta == tb:
+            same_text += 1
+        elif len(out) < show:
+            out.append(f"{path}: text differs\n      {first_difference(ta, tb)}")
+        if a != b and ta == tb and len(out) < show:
+            out.append(f"{path}: html differs\n      {first_difference(a, b)}")
+    return same_html, same_text, total, excluded, out
+
+
 def _terms(value: Any) -> list[str]:
     """Terms as a list: Hugo's .Params keeps a single term written as text as it is."""
     return [str(t) for t in (value if isinstance(value, list) else [value] if value else [])]
@@ -125,12 +197,17 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         reference = hugo_build(config, posts, Path(tmp))
         ours = digest_read(config, posts, Path(tmp))
+        content = digest_content(config, posts, Path(tmp))
     agree, total, lines = compare(ours, reference)
     print(f"hugo publishes {total} posts, digest {len(ours['posts'])}")
     for key in FIELDS:
         print(f"  {key:<11} {agree[key]}/{total}")
     print("\n".join(lines) or "identical")
-    return 1 if lines else 0
+    same_html, same_text, compared, excluded, diffs = compare_content(content, reference, posts)
+    print(f"content ({compared} posts without shortcodes; {excluded} with shortcodes excluded):")
+    print(f"  html        {same_html}/{compared}\n  text        {same_text}/{compared}")
+    print("\n".join(diffs))
+    return 1 if lines or same_text < compared else 0
 
 
 if __name__ == "__main__":
