@@ -110,6 +110,12 @@ _VOID = re.compile(r"<(br|hr|img|input)\b([^>]*?)\s*/?>")
 _HAS_SHORTCODE = re.compile(r"{{[<%]")
 
 
+def absolutize(fragment: str, url: str) -> str:
+    from digest.posts.content import absolutize as absolute
+
+    return absolute(fragment, url)
+
+
 def norm_html(text: str) -> str:
     """HTML with insignificant whitespace and void-tag spelling normalised."""
     return _WS.sub(" ", _VOID.sub(r"<\1\2>", _SPACE.sub("><", text))).strip()
@@ -117,7 +123,7 @@ def norm_html(text: str) -> str:
 
 def norm_text(text: str) -> str:
     """Text alone: tags stripped, entities unescaped, whitespace collapsed."""
-    return _WS.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    return _WS.sub(" ", html.unescape(_TAG.sub("", text))).strip()
 
 
 def first_difference(a: str, b: str, width: int = 60) -> str:
@@ -139,9 +145,10 @@ def compare_content(ours: dict[str, str], reference: dict[str, Any], sources: Pa
             excluded += 1
             continue
         total += 1
-        a, b = norm_html(ours[path]), norm_html(page["content"])
+        theirs = absolutize(page["content"], page["url"])  # as digest does, for feeds
+        a, b = norm_html(ours[path]), norm_html(theirs)
         same_html += a == b
-        ta, tb = norm_text(a), norm_text(b)
+        ta, tb = norm_text(ours[path]), norm_text(theirs)
         if ta == tb:
             same_text += 1
         elif len(out) < show:

@@ -177,7 +177,7 @@ def test_rendering_is_commonmark_with_shortcodes_dropped(tmp_path: Path) -> None
     assert '<img src="https://example.org/f.png"' in rendered.html
     assert "A &lt;cap&gt;" in rendered.html
     # a commented-out call shows as written
-    assert "Written: {{&lt; ref &quot;y&quot; &gt;}}" in rendered.html
+    assert "Written: {{&lt; ref &ldquo;y&rdquo; &gt;}}" in rendered.html
     assert "kept" in rendered.html and "<strong>bold</strong>" in rendered.html
     assert "Intro" in rendered.summary and "rest" not in rendered.summary
     assert "kept" in rendered.summary  # the summary runs up to <!--more-->

@@ -12,6 +12,7 @@ removes what a reader must not get, and most sites that publish feeds turn it on
 from __future__ import annotations
 
 import html
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,21 +32,85 @@ from .parse import Post
 
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
+    from markdown_it.rules_core import StateCore
 
 
 @lru_cache(maxsize=1)
 def _goldmark_like() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
-    return MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+    md = MarkdownIt("commonmark", {"html": True, "typographer": True,
+                                   "quotes": "".join(_MARK[e] for e in _QUOTES)})
+    md.enable(["table", "strikethrough", "smartquotes", "replacements"])
+    md.core.ruler.at("replacements", _goldmark_replacements)
+    md.core.ruler.push("heading_ids", _heading_ids)
+    return md
+
+
+# Goldmark's typographer writes entities; markdown-it writes characters. Its substitutions
+# are made as private-use marks here and turned into Goldmark's entities after rendering, so
+# a ’ the author typed stays a character, as in Hugo.
+_QUOTES = ("&ldquo;", "&rdquo;", "&lsquo;", "&rsquo;")
+_ENTITIES = (*_QUOTES, "&ndash;", "&mdash;", "&hellip;", "&laquo;", "&raquo;")
+_MARK = {entity: chr(0xE000 + i) for i, entity in enumerate(_ENTITIES)}
+_UNMARK = {ord(mark): entity for entity, mark in _MARK.items()}
+_TYPED_RSQUO = "\ue010"  # a ’ the author typed, while markdown-it's apostrophes are made
+_UNMARK |= {ord("\u2019"): "&rsquo;", ord(_TYPED_RSQUO): "\u2019"}
+_NO_MARKS = {ord(mark): "\ufffd" for mark in (*_MARK.values(), _TYPED_RSQUO)} | {
+    ord("\u2019"): _TYPED_RSQUO}
+# Goldmark's substitutions, longest first; not markdown-it's (c) → © and +- → ±
+_REPLACE = re.compile(r"---|--|\.\.\.|<<|>>")
+_REPLACEMENT = {"---": _MARK["&mdash;"], "--": _MARK["&ndash;"], "...": _MARK["&hellip;"],
+                "<<": _MARK["&laquo;"], ">>": _MARK["&raquo;"]}
+
+
+def _goldmark_replacements(state: StateCore) -> None:
+    """Goldmark's typographer dashes, ellipsis and angle quotes, outside code and links."""
+    for token in state.tokens:
+        if token.type != "inline" or token.children is None:
+            continue
+        in_link = 0
+        for child in token.children:
+            if child.type == "link_open":
+                in_link += child.info == "auto"
+            elif child.type == "link_close":
+                in_link -= in_link > 0 and child.info == "auto"
+            elif child.type == "text" and not in_link:
+                child.content = _REPLACE.sub(lambda m: _REPLACEMENT[m.group()], child.content)
+
+
+def _anchor(text: str) -> str:
+    """Hugo's GitHub-style heading id: letters and digits lowercased, spaces to '-', '-'
+    and '_' kept, everything else dropped."""
+    return "".join(c.lower() if c.isalnum() or c in "-_" else "-" if c.isspace() else ""
+                   for c in text.strip())
+
+
+def _heading_ids(state: StateCore) -> None:
+    """Goldmark's auto heading ids, made unique by -1, -2… in document order."""
+    seen: set[str] = set()
+    tokens = state.tokens
+    for i, token in enumerate(tokens):
+        if token.type != "heading_open" or i + 1 >= len(tokens):
+            continue
+        inline = tokens[i + 1]
+        text = "".join(c.content for c in inline.children or ()
+                       if c.type in ("text", "code_inline"))
+        base = _anchor(text) or "heading"
+        anchor, n = base, 0
+        while anchor in seen:
+            n += 1
+            anchor = f"{base}-{n}"
+        seen.add(anchor)
+        token.attrSet("id", anchor)
 
 
 def render_body(text: str, ext: str) -> str:
     """HTML of a body: Markdown rendered, an .html page's body as it is."""
     if ext.lower() in (".html", ".htm"):
         return text
-    rendered: str = _goldmark_like().render(text)
-    return rendered
+    rendered: str = _goldmark_like().render(text.translate(_NO_MARKS))
+    return rendered.translate(_UNMARK)
 
 
 def _shallow(fragment: str) -> str:
