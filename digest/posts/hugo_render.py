@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .content import (
     PageContext,
@@ -33,15 +34,27 @@ from .parse import Post
 if TYPE_CHECKING:
     from markdown_it import MarkdownIt
     from markdown_it.rules_core import StateCore
+    from markdown_it.token import Token
 
 
 @lru_cache(maxsize=1)
 def _goldmark_like() -> MarkdownIt:
     from markdown_it import MarkdownIt
 
-    md = MarkdownIt("commonmark", {"html": True, "typographer": True,
+    from mdit_py_plugins.deflist import deflist_plugin
+    from mdit_py_plugins.footnote import footnote_plugin
+    from mdit_py_plugins.tasklists import tasklists_plugin
+
+    md = MarkdownIt("commonmark", {"html": True, "typographer": True, "linkify": True,
                                    "quotes": "".join(_MARK[e] for e in _QUOTES)})
-    md.enable(["table", "strikethrough", "smartquotes", "replacements"])
+    md.enable(["table", "strikethrough", "smartquotes", "replacements", "linkify"])
+    md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
+    md.core.ruler.push("goldmark_markup", _goldmark_markup)
+    md.add_render_rule("footnote_ref", _footnote_ref)
+    md.add_render_rule("footnote_block_open", lambda *_: _FOOTNOTES_OPEN)
+    md.add_render_rule("footnote_block_close", lambda *_: "</ol>\n</div>\n")
+    md.add_render_rule("footnote_open", _footnote_open)
+    md.add_render_rule("footnote_anchor", _footnote_anchor)
     md.core.ruler.at("replacements", _goldmark_replacements)
     md.core.ruler.push("heading_ids", _heading_ids)
     return md
@@ -80,7 +93,7 @@ def _goldmark_replacements(state: StateCore) -> None:
 
 
 def _anchor(text: str) -> str:
-    """Hugo's GitHub-style heading id: letters and digits lowercased, spaces to '-', '-'
+    """Hugo's GitHub-style heading id from the heading's source: letters and digits lowercased, spaces to '-', '-'
     and '_' kept, everything else dropped."""
     return "".join(c.lower() if c.isalnum() or c in "-_" else "-" if c.isspace() else ""
                    for c in text.strip())
@@ -94,15 +107,68 @@ def _heading_ids(state: StateCore) -> None:
         if token.type != "heading_open" or i + 1 >= len(tokens):
             continue
         inline = tokens[i + 1]
-        text = "".join(c.content for c in inline.children or ()
-                       if c.type in ("text", "code_inline"))
-        base = _anchor(text) or "heading"
+        base = _anchor(inline.content) or "heading"  # from the source, as Goldmark does
         anchor, n = base, 0
         while anchor in seen:
             n += 1
             anchor = f"{base}-{n}"
         seen.add(anchor)
         token.attrSet("id", anchor)
+
+
+_FOOTNOTES_OPEN = '<div class="footnotes" role="doc-endnotes">\n<hr>\n<ol>\n'
+_LINKED = re.compile(r"(?i)[a-z][a-z0-9+.-]*://|www\.|mailto:|[^\s@]+@")
+_CHECKBOX = re.compile(r'<input class="task-list-item-checkbox"( checked="checked")?')
+
+
+def _note(tokens: Sequence[Token], idx: int) -> int:
+    return int(tokens[idx].meta["id"]) + 1
+
+
+def _footnote_ref(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    n = _note(tokens, idx)
+    return (f'<sup id="fnref:{n}"><a href="#fn:{n}" class="footnote-ref" '
+            f'role="doc-noteref">{n}</a></sup>')
+
+
+def _footnote_open(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return f'<li id="fn:{_note(tokens, idx)}">\n'
+
+
+def _footnote_anchor(self: Any, tokens: Sequence[Token], idx: int, *_: Any) -> str:
+    return (f'&#160;<a href="#fnref:{_note(tokens, idx)}" class="footnote-backref" '
+            'role="doc-backlink">&#x21a9;&#xfe0e;</a>')
+
+
+def _goldmark_markup(state: StateCore) -> None:
+    """Goldmark's task-list and linkify markup: a bare checkbox, no classes; only URLs with a
+    scheme, www. (to https) and e-mail addresses become links, not a bare domain."""
+    for token in state.tokens:
+        if token.attrGet("class") in ("task-list-item", "contains-task-list"):
+            del token.attrs["class"]
+        if token.children is None:
+            continue
+        kept: list[Token] = []
+        children = token.children
+        i = 0
+        while i < len(children):
+            child = children[i]
+            if child.type == "html_inline" and _CHECKBOX.match(child.content):
+                child.content = _CHECKBOX.sub(
+                    lambda m: "<input" + (' checked=""' if m.group(1) else ""), child.content
+                ).replace('disabled="disabled"', 'disabled=""')
+            elif child.type == "link_open" and child.markup == "linkify" \
+                    and i + 2 < len(children):
+                text = children[i + 1].content
+                if not _LINKED.match(text):
+                    kept.append(children[i + 1])  # a bare domain stays text
+                    i += 3
+                    continue
+                if text.startswith("www."):
+                    child.attrSet("href", "https://" + text)
+            kept.append(child)
+            i += 1
+        token.children = kept
 
 
 def render_body(text: str, ext: str) -> str:
