@@ -6,8 +6,11 @@ Copies the site's config and content into a temporary folder (the site itself is
 written to), adds tests/hugo/layouts/index.html, which dumps every page of the section as
 JSON, and stand-ins for the shortcodes the site's theme would supply, builds it with
 `hugo`, reads the same section with `digest posts --json`, and prints how many posts agree
-on url, date (the instant), title, tags and categories, then every difference. Exit 1 on
-any. Used by tests/test_hugo_parity.py and by hand on ../shared/corpora/hugo-linkerd.
+on url, date (the instant), title, tags and categories, then every difference; then, for
+posts without shortcodes (Hugo runs stand-ins, digest its own: not comparable), how many
+render identically (HTML, whitespace normalised and Hugo's links absolutized as digest's
+are; and text alone) with the first differences. Exit 1 on any difference in the fields or
+the text. Used by tests/test_hugo_parity.py and by hand on ../shared/corpora/hugo-linkerd.
 """
 
 from __future__ import annotations

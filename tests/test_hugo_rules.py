@@ -328,7 +328,7 @@ GOLDMARK_DEFAULTS = [
      '</a></sup>.</p>\n<div class="footnotes" role="doc-endnotes">\n<hr>\n<ol>\n'
      '<li id="fn:1">\n<p>Note.&#160;<a href="#fnref:1" class="footnote-backref" '
      'role="doc-backlink">&#x21a9;&#xfe0e;</a></p>\n</li>\n</ol>\n</div>\n'),
-    ("Typed ’ and `it's -- code`", "<p>Typed ’ and <code>it's -- code</code></p>\n"),
+    ("Typed \u2019 and `it's -- code`", "<p>Typed \u2019 and <code>it's -- code</code></p>\n"),
 ]
 
 

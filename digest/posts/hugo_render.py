@@ -1,12 +1,16 @@
-"""A Hugo page's body → HTML for feeds and email, as Hugo's Goldmark renders it: CommonMark
-with GitHub's tables and strikethrough (markdown-it-py), not the kramdown emulation Jekyll
-posts get. Shortcodes are not run: a few built-in ones are stood in for, the rest dropped
+"""A Hugo page's body → HTML for feeds and email, as Hugo's Goldmark renders it with Hugo's
+default extensions (markdown-it-py and mdit-py-plugins, the markup rewritten to Goldmark's):
+CommonMark, tables, strikethrough, typographer, linkify, task and definition lists,
+footnotes, GitHub-style heading ids; not the kramdown emulation Jekyll posts get. The
+site's [markup.goldmark] settings are not read yet: the defaults always apply.
+Shortcodes are not run: a few built-in ones are stood in for, the rest dropped
 (hugo.tame_shortcodes). A `ref` is resolved among the posts when rendered; a rendering is
 cached by the page's own file, so it keeps a ref's old URL until the page changes. The
 summary is the body up to `<!--more-->`, else its first paragraph (hugo.py says why).
 
-Raw HTML in the Markdown is kept (Goldmark's `unsafe = true`): the sanitiser downstream
-removes what a reader must not get, and most sites that publish feeds turn it on.
+Raw HTML in the Markdown is kept (Goldmark's `unsafe = true`, where Hugo's default writes
+`<!-- raw HTML omitted -->`): the sanitiser downstream removes what a reader must not get,
+and most sites that publish feeds turn it on; dropping it would lose text (a <b>, a link).
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def _goldmark_like() -> MarkdownIt:
     from markdown_it import MarkdownIt
-
     from mdit_py_plugins.deflist import deflist_plugin
     from mdit_py_plugins.footnote import footnote_plugin
     from mdit_py_plugins.tasklists import tasklists_plugin
@@ -62,12 +65,12 @@ def _goldmark_like() -> MarkdownIt:
 
 # Goldmark's typographer writes entities; markdown-it writes characters. Its substitutions
 # are made as private-use marks here and turned into Goldmark's entities after rendering, so
-# a ’ the author typed stays a character, as in Hugo.
+# a U+2019 the author typed stays a character, as in Hugo.
 _QUOTES = ("&ldquo;", "&rdquo;", "&lsquo;", "&rsquo;")
 _ENTITIES = (*_QUOTES, "&ndash;", "&mdash;", "&hellip;", "&laquo;", "&raquo;")
 _MARK = {entity: chr(0xE000 + i) for i, entity in enumerate(_ENTITIES)}
 _UNMARK = {ord(mark): entity for entity, mark in _MARK.items()}
-_TYPED_RSQUO = "\ue010"  # a ’ the author typed, while markdown-it's apostrophes are made
+_TYPED_RSQUO = "\ue010"  # a U+2019 the author typed, while markdown-it's apostrophes are made
 _UNMARK |= {ord("\u2019"): "&rsquo;", ord(_TYPED_RSQUO): "\u2019"}
 _NO_MARKS = {ord(mark): "\ufffd" for mark in (*_MARK.values(), _TYPED_RSQUO)} | {
     ord("\u2019"): _TYPED_RSQUO}
@@ -93,8 +96,8 @@ def _goldmark_replacements(state: StateCore) -> None:
 
 
 def _anchor(text: str) -> str:
-    """Hugo's GitHub-style heading id from the heading's source: letters and digits lowercased, spaces to '-', '-'
-    and '_' kept, everything else dropped."""
+    """Hugo's GitHub-style heading id from the heading's source: letters and digits
+    lowercased, spaces to '-', '-' and '_' kept, everything else dropped."""
     return "".join(c.lower() if c.isalnum() or c in "-_" else "-" if c.isspace() else ""
                    for c in text.strip())
 
