@@ -304,6 +304,7 @@ def test_a_hugo_sites_titles_keep_their_straight_quotes_in_feeds(tmp_path: Path)
 
 
 # What the real hugo (Goldmark, default settings) wrote for these bodies, checked by hand
+# (markdown-it spells a void tag <br />, Goldmark <br>: the same HTML)
 GOLDMARK_DEFAULTS = [
     ("It's \"quoted\" and 'single' -- en --- em ... dots << a >> (c) +- 1--2",
      "<p>It&rsquo;s &ldquo;quoted&rdquo; and &lsquo;single&rsquo; &ndash; en &mdash; em "
@@ -328,6 +329,8 @@ GOLDMARK_DEFAULTS = [
      '</a></sup>.</p>\n<div class="footnotes" role="doc-endnotes">\n<hr>\n<ol>\n'
      '<li id="fn:1">\n<p>Note.&#160;<a href="#fnref:1" class="footnote-backref" '
      'role="doc-backlink">&#x21a9;&#xfe0e;</a></p>\n</li>\n</ol>\n</div>\n'),
+    ("Julia Evans'\nnext \"a\"\n\nthe dogs'  \nbone\n",
+     "<p>Julia Evans'\nnext &ldquo;a&rdquo;</p>\n<p>the dogs&rsquo;<br />\nbone</p>\n"),
     ("Typed \u2019 and `it's -- code`", "<p>Typed \u2019 and <code>it's -- code</code></p>\n"),
 ]
 

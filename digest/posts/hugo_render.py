@@ -19,6 +19,7 @@ import html
 import re
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,7 @@ def _goldmark_like() -> MarkdownIt:
                                    "quotes": "".join(_MARK[e] for e in _QUOTES)})
     md.enable(["table", "strikethrough", "smartquotes", "replacements", "linkify"])
     md.use(footnote_plugin).use(deflist_plugin).use(tasklists_plugin)
+    md.core.ruler.before("smartquotes", "line_end_apostrophe", _line_end_apostrophe)
     md.core.ruler.push("goldmark_markup", _goldmark_markup)
     md.add_render_rule("footnote_ref", _footnote_ref)
     md.add_render_rule("footnote_block_open", lambda *_: _FOOTNOTES_OPEN)
@@ -71,8 +73,10 @@ _ENTITIES = (*_QUOTES, "&ndash;", "&mdash;", "&hellip;", "&laquo;", "&raquo;")
 _MARK = {entity: chr(0xE000 + i) for i, entity in enumerate(_ENTITIES)}
 _UNMARK = {ord(mark): entity for entity, mark in _MARK.items()}
 _TYPED_RSQUO = "\ue010"  # a U+2019 the author typed, while markdown-it's apostrophes are made
-_UNMARK |= {ord("\u2019"): "&rsquo;", ord(_TYPED_RSQUO): "\u2019"}
-_NO_MARKS = {ord(mark): "\ufffd" for mark in (*_MARK.values(), _TYPED_RSQUO)} | {
+_KEPT_APOSTROPHE = "\ue011"  # one Goldmark leaves as typed
+_UNMARK |= {ord("\u2019"): "&rsquo;", ord(_TYPED_RSQUO): "\u2019", ord(_KEPT_APOSTROPHE): "'"}
+_NO_MARKS = {ord(mark): "\ufffd" for mark in (*_MARK.values(), _TYPED_RSQUO,
+                                               _KEPT_APOSTROPHE)} | {
     ord("\u2019"): _TYPED_RSQUO}
 # Goldmark's substitutions, longest first; not markdown-it's (c) → © and +- → ±
 _REPLACE = re.compile(r"---|--|\.\.\.|<<|>>")
@@ -93,6 +97,16 @@ def _goldmark_replacements(state: StateCore) -> None:
                 in_link -= in_link > 0 and child.info == "auto"
             elif child.type == "text" and not in_link:
                 child.content = _REPLACE.sub(lambda m: _REPLACEMENT[m.group()], child.content)
+
+
+def _line_end_apostrophe(state: StateCore) -> None:
+    """Goldmark leaves a ' that ends a line inside a paragraph as typed (Evans'⏎)."""
+    for token in state.tokens:
+        children = token.children or []
+        for child, after in pairwise(children):
+            if child.type == "text" and after.type == "softbreak" \
+                    and child.content.endswith("'"):
+                child.content = child.content[:-1] + _KEPT_APOSTROPHE
 
 
 def _anchor(text: str) -> str:
