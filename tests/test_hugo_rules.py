@@ -16,7 +16,7 @@ from digest.config.file import read_config
 from digest.errors import ConfigError, PostError
 from digest.posts.content import PageContext
 from digest.posts.hugo import pages, parse_date, parse_hugo_post, permalink, urlize
-from digest.posts.hugo_render import render_hugo_post
+from digest.posts.hugo_render import render_body, render_hugo_post
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "hugo"
 SITE = Site(timezone="America/New_York", hugo=HugoSite(section="blog", sections=("blog",),
@@ -177,7 +177,7 @@ def test_rendering_is_commonmark_with_shortcodes_dropped(tmp_path: Path) -> None
     assert '<img src="https://example.org/f.png"' in rendered.html
     assert "A &lt;cap&gt;" in rendered.html
     # a commented-out call shows as written
-    assert "Written: {{&lt; ref &quot;y&quot; &gt;}}" in rendered.html
+    assert "Written: {{&lt; ref &ldquo;y&rdquo; &gt;}}" in rendered.html
     assert "kept" in rendered.html and "<strong>bold</strong>" in rendered.html
     assert "Intro" in rendered.summary and "rest" not in rendered.summary
     assert "kept" in rendered.summary  # the summary runs up to <!--more-->
@@ -301,3 +301,40 @@ def test_a_hugo_sites_titles_keep_their_straight_quotes_in_feeds(tmp_path: Path)
     titles = [e.title for e in feedparser.parse((tmp_path / "out" / "feed.xml").read_bytes())
               .entries]
     assert 'It\'s "done" -- almost...' in titles, titles
+
+
+# What the real hugo (Goldmark, default settings) wrote for these bodies, checked by hand
+# (markdown-it spells a void tag <br />, Goldmark <br>: the same HTML)
+GOLDMARK_DEFAULTS = [
+    ("It's \"quoted\" and 'single' -- en --- em ... dots << a >> (c) +- 1--2",
+     "<p>It&rsquo;s &ldquo;quoted&rdquo; and &lsquo;single&rsquo; &ndash; en &mdash; em "
+     "&hellip; dots &laquo; a &raquo; (c) +- 1&ndash;2</p>\n"),
+    ("## Hello, World! It's `code`\n\n## Hello, World! It's `code`\n\n"
+     "## So why _do_ `x` it's\n",
+     '<h2 id="hello-world-its-code">Hello, World! It&rsquo;s <code>code</code></h2>\n'
+     '<h2 id="hello-world-its-code-1">Hello, World! It&rsquo;s <code>code</code></h2>\n'
+     '<h2 id="so-why-_do_-x-its">So why <em>do</em> <code>x</code> it&rsquo;s</h2>\n'),
+    ("See https://example.com/x?a=1 and www.foo.org.",
+     '<p>See <a href="https://example.com/x?a=1">https://example.com/x?a=1</a> and '
+     '<a href="https://www.foo.org">www.foo.org</a>.</p>\n'),
+    ("a buoyant.io b@c.org ftp://f.org/x",
+     '<p>a buoyant.io <a href="mailto:b@c.org">b@c.org</a> '
+     '<a href="ftp://f.org/x">ftp://f.org/x</a></p>\n'),
+    ("- [ ] todo\n- [x] done\n",
+     '<ul>\n<li><input disabled="" type="checkbox"> todo</li>\n'
+     '<li><input checked="" disabled="" type="checkbox"> done</li>\n</ul>\n'),
+    ("Term\n: Def\n", "<dl>\n<dt>Term</dt>\n<dd>Def</dd>\n</dl>\n"),
+    ("Text[^1].\n\n[^1]: Note.\n",
+     '<p>Text<sup id="fnref:1"><a href="#fn:1" class="footnote-ref" role="doc-noteref">1'
+     '</a></sup>.</p>\n<div class="footnotes" role="doc-endnotes">\n<hr>\n<ol>\n'
+     '<li id="fn:1">\n<p>Note.&#160;<a href="#fnref:1" class="footnote-backref" '
+     'role="doc-backlink">&#x21a9;&#xfe0e;</a></p>\n</li>\n</ol>\n</div>\n'),
+    ("Julia Evans'\nnext \"a\"\n\nthe dogs'  \nbone\n",
+     "<p>Julia Evans'\nnext &ldquo;a&rdquo;</p>\n<p>the dogs&rsquo;<br />\nbone</p>\n"),
+    ("Typed \u2019 and `it's -- code`", "<p>Typed \u2019 and <code>it's -- code</code></p>\n"),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), GOLDMARK_DEFAULTS)
+def test_rendering_matches_goldmark_defaults(source: str, expected: str) -> None:
+    assert render_body(source, ".md") == expected

@@ -25,7 +25,7 @@ from .published import Published, standing, url_owners, url_taken
 from .scan import BAD_NAME, OUTSIDE, UNLISTABLE, Scan, site_folder
 from .sources import source_stats
 
-RULES_VERSION = "5"  # bump when parsing or rendering rules change: cached readings, renders
+RULES_VERSION = "6"  # bump when parsing or rendering rules change: cached readings, renders
 # and feeds all depend on fingerprint(), so an upgrade redoes them (5: kramdown lists,
 # links with spaces, the site's kramdown: settings)
 PARALLEL_FROM = 2000  # below this many files to parse, a pool costs more than it saves
