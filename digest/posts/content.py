@@ -143,14 +143,17 @@ _VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "
 _SIBLINGS = frozenset({"p", "li", "dt", "dd", "option", "tr", "td", "th"})
 
 
-def nesting_depth(fragment: str, stop: int = MAX_DEPTH) -> int:
+def nesting_depth(fragment: str, stop: int = MAX_DEPTH, *,
+                  tags: re.Pattern[str] = _TAG_TOKEN) -> int:
     """How deep elements nest in *fragment*, as an HTML parser would build them (closely
     enough: a stray close tag is ignored, as parsers do, so `<div></x>` repeated still
-    counts as nesting). Linear; returns as soon as the depth passes *stop*."""
+    counts as nesting). Linear; returns as soon as the depth passes *stop*. *tags* finds
+    the tags (group 1 the '/' of a close tag, group 2 the name): the tests compare
+    tokenizers through it."""
     stack: list[str] = []
     open_count: dict[str, int] = {}
     deepest = 0
-    for match in _TAG_TOKEN.finditer(fragment):
+    for match in tags.finditer(fragment):
         closing, name = match.group(1, 2)
         name = name.lower()
         selfclose = fragment[match.end() - 2] == "/"
