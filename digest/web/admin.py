@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 from markupsafe import Markup
@@ -42,6 +42,7 @@ from .context import Web, in_thread, read_form
 from .signup import client_ip
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 PAGE_SIZE = 50  # rows on a page of subscribers or deliveries
 MAX_QUERY = 200  # characters of a search
 MAX_REASON = 500  # characters of a reason recorded with a suppression
@@ -241,21 +242,28 @@ def _duration(web: Web, state: SharedState, run: Run, counts: dict[str, int]
     return found
 
 
+def _kept(web: Web, name: str, make: Callable[[], T]) -> T:
+    """*make*'s value, made at most once every NUMBERS_SECONDS per web front."""
+    cache: dict[str, Any] = web.rendered_admin
+    now = datetime.now(UTC)
+    kept = cache.get(name)
+    if kept is not None and now - kept[0] < timedelta(seconds=NUMBERS_SECONDS):
+        found: T = kept[1]
+        return found
+    made = make()
+    cache[name] = (now, made)
+    return made
+
+
 def _numbers(web: Web) -> NextNumbers | str:
     """The next digest's counts, worked out at most once a minute (a session over the posts
     and the list); a problem's text instead when they cannot be."""
-    cache: dict[str, Any] = web.rendered_admin
-    now = datetime.now(UTC)
-    kept = cache.get("numbers")
-    if kept is not None and now - kept[0] < timedelta(seconds=NUMBERS_SECONDS):
-        found: NextNumbers | str = kept[1]
-        return found
-    try:
-        found = next_numbers(web.config, as_of=web.now())
-    except DigestError as exc:
-        found = str(exc)
-    cache["numbers"] = (now, found)
-    return found
+    def make() -> NextNumbers | str:
+        try:
+            return next_numbers(web.config, as_of=web.now())
+        except DigestError as exc:
+            return str(exc)
+    return _kept(web, "numbers", make)
 
 
 @page
@@ -285,21 +293,15 @@ async def overview(web: Web, request: Request, session: Session) -> Response:
 def _charts(web: Web, state: SharedState) -> list[Markup]:
     """The overview's charts as <figure>s, made at most once a minute (they read every
     run and the whole list); a chart that cannot be made is logged, never the page's end."""
-    cache: dict[str, Any] = web.rendered_admin
-    now = datetime.now(UTC)
-    kept = cache.get("charts")
-    if kept is not None and now - kept[0] < timedelta(seconds=NUMBERS_SECONDS):
-        made: list[Markup] = kept[1]
-        return made
-    try:
-        subscribers = list(web.directory.everyone().values())
-        charts = overview_charts(state, subscribers, web.catalogue.posts(), web.now())
-        made = [figure(chart) for chart in charts]
-    except Exception:  # the rest of the overview is still worth showing
-        log.exception("the dashboard's charts could not be made")
-        made = []
-    cache["charts"] = (now, made)
-    return made
+    def make() -> list[Markup]:
+        try:
+            subscribers = list(web.directory.everyone().values())
+            charts = overview_charts(state, subscribers, web.catalogue.posts(), web.now())
+            return [figure(chart) for chart in charts]
+        except Exception:  # the rest of the overview is still worth showing
+            log.exception("the dashboard's charts could not be made")
+            return []
+    return _kept(web, "charts", make)
 
 
 # subscribers ---------------------------------------------------------------------------------
