@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from admin_site import HASH_ENV, PASSWORD, admin_site, password_hash
+from browsing import click_and_wait
 from conftest import post, write_posts
 from helpers import MONDAY, SECRET, suppressed
 from smtp_server import SmtpServer
@@ -117,24 +118,6 @@ def fits(browser: Any) -> bool:
     """No sideways scrolling of the page (wide tables scroll inside their own box)."""
     return bool(browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth"))
-
-
-def click_and_wait(browser: Any, element: Any) -> None:
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def gone(_: Any) -> bool:
-        try:
-            old.is_enabled()
-        except WebDriverException:
-            return True
-        return False
-
-    WebDriverWait(browser, 20).until(gone)
 
 
 def run_control(site: Path, slug: str) -> RunControl:

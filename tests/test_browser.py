@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browsing import click_and_wait
 from conftest import build_site
 from helpers import MONDAY, SECRET, digest_site, preferences, suppressed, token
 from web_server import WebServer
@@ -85,28 +86,6 @@ def shoot(browser: Any, tmp_path: Path, name: str) -> None:
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(keep) / path.name)
-
-
-def click_and_wait(browser: Any, element: Any) -> None:
-    """Click something that loads a new page, and wait until the new page is there."""
-    from selenium.common.exceptions import WebDriverException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = browser.find_element(By.TAG_NAME, "html")
-    element.click()
-
-    def gone(_: Any) -> bool:
-        # staleness_of expects StaleElementReference only; mid-navigation Chromium may
-        # answer "Node with given id does not belong to the document" instead (seen under
-        # load), which means the same: the old page is gone
-        try:
-            old.is_enabled()
-        except WebDriverException:
-            return True
-        return False
-
-    WebDriverWait(browser, 10).until(gone)
 
 
 def fits_a_phone(browser: Any) -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from browsing import click_and_wait, heading_becomes
 from conftest import build_site, make_site, run_cli
 from helpers import (
     MONDAY,
@@ -453,7 +454,6 @@ def test_signing_up_and_confirming_by_clicking_in_a_browser(site: Path,
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     options = Options()
     options.binary_location = str(CHROMIUM)
@@ -463,9 +463,8 @@ def test_signing_up_and_confirming_by_clicking_in_a_browser(site: Path,
     browser = webdriver.Chrome(options=options, service=Service(str(DRIVER)))
 
     def press(text: str, then: str) -> None:
-        browser.find_element(By.XPATH, f"//button[text()='{text}']").click()
-        WebDriverWait(browser, 10).until(
-            lambda b: b.find_element(By.TAG_NAME, "h1").text == then)
+        click_and_wait(browser, browser.find_element(By.XPATH, f"//button[text()='{text}']"))
+        heading_becomes(browser, then)
 
     try:
         browser.get(f"{server.url}/subscribe")
