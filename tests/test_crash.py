@@ -115,8 +115,16 @@ def test_killed_send_resumes_and_skips_nobody(tmp_path: Path) -> None:
         kills = 0
         mid_run_kills = 0
         for _ in range(4):
+            start = len(server.received)
             process = digest_process(config)
-            time.sleep(rng.uniform(0.5, 1.6))
+            # kill once this process is sending (its start-up time varies with the machine's
+            # load, so a fixed delay could land every kill before the first message), at a
+            # random moment within the next 0.4 s
+            deadline = time.monotonic() + 60
+            while (len(server.received) == start and process.poll() is None
+                   and time.monotonic() < deadline):
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0, 0.4))
             if process.poll() is not None:
                 break
             before = len(server.received)
