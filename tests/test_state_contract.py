@@ -1,8 +1,10 @@
 """The SharedState contract (state/interface.py), run against every implementation.
 
-Each test uses only the Protocol's methods, plus one per-implementation hook (`schedule`)
-for what another program writes into the shared state: the daemon's scheduler. Adding an
-implementation (PostgreSQL) is one more entry in IMPLEMENTATIONS.
+Each test uses only the Protocol's methods, plus one hook (`schedule`) for what another
+program writes into the shared state: the daemon's scheduler. Each implementation is chosen
+as a user chooses it, by the config (open_state): SQLite in the state folder, and PostgreSQL
+(database_env) on a throwaway server (tests/pg_server.py), a fresh database per test; an
+implementation is one more entry in IMPLEMENTATIONS.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import config_of, make_site
@@ -44,7 +47,8 @@ class Implementation:
     schedule: Callable[[str, datetime | None], None]
 
 
-def _sqlite(config: Config) -> Implementation:
+def _opened(config: Config) -> Implementation:
+    """The state open_state chooses for *config*, and its schedule beside it."""
     def schedule(job_id: str, at: datetime | None) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
         from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
@@ -64,13 +68,29 @@ def _sqlite(config: Config) -> Implementation:
     return Implementation(open_state(config), schedule)
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Config], Implementation]] = {"sqlite": _sqlite}
+DATABASE_ENV = "DIGEST_TEST_DATABASE_URL"
+
+
+def _sqlite(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {}  # the state folder's SQLite file, as without database_env
+
+
+def _postgres(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh database on the session's throwaway server (tests/pg_server.py)."""
+    request.getfixturevalue("monkeypatch").setenv(DATABASE_ENV,
+                                                  request.getfixturevalue("pg_url"))
+    return {"database_env": DATABASE_ENV}
+
+
+# each: the config keys that choose it
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
+    "sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Implementation]:
-    config = config_of(make_site(tmp_path, {}))
-    found = IMPLEMENTATIONS[request.param](config)
+    config = config_of(make_site(tmp_path, {}, extra=IMPLEMENTATIONS[request.param](request)))
+    found = _opened(config)
     try:
         yield found
     finally:
