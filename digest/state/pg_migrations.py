@@ -5,7 +5,9 @@ Only what SharedState keeps is here: the parse and render caches and the feeds' 
 each machine's local SQLite file (store.py). Version 1 is SQLite's 0.10 schema of those
 tables. Times are kept as SQLite keeps them, ISO 8601 text in UTC (which sorts as time does),
 so that both implementations read back exactly what was written; deliveries get a `seq`
-where SQLite has its rowid, to keep the order they were added in.
+where SQLite has its rowid, to keep the order they were added in. A post's twin key is
+bytea: it holds a NUL between slug and title (edition/selection.py), which PostgreSQL's text
+cannot hold.
 
 `digest_schema` holds the one version number. Several processes may start together against
 a new database (a daemon, a web node, a cron `digest send`): the check and the scripts run in
@@ -36,7 +38,7 @@ MIGRATIONS: tuple[str, ...] = (
                        owner_paused boolean NOT NULL DEFAULT false);
     CREATE TABLE run_posts (run_id bigint NOT NULL REFERENCES runs(id),
                             entry_id text NOT NULL UNIQUE, path text NOT NULL,
-                            twin text NOT NULL);
+                            twin bytea NOT NULL);
     CREATE INDEX run_posts_run ON run_posts(run_id);
     CREATE INDEX run_posts_twin ON run_posts(twin);
     CREATE TABLE deliveries (seq bigint GENERATED ALWAYS AS IDENTITY,

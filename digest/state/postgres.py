@@ -124,6 +124,7 @@ class PostgresState:
         self._also_close = also_close
         self._batched = False
         self._closed = False
+        self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         except psycopg.Error as exc:
@@ -172,7 +173,9 @@ class PostgresState:
                     cur.execute(sql, args)
                     return cur.fetchall() if cur.description else []
 
-                version, _ = migrate(execute, migrate_to)
+                version, after = migrate(execute, migrate_to)
+            if after != version:
+                self.migrated = (version, after)
         if version > known:
             raise StateError(self.path, f"the database's schema is version {version}, newer "
                              f"than this digest knows (version {known})",
@@ -243,7 +246,7 @@ class PostgresState:
         ids, twins = set(), set()
         for entry_id, twin in self._all("SELECT entry_id, twin FROM run_posts"):
             ids.add(entry_id)
-            twins.add(twin)
+            twins.add(bytes(twin).decode())
         return ids, twins
 
     def create_run(self, *, slug: str, start: datetime, end: datetime,
@@ -257,7 +260,7 @@ class PostgresState:
             assert row is not None
             rid = int(row[0])
             cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s)",
-                            [(rid, p.entry_id, p.path, p.twin) for p in posts])
+                            [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
             # everyone at once: COPY, not a statement per subscriber
             with cur.copy("COPY deliveries (run_id, subscriber, email, state, updated_at) "
                           "FROM STDIN") as copy:
@@ -279,7 +282,7 @@ class PostgresState:
             rid = int(row[0])
             cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s) "
                             "ON CONFLICT DO NOTHING",
-                            [(rid, p.entry_id, p.path, p.twin) for p in posts])
+                            [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
             cur.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, reply, "
                             "updated_at) VALUES (%s, %s, %s, 'sent', %s, %s) "
                             "ON CONFLICT DO NOTHING",
@@ -305,8 +308,9 @@ class PostgresState:
             return cur.rowcount
 
     def run_posts(self, run: Run) -> list[RunPost]:
-        return [RunPost(*row) for row in self._all(
-            "SELECT entry_id, path, twin FROM run_posts WHERE run_id = %s", (run.id,))]
+        return [RunPost(entry_id, path, bytes(twin).decode()) for entry_id, path, twin in
+                self._all("SELECT entry_id, path, twin FROM run_posts WHERE run_id = %s",
+                          (run.id,))]
 
     def set_state(self, run: Run, state: RunState) -> None:
         self._write("UPDATE runs SET state = %s, finished_at = %s WHERE id = %s",
