@@ -193,6 +193,6 @@ def _no_runs_in_sqlite(tmp_path: Path) -> bool:
         return True
     db = sqlite3.connect(path)
     try:
-        return db.execute("SELECT count(*) FROM runs").fetchone() == (0,)
+        return bool(db.execute("SELECT count(*) FROM runs").fetchone() == (0,))
     finally:
         db.close()

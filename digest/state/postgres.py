@@ -627,10 +627,10 @@ class PostgresState:
 
     # entry ids ---------------------------------------------------------------------------
     def entry_ids(self) -> dict[str, str]:
-        return dict(self._all("SELECT path, entry_id FROM entry_ids"))  # type: ignore[arg-type]
+        return dict(self._all("SELECT path, entry_id FROM entry_ids"))
 
     def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]:
-        return dict(self._all(  # type: ignore[arg-type]
+        return dict(self._all(
             "SELECT path, entry_id FROM entry_ids WHERE path = ANY(%s::text[])",
             (list(paths),)))
 
@@ -648,7 +648,7 @@ class PostgresState:
                             list(rows))
 
     def first_seen(self) -> dict[str, str]:
-        return dict(self._all(  # type: ignore[arg-type]
+        return dict(self._all(
             "SELECT entry_id, first_seen FROM entry_ids"))
 
     # the daemon's notes and the schedule -------------------------------------------------
