@@ -5,19 +5,23 @@ run that leaves the database as it was. A real server: tests/pg_server.py."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 from conftest import PROJECT, make_site, run_cli
+from daemon_process import DaemonProcess
 from helpers import (
     DAEMON_POSTS,
     DAEMON_SUBSCRIBERS,
     MONDAY,
+    SECONDS,
     SECRET,
     SERVED,
     write_subscribers,
@@ -60,10 +64,12 @@ def _version(url: str) -> int:
 OPEN_TOGETHER = """
 import sys, time
 from pathlib import Path
+import psycopg
 from digest.state.postgres import PostgresState
+psycopg.connect(sys.argv[1]).close()  # imports and the first connection done: all at the line
 go = Path(sys.argv[2])
 while not go.exists():
-    time.sleep(0.005)
+    time.sleep(0.002)
 state = PostgresState(sys.argv[1])
 print(state.migrated)
 state.close()
@@ -75,7 +81,7 @@ def test_processes_starting_together_migrate_once(pg_url: str, tmp_path: Path) -
     procs = [subprocess.Popen([sys.executable, "-c", OPEN_TOGETHER, pg_url, str(go)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               cwd=PROJECT) for _ in range(6)]
-    time.sleep(1.0)  # every interpreter started and waiting
+    time.sleep(1.5)  # every interpreter started, connected once and waiting
     go.touch()
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [err for _, err in results]
@@ -196,3 +202,26 @@ def _no_runs_in_sqlite(tmp_path: Path) -> bool:
         return bool(db.execute("SELECT count(*) FROM runs").fetchone() == (0,))
     finally:
         db.close()
+
+
+def test_the_daemon_sends_on_schedule_with_its_jobs_and_log_in_postgresql(
+        pg_url: str, tmp_path: Path, smtp: SmtpServer,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`digest run` keeps APScheduler's job store in the same database (schedule_store_url),
+    so `digest status` reads the next digest from there, as any machine would."""
+    monkeypatch.setenv(ENV, pg_url)  # the daemon's process inherits it
+    cfg = _site(tmp_path, smtp.port)
+    with DaemonProcess(cfg, fake_now=MONDAY - 3 * SECONDS) as daemon:
+        daemon.wait_for("daemon.started")
+        finished = daemon.wait_for("digest.finished")
+        assert finished["counts"] == {"sent": 3, "empty": 1}
+        assert sorted(smtp.recipients()) == SERVED
+        code, out, err = run_cli(["--config", str(cfg), "status", "--json"])
+        assert code == 0, err
+        now = json.loads(out)
+        assert now["next_digest"]["at"] == (MONDAY + timedelta(days=7)).isoformat()
+        assert [d["counts"] for d in now["digests"]] == [{"sent": 3, "empty": 1}]
+        assert daemon.stop() == 0
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT id FROM apscheduler_jobs").fetchall() == [("digest",)]
+        assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
