@@ -225,3 +225,11 @@ def test_the_daemon_sends_on_schedule_with_its_jobs_and_log_in_postgresql(
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("SELECT id FROM apscheduler_jobs").fetchall() == [("digest",)]
         assert conn.execute("SELECT count(*) FROM runs").fetchone() == (1,)
+
+
+def test_digest_check_reports_an_unusable_database_among_its_problems(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, f"postgresql://digest:hunter2-SECRET@127.0.0.1:{free_port()}/jobs")
+    code, out, err = run_cli(["--config", str(_site(tmp_path)), "check"])
+    assert code == 2 and "cannot connect to the database" in out + err
+    assert "hunter2" not in out + err and "Traceback" not in out + err
