@@ -233,3 +233,13 @@ def test_digest_check_reports_an_unusable_database_among_its_problems(
     code, out, err = run_cli(["--config", str(_site(tmp_path)), "check"])
     assert code == 2 and "cannot connect to the database" in out + err
     assert "hunter2" not in out + err and "Traceback" not in out + err
+
+
+def test_status_on_an_empty_database_reads_nothing_and_creates_nothing(
+        pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, pg_url)
+    code, out, err = run_cli(["--config", str(_site(tmp_path)), "status", "--json"])
+    assert code == 0, err
+    assert json.loads(out)["digests"] == []
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT to_regclass('digest_schema')").fetchone() == (None,)

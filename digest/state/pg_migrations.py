@@ -102,10 +102,12 @@ def migrate(execute: Callable[[str, tuple[object, ...]], list[tuple[object, ...]
     """Bring the schema to *known* versions through *execute* (one open transaction: it
     takes the lock, reads the version and applies what is missing); (before, after).
     A database newer than *known* is left alone: the caller refuses it."""
+    version = _version(execute)
+    if version >= known:  # the usual open: no lock, no CREATE (which needs the right to)
+        return version, version
     execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
     execute(VERSION_TABLE, ())
-    found = execute("SELECT version FROM digest_schema WHERE id = 1", ())
-    version = int(str(found[0][0])) if found else 0
+    version = _version(execute)  # another process may have migrated while we waited
     if version >= known:
         return version, version
     for script in MIGRATIONS[version:known]:
@@ -114,3 +116,10 @@ def migrate(execute: Callable[[str, tuple[object, ...]], list[tuple[object, ...]
     execute("INSERT INTO digest_schema (id, version) VALUES (1, %s) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version", (known,))
     return version, known
+
+
+def _version(execute: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]]) -> int:
+    if execute("SELECT to_regclass('digest_schema')", ()) == [(None,)]:
+        return 0
+    found = execute("SELECT version FROM digest_schema WHERE id = 1", ())
+    return int(str(found[0][0])) if found else 0
