@@ -121,7 +121,7 @@ def test_an_unreachable_server_is_exit_2_naming_it_without_the_password(
                               "--as-of", MONDAY.isoformat()])
     assert code == 2
     assert f"digest@127.0.0.1:{port}/jobs" in err and "cannot connect" in err
-    assert "check that the PostgreSQL server is running" in err
+    assert "check that the PostgreSQL server is running" in err and f"variable {ENV}" in err
     assert "hunter2" not in out + err and "Traceback" not in err
 
 

@@ -54,9 +54,11 @@ def open_state(config: Config, *, local: Store | None = None,
     if url is not None:
         from .postgres import PostgresState  # psycopg only for those who use it
 
+        variable = str(config.database_env)
         if local is None:
-            return PostgresState(url, read_only=read_only)
-        state = PostgresState(url, throwaway=local.throwaway, also_close=local.close)
+            return PostgresState(url, read_only=read_only, variable=variable)
+        state = PostgresState(url, throwaway=local.throwaway, also_close=local.close,
+                              variable=variable)
         local.close_with(state.close)
         return state
     if local is not None:
@@ -81,5 +83,5 @@ def has_state(config: Config) -> bool:
     if url is not None:
         from .postgres import has_tables
 
-        return has_tables(url)
+        return has_tables(url, str(config.database_env))
     return (config.state / DATABASE).exists()

@@ -80,6 +80,15 @@ def _scrubbed(text: str, url: str) -> str:
     return text.replace(password, "***") if password else text
 
 
+def unreachable(url: str, exc: psycopg.Error, variable: str) -> StateError:
+    """The server at *url* cannot be reached or refuses us: where, why, what to check."""
+    reason = _scrubbed(" ".join(str(exc).split()), url)
+    return StateError(Path(where(url)), f"cannot connect to the database ({reason})",
+                      "check that the PostgreSQL server is running and reachable from this "
+                      "machine (host, port, firewall), and that the URL in the variable "
+                      f"{variable} (user, password, database) is right")
+
+
 def _run(row: tuple[Any, ...]) -> Run:
     rid, slug, start, end, created, state = row
     return Run(int(rid), slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
@@ -114,11 +123,14 @@ class PostgresState:
 
     *read_only*: as `digest status` opens it (nothing created or migrated; no write).
     *throwaway*: everything rolled back on close. *also_close*: what closing this closes too
-    (the caller's local store, as the SQLite state shares and closes it)."""
+    (the caller's local store, as the SQLite state shares and closes it). *variable*: the
+    environment variable the URL came from, named in messages."""
 
     def __init__(self, url: str, *, read_only: bool = False, throwaway: bool = False,
-                 also_close: Callable[[], None] | None = None) -> None:
+                 also_close: Callable[[], None] | None = None,
+                 variable: str = "database_env names") -> None:
         self.url = url
+        self.variable = variable  # where the URL came from, for messages
         self.path = Path(where(url))
         self.throwaway = throwaway
         self._also_close = also_close
@@ -141,11 +153,7 @@ class PostgresState:
             raise
 
     def _unreachable(self, exc: psycopg.Error) -> StateError:
-        reason = _scrubbed(" ".join(str(exc).split()), self.url)
-        return StateError(self.path, f"cannot connect to the database ({reason})",
-                          "check that the PostgreSQL server is running and reachable from "
-                          "this machine (host, port, firewall), and that the URL in the "
-                          "variable database_env names (user, password, database) is right")
+        return unreachable(self.url, exc, self.variable)
 
     def _error(self, exc: psycopg.Error) -> BaseException:
         """A bug (a wrong statement) stays itself; the rest is the state's."""
@@ -685,13 +693,10 @@ class PostgresState:
                 self._also_close()
 
 
-def has_tables(url: str) -> bool:
+def has_tables(url: str, variable: str = "database_env names") -> bool:
     """Whether the database at *url* has digest's tables yet (a read-only open needs them)."""
     try:
         with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
             return conn.execute("SELECT to_regclass('digest_schema')").fetchone() != (None,)
     except psycopg.Error as exc:
-        raise StateError(Path(where(url)), "cannot connect to the database "
-                         f"({_scrubbed(' '.join(str(exc).split()), url)})",
-                         "check that the PostgreSQL server is running and reachable from "
-                         "this machine, and the URL in the variable database_env names") from None
+        raise unreachable(url, exc, variable) from None
