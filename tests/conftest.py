@@ -154,3 +154,25 @@ def smtp() -> Iterator[SmtpServer]:
     """A real SMTP server on a loopback port, recording what it receives."""
     with SmtpServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A throwaway PostgreSQL server for the whole session (tests/pg_server.py)."""
+    from pg_server import PgServer, binaries
+
+    found = binaries()
+    if found is None:
+        pytest.skip("no PostgreSQL binaries in /usr/lib/postgresql/*/bin "
+                    "(install the postgresql package)")
+    server = PgServer(found).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return str(pg_server.create_database())

@@ -404,3 +404,20 @@ def test_the_readmes_hugo_example_builds_a_hugo_site(tmp_path: Path) -> None:
     assert len(site.entries) == 19
     tagged = parse_feed(tmp_path / "work" / "public" / "feed" / "by_tag" / "Linkerd.xml")
     assert [e.title for e in tagged.entries] == ["TOML with an offset"]
+
+
+def test_the_readmes_postgres_example_keeps_the_shared_state_in_postgresql(
+        tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ```yaml postgres block (kept apart: it needs a PostgreSQL server), merged into a
+    minimal site with its variable set to a fresh database on tests/pg_server.py's server:
+    `digest build` keeps the entry ids there, not in the state folder's SQLite file."""
+    import psycopg
+
+    (block,) = re.findall(r"^```yaml postgres\n(.*?)^```", README, re.M | re.S)
+    config = write_config(tmp_path, block)
+    monkeypatch.setenv(yaml.safe_load(block)["database_env"], pg_url)
+    result = CliRunner().invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 0, result.output
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT count(*) FROM entry_ids").fetchone()
+    assert row is not None and row[0] > 0

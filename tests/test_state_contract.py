@@ -1,8 +1,10 @@
 """The SharedState contract (state/interface.py), run against every implementation.
 
-Each test uses only the Protocol's methods, plus one per-implementation hook (`schedule`)
-for what another program writes into the shared state: the daemon's scheduler. Adding an
-implementation (PostgreSQL) is one more entry in IMPLEMENTATIONS.
+Each test uses only the Protocol's methods, plus one hook (`schedule`) for what another
+program writes into the shared state: the daemon's scheduler. Each implementation is chosen
+as a user chooses it, by the config (open_state): SQLite in the state folder, and PostgreSQL
+(database_env) on a throwaway server (tests/pg_server.py), a fresh database per test; an
+implementation is one more entry in IMPLEMENTATIONS.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import config_of, make_site
@@ -19,14 +22,18 @@ from digest.config import Config
 from digest.errors import StateError
 from digest.state.interface import (
     Archived,
+    Bounce,
+    Member,
     NextRun,
     Outcome,
+    Pending,
     Recorded,
     Run,
     RunAction,
     RunControl,
     RunPost,
     SharedState,
+    Source,
 )
 from digest.state.open import open_state, schedule_store_url
 
@@ -44,7 +51,8 @@ class Implementation:
     schedule: Callable[[str, datetime | None], None]
 
 
-def _sqlite(config: Config) -> Implementation:
+def _opened(config: Config) -> Implementation:
+    """The state open_state chooses for *config*, and its schedule beside it."""
     def schedule(job_id: str, at: datetime | None) -> None:
         from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore  # type: ignore[import-untyped]
         from apscheduler.schedulers.background import BackgroundScheduler  # type: ignore[import-untyped]
@@ -64,13 +72,29 @@ def _sqlite(config: Config) -> Implementation:
     return Implementation(open_state(config), schedule)
 
 
-IMPLEMENTATIONS: dict[str, Callable[[Config], Implementation]] = {"sqlite": _sqlite}
+DATABASE_ENV = "DIGEST_TEST_DATABASE_URL"
+
+
+def _sqlite(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return {}  # the state folder's SQLite file, as without database_env
+
+
+def _postgres(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A fresh database on the session's throwaway server (tests/pg_server.py)."""
+    request.getfixturevalue("monkeypatch").setenv(DATABASE_ENV,
+                                                  request.getfixturevalue("pg_url"))
+    return {"database_env": DATABASE_ENV}
+
+
+# each: the config keys that choose it
+IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
+    "sqlite": _sqlite, "postgres": _postgres}
 
 
 @pytest.fixture(params=sorted(IMPLEMENTATIONS))
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Implementation]:
-    config = config_of(make_site(tmp_path, {}))
-    found = IMPLEMENTATIONS[request.param](config)
+    config = config_of(make_site(tmp_path, {}, extra=IMPLEMENTATIONS[request.param](request)))
+    found = _opened(config)
     try:
         yield found
     finally:
@@ -84,7 +108,7 @@ def state(impl: Implementation) -> SharedState:
 
 def _run(state: SharedState, slug: str = "2024-06-10", *, end: datetime = END,
          subscribers: tuple[tuple[str, str], ...] = (ALICE, BOB),
-         posts: tuple[RunPost, ...] = (RunPost("urn:a", "a.md", "a|A"),)) -> Run:
+         posts: tuple[RunPost, ...] = (RunPost("urn:a", "a.md", "a\0a title"),)) -> Run:
     return state.create_run(slug=slug, start=end - timedelta(days=7), end=end, posts=posts,
                             subscribers=subscribers)
 
@@ -105,12 +129,12 @@ def test_a_created_run_is_read_back_with_its_posts_and_everyone_pending(
     assert (run.slug, run.period_start, run.period_end, run.state) == (
         "2024-06-10", START, END, "sending")
     assert state.latest_run() == run and state.runs() == [run]
-    assert state.run_posts(run) == [RunPost("urn:a", "a.md", "a|A")]
+    assert state.run_posts(run) == [RunPost("urn:a", "a.md", "a\0a title")]  # twin_key's NUL
     assert state.to_serve(run) == [("alice", "alice@example.org", 0),
                                    ("bob", "bob@example.org", 0)]
     assert state.counts(run) == {"pending": 2}
     assert state.slug_taken("2024-06-10") and not state.slug_taken("2024-06-17")
-    assert state.assigned() == ({"urn:a"}, {"a|A"})
+    assert state.assigned() == ({"urn:a"}, {"a\0a title"})
 
 
 def test_a_period_gets_one_run_only(state: SharedState) -> None:
@@ -300,6 +324,109 @@ def test_suppression_is_added_and_removed_idempotently(state: SharedState) -> No
     assert state.unsuppress("alice") is True
     assert state.unsuppress("alice") is False
     assert state.suppressed() == set() and not state.is_suppressed("alice")
+
+
+def test_a_suppression_keeps_its_reason_and_evidence_and_the_first_one_wins(
+        state: SharedState) -> None:
+    before = datetime.now(UTC)
+    assert state.suppression("alice") is None and state.suppressions() == []
+    assert state.suppress_with("bob", "hard bounce", "5.1.1 user unknown") is True
+    assert state.suppress_with("bob", "complaint", "later") is False
+    state.suppress("alice", "unsubscribed on the web (one-click)")
+    bob = state.suppression("bob")
+    assert bob is not None and (bob.key, bob.reason, bob.evidence) == (
+        "bob", "hard bounce", "5.1.1 user unknown")
+    assert before <= bob.since <= datetime.now(UTC)
+    assert [(s.key, s.evidence) for s in state.suppressions()] == [
+        ("bob", "5.1.1 user unknown"), ("alice", "")]  # oldest first
+
+
+# the list beside the YAML --------------------------------------------------------------------
+def _member(key: str, since: datetime, *, tags: tuple[str, ...] | None = None,
+            source: Source = "signup", name: str | None = None) -> Member:
+    return Member(key, f"{key}@example.org", name, tags, source, since)
+
+
+def test_members_are_added_updated_and_removed_keeping_their_first_since(
+        state: SharedState) -> None:
+    assert state.members() == [] and state.member("alice") is None
+    empty = state.members_stamp()
+    alice = _member("alice", START, tags=("jobs",))
+    assert state.put_member(alice) == "new"
+    assert state.put_member(alice) == "same"
+    stamp = state.members_stamp()
+    assert stamp != empty
+    changed = _member("alice", START + timedelta(days=3), tags=None, name="Alice")
+    assert state.put_member(changed) == "updated"
+    assert state.member("alice") == _member("alice", START, tags=None, name="Alice")
+    assert state.put_member(_member("bob", START - timedelta(days=1), source="import")) == "new"
+    assert [m.key for m in state.members()] == ["bob", "alice"]  # in the order they came
+    assert [m.key for m in state.members("import")] == ["bob"]
+    assert [m.key for m in state.members("signup")] == ["alice"]
+    before = state.members_stamp()
+    assert state.remove_member("bob") is True and state.remove_member("bob") is False
+    assert state.members_stamp() != before
+    assert [m.key for m in state.members()] == ["alice"]
+
+
+def test_a_pending_signup_is_replaced_and_taken_once(state: SharedState) -> None:
+    first = Pending("alice", "alice@example.org", None, None, START)
+    later = Pending("alice", "Alice@example.org", "Alice", ("jobs",), START + timedelta(hours=1))
+    assert state.pending("alice") is None and state.pending_count() == 0
+    state.save_pending(first)
+    state.save_pending(later)  # a second request replaces the first
+    state.save_pending(Pending("bob", "bob@example.org", None, None, START - timedelta(days=9)))
+    assert state.pending("alice") == later and state.pending_count() == 2
+    assert state.pending_count(since=START) == 1
+    assert state.take_pending("alice") == later
+    assert state.take_pending("alice") is None and state.pending("alice") is None
+    assert state.drop_pending(START - timedelta(days=7)) == 1
+    assert state.pending_count() == 0
+
+
+def test_hits_are_counted_per_bucket_within_the_window(state: SharedState) -> None:
+    now = START
+    assert [state.hit("signup:1.2.3.4", 2, 60, now) for _ in range(3)] == [True, True, False]
+    assert state.hit("signup:5.6.7.8", 2, 60, now) is True  # another bucket counts alone
+    assert state.hit("signup:1.2.3.4", 2, 60, now + timedelta(seconds=30)) is False
+    assert state.hit("signup:1.2.3.4", 2, 60, now + timedelta(seconds=61)) is True
+
+
+# bounces and complaints ----------------------------------------------------------------------
+def test_bounces_are_kept_once_per_ident_newest_first(state: SharedState) -> None:
+    soft = Bounce("alice", "soft", START, "dsn", "id-1", "4.2.2", "mailbox full", "2024-06-10")
+    hard = Bounce("alice", "hard", START + timedelta(days=1), "smtp", "id-2", "5.1.1",
+                  "user unknown", None, "the DSN")
+    other = Bounce("bob", "complaint", START + timedelta(days=2), "arf", "id-3")
+    assert state.record_bounce(soft) and state.record_bounce(hard)
+    assert state.record_bounce(other) is True
+    assert state.record_bounce(soft) is False  # the same report read twice
+    assert state.bounces() == [other, hard, soft]
+    assert state.bounces("alice") == [hard, soft]
+    assert state.bounces(since=START + timedelta(hours=1)) == [other, hard]
+    assert state.bounces(limit=1) == [other]
+
+
+# who got what ----------------------------------------------------------------------------------
+def test_deliveries_say_who_got_what_per_run_and_per_address(state: SharedState) -> None:
+    first = _run(state, subscribers=(ALICE, BOB))
+    second = _run(state, "2024-06-17", end=END + timedelta(days=7), posts=(),
+                  subscribers=(ALICE,))
+    state.record_many(first, [_outcome("alice", "sent"), _outcome("bob", "failed", 550)])
+    state.mark(second, [("alice", "empty", 0)])
+    rows = state.deliveries(first)
+    assert [(d.run, d.key, d.email, d.state, d.attempts, d.code, d.reply, d.message_id,
+             d.posts) for d in rows] == [
+        ("2024-06-10", "alice", "alice@example.org", "sent", 1, 250, "250 reply",
+         "<alice@test>", 1),
+        ("2024-06-10", "bob", "bob@example.org", "failed", 1, 550, "550 reply",
+         "<bob@test>", 1)]
+    assert all(d.updated_at is not None for d in rows)
+    assert [d.key for d in state.deliveries(first, failed=True)] == ["bob"]
+    assert [(d.run, d.state, d.posts) for d in state.deliveries_of("alice")] == [
+        ("2024-06-17", "empty", 0), ("2024-06-10", "sent", 1)]  # the latest run first
+    assert [d.run for d in state.deliveries_of("alice", limit=1)] == ["2024-06-17"]
+    assert state.deliveries_of("nobody") == []
 
 
 # preferences ---------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ def check(config: Config, *, as_of: datetime, future: bool = False,
     from ..state.store import Store
 
     report = Report()
+    _database(report, config)
     store = Store.open(config.state)
     try:
         corpus = read_posts(config, store, now=as_of, future=future, scanned=scanned)
@@ -325,6 +326,19 @@ def _bounces(report: Report, config: Config) -> None:
                              "matched to its subscriber only by what the report says; set "
                              "it (e.g. bounces@example.org) to give each message its own "
                              "signed return path (VERP)")
+
+
+def _database(report: Report, config: Config) -> None:
+    """The shared state's PostgreSQL database (database_env): its variable set, the server
+    reachable, its schema one this digest knows. Only looked at: nothing created."""
+    from ..state.open import open_state
+
+    if config.database_env is None:
+        return
+    try:
+        open_state(config, read_only=True).close()
+    except Exception as exc:  # every command would stop the same way
+        _errors(report, config, "opening the shared state")(exc)
 
 
 def _web(report: Report, config: Config) -> None:

@@ -276,6 +276,7 @@ class ConfigModel(_Strict):
     posts: Path | None = None  # required unless `sources:` gives every post
     output: Path = Path("public")
     state: Path = Path(".digest")
+    database_env: EnvName | None = None  # the variable with a PostgreSQL URL (state/open.py)
     feeds: FeedsModel = FeedsModel()
     subscribers: Path | None = None
     digest: DigestModel = DigestModel()
@@ -427,7 +428,7 @@ def read_config(path: Path) -> Config:
         site, hugo_path = _hugo(path, located, model, site, posts)
     return Config(
         path=path, site=site, posts=posts,
-        output=(base / model.output).resolve(), state=state,
+        output=(base / model.output).resolve(), state=state, database_env=model.database_env,
         feed_entries=entries, feeds=feeds, stylesheet=model.feeds.stylesheet,
         jekyll_config=jekyll_path, hugo_config=hugo_path,
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,

@@ -294,3 +294,6 @@ class Config:
     json_feed: bool = False  # a JSON Feed 1.1 (.json) beside each Atom feed
     hub: str | None = None  # a WebSub hub: named in every feed, pinged when one changes
     sources: tuple[FeedSource, ...] = ()  # feeds read as posts besides the posts folder
+    # the environment variable holding the PostgreSQL URL of the shared state (state/open.py);
+    # None: the shared state is SQLite in the state folder
+    database_env: str | None = None

@@ -118,10 +118,14 @@ def kept_due(stored: object, stored_next: datetime | None, wanted: SiteCron,
 
 def make_scheduler(url: str, listener: Callable[[Any], None]) -> Any:
     """An AsyncIOScheduler with the digest's job store at the SQLAlchemy *url* (from
-    state/open.py schedule_store_url: beside our own tables, where it adds one,
-    `apscheduler_jobs`) and *listener* told of every job run or missed."""
-    stored = SQLAlchemyJobStore(url=url,
-                                engine_options={"connect_args": {"timeout": 30}})
+    state/open.py schedule_store_url: beside our own tables, SQLite or PostgreSQL, where it
+    adds one, `apscheduler_jobs`) and *listener* told of every job run or missed."""
+    # how long to wait: for SQLite, another writer's lock; for PostgreSQL, the server, and
+    # a pooled connection is checked first (the server may have restarted since)
+    options: dict[str, Any] = {"connect_args": {"timeout": 30}}
+    if url.startswith("postgresql"):
+        options = {"connect_args": {"connect_timeout": 10}, "pool_pre_ping": True}
+    stored = SQLAlchemyJobStore(url=url, engine_options=options)
     scheduler = AsyncIOScheduler(jobstores={"default": MemoryJobStore(), STATE_STORE: stored},
                                  timezone=UTC)
     scheduler.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_MISSED | EVENT_JOB_ERROR)

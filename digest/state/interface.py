@@ -3,9 +3,9 @@
 SharedState is the seam between the stages and where their shared data lives: the send log
 (runs and deliveries), the suppression list, the tag choices made on the web front, the last
 good subscribers file, the entry ids with their first-seen times, the archive of sent digests
-(the web's /archive/ pages), the daemon's notes and the schedule's next run. Today SQLite
-implements it (state/sqlite.py); open_state (state/open.py) is the one place that chooses an
-implementation, so another (PostgreSQL) is added there.
+(the web's /archive/ pages), the daemon's notes and the schedule's next run. SQLite
+implements it (state/sqlite.py), and PostgreSQL for several machines (state/postgres.py);
+open_state (state/open.py) is the one place that chooses an implementation, by the config.
 
 What only one machine needs stays out of it, in its local SQLite file (state/store.py): the
 parse and render caches and the feeds' live index (posts/reader.py, posts/index.py).

@@ -1,16 +1,43 @@
 """The one place that opens the shared state (state/interface.py) and chooses where it lives.
 
-Today that is always the SQLite state database in the `state:` folder; a PostgreSQL
-implementation is chosen here, by the config, when there is one. The daemon's schedule
-lives beside it, so where it lives is said here too (schedule_store_url).
+Without `database_env` in the config that is the SQLite state database in the `state:`
+folder; with it, the PostgreSQL database whose URL that variable holds (state/postgres.py),
+shared by every machine serving the site. The daemon's schedule lives beside it, so where it
+lives is said here too (schedule_store_url). The local caches stay in the state folder's
+SQLite file either way (store.py).
 """
 
 from __future__ import annotations
 
+import os
+
 from ..config import Config
+from ..errors import ConfigError, Problem
 from .interface import SharedState
 from .sqlite import SqliteState
 from .store import DATABASE, Store
+
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def database_url(config: Config) -> str | None:
+    """The PostgreSQL URL from the variable `database_env` names; None without the key.
+    The URL (it holds the password) is never in the config file, nor in any message."""
+    name = config.database_env
+    if name is None:
+        return None
+    url = os.environ.get(name, "").strip()
+    if not url:
+        raise ConfigError([Problem(
+            config.path, None, f"database_env: the environment variable {name} is unset or "
+            "empty, so the shared state's PostgreSQL database is unknown",
+            f"set {name} to its URL (postgresql://USER:PASSWORD@HOST:5432/DATABASE), or "
+            "remove database_env to keep the state in SQLite in the state folder")])
+    if not url.startswith(URL_SCHEMES):
+        raise ConfigError([Problem(
+            config.path, None, f"database_env: the environment variable {name} does not hold "
+            "a PostgreSQL URL", f"set {name} to postgresql://USER:PASSWORD@HOST:5432/DATABASE")])
+    return url
 
 
 def open_state(config: Config, *, local: Store | None = None,
@@ -19,8 +46,21 @@ def open_state(config: Config, *, local: Store | None = None,
 
     *local*: the caller's open local store (caches). While the shared state is in the same
     SQLite file it shares that connection, and so its transactions and its scratch copy
-    (Store.scratch), and closing the shared state closes *local*. *read_only*: only read, as
-    `digest status` does (nothing created or migrated; see has_state)."""
+    (Store.scratch), and closing the shared state closes *local*. On PostgreSQL the state
+    lives as long as *local* (closing either closes both), and a scratch *local* makes it a
+    throwaway: its writes are rolled back. *read_only*: only read, as `digest status` does
+    (nothing created or migrated; see has_state)."""
+    url = database_url(config)
+    if url is not None:
+        from .postgres import PostgresState  # psycopg only for those who use it
+
+        variable = str(config.database_env)
+        if local is None:
+            return PostgresState(url, read_only=read_only, variable=variable)
+        state = PostgresState(url, throwaway=local.throwaway, also_close=local.close,
+                              variable=variable)
+        local.close_with(state.close)
+        return state
     if local is not None:
         return SqliteState(local, read_only=read_only)
     if read_only:
@@ -30,10 +70,18 @@ def open_state(config: Config, *, local: Store | None = None,
 
 def schedule_store_url(config: Config) -> str:
     """Where the daemon's scheduler keeps its jobs (an SQLAlchemy URL): beside the shared
-    state, so every machine sees one schedule; SqliteState.next_run reads it from there."""
+    state, so every machine sees one schedule; next_run reads it from there."""
+    url = database_url(config)
+    if url is not None:
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
     return f"sqlite:///{config.state / DATABASE}"
 
 
 def has_state(config: Config) -> bool:
     """Whether *config*'s shared state exists yet (a read-only open needs it to)."""
+    url = database_url(config)
+    if url is not None:
+        from .postgres import has_tables
+
+        return has_tables(url, str(config.database_env))
     return (config.state / DATABASE).exists()

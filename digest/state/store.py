@@ -16,7 +16,7 @@ import marshal
 import os
 import sqlite3
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -187,6 +187,8 @@ class Store:
     """A thin, typed wrapper over the state database; every method is one small transaction."""
 
     _batched = False  # inside batch(): atomic() makes savepoints (a class default: scratch)
+    throwaway = False  # Store.scratch's copy: a shared state elsewhere must not keep writes
+    _closers: tuple[Callable[[], None], ...] = ()  # see close_with
 
     def __init__(self, path: Path, *, read_only: bool = False) -> None:
         """*read_only*: only read, as `digest status` does: nothing created or migrated."""
@@ -232,6 +234,7 @@ class Store:
         """
         store = cls.__new__(cls)
         store.path = state_dir / DATABASE
+        store.throwaway = True
         db = sqlite3.connect(":memory:", isolation_level=None, factory=_Connection)
         assert isinstance(db, _Connection)
         db.path = store.path  # errors in the copy name the database it was made from
@@ -266,7 +269,17 @@ class Store:
             raise state_error(self.path, exc) from exc
 
     def close(self) -> None:
-        self.db.close()
+        closers, self._closers = self._closers, ()
+        try:
+            for close in closers:
+                close()
+        finally:
+            self.db.close()
+
+    def close_with(self, close: Callable[[], None]) -> None:
+        """Call *close* when this store closes: a shared state opened with it elsewhere (on
+        PostgreSQL) lives as long as the store, as one in the same file does."""
+        self._closers = (*self._closers, close)
 
     @contextmanager
     def atomic(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,702 @@
+"""SharedState on PostgreSQL (psycopg 3), for several machines serving one site: chosen by
+open_state (state/open.py) when the config names a `database_env`.
+
+The same semantics as the SQLite state (sendlog.py, lists.py, sqlite.py), in PostgreSQL's
+SQL: each writing method is one transaction, committed before it returns; batch() makes them
+savepoints of one transaction. What SQLite gets from its one writer at a time is asked for
+here: an advisory lock per bucket for hit()'s count-then-insert, `DELETE ... RETURNING` so a
+confirmation link works once, `ON CONFLICT` where SQLite says OR IGNORE.
+
+A *throwaway* state (the commands that only look: preview, `send --dry-run`, an import's dry
+run) runs everything in one transaction that is rolled back on close, as Store.scratch does
+with its copy. Errors come out as StateError naming the server (never the password).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ..errors import StateError
+from .interface import (
+    Archived,
+    Bounce,
+    BounceKind,
+    Delivery,
+    DeliveryState,
+    Member,
+    NextRun,
+    Pending,
+    Recorded,
+    Run,
+    RunAction,
+    RunControl,
+    RunPost,
+    RunState,
+    Source,
+    Suppression,
+)
+from .pg_migrations import MIGRATIONS, migrate
+from .store import now_text, tags_json, tags_of
+
+CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it is unreachable
+HITS_KEPT_SECONDS = 86_400  # as lists.py: rate-limit counters older than a day go
+JOBS_TABLE = "apscheduler_jobs"  # APScheduler's job store, in the same database (schedule.py)
+
+_RUN = "id, slug, period_start, period_end, created_at, state"
+_MEMBER = "key, email, name, tags, source, since"
+_BOUNCE = "key, kind, at, origin, ident, status, diagnostic, run, evidence"
+_DELIVERY = ("r.slug, d.subscriber, d.email, d.state, d.attempts, d.code, d.reply, "
+             "d.message_id, d.posts, d.updated_at")
+# a run with someone still to serve, as sendlog.py's control() says it
+_OPEN = ("(state IN ('sending', 'paused') OR (state = 'done' AND EXISTS (SELECT 1 FROM "
+         "deliveries WHERE run_id = %(id)s AND state IN ('pending', 'deferred'))))")
+
+
+def where(url: str) -> str:
+    """The server a URL names, for messages: user@host:port/database, never the password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "PostgreSQL (an unreadable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = str(parts.get("host") or "localhost")
+    return f"PostgreSQL {user}{host}:{parts.get('port') or 5432}/{parts.get('dbname') or ''}"
+
+
+def _scrubbed(text: str, url: str) -> str:
+    """*text* without the URL's password, should a driver's message ever repeat it."""
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.Error:
+        return text
+    return text.replace(password, "***") if password else text
+
+
+def unreachable(url: str, exc: psycopg.Error, variable: str) -> StateError:
+    """The server at *url* cannot be reached or refuses us: where, why, what to check."""
+    reason = _scrubbed(" ".join(str(exc).split()), url)
+    return StateError(Path(where(url)), f"cannot connect to the database ({reason})",
+                      "check that the PostgreSQL server is running and reachable from this "
+                      "machine (host, port, firewall), and that the URL in the variable "
+                      f"{variable} (user, password, database) is right")
+
+
+def _run(row: tuple[Any, ...]) -> Run:
+    rid, slug, start, end, created, state = row
+    return Run(int(rid), slug, datetime.fromisoformat(start), datetime.fromisoformat(end),
+               datetime.fromisoformat(created), cast(RunState, state))
+
+
+def _member(row: tuple[Any, ...]) -> Member:
+    key, email, name, tags, source, since = row
+    return Member(key, email, name, tags_of(tags), cast(Source, source),
+                  datetime.fromisoformat(since))
+
+
+def _pending(row: tuple[Any, ...]) -> Pending:
+    return Pending(row[0], row[1], row[2], tags_of(row[3]), datetime.fromisoformat(row[4]))
+
+
+def _bounce(row: tuple[Any, ...]) -> Bounce:
+    key, kind, at, origin, ident, status, diagnostic, run, evidence = row
+    return Bounce(key, cast(BounceKind, kind), datetime.fromisoformat(at), origin, ident,
+                  status, diagnostic, run, evidence)
+
+
+def _delivery(row: tuple[Any, ...]) -> Delivery:
+    slug, key, email, state, attempts, code, reply, message_id, posts, updated = row
+    return Delivery(slug, key, email, cast(DeliveryState, state), attempts, code, reply,
+                    message_id, posts, None if updated is None else
+                    datetime.fromisoformat(updated))
+
+
+class PostgresState:
+    """The shared state in one PostgreSQL database (see the module docstring).
+
+    *read_only*: as `digest status` opens it (nothing created or migrated; no write).
+    *throwaway*: everything rolled back on close. *also_close*: what closing this closes too
+    (the caller's local store, as the SQLite state shares and closes it). *variable*: the
+    environment variable the URL came from, named in messages."""
+
+    def __init__(self, url: str, *, read_only: bool = False, throwaway: bool = False,
+                 also_close: Callable[[], None] | None = None,
+                 variable: str = "database_env names") -> None:
+        self.url = url
+        self.variable = variable  # where the URL came from, for messages
+        self.path = Path(where(url))
+        self.throwaway = throwaway
+        self._also_close = also_close
+        self._batched = False
+        self._closed = False
+        self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        except psycopg.Error as exc:
+            raise self._unreachable(exc) from None
+        try:
+            if read_only:
+                self.conn.execute("SET default_transaction_read_only = on")
+            self._check_version(migrate_to=None if read_only else len(MIGRATIONS))
+            if throwaway:  # one transaction from here on, never committed: every write
+                self.conn.autocommit = False  # (a transaction() block) is a savepoint in it
+                self.conn.execute("SELECT 1")
+        except BaseException:
+            self.conn.close()
+            raise
+
+    def _unreachable(self, exc: psycopg.Error) -> StateError:
+        return unreachable(self.url, exc, self.variable)
+
+    def _error(self, exc: psycopg.Error) -> BaseException:
+        """A bug (a wrong statement) stays itself; the rest is the state's."""
+        if isinstance(exc, psycopg.ProgrammingError):
+            return exc
+        reason = _scrubbed(" ".join(str(exc).split()), self.url)
+        if isinstance(exc, psycopg.OperationalError):
+            return StateError(self.path, f"the database failed ({reason})",
+                              "check that the PostgreSQL server is up and reachable, then "
+                              "run again")
+        return StateError(self.path, f"the database refused a write ({reason})",
+                          "run again; if it fails again, report it with this message")
+
+    def _check_version(self, migrate_to: int | None) -> None:
+        """Migrate to *migrate_to* (None: only look); refuse a schema newer than this
+        digest knows."""
+        known = len(MIGRATIONS)
+        if migrate_to is None:
+            found = self._all("SELECT version FROM digest_schema WHERE id = 1") \
+                if self._has_table("digest_schema") else []
+            version = int(found[0][0]) if found else 0
+        else:
+            with self._atomic() as cur:
+                def execute(sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
+                    cur.execute(sql, args)
+                    return cur.fetchall() if cur.description else []
+
+                version, after = migrate(execute, migrate_to)
+            if after != version:
+                self.migrated = (version, after)
+        if version > known:
+            raise StateError(self.path, f"the database's schema is version {version}, newer "
+                             f"than this digest knows (version {known})",
+                             "upgrade digest to the release that wrote it (every machine "
+                             "sharing this database needs the same or a newer one)")
+
+    # plumbing ----------------------------------------------------------------------------
+    def _all(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
+        try:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _one(self, sql: str, args: Any = ()) -> tuple[Any, ...] | None:
+        rows = self._all(sql, args)
+        return rows[0] if rows else None
+
+    @contextmanager
+    def _atomic(self) -> Iterator[psycopg.Cursor[Any]]:
+        """One write transaction; inside batch() (or a throwaway state), a savepoint."""
+        try:
+            with self.conn.transaction(), self.conn.cursor() as cur:
+                yield cur
+        except psycopg.Error as exc:
+            raise self._error(exc) from None
+
+    def _write(self, sql: str, args: Any = ()) -> int:
+        with self._atomic() as cur:
+            cur.execute(sql, args)
+            return cur.rowcount
+
+    def _has_table(self, name: str) -> bool:
+        return self._one("SELECT to_regclass(%s)", (name,)) != (None,)
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        if self._batched:
+            yield
+            return
+        with self._atomic():
+            self._batched = True
+            try:
+                yield
+            finally:
+                self._batched = False
+
+    def batch(self) -> AbstractContextManager[None]:
+        return self._batch()
+
+    # runs --------------------------------------------------------------------------------
+    def runs(self, limit: int = 10) -> list[Run]:
+        return [_run(r) for r in self._all(
+            f"SELECT {_RUN} FROM runs ORDER BY period_end DESC LIMIT %s", (limit,))]
+
+    def latest_run(self) -> Run | None:
+        runs = self.runs(1)
+        return runs[0] if runs else None
+
+    def unfinished_runs(self) -> list[Run]:
+        return [_run(r) for r in self._all(
+            f"SELECT {_RUN} FROM runs WHERE state != 'cancelled' AND (state != 'done' OR "
+            "id IN (SELECT run_id FROM deliveries WHERE state IN ('pending', 'deferred'))) "
+            "ORDER BY period_end")]
+
+    def assigned(self) -> tuple[set[str], set[str]]:
+        ids, twins = set(), set()
+        for entry_id, twin in self._all("SELECT entry_id, twin FROM run_posts"):
+            ids.add(entry_id)
+            twins.add(bytes(twin).decode())
+        return ids, twins
+
+    def create_run(self, *, slug: str, start: datetime, end: datetime,
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        created = now_text()
+        with self._atomic() as cur:
+            cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, state) "
+                        "VALUES (%s, %s, %s, %s, 'sending') RETURNING id",
+                        (slug, start.isoformat(), end.isoformat(), created))
+            row = cur.fetchone()
+            assert row is not None
+            rid = int(row[0])
+            cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s)",
+                            [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
+            # everyone at once: COPY, not a statement per subscriber
+            with cur.copy("COPY deliveries (run_id, subscriber, email, state, updated_at) "
+                          "FROM STDIN") as copy:
+                for key, email in subscribers:
+                    copy.write_row((rid, key, email, "pending", created))
+        return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
+
+    def restore_run(self, *, slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> bool:
+        now = now_text()
+        with self._atomic() as cur:
+            cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, "
+                        "finished_at, state) VALUES (%s, %s, %s, %s, %s, 'done') "
+                        "ON CONFLICT DO NOTHING RETURNING id",
+                        (slug, start.isoformat(), end.isoformat(), now, now))
+            row = cur.fetchone()
+            if row is None:
+                return False
+            rid = int(row[0])
+            cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s) "
+                            "ON CONFLICT DO NOTHING",
+                            [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
+            cur.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, reply, "
+                            "updated_at) VALUES (%s, %s, %s, 'sent', %s, %s) "
+                            "ON CONFLICT DO NOTHING",
+                            [(rid, key, email, "assumed sent: the send log was lost", now)
+                             for key, email in subscribers])
+        return True
+
+    def slug_taken(self, slug: str) -> bool:
+        return self._one("SELECT 1 FROM runs WHERE slug = %s", (slug,)) is not None
+
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+        pairs = list(subscribers)
+        with self._atomic() as cur:
+            cur.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE", (run.id,))
+            row = cur.fetchone()
+            if row is not None and row[0] == "cancelled":
+                return 0
+            # one statement, in the order given: its row count is how many were new
+            cur.execute("INSERT INTO deliveries (run_id, subscriber, email, state, updated_at) "
+                        "SELECT %s, k, e, 'pending', %s FROM unnest(%s::text[], %s::text[]) "
+                        "WITH ORDINALITY AS t(k, e, n) ORDER BY n ON CONFLICT DO NOTHING",
+                        (run.id, now_text(), [k for k, _ in pairs], [e for _, e in pairs]))
+            return cur.rowcount
+
+    def run_posts(self, run: Run) -> list[RunPost]:
+        return [RunPost(entry_id, path, bytes(twin).decode()) for entry_id, path, twin in
+                self._all("SELECT entry_id, path, twin FROM run_posts WHERE run_id = %s",
+                          (run.id,))]
+
+    def set_state(self, run: Run, state: RunState) -> None:
+        self._write("UPDATE runs SET state = %s, finished_at = %s WHERE id = %s",
+                    (state, now_text() if state == "done" else None, run.id))
+
+    # the owner's pause, resume and cancel ------------------------------------------------
+    def find_run(self, slug: str) -> Run | None:
+        row = self._one(f"SELECT {_RUN} FROM runs WHERE slug = %s", (slug,))
+        return None if row is None else _run(row)
+
+    def run_state(self, run: Run) -> RunState | None:
+        row = self._one("SELECT state FROM runs WHERE id = %s", (run.id,))
+        return None if row is None else cast(RunState, row[0])
+
+    def run_control(self, run: Run) -> RunControl:
+        row = self._one("SELECT state, owner_paused FROM runs WHERE id = %s", (run.id,))
+        state, owner = (run.state, False) if row is None else row
+        last = self._one("SELECT act, actor, reason, at FROM run_actions WHERE run_id = %s "
+                         "ORDER BY id DESC LIMIT 1", (run.id,))
+        if last is None:
+            return RunControl(cast(RunState, state), bool(owner), None, None, None)
+        return RunControl(cast(RunState, state), bool(owner), last[2], last[1],
+                          datetime.fromisoformat(last[3]), last[0])
+
+    def run_actions(self, run: Run) -> list[RunAction]:
+        return [RunAction(act, actor, reason, datetime.fromisoformat(at))
+                for act, actor, reason, at in self._all(
+                    "SELECT act, actor, reason, at FROM run_actions WHERE run_id = %s "
+                    "ORDER BY id", (run.id,))]
+
+    def control(self, run: Run, action: RunAction) -> bool:
+        at = action.at.astimezone(UTC).isoformat()
+        args = {"id": run.id, "at": at}
+        with self._atomic() as cur:
+            if action.act == "pause":
+                cur.execute("UPDATE runs SET state = 'paused', owner_paused = true WHERE "
+                            f"id = %(id)s AND NOT owner_paused AND {_OPEN}", args)
+            elif action.act == "resume":
+                cur.execute("UPDATE runs SET state = 'sending', owner_paused = false WHERE "
+                            "id = %(id)s AND state = 'paused'", args)
+            else:
+                cur.execute("UPDATE runs SET state = 'cancelled', owner_paused = false, "
+                            f"finished_at = %(at)s WHERE id = %(id)s AND {_OPEN}", args)
+            changed = cur.rowcount
+            if changed and action.act == "cancel":
+                why = f"cancelled by {action.by} at {at}: {action.reason}"
+                cur.execute("UPDATE deliveries SET state = 'cancelled', reply = substr(%(why)s "
+                            "|| coalesce('; last reply: ' || reply, ''), 1, 500), "
+                            "updated_at = %(at)s WHERE run_id = %(id)s AND state IN "
+                            "('pending', 'deferred')", {**args, "why": why})
+            if changed:
+                cur.execute("INSERT INTO run_actions (run_id, act, actor, reason, at) "
+                            "VALUES (%s, %s, %s, %s, %s)",
+                            (run.id, action.act, action.by, action.reason, at))
+        return changed > 0
+
+    def begin_serving(self, run: Run) -> bool:
+        return self._write("UPDATE runs SET state = 'sending' WHERE id = %s AND "
+                           "state != 'cancelled' AND NOT owner_paused", (run.id,)) > 0
+
+    def end_serving(self, run: Run, *, left: bool) -> RunState:
+        state: RunState = "paused" if left else "done"
+        with self._atomic() as cur:
+            cur.execute("UPDATE runs SET state = %s, finished_at = %s WHERE id = %s AND "
+                        "state = 'sending'", (state, None if left else now_text(), run.id))
+            cur.execute("SELECT state FROM runs WHERE id = %s", (run.id,))
+            row = cur.fetchone()
+        return state if row is None else cast(RunState, row[0])
+
+    # deliveries --------------------------------------------------------------------------
+    def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
+        return cast(list[tuple[str, str, int]], self._all(
+            "SELECT subscriber, email, attempts FROM deliveries WHERE run_id = %s AND state "
+            "IN ('pending', 'deferred') ORDER BY seq", (run.id,)))
+
+    def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
+        now = now_text()
+        with self._atomic() as cur:
+            cur.executemany("UPDATE deliveries SET state = %s, posts = %s, updated_at = %s "
+                            "WHERE run_id = %s AND subscriber = %s AND state IN "
+                            "('pending', 'deferred')",
+                            [(state, posts, now, run.id, key) for key, state, posts in rows])
+
+    def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
+        now = now_text()
+        with self._atomic() as cur:
+            cur.executemany("UPDATE deliveries SET state = CASE WHEN state = 'cancelled' AND "
+                            "%s = 'deferred' THEN 'cancelled' ELSE %s END, attempts = %s, "
+                            "code = %s, reply = %s, message_id = %s, posts = %s, "
+                            "updated_at = %s WHERE run_id = %s AND subscriber = %s",
+                            [(r.outcome.status, r.outcome.status,
+                              r.attempts_before + r.outcome.attempts, r.outcome.code,
+                              r.outcome.reply[:500], r.message_id, r.posts, now, run.id,
+                              r.outcome.key) for r in rows])
+
+    def give_up(self, run: Run, why: str) -> int:
+        return self._write("UPDATE deliveries SET state = 'failed', reply = substr(%s || "
+                           "coalesce(reply, ''), 1, 500), updated_at = %s WHERE run_id = %s "
+                           "AND state = 'deferred'", (why, now_text(), run.id))
+
+    def counts(self, run: Run) -> dict[str, int]:
+        return {state: int(n) for state, n in self._all(
+            "SELECT state, count(*) FROM deliveries WHERE run_id = %s GROUP BY state",
+            (run.id,))}
+
+    def failures(self, run: Run, limit: int = 20) -> list[tuple[str, str, int | None, str]]:
+        return cast(list[tuple[str, str, int | None, str]], self._all(
+            "SELECT email, state, code, reply FROM deliveries WHERE run_id = %s AND state IN "
+            "('failed', 'deferred') ORDER BY seq LIMIT %s", (run.id, limit)))
+
+    def delivered(self, run: Run, key: str) -> bool:
+        row = self._one("SELECT state FROM deliveries WHERE run_id = %s AND subscriber = %s",
+                        (run.id, key))
+        return row is not None and row[0] == "sent"
+
+    # suppression list --------------------------------------------------------------------
+    def suppressed(self) -> set[str]:
+        return {key for (key,) in self._all("SELECT subscriber FROM suppressed")}
+
+    def is_suppressed(self, key: str) -> bool:
+        return self._one("SELECT 1 FROM suppressed WHERE subscriber = %s", (key,)) is not None
+
+    def suppress(self, key: str, reason: str) -> bool:
+        return self.suppress_with(key, reason)
+
+    def suppress_with(self, key: str, reason: str, evidence: str = "") -> bool:
+        return self._write("INSERT INTO suppressed (subscriber, since, reason, evidence) "
+                           "VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                           (key, now_text(), reason, evidence)) > 0
+
+    def unsuppress(self, key: str) -> bool:
+        return self._write("DELETE FROM suppressed WHERE subscriber = %s", (key,)) > 0
+
+    def suppression(self, key: str) -> Suppression | None:
+        row = self._one("SELECT subscriber, since, reason, evidence FROM suppressed "
+                        "WHERE subscriber = %s", (key,))
+        return None if row is None else Suppression(row[0], datetime.fromisoformat(row[1]),
+                                                    row[2], row[3])
+
+    def suppressions(self) -> list[Suppression]:
+        return [Suppression(key, datetime.fromisoformat(since), reason, evidence)
+                for key, since, reason, evidence in self._all(
+                    "SELECT subscriber, since, reason, evidence FROM suppressed "
+                    "ORDER BY since, subscriber")]
+
+    # the list beside the YAML ------------------------------------------------------------
+    def members(self, source: Source | None = None) -> list[Member]:
+        if source is None:
+            rows = self._all(f"SELECT {_MEMBER} FROM members ORDER BY since, key")
+        else:
+            rows = self._all(f"SELECT {_MEMBER} FROM members WHERE source = %s "
+                             "ORDER BY since, key", (source,))
+        return [_member(row) for row in rows]
+
+    def member(self, key: str) -> Member | None:
+        row = self._one(f"SELECT {_MEMBER} FROM members WHERE key = %s", (key,))
+        return None if row is None else _member(row)
+
+    def put_member(self, member: Member) -> Literal["new", "updated", "same"]:
+        values = (member.email, member.name, tags_json(member.tags), member.source)
+        with self._atomic() as cur:
+            cur.execute(f"INSERT INTO members ({_MEMBER}, updated_at) VALUES "
+                        "(%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                        (member.key, *values, member.since.isoformat(), now_text()))
+            if cur.rowcount:
+                return "new"
+            cur.execute("SELECT email, name, tags, source FROM members WHERE key = %s "
+                        "FOR UPDATE", (member.key,))
+            if cur.fetchone() == values:
+                return "same"
+            cur.execute("UPDATE members SET email = %s, name = %s, tags = %s, source = %s, "
+                        "updated_at = %s WHERE key = %s", (*values, now_text(), member.key))
+            return "updated"
+
+    def remove_member(self, key: str) -> bool:
+        return self._write("DELETE FROM members WHERE key = %s", (key,)) > 0
+
+    def members_stamp(self) -> str:
+        row = self._one("SELECT count(*), max(updated_at) FROM members")
+        assert row is not None
+        return f"{row[0]}|{row[1]}"
+
+    def pending(self, key: str) -> Pending | None:
+        row = self._one("SELECT key, email, name, tags, requested_at FROM pending "
+                        "WHERE key = %s", (key,))
+        return None if row is None else _pending(row)
+
+    def save_pending(self, pending: Pending) -> None:
+        self._write("INSERT INTO pending VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO "
+                    "UPDATE SET email = excluded.email, name = excluded.name, "
+                    "tags = excluded.tags, requested_at = excluded.requested_at",
+                    (pending.key, pending.email, pending.name, tags_json(pending.tags),
+                     pending.requested_at.isoformat()))
+
+    def take_pending(self, key: str) -> Pending | None:
+        with self._atomic() as cur:
+            cur.execute("DELETE FROM pending WHERE key = %s "
+                        "RETURNING key, email, name, tags, requested_at", (key,))
+            row = cur.fetchone()
+        return None if row is None else _pending(row)
+
+    def pending_count(self, since: datetime | None = None) -> int:
+        if since is None:
+            row = self._one("SELECT count(*) FROM pending")
+        else:  # ISO text in UTC sorts as time does
+            row = self._one("SELECT count(*) FROM pending WHERE requested_at >= %s",
+                            (since.astimezone(UTC).isoformat(),))
+        assert row is not None
+        return int(row[0])
+
+    def drop_pending(self, before: datetime) -> int:
+        return self._write("DELETE FROM pending WHERE requested_at < %s",
+                           (before.astimezone(UTC).isoformat(),))
+
+    def hit(self, bucket: str, limit: int, window_seconds: float, now: datetime) -> bool:
+        at = now.timestamp()
+        with self._atomic() as cur:
+            # one counter at a time per bucket, as SQLite's one writer gives it: two web
+            # nodes counting the same bucket together must not both get the last place
+            cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                        (f"digest hits {bucket}",))
+            cur.execute("DELETE FROM hits WHERE at < %s",
+                        (at - max(window_seconds, HITS_KEPT_SECONDS),))
+            cur.execute("SELECT count(*) FROM hits WHERE bucket = %s AND at > %s",
+                        (bucket, at - window_seconds))
+            row = cur.fetchone()
+            if row is not None and row[0] >= limit:
+                return False
+            cur.execute("INSERT INTO hits VALUES (%s, %s)", (bucket, at))
+            return True
+
+    # bounces and complaints --------------------------------------------------------------
+    def record_bounce(self, bounce: Bounce) -> bool:
+        return self._write(
+            f"INSERT INTO bounces ({_BOUNCE}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT DO NOTHING",
+            (bounce.key, bounce.kind, bounce.at.astimezone(UTC).isoformat(), bounce.origin,
+             bounce.ident, bounce.status, bounce.diagnostic, bounce.run,
+             bounce.evidence)) > 0
+
+    def bounces(self, key: str | None = None, *, since: datetime | None = None,
+                limit: int = 1000) -> list[Bounce]:
+        where_, args = [], []
+        if key is not None:
+            where_.append("key = %s")
+            args.append(key)
+        if since is not None:
+            where_.append("at >= %s")
+            args.append(since.astimezone(UTC).isoformat())
+        clause = f"WHERE {' AND '.join(where_)} " if where_ else ""
+        return [_bounce(row) for row in self._all(
+            f"SELECT {_BOUNCE} FROM bounces {clause}ORDER BY at DESC, ident LIMIT %s",
+            (*args, limit))]
+
+    # who got what ------------------------------------------------------------------------
+    def deliveries(self, run: Run, *, failed: bool = False) -> list[Delivery]:
+        only = "AND d.state IN ('failed', 'deferred') " if failed else ""
+        return [_delivery(row) for row in self._all(
+            f"SELECT {_DELIVERY} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+            f"WHERE d.run_id = %s {only}ORDER BY d.seq", (run.id,))]
+
+    def deliveries_of(self, key: str, limit: int = 10) -> list[Delivery]:
+        return [_delivery(row) for row in self._all(
+            f"SELECT {_DELIVERY} FROM deliveries d JOIN runs r ON r.id = d.run_id "
+            "WHERE d.subscriber = %s ORDER BY r.period_end DESC LIMIT %s", (key, limit))]
+
+    # tag choices made on the web front ---------------------------------------------------
+    def preferences(self) -> dict[str, tuple[str, ...] | None]:
+        return {key: tags_of(tags)
+                for key, tags in self._all("SELECT subscriber, tags FROM preferences")}
+
+    def preference(self, key: str) -> tuple[bool, tuple[str, ...] | None]:
+        row = self._one("SELECT tags FROM preferences WHERE subscriber = %s", (key,))
+        return (False, None) if row is None else (True, tags_of(row[0]))
+
+    def set_preferences(self, key: str, tags: Iterable[str] | None) -> None:
+        chosen = None if tags is None else sorted(set(tags))
+        self._write("INSERT INTO preferences VALUES (%s, %s, %s) ON CONFLICT (subscriber) "
+                    "DO UPDATE SET tags = excluded.tags, updated_at = excluded.updated_at",
+                    (key, json.dumps(chosen), now_text()))
+
+    # the last subscribers file that could be read ----------------------------------------
+    def snapshot(self) -> tuple[str, str, str] | None:
+        row = self._one("SELECT path, text, saved_at FROM subscribers_snapshot")
+        return None if row is None else (row[0], row[1], row[2])
+
+    def save_snapshot(self, path: str, text: str) -> None:
+        """Unchanged text is compared on the server, so the old copy (megabytes for a big
+        list) is not sent back each run."""
+        if self._one("SELECT 1 FROM subscribers_snapshot WHERE path = %s AND text = %s",
+                     (path, text)) is not None:
+            return
+        self._write("INSERT INTO subscribers_snapshot VALUES (1, %s, %s, %s) ON CONFLICT (id) "
+                    "DO UPDATE SET path = excluded.path, text = excluded.text, "
+                    "saved_at = excluded.saved_at", (path, text, now_text()))
+
+    # the archive -------------------------------------------------------------------------
+    def save_archive(self, entry: Archived, text: str) -> bool:
+        return self._write("INSERT INTO archive VALUES (%s, %s, %s, %s, %s) "
+                           "ON CONFLICT DO NOTHING",
+                           (entry.slug, entry.period_start.isoformat(),
+                            entry.period_end.isoformat(), entry.period_end.timestamp(),
+                            text)) == 1
+
+    def archive_index(self) -> list[Archived]:
+        return [Archived(slug, datetime.fromisoformat(start), datetime.fromisoformat(end))
+                for slug, start, end in self._all(
+                    "SELECT slug, period_start, period_end FROM archive "
+                    "ORDER BY ends_at DESC, slug DESC")]
+
+    def archived(self, slug: str) -> str | None:
+        row = self._one("SELECT text FROM archive WHERE slug = %s", (slug,))
+        return None if row is None else str(row[0])
+
+    # entry ids ---------------------------------------------------------------------------
+    def entry_ids(self) -> dict[str, str]:
+        return dict(self._all("SELECT path, entry_id FROM entry_ids"))
+
+    def entry_ids_of(self, paths: Iterable[str]) -> dict[str, str]:
+        return dict(self._all(
+            "SELECT path, entry_id FROM entry_ids WHERE path = ANY(%s::text[])",
+            (list(paths),)))
+
+    def has_entry_ids(self) -> bool:
+        return bool(self._all("SELECT EXISTS (SELECT 1 FROM entry_ids)")[0][0])
+
+    def taken_ids(self, entry_ids: Iterable[str]) -> set[str]:
+        return {i for (i,) in self._all(
+            "SELECT entry_id FROM entry_ids WHERE entry_id = ANY(%s::text[])",
+            (list(entry_ids),))}
+
+    def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        with self._atomic() as cur:
+            cur.executemany("INSERT INTO entry_ids VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                            list(rows))
+
+    def first_seen(self) -> dict[str, str]:
+        return dict(self._all(
+            "SELECT entry_id, first_seen FROM entry_ids"))
+
+    # the daemon's notes and the schedule -------------------------------------------------
+    def note(self, key: str, data: dict[str, Any]) -> None:
+        self._write("INSERT INTO daemon_status VALUES (%s, %s, %s) ON CONFLICT (key) DO "
+                    "UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+                    (key, json.dumps(data, default=str), datetime.now(UTC).isoformat()))
+
+    def notes(self) -> dict[str, dict[str, Any]]:
+        return {key: json.loads(data) for key, data in
+                self._all("SELECT key, data FROM daemon_status ORDER BY key")}
+
+    def next_run(self, job_id: str) -> NextRun | None:
+        """From APScheduler's plain next_run_time column only (see sqlite.py for why)."""
+        if not self._has_table(JOBS_TABLE):
+            return None
+        row = self._one(f"SELECT next_run_time FROM {JOBS_TABLE} WHERE id = %s", (job_id,))
+        if row is None:
+            return None
+        return NextRun(None if row[0] is None else datetime.fromtimestamp(float(row[0]), UTC))
+
+    # health ------------------------------------------------------------------------------
+    def ping(self) -> None:
+        self._all("SELECT 1")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.conn.close()  # a throwaway state's transaction is rolled back here
+        finally:
+            if self._also_close is not None:
+                self._also_close()
+
+
+def has_tables(url: str, variable: str = "database_env names") -> bool:
+    """Whether the database at *url* has digest's tables yet (a read-only open needs them)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT) as conn:
+            return conn.execute("SELECT to_regclass('digest_schema')").fetchone() != (None,)
+    except psycopg.Error as exc:
+        raise unreachable(url, exc, variable) from None
