@@ -13,10 +13,17 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 from helpers import SENT, edition, realistic_posts, renderer
+from hypothesis import given
+from hypothesis import strategies as st
 
+from digest.delivery import smtpdata
 from digest.edition.layout import Recipient
+from digest.edition.message import qp, qp_encoded
+from digest.errors import MessageError
 from digest.subscribers.tokens import Signer
+from digest.util import crlf
 
 GOLDEN = Path(__file__).parent / "fixtures" / "golden" / "messages.json"
 BASE = "https://jobs.example.org/digest"
@@ -78,6 +85,70 @@ def test_the_tokens_in_links_are_those_made_before() -> None:
     golden = json.loads(GOLDEN.read_text(encoding="utf-8"))
     assert golden["tokens"] == [signer.token(email, purpose) for email in EMAILS
                                 for purpose in ("unsubscribe", "preferences")]
+
+
+@given(st.text(min_size=1, max_size=80), st.sampled_from(["unsubscribe", "preferences"]),
+       st.binary(min_size=16, max_size=80))
+def test_a_token_from_the_kept_key_is_the_hmac_made_from_scratch(key: str, purpose: str,
+                                                                 secret: bytes) -> None:
+    signer = Signer([secret])
+    assert signer.token(key, purpose) == Signer._mac(secret, purpose, key)
+    assert signer.verify(signer.token(key, purpose), key, purpose)
+
+
+# the shortcuts: the same bytes as the long way ---------------------------------------------
+
+EDGES = ["..", ". ", " .", "a ", " a", "a\t", "=", "a=", "ab" * 35, "ab" * 35 + "c", "x" * 75,
+         "x" * 76, "é" * 3, "a\x7f", "a~", "!<", ">?", "a b", "a  b", "https://x.org/p?a=b"]
+
+
+@pytest.mark.parametrize("text", EDGES)
+@pytest.mark.parametrize("joined", [True, False])
+def test_qp_takes_its_shortcut_only_where_b2a_qp_gives_the_same(text: str, joined: bool) -> None:
+    assert qp(text, joined=joined) == qp_encoded(text, joined=joined)
+
+
+@given(st.text(st.characters(min_codepoint=0, max_codepoint=0x17f), max_size=90),
+       st.booleans())
+def test_qp_is_qp_encoded_for_any_text(text: str, joined: bool) -> None:
+    assert qp(text, joined=joined) == qp_encoded(text, joined=joined)
+
+
+@given(st.text(st.sampled_from(" !.=<>~a\t"), min_size=1, max_size=80), st.booleans())
+def test_qp_is_qp_encoded_for_text_near_the_shortcut(text: str, joined: bool) -> None:
+    assert qp(text, joined=joined) == qp_encoded(text, joined=joined)
+
+
+def test_messages_are_marked_crlf_clean_and_go_on_the_wire_as_scanned_ones_would() -> None:
+    r = renderer()
+    rendered = r.edition(edition())
+    for n, person in enumerate(recipients()[:40]):
+        raw = r.message(rendered, person, message_id=f"<d.{n}@example.org>", date=SENT)
+        assert type(raw) is crlf.CrlfBytes
+        assert crlf.is_clean(raw)
+        assert smtpdata.wire_bytes(raw) == smtpdata.wire_bytes(bytes(raw))
+
+
+def test_a_bare_line_end_in_a_piece_is_refused_not_marked_clean() -> None:
+    r = renderer()
+    rendered = r.edition(edition())
+    with pytest.raises(MessageError, match="bare CR or LF"):
+        rendered.skeleton.assemble(to=b"To: a@example.org\n", date=b"", message_id=b"",
+                                   unsubscribe=b"", text=[b""], html=[b""])
+    with pytest.raises(MessageError, match="bare CR or LF"):  # a value: odd pieces
+        rendered.skeleton.assemble(to=b"", date=b"", message_id=b"", unsubscribe=b"",
+                                   text=[b"a=\r\n", b"x\ry", b"b"], html=[b""])
+    for bad in (b"a\rb", b"a\nb", b"\r", b"\n\r", b"a\r\r\n"):
+        assert not crlf.is_clean(bad)
+        with pytest.raises(ValueError):
+            crlf.clean(bad)
+    assert crlf.is_clean(b"a\r\nb\r\n")
+
+
+def test_unmarked_bytes_with_a_bare_line_end_still_take_aiosmtplibs_path() -> None:
+    assert smtpdata.wire_bytes(b"a\nb\r\n") is None
+    assert smtpdata.wire_bytes(b"a\rb\r\n") is None
+    assert smtpdata.wire_bytes(b".a\r\n.b\r\n") == b"..a\r\n..b\r\n.\r\n"
 
 
 if __name__ == "__main__":
