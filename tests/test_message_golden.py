@@ -11,17 +11,21 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from helpers import SENT, edition, realistic_posts, renderer
 from hypothesis import given
 from hypothesis import strategies as st
 
 from digest.delivery import smtpdata
-from digest.edition.layout import Recipient
+from digest.edition.layout import DigestPost, DkimKey, Recipient
 from digest.edition.message import qp, qp_encoded
 from digest.errors import MessageError
+from digest.posts.sanitize import sanitize
 from digest.subscribers.tokens import Signer
 from digest.util import crlf
 
@@ -119,13 +123,42 @@ def test_qp_is_qp_encoded_for_text_near_the_shortcut(text: str, joined: bool) ->
     assert qp(text, joined=joined) == qp_encoded(text, joined=joined)
 
 
-def test_messages_are_marked_crlf_clean_and_go_on_the_wire_as_scanned_ones_would() -> None:
+def dotty_posts() -> tuple[DigestPost, ...]:
+    """Posts whose text puts "." at the start of lines, in both parts, and a lone "."."""
+    date = SENT - timedelta(days=1)
+    return tuple(DigestPost(title, f"https://jobs.example.org/{n}/", date - timedelta(hours=n),
+                            ("union",), (), text, sanitize(f"<p>{text}</p>"))
+                 for n, (title, text) in enumerate([
+                     (".NET developer", ". " * 40 + ".net .NET\n.\n.. ..."),
+                     ("Dots", "." + "x" * 70 + " ." + "y" * 70 + "\n." + " ." * 50),
+                     (".", ".")]))
+
+
+@pytest.mark.parametrize("posts", [None, "dotty"])
+def test_messages_go_on_the_wire_as_the_scanning_path_would_send_them(posts: str | None) -> None:
     r = renderer()
-    rendered = r.edition(edition())
-    for n, person in enumerate(recipients()[:40]):
+    rendered = r.edition(edition(dotty_posts()) if posts else edition())
+    for n, person in enumerate(recipients()):
         raw = r.message(rendered, person, message_id=f"<d.{n}@example.org>", date=SENT)
-        assert type(raw) is crlf.CrlfBytes
+        assert isinstance(raw, crlf.CrlfBytes)
         assert crlf.is_clean(raw)
+        assert smtpdata.wire_bytes(raw) == smtpdata.wire_bytes(bytes(raw)), person
+        dots = raw.startswith(b".") or raw.find(b"\r\n.") >= 0
+        assert type(raw) is (crlf.CrlfBytes if dots else crlf.DotFreeBytes)
+    assert posts is None or dots  # the dotty posts do start lines with "."
+
+
+def test_a_dkim_signed_message_stays_marked_and_goes_on_the_wire_as_scanned() -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM,
+                            serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption())
+    r = renderer(DkimKey("example.org", "digest2024", pem))
+    for posts in (None, dotty_posts()):
+        rendered = r.edition(edition(posts))
+        raw = r.message(rendered, recipients()[3], message_id="<d.1@example.org>", date=SENT)
+        assert raw.startswith(b"DKIM-Signature:")
+        assert type(raw) is (crlf.CrlfBytes if posts else crlf.DotFreeBytes)
         assert smtpdata.wire_bytes(raw) == smtpdata.wire_bytes(bytes(raw))
 
 

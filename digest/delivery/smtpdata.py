@@ -39,7 +39,7 @@ import re
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
-from ..util.crlf import CrlfBytes, is_clean
+from ..util.crlf import CrlfBytes, DotFreeBytes, is_clean
 
 __all__ = ["CHECKED", "DOT_ATOM", "data", "fast_path", "mail", "rcpt", "wire_bytes"]
 
@@ -70,10 +70,14 @@ def wire_bytes(message: bytes) -> bytes | None:
     ends the last line, and ".\\r\\n" ends it all. None if *message* has a CR or LF that is
     not part of a CRLF pair (aiosmtplib's own path then normalises it as it always has).
     A `CrlfBytes` (a digest: checked piece by piece as it was assembled) is not scanned for
-    them again."""
-    if type(message) is not CrlfBytes and not is_clean(message):
+    them again, and a `DotFreeBytes` not for dots either."""
+    kind = type(message)
+    if kind is DotFreeBytes:  # no line of it starts with "."
+        stuffed = message
+    elif kind is CrlfBytes or is_clean(message):
+        stuffed = message.replace(b"\r\n.", b"\r\n..")
+    else:
         return None
-    stuffed = message.replace(b"\r\n.", b"\r\n..")
     if stuffed.startswith(b"."):
         stuffed = b"." + stuffed
     if not stuffed.endswith(b"\r\n"):

@@ -383,7 +383,8 @@ class Layout:
             message_id=message_id_header(message_id),
             unsubscribe=unsubscribe_headers(recipient.unsubscribe_url, self._mailto),
             text=variant.text_body.pieces(text_values),
-            html=variant.html_body.pieces(html_values))
+            html=variant.html_body.pieces(html_values),
+            shared_dotted=variant.text_body.dotted or variant.html_body.dotted)
         return sign(raw, self.settings.dkim) if self.settings.dkim else raw
 
     def _date_header(self, date: datetime) -> bytes:

@@ -226,6 +226,7 @@ class Body:
 
     chunks: tuple[bytes, ...]
     slots: tuple[str, ...]
+    dotted: bool = True  # whether a chunk starts a line with "." (crlf.dotted)
 
     @classmethod
     def encode(cls, text: str, placeholder: re.Pattern[str]) -> Body:
@@ -234,7 +235,8 @@ class Body:
         literal, names = pieces[0::2], pieces[1::2]
         chunks = [qp(piece, joined=True) for piece in literal[:-1]]
         chunks.append(qp(literal[-1]))
-        return cls(tuple(crlf.clean(chunk) for chunk in chunks), tuple(names))
+        checked = tuple(crlf.clean(chunk) for chunk in chunks)
+        return cls(checked, tuple(names), any(map(crlf.dotted, checked)))
 
     def fill(self, values: Mapping[str, bytes]) -> bytes:
         """The encoded part, each gap filled from *values* (made by `qp(..., joined=True)`)."""
@@ -259,6 +261,7 @@ class Skeleton:
     mime: bytes  # MIME-Version … Precedence, the blank line, the text part's headers
     between: bytes  # the end of the text part and the HTML part's headers
     tail: bytes  # the closing boundary
+    dotted: bool = True  # whether one of the above starts a line with "." (crlf.dotted)
 
     @classmethod
     def build(cls, *, sender: bytes, subject: bytes, list_id: bytes, lang: str,
@@ -272,23 +275,30 @@ class Skeleton:
                 "Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\n\r\n"
                 + part.format(b=boundary, kind="plain")).encode("ascii")
         between = ("\r\n" + part.format(b=boundary, kind="html")).encode("ascii")
-        return cls(crlf.clean(sender + subject), crlf.clean(mime), crlf.clean(between),
-                   crlf.clean(f"\r\n--{boundary}--\r\n".encode("ascii")))
+        pieces = (crlf.clean(sender + subject), crlf.clean(mime), crlf.clean(between),
+                  crlf.clean(f"\r\n--{boundary}--\r\n".encode("ascii")))
+        return cls(*pieces, dotted=any(map(crlf.dotted, pieces)))
 
     def assemble(self, *, to: bytes, date: bytes, message_id: bytes, unsubscribe: bytes,
-                 text: list[bytes], html: list[bytes]) -> crlf.CrlfBytes:
+                 text: list[bytes], html: list[bytes], shared_dotted: bool = True
+                 ) -> crlf.CrlfBytes:
         """The message; *text* and *html* are `Body.pieces`, their values made by `qp`.
 
         Every piece shared by the edition was checked CRLF-clean when it was made; the
         recipient's own are checked here (a few hundred bytes), so the result is
         `CrlfBytes` and the SMTP client need not scan 40 KB for a bare CR or LF again.
+        *shared_dotted*: whether a piece of the bodies' own (not their values) is
+        `crlf.dotted`; if neither it, the skeleton nor a value is, the message is
+        `DotFreeBytes`, which DATA sends without a dot-stuffing pass.
         """
         # one check of them all, a NUL between two, so that no CRLF can form across them
         own = b"\0".join((to, date, message_id, unsubscribe, *text[1::2], *html[1::2]))
         if not crlf.is_clean(own):
             raise MessageError("a recipient's header or value holds a bare CR or LF")
+        dot_free = not (shared_dotted or self.dotted or own[:1] == b"." or b"\0." in own
+                        or b"\r\n." in own)
         return crlf.join((self.head, to, date, message_id, unsubscribe, self.mime, *text,
-                          self.between, *html, self.tail))
+                          self.between, *html, self.tail), dot_free=dot_free)
 
 
 def check_dkim_key(key: DkimKey) -> None:
@@ -314,5 +324,6 @@ def sign(message: bytes, key: DkimKey) -> bytes:
     except dkim.DKIMException as exc:
         raise MessageError(f"DKIM signing failed: {exc}") from None
     if isinstance(message, crlf.CrlfBytes) and crlf.is_clean(signature):
-        return crlf.join((signature, message))
+        dot_free = isinstance(message, crlf.DotFreeBytes) and not crlf.dotted(signature)
+        return crlf.join((signature, message), dot_free=dot_free)
     return signature + message

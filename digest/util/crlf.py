@@ -6,13 +6,17 @@ the rest of a message's assembly), yet a digest is assembled from pieces that ar
 for thousands of recipients. So each piece is checked once, when it is made (`clean`), and
 the message joined from checked pieces is a `CrlfBytes`: the SMTP client
 (delivery/smtpdata.py) skips its own scan for exactly that type, and scans anything else.
+
+Likewise DATA doubles a "." that starts a line, another pass over the message; a message
+joined from pieces none of which starts a line with "." (`dotted`) is a `DotFreeBytes`,
+which goes on the wire as it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["CrlfBytes", "clean", "is_clean", "join"]
+__all__ = ["CrlfBytes", "DotFreeBytes", "clean", "dotted", "is_clean", "join"]
 
 
 class CrlfBytes(bytes):
@@ -20,6 +24,19 @@ class CrlfBytes(bytes):
     that passed `clean`: a CRLF split across two pieces would leave each of them unclean."""
 
     __slots__ = ()
+
+
+class DotFreeBytes(CrlfBytes):
+    """`CrlfBytes` in which no line starts with "." either: nothing to dot-stuff. Made only
+    by `join`, from pieces none of which is `dotted`."""
+
+    __slots__ = ()
+
+
+def dotted(piece: bytes) -> bool:
+    """Whether *piece* would put "." at the start of a line: at its own start (every piece
+    may follow a line end), or after a CRLF inside it."""
+    return piece[:1] == b"." or b"\r\n." in piece
 
 
 def is_clean(piece: bytes) -> bool:
@@ -36,6 +53,9 @@ def clean(piece: bytes) -> bytes:
     return piece
 
 
-def join(pieces: Iterable[bytes]) -> CrlfBytes:
-    """The pieces, each already `clean`, as one `CrlfBytes`."""
-    return CrlfBytes(b"".join(pieces))
+def join(pieces: Iterable[bytes], *, dot_free: bool = False) -> CrlfBytes:
+    """The pieces, each already `clean`, as one `CrlfBytes`; a `DotFreeBytes` if the caller
+    found that none of them is `dotted`. A CRLF never spans two clean pieces, so neither
+    can a line-starting "." that `dotted` did not see."""
+    joined = b"".join(pieces)
+    return DotFreeBytes(joined) if dot_free else CrlfBytes(joined)
