@@ -264,7 +264,7 @@ _CATEGORIES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rendering + personalising (digest.edition, compose, jinja2, css_inline)",
      ("digest/edition/layout.py", "digest/edition/message.py", "digest/delivery/compose.py",
       "jinja2/", "markupsafe/", "css_inline", "/templates/", "digest/subscribers/tokens.py",
-      "hmac.py", "hashlib")),
+      "hmac.py", "hashlib", "digest/util/crlf.py")),
     ("our dispatch (digest.delivery: smtp/dispatch/send/progress)",
      ("digest/delivery/smtp.py", "digest/delivery/dispatch.py", "digest/delivery/send.py",
       "digest/delivery/progress.py", "digest/delivery/transport.py",

@@ -22,6 +22,7 @@ from email.utils import format_datetime, parseaddr
 import dkim
 
 from ..errors import MessageError
+from ..util import crlf
 
 PERSONAL = ("name", "email", "unsubscribe_url", "preferences_url")
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"list-id",
@@ -42,6 +43,10 @@ _ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")  # what needs no quoting
 _DNS_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+")
 _POLICY = email.policy.SMTP.clone(max_line_length=78)
 _QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters, a soft break's "=" included
+# what b2a_qp leaves as it is, on one line: printable ASCII but "=", spaces only inside (it
+# encodes one at the end), at least two characters (it encodes a lone "." at a line start),
+# at most 70 (far from a soft break): most addresses, links and names
+_QP_AS_IS = re.compile(r"[!-<>-~][ !-<>-~]{0,68}[!-<>-~]")
 
 
 @dataclass(frozen=True)
@@ -199,6 +204,13 @@ def _fit(encoded: bytes, last: int) -> bytes:
 
 def qp(text: str, *, joined: bool = False) -> bytes:
     """Quoted-printable with CRLF line ends; *joined*: ends in a soft break, ready for more."""
+    if _QP_AS_IS.fullmatch(text):  # what qp_encoded gives, without encoding (per recipient)
+        return text.encode("ascii") + b"=\r\n" if joined else text.encode("ascii")
+    return qp_encoded(text, joined=joined)
+
+
+def qp_encoded(text: str, *, joined: bool = False) -> bytes:
+    """`qp` always through b2a_qp (no shortcut for text that would come out as it is)."""
     encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
     if joined and encoded and not encoded.endswith(b"\n"):
         encoded = _fit(encoded, _QP_LINE - 1) + b"=\n"  # room for that "="
@@ -214,6 +226,7 @@ class Body:
 
     chunks: tuple[bytes, ...]
     slots: tuple[str, ...]
+    dotted: bool = True  # whether a chunk starts a line with "." (crlf.dotted)
 
     @classmethod
     def encode(cls, text: str, placeholder: re.Pattern[str]) -> Body:
@@ -222,15 +235,20 @@ class Body:
         literal, names = pieces[0::2], pieces[1::2]
         chunks = [qp(piece, joined=True) for piece in literal[:-1]]
         chunks.append(qp(literal[-1]))
-        return cls(tuple(chunks), tuple(names))
+        checked = tuple(crlf.clean(chunk) for chunk in chunks)
+        return cls(checked, tuple(names), any(map(crlf.dotted, checked)))
 
     def fill(self, values: Mapping[str, bytes]) -> bytes:
         """The encoded part, each gap filled from *values* (made by `qp(..., joined=True)`)."""
+        return b"".join(self.pieces(values))
+
+    def pieces(self, values: Mapping[str, bytes]) -> list[bytes]:
+        """`fill`'s pieces, for joining into the whole message without a copy of the part."""
         out = [self.chunks[0]]
         for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
             out.append(values[slot])
             out.append(chunk)
-        return b"".join(out)
+        return out
 
 
 # the whole message --------------------------------------------------------------------------
@@ -243,6 +261,7 @@ class Skeleton:
     mime: bytes  # MIME-Version … Precedence, the blank line, the text part's headers
     between: bytes  # the end of the text part and the HTML part's headers
     tail: bytes  # the closing boundary
+    dotted: bool = True  # whether one of the above starts a line with "." (crlf.dotted)
 
     @classmethod
     def build(cls, *, sender: bytes, subject: bytes, list_id: bytes, lang: str,
@@ -256,12 +275,30 @@ class Skeleton:
                 "Auto-Submitted: auto-generated\r\nPrecedence: bulk\r\n\r\n"
                 + part.format(b=boundary, kind="plain")).encode("ascii")
         between = ("\r\n" + part.format(b=boundary, kind="html")).encode("ascii")
-        return cls(sender + subject, mime, between, f"\r\n--{boundary}--\r\n".encode("ascii"))
+        pieces = (crlf.clean(sender + subject), crlf.clean(mime), crlf.clean(between),
+                  crlf.clean(f"\r\n--{boundary}--\r\n".encode("ascii")))
+        return cls(*pieces, dotted=any(map(crlf.dotted, pieces)))
 
     def assemble(self, *, to: bytes, date: bytes, message_id: bytes, unsubscribe: bytes,
-                 text: bytes, html: bytes) -> bytes:
-        return b"".join((self.head, to, date, message_id, unsubscribe, self.mime, text,
-                         self.between, html, self.tail))
+                 text: list[bytes], html: list[bytes], shared_dotted: bool = True
+                 ) -> crlf.CrlfBytes:
+        """The message; *text* and *html* are `Body.pieces`, their values made by `qp`.
+
+        Every piece shared by the edition was checked CRLF-clean when it was made; the
+        recipient's own are checked here (a few hundred bytes), so the result is
+        `CrlfBytes` and the SMTP client need not scan 40 KB for a bare CR or LF again.
+        *shared_dotted*: whether a piece of the bodies' own (not their values) is
+        `crlf.dotted`; if neither it, the skeleton nor a value is, the message is
+        `DotFreeBytes`, which DATA sends without a dot-stuffing pass.
+        """
+        # one check of them all, a NUL between two, so that no CRLF can form across them
+        own = b"\0".join((to, date, message_id, unsubscribe, *text[1::2], *html[1::2]))
+        if not crlf.is_clean(own):
+            raise MessageError("a recipient's header or value holds a bare CR or LF")
+        dot_free = not (shared_dotted or self.dotted or own[:1] == b"." or b"\0." in own
+                        or b"\r\n." in own)
+        return crlf.join((self.head, to, date, message_id, unsubscribe, self.mime, *text,
+                          self.between, *html, self.tail), dot_free=dot_free)
 
 
 def check_dkim_key(key: DkimKey) -> None:
@@ -277,7 +314,8 @@ def check_dkim_key(key: DkimKey) -> None:
 
 
 def sign(message: bytes, key: DkimKey) -> bytes:
-    """The message with a DKIM-Signature (relaxed/relaxed, rsa-sha256) in front."""
+    """The message with a DKIM-Signature (relaxed/relaxed, rsa-sha256) in front; still
+    `CrlfBytes` if *message* was and the signature is CRLF-clean."""
     try:
         signature: bytes = dkim.sign(message, key.selector.encode("ascii"),
                                      key.domain.encode("ascii"), key.private_key,
@@ -285,4 +323,7 @@ def sign(message: bytes, key: DkimKey) -> bytes:
                                      include_headers=list(SIGNED_HEADERS))
     except dkim.DKIMException as exc:
         raise MessageError(f"DKIM signing failed: {exc}") from None
+    if isinstance(message, crlf.CrlfBytes) and crlf.is_clean(signature):
+        dot_free = isinstance(message, crlf.DotFreeBytes) and not crlf.dotted(signature)
+        return crlf.join((signature, message), dot_free=dot_free)
     return signature + message

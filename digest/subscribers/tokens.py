@@ -31,6 +31,9 @@ class Signer:
         if not secrets:
             raise MissingSecret("no secret given")
         self.secrets = secrets
+        # the keyed state of each secret, copied per token: a send makes two tokens per
+        # message, and setting a key up is half of an HMAC's cost
+        self._keyed = [hmac.new(secret, digestmod=hashlib.sha256) for secret in secrets]
 
     @classmethod
     def from_env(cls, variable: str) -> Signer:
@@ -50,7 +53,9 @@ class Signer:
     def token(self, subscriber: str, purpose: str) -> str:
         """The token for *subscriber* (its key) and *purpose*, signed with the newest secret."""
         assert purpose in PURPOSES
-        return self._mac(self.secrets[0], purpose, subscriber)
+        mac = self._keyed[0].copy()
+        mac.update(f"{purpose}\0{subscriber}".encode())
+        return base64.urlsafe_b64encode(mac.digest()[:16]).decode().rstrip("=")
 
     def index(self, subscribers: Iterable[str], purpose: str) -> dict[str, str]:
         """token → subscriber for every secret in force: how the web front resolves a link."""
