@@ -70,6 +70,10 @@ class RunAction:
     reason: str
     at: datetime
 
+    def cancel_note(self, at: str) -> str:
+        """What a cancelled delivery's reply starts with (both stores write the same words)."""
+        return f"cancelled by {self.by} at {at}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class RunControl:

@@ -364,7 +364,7 @@ class PostgresState:
                             f"finished_at = %(at)s WHERE id = %(id)s AND {_OPEN}", args)
             changed = cur.rowcount
             if changed and action.act == "cancel":
-                why = f"cancelled by {action.by} at {at}: {action.reason}"
+                why = action.cancel_note(at)
                 cur.execute("UPDATE deliveries SET state = 'cancelled', reply = substr(%(why)s "
                             "|| coalesce('; last reply: ' || reply, ''), 1, 500), "
                             "updated_at = %(at)s WHERE run_id = %(id)s AND state IN "

@@ -202,7 +202,7 @@ class SendLog:
                     "UPDATE runs SET state = 'cancelled', owner_paused = 0, finished_at = :at "
                     f"WHERE id = :id AND {open_}", args).rowcount
                 if changed:
-                    why = f"cancelled by {action.by} at {at}: {action.reason}"
+                    why = action.cancel_note(at)
                     db.execute(
                         "UPDATE deliveries SET state = 'cancelled', reply = substr(:why || "
                         "iif(reply IS NULL, '', '; last reply: ' || reply), 1, 500), "
