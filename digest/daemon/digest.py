@@ -169,7 +169,7 @@ class DigestSender:
         while not stop.is_set():
             try:
                 report = await send_async(config, as_of=as_of, progress=LogProgress(),
-                                          stop=stop)
+                                          stop=stop, heartbeat=self.host.heartbeat)
             except Busy as exc:
                 if not waiting:
                     log.warning("digest: waiting: %s", exc, extra=event("digest.waiting"))
