@@ -192,6 +192,9 @@ class OwnerWatch:
     def _read(self) -> None:
         self._last = time.monotonic()
         now = self._state.run_state(self._run)
+        if now == "done":  # another sender served the last of it: nothing left to take
+            self.stop.set()
+            return
         if now != "sending" and self.seen is None:
             self.seen = now
             log.warning("digest %s: %s by the owner: finishing the messages in flight",
