@@ -20,6 +20,8 @@ import yaml
 from conftest import PROJECT, make_site, post
 from smtp_server import Faults, SmtpServer
 
+from digest.config import load_config
+from digest.state.open import open_state
 from digest.state.sendlog import SendLog
 from digest.state.store import Store
 
@@ -66,6 +68,17 @@ def runs_of(state: Path) -> list[tuple[str, str, dict[str, int]]]:
         return [(run.slug, run.state, log.counts(run)) for run in log.runs()]
     finally:
         store.close()
+
+
+def holds(config: Path, pid: int) -> bool:
+    """Whether the sender *pid* holds leased deliveries now (and has sent some)."""
+    state = open_state(load_config(config))
+    try:
+        run = state.latest_run()
+        return run is not None and state.counts(run).get("sent", 0) > 0 and any(
+            node.endswith(f":{pid}") for node in state.leases(run))
+    finally:
+        state.close()
 
 
 def send_with(tmp_path: Path, senders: int
@@ -133,3 +146,33 @@ def test_a_sender_killed_mid_batch_loses_its_rows_to_the_others(tmp_path: Path) 
     nodes = json.loads(status.stdout)["nodes"]
     assert [n["node"].rpartition(":")[2] for n in nodes] == [str(victim.pid)], nodes
     assert nodes[0]["run"] == "2024-06-10" and nodes[0]["lease_seconds"] == 3
+
+
+def test_a_sender_that_stops_beating_loses_its_rows_when_its_lease_expires(
+        tmp_path: Path) -> None:
+    """SIGSTOP: the process is there but silent, as a node on a lost machine would be; the
+    others cannot tell it is dead, so they wait out its lease, then finish its rows."""
+    concurrency, lease = 2, 3
+    with SmtpServer(faults=Faults(data_seconds=0.02)) as server:
+        config = site(tmp_path, server, concurrency=concurrency, claim_batch=40,
+                      lease_seconds=lease)
+        frozen, *others = [sender(config) for _ in range(3)]
+        deadline = time.monotonic() + 60
+        while not holds(config, frozen.pid):  # stopped while it holds a batch
+            assert time.monotonic() < deadline and frozen.poll() is None
+            time.sleep(0.02)
+        frozen.send_signal(signal.SIGSTOP)
+        stopped = time.monotonic()
+        try:
+            for process in others:
+                finish(process)
+            waited = time.monotonic() - stopped
+        finally:
+            frozen.send_signal(signal.SIGKILL)
+            frozen.send_signal(signal.SIGCONT)
+            frozen.wait(timeout=10)
+        got = Counter(server.recipients())
+    assert set(got) == EVERYONE  # nobody skipped
+    assert sum(got.values()) - N <= concurrency, got.most_common(5)
+    assert waited >= lease - 0.5  # its rows went only once its lease ran out
+    assert runs_of(tmp_path / "state")[0][:2] == ("2024-06-10", "done")
