@@ -78,6 +78,10 @@ class Heartbeat:
     def interval(self) -> float:
         return min(BEAT_SECONDS, self.lease_seconds / 3)
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
     def start(self) -> None:
         self._state = open_state(self.config)
         self._state.prune_nodes(datetime.now(UTC) - PRUNE_AFTER)
@@ -117,6 +121,7 @@ class Heartbeat:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+            self._task = None
         if self._state is not None:
             try:
                 self._state.leave(self.node)

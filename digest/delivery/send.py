@@ -372,13 +372,14 @@ async def send_async(config: Config, *, as_of: datetime, progress: Progress | No
     second send at once (by hand, another machine, the daemon) joins the same run: each
     claims its own batches, so nobody is served twice."""
     beat = heartbeat or Heartbeat(config, "send")
-    if heartbeat is None:
+    ours = not beat.running  # a heartbeat not beating yet would let its leases lapse
+    if ours:
         beat.start()
     try:
         return await _send(config, as_of=as_of, progress=progress, transport=transport,
                            stop=stop, state_lost=state_lost, beat=beat)
     finally:
-        if heartbeat is None:
+        if ours:
             await beat.close()
 
 
