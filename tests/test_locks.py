@@ -1,4 +1,4 @@
-"""The locks under the state folder: one daemon per state, one send at a time."""
+"""The lock under the state folder: one daemon per state."""
 
 from __future__ import annotations
 
@@ -12,26 +12,20 @@ from pathlib import Path
 import pytest
 
 from digest.errors import Busy
-from digest.state.locks import DAEMON_LOCK, daemon_lock, holder, send_lock
+from digest.state.locks import DAEMON_LOCK, daemon_lock, holder
 
 
 def test_second_holder_is_refused_at_once_with_the_first_ones_pid(tmp_path: Path) -> None:
-    with send_lock(tmp_path):
-        assert holder(tmp_path / "send.lock") == os.getpid()
+    with daemon_lock(tmp_path):
+        assert holder(tmp_path / DAEMON_LOCK) == os.getpid()
         started = time.monotonic()
-        with pytest.raises(Busy) as caught, send_lock(tmp_path):
+        with pytest.raises(Busy) as caught, daemon_lock(tmp_path):
             pass
         assert time.monotonic() - started < 1
     assert caught.value.pid == os.getpid()
     assert f"PID {os.getpid()}" in str(caught.value)
-    assert holder(tmp_path / "send.lock") is None  # a released lock names nobody
-    with send_lock(tmp_path):  # and can be taken again
-        pass
-
-
-def test_daemon_lock_and_send_lock_are_separate(tmp_path: Path) -> None:
-    with daemon_lock(tmp_path), send_lock(tmp_path), \
-            pytest.raises(Busy, match="already running"), daemon_lock(tmp_path):
+    assert holder(tmp_path / DAEMON_LOCK) is None  # a released lock names nobody
+    with daemon_lock(tmp_path):  # and can be taken again
         pass
 
 

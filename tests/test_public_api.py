@@ -57,7 +57,8 @@ API: dict[str, dict[str, str]] = {
                 "excerpt_separator, author, kramdown, lang, markdown_ext, hugo)",
         "SmtpSettings": "dataclass(host, port, security, username, password_env, timeout, "
                         "concurrency, rate, per_connection, max_attempts, backoff, "
-                        "pause_after, retry_minutes, give_up_days, ca_file)",
+                        "pause_after, retry_minutes, give_up_days, ca_file, lease_seconds, "
+                        "claim_batch)",
         "WebSettings": "dataclass(base_url, secret_env, listen)",
         "Webhooks": "dataclass(ses, ses_topics, mailgun_key_env, postmark_username, "
                     "postmark_password_env)",
@@ -71,15 +72,15 @@ API: dict[str, dict[str, str]] = {
     },
     "digest.delivery.send": {
         "GroupCommit": "class (write: 'Callable[[list[T]], None]') -> 'None'",
-        "RunReport": "dataclass(run, posts, counts, added, paused, failures, held)",
+        "RunReport": "dataclass(run, posts, counts, added, paused, failures, held, mine)",
         "SendReport": "dataclass(runs, nothing_new, subscribers, corpus)",
         "send": "def (config: 'Config', *, as_of: 'datetime', progress: 'Progress | None' = "
                 "None, transport: 'Transport | None' = None, stop: 'asyncio.Event | None' = "
                 "None, state_lost: 'bool' = False) -> 'SendReport'",
         "send_async": "async def (config: 'Config', *, as_of: 'datetime', progress: "
                       "'Progress | None' = None, transport: 'Transport | None' = None, stop: "
-                      "'asyncio.Event | None' = None, state_lost: 'bool' = False) -> "
-                      "'SendReport'",
+                      "'asyncio.Event | None' = None, state_lost: 'bool' = False, heartbeat: "
+                      "'Heartbeat | None' = None) -> 'SendReport'",
         "send_test": "def (config: 'Config', *, as_of: 'datetime', to: 'str', subscriber: "
                      "'str | None' = None, transport: 'Transport | None' = None) -> "
                      "'Outcome | None'",

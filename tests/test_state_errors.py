@@ -280,7 +280,7 @@ def test_state_is_private_whatever_the_umask(tmp_path):
     state = tmp_path / "state"
     assert state.stat().st_mode & 0o777 == 0o700
     files = [p for p in state.iterdir() if p.is_file()]
-    assert {p.name for p in files} >= {DATABASE, "config.json", "send.lock", "sendlog.marker"}
+    assert {p.name for p in files} >= {DATABASE, "config.json", "sendlog.marker"}
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in files} == {
         p.name: "0o600" for p in files}
 

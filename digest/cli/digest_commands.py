@@ -128,6 +128,10 @@ def _print_run(run: RunReport) -> None:
                f"sent {c.get('sent', 0)}, skipped-empty {c.get('empty', 0)}, "
                f"failed {c.get('failed', 0)}, deferred {c.get('deferred', 0)}, "
                f"suppressed {c.get('suppressed', 0)}, pending {c.get('pending', 0)}")
+    mine = run.mine
+    if mine.get("sent", 0) != c.get("sent", 0):  # other senders took part, or earlier sends
+        click.echo(f"  by this process: sent {mine.get('sent', 0)}, failed "
+                   f"{mine.get('failed', 0)}, deferred {mine.get('deferred', 0)}")
     for email, state, code, reply in run.failures:
         click.echo(f"  {state}: {email}: {code or ''} {reply}".rstrip(), err=True)
     if run.paused:

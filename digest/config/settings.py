@@ -188,6 +188,10 @@ class SmtpSettings:
     retry_minutes: float = 5  # `digest run` retries deferred mail after this; doubling, ≤ 1 h
     give_up_days: float = 5  # deferred this long after the digest was made: failed for good
     ca_file: Path | None = None  # trust this CA bundle instead of the system's
+    # several senders share a run: each claims claim_batch deliveries at a time, leased for
+    # lease_seconds (renewed while it lives); a node silent that long loses them to others
+    lease_seconds: float = 60
+    claim_batch: int = 200
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The schedule itself (cron in the site's timezone, stored so it survives restarts, a missed
 digest sent within `digest.grace_hours` or skipped) is schedule.py's. Here: the queue of
-sends, one at a time, each taking the send lock like `digest send` by hand does; and the
+sends, one at a time, each joining whatever `digest send` by hand or another machine is
+sending (they share the run's deliveries in leased batches: delivery/send.py); and the
 retries of a digest left unfinished (deferred mail, a paused server, a send that raised),
 after smtp.retry_minutes, doubling up to an hour, until nothing is left.
 """
@@ -10,7 +11,6 @@ after smtp.retry_minutes, doubling up to an hour, until nothing is left.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +26,7 @@ from ..config import Config, SmtpSettings
 from ..delivery.progress import LogProgress
 from ..delivery.send import send_async
 from ..delivery.session import when
-from ..errors import Busy, ConfigError, DigestError
+from ..errors import ConfigError, DigestError
 from ..feedback.process import after_send
 from ..util.logs import event
 from .host import Host
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 RETRY_JOB = "retry"  # not stored
 RETRY_CAP = timedelta(hours=1)  # the longest wait between retries (postfix's is 4,000 s)
-LOCK_POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,30 +164,23 @@ class DigestSender:
             return
         log.info("digest: sending (%s)", item.why, extra=event("digest.started", why=item.why,
                                                               as_of=as_of))
-        waiting = False
-        while not stop.is_set():
-            try:
-                report = await send_async(config, as_of=as_of, progress=LogProgress(),
-                                          stop=stop)
-            except Busy as exc:
-                if not waiting:
-                    log.warning("digest: waiting: %s", exc, extra=event("digest.waiting"))
-                    waiting = True
-                await _sleep(stop, LOCK_POLL_SECONDS)
-                continue
-            except ConfigError as exc:
-                log_problems("digest not sent", exc.problems, "digest.failed")
+        if stop.is_set():
+            return
+        try:
+            report = await send_async(config, as_of=as_of, progress=LogProgress(),
+                                      stop=stop, heartbeat=self.host.heartbeat)
+        except ConfigError as exc:
+            log_problems("digest not sent", exc.problems, "digest.failed")
+        except DigestError as exc:
+            log.error("digest not sent: %s", exc, extra=event("digest.failed",
+                                                             error=str(exc)))
+        else:
+            log_sent(report)
+            try:  # the send is done whatever this says; the next send tries again
+                await asyncio.to_thread(after_send, config, [r.run for r in report.runs])
             except DigestError as exc:
-                log.error("digest not sent: %s", exc, extra=event("digest.failed",
-                                                                 error=str(exc)))
-            else:
-                log_sent(report)
-                try:  # the send is done whatever this says; the next send tries again
-                    await asyncio.to_thread(after_send, config, [r.run for r in report.runs])
-                except DigestError as exc:
-                    log.error("digest: refused addresses not suppressed: %s", exc,
-                              extra=event("feedback.failed", error=str(exc)))
-            break
+                log.error("digest: refused addresses not suppressed: %s", exc,
+                          extra=event("feedback.failed", error=str(exc)))
 
 
 def retry_delay(config: Config, retry: int) -> timedelta:
@@ -202,8 +194,3 @@ def retry_delay(config: Config, retry: int) -> timedelta:
 def _duration(delay: timedelta) -> str:
     seconds = delay.total_seconds()
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
-
-
-async def _sleep(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

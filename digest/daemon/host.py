@@ -11,6 +11,7 @@ from collections.abc import Coroutine
 from typing import Any, Protocol
 
 from ..config import Config
+from ..delivery.nodes import Heartbeat
 from ..util.clock import Clock
 
 
@@ -21,6 +22,7 @@ class Host(Protocol):
     stop_sending: asyncio.Event  # set on stop: a send in flight finishes its transactions
     scheduler: Any  # APScheduler's AsyncIOScheduler, None before start-up puts it
     busy: dict[str, bool]  # "build", "send": what a stop waits for
+    heartbeat: Heartbeat  # this daemon's node row; its send jobs' leases are renewed by it
 
     def task(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """A background task whose unexpected failure stops the daemon (exit 1)."""

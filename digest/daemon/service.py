@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
+from ..delivery.nodes import Heartbeat
 from ..delivery.session import when
 from ..state.locks import daemon_lock
 from ..state.open import open_state, schedule_store_url
@@ -78,6 +79,7 @@ class Daemon:
         self.stop_sending = asyncio.Event()
         self.scheduler: Any = None
         self.busy = {"build": False, "send": False}
+        self.heartbeat = Heartbeat(config, "daemon")
         self._background: set[asyncio.Task[Any]] = set()
         self._failed: BaseException | None = None
         self.feeds = self.feeds_part(self)
@@ -95,6 +97,7 @@ class Daemon:
         self._note_start()
         # the first build runs here, before any thread exists: a cold build forks workers
         self.feeds.after_build(self.feeds.build(self.config, "start-up"))
+        self.heartbeat.start()  # after that build: no database connection opened before it forks
         await asyncio.to_thread(self.reloader.check_subscribers, self.config)
         self.scheduler = make_scheduler(schedule_store_url(self.config), self.digest.on_job)
         self.scheduler.start(paused=True)  # jobs are put right before any may fire
@@ -153,6 +156,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         await self.web.stop()
+        await self.heartbeat.close()
         await asyncio.sleep(0)  # the scheduler's shutdown is queued on the loop
         log.info("stopped after %.1f s", time.monotonic() - started,
                  extra=event("daemon.stopped"))

@@ -18,8 +18,8 @@ from typing import Any
 
 from ..config import Config
 from ..delivery.control import describe
-from ..state.interface import Bounce, Run, RunControl, SharedState
-from ..state.locks import DAEMON_LOCK, SEND_LOCK, holder
+from ..state.interface import Bounce, Node, Run, RunControl, SharedState
+from ..state.locks import DAEMON_LOCK, holder
 from ..state.open import has_state, open_state
 from ..state.sendlog import counts_text
 from ..util.clock import Clock
@@ -97,10 +97,30 @@ class NextDigest:
 
 
 @dataclass(frozen=True)
+class NodeStatus:
+    """A sending process or daemon by its heartbeat (delivery/nodes.py)."""
+
+    node: Node
+    silent: timedelta  # since its last heartbeat
+
+    @property
+    def gone(self) -> bool:
+        """Silent longer than its lease: killed or lost; its leases are others' now."""
+        return self.silent.total_seconds() > self.node.lease_seconds
+
+    def to_json(self) -> dict[str, Any]:
+        n = self.node
+        return {"node": n.node, "role": n.role, "started_at": n.started_at.isoformat(),
+                "heartbeat_age_seconds": round(self.silent.total_seconds(), 1),
+                "run": n.run, "leased": n.leased, "lease_seconds": n.lease_seconds,
+                "gone": self.gone}
+
+
+@dataclass(frozen=True)
 class Status:
     state: Path
     daemon_pid: int | None  # the running daemon's PID; None if none runs
-    sending_pid: int | None  # the process sending a digest right now, if one is
+    nodes: list[NodeStatus]  # every sending process and daemon that beats, or died beating
     next_digest: NextDigest | None
     runs: list[RunStatus] = field(default_factory=list)
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -111,7 +131,7 @@ class Status:
         nd = self.next_digest
         found: dict[str, Any] = {
             "state": str(self.state), "daemon_pid": self.daemon_pid,
-            "sending_pid": self.sending_pid,
+            "nodes": [n.to_json() for n in self.nodes],
             "next_digest": None if nd is None else {
                 "at": nd.at.isoformat() if nd.at else None, "schedule": nd.schedule,
                 "late_seconds": nd.late.total_seconds() if nd.late else None},
@@ -174,10 +194,9 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     """Everything `digest status` shows; writes nothing, anywhere."""
     state = config.state
     daemon_pid = _alive(holder(state / DAEMON_LOCK))
-    sending_pid = _alive(holder(state / SEND_LOCK))
     sources = _sources(config)
     if not has_state(config):
-        return Status(state, daemon_pid, sending_pid, None, sources=sources)
+        return Status(state, daemon_pid, [], None, sources=sources)
     shared = open_state(config, read_only=True)
     try:
         notes = {key: data for key, data in shared.notes().items()
@@ -189,7 +208,10 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
                             _by_kind(b for b in bounces if b.run == run.slug),
                             shared.run_control(run))
                   for run in last]
-        return Status(state, daemon_pid, sending_pid,
+        now = datetime.now(UTC)
+        nodes = [NodeStatus(node, max(now - node.beat_at, timedelta(0)))
+                 for node in shared.nodes()]
+        return Status(state, daemon_pid, nodes,
                       _next_digest(shared, config, notes.get("daemon", {})), recent, notes,
                       _list_status(shared, _by_kind(bounces), since), sources)
     finally:
@@ -319,13 +341,24 @@ def lines(status: Status, config: Config) -> list[str]:
 def _daemon_lines(status: Status) -> list[str]:
     out = [f"daemon: running (PID {status.daemon_pid})" if status.daemon_pid
            else "daemon: not running"]
-    if status.sending_pid:
-        out.append(f"sending a digest now (PID {status.sending_pid})")
+    for item in status.nodes:
+        out.append(_node_line(item))
     web = status.notes.get("web")
     if status.daemon_pid and web:
         out.append(f"web front: listening on {web.get('url')}"
                    + (f", public at {web['base_url']}" if web.get("base_url") else ""))
     return out
+
+
+def _node_line(item: NodeStatus) -> str:
+    n = item.node
+    what = f"sending digest {n.run}, {n.leased} deliveries leased" if n.run else "idle"
+    line = (f"node {n.node} ({'digest run' if n.role == 'daemon' else 'digest send'}): {what}; "
+            f"last heartbeat {item.silent.total_seconds():.0f}s ago")
+    if item.gone:
+        line += (f"; GONE (silent longer than its {n.lease_seconds:g}s lease: its deliveries "
+                 "are free for other senders; forgotten a day after)")
+    return line
 
 
 def _next_digest_line(status: Status) -> str:

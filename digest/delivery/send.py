@@ -23,7 +23,6 @@ from ..edition.selection import Window, period_slug
 from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
 from ..posts.published import Published
 from ..state.interface import SharedState
-from ..state.locks import send_lock
 from ..state.sendlog import Recorded, Run
 from ..subscribers.load import (
     Subscriber,
@@ -33,6 +32,7 @@ from ..util.loop import run_async
 from . import archive, traces
 from .compose import Composer
 from .control import describe
+from .nodes import Heartbeat, alive, lease_settings
 from .outbox import MaildirTransport
 from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
@@ -46,6 +46,8 @@ T = TypeVar("T")
 # least every CHECK_SECONDS while messages wait (retries); one read of one row by its key
 CHECK_EVERY = 10
 CHECK_SECONDS = 0.25
+# how often a sender with nothing left to claim looks again while other nodes hold leases
+CLAIM_POLL_SECONDS = 1.0
 
 
 class Progress(Protocol):
@@ -67,6 +69,8 @@ class RunReport:
     # the owner's hand: "paused by the owner (by … at …: why)" or "cancelled (…)"; None if
     # the owner did nothing to this run
     held: str | None = None
+    # outcomes this process recorded, by state (counts: the whole run's, other nodes' too)
+    mine: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,7 +114,9 @@ def make_transport(config: Config) -> Transport:
 
 
 async def _serve(s: Session, run: Run, transport: Transport, progress: Progress | None,
-                 stop: asyncio.Event | None) -> RunReport:
+                 stop: asyncio.Event | None, beat: Heartbeat) -> RunReport:
+    """Serve *run* with whoever else serves it: claim a batch, send it, claim the next,
+    until nothing is left to claim and no other node holds a lease on it."""
     posts = newest_first(s, (p.entry_id for p in s.sendlog.run_posts(run)))
     report = RunReport(run, len(posts))
     composer = Composer(s, run.slug, posts)
@@ -118,19 +124,28 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     archive.keep(s.config.state, s.sendlog, run.slug, period.start.astimezone(s.config.site.tz),
                  period.end.astimezone(s.config.site.tz), composer.items, composer.entry_ids())
     composer.archived = archive.frozen(s.sendlog, run.slug)
-    queue = _queue(s, run, composer)
+    lease_seconds, batch = lease_settings(s.config)
+    # each batch's subscribers are looked up here; their messages are made batch by batch
+    current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
     if progress:
-        progress.start(run, len(queue))
+        counts = s.sendlog.counts(run)
+        progress.start(run, counts.get("pending", 0) + counts.get("deferred", 0))
     watch = OwnerWatch(s.sendlog, run, stop)
+    beat.serve(run, lease_seconds)
+    claims = Claims(s, run, composer, current, beat.node, batch, lease_seconds, watch)
     try:
-        await _deliver(s, run, composer, period, queue, transport, progress, watch)
+        await _deliver(s, run, composer, period, claims.queue(), transport, progress, watch,
+                       report.mine)
     except DeliveryPaused as exc:
         report.paused = str(exc)
     finally:
+        s.sendlog.release(run, beat.node)  # claimed and not served (stopped): others take them
+        beat.serve(None)
         await watch.close()
         if progress:
             progress.finish()
-    left = s.sendlog.to_serve(run)
+    counts = s.sendlog.counts(run)
+    left = counts.get("pending", 0) + counts.get("deferred", 0)
     if s.sendlog.end_serving(run, left=bool(left)) != "done" or watch.seen is not None:
         report.held = held_text(s.sendlog, run)  # the owner's hand, if it was that
     report.counts = s.sendlog.counts(run)
@@ -177,6 +192,9 @@ class OwnerWatch:
     def _read(self) -> None:
         self._last = time.monotonic()
         now = self._state.run_state(self._run)
+        if now == "done":  # another sender served the last of it: nothing left to take
+            self.stop.set()
+            return
         if now != "sending" and self.seen is None:
             self.seen = now
             log.warning("digest %s: %s by the owner: finishing the messages in flight",
@@ -198,16 +216,55 @@ class OwnerWatch:
             await self._task
 
 
-def _queue(s: Session, run: Run, composer: Composer
-           ) -> list[tuple[Subscriber, tuple[int, ...], int]]:
-    """Who is still to be served, with the posts each gets and their attempts so far, in
+Item = tuple[Subscriber, tuple[int, ...], int]  # who, the posts they get, attempts so far
+
+
+class Claims:
+    """The deliveries this node serves, claimed a batch at a time under a lease (renewed by
+    its Heartbeat): the next batch is claimed when the last one is handed out, so only one
+    batch's queue is in memory. With nothing left to claim while another node still holds
+    leases, it waits: that node finishes them, or dies and they become claimable."""
+
+    def __init__(self, s: Session, run: Run, composer: Composer,
+                 current: dict[str, Subscriber], node: str, batch: int, lease_seconds: float,
+                 watch: OwnerWatch) -> None:
+        self._s, self._run, self._composer, self._current = s, run, composer, current
+        self._node, self._batch, self._lease = node, batch, lease_seconds
+        self._watch = watch
+        self._since = datetime.now(UTC)  # deferred after this: deferred by this very send
+
+    async def queue(self) -> AsyncIterator[Item]:
+        sendlog = self._s.sendlog
+        while not self._watch.stop.is_set():
+            rows = sendlog.claim(self._run, self._node, self._batch, self._lease,
+                                 since=self._since)
+            if rows:
+                for item in _queue(self._s, self._run, self._composer, rows, self._current):
+                    yield item
+                continue
+            others = {node for node in sendlog.leases(self._run) if node != self._node}
+            dead = others - alive(others)
+            for node in dead:  # killed on this machine: its leases need not be waited out
+                log.info("digest %s: %s was killed: taking over its deliveries",
+                         self._run.slug, node)
+                sendlog.release(self._run, node)
+            if dead:
+                continue
+            if not others:
+                return
+            with contextlib.suppress(TimeoutError):  # another node's leases: wait for them
+                await asyncio.wait_for(self._watch.stop.wait(),
+                                       min(CLAIM_POLL_SECONDS, self._lease / 4))
+
+
+def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, int]],
+           current: dict[str, Subscriber]) -> list[Item]:
+    """The claimed deliveries *todo* with the posts each gets and their attempts so far, in
     the order that lets equal messages be made once; those gone, suppressed or with
     nothing new are closed here."""
-    current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
     suppressed = s.sendlog.suppressed()
-    todo = s.sendlog.to_serve(run)
     closed: list[tuple[str, str, int]] = []
-    queue: list[tuple[Subscriber, tuple[int, ...], int]] = []
+    queue: list[Item] = []
     for key, _email, attempts in todo:
         sub = current.get(key)
         if sub is None or key in suppressed:
@@ -223,15 +280,14 @@ def _queue(s: Session, run: Run, composer: Composer
 
 
 async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
-                   queue: list[tuple[Subscriber, tuple[int, ...], int]],
-                   transport: Transport, progress: Progress | None,
-                   watch: OwnerWatch) -> None:
+                   queue: AsyncIterator[Item], transport: Transport, progress: Progress | None,
+                   watch: OwnerWatch, mine: dict[str, int]) -> None:
     """The queue's messages made as the transport takes them, each outcome recorded; none
     taken once the owner paused or cancelled the run."""
     in_flight: dict[str, tuple[str, int, int]] = {}
 
     async def messages() -> AsyncIterator[Outgoing]:
-        for sub, picked, attempts in queue:
+        async for sub, picked, attempts in queue:
             if not watch.check():
                 return
             if s.sendlog.is_suppressed(sub.key):  # unsubscribed while this run was sending
@@ -247,6 +303,7 @@ async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
     async def record(outcome: Outcome) -> None:
         message_id, n_posts, attempts = in_flight.pop(outcome.key)
         await commits.add(Recorded(outcome, message_id, n_posts, attempts))
+        mine[outcome.status] = mine.get(outcome.status, 0) + 1
         if progress:
             progress.advance(outcome)
 
@@ -297,7 +354,8 @@ def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
 def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
          transport: Transport | None = None, stop: asyncio.Event | None = None,
          state_lost: bool = False) -> SendReport:
-    """Finish any unfinished run, then send the digest for the period ending at *as_of*.
+    """Finish any unfinished run, then send the digest for the period ending at *as_of*;
+    other processes sending at once serve the same runs with it (Claims).
 
     Refuses (errors.StateLost) when the send log is gone but earlier digests left traces;
     *state_lost* acknowledges that and starts afresh (see traces.py).
@@ -308,17 +366,26 @@ def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
 
 async def send_async(config: Config, *, as_of: datetime, progress: Progress | None = None,
                      transport: Transport | None = None,
-                     stop: asyncio.Event | None = None, state_lost: bool = False) -> SendReport:
-    """`send` in a running event loop (the daemon's). Every send holds the send lock, so a
-    second one (by hand, while the daemon sends) refuses with locks.Busy instead of racing."""
-    with send_lock(config.state):
+                     stop: asyncio.Event | None = None, state_lost: bool = False,
+                     heartbeat: Heartbeat | None = None) -> SendReport:
+    """`send` in a running event loop (the daemon's, which gives its own *heartbeat*). A
+    second send at once (by hand, another machine, the daemon) joins the same run: each
+    claims its own batches, so nobody is served twice."""
+    beat = heartbeat or Heartbeat(config, "send")
+    ours = not beat.running  # a heartbeat not beating yet would let its leases lapse
+    if ours:
+        beat.start()
+    try:
         return await _send(config, as_of=as_of, progress=progress, transport=transport,
-                           stop=stop, state_lost=state_lost)
+                           stop=stop, state_lost=state_lost, beat=beat)
+    finally:
+        if ours:
+            await beat.close()
 
 
 async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 transport: Transport | None, stop: asyncio.Event | None,
-                state_lost: bool) -> SendReport:
+                state_lost: bool, beat: Heartbeat) -> SendReport:
     transport = transport or make_transport(config)
     report = SendReport()
     with session(config, as_of=as_of) as s:
@@ -338,9 +405,15 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 slug = period_slug(period.end.astimezone(config.site.tz))
                 if s.sendlog.slug_taken(slug):
                     slug = period_slug(period.end.astimezone(config.site.tz), {slug})
-                runs.append(s.sendlog.create_run(slug=slug, start=period.start, end=period.end,
-                                                 posts=chosen, subscribers=_subscriber_rows(s)))
-                traces.mark(config.state)
+                run, created = s.sendlog.create_or_join_run(
+                    slug=slug, start=period.start, end=period.end, posts=chosen,
+                    subscribers=_subscriber_rows(s))
+                if created:
+                    traces.mark(config.state)
+                    runs.append(run)
+                elif all(r.id != run.id for r in runs):  # another node made it just now: join
+                    s.sendlog.add_subscribers(run, _subscriber_rows(s))
+                    runs.append(run)
             else:
                 report.nothing_new = (f"no new posts between {when(period.start)} and "
                                       f"{when(period.end)}: no digest")
@@ -349,7 +422,7 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 report.runs.append(_left_alone(s, run))
                 continue
             _give_up_if_too_old(s, run)
-            result = await _serve(s, run, transport, progress, stop)
+            result = await _serve(s, run, transport, progress, stop, beat)
             report.runs.append(result)
             if result.paused or (stop is not None and stop.is_set()):
                 break

@@ -55,10 +55,12 @@ def check(s: Session, *, acknowledged: bool) -> None:
     """Refuse (StateLost) to send from an empty send log that earlier sends left traces of;
     with *acknowledged*, rebuild the finished runs from the archive instead."""
     state, sendlog = s.config.state, s.sendlog
+    # the traces first: another sender starting beside this one commits its run before it
+    # leaves them, so traces seen here mean its run is seen just below
+    found = traces(state)
     if sendlog.latest_run() is not None:
         mark(state)  # a log from before the marker existed
         return
-    found = traces(state)
     if not found:
         return  # a fresh install
     if not acknowledged:

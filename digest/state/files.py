@@ -25,15 +25,29 @@ def private_folder(folder: Path) -> None:
 def private_files(path: Path) -> None:
     """The database and its -wal/-shm files 0600 (SQLite gives -wal/-shm the database's
     mode); the file is created here, empty, so it never exists with the umask's mode."""
+    # An existing database is never opened here: closing any descriptor of it drops every
+    # POSIX lock this process's SQLite connections hold on it (fcntl locks are per process),
+    # and then another process may write over their transactions: a damaged database. So
+    # only a new file is opened (O_EXCL); an existing one is changed by its path.
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        fd = None
     except OSError:
         return  # unreadable or read-only: SQLite says so, translated, when it opens it
-    try:
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+    if fd is not None:
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
+    else:
+        try:
+            found = path.stat()
+            if found.st_uid == os.geteuid() and found.st_mode & 0o777 != 0o600:
+                path.chmod(0o600)
+        except OSError:
+            pass  # gone meanwhile, or not ours: SQLite says so when it opens it
     for suffix in ("-wal", "-shm"):
         try:
             extra = path.with_name(path.name + suffix)

@@ -14,7 +14,7 @@ The types a stage gets back are here too, frozen, so that no caller sees a datab
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,6 +104,21 @@ class Recorded:
     message_id: str
     posts: int  # posts the message carried
     attempts_before: int = 0  # attempts made by earlier runs of `digest send`
+
+
+@dataclass(frozen=True)
+class Node:
+    """One sending process (or daemon) as its heartbeat last told: which run it serves and
+    how many deliveries it holds leased; silent longer than *lease_seconds*, it is gone
+    (killed, or its machine lost) and its leases are free for others."""
+
+    node: str  # hostname:pid
+    role: str  # "send" (digest send) or "daemon" (digest run)
+    started_at: datetime
+    beat_at: datetime
+    run: str | None  # the slug of the run it serves; None: none now
+    leased: int
+    lease_seconds: float
 
 
 @dataclass(frozen=True)
@@ -290,6 +305,53 @@ class SharedState(Protocol):
         ...
 
     def delivered(self, run: Run, key: str) -> bool: ...
+
+    # several senders on one run: leased batches ------------------------------------------
+    def create_or_join_run(self, *, slug: str, start: datetime, end: datetime,
+                           posts: Sequence[RunPost],
+                           subscribers: Iterable[tuple[str, str]]) -> tuple[Run, bool]:
+        """create_run, unless another node made a run holding any of *posts* meanwhile (it
+        planned the same period a moment earlier): then that run, joined; (run, created).
+        One transaction, so two nodes creating at once end with one run."""
+        ...
+
+    def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,
+              since: datetime | None = None) -> list[tuple[str, str, int]]:
+        """Up to *limit* deliveries of *run* still to serve and leased by nobody (or by a
+        node whose lease expired), now leased to *node* for *lease_seconds*: (key, address,
+        attempts), in the order added. Deferred ones count only if last tried before
+        *since* (this node's start), so a node does not retry what it deferred itself."""
+        ...
+
+    def renew(self, run: Run, node: str, lease_seconds: float) -> int:
+        """Extend *node*'s leases on *run* to *lease_seconds* from now; how many it holds."""
+        ...
+
+    def release(self, run: Run, node: str) -> int:
+        """Give up *node*'s leases on deliveries of *run* it did not serve; how many."""
+        ...
+
+    def leases(self, run: Run) -> dict[str, int]:
+        """node → how many deliveries of *run* still to serve it holds under a lease not yet
+        expired: a node with nothing left to claim waits for these."""
+        ...
+
+    # heartbeats of the nodes -------------------------------------------------------------
+    def beat(self, node: Node) -> None:
+        """Record *node*'s heartbeat (replacing its last)."""
+        ...
+
+    def nodes(self) -> list[Node]:
+        """Every node's last heartbeat, the latest first."""
+        ...
+
+    def leave(self, node: str) -> None:
+        """*node* stops cleanly: its row goes."""
+        ...
+
+    def prune_nodes(self, before: datetime) -> int:
+        """Forget the nodes silent since before *before*; how many."""
+        ...
 
     # suppression list --------------------------------------------------------------------
     def suppressed(self) -> set[str]: ...

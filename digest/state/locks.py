@@ -1,13 +1,9 @@
 """Locks under the state folder, so two processes never do the same work on one state database.
 
-Two locks, each an exclusive `flock` on a file that also holds the holder's PID (for the
-message the second process prints):
-
-- `daemon.lock`: held by `digest run` for its whole life: one daemon per state database.
-- `send.lock`: held by every digest send, by the daemon and by `digest send` by hand, for
-  as long as the send lasts. A second sender never waits silently: `digest send` refuses at
-  once with the holder's PID (run it again later: the send log makes that safe), and the
-  daemon logs that it is waiting and tries again every few seconds.
+An exclusive `flock` on a file that also holds the holder's PID (for the message the second
+process prints): `daemon.lock`, held by `digest run` for its whole life: one daemon per state
+folder. Sends take no lock: several serve one run together, each claiming its own leased
+batches of deliveries in the shared state (delivery/send.py).
 
 flock locks belong to the open file, so the kernel drops them when the holder exits or is
 killed: a stale lock cannot outlive its process, whatever the PID written in the file says.
@@ -25,7 +21,6 @@ from ..errors import Busy, StateError
 from .files import private_folder
 
 DAEMON_LOCK = "daemon.lock"
-SEND_LOCK = "send.lock"
 
 
 def holder(path: Path) -> int | None:
@@ -71,9 +66,3 @@ def held(path: Path, busy: str) -> Iterator[None]:
 def daemon_lock(state: Path) -> AbstractContextManager[None]:
     return held(state / DAEMON_LOCK, "another `digest run` (PID {pid}) is already running on "
                                      f"the state folder {state}; only one may")
-
-
-def send_lock(state: Path) -> AbstractContextManager[None]:
-    return held(state / SEND_LOCK, "a digest is being sent right now (PID {pid}) from the "
-                                   f"state folder {state}; try again when it has finished "
-                                   "(it resumes anything left unfinished, so nothing is lost)")

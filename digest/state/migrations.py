@@ -162,6 +162,18 @@ MIGRATIONS = (
                               actor TEXT NOT NULL, reason TEXT NOT NULL, at TEXT NOT NULL);
     CREATE INDEX run_actions_run ON run_actions(run_id, id);
     """,
+    # 0.11: several senders serve one run (delivery/send.py): each claims a batch of
+    # deliveries with a lease (its node id, and a UNIX time after which another node may
+    # take them); recording an outcome clears it. `nodes` holds each sending process's
+    # heartbeat, for `digest status` (daemon/status.py)
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner TEXT;
+    ALTER TABLE deliveries ADD COLUMN lease_until REAL;
+    CREATE INDEX deliveries_lease ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
+    CREATE TABLE nodes (node TEXT PRIMARY KEY, role TEXT NOT NULL, started_at TEXT NOT NULL,
+                        beat_at REAL NOT NULL, run TEXT, leased INTEGER NOT NULL DEFAULT 0,
+                        lease_seconds REAL NOT NULL);
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

@@ -89,6 +89,18 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX bounces_key ON bounces(key, at);
     CREATE INDEX bounces_at ON bounces(at);
     """,
+    # 2: several senders serve one run (SQLite's 0.11): a delivery claimed in a batch holds
+    # its node and a UNIX time after which another node may take it; `nodes` holds each
+    # sending process's heartbeat, for `digest status`
+    """
+    ALTER TABLE deliveries ADD COLUMN lease_owner text;
+    ALTER TABLE deliveries ADD COLUMN lease_until double precision;
+    CREATE INDEX deliveries_lease ON deliveries(lease_owner) WHERE lease_owner IS NOT NULL;
+    CREATE TABLE nodes (node text PRIMARY KEY, role text NOT NULL, started_at text NOT NULL,
+                        beat_at double precision NOT NULL, run text,
+                        leased integer NOT NULL DEFAULT 0,
+                        lease_seconds double precision NOT NULL);
+    """,
 )
 
 

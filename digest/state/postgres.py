@@ -15,7 +15,8 @@ with its copy. Errors come out as StateError naming the server (never the passwo
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from .interface import (
     DeliveryState,
     Member,
     NextRun,
+    Node,
     Pending,
     Recorded,
     Run,
@@ -49,6 +51,7 @@ from .store import now_text, tags_json, tags_of
 CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it is unreachable
 HITS_KEPT_SECONDS = 86_400  # as lists.py: rate-limit counters older than a day go
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's job store, in the same database (schedule.py)
+RUN_CREATION_LOCK = 0x6469676573740002  # pg_advisory_xact_lock's key: "digest" + 2
 
 _RUN = "id, slug, period_start, period_end, created_at, state"
 _MEMBER = "key, email, name, tags, source, since"
@@ -259,21 +262,26 @@ class PostgresState:
 
     def create_run(self, *, slug: str, start: datetime, end: datetime,
                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
-        created = now_text()
         with self._atomic() as cur:
-            cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, state) "
-                        "VALUES (%s, %s, %s, %s, 'sending') RETURNING id",
-                        (slug, start.isoformat(), end.isoformat(), created))
-            row = cur.fetchone()
-            assert row is not None
-            rid = int(row[0])
-            cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s)",
-                            [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
-            # everyone at once: COPY, not a statement per subscriber
-            with cur.copy("COPY deliveries (run_id, subscriber, email, state, updated_at) "
-                          "FROM STDIN") as copy:
-                for key, email in subscribers:
-                    copy.write_row((rid, key, email, "pending", created))
+            return self._insert_run(cur, slug, start, end, posts, subscribers)
+
+    @staticmethod
+    def _insert_run(cur: psycopg.Cursor[Any], slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        created = now_text()
+        cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, state) "
+                    "VALUES (%s, %s, %s, %s, 'sending') RETURNING id",
+                    (slug, start.isoformat(), end.isoformat(), created))
+        row = cur.fetchone()
+        assert row is not None
+        rid = int(row[0])
+        cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s)",
+                        [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
+        # everyone at once: COPY, not a statement per subscriber
+        with cur.copy("COPY deliveries (run_id, subscriber, email, state, updated_at) "
+                      "FROM STDIN") as copy:
+            for key, email in subscribers:
+                copy.write_row((rid, key, email, "pending", created))
         return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
 
     def restore_run(self, *, slug: str, start: datetime, end: datetime,
@@ -367,8 +375,9 @@ class PostgresState:
                 why = action.cancel_note(at)
                 cur.execute("UPDATE deliveries SET state = 'cancelled', reply = substr(%(why)s "
                             "|| coalesce('; last reply: ' || reply, ''), 1, 500), "
-                            "updated_at = %(at)s WHERE run_id = %(id)s AND state IN "
-                            "('pending', 'deferred')", {**args, "why": why})
+                            "updated_at = %(at)s, lease_owner = NULL, lease_until = NULL "
+                            "WHERE run_id = %(id)s AND state IN ('pending', 'deferred')",
+                            {**args, "why": why})
             if changed:
                 cur.execute("INSERT INTO run_actions (run_id, act, actor, reason, at) "
                             "VALUES (%s, %s, %s, %s, %s)",
@@ -380,13 +389,95 @@ class PostgresState:
                            "state != 'cancelled' AND NOT owner_paused", (run.id,)) > 0
 
     def end_serving(self, run: Run, *, left: bool) -> RunState:
+        """As the interface says; while another node holds live leases on *run* it is still
+        being served, so its state stays as it is (that node ends it)."""
         state: RunState = "paused" if left else "done"
         with self._atomic() as cur:
             cur.execute("UPDATE runs SET state = %s, finished_at = %s WHERE id = %s AND "
-                        "state = 'sending'", (state, None if left else now_text(), run.id))
+                        "state = 'sending' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
+                        "run_id = %s AND state IN ('pending', 'deferred') AND "
+                        "lease_until >= %s)",
+                        (state, None if left else now_text(), run.id, run.id, time.time()))
             cur.execute("SELECT state FROM runs WHERE id = %s", (run.id,))
             row = cur.fetchone()
         return state if row is None else cast(RunState, row[0])
+
+    # several senders on one run: leased batches ------------------------------------------
+    def create_or_join_run(self, *, slug: str, start: datetime, end: datetime,
+                           posts: Sequence[RunPost],
+                           subscribers: Iterable[tuple[str, str]]) -> tuple[Run, bool]:
+        """Under a transaction-scoped advisory lock, so two nodes creating at once take
+        turns: the second, once the first has committed, finds its run and joins it."""
+        with self._atomic() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (RUN_CREATION_LOCK,))
+            cur.execute(f"SELECT {_RUN} FROM runs WHERE id = (SELECT run_id FROM run_posts "
+                        "WHERE entry_id = ANY(%s) LIMIT 1)", ([p.entry_id for p in posts],))
+            row = cur.fetchone()
+            if row is not None:
+                return _run(row), False
+            return self._insert_run(cur, slug, start, end, posts, subscribers), True
+
+    # FOR UPDATE SKIP LOCKED: a node claiming at the same moment as another skips the rows
+    # the other is taking instead of waiting for them (or taking them twice)
+    _CLAIMABLE = ("run_id = %(run)s AND (state = 'pending' OR (state = 'deferred' AND "
+                  "(%(since)s::text IS NULL OR updated_at < %(since)s::text))) AND "
+                  "(lease_until IS NULL OR lease_until < %(now)s)")
+
+    def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,
+              since: datetime | None = None) -> list[tuple[str, str, int]]:
+        now = time.time()
+        args = {"run": run.id, "node": node, "now": now, "until": now + lease_seconds,
+                "limit": limit, "since": None if since is None
+                else since.astimezone(UTC).isoformat()}
+        with self._atomic() as cur:
+            # the picked rows in a CTE, which PostgreSQL runs once: as `seq IN (subquery)`
+            # the planner may rescan the LIMIT subquery and lease more than *limit* rows
+            cur.execute(f"WITH picked AS (SELECT seq FROM deliveries WHERE {self._CLAIMABLE} "
+                        "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                        "UPDATE deliveries d SET lease_owner = %(node)s, lease_until = "
+                        "%(until)s FROM picked WHERE d.run_id = %(run)s AND d.seq = picked.seq "
+                        "RETURNING d.seq, d.subscriber, d.email, d.attempts", args)
+            rows = cur.fetchall()
+        return [(key, email, attempts) for _, key, email, attempts in sorted(rows)]
+
+    def renew(self, run: Run, node: str, lease_seconds: float) -> int:
+        return self._write("UPDATE deliveries SET lease_until = %s WHERE lease_owner = %s AND "
+                           "run_id = %s AND state IN ('pending', 'deferred')",
+                           (time.time() + lease_seconds, node, run.id))
+
+    def release(self, run: Run, node: str) -> int:
+        return self._write("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL "
+                           "WHERE lease_owner = %s AND run_id = %s", (node, run.id))
+
+    def leases(self, run: Run) -> dict[str, int]:
+        return {owner: int(n) for owner, n in self._all(
+            "SELECT lease_owner, count(*) FROM deliveries WHERE lease_owner IS NOT NULL AND "
+            "run_id = %s AND state IN ('pending', 'deferred') AND lease_until >= %s "
+            "GROUP BY lease_owner", (run.id, time.time()))}
+
+    # heartbeats of the nodes -------------------------------------------------------------
+    def beat(self, node: Node) -> None:
+        self._write("INSERT INTO nodes VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (node) "
+                    "DO UPDATE SET role = excluded.role, started_at = excluded.started_at, "
+                    "beat_at = excluded.beat_at, run = excluded.run, leased = excluded.leased, "
+                    "lease_seconds = excluded.lease_seconds",
+                    (node.node, node.role, node.started_at.astimezone(UTC).isoformat(),
+                     node.beat_at.timestamp(), node.run, node.leased, node.lease_seconds))
+
+    def nodes(self) -> list[Node]:
+        if not self._has_table("nodes"):  # a read-only look at a version-1 database
+            return []
+        return [Node(node, role, datetime.fromisoformat(started),
+                     datetime.fromtimestamp(beat, UTC), run, int(leased), lease)
+                for node, role, started, beat, run, leased, lease in self._all(
+                    "SELECT node, role, started_at, beat_at, run, leased, lease_seconds "
+                    "FROM nodes ORDER BY beat_at DESC, node")]
+
+    def leave(self, node: str) -> None:
+        self._write("DELETE FROM nodes WHERE node = %s", (node,))
+
+    def prune_nodes(self, before: datetime) -> int:
+        return self._write("DELETE FROM nodes WHERE beat_at < %s", (before.timestamp(),))
 
     # deliveries --------------------------------------------------------------------------
     def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
@@ -397,9 +488,9 @@ class PostgresState:
     def mark(self, run: Run, rows: Iterable[tuple[str, str, int]]) -> None:
         now = now_text()
         with self._atomic() as cur:
-            cur.executemany("UPDATE deliveries SET state = %s, posts = %s, updated_at = %s "
-                            "WHERE run_id = %s AND subscriber = %s AND state IN "
-                            "('pending', 'deferred')",
+            cur.executemany("UPDATE deliveries SET state = %s, posts = %s, updated_at = %s, "
+                            "lease_owner = NULL, lease_until = NULL WHERE run_id = %s AND "
+                            "subscriber = %s AND state IN ('pending', 'deferred')",
                             [(state, posts, now, run.id, key) for key, state, posts in rows])
 
     def record_many(self, run: Run, rows: Iterable[Recorded]) -> None:
@@ -408,7 +499,8 @@ class PostgresState:
             cur.executemany("UPDATE deliveries SET state = CASE WHEN state = 'cancelled' AND "
                             "%s = 'deferred' THEN 'cancelled' ELSE %s END, attempts = %s, "
                             "code = %s, reply = %s, message_id = %s, posts = %s, "
-                            "updated_at = %s WHERE run_id = %s AND subscriber = %s",
+                            "updated_at = %s, lease_owner = NULL, lease_until = NULL "
+                            "WHERE run_id = %s AND subscriber = %s",
                             [(r.outcome.status, r.outcome.status,
                               r.attempts_before + r.outcome.attempts, r.outcome.code,
                               r.outcome.reply[:500], r.message_id, r.posts, now, run.id,

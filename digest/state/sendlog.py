@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import cast
 
 from .interface import (
+    Node,
     Outcome,
     Recorded,
     Run,
@@ -89,19 +91,24 @@ class SendLog:
     def create_run(self, *, slug: str, start: datetime, end: datetime,
                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
         """The run, its posts and a pending row per (key, address), all or nothing."""
-        created = now_text()
         with self.store.atomic() as db:
-            cursor = db.execute(
-                "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
-                "VALUES (?, ?, ?, ?, 'sending')",
-                (slug, start.isoformat(), end.isoformat(), created))
-            rid = cursor.lastrowid
-            assert rid is not None
-            db.executemany("INSERT INTO run_posts VALUES (?, ?, ?, ?)",
-                           ((rid, p.entry_id, p.path, p.twin) for p in posts))
-            db.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, "
-                           "updated_at) VALUES (?, ?, ?, 'pending', ?)",
-                           ((rid, key, email, created) for key, email in subscribers))
+            return self._insert_run(db, slug, start, end, posts, subscribers)
+
+    @staticmethod
+    def _insert_run(db: sqlite3.Connection, slug: str, start: datetime, end: datetime,
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+        created = now_text()
+        cursor = db.execute(
+            "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
+            "VALUES (?, ?, ?, ?, 'sending')",
+            (slug, start.isoformat(), end.isoformat(), created))
+        rid = cursor.lastrowid
+        assert rid is not None
+        db.executemany("INSERT INTO run_posts VALUES (?, ?, ?, ?)",
+                       ((rid, p.entry_id, p.path, p.twin) for p in posts))
+        db.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, "
+                       "updated_at) VALUES (?, ?, ?, 'pending', ?)",
+                       ((rid, key, email, created) for key, email in subscribers))
         return Run(rid, slug, start, end, datetime.fromisoformat(created), "sending")
 
     def restore_run(self, *, slug: str, start: datetime, end: datetime,
@@ -206,7 +213,8 @@ class SendLog:
                     db.execute(
                         "UPDATE deliveries SET state = 'cancelled', reply = substr(:why || "
                         "iif(reply IS NULL, '', '; last reply: ' || reply), 1, 500), "
-                        "updated_at = :at WHERE run_id = :id AND state IN ('pending', "
+                        "updated_at = :at, lease_owner = NULL, lease_until = NULL "
+                        "WHERE run_id = :id AND state IN ('pending', "
                         "'deferred')", {**args, "why": why})
             if changed:
                 db.execute("INSERT INTO run_actions (run_id, act, actor, reason, at) "
@@ -221,11 +229,95 @@ class SendLog:
                               (run.id,)).rowcount > 0
 
     def end_serving(self, run: Run, *, left: bool) -> RunState:
+        """As the interface says; while another node holds live leases on *run* it is still
+        being served, so its state stays as it is (that node ends it)."""
         state: RunState = "paused" if left else "done"
         with self.store.atomic() as db:
             db.execute("UPDATE runs SET state = ?, finished_at = ? WHERE id = ? AND "
-                       "state = 'sending'", (state, None if left else now_text(), run.id))
+                       "state = 'sending' AND NOT EXISTS (SELECT 1 FROM deliveries WHERE "
+                       "run_id = ? AND state IN ('pending', 'deferred') AND lease_until >= ?)",
+                       (state, None if left else now_text(), run.id, run.id, time.time()))
             return self._state_in(db, run) or state
+
+    # several senders on one run: leased batches ------------------------------------------
+    def create_or_join_run(self, *, slug: str, start: datetime, end: datetime,
+                           posts: Sequence[RunPost],
+                           subscribers: Iterable[tuple[str, str]]) -> tuple[Run, bool]:
+        """The check and the insert in one BEGIN IMMEDIATE transaction: a second node
+        creating at once waits for the first's commit, then finds its run (on PostgreSQL:
+        the unique entry_id of run_posts makes the loser's insert fail; it rolls back and
+        looks again)."""
+        with self.store.atomic() as db:
+            marks = ",".join("?" * len(posts))
+            row = db.execute(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = (SELECT run_id FROM run_posts "
+                f"WHERE entry_id IN ({marks}) LIMIT 1)", [p.entry_id for p in posts]).fetchone()
+            if row is not None:
+                return _run(row), False
+            return self._insert_run(db, slug, start, end, posts, subscribers), True
+
+    # Claiming is one UPDATE of the rows its subquery picks; SQLite's BEGIN IMMEDIATE (in
+    # atomic()) lets one writer in at a time, so two nodes never pick the same free row. On
+    # PostgreSQL the subquery ends `FOR UPDATE SKIP LOCKED`, so concurrent claims skip the
+    # rows another is taking instead of waiting for them (and `rowid` is the table's id).
+    _CLAIMABLE = ("run_id = :run AND (state = 'pending' OR (state = 'deferred' AND (:since IS "
+                  "NULL OR updated_at < :since))) AND (lease_until IS NULL OR lease_until < "
+                  ":now)")
+
+    def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,
+              since: datetime | None = None) -> list[tuple[str, str, int]]:
+        now = time.time()
+        args = {"run": run.id, "node": node, "now": now, "until": now + lease_seconds,
+                "limit": limit, "since": None if since is None
+                else since.astimezone(UTC).isoformat()}
+        with self.store.atomic() as db:
+            rows = db.execute(
+                "UPDATE deliveries SET lease_owner = :node, lease_until = :until WHERE rowid IN "
+                f"(SELECT rowid FROM deliveries WHERE {self._CLAIMABLE} ORDER BY rowid "
+                "LIMIT :limit) RETURNING rowid, subscriber, email, attempts", args).fetchall()
+        return [(key, email, attempts) for _, key, email, attempts in sorted(rows)]
+
+    def renew(self, run: Run, node: str, lease_seconds: float) -> int:
+        with self.store.atomic() as db:
+            return db.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND run_id = ? "
+                "AND state IN ('pending', 'deferred')",
+                (time.time() + lease_seconds, node, run.id)).rowcount
+
+    def release(self, run: Run, node: str) -> int:
+        with self.store.atomic() as db:
+            return db.execute(
+                "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL WHERE "
+                "lease_owner = ? AND run_id = ?", (node, run.id)).rowcount
+
+    def leases(self, run: Run) -> dict[str, int]:
+        return dict(self.db.execute(
+            "SELECT lease_owner, count(*) FROM deliveries WHERE lease_owner IS NOT NULL AND "
+            "run_id = ? AND state IN ('pending', 'deferred') AND lease_until >= ? "
+            "GROUP BY lease_owner", (run.id, time.time())))
+
+    # heartbeats of the nodes -------------------------------------------------------------
+    def beat(self, node: Node) -> None:
+        with self.store.atomic() as db:
+            db.execute("INSERT OR REPLACE INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (node.node, node.role, node.started_at.astimezone(UTC).isoformat(),
+                        node.beat_at.timestamp(), node.run, node.leased, node.lease_seconds))
+
+    def nodes(self) -> list[Node]:
+        return [Node(node, role, datetime.fromisoformat(started),
+                     datetime.fromtimestamp(beat, UTC), run, leased, lease)
+                for node, role, started, beat, run, leased, lease in self.db.execute(
+                    "SELECT node, role, started_at, beat_at, run, leased, lease_seconds "
+                    "FROM nodes ORDER BY beat_at DESC, node")]
+
+    def leave(self, node: str) -> None:
+        with self.store.atomic() as db:
+            db.execute("DELETE FROM nodes WHERE node = ?", (node,))
+
+    def prune_nodes(self, before: datetime) -> int:
+        with self.store.atomic() as db:
+            return db.execute("DELETE FROM nodes WHERE beat_at < ?",
+                              (before.timestamp(),)).rowcount
 
     # deliveries --------------------------------------------------------------------------
     def to_serve(self, run: Run) -> list[tuple[str, str, int]]:
@@ -238,7 +330,8 @@ class SendLog:
         """Close deliveries that need no message: (key, 'empty' | 'suppressed', posts)."""
         now = now_text()
         with self.store.atomic() as db:
-            db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ? "
+            db.executemany("UPDATE deliveries SET state = ?, posts = ?, updated_at = ?, "
+                           "lease_owner = NULL, lease_until = NULL "
                            "WHERE run_id = ? AND subscriber = ? AND state IN "
                            "('pending', 'deferred')",
                            ((state, posts, now, run.id, key) for key, state, posts in rows))
@@ -251,8 +344,8 @@ class SendLog:
         with self.store.atomic() as db:
             db.executemany("UPDATE deliveries SET state = iif(state = 'cancelled' AND ? = "
                            "'deferred', 'cancelled', ?), attempts = ?, code = ?, reply = ?, "
-                           "message_id = ?, posts = ?, updated_at = ? "
-                           "WHERE run_id = ? AND subscriber = ?",
+                           "message_id = ?, posts = ?, updated_at = ?, lease_owner = NULL, "
+                           "lease_until = NULL WHERE run_id = ? AND subscriber = ?",
                            ((r.outcome.status, r.outcome.status,
                              r.attempts_before + r.outcome.attempts,
                              r.outcome.code, r.outcome.reply[:500], r.message_id, r.posts, now,

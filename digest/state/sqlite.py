@@ -22,6 +22,7 @@ from .interface import (
     Delivery,
     Member,
     NextRun,
+    Node,
     Pending,
     Run,
     RunAction,
@@ -59,6 +60,9 @@ class SqliteState(SendLog, Lists):
         if self._lacks("runs"):
             return []
         return super().runs(limit)
+
+    def nodes(self) -> list[Node]:  # before 0.11, or never written: no heartbeats yet
+        return [] if self._lacks("nodes") else super().nodes()
 
     # what a read-only look asks of a database older than migration 0.10: no owner's actions
     def run_control(self, run: Run) -> RunControl:

@@ -320,12 +320,19 @@ class Store:
                 self._batched = False
 
     def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        """Each migration reads the version inside its own write transaction: several
+        processes opening a new database at once (senders started together) apply each
+        script once, the others finding it done."""
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
+            return  # up to date: no write lock taken
+        while True:
             with self.atomic() as db:
-                for statement in filter(str.strip, script.split(";")):
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version >= len(MIGRATIONS):
+                    return
+                for statement in filter(str.strip, MIGRATIONS[version].split(";")):
                     db.execute(statement)
-                db.execute(f"PRAGMA user_version={number}")
+                db.execute(f"PRAGMA user_version={version + 1}")
 
     # parse cache -------------------------------------------------------------------------
     def parse_marks(self, fingerprint: str) -> tuple[Marks, int, bool]:
