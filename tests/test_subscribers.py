@@ -4,14 +4,17 @@ fix while the others still go out, and a file that cannot be used refused as a w
 from __future__ import annotations
 
 import tracemalloc
+from array import array
 from pathlib import Path
 
 import pytest
 
 from digest.errors import Problem, SubscribersUnreadable
 from digest.subscribers.load import (
+    Packed,
     Subscriber,
     SubscriberList,
+    _earlier,
     load_subscribers,
     parse_subscribers,
 )
@@ -428,3 +431,78 @@ def test_a_long_list_is_read_without_holding_the_whole_yaml_tree(tmp_path):
     assert result.subscribers[0].tags is result.subscribers[-1].tags  # one tuple per tag list
     assert peak < 1000 * count
     assert kept < 400 * count
+
+
+def test_packed_subscribers_read_back_exactly_and_equal_a_tuple():
+    """The file's subscribers are kept packed (bytes and indexes), made into Subscribers as
+    they are read: every field comes back as it went in."""
+    people = (Subscriber("ana@example.org", "Ana Gómez", ("union",), (), 2),
+              Subscriber("Bob@example.org", None, None, ("remote",), 5),
+              Subscriber("cy@xn--bcher-kva.de", "Cy 李", ("union",), (), None))
+    packed = Packed(people)
+    assert packed == people and list(packed) == list(people)
+    assert len(packed) == 3 and packed[-1] == people[2] and packed[1:] == people[1:]
+    assert packed[0].tags is packed[2].tags  # one tuple per distinct tag choice
+    assert list(packed.keys()) == ["ana@example.org", "bob@example.org", "cy@xn--bcher-kva.de"]
+    assert packed.joined([Subscriber("dee@example.org", None, None)]) == (
+        *people, Subscriber("dee@example.org", None, None))
+    assert len(packed) == 3  # joined left it as it was
+    with pytest.raises(IndexError):
+        packed[3]
+
+
+def test_equal_tag_lists_share_one_tuple_however_they_are_written(tmp_path):
+    text = ("- email: a@example.org\n  tags: [union, remote]\n"
+            "- email: b@example.org\n  tags: union remote\n"
+            "- email: c@example.org\n  tags: 'union, remote'\n  exclude_tags: [x]\n"
+            "- email: d@example.org\n  exclude_tags: x\n")
+    a, b, c, d = _load(tmp_path, text, known=("union", "remote", "x")).subscribers
+    assert a.tags == ("union", "remote") and a.tags is b.tags is c.tags
+    assert c.exclude_tags is d.exclude_tags
+
+
+def test_a_duplicate_is_found_even_when_two_addresses_share_a_hash(tmp_path):
+    """Duplicates are found by the addresses' hashes; two addresses with one hash (rare)
+    must still be told apart, and a real duplicate still named with its first line."""
+    path = tmp_path / "subscribers.yaml"
+    served = Packed([Subscriber("ana@example.org", None, None, line=1),
+                     Subscriber("bob@example.org", None, None, line=3)])
+    lines = array("I", [1, 3])
+    # pretend bob's hash is ana's: the lookup lands on ana, which is not bob
+    collided = {hash("ana@example.org"): 0, hash("bob@example.org"): 0}
+    assert _earlier(served, collided, lines, "bob@example.org") == 3
+    assert _earlier(served, collided, lines, "ana@example.org") == 1
+    assert _earlier(served, {hash("cy@example.org"): 0}, lines, "cy@example.org") is None
+    result = parse_subscribers(path, "- email: ana@example.org\n- email: ANA@example.org\n",
+                               KNOWN)
+    assert _emails(result) == ["ana@example.org"]
+    assert [(p.line, p.message) for p in result.problems] == [
+        (2, "'ANA@example.org' is already subscribed at line 1")]
+
+
+def test_bytes_not_utf8_far_into_a_big_file_name_their_line(tmp_path):
+    """The file is checked a megabyte at a time: a bad byte after a character split across
+    two chunks still names its own line."""
+    entry = "- email: user@example.org\n  name: Gómez\n"
+    head = ("#" * (2**20 - 1) + "é\n").encode()  # 'é' straddles the first megabyte
+    raw = head + entry.encode() + b"- email: b@example.org\n  name: G\xe9mez\n"
+    with pytest.raises(SubscribersUnreadable) as caught:
+        _load(tmp_path, raw)
+    assert caught.value.problem == Problem(
+        tmp_path / "subscribers.yaml", 5, "not UTF-8: byte 0xe9 cannot be decoded",
+        "save the file as UTF-8")
+
+
+def test_bytes_and_text_parse_alike(tmp_path):
+    """The file is parsed from its bytes; the last good copy from the state is text: the
+    same entries, lines and problems either way, a refused character included."""
+    path = tmp_path / "subscribers.yaml"
+    text = ("\ufeff- email: ana@example.org\n  name: Ána\n- email: bad\n"
+            "- email: cy@example.org\n  tags: [nope]\n")
+    assert parse_subscribers(path, text.encode(), KNOWN) == parse_subscribers(path, text, KNOWN)
+    refused = "- email: ana@example.org\n  name: Ána\n- email: b@example.org\x07\n"
+    for form in (refused, refused.encode()):
+        with pytest.raises(SubscribersUnreadable) as caught:
+            parse_subscribers(path, form, KNOWN)
+        assert (caught.value.problem.line, caught.value.problem.message) == (
+            3, "invalid YAML: the character 0x07 is not allowed")
