@@ -506,3 +506,14 @@ def test_bytes_and_text_parse_alike(tmp_path):
             parse_subscribers(path, form, KNOWN)
         assert (caught.value.problem.line, caught.value.problem.message) == (
             3, "invalid YAML: the character 0x07 is not allowed")
+
+
+def test_a_packed_list_finds_a_subscriber_by_key():
+    people = [Subscriber(f"User{i}@example.org", None, None, line=i + 1) for i in range(300)]
+    packed = Packed(people)
+    assert packed.find("user7@example.org") == people[7]
+    assert packed.find("user299@example.org") == people[299]
+    assert packed.find("User7@example.org") is None  # keys are lower case
+    assert packed.find("nobody@example.org") is None
+    packed.append(Subscriber("late@example.org", None, None))
+    assert packed.find("late@example.org") == Subscriber("late@example.org", None, None)
