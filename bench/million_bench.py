@@ -16,8 +16,8 @@ counter must have gone up by as many.
     python bench/million_bench.py [--subscribers N] [--reference M] [--tracemalloc]
 
 --tracemalloc also starts a run for M subscribers in this process under tracemalloc and
-prints the lines that hold the most memory when the first message is made (by then every
-per-run structure exists), to see what grows with the list; that run sends nothing.
+prints the lines that hold the most memory once the run's queue is made (every per-run
+structure is alive then), to see what grows with the list; that run sends nothing.
 
 Only /usr/sbin/smtp-sink is run (Debian's postfix package); postfix itself never is.
 """
@@ -33,6 +33,7 @@ import sys
 import tracemalloc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,48 +59,59 @@ MEMORY_TARGET_MB = 300.0
 
 
 def traced_send(config: Path, as_of: dt.datetime, top: int) -> str:
-    """Start a run in this process under tracemalloc; the top lines by memory held when
-    the first message is made, and the traced peak until then. Nothing is sent: tracing
-    every message would take many times the run's real time."""
+    """Start a run in this process under tracemalloc; the top lines by memory held when the
+    run's queue is complete (Composer.grouped has returned: the sender's per-run maps are
+    all alive then), and the traced peak until the first message is made. Nothing is sent:
+    tracing every message would take many times the run's real time."""
     os.environ.setdefault("DIGEST_SECRET", SECRET)
     from digest.config import load_config
+    from digest.delivery.compose import Composer
     from digest.delivery.send import send
     from digest.delivery.transport import Outgoing, Record
 
     cfg = load_config(config)
     taken: list[tracemalloc.Snapshot] = []
-
     peak: list[int] = []
+    grouped = Composer.grouped
+
+    def snapshot_after(self: Composer, items: Any, who: Any) -> Any:
+        result = grouped(self, items, who)
+        gc.collect()
+        taken.append(tracemalloc.take_snapshot())
+        return result
 
     class Snapshotting:
-        """Takes the first message, snapshots the memory, and sends nothing."""
+        """Takes the first message, notes the traced peak, and sends nothing."""
 
         async def deliver(self, messages: AsyncIterator[Outgoing], record: Record, *,
                           stop: object = None) -> None:
             async for _outgoing in messages:
                 peak.append(tracemalloc.get_traced_memory()[1])
-                gc.collect()
-                taken.append(tracemalloc.take_snapshot())
                 return
 
     shutil.rmtree(cfg.state, ignore_errors=True)
+    Composer.grouped = snapshot_after  # type: ignore[method-assign]  # this process only
     tracemalloc.start(1)
-    report = send(cfg, as_of=as_of, transport=Snapshotting())  # type: ignore[arg-type]
-    tracemalloc.stop()
+    try:
+        report = send(cfg, as_of=as_of, transport=Snapshotting())
+    finally:
+        tracemalloc.stop()
+        Composer.grouped = grouped  # type: ignore[method-assign]
     counts = report.runs[0].counts if report.runs else {}
+    n = sum(counts.values()) or 1
     lines = [f"tracemalloc: traced peak until the first message {peak[0] / 2**20:.1f} MB; "
              f"run counts {counts}" if peak else f"tracemalloc: no message made ({counts})"]
     if taken:
         stats = taken[0].statistics("lineno")
         total = sum(s.size for s in stats)
-        lines.append(f"held when the first message was made: {total / 2**20:.1f} MB; "
-                     f"top {top} lines:")
+        lines.append(f"held when the queue was complete: {total / 2**20:.1f} MB "
+                     f"({total / n:.0f} B a subscriber); top {top} lines:")
         for stat in stats[:top]:
             frame = stat.traceback[0]
             where = frame.filename.replace(str(ROOT) + "/", "")
             where = where.split("site-packages/")[-1]
-            lines.append(f"  {stat.size / 2**20:8.1f} MB {stat.count:>9} blocks  "
-                         f"{where}:{frame.lineno}")
+            lines.append(f"  {stat.size / 2**20:8.1f} MB {stat.size / n:6.0f} B/sub "
+                         f"{stat.count:>9} blocks  {where}:{frame.lineno}")
     return "\n".join(lines)
 
 
