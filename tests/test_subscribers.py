@@ -4,7 +4,6 @@ fix while the others still go out, and a file that cannot be used refused as a w
 from __future__ import annotations
 
 import tracemalloc
-from array import array
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from digest.subscribers.load import (
     Packed,
     Subscriber,
     SubscriberList,
-    _earlier,
+    _Seen,
     load_subscribers,
     parse_subscribers,
 )
@@ -461,23 +460,31 @@ def test_equal_tag_lists_share_one_tuple_however_they_are_written(tmp_path):
     assert c.exclude_tags is d.exclude_tags
 
 
-def test_a_duplicate_is_found_even_when_two_addresses_share_a_hash(tmp_path):
-    """Duplicates are found by the addresses' hashes; two addresses with one hash (rare)
-    must still be told apart, and a real duplicate still named with its first line."""
+def test_duplicates_are_found_across_the_sorted_runs_and_despite_a_shared_hash(tmp_path):
+    """Keys seen are kept by hash in a small dict, then in sorted arrays merged as they
+    grow; two addresses with one hash (rare) must still be told apart."""
+    served = Packed()
+    seen = _Seen(served, chunk=4)  # runs of 4, 4+4, ... from the 4th key on
+    for i in range(37):
+        key = f"user{i}@example.org"
+        assert seen.first(key) is None
+        seen.add(key, len(served))
+        served.append(Subscriber(key, None, None, line=i + 1))
+    assert [seen.first(f"user{i}@example.org") for i in range(37)] == list(range(37))
+    assert seen.first("user37@example.org") is None
+    # pretend another address has user36's hash, in the dict of the latest keys
+    seen._recent[hash("late@example.org")] = seen._recent[hash("user36@example.org")]
+    assert seen.first("late@example.org") is None
+    served.append(Subscriber("late@example.org", None, None))
+    assert seen.first("late@example.org") == 37  # found by looking through
     path = tmp_path / "subscribers.yaml"
-    served = Packed([Subscriber("ana@example.org", None, None, line=1),
-                     Subscriber("bob@example.org", None, None, line=3)])
-    lines = array("I", [1, 3])
-    # pretend bob's hash is ana's: the lookup lands on ana, which is not bob
-    collided = {hash("ana@example.org"): 0, hash("bob@example.org"): 0}
-    assert _earlier(served, collided, lines, "bob@example.org") == 3
-    assert _earlier(served, collided, lines, "ana@example.org") == 1
-    assert _earlier(served, {hash("cy@example.org"): 0}, lines, "cy@example.org") is None
-    result = parse_subscribers(path, "- email: ana@example.org\n- email: ANA@example.org\n",
-                               KNOWN)
-    assert _emails(result) == ["ana@example.org"]
+    text = "".join(f"- email: u{i}@example.org\n" for i in range(70_000)) + \
+        "- email: U5@example.org\n- email: u69999@example.org\n"
+    result = parse_subscribers(path, text, KNOWN)
+    assert len(result.subscribers) == 70_000
     assert [(p.line, p.message) for p in result.problems] == [
-        (2, "'ANA@example.org' is already subscribed at line 1")]
+        (70_001, "'U5@example.org' is already subscribed at line 6"),
+        (70_002, "'u69999@example.org' is already subscribed at line 70000")]
 
 
 def test_bytes_not_utf8_far_into_a_big_file_name_their_line(tmp_path):

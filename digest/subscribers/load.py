@@ -19,6 +19,7 @@ from __future__ import annotations
 import bisect
 import codecs
 import difflib
+import heapq
 import re
 import unicodedata
 from array import array
@@ -262,7 +263,7 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
     known = {t.casefold(): t for t in known_tags}
     served = Packed()
     problems: list[Problem] = []
-    first: dict[int, int] = {}  # hash of a key -> position of its first entry in served
+    seen = _Seen(served)
     email_lines = array("I")  # line of each served entry's 'email:'
     unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
     entries = 0
@@ -277,14 +278,14 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
             continue
         line = _key_line(node, "email")
         key = subscriber.key
-        earlier = _earlier(served, first, email_lines, key)
+        earlier = seen.first(key)
         if earlier is not None:
             written = value["email"].strip()
-            problems.append(Problem(path, line,
-                                    f"'{written}' is already subscribed at line {earlier}",
-                                    "remove one of the two entries"))
+            problems.append(Problem(
+                path, line, f"'{written}' is already subscribed at line {email_lines[earlier]}",
+                "remove one of the two entries"))
             continue
-        first.setdefault(hash(key), len(served))
+        seen.add(key, len(served))
         email_lines.append(line)
         _count_unknown(node, subscriber, known, unknown)
         served.append(subscriber)
@@ -295,22 +296,49 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
                           tuple(_unknown_tags(path, unknown, known)))
 
 
-def _earlier(served: Packed, first: dict[int, int], email_lines: array[int],
-             key: str) -> int | None:
-    """The line of the 'email:' of *key*'s entry already in *served*, or None.
+class _Seen:
+    """The position of each key added so far, found by its hash, for telling duplicates.
 
-    *first* maps hashes, not addresses, to positions: a million addresses as dict keys
-    took about 150 bytes each while the file was read. Two addresses with one hash are
-    told apart by reading the list.
+    A dict of a million addresses took about 150 bytes each while the file was read; here
+    the latest keys' hashes are in a small dict and the others in sorted arrays of 8 bytes
+    an entry (32 bits of the hash and the position in one number), merged as they grow
+    (each entry is merged about log2(entries / chunk) times). Candidates are checked
+    against the address itself, so two addresses with one hash are told apart.
     """
-    position = first.get(hash(key))
-    if position is None:
+
+    def __init__(self, served: Packed, chunk: int = 1 << 16) -> None:
+        self._served = served
+        self._chunk = chunk
+        self._recent: dict[int, int] = {}  # hash -> first position, the latest keys
+        self._runs: list[array[int]] = []  # sorted, longest first
+
+    def first(self, key: str) -> int | None:
+        """The position of *key*'s first entry, or None."""
+        served, full = self._served, hash(key)
+        at = self._recent.get(full)
+        if at is not None and served.key_at(at) == key:
+            return at
+        high = full & _LOW
+        for run in self._runs:
+            i = bisect.bisect_left(run, high << 32)
+            while i < len(run) and run[i] >> 32 == high:
+                if served.key_at(run[i] & _LOW) == key:
+                    return run[i] & _LOW
+                i += 1
+        if at is not None:  # another key with the same hash came first: look through
+            return next((i for i in range(len(served)) if served.key_at(i) == key), None)
         return None
-    if served.key_at(position) != key:
-        position = next((i for i in range(len(served)) if served.key_at(i) == key), None)
-        if position is None:
-            return None
-    return email_lines[position]
+
+    def add(self, key: str, position: int) -> None:
+        self._recent.setdefault(hash(key), position)
+        if len(self._recent) < self._chunk:
+            return
+        self._runs.append(array("Q", sorted(((h & _LOW) << 32) | p
+                                            for h, p in self._recent.items())))
+        self._recent = {}
+        while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]):
+            last, before = self._runs.pop(), self._runs.pop()
+            self._runs.append(array("Q", heapq.merge(before, last)))
 
 
 class _EntryReader(yaml.composer.Composer):
