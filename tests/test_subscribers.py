@@ -10,8 +10,10 @@ import pytest
 
 from digest.errors import Problem, SubscribersUnreadable
 from digest.subscribers.load import (
+    Packed,
     Subscriber,
     SubscriberList,
+    _Seen,
     load_subscribers,
     parse_subscribers,
 )
@@ -428,3 +430,97 @@ def test_a_long_list_is_read_without_holding_the_whole_yaml_tree(tmp_path):
     assert result.subscribers[0].tags is result.subscribers[-1].tags  # one tuple per tag list
     assert peak < 1000 * count
     assert kept < 400 * count
+
+
+def test_packed_subscribers_read_back_exactly_and_equal_a_tuple():
+    """The file's subscribers are kept packed (bytes and indexes), made into Subscribers as
+    they are read: every field comes back as it went in."""
+    people = (Subscriber("ana@example.org", "Ana Gómez", ("union",), (), 2),
+              Subscriber("Bob@example.org", None, None, ("remote",), 5),
+              Subscriber("cy@xn--bcher-kva.de", "Cy 李", ("union",), (), None))
+    packed = Packed(people)
+    assert packed == people and list(packed) == list(people)
+    assert len(packed) == 3 and packed[-1] == people[2] and packed[1:] == people[1:]
+    assert packed[0].tags is packed[2].tags  # one tuple per distinct tag choice
+    assert list(packed.keys()) == ["ana@example.org", "bob@example.org", "cy@xn--bcher-kva.de"]
+    assert packed.joined([Subscriber("dee@example.org", None, None)]) == (
+        *people, Subscriber("dee@example.org", None, None))
+    assert len(packed) == 3  # joined left it as it was
+    with pytest.raises(IndexError):
+        packed[3]
+
+
+def test_equal_tag_lists_share_one_tuple_however_they_are_written(tmp_path):
+    text = ("- email: a@example.org\n  tags: [union, remote]\n"
+            "- email: b@example.org\n  tags: union remote\n"
+            "- email: c@example.org\n  tags: 'union, remote'\n  exclude_tags: [x]\n"
+            "- email: d@example.org\n  exclude_tags: x\n")
+    a, b, c, d = _load(tmp_path, text, known=("union", "remote", "x")).subscribers
+    assert a.tags == ("union", "remote") and a.tags is b.tags is c.tags
+    assert c.exclude_tags is d.exclude_tags
+
+
+def test_duplicates_are_found_across_the_sorted_runs_and_despite_a_shared_hash(tmp_path):
+    """Keys seen are kept by hash in a small dict, then in sorted arrays merged as they
+    grow; two addresses with one hash (rare) must still be told apart."""
+    served = Packed()
+    seen = _Seen(served, chunk=4)  # runs of 4, 4+4, ... from the 4th key on
+    for i in range(37):
+        key = f"user{i}@example.org"
+        assert seen.first(key) is None
+        seen.add(key, len(served))
+        served.append(Subscriber(key, None, None, line=i + 1))
+    assert [seen.first(f"user{i}@example.org") for i in range(37)] == list(range(37))
+    assert seen.first("user37@example.org") is None
+    # pretend another address has user36's hash, in the dict of the latest keys
+    seen._recent[hash("late@example.org")] = seen._recent[hash("user36@example.org")]
+    assert seen.first("late@example.org") is None
+    served.append(Subscriber("late@example.org", None, None))
+    assert seen.first("late@example.org") == 37  # found by looking through
+    path = tmp_path / "subscribers.yaml"
+    text = "".join(f"- email: u{i}@example.org\n" for i in range(70_000)) + \
+        "- email: U5@example.org\n- email: u69999@example.org\n"
+    result = parse_subscribers(path, text, KNOWN)
+    assert len(result.subscribers) == 70_000
+    assert [(p.line, p.message) for p in result.problems] == [
+        (70_001, "'U5@example.org' is already subscribed at line 6"),
+        (70_002, "'u69999@example.org' is already subscribed at line 70000")]
+
+
+def test_bytes_not_utf8_far_into_a_big_file_name_their_line(tmp_path):
+    """The file is checked a megabyte at a time: a bad byte after a character split across
+    two chunks still names its own line."""
+    entry = "- email: user@example.org\n  name: Gómez\n"
+    head = ("#" * (2**20 - 1) + "é\n").encode()  # 'é' straddles the first megabyte
+    raw = head + entry.encode() + b"- email: b@example.org\n  name: G\xe9mez\n"
+    with pytest.raises(SubscribersUnreadable) as caught:
+        _load(tmp_path, raw)
+    assert caught.value.problem == Problem(
+        tmp_path / "subscribers.yaml", 5, "not UTF-8: byte 0xe9 cannot be decoded",
+        "save the file as UTF-8")
+
+
+def test_bytes_and_text_parse_alike(tmp_path):
+    """The file is parsed from its bytes; the last good copy from the state is text: the
+    same entries, lines and problems either way, a refused character included."""
+    path = tmp_path / "subscribers.yaml"
+    text = ("\ufeff- email: ana@example.org\n  name: Ána\n- email: bad\n"
+            "- email: cy@example.org\n  tags: [nope]\n")
+    assert parse_subscribers(path, text.encode(), KNOWN) == parse_subscribers(path, text, KNOWN)
+    refused = "- email: ana@example.org\n  name: Ána\n- email: b@example.org\x07\n"
+    for form in (refused, refused.encode()):
+        with pytest.raises(SubscribersUnreadable) as caught:
+            parse_subscribers(path, form, KNOWN)
+        assert (caught.value.problem.line, caught.value.problem.message) == (
+            3, "invalid YAML: the character 0x07 is not allowed")
+
+
+def test_a_packed_list_finds_a_subscriber_by_key():
+    people = [Subscriber(f"User{i}@example.org", None, None, line=i + 1) for i in range(300)]
+    packed = Packed(people)
+    assert packed.find("user7@example.org") == people[7]
+    assert packed.find("user299@example.org") == people[299]
+    assert packed.find("User7@example.org") is None  # keys are lower case
+    assert packed.find("nobody@example.org") is None
+    packed.append(Subscriber("late@example.org", None, None))
+    assert packed.find("late@example.org") == Subscriber("late@example.org", None, None)

@@ -44,7 +44,7 @@ def looking(config: Config) -> Iterator[SharedState | None]:
         state.close()
 
 
-def file_subscribers(config: Config, state: SharedState | None) -> tuple[Subscriber, ...]:
+def file_subscribers(config: Config, state: SharedState | None) -> Sequence[Subscriber]:
     """The subscribers file's entries; if it cannot be read now, its last good copy's (as
     the send would use), said on stderr; if there is none either, SubscribersUnreadable."""
     from ..errors import SubscribersUnreadable

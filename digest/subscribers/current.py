@@ -16,7 +16,14 @@ from collections.abc import Collection
 from ..config import Config
 from ..errors import ConfigError, Problem, SubscribersUnreadable
 from ..state.interface import Member, SharedState
-from .load import Subscriber, SubscriberList, load_subscribers, parse_subscribers
+from .load import (
+    Packed,
+    Subscriber,
+    SubscriberList,
+    check_utf8,
+    load_subscribers,
+    parse_subscribers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +40,16 @@ def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str
                                    "add 'subscribers: subscribers.yaml' to the config")])
     limits = config.limits
     try:
-        text = path.read_bytes().decode("utf-8-sig") \
+        raw = path.read_bytes() \
             if path.is_file() and path.stat().st_size <= limits.subscribers_bytes else None
-    except (OSError, UnicodeDecodeError):
-        text = None  # load_subscribers says exactly what is wrong
+        if raw is not None:
+            check_utf8(path, raw)
+    except (OSError, SubscribersUnreadable):
+        raw = None  # load_subscribers says exactly what is wrong
     try:
         # the bytes parsed are the bytes kept, so the snapshot is exactly what was served
-        found = load_subscribers(path, known, limits) if text is None \
-            else parse_subscribers(path, text, known, limits)
+        found = load_subscribers(path, known, limits) if raw is None \
+            else parse_subscribers(path, raw, known, limits)
     except SubscribersUnreadable as exc:
         snapshot = sendlog.snapshot()
         if snapshot is None:
@@ -51,15 +60,29 @@ def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str
             fell_back.append(exc)
         return with_members(parse_subscribers(path, snapshot[1], known, limits),
                             sendlog.members())
-    if text is not None and keep:
+    if raw is not None and keep:
+        # text made only now and the bytes dropped at once: the file is held once while
+        # it is parsed, and once (plus the state's own copies) while it is saved
+        text = raw.decode("utf-8-sig")
+        del raw
         sendlog.save_snapshot(str(path), text)
+        del text
     return with_members(found, sendlog.members())
 
 
 def with_members(found: SubscriberList, members: list[Member]) -> SubscriberList:
-    """The file's subscribers, then the members whose address the file does not have."""
+    """The file's subscribers, then the members whose address the file does not have.
+
+    The file's keys are read one at a time against the members' (a few): a set of every
+    address on a million-line list would be the biggest thing in memory.
+    """
     if not members:
         return found
-    listed = {sub.key for sub in found.subscribers}
-    extra = tuple(Subscriber(m.email, m.name, m.tags) for m in members if m.key not in listed)
-    return SubscriberList(found.subscribers + extra, found.problems, found.warnings)
+    listed = found.subscribers.keys() if isinstance(found.subscribers, Packed) \
+        else (sub.key for sub in found.subscribers)
+    wanted = {m.key for m in members}
+    taken = {key for key in listed if key in wanted}
+    extra = [Subscriber(m.email, m.name, m.tags) for m in members if m.key not in taken]
+    if isinstance(found.subscribers, Packed):
+        return SubscriberList(found.subscribers.joined(extra), found.problems, found.warnings)
+    return SubscriberList((*found.subscribers, *extra), found.problems, found.warnings)

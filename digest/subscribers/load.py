@@ -16,14 +16,18 @@ an address that cannot be sent without SMTPUTF8, a name that could break a heade
 
 from __future__ import annotations
 
+import bisect
+import codecs
 import difflib
+import heapq
 import re
 import unicodedata
-from collections.abc import Collection, Iterable, Iterator
+from array import array
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import yaml
 from email_validator import EmailNotValidError, validate_email
@@ -69,11 +73,136 @@ class Subscriber:
         return self.tags is None or any(t.casefold() in folded for t in self.tags)
 
 
+_LOW = 2**32 - 1
+_NO_LINE = 0  # lines count from 1: 0 stands for None (a member from the web, not the file)
+
+
+class Packed(Sequence[Subscriber]):
+    """Subscribers kept as bytes and small numbers, made into Subscriber objects as they are
+    read: a million of them as objects (with their address, name and line) took about 270
+    bytes each; packed they take about 50.
+
+    Each subscriber is one record in one UTF-8 blob (`email` NUL `name`: neither can hold a
+    NUL, addresses are checked and names refuse control characters), the index of its
+    (tags, exclude_tags) pair in a table of the distinct pairs (a list shares a few), and
+    its line. Equal to any sequence of the same Subscribers, a tuple included.
+    """
+
+    __slots__ = ("_blob", "_choices", "_ends", "_index", "_lines", "_pair_index", "_pairs")
+
+    def __init__(self, subscribers: Iterable[Subscriber] = ()) -> None:
+        self._blob = bytearray()
+        self._ends = array("q")  # where each record ends in _blob
+        self._choices = array("I")  # index into _pairs
+        self._lines = array("I")  # _NO_LINE for None
+        self._pairs: list[tuple[tuple[str, ...] | None, tuple[str, ...]]] = []
+        self._pair_index: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], int] = {}
+        self._index: array[int] | None = None  # see find
+        for sub in subscribers:
+            self.append(sub)
+
+    def append(self, sub: Subscriber) -> None:
+        """Add *sub* at the end (its tag tuples are shared with equal ones already here)."""
+        pair = (sub.tags, sub.exclude_tags)
+        index = self._pair_index.get(pair)
+        if index is None:  # a new choice: its tuples shared with equal ones of other pairs
+            shared = {t: t for p in self._pairs for t in p if t is not None}
+            tags = None if sub.tags is None else shared.setdefault(sub.tags, sub.tags)
+            index = self._pair_index[pair] = len(self._pairs)
+            self._pairs.append((tags, shared.get(sub.exclude_tags, sub.exclude_tags)))
+        self._blob += sub.email.encode()
+        if sub.name is not None:
+            self._blob += b"\0" + sub.name.encode()
+        self._ends.append(len(self._blob))
+        self._choices.append(index)
+        self._lines.append(_NO_LINE if sub.line is None else sub.line)
+        self._index = None
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    @overload
+    def __getitem__(self, index: int) -> Subscriber: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Subscriber]: ...
+
+    def __getitem__(self, index: int | slice) -> Subscriber | Sequence[Subscriber]:
+        if isinstance(index, slice):
+            return tuple(self[i] for i in range(*index.indices(len(self))))
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("subscriber index out of range")
+        return self._made(index)
+
+    def __iter__(self) -> Iterator[Subscriber]:
+        return (self._made(i) for i in range(len(self)))
+
+    def _made(self, i: int) -> Subscriber:
+        start = self._ends[i - 1] if i else 0
+        record = self._blob[start:self._ends[i]].decode()
+        email, _, name = record.partition("\0")
+        tags, exclude = self._pairs[self._choices[i]]
+        return Subscriber(email, name or None, tags, exclude, self.line_at(i))
+
+    def key_at(self, i: int) -> str:
+        """The key (Subscriber.key) of the *i*-th subscriber, without making the Subscriber."""
+        start = self._ends[i - 1] if i else 0
+        return self._blob[start:self._ends[i]].partition(b"\0")[0].decode().lower()
+
+    def line_at(self, i: int) -> int | None:
+        line = self._lines[i]
+        return None if line == _NO_LINE else line
+
+    def keys(self) -> Iterator[str]:
+        """Every subscriber's key, in order."""
+        return (self.key_at(i) for i in range(len(self)))
+
+    def find(self, key: str) -> Subscriber | None:
+        """The first subscriber whose key is *key*, or None.
+
+        The first call sorts an index of 8 bytes a subscriber (32 bits of the key's hash
+        and the position, in one number) for a binary search, instead of a dict of every
+        address (~150 bytes each).
+        """
+        if self._index is None:
+            self._index = array("Q", sorted(((hash(k) & _LOW) << 32) | i
+                                            for i, k in enumerate(self.keys())))
+        h = (hash(key) & _LOW) << 32
+        at = bisect.bisect_left(self._index, h)
+        while at < len(self._index) and self._index[at] >> 32 == h >> 32:
+            i = self._index[at] & _LOW
+            if self.key_at(i) == key:
+                return self._made(i)
+            at += 1
+        return None
+
+    def joined(self, extra: Iterable[Subscriber]) -> Packed:
+        """A copy with *extra* after these (this one is left as it was)."""
+        both = Packed()
+        both._blob, both._ends = bytearray(self._blob), array("q", self._ends)
+        both._choices, both._lines = array("I", self._choices), array("I", self._lines)
+        both._pairs, both._pair_index = list(self._pairs), dict(self._pair_index)
+        for sub in extra:
+            both.append(sub)
+        return both
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a list
+
+    def __repr__(self) -> str:
+        return f"Packed({list(self)!r})"
+
+
 @dataclass(frozen=True)
 class SubscriberList:
     """What the file gave: who is served, which entries were skipped and why, what looks odd."""
 
-    subscribers: tuple[Subscriber, ...]  # file order
+    subscribers: Sequence[Subscriber]  # file order; a Packed when read from the file
     problems: tuple[Problem, ...]  # one or more per skipped entry
     warnings: tuple[Problem, ...]  # served, but worth a look
 
@@ -94,30 +223,49 @@ def load_subscribers(path: Path, known_tags: Collection[str],
     except OSError as exc:
         raise SubscribersUnreadable(Problem(path, None, f"cannot read: {exc.strerror or exc}",
                                             "check the path and its permissions")) from None
+    check_utf8(path, raw)
+    return parse_subscribers(path, raw, known_tags, limits)
+
+
+_CHUNK = 1 << 20
+
+
+def check_utf8(path: Path, raw: bytes) -> None:
+    """Raise SubscribersUnreadable naming the line of the first byte that is not UTF-8.
+
+    Decoded a megabyte at a time and thrown away: the parser reads the bytes themselves,
+    so a big list is never held as text besides.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    view = memoryview(raw)
     try:
-        text = raw.decode("utf-8")
+        for start in range(0, len(raw), _CHUNK):
+            decoder.decode(view[start:start + _CHUNK])
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        # the chunk's offset: the decoder keeps an unfinished character from the chunk before
+        at = max(0, start - len(decoder.getstate()[0])) + exc.start
+        line = raw.count(b"\n", 0, at) + 1
         raise SubscribersUnreadable(Problem(
-            path, line, f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded",
+            path, line, f"not UTF-8: byte 0x{raw[at]:02x} cannot be decoded",
             "save the file as UTF-8")) from None
-    return parse_subscribers(path, text, known_tags, limits)
 
 
-def parse_subscribers(path: Path, text: str, known_tags: Collection[str],
+def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str],
                       limits: Limits = DEFAULT_LIMITS) -> SubscriberList:
-    """Every usable entry of *text*, in file order; *path* is only used to name the file.
+    """Every usable entry of *text* (bytes: UTF-8, checked by check_utf8), in file order;
+    *path* is only used to name the file.
 
     Tags are compared casefolded; *known_tags* (the tags posts have) only feed warnings.
     Entries are read one at a time (see _entries), so a 100,000-entry file never sits in
     memory as a YAML node tree: only the subscribers and each address's first line stay.
     """
     known = {t.casefold(): t for t in known_tags}
-    served: list[Subscriber] = []
+    served = Packed()
     problems: list[Problem] = []
-    first_line: dict[str, int] = {}  # key -> line of its first 'email:'
+    seen = _Seen(served)
+    email_lines = array("I")  # line of each served entry's 'email:'
     unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
-    shared: dict[tuple[str, ...], tuple[str, ...]] = {}  # one tuple per distinct tag list
     entries = 0
     for node, value, refused in _entries(path, text, limits.yaml_nodes):
         entries += 1
@@ -129,24 +277,68 @@ def parse_subscribers(path: Path, text: str, known_tags: Collection[str],
         if subscriber is None:
             continue
         line = _key_line(node, "email")
-        if subscriber.key in first_line:
-            written, first = value["email"].strip(), first_line[subscriber.key]
-            problems.append(Problem(path, line,
-                                    f"'{written}' is already subscribed at line {first}",
-                                    "remove one of the two entries"))
+        key = subscriber.key
+        earlier = seen.first(key)
+        if earlier is not None:
+            written = value["email"].strip()
+            problems.append(Problem(
+                path, line, f"'{written}' is already subscribed at line {email_lines[earlier]}",
+                "remove one of the two entries"))
             continue
-        first_line[subscriber.key] = line
+        seen.add(key, len(served))
+        email_lines.append(line)
         _count_unknown(node, subscriber, known, unknown)
-        tags = None if subscriber.tags is None else shared.setdefault(subscriber.tags,
-                                                                      subscriber.tags)
-        exclude = shared.setdefault(subscriber.exclude_tags, subscriber.exclude_tags)
-        served.append(Subscriber(subscriber.email, subscriber.name, tags, exclude,
-                                 subscriber.line))
+        served.append(subscriber)
     if not entries:
         hint = "add entries such as '- email: ana@example.org'"
         return SubscriberList((), (), (Problem(path, None, "no subscribers in the file", hint),))
-    return SubscriberList(tuple(served), tuple(problems),
+    return SubscriberList(served, tuple(problems),
                           tuple(_unknown_tags(path, unknown, known)))
+
+
+class _Seen:
+    """The position of each key added so far, found by its hash, for telling duplicates.
+
+    A dict of a million addresses took about 150 bytes each while the file was read; here
+    the latest keys' hashes are in a small dict and the others in sorted arrays of 8 bytes
+    an entry (32 bits of the hash and the position in one number), merged as they grow
+    (each entry is merged about log2(entries / chunk) times). Candidates are checked
+    against the address itself, so two addresses with one hash are told apart.
+    """
+
+    def __init__(self, served: Packed, chunk: int = 1 << 16) -> None:
+        self._served = served
+        self._chunk = chunk
+        self._recent: dict[int, int] = {}  # hash -> first position, the latest keys
+        self._runs: list[array[int]] = []  # sorted, longest first
+
+    def first(self, key: str) -> int | None:
+        """The position of *key*'s first entry, or None."""
+        served, full = self._served, hash(key)
+        at = self._recent.get(full)
+        if at is not None and served.key_at(at) == key:
+            return at
+        high = full & _LOW
+        for run in self._runs:
+            i = bisect.bisect_left(run, high << 32)
+            while i < len(run) and run[i] >> 32 == high:
+                if served.key_at(run[i] & _LOW) == key:
+                    return run[i] & _LOW
+                i += 1
+        if at is not None:  # another key with the same hash came first: look through
+            return next((i for i in range(len(served)) if served.key_at(i) == key), None)
+        return None
+
+    def add(self, key: str, position: int) -> None:
+        self._recent.setdefault(hash(key), position)
+        if len(self._recent) < self._chunk:
+            return
+        self._runs.append(array("Q", sorted(((h & _LOW) << 32) | p
+                                            for h, p in self._recent.items())))
+        self._recent = {}
+        while len(self._runs) > 1 and len(self._runs[-2]) <= len(self._runs[-1]):
+            last, before = self._runs.pop(), self._runs.pop()
+            self._runs.append(array("Q", heapq.merge(before, last)))
 
 
 class _EntryReader(yaml.composer.Composer):
@@ -168,7 +360,7 @@ class _EntryReader(yaml.composer.Composer):
 _PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
 
 
-def _entries(path: Path, text: str,
+def _entries(path: Path, text: str | bytes,
              max_nodes: int) -> Iterator[tuple[yaml.Node, Any, Problem | None]]:
     """(node, value, None) of each top-level list item, composed and built one at a time;
     (node, None, problem) for an item whose value cannot be built (yamlsource.construct:
@@ -203,10 +395,20 @@ def _entries(path: Path, text: str,
             raise yaml.composer.ComposerError(
                 "expected a single document in the stream", document.start_mark,
                 "but found another document", loader.get_event().start_mark)
+    except yaml.reader.ReaderError as exc:
+        raise SubscribersUnreadable(_reader_problem(path, exc, text)) from None
     except yaml.YAMLError as exc:
-        raise SubscribersUnreadable(yaml_problem(path, exc, text=text)) from None
+        raise SubscribersUnreadable(yaml_problem(path, exc)) from None
     finally:
         loader.dispose()
+
+
+def _reader_problem(path: Path, error: yaml.reader.ReaderError, text: str | bytes) -> Problem:
+    """yaml_problem for a character the reader refused; its position is an offset in the
+    UTF-8 libyaml read, so the line is counted in bytes."""
+    found = yaml_problem(path, error)
+    source = text.encode() if isinstance(text, str) else text
+    return Problem(path, source.count(b"\n", 0, error.position) + 1, found.message, found.hint)
 
 
 def _streamed(loader: Any, reader: Any) -> Iterator[yaml.Node]:
