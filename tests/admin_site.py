@@ -12,7 +12,7 @@ import yaml
 from conftest import build_site
 from helpers import MONDAY, digest_site
 
-from digest.web.admin_auth import COOKIE, LOGIN_COOKIE, PasswordHasher
+from digest.web.admin_auth import COOKIE, DEVICE_COOKIE, LOGIN_COOKIE, PasswordHasher
 
 PASSWORD = "correct horse battery staple"
 HASH_ENV = "DIGEST_ADMIN_PASSWORD_HASH"
@@ -57,12 +57,16 @@ def session_cookie(answer: httpx.Response) -> str | None:
 
 
 def login(client: httpx.Client, password: str = PASSWORD, user: str = "admin",
-          cookie: str | None = None, csrf: bool = True) -> httpx.Response:
+          cookie: str | None = None, csrf: bool = True,
+          device: str | None = None) -> httpx.Response:
     """Log in as a browser does: the form (its nonce cookie and token), then the POST.
-    *cookie*: a session cookie sent along (as if planted); *csrf*: False sends neither."""
+    *cookie*: a session cookie sent along (as if planted); *csrf*: False sends neither;
+    *device*: the device cookie a browser keeps from an earlier login."""
     form = client.get("/admin/login")
     nonce = cookie_of(form, LOGIN_COOKIE)
     cookies = [f"{COOKIE}={cookie}"] if cookie else []
+    if device:
+        cookies.append(f"{DEVICE_COOKIE}={device}")
     data = {"user": user, "password": password}
     if csrf:
         cookies.append(f"{LOGIN_COOKIE}={nonce}")

@@ -33,7 +33,7 @@ from digest.config import load_config
 from digest.delivery.send import send
 from digest.state.open import open_state
 from digest.util.clock import Clock
-from digest.web.admin_auth import COOKIE, LOGIN_COOKIE
+from digest.web.admin_auth import COOKIE, DEVICE_COOKIE, LOGIN_COOKIE
 from digest.web.app import make_app
 
 ADDRESSES = [s["email"] for s in SUBSCRIBERS]
@@ -240,6 +240,37 @@ def test_the_throttle_counts_every_address_together_too(tmp_path: Path,
         assert login(client).status_code == 429
 
 
+def test_a_browser_that_logged_in_before_is_not_locked_out_by_strangers(
+        tmp_path: Path) -> None:
+    """Strangers filling the address and overall limits do not stop the owner's browser,
+    which holds the device cookie of an earlier login; that device has a limit of its own,
+    and a forged device cookie counts for nothing."""
+    cfg = admin_site(tmp_path, logins_per_ip=4, logins_overall=6)
+    with _serve(cfg) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+        first = login(client)
+        assert first.status_code == 303
+        device = cookie_of(first, DEVICE_COOKIE)
+        assert device is not None
+        header = _set_cookie(first, DEVICE_COOKIE)
+        assert "HttpOnly" in header and "SameSite=strict" in header
+        assert "Path=/digest/admin/login;" in header and "Max-Age=34560000" in header
+        # strangers, from this address and (the overall limit) from any
+        codes = [login(client, "guess").status_code for _ in range(6)]
+        assert codes[-1] == 429 and login(client).status_code == 429
+        # the owner's browser still logs in, and keeps its device cookie
+        again = login(client, device=device)
+        assert again.status_code == 303 and session_cookie(again) is not None
+        assert cookie_of(again, DEVICE_COOKIE) == device
+        # a forged or altered device cookie is a stranger's
+        forged = device.partition(".")[0] + "." + "0" * 64
+        assert login(client, device=forged).status_code == 429
+        assert login(client, device="made-up").status_code == 429
+        # the device's own limit: 4 attempts per window, the right one above among them
+        assert [login(client, "guess", device=device).status_code for _ in range(4)] == \
+            [401, 401, 401, 429]
+        assert login(client, device=device).status_code == 429
+
+
 def test_a_wrong_user_name_is_refused_too(client: httpx.Client) -> None:
     assert login(client, user="root").status_code == 401
     assert login(client, user="Admin").status_code == 401
@@ -295,8 +326,12 @@ def test_an_expired_session_is_refused(client: httpx.Client, server: WebServer) 
     assert _get(client, "/admin/", cookie).status_code == 303
 
 
+def _set_cookie(answer: httpx.Response, name: str) -> str:
+    return next(h for h in answer.headers.get_list("set-cookie") if h.startswith(name + "="))
+
+
 def test_the_cookie_s_flags(client: httpx.Client) -> None:
-    header = login(client).headers["set-cookie"]
+    header = _set_cookie(login(client), COOKIE)
     flags = {part.strip().split("=")[0].lower(): part.strip() for part in header.split(";")}
     assert "secure" in flags  # the base_url is https
     assert "httponly" in flags
@@ -307,9 +342,10 @@ def test_the_cookie_s_flags(client: httpx.Client) -> None:
 def test_no_secure_flag_on_a_plain_http_site(tmp_path: Path) -> None:
     cfg = admin_site(tmp_path, base_url="http://127.0.0.1")
     with _serve(cfg) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        header = login(client).headers["set-cookie"]
-        assert "secure" not in header.lower()
-        assert "Path=/admin" in header
+        answer = login(client)
+        assert "secure" not in str(answer.headers.get_list("set-cookie")).lower()
+        assert "Path=/admin;" in _set_cookie(answer, COOKIE)
+        assert "Path=/admin/login;" in _set_cookie(answer, DEVICE_COOKIE)
 
 
 def test_sessions_are_not_shown_by_digest_status(client: httpx.Client, site: Path) -> None:

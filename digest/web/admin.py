@@ -34,7 +34,7 @@ from ..delivery.send import send_test
 from ..errors import DigestError
 from ..state.interface import Delivery, Run, RunControl, SharedState
 from ..util.logs import event
-from .admin_auth import ADMIN_NOTES, COOKIE, LOGIN_COOKIE, Session
+from .admin_auth import ADMIN_NOTES, COOKIE, DEVICE_COOKIE, DEVICE_DAYS, LOGIN_COOKIE, Session
 from .admin_charts import overview_charts
 from .charts import CSS as CHART_CSS
 from .charts import figure
@@ -153,7 +153,8 @@ async def login(web: Web, request: Request) -> Response:
         return _login_page(web, request, "This form is out of date: log in again.",
                            auth.settings.user, 403)
     user, password = _text(form, "user", 200), form.get("password", "")
-    if not await in_thread(auth.allowed, client_ip(request)):
+    device = request.cookies.get(DEVICE_COOKIE)
+    if not await in_thread(auth.allowed, client_ip(request), device):
         log.warning("admin login refused: too many attempts",
                     extra=event("web.admin.throttled"))
         return _login_page(web, request, "Too many attempts. Wait a few minutes, then try "
@@ -171,6 +172,9 @@ async def login(web: Web, request: Request) -> Response:
                         samesite="strict")
     response.delete_cookie(LOGIN_COOKIE, path=_cookie_path(web), secure=_secure(web),
                            httponly=True, samesite="strict")
+    response.set_cookie(DEVICE_COOKIE, auth.device_cookie(device),
+                        max_age=DEVICE_DAYS * 86_400, path=_cookie_path(web) + "/login",
+                        secure=_secure(web), httponly=True, samesite="strict")
     return response
 
 

@@ -11,6 +11,12 @@ is an HMAC of its id: per session, never stored, compared in constant time. The 
 before any session, has its own: a random nonce in a short-lived cookie and its HMAC in the
 form.
 
+A stranger guessing from many addresses fills the overall login limit, which would lock the
+owner out too; so a correct login also leaves a device cookie (a random id and its HMAC, for
+400 days), and a login from a browser holding one is counted against that device's own
+limit instead of the address's and the overall one (OWASP's "device cookies"). Only a right
+password mints one, and it lets its holder only try passwords, not skip them.
+
 Behind a reverse proxy that authenticates the owner, `admin: trust_proxy_header:` names the
 header it sets (X-Forwarded-User): then the header is trusted instead of the password. That
 is only safe when every request passes through a proxy that strips the header from what
@@ -33,6 +39,8 @@ from ..state.interface import SharedState
 
 COOKIE = "digest_admin"
 LOGIN_COOKIE = "digest_admin_login"  # the login form's own CSRF nonce, before any session
+DEVICE_COOKIE = "digest_admin_device"  # a browser that logged in before: its own throttle
+DEVICE_DAYS = 400  # the longest lifetime browsers keep a cookie for
 ADMIN_NOTES = "admin-"  # the dashboard's own notes in the shared state (not for status)
 NOTE_PREFIX = ADMIN_NOTES + "session:"  # the shared state's notes under this are sessions
 MAX_PASSWORD = 1024  # characters of a password checked; argon2 takes longer ones, we do not
@@ -102,15 +110,38 @@ class Auth:
         right_password = self.hasher.verify(hashed, password)
         return right_user and right_password
 
-    def allowed(self, ip: str) -> bool:
+    def allowed(self, ip: str, device: str | None = None) -> bool:
         """Count one login attempt from *ip*; False once it or everyone together made too
-        many in the window (counted in the shared state: every web node agrees)."""
+        many in the window (counted in the shared state: every web node agrees). From a
+        browser with a genuine device cookie (*device*), only that device's attempts count,
+        so strangers filling the overall limit do not lock its owner out."""
         s = self.settings
         window = s.login_window_minutes * 60
         now = self.now()
         state = self.state()
+        known = self._device(device)
+        if known is not None:
+            bucket = "admin-login-device:" + hashlib.sha256(known.encode()).hexdigest()[:32]
+            return state.hit(bucket, s.logins_per_ip, window, now)
         return (state.hit(f"admin-login:{ip}", s.logins_per_ip, window, now)
                 and state.hit("admin-login", s.logins_overall, window, now))
+
+    def device_cookie(self, device: str | None) -> str:
+        """The device cookie to (re)set after a right password: the browser's own if it
+        holds a genuine one, else a new one."""
+        known = self._device(device)
+        if known is None:
+            known = secrets.token_urlsafe(18)
+        return f"{known}.{_mac(self.secret, 'device', known)}"
+
+    def _device(self, cookie: str | None) -> str | None:
+        if not cookie or len(cookie) > 200:
+            return None
+        device, _, mac = cookie.partition(".")
+        if not device or not hmac.compare_digest(mac.encode(),
+                                                 _mac(self.secret, "device", device).encode()):
+            return None
+        return device
 
     # sessions ----------------------------------------------------------------------------
     def login(self) -> str:
