@@ -407,6 +407,30 @@ def test_bounces_are_kept_once_per_ident_newest_first(state: SharedState) -> Non
     assert state.bounces(limit=1) == [other]
 
 
+def test_a_nul_from_a_stranger_is_kept_or_replaced_never_an_error(
+        state: SharedState) -> None:
+    """A bounce's diagnostic, a sign-up's name, a suppression's evidence may carry a NUL,
+    which PostgreSQL's text cannot hold: there it becomes U+FFFD, found again by the same
+    value; SQLite keeps it. Either way the write succeeds and the rest is intact."""
+    def same(found: str | None, sent: str) -> bool:
+        return found in (sent, sent.replace("\0", "\ufffd"))
+
+    bounce = Bounce("alice", "hard", START, "dsn", "id-\0-1", "5.1.1", "no\0such user",
+                    None, "Diagnostic-Code: smtp; 550 \0")
+    assert state.record_bounce(bounce)
+    assert state.record_bounce(bounce) is False  # the same ident, NUL and all, is known
+    (found,) = state.bounces("alice")
+    assert same(found.diagnostic, bounce.diagnostic) and same(found.ident, bounce.ident)
+    assert same(found.evidence, bounce.evidence) and found.status == "5.1.1"
+    assert state.put_member(_member("carol", START, name="Carol\0 Ann")) == "new"
+    member = state.member("carol")
+    assert member is not None and same(member.name, "Carol\0 Ann")
+    assert state.suppress_with("dave\0", "bounced", "evidence \0 here")
+    assert state.is_suppressed("dave\0") and not state.is_suppressed("dave")
+    found_sup = state.suppression("dave\0")
+    assert found_sup is not None and same(found_sup.evidence, "evidence \0 here")
+
+
 # who got what ----------------------------------------------------------------------------------
 def test_deliveries_say_who_got_what_per_run_and_per_address(state: SharedState) -> None:
     first = _run(state, subscribers=(ALICE, BOB))

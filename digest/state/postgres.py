@@ -46,6 +46,7 @@ from .interface import (
     Suppression,
 )
 from .pg_migrations import MIGRATIONS, migrate
+from .pg_text import nul_free
 from .store import now_text, tags_json, tags_of
 
 CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it is unreachable
@@ -142,6 +143,7 @@ class PostgresState:
         self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+            nul_free(self.conn)
         except psycopg.Error as exc:
             raise self._unreachable(exc) from None
         try:
