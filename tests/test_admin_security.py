@@ -9,7 +9,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -31,6 +31,7 @@ from web_server import WebServer
 
 from digest.config import load_config
 from digest.delivery.send import send
+from digest.state.interface import Node
 from digest.state.open import open_state
 from digest.util.clock import Clock
 from digest.web.admin_auth import COOKIE, DEVICE_COOKIE, LOGIN_COOKIE
@@ -512,3 +513,24 @@ def test_the_overview_shows_what_the_daemon_found_escaped(client: httpx.Client,
     page = _get(client, "/admin/", cookie).text
     assert "_posts/x.md:3: bad date &lt;script&gt;" in page and "<script>" not in page
     assert "… and 2 more" in page
+    assert "No <code>digest run</code> or <code>digest send</code> is beating now" in page
+
+
+def test_the_overview_lists_the_senders_by_heartbeat(client: httpx.Client,
+                                                     site: Path) -> None:
+    cookie = _logged_in(client)
+    now = datetime.now(UTC)
+    state = open_state(load_config(site))
+    state.beat(Node("web1:<b>41</b>", "send", now, now - timedelta(seconds=3), "2024-06-10",
+                    180, 60.0))
+    state.beat(Node("web2:7", "daemon", now, now - timedelta(seconds=200), None, 0, 60.0))
+    state.close()
+    page = _get(client, "/admin/", cookie).text
+    senders = page[page.index("<h2>Senders</h2>"):]
+    rows = re.findall(r"<tr><td>(.*?)</tr>", senders)
+    assert len(rows) == 2
+    assert "web1:&lt;b&gt;41&lt;/b&gt;" in rows[0] and "digest send" in rows[0]
+    assert "digest 2024-06-10" in rows[0] and "<td>180</td>" in rows[0]
+    assert "GONE" not in rows[0]
+    assert "web2:7" in rows[1] and "digest run" in rows[1] and "idle" in rows[1]
+    assert "GONE" in rows[1] and "60 s lease" in rows[1]

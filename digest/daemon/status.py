@@ -106,7 +106,7 @@ class NodeStatus:
     @property
     def gone(self) -> bool:
         """Silent longer than its lease: killed or lost; its leases are others' now."""
-        return self.silent.total_seconds() > self.node.lease_seconds
+        return self.node.gone(self.node.beat_at + self.silent)
 
     def to_json(self) -> dict[str, Any]:
         n = self.node

@@ -120,6 +120,10 @@ class Node:
     leased: int
     lease_seconds: float
 
+    def gone(self, now: datetime) -> bool:
+        """Silent longer than its lease at *now*: killed or lost; its leases are others'."""
+        return (now - self.beat_at).total_seconds() > self.lease_seconds
+
 
 @dataclass(frozen=True)
 class NextRun:

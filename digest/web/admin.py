@@ -277,6 +277,7 @@ async def overview(web: Web, request: Request, session: Session) -> Response:
         notes = state.notes()
         scheduled = state.next_run(DIGEST_JOB)
         build, subs = notes.get("build", {}), notes.get("subscribers", {})
+        now = datetime.now(UTC)  # heartbeats are the machines' clocks, not the site's
         return {
             "next_at": scheduled.at.astimezone(web.config.site.tz) if scheduled and
             scheduled.at else None,
@@ -289,6 +290,8 @@ async def overview(web: Web, request: Request, session: Session) -> Response:
             "sub_error": subs.get("error"),
             "daemon": notes.get("daemon"), "build": build or None, "web_note": notes.get("web"),
             "suppressed": len(state.suppressed()), "pending": state.pending_count(),
+            "nodes": [(node, max((now - node.beat_at).total_seconds(), 0), node.gone(now))
+                      for node in state.nodes()],
             "charts": _charts(web, state), "chart_css": Markup(CHART_CSS),  # ours, not input
         }
     return _render(web, request, "overview", await in_thread(read), session=session)
