@@ -11,6 +11,12 @@ smtp-sink on loopback, and prints per worker count:
   worker alone) summed, over the messages
 - skipped (deliveries the state does not show as sent) and duplicates (messages smtp-sink
   counted beyond one per subscriber)
+- the start cost: the CPU seconds of one more `digest send` once the run is done (it starts,
+  reads the subscribers file, finds nothing to send), and the CPU per message net of one
+  such start per worker: what each message costs once the workers are running. CPU per
+  message with N workers = net + N x start / messages, so a fixed cost per process shows
+  as growth with N however flat the per-message cost is.
+- the PostgreSQL server's CPU per message (its processes' rusage, with --postgres)
 
 Every worker must exit 0; the state must show the run done with N sent.
 
@@ -85,6 +91,9 @@ class Result:
         if self.server_cpu is None:
             return "-"
         return f"{1000 * self.server_cpu / max(self.sent, 1):.3f}"
+
+    def net_ms_per_message(self, start: float) -> float:
+        return 1000 * (self.cpu - self.workers * start) / max(self.sent, 1)
 
     @property
     def skipped(self) -> int:
@@ -202,6 +211,20 @@ def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Si
                   expected)
 
 
+def start_cost(config: Path, as_of: str, store: State) -> float:
+    """CPU seconds of a `digest send` that finds the run done: a worker's fixed cost."""
+    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.Popen([str(DIGEST), "--config", str(config), "send", "--as-of", as_of],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the start-cost send exited {proc.returncode}")
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=20000)
@@ -239,6 +262,7 @@ def main() -> int:
             stores.append(State(args.database_url))
         load = f"{os.getloadavg()[0]:.2f}"
         results = []
+        starts: dict[str, float] = {}
         with sink(logs) as sink_:
             for store in stores:
                 config = out / "site" / f"config-{store.name}.yaml"
@@ -251,17 +275,24 @@ def main() -> int:
                     results.append(run_workers(config, as_of.isoformat(), workers,
                                                args.subscribers, sink_, logs, store))
                     print(f"{store.name}: {workers} worker(s) done", file=sys.stderr)
+                starts[store.name] = start_cost(config, as_of.isoformat(), store)
     lines = [f"digest send workers on one shared state: {args.subscribers} subscribers, "
              f"{args.concurrency} connections per worker, smtp-sink; {os.cpu_count()} CPUs, "
              f"load {load} before",
              f"{'store':>10} {'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} "
-             f"{'CPU ms/msg':>10} {'vs 1':>6} {'server ms/msg':>13} {'skipped':>8} "
-             f"{'dups':>6}"]
-    one = {r.store: r.cpu_ms_per_message for r in results if r.workers == counts[0]}
+             f"{'CPU ms/msg':>10} {'vs 1':>6} {'net ms/msg':>10} {'vs 1':>6} "
+             f"{'server ms/msg':>13} {'skipped':>8} {'dups':>6}"]
+    one = {r.store: r for r in results if r.workers == counts[0]}
+    base = {name: r.net_ms_per_message(starts[name]) for name, r in one.items()}
     lines += [f"{r.store:>10} {r.workers:>7} {r.wall:>8.2f} {r.rate:>8.0f} {r.cpu:>8.2f} "
-              f"{r.cpu_ms_per_message:>10.3f} {r.cpu_ms_per_message / one[r.store]:>6.2f} "
+              f"{r.cpu_ms_per_message:>10.3f} "
+              f"{r.cpu_ms_per_message / one[r.store].cpu_ms_per_message:>6.2f} "
+              f"{r.net_ms_per_message(starts[r.store]):>10.3f} "
+              f"{r.net_ms_per_message(starts[r.store]) / base[r.store]:>6.2f} "
               f"{r.server_ms_per_message:>13} {r.skipped:>8} {r.duplicates:>6}"
               for r in results]
+    lines += [f"start cost ({name}): {cpu:.2f} CPU s per worker (a send that finds the run "
+              "done: start-up and the subscribers file)" for name, cpu in starts.items()]
     lines.append(f"load {os.getloadavg()[0]:.2f} after")
     report = "\n".join(lines)
     print(report)
