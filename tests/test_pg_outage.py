@@ -188,7 +188,7 @@ def finish(process: subprocess.Popen[str], seconds: float = 120) -> tuple[str, s
         return process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.kill()
-        out, err = process.communicate()
+        _, err = process.communicate()
         raise AssertionError(f"a sender hung; its log:\n{err}") from None
 
 

@@ -93,6 +93,10 @@ _BOUNCE = "key, kind, at, origin, ident, status, diagnostic, run, evidence"
 _DELIVERY = ("r.slug, d.subscriber, d.email, d.state, d.attempts, d.code, d.reply, "
              "d.message_id, d.posts, d.updated_at")
 # a run with someone still to serve, as sendlog.py's control() says it
+# the schema's version and the oldest it works with; a database of version 1 or 2 has no
+# works_with, and needs none: it is not newer than this digest
+_SCHEMA = ("SELECT version, (to_jsonb(s) ->> 'works_with')::integer FROM digest_schema s "
+           "WHERE id = 1")
 _OPEN = ("(state IN ('sending', 'paused') OR (state = 'done' AND EXISTS (SELECT 1 FROM "
          "deliveries WHERE run_id = %(id)s AND state IN ('pending', 'deferred'))))")
 
@@ -207,6 +211,7 @@ class PostgresState:
         self._batched = False
         self._closed = False
         self._claiming: dict[tuple[int, str], float] = {}  # claim(): see the module docstring
+        self._newer_seen = 0  # a newer schema that works with this digest, said once
         self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
@@ -283,12 +288,11 @@ class PostgresState:
 
     def _check_version(self, migrate_to: int | None) -> None:
         """Migrate to *migrate_to* (None: only look); refuse a schema newer than this
-        digest knows."""
-        known = len(MIGRATIONS)
+        digest knows unless it says it works with this digest (pg_migrations.py)."""
         if migrate_to is None:
-            found = self._all("SELECT version FROM digest_schema WHERE id = 1") \
-                if self._has_table("digest_schema") else []
-            version = int(found[0][0]) if found else 0
+            version = 0
+            if self._has_table("digest_schema"):
+                version = self._refuse_newer(self._all(_SCHEMA))
         else:
             with self._atomic() as cur:
                 def execute(sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -296,13 +300,36 @@ class PostgresState:
                     return cur.fetchall() if cur.description else []
 
                 version, after = migrate(execute, migrate_to)
+                if version > len(MIGRATIONS):
+                    cur.execute(_SCHEMA)
+                    self._refuse_newer(cur.fetchall())
             if after != version:
                 self.migrated = (version, after)
-        if version > known:
-            raise StateError(self.path, f"the database's schema is version {version}, newer "
-                             f"than this digest knows (version {known})",
-                             "upgrade digest to the release that wrote it (every machine "
-                             "sharing this database needs the same or a newer one)")
+
+    def _refuse_newer(self, found: list[tuple[Any, ...]], *, running: bool = False) -> int:
+        """The schema's version from digest_schema's (version, works_with) row; a StateError
+        if it is newer than this digest knows and does not work with it. *running*: found
+        by a process already at work (a newer digest migrated meanwhile)."""
+        known = len(MIGRATIONS)
+        version = int(found[0][0]) if found else 0
+        works_with = version if not found or found[0][1] is None else int(found[0][1])
+        if version <= known or works_with <= known:
+            if version > known and version != self._newer_seen:
+                self._newer_seen = version
+                log.info("%s: the database's schema is version %d, newer than this digest "
+                         "knows (%d), and works with it: carrying on", self.path, version,
+                         known)
+            return version
+        if running:
+            raise StateError(self.path, f"a newer digest migrated the database to schema "
+                             f"version {version} while this one (version {known}) was at "
+                             "work, and this digest cannot use it: stopped here, nothing "
+                             "more is sent from this machine", "upgrade digest on this "
+                             "machine to the release that migrated it and start it again")
+        raise StateError(self.path, f"the database's schema is version {version}, newer "
+                         f"than this digest knows (version {known})",
+                         "upgrade digest to the release that wrote it (every machine "
+                         "sharing this database needs the same or a newer one)")
 
     # plumbing ----------------------------------------------------------------------------
     def _all(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
@@ -545,6 +572,9 @@ class PostgresState:
                 "limit": limit, "since": None if since is None
                 else since.astimezone(UTC).isoformat()}
         with self._atomic() as cur:
+            # a newer digest may have migrated since the last batch: still usable? (one row)
+            cur.execute(_SCHEMA)
+            self._refuse_newer(cur.fetchall(), running=True)
             # the picked rows in a CTE, which PostgreSQL runs once: as `seq IN (subquery)`
             # the planner may rescan the LIMIT subquery and lease more than *limit* rows
             cur.execute(f"WITH picked AS (SELECT seq FROM deliveries WHERE {self._CLAIMABLE} "
