@@ -174,17 +174,21 @@ def _retried(method: Callable[..., R]) -> Callable[..., R]:
     @functools.wraps(method)
     def call(self: PostgresState, *args: Any, **kwargs: Any) -> R:
         deadline: float | None = None
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except Lost as lost:
-                one_shot = any(isinstance(a, Iterator) for a in (*args, *kwargs.values()))
-                if self._batched or self.throwaway or one_shot or self.wait_seconds <= 0 \
-                        or self._closed:
-                    raise StateError(lost.path, lost.what, lost.todo) from None
-                if deadline is None:
-                    deadline = time.monotonic() + self.wait_seconds
-                self._reconnect(lost, deadline)
+        try:
+            while True:
+                try:
+                    return method(self, *args, **kwargs)
+                except Lost as lost:
+                    one_shot = any(isinstance(a, Iterator) for a in (*args, *kwargs.values()))
+                    if self._batched or self.throwaway or one_shot or self.wait_seconds <= 0 \
+                            or self._closed:
+                        raise StateError(lost.path, lost.what, lost.todo) from None
+                    if deadline is None:
+                        deadline = time.monotonic() + self.wait_seconds
+                    self._reconnect(lost, deadline)
+                    self._retrying = method.__name__
+        finally:
+            self._retrying = None
     return call
 
 
@@ -212,6 +216,7 @@ class PostgresState:
         self._closed = False
         self._claiming: dict[tuple[int, str], float] = {}  # claim(): see the module docstring
         self._newer_seen = 0  # a newer schema that works with this digest, said once
+        self._retrying: str | None = None  # the method being run again after a loss
         self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
@@ -794,8 +799,9 @@ class PostgresState:
 
     # bounces and complaints --------------------------------------------------------------
     def record_bounce(self, bounce: Bounce) -> bool:
-        """New also when the report stored under its ident is this very one (the same
-        moment): a retry after a lost commit must not take its own report for a repeat."""
+        """Run again after a lost connection, new also when the report stored under its
+        ident is this very one (the same moment): the lost commit stored it, and a retry must
+        not take its own report for a repeat."""
         row = (bounce.key, bounce.kind, bounce.at.astimezone(UTC).isoformat(), bounce.origin,
                bounce.ident, bounce.status, bounce.diagnostic, bounce.run, bounce.evidence)
         with self._atomic() as cur:
@@ -803,6 +809,8 @@ class PostgresState:
                         "%s, %s) ON CONFLICT DO NOTHING", row)
             if cur.rowcount:
                 return True
+            if self._retrying != "record_bounce":
+                return False
             cur.execute(f"SELECT {_BOUNCE} FROM bounces WHERE ident = %s", (bounce.ident,))
             return cur.fetchone() == row
 
