@@ -11,22 +11,32 @@ smtp-sink on loopback, and prints per worker count:
   worker alone) summed, over the messages
 - skipped (deliveries the state does not show as sent) and duplicates (messages smtp-sink
   counted beyond one per subscriber)
+- the start cost: the CPU seconds of one more `digest send` once the run is done (it starts,
+  reads the subscribers file, finds nothing to send), and the CPU per message net of one
+  such start per worker: what each message costs once the workers are running. CPU per
+  message with N workers = net + N x start / messages, so a fixed cost per process shows
+  as growth with N however flat the per-message cost is.
+- the PostgreSQL server's CPU per message (its processes' rusage, with --postgres)
 
 Every worker must exit 0; the state must show the run done with N sent.
 
     python bench/scale_bench.py [--subscribers N] [--workers 1,2,4] [--concurrency C]
-                                [--database-url URL]
+                                [--postgres | --database-url URL]
 
-The shared state is SQLite in the site's state folder unless --database-url names another
-store: then every worker's config carries that URL (STATE_URL_KEY) and the state is wiped
-between runs by `DROP SCHEMA public CASCADE` through psql; that needs digest's PostgreSQL
-store, which is not there yet. The site is bench/send_site.py's, as bench/send_bench.py
+The shared state is SQLite in the site's state folder; with --postgres the same worker counts
+run again on PostgreSQL, in the same invocation, so the two stores are compared under the
+same load. --postgres starts a throwaway server in a temp folder (tests/pg_server.py, with
+PostgreSQL's durable defaults: fsync on, unlike the tests' server); --database-url uses an
+existing, empty database instead (everything in its schema `public` is dropped between runs).
+The workers find it as a deployment does: the config says `database_env: DIGEST_DATABASE_URL`
+and their environment holds the URL. The site is bench/send_site.py's, as bench/send_bench.py
 builds it; smtp-sink is run by send_bench.Sink.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import re
@@ -34,12 +44,17 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+import psycopg
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from pg_server import PgServer, binaries
 from send_bench import DIGEST, SECRET, SINK, SOURCE, Sink, sink
 from send_site import TIMEZONE, make_posts, write_config, write_subscribers
 
@@ -47,16 +62,18 @@ from digest.config import load_config
 from digest.state.open import open_state
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_URL_KEY = "database_url"  # the config key a PostgreSQL store will read (to be settled)
+DATABASE_ENV = "DIGEST_DATABASE_URL"  # the variable the config's database_env names
 _SUMMARY = re.compile(r"sent (\d+), skipped-empty (\d+), failed (\d+), deferred (\d+), "
                       r"suppressed (\d+), pending (\d+)")
 
 
 @dataclass(frozen=True)
 class Result:
+    store: str
     workers: int
     wall: float
     cpu: float  # user + system, summed over the workers
+    server_cpu: float | None  # the PostgreSQL server's processes, while they ran
     sent: int  # as the state says
     received: int  # as smtp-sink counted
     expected: int
@@ -70,6 +87,15 @@ class Result:
         return 1000 * self.cpu / max(self.sent, 1)
 
     @property
+    def server_ms_per_message(self) -> str:
+        if self.server_cpu is None:
+            return "-"
+        return f"{1000 * self.server_cpu / max(self.sent, 1):.3f}"
+
+    def net_ms_per_message(self, start: float) -> float:
+        return 1000 * (self.cpu - self.workers * start) / max(self.sent, 1)
+
+    @property
     def skipped(self) -> int:
         return self.expected - self.sent
 
@@ -81,30 +107,74 @@ class Result:
 class State:
     """Where the workers' shared state lives, and how a run starts from none."""
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, server: PgServer | None = None) -> None:
         self.url = url
+        self.name = "PostgreSQL" if url else "SQLite"
+        self.server = server
+
+    def server_cpu(self) -> float | None:
+        """CPU seconds the throwaway server's processes have used so far: the postmaster's
+        own and its reaped children's (the backends that served exited connections), plus
+        its live children's (checkpointer, WAL writer, open backends)."""
+        if self.server is None:
+            return None
+        pid = int((self.server.data / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            try:
+                fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(proc.name) == pid:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif int(fields[1]) == pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def config_lines(self) -> str:
-        return f"{STATE_URL_KEY}: {self.url}\n" if self.url else ""
+        return f"database_env: {DATABASE_ENV}\n" if self.url else ""
+
+    def env(self) -> dict[str, str]:
+        return {DATABASE_ENV: self.url} if self.url else {}
 
     def reset(self, state_dir: Path) -> None:
         shutil.rmtree(state_dir, ignore_errors=True)  # local files (and the SQLite state)
         if self.url:
-            subprocess.run(["psql", self.url, "-q", "-c",
-                            "DROP SCHEMA public CASCADE; CREATE SCHEMA public"], check=True)
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute("DROP SCHEMA public CASCADE")
+                conn.execute("CREATE SCHEMA public")
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[tuple[str, PgServer]]:
+    """A throwaway PostgreSQL server with its durable defaults; a database's URL on it."""
+    found = binaries()
+    if found is None:
+        raise SystemExit("--postgres: no PostgreSQL in /usr/lib/postgresql/*/bin "
+                         "(apt-get install postgresql)")
+    server = PgServer(found, durable=True).start()
+    try:
+        yield server.create_database(), server
+    finally:
+        server.stop()
 
 
 def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
-                logs: Path) -> Result:
+                logs: Path, store: State) -> Result:
     """*workers* `digest send` processes started together; their rusage and the outcome."""
-    env = {**os.environ, "DIGEST_SECRET": SECRET}
+    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as send_bench: no recompiling per run
+    tag = f"{store.name}-w{workers}"
     before = sink_.received()
+    server_before = store.server_cpu()
     started = time.perf_counter()
     procs = []
     for i in range(workers):
-        out = (logs / f"w{workers}-{i}.stdout").open("wb")
-        err = (logs / f"w{workers}-{i}.stderr").open("wb")
+        out = (logs / f"{tag}-{i}.stdout").open("wb")
+        err = (logs / f"{tag}-{i}.stderr").open("wb")
         procs.append((subprocess.Popen([str(DIGEST), "--config", str(config), "send",
                                         "--as-of", as_of], env=env, stdin=subprocess.DEVNULL,
                                        stdout=out, stderr=err), out, err, i))
@@ -116,15 +186,19 @@ def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Si
         err.close()
         cpu += usage.ru_utime + usage.ru_stime
         if proc.returncode != 0:
-            text = (logs / f"w{workers}-{i}.stderr").read_text(errors="replace")
+            text = (logs / f"{tag}-{i}.stderr").read_text(errors="replace")
             raise RuntimeError(f"worker {i} of {workers} exited {proc.returncode}:\n{text}")
-        summary = _SUMMARY.search((logs / f"w{workers}-{i}.stdout").read_text())
+        summary = _SUMMARY.search((logs / f"{tag}-{i}.stdout").read_text())
         if summary is None:
             raise RuntimeError(f"worker {i} of {workers}: no summary line")
     wall = time.perf_counter() - started
+    server_after = store.server_cpu()
+    server_cpu = None if server_before is None or server_after is None \
+        else server_after - server_before
     deadline = time.monotonic() + 5  # smtp-sink's counter file lags a little
     while sink_.received() - before < expected and time.monotonic() < deadline:
         time.sleep(0.05)
+    os.environ.update(store.env())  # for this process's own look at the state
     state = open_state(load_config(config))
     try:
         run = state.latest_run()
@@ -133,7 +207,22 @@ def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Si
         sent = state.counts(run).get("sent", 0)
     finally:
         state.close()
-    return Result(workers, wall, cpu, sent, sink_.received() - before, expected)
+    return Result(store.name, workers, wall, cpu, server_cpu, sent, sink_.received() - before,
+                  expected)
+
+
+def start_cost(config: Path, as_of: str, store: State) -> float:
+    """CPU seconds of a `digest send` that finds the run done: a worker's fixed cost."""
+    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    proc = subprocess.Popen([str(DIGEST), "--config", str(config), "send", "--as-of", as_of],
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the start-cost send exited {proc.returncode}")
+    return usage.ru_utime + usage.ru_stime
 
 
 def main() -> int:
@@ -144,8 +233,11 @@ def main() -> int:
     parser.add_argument("--posts", type=int, default=20)
     parser.add_argument("--as-of", default="2024-06-03T09:00:00")
     parser.add_argument("--source", type=Path, default=SOURCE)
-    parser.add_argument("--database-url", default=None,
-                        help="a shared state other than SQLite (PostgreSQL, once digest has it)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--postgres", action="store_true",
+                       help="run the same counts again on a throwaway PostgreSQL server")
+    where.add_argument("--database-url", default=None,
+                       help="... or on this existing, empty PostgreSQL database")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "scale")
     args = parser.parse_args()
     for tool in (SINK, DIGEST):
@@ -162,28 +254,45 @@ def main() -> int:
     make_posts(posts, as_of=as_of, count=args.posts, source=args.source)
     subs = out / "subscribers.yaml"
     write_subscribers(subs, args.subscribers)
-    store = State(args.database_url)
-    load = f"{os.getloadavg()[0]:.2f}"
-    results = []
-    with sink(logs) as sink_:
-        config = out / "site" / "config.yaml"
-        write_config(config, posts=posts, subscribers=subs, state=out / "site" / "state",
-                     port=sink_.port, concurrency=args.concurrency, per_connection=1000)
-        if store.url:
-            config.write_text(config.read_text() + store.config_lines())
-        for workers in counts:
-            store.reset(out / "site" / "state")
-            results.append(run_workers(config, as_of.isoformat(), workers, args.subscribers,
-                                       sink_, logs))
-            print(f"{workers} worker(s) done", file=sys.stderr)
-    lines = [f"digest send workers on one {'SQLite' if not store.url else 'shared'} state: "
-             f"{args.subscribers} subscribers, {args.concurrency} connections per worker, "
-             f"smtp-sink; {os.cpu_count()} CPUs, load {load} before",
-             f"{'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} {'CPU ms/msg':>10} "
-             f"{'skipped':>8} {'dups':>6}"]
-    lines += [f"{r.workers:>7} {r.wall:>8.2f} {r.rate:>8.0f} {r.cpu:>8.2f} "
-              f"{r.cpu_ms_per_message:>10.3f} {r.skipped:>8} {r.duplicates:>6}"
+    with contextlib.ExitStack() as stack:
+        stores = [State(None)]
+        if args.postgres:
+            stores.append(State(*stack.enter_context(postgres())))
+        elif args.database_url:
+            stores.append(State(args.database_url))
+        load = f"{os.getloadavg()[0]:.2f}"
+        results = []
+        starts: dict[str, float] = {}
+        with sink(logs) as sink_:
+            for store in stores:
+                config = out / "site" / f"config-{store.name}.yaml"
+                write_config(config, posts=posts, subscribers=subs,
+                             state=out / "site" / f"state-{store.name}", port=sink_.port,
+                             concurrency=args.concurrency, per_connection=1000)
+                config.write_text(config.read_text() + store.config_lines())
+                for workers in counts:
+                    store.reset(out / "site" / f"state-{store.name}")
+                    results.append(run_workers(config, as_of.isoformat(), workers,
+                                               args.subscribers, sink_, logs, store))
+                    print(f"{store.name}: {workers} worker(s) done", file=sys.stderr)
+                starts[store.name] = start_cost(config, as_of.isoformat(), store)
+    lines = [f"digest send workers on one shared state: {args.subscribers} subscribers, "
+             f"{args.concurrency} connections per worker, smtp-sink; {os.cpu_count()} CPUs, "
+             f"load {load} before",
+             f"{'store':>10} {'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} "
+             f"{'CPU ms/msg':>10} {'vs 1':>6} {'net ms/msg':>10} {'vs 1':>6} "
+             f"{'server ms/msg':>13} {'skipped':>8} {'dups':>6}"]
+    one = {r.store: r for r in results if r.workers == counts[0]}
+    base = {name: r.net_ms_per_message(starts[name]) for name, r in one.items()}
+    lines += [f"{r.store:>10} {r.workers:>7} {r.wall:>8.2f} {r.rate:>8.0f} {r.cpu:>8.2f} "
+              f"{r.cpu_ms_per_message:>10.3f} "
+              f"{r.cpu_ms_per_message / one[r.store].cpu_ms_per_message:>6.2f} "
+              f"{r.net_ms_per_message(starts[r.store]):>10.3f} "
+              f"{r.net_ms_per_message(starts[r.store]) / base[r.store]:>6.2f} "
+              f"{r.server_ms_per_message:>13} {r.skipped:>8} {r.duplicates:>6}"
               for r in results]
+    lines += [f"start cost ({name}): {cpu:.2f} CPU s per worker (a send that finds the run "
+              "done: start-up and the subscribers file)" for name, cpu in starts.items()]
     lines.append(f"load {os.getloadavg()[0]:.2f} after")
     report = "\n".join(lines)
     print(report)

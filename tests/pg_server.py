@@ -5,6 +5,11 @@ runs as the `postgres` user (PostgreSQL refuses root), in a folder given to it.
 
 Connections use TCP and a password (scram-sha-256), as a real deployment does, so the tests
 see the password in the URL and can check that digest never prints it.
+
+The tests' server skips fsync (nothing in it needs to outlive a crash of the machine);
+`durable=True` keeps PostgreSQL's defaults, for the benches, which measure a normal server.
+stop_server() and start_server() stop and restart it on the same port with its data, for the
+tests of a database lost mid-run.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ def free_port() -> int:
 class PgServer:
     """One server; `url(db)` names a database on it with the superuser's password."""
 
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, *, durable: bool = False) -> None:
         self.bin = bin_dir
+        self.durable = durable
         self.base = Path(tempfile.mkdtemp(prefix="digest-pg-"))
         self.data = self.base / "data"
         self.socket_dir = self.base / "sock"
@@ -68,11 +74,21 @@ class PgServer:
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", SUPERUSER,
                   "-E", "UTF8", "--locale=C", "--auth-local=trust",
                   "--auth-host=scram-sha-256", f"--pwfile={pwfile}", "--no-sync")
-        options = (f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
+        self.start_server()
+        return self
+
+    def start_server(self) -> None:
+        """Start the initialised server (again) on its port."""
+        options = f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                   str(self.base / "log"), "-w", "-t", "60", "-o", options, "start")
-        return self
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server, keeping its data: `fast` closes every connection, `immediate`
+        kills it as a crash would."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def url(self, database: str = "postgres") -> str:
         return (f"postgresql://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/"
@@ -88,7 +104,7 @@ class PgServer:
 
     def stop(self) -> None:
         try:
-            self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate",
-                      "-w", "stop")
+            if (self.data / "postmaster.pid").exists():
+                self.stop_server("immediate")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)

@@ -50,8 +50,8 @@ def test_unrelated_unknown_key_lists_the_allowed_keys(tmp_path):
     path = _write(tmp_path, "posts: _posts\nzzz: 1\n")
     assert _problems(path) == [
         (2, "unknown key 'zzz'",
-         "allowed: admin, bounces, database_env, digest, feeds, limits, output, posts, signup, "
-         "site, smtp, sources, state, subscribers, web")]
+         "allowed: admin, bounces, database_env, database_wait_seconds, digest, feeds, limits, "
+         "output, posts, signup, site, smtp, sources, state, subscribers, web")]
 
 
 def test_every_problem_is_reported_at_once(tmp_path):

@@ -40,7 +40,7 @@ API: dict[str, dict[str, str]] = {
         "Config": "dataclass(path, site, posts, output, state, feed_entries, stylesheet, "
                   "jekyll_config, hugo_config, subscribers, digest, smtp, web, "
                   "refresh_minutes, limits, bounces, signup, admin, feeds, json_feed, hub, "
-                  "sources, database_env)",
+                  "sources, database_env, database_wait_seconds)",
         "DigestSettings": "dataclass(sender, first_window_days, noun, templates, schedule, "
                           "grace_hours, list_id, unsubscribe_mailto, dkim, clip_bytes)",
         "Dkim": "dataclass(domain, selector, private_key_env)",

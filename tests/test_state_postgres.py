@@ -93,7 +93,7 @@ def test_processes_starting_together_migrate_once(pg_url: str, tmp_path: Path) -
 def test_a_schema_newer_than_this_digest_is_refused_saying_both_versions(pg_url: str) -> None:
     PostgresState(pg_url).close()
     with psycopg.connect(pg_url) as conn:
-        conn.execute("UPDATE digest_schema SET version = 99")
+        conn.execute("UPDATE digest_schema SET version = 99, works_with = 99")
     with pytest.raises(StateError) as raised:
         PostgresState(pg_url)
     message = str(raised.value)
@@ -107,7 +107,7 @@ def test_a_newer_schema_stops_the_cli_with_exit_2(pg_url: str, tmp_path: Path,
     monkeypatch.setenv(ENV, pg_url)
     PostgresState(pg_url).close()
     with psycopg.connect(pg_url) as conn:
-        conn.execute("UPDATE digest_schema SET version = 99")
+        conn.execute("UPDATE digest_schema SET version = 99, works_with = 99")
     code, _, err = run_cli(["--config", str(_site(tmp_path)), "build"])
     assert code == 2 and "version 99" in err and "Traceback" not in err
 

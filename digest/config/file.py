@@ -279,6 +279,8 @@ class ConfigModel(_Strict):
     output: Path = Path("public")
     state: Path = Path(".digest")
     database_env: EnvName | None = None  # the variable with a PostgreSQL URL (state/open.py)
+    # how long a lost connection to that database is retried before a command fails
+    database_wait_seconds: Number = Field(default=300, ge=0, le=86_400)
     feeds: FeedsModel = FeedsModel()
     subscribers: Path | None = None
     digest: DigestModel = DigestModel()
@@ -431,6 +433,7 @@ def read_config(path: Path) -> Config:
     return Config(
         path=path, site=site, posts=posts,
         output=(base / model.output).resolve(), state=state, database_env=model.database_env,
+        database_wait_seconds=model.database_wait_seconds,
         feed_entries=entries, feeds=feeds, stylesheet=model.feeds.stylesheet,
         jekyll_config=jekyll_path, hugo_config=hugo_path,
         subscribers=(base / model.subscribers).resolve() if model.subscribers else None,

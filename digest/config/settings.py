@@ -301,3 +301,5 @@ class Config:
     # the environment variable holding the PostgreSQL URL of the shared state (state/open.py);
     # None: the shared state is SQLite in the state folder
     database_env: str | None = None
+    # how long a lost connection to that database is retried (paused through) before failing
+    database_wait_seconds: float = 300

@@ -41,7 +41,7 @@ def database_url(config: Config) -> str | None:
 
 
 def open_state(config: Config, *, local: Store | None = None,
-               read_only: bool = False) -> SharedState:
+               read_only: bool = False, wait_seconds: float | None = None) -> SharedState:
     """The shared state for *config*; the caller closes it.
 
     *local*: the caller's open local store (caches). While the shared state is in the same
@@ -49,16 +49,19 @@ def open_state(config: Config, *, local: Store | None = None,
     (Store.scratch), and closing the shared state closes *local*. On PostgreSQL the state
     lives as long as *local* (closing either closes both), and a scratch *local* makes it a
     throwaway: its writes are rolled back. *read_only*: only read, as `digest status` does
-    (nothing created or migrated; see has_state)."""
+    (nothing created or migrated; see has_state). *wait_seconds*: how long a lost connection
+    to PostgreSQL is retried; the config's `database_wait_seconds` unless given."""
     url = database_url(config)
     if url is not None:
         from .postgres import PostgresState  # psycopg only for those who use it
 
         variable = str(config.database_env)
+        wait = config.database_wait_seconds if wait_seconds is None else wait_seconds
         if local is None:
-            return PostgresState(url, read_only=read_only, variable=variable)
+            return PostgresState(url, read_only=read_only, variable=variable,
+                                 wait_seconds=wait)
         state = PostgresState(url, throwaway=local.throwaway, also_close=local.close,
-                              variable=variable)
+                              variable=variable, wait_seconds=wait)
         local.close_with(state.close)
         return state
     if local is not None:

@@ -13,6 +13,14 @@ cannot hold.
 a new database (a daemon, a web node, a cron `digest send`): the check and the scripts run in
 one transaction under an advisory lock, so one of them migrates and the others then see the
 new version and do nothing.
+
+Two releases on one database (machines upgraded one at a time): `digest_schema` also says,
+from version 3, `works_with`, the oldest schema version a digest may know and still use this
+database, so that an older digest still running need not stop for a migration that only adds
+(a column it does not read, a table it does not use). Each migration declares it in
+WORKS_WITH: a migration that changes what older code relies on raises it to its own version,
+and older digests then refuse the database at open, and a sender already running stops at its
+next claim (postgres.py) instead of writing what the new schema no longer means.
 """
 
 from __future__ import annotations
@@ -101,7 +109,15 @@ MIGRATIONS: tuple[str, ...] = (
                         leased integer NOT NULL DEFAULT 0,
                         lease_seconds double precision NOT NULL);
     """,
+    # 3: which older digests a newer schema still works with (see the module docstring)
+    """
+    ALTER TABLE digest_schema ADD COLUMN works_with integer NOT NULL DEFAULT 1;
+    """,
 )
+
+# for each version, the oldest version a digest may know and still use a database at it:
+# 2's leases are ignored by a digest of 1, which would send what others hold; 3 only adds
+WORKS_WITH: tuple[int, ...] = (1, 2, 2)
 
 
 def statements(script: str) -> list[str]:
@@ -127,6 +143,8 @@ def migrate(execute: Callable[[str, tuple[object, ...]], list[tuple[object, ...]
             execute(statement, ())
     execute("INSERT INTO digest_schema (id, version) VALUES (1, %s) "
             "ON CONFLICT (id) DO UPDATE SET version = excluded.version", (known,))
+    if known >= 3:
+        execute("UPDATE digest_schema SET works_with = %s", (max(WORKS_WITH[:known]),))
     return version, known
 
 

@@ -10,17 +10,47 @@ confirmation link works once, `ON CONFLICT` where SQLite says OR IGNORE.
 A *throwaway* state (the commands that only look: preview, `send --dry-run`, an import's dry
 run) runs everything in one transaction that is rolled back on close, as Store.scratch does
 with its copy. Errors come out as StateError naming the server (never the password).
+
+A lost connection (the server restarted, failed over, the network dropped) is not an error at
+once: the call that met it logs one line, reconnects with a growing pause and runs again,
+for up to `database_wait_seconds` (config; `wait_seconds` here), so senders pause through an
+outage and carry on. Each public method is one transaction, so running it again is safe when
+it is idempotent, and each was checked for the one case that is not obvious, a COMMIT that
+reached the server but whose acknowledgement was lost (the retry then finds its own work):
+
+- UPDATEs that set absolute values (mark, record_many, renew, release, set_state,
+  begin/end_serving, give_up, beat, note, set_preferences, save_pending, save_snapshot) and
+  DELETEs (leave, prune_nodes, unsuppress, remove_member, drop_pending) come out the same.
+- create_or_join_run finds the run its lost commit made and joins it (the caller then adds
+  the subscribers, ON CONFLICT DO NOTHING); add_entry_ids, save_archive, suppress_with,
+  put_member insert with ON CONFLICT DO NOTHING: the rows are right, only their answer
+  ("new?") may say no for what the lost commit did (a count in a report off by one).
+- claim remembers the lease time it asked for until it returns: a retry takes back the rows
+  its lost commit leased to this node (with that exact time) as well as new ones, so none
+  is left leased to a node that does not know it holds them.
+- record_bounce answers "new" again for a stored report identical to the one given (same
+  moment): the caller then suppresses the address as it would have.
+- hit may count one request twice (a rate limit one lower, for an hour at most); control
+  may answer "changed by another process" for its own change (the run is as asked);
+  take_pending finds its link taken (the person asks for a new one).
+- A call given a one-shot iterator (a generator of subscribers: create_or_join_run,
+  restore_run, add_subscribers from the send path) is not run again, since what it read is
+  gone: it fails as before, and the command run again resumes. Inside batch() (one
+  transaction over many calls) and in a throwaway state nothing is retried either: the
+  transaction's earlier work is gone with the connection.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -49,7 +79,11 @@ from .pg_migrations import MIGRATIONS, migrate
 from .pg_text import nul_free
 from .store import now_text, tags_json, tags_of
 
+log = logging.getLogger(__name__)
+
 CONNECT_TIMEOUT = 10  # seconds to reach the server before saying it is unreachable
+WAIT_SECONDS = 300  # a lost connection is retried this long (config: database_wait_seconds)
+RETRY_PAUSES = (0.5, 1, 2, 4, 8, 10)  # between attempts to reconnect; then the last again
 HITS_KEPT_SECONDS = 86_400  # as lists.py: rate-limit counters older than a day go
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's job store, in the same database (schedule.py)
 RUN_CREATION_LOCK = 0x6469676573740002  # pg_advisory_xact_lock's key: "digest" + 2
@@ -60,6 +94,10 @@ _BOUNCE = "key, kind, at, origin, ident, status, diagnostic, run, evidence"
 _DELIVERY = ("r.slug, d.subscriber, d.email, d.state, d.attempts, d.code, d.reply, "
              "d.message_id, d.posts, d.updated_at")
 # a run with someone still to serve, as sendlog.py's control() says it
+# the schema's version and the oldest it works with; a database of version 1 or 2 has no
+# works_with, and needs none: it is not newer than this digest
+_SCHEMA = ("SELECT version, (to_jsonb(s) ->> 'works_with')::integer FROM digest_schema s "
+           "WHERE id = 1")
 _OPEN = ("(state IN ('sending', 'paused') OR (state = 'done' AND EXISTS (SELECT 1 FROM "
          "deliveries WHERE run_id = %(id)s AND state IN ('pending', 'deferred'))))")
 
@@ -122,24 +160,64 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
                     datetime.fromisoformat(updated))
 
 
+class Lost(StateError):
+    """The connection to the server was lost during a call: it may be run again on a new one
+    (PostgresState._reconnect). Uncaught, it is the StateError it always was."""
+
+
+R = TypeVar("R")
+
+
+def _retried(method: Callable[..., R]) -> Callable[..., R]:
+    """*method* run again, on a new connection, while the connection is lost; for up to the
+    state's wait_seconds from the first loss (see the module docstring for which calls may
+    be and why). A call that still cannot be made ends with the StateError it met."""
+    @functools.wraps(method)
+    def call(self: PostgresState, *args: Any, **kwargs: Any) -> R:
+        deadline: float | None = None
+        try:
+            while True:
+                try:
+                    return method(self, *args, **kwargs)
+                except Lost as lost:
+                    one_shot = any(isinstance(a, Iterator) for a in (*args, *kwargs.values()))
+                    if self._batched or self.throwaway or one_shot or self.wait_seconds <= 0 \
+                            or self._closed:
+                        raise StateError(lost.path, lost.what, lost.todo) from None
+                    if deadline is None:
+                        deadline = time.monotonic() + self.wait_seconds
+                    self._reconnect(lost, deadline)
+                    self._retrying = method.__name__
+        finally:
+            self._retrying = None
+    return call
+
+
 class PostgresState:
     """The shared state in one PostgreSQL database (see the module docstring).
 
     *read_only*: as `digest status` opens it (nothing created or migrated; no write).
     *throwaway*: everything rolled back on close. *also_close*: what closing this closes too
     (the caller's local store, as the SQLite state shares and closes it). *variable*: the
-    environment variable the URL came from, named in messages."""
+    environment variable the URL came from, named in messages. *wait_seconds*: how long a
+    lost connection is retried before a call fails."""
 
     def __init__(self, url: str, *, read_only: bool = False, throwaway: bool = False,
                  also_close: Callable[[], None] | None = None,
-                 variable: str = "database_env names") -> None:
+                 variable: str = "database_env names",
+                 wait_seconds: float = WAIT_SECONDS) -> None:
         self.url = url
         self.variable = variable  # where the URL came from, for messages
         self.path = Path(where(url))
+        self.read_only = read_only
         self.throwaway = throwaway
+        self.wait_seconds = wait_seconds
         self._also_close = also_close
         self._batched = False
         self._closed = False
+        self._claiming: dict[tuple[int, str], float] = {}  # claim(): see the module docstring
+        self._newer_seen = 0  # a newer schema that works with this digest, said once
+        self._retrying: str | None = None  # the method being run again after a loss
         self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
@@ -160,26 +238,69 @@ class PostgresState:
     def _unreachable(self, exc: psycopg.Error) -> StateError:
         return unreachable(self.url, exc, self.variable)
 
+    def _reason(self, exc: psycopg.Error) -> str:
+        return _scrubbed(" ".join(str(exc).split()), self.url)
+
     def _error(self, exc: psycopg.Error) -> BaseException:
-        """A bug (a wrong statement) stays itself; the rest is the state's."""
+        """A bug (a wrong statement) stays itself; the rest is the state's; a connection
+        that broke under it is Lost (and may be retried)."""
         if isinstance(exc, psycopg.ProgrammingError):
             return exc
-        reason = _scrubbed(" ".join(str(exc).split()), self.url)
+        reason = self._reason(exc)
         if isinstance(exc, psycopg.OperationalError):
-            return StateError(self.path, f"the database failed ({reason})",
-                              "check that the PostgreSQL server is up and reachable, then "
-                              "run again")
+            kind = Lost if self.conn.broken or self.conn.closed else StateError
+            return kind(self.path, f"the database failed ({reason})",
+                        "check that the PostgreSQL server is up and reachable, then run "
+                        "again")
         return StateError(self.path, f"the database refused a write ({reason})",
                           "run again; if it fails again, report it with this message")
 
+    def _reconnect(self, lost: Lost, deadline: float) -> None:
+        """A new connection in place of the lost one, tried with growing pauses until
+        *deadline* (time.monotonic()); then the StateError *lost* was, saying how long."""
+        log.warning("%s: the connection to the database was lost %s; reconnecting, for up "
+                    "to %g s", self.path, lost.what.removeprefix("the database failed "),
+                    self.wait_seconds)
+        problem, started = lost.what, time.monotonic()
+        for attempt in range(1_000_000):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            time.sleep(min(RETRY_PAUSES[min(attempt, len(RETRY_PAUSES) - 1)], left))
+            try:
+                conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(
+                    1, min(CONNECT_TIMEOUT, int(deadline - time.monotonic()))))
+            except psycopg.Error as exc:
+                problem = f"the database failed ({self._reason(exc)})"
+                continue
+            nul_free(conn)
+            old, self.conn = self.conn, conn
+            old.close()
+            try:
+                if self.read_only:
+                    conn.execute("SET default_transaction_read_only = on")
+                self._check_version(migrate_to=None)  # migrated by a newer digest meanwhile?
+            except Lost as again:
+                problem = again.what
+                continue
+            except psycopg.Error as exc:
+                problem = f"the database failed ({self._reason(exc)})"
+                continue
+            log.warning("%s: connected to the database again after %.1f s", self.path,
+                        time.monotonic() - started)
+            return
+        raise StateError(self.path, f"{problem}, and it could not be reached again in "
+                         f"{self.wait_seconds:g} s", "check that the PostgreSQL server is "
+                         "up and reachable, then run again (database_wait_seconds in the "
+                         "config says how long to wait)")
+
     def _check_version(self, migrate_to: int | None) -> None:
         """Migrate to *migrate_to* (None: only look); refuse a schema newer than this
-        digest knows."""
-        known = len(MIGRATIONS)
+        digest knows unless it says it works with this digest (pg_migrations.py)."""
         if migrate_to is None:
-            found = self._all("SELECT version FROM digest_schema WHERE id = 1") \
-                if self._has_table("digest_schema") else []
-            version = int(found[0][0]) if found else 0
+            version = 0
+            if self._has_table("digest_schema"):
+                version = self._refuse_newer(self._all(_SCHEMA))
         else:
             with self._atomic() as cur:
                 def execute(sql: str, args: tuple[object, ...]) -> list[tuple[object, ...]]:
@@ -187,13 +308,36 @@ class PostgresState:
                     return cur.fetchall() if cur.description else []
 
                 version, after = migrate(execute, migrate_to)
+                if version > len(MIGRATIONS):
+                    cur.execute(_SCHEMA)
+                    self._refuse_newer(cur.fetchall())
             if after != version:
                 self.migrated = (version, after)
-        if version > known:
-            raise StateError(self.path, f"the database's schema is version {version}, newer "
-                             f"than this digest knows (version {known})",
-                             "upgrade digest to the release that wrote it (every machine "
-                             "sharing this database needs the same or a newer one)")
+
+    def _refuse_newer(self, found: list[tuple[Any, ...]], *, running: bool = False) -> int:
+        """The schema's version from digest_schema's (version, works_with) row; a StateError
+        if it is newer than this digest knows and does not work with it. *running*: found
+        by a process already at work (a newer digest migrated meanwhile)."""
+        known = len(MIGRATIONS)
+        version = int(found[0][0]) if found else 0
+        works_with = version if not found or found[0][1] is None else int(found[0][1])
+        if version <= known or works_with <= known:
+            if version > known and version != self._newer_seen:
+                self._newer_seen = version
+                log.info("%s: the database's schema is version %d, newer than this digest "
+                         "knows (%d), and works with it: carrying on", self.path, version,
+                         known)
+            return version
+        if running:
+            raise StateError(self.path, f"a newer digest migrated the database to schema "
+                             f"version {version} while this one (version {known}) was at "
+                             "work, and this digest cannot use it: stopped here, nothing "
+                             "more is sent from this machine", "upgrade digest on this "
+                             "machine to the release that migrated it and start it again")
+        raise StateError(self.path, f"the database's schema is version {version}, newer "
+                         f"than this digest knows (version {known})",
+                         "upgrade digest to the release that wrote it (every machine "
+                         "sharing this database needs the same or a newer one)")
 
     # plumbing ----------------------------------------------------------------------------
     def _all(self, sql: str, args: Any = ()) -> list[tuple[Any, ...]]:
@@ -427,19 +571,31 @@ class PostgresState:
 
     def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,
               since: datetime | None = None) -> list[tuple[str, str, int]]:
+        """A claim whose commit may have been lost (the call failed) is remembered by the
+        lease time it set: the next claim also takes back the rows leased with it."""
         now = time.time()
-        args = {"run": run.id, "node": node, "now": now, "until": now + lease_seconds,
+        until = now + lease_seconds
+        lost = self._claiming.setdefault((run.id, node), until)
+        args = {"run": run.id, "node": node, "now": now, "until": until, "lost": lost,
                 "limit": limit, "since": None if since is None
                 else since.astimezone(UTC).isoformat()}
         with self._atomic() as cur:
+            # a newer digest may have migrated since the last batch: still usable? (one row)
+            cur.execute(_SCHEMA)
+            self._refuse_newer(cur.fetchall(), running=True)
             # the picked rows in a CTE, which PostgreSQL runs once: as `seq IN (subquery)`
             # the planner may rescan the LIMIT subquery and lease more than *limit* rows
             cur.execute(f"WITH picked AS (SELECT seq FROM deliveries WHERE {self._CLAIMABLE} "
-                        "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                        "ORDER BY seq LIMIT %(limit)s FOR UPDATE SKIP LOCKED), "
+                        "kept AS (SELECT seq FROM deliveries WHERE run_id = %(run)s AND "
+                        "lease_owner = %(node)s AND lease_until = %(lost)s AND state IN "
+                        "('pending', 'deferred') AND %(lost)s != %(until)s) "
                         "UPDATE deliveries d SET lease_owner = %(node)s, lease_until = "
-                        "%(until)s FROM picked WHERE d.run_id = %(run)s AND d.seq = picked.seq "
+                        "%(until)s FROM (SELECT seq FROM picked UNION SELECT seq FROM kept) p "
+                        "WHERE d.run_id = %(run)s AND d.seq = p.seq "
                         "RETURNING d.seq, d.subscriber, d.email, d.attempts", args)
             rows = cur.fetchall()
+        del self._claiming[(run.id, node)]
         return [(key, email, attempts) for _, key, email, attempts in sorted(rows)]
 
     def renew(self, run: Run, node: str, lease_seconds: float) -> int:
@@ -646,12 +802,20 @@ class PostgresState:
 
     # bounces and complaints --------------------------------------------------------------
     def record_bounce(self, bounce: Bounce) -> bool:
-        return self._write(
-            f"INSERT INTO bounces ({_BOUNCE}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT DO NOTHING",
-            (bounce.key, bounce.kind, bounce.at.astimezone(UTC).isoformat(), bounce.origin,
-             bounce.ident, bounce.status, bounce.diagnostic, bounce.run,
-             bounce.evidence)) > 0
+        """Run again after a lost connection, new also when the report stored under its
+        ident is this very one (the same moment): the lost commit stored it, and a retry must
+        not take its own report for a repeat."""
+        row = (bounce.key, bounce.kind, bounce.at.astimezone(UTC).isoformat(), bounce.origin,
+               bounce.ident, bounce.status, bounce.diagnostic, bounce.run, bounce.evidence)
+        with self._atomic() as cur:
+            cur.execute(f"INSERT INTO bounces ({_BOUNCE}) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                        "%s, %s) ON CONFLICT DO NOTHING", row)
+            if cur.rowcount:
+                return True
+            if self._retrying != "record_bounce":
+                return False
+            cur.execute(f"SELECT {_BOUNCE} FROM bounces WHERE ident = %s", (bounce.ident,))
+            return cur.fetchone() == row
 
     def bounces(self, key: str | None = None, *, since: datetime | None = None,
                 limit: int = 1000) -> list[Bounce]:
@@ -794,3 +958,10 @@ def has_tables(url: str, variable: str = "database_env names") -> bool:
             return conn.execute("SELECT to_regclass('digest_schema')").fetchone() != (None,)
     except psycopg.Error as exc:
         raise unreachable(url, exc, variable) from None
+
+
+# every public method is retried on a lost connection (see the module docstring), but
+# batch (its block is the caller's, which cannot be run again here) and close
+for _name, _method in list(vars(PostgresState).items()):
+    if not _name.startswith("_") and callable(_method) and _name not in ("batch", "close"):
+        setattr(PostgresState, _name, _retried(_method))

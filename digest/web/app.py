@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..errors import StateError
 from ..feeds.page import FEEDS_PAGE
 from . import admin
 from .archive_pages import archive_index, archive_page, edition_page
@@ -26,6 +27,7 @@ from .unsubscribe import unsubscribe, unsubscribe_page
 from .webhooks import Relays
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 30  # what a 503 for a database outage tells browsers and crawlers
 __all__ = ["Web", "make_app"]
 
 
@@ -97,7 +99,12 @@ def _admin_routes(h: Callable[[Handler], Callable[[Request], Awaitable[Response]
 def _handler(current: Callable[[], Web], handler: Handler
              ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        return await handler(current(), request)
+        web = current()
+        try:
+            return await handler(web, request)
+        except StateError as exc:  # the database is down (or gone): a page saying so, the
+            log.error("%s %s: 503: %s", request.method, request.url.path, exc)  # retry soon
+            return error_page(web, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)})
     endpoint.__name__ = handler.__name__
     return endpoint
 

@@ -37,6 +37,7 @@ from .shelf import PageBytes, Shelf
 
 T = TypeVar("T")
 MAX_BODY = 64 * 1024  # a tags form of a site with a thousand tags fits; nothing else needs more
+WEB_WAIT_SECONDS = 5.0  # a web request waits this long for a lost database, then gets 503
 
 
 @dataclass
@@ -89,8 +90,9 @@ class Web:
     def state(self) -> SharedState:
         """This thread's own connection: SQLite connections stay in the thread that made them."""
         found: SharedState | None = getattr(self._local, "state", None)
-        if found is None:
-            found = open_state(self.config)
+        if found is None:  # a visitor waits a few seconds for a lost database, not minutes
+            found = open_state(self.config, wait_seconds=min(
+                WEB_WAIT_SECONDS, self.config.database_wait_seconds))
             self._local.state = found
         return found
 
@@ -105,6 +107,8 @@ _MESSAGES = {
           "have been cut short: copy the whole address into your browser."),
     405: ("Not allowed", "This page does not take that kind of request."),
     413: ("Request too large", "That is more than this page accepts."),
+    503: ("Temporarily unavailable", "This page cannot be shown just now. Nothing was "
+          "changed: please try again in a few minutes."),
 }
 
 
