@@ -3,6 +3,7 @@ Maildir outbox; each behaviour checked by reading back the messages that were wr
 
 from __future__ import annotations
 
+import codecs
 import os
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,40 @@ def test_broken_subscribers_file_keeps_the_last_good_list(tmp_path: Path,
     assert len(by_recipient(outbox(cfg))["ana@example.org"]) == 2
 
 
+def test_the_last_good_copy_is_the_file_as_read_and_not_rewritten_unchanged(
+        tmp_path: Path) -> None:
+    """The file's bytes are kept (its BOM left out), and a send that finds the file as kept,
+    even as a copy an earlier digest kept as text, leaves that copy alone."""
+    cfg = digest_site(tmp_path)
+    path = tmp_path / "subscribers.yaml"
+    path.write_bytes(codecs.BOM_UTF8 + path.read_bytes())
+
+    def kept() -> tuple[tuple[str, str, str] | None, str]:
+        store = Store.open(tmp_path / "state")
+        try:
+            kind = store.db.execute("SELECT typeof(text) FROM subscribers_snapshot").fetchone()
+            return SendLog(store).snapshot(), kind[0]
+        finally:
+            store.close()
+
+    send(load_config(cfg), as_of=MONDAY)
+    first, _ = kept()
+    assert first is not None and first[:2] == (str(path), path.read_text(encoding="utf-8-sig"))
+    store = Store.open(tmp_path / "state")
+    with store.atomic() as db:  # as digest kept it before it wrote bytes
+        db.execute("UPDATE subscribers_snapshot SET text = CAST(text AS TEXT)")
+    store.close()
+    assert kept() == (first, "text")
+    send(load_config(cfg), as_of=MONDAY + WEEK)
+    assert kept() == (first, "text")  # unchanged: not written again
+    path.write_text(path.read_text(encoding="utf-8-sig") + "- email: new@example.org\n",
+                    encoding="utf-8")
+    send(load_config(cfg), as_of=MONDAY + 2 * WEEK)
+    now, kind = kept()
+    assert now is not None and now[1].endswith("new@example.org\n") and now[2] != first[2]
+    assert kind == "blob"
+
+
 def test_bad_subscriber_entry_is_skipped_and_the_others_served(tmp_path: Path) -> None:
     cfg = digest_site(tmp_path, subscribers=[*SUBSCRIBERS, {"email": "not an address"}])
     code, _out, err = run_cli(["--config", str(cfg), "send", "--as-of", MONDAY.isoformat()])
@@ -261,6 +296,45 @@ def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> No
                   transport=UnsubscribeMidway(tmp_path / "state" / "outbox"))
     assert set(by_recipient(outbox(cfg))) == {"ana@example.org", "dev@example.org"}
     assert report.runs[0].counts == {"sent": 2, "suppressed": 1, "empty": 1}
+
+
+def test_a_resumed_run_looks_each_subscriber_up_in_the_list_as_it_is_now(
+        tmp_path: Path) -> None:
+    """Subscribers are looked up batch by batch, in the list read by this send: one removed
+    from the file since the run began gets nothing, one added gets this digest, a tag
+    choice made on the web in between is honoured, and the one already served is not
+    served again."""
+    from digest.delivery.outbox import MaildirTransport
+    from digest.delivery.transport import Record
+    from digest.errors import DeliveryPaused
+
+    cfg = digest_site(tmp_path)
+
+    class PauseAfterOne(MaildirTransport):
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+            async def first() -> Any:
+                async for outgoing in messages:
+                    yield outgoing
+                    return
+
+            await super().deliver(first(), record, stop=stop)
+            raise DeliveryPaused("the relay went away", 1)
+
+    report = send(load_config(cfg), as_of=MONDAY,
+                  transport=PauseAfterOne(tmp_path / "state" / "outbox"))
+    assert report.paused and set(by_recipient(outbox(cfg))) == {"ana@example.org"}
+    digest_site(tmp_path, subscribers=[SUBSCRIBERS[0], SUBSCRIBERS[2], SUBSCRIBERS[3],
+                                       {"email": "new@example.org", "tags": ["union"]}])
+    store = Store.open(tmp_path / "state")
+    try:
+        SendLog(store).set_preferences("all@example.org", ["research"])  # no post has it
+    finally:
+        store.close()
+    report = send(load_config(cfg), as_of=MONDAY)
+    got = by_recipient(outbox(cfg))
+    assert {k: len(v) for k, v in got.items()} == {"ana@example.org": 1, "new@example.org": 1}
+    # dev@ was removed from the file, all@ now follows nothing new, nobody@ never did
+    assert report.runs[0].counts == {"sent": 2, "suppressed": 1, "empty": 2}
 
 
 def test_each_distinct_edition_is_rendered_once_however_subscribers_are_ordered(

@@ -475,6 +475,29 @@ def test_the_last_good_subscribers_file_is_kept(state: SharedState) -> None:
     assert second is not None and second[:2] == ("subscribers.yaml", "- email: b@example.org\n")
 
 
+def test_the_last_good_copy_is_saved_from_bytes_and_not_rewritten_unchanged(
+        state: SharedState) -> None:
+    """The file's bytes (UTF-8) are saved as they are and read back as text; the same bytes
+    again (or the same text) leave the kept copy, and the time it was saved, alone."""
+    text = "- email: ana@example.org\n  name: Ána Gómez\n" * 30_000  # over a megabyte
+    state.save_snapshot("subscribers.yaml", text.encode())
+    first = state.snapshot()
+    assert first is not None and first[:2] == ("subscribers.yaml", text)
+    state.save_snapshot("subscribers.yaml", text.encode())
+    state.save_snapshot("subscribers.yaml", text)
+    assert state.snapshot() == first
+    state.save_snapshot("other.yaml", text.encode())  # same text, another file: saved
+    moved = state.snapshot()
+    assert moved is not None and moved[:2] == ("other.yaml", text) and moved[2] != first[2]
+    changed = text[:-2] + "y\n"  # same length, a byte past the first megabyte differs
+    state.save_snapshot("other.yaml", changed.encode())
+    last = state.snapshot()
+    assert last is not None and last[1] == changed and last[2] != moved[2]
+    state.save_snapshot("other.yaml", b"")
+    empty = state.snapshot()
+    assert empty is not None and empty[1] == ""
+
+
 # entry ids -----------------------------------------------------------------------------------
 def test_entry_ids_and_first_seen_stay_as_first_given(state: SharedState) -> None:
     assert not state.has_entry_ids() and state.entry_ids() == {}

@@ -24,6 +24,7 @@ from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
 from ..posts.published import Published
 from ..state.interface import SharedState
 from ..state.sendlog import Recorded, Run
+from ..subscribers.current import finder
 from ..subscribers.load import (
     Subscriber,
     SubscriberList,
@@ -125,14 +126,13 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
                  period.end.astimezone(s.config.site.tz), composer.items, composer.entry_ids())
     composer.archived = archive.frozen(s.sendlog, run.slug)
     lease_seconds, batch = lease_settings(s.config)
-    # each batch's subscribers are looked up here; their messages are made batch by batch
-    current = {sub.key: composer.subscriber_view(sub) for sub in s.subscribers.subscribers}
     if progress:
         counts = s.sendlog.counts(run)
         progress.start(run, counts.get("pending", 0) + counts.get("deferred", 0))
     watch = OwnerWatch(s.sendlog, run, stop)
     beat.serve(run, lease_seconds)
-    claims = Claims(s, run, composer, current, beat.node, batch, lease_seconds, watch)
+    claims = Claims(s, run, composer, finder(s.subscribers.subscribers), beat.node, batch,
+                    lease_seconds, watch)
     try:
         await _deliver(s, run, composer, period, claims.queue(), transport, progress, watch,
                        report.mine)
@@ -223,12 +223,14 @@ class Claims:
     """The deliveries this node serves, claimed a batch at a time under a lease (renewed by
     its Heartbeat): the next batch is claimed when the last one is handed out, so only one
     batch's queue is in memory. With nothing left to claim while another node still holds
-    leases, it waits: that node finishes them, or dies and they become claimable."""
+    leases, it waits: that node finishes them, or dies and they become claimable. Each
+    claimed subscriber is looked up by *find* when its batch is claimed: nothing per
+    subscriber of the whole list is kept for the run."""
 
     def __init__(self, s: Session, run: Run, composer: Composer,
-                 current: dict[str, Subscriber], node: str, batch: int, lease_seconds: float,
-                 watch: OwnerWatch) -> None:
-        self._s, self._run, self._composer, self._current = s, run, composer, current
+                 find: Callable[[str], Subscriber | None], node: str, batch: int,
+                 lease_seconds: float, watch: OwnerWatch) -> None:
+        self._s, self._run, self._composer, self._find = s, run, composer, find
         self._node, self._batch, self._lease = node, batch, lease_seconds
         self._watch = watch
         self._since = datetime.now(UTC)  # deferred after this: deferred by this very send
@@ -239,7 +241,7 @@ class Claims:
             rows = sendlog.claim(self._run, self._node, self._batch, self._lease,
                                  since=self._since)
             if rows:
-                for item in _queue(self._s, self._run, self._composer, rows, self._current):
+                for item in _queue(self._s, self._run, self._composer, rows, self._find):
                     yield item
                 continue
             others = {node for node in sendlog.leases(self._run) if node != self._node}
@@ -258,18 +260,19 @@ class Claims:
 
 
 def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, int]],
-           current: dict[str, Subscriber]) -> list[Item]:
+           find: Callable[[str], Subscriber | None]) -> list[Item]:
     """The claimed deliveries *todo* with the posts each gets and their attempts so far, in
-    the order that lets equal messages be made once; those gone, suppressed or with
-    nothing new are closed here."""
+    the order that lets equal messages be made once; those gone (no longer in the list),
+    suppressed or with nothing new are closed here. Web preferences are applied here."""
     suppressed = s.sendlog.suppressed()
     closed: list[tuple[str, str, int]] = []
     queue: list[Item] = []
     for key, _email, attempts in todo:
-        sub = current.get(key)
-        if sub is None or key in suppressed:
+        found = None if key in suppressed else find(key)
+        if found is None:
             closed.append((key, "suppressed", 0))
             continue
+        sub = composer.subscriber_view(found)
         picked = composer.matches(sub)
         if picked:
             queue.append((sub, picked, attempts))

@@ -456,7 +456,9 @@ class SharedState(Protocol):
         """(path, text, saved_at) of the last subscribers file that parsed."""
         ...
 
-    def save_snapshot(self, path: str, text: str) -> None: ...
+    def save_snapshot(self, path: str, text: str | bytes) -> None:
+        """Keep *text* (bytes: UTF-8, as the file was read) as the last good copy."""
+        ...
 
     # the archive: each sent digest's posts, frozen (delivery/archive.py writes the text) ---
     def save_archive(self, entry: Archived, text: str) -> bool:

@@ -174,6 +174,19 @@ MIGRATIONS = (
                         beat_at REAL NOT NULL, run TEXT, leased INTEGER NOT NULL DEFAULT 0,
                         lease_seconds REAL NOT NULL);
     """,
+    # 0.12: the last good subscribers file's text moves to the row's last column. SQLite
+    # writes a zeroblob that ends its row without making it, so the text (77 MB for a
+    # million subscribers) is written into it a megabyte at a time (sendlog.save_snapshot);
+    # with a column after it, building the row made the zeros, then a copy of the row
+    """
+    CREATE TABLE subscribers_snapshot_new (id INTEGER PRIMARY KEY CHECK (id = 1),
+                                           path TEXT NOT NULL, saved_at TEXT NOT NULL,
+                                           text TEXT NOT NULL);
+    INSERT INTO subscribers_snapshot_new (id, path, saved_at, text)
+        SELECT id, path, saved_at, text FROM subscribers_snapshot;
+    DROP TABLE subscribers_snapshot;
+    ALTER TABLE subscribers_snapshot_new RENAME TO subscribers_snapshot;
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

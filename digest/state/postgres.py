@@ -43,6 +43,8 @@ reached the server but whose acknowledgement was lost (the retry then finds its 
 from __future__ import annotations
 
 import functools
+import hashlib
+import itertools
 import json
 import logging
 import time
@@ -87,6 +89,7 @@ RETRY_PAUSES = (0.5, 1, 2, 4, 8, 10)  # between attempts to reconnect; then the 
 HITS_KEPT_SECONDS = 86_400  # as lists.py: rate-limit counters older than a day go
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's job store, in the same database (schedule.py)
 RUN_CREATION_LOCK = 0x6469676573740002  # pg_advisory_xact_lock's key: "digest" + 2
+ADD_CHUNK = 10_000  # add_subscribers inserts this many (key, address) pairs a statement
 
 _RUN = "id, slug, period_start, period_end, created_at, state"
 _MEMBER = "key, email, name, tags, source, since"
@@ -456,18 +459,24 @@ class PostgresState:
         return self._one("SELECT 1 FROM runs WHERE slug = %s", (slug,)) is not None
 
     def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
-        pairs = list(subscribers)
+        now = now_text()
+        added = 0
         with self._atomic() as cur:
             cur.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE", (run.id,))
             row = cur.fetchone()
             if row is not None and row[0] == "cancelled":
                 return 0
-            # one statement, in the order given: its row count is how many were new
-            cur.execute("INSERT INTO deliveries (run_id, subscriber, email, state, updated_at) "
-                        "SELECT %s, k, e, 'pending', %s FROM unnest(%s::text[], %s::text[]) "
-                        "WITH ORDINALITY AS t(k, e, n) ORDER BY n ON CONFLICT DO NOTHING",
-                        (run.id, now_text(), [k for k, _ in pairs], [e for _, e in pairs]))
-            return cur.rowcount
+            # a statement per ADD_CHUNK, each in the order given: its row count is how many
+            # were new; a million pairs as two arrays at once took hundreds of megabytes
+            chunk = iter(subscribers)
+            while pairs := list(itertools.islice(chunk, ADD_CHUNK)):
+                cur.execute("INSERT INTO deliveries (run_id, subscriber, email, state, "
+                            "updated_at) SELECT %s, k, e, 'pending', %s FROM unnest(%s::text[], "
+                            "%s::text[]) WITH ORDINALITY AS t(k, e, n) ORDER BY n "
+                            "ON CONFLICT DO NOTHING",
+                            (run.id, now, [k for k, _ in pairs], [e for _, e in pairs]))
+                added += cur.rowcount
+            return added
 
     def run_posts(self, run: Run) -> list[RunPost]:
         return [RunPost(entry_id, path, bytes(twin).decode()) for entry_id, path, twin in
@@ -863,15 +872,19 @@ class PostgresState:
         row = self._one("SELECT path, text, saved_at FROM subscribers_snapshot")
         return None if row is None else (row[0], row[1], row[2])
 
-    def save_snapshot(self, path: str, text: str) -> None:
-        """Unchanged text is compared on the server, so the old copy (megabytes for a big
-        list) is not sent back each run."""
-        if self._one("SELECT 1 FROM subscribers_snapshot WHERE path = %s AND text = %s",
-                     (path, text)) is not None:
+    def save_snapshot(self, path: str, text: str | bytes) -> None:
+        """Unchanged text is told by its SHA-256, computed on the server: neither the old
+        copy nor the new one (megabytes for a big list) crosses the wire for it. *text*
+        as bytes (UTF-8) goes as they are, without a str copy of them."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if self._one("SELECT 1 FROM subscribers_snapshot WHERE path = %s AND "
+                     "sha256(convert_to(text, 'UTF8')) = %b",
+                     (path, hashlib.sha256(data).digest())) is not None:
             return
-        self._write("INSERT INTO subscribers_snapshot VALUES (1, %s, %s, %s) ON CONFLICT (id) "
-                    "DO UPDATE SET path = excluded.path, text = excluded.text, "
-                    "saved_at = excluded.saved_at", (path, text, now_text()))
+        self._write("INSERT INTO subscribers_snapshot VALUES (1, %s, convert_from(%b, 'UTF8'), "
+                    "%s) ON CONFLICT (id) DO UPDATE SET path = excluded.path, "
+                    "text = excluded.text, saved_at = excluded.saved_at",
+                    (path, data, now_text()))
 
     # the archive -------------------------------------------------------------------------
     def save_archive(self, entry: Archived, text: str) -> bool:

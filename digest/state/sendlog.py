@@ -34,6 +34,7 @@ from .store import Store, now_text, tags_of
 __all__ = ["Outcome", "Recorded", "Run", "RunPost", "SendLog", "Status", "counts_text"]
 
 RETRYABLE = ("pending", "deferred")
+_SNAPSHOT_CHUNK = 1 << 20  # the subscribers snapshot is written and compared this much at a time
 
 
 
@@ -416,15 +417,40 @@ class SendLog:
     def snapshot(self) -> tuple[str, str, str] | None:
         """(path, text, saved_at) of the last subscribers file that parsed."""
         row = self.db.execute("SELECT path, text, saved_at FROM subscribers_snapshot").fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        if row is None:
+            return None
+        text = row[1] if isinstance(row[1], str) else bytes(row[1]).decode("utf-8")
+        return (row[0], text, row[2])
 
-    def save_snapshot(self, path: str, text: str) -> None:
-        """Keep *text* as the last good copy; unchanged text is compared in SQLite, so the
-        old copy (megabytes for a big list) is not read back into memory each run."""
-        same = self.db.execute("SELECT 1 FROM subscribers_snapshot WHERE path = ? AND text = ?",
-                               (path, text)).fetchone()
-        if same is not None:
+    def save_snapshot(self, path: str, text: str | bytes) -> None:
+        """Keep *text* (bytes: UTF-8) as the last good copy. It goes in and is compared a
+        megabyte at a time through SQLite's incremental blob I/O: binding a whole list's
+        text (77 MB at a million) makes SQLite copy it, and again to build the row, while
+        this writes a zeroblob of its size (the row's last column: not made, see migration
+        0.12) and fills it in place. Unchanged text is not written; the old copy is never
+        read into memory whole."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if self._snapshot_is(path, data):
             return
         with self.store.atomic() as db:
-            db.execute("INSERT OR REPLACE INTO subscribers_snapshot VALUES (1, ?, ?, ?)",
-                       (path, text, now_text()))
+            db.execute("INSERT OR REPLACE INTO subscribers_snapshot (id, path, saved_at, text) "
+                       "VALUES (1, ?, ?, zeroblob(?))", (path, now_text(), len(data)))
+            view = memoryview(data)
+            with db.blobopen("subscribers_snapshot", "text", 1) as blob:
+                for at in range(0, len(view), _SNAPSHOT_CHUNK):
+                    blob.write(view[at:at + _SNAPSHOT_CHUNK])
+
+    def _snapshot_is(self, path: str, data: bytes) -> bool:
+        """Whether the kept copy is *data* from *path* (text kept before this was a blob
+        reads as its UTF-8 bytes too)."""
+        row = self.db.execute("SELECT path FROM subscribers_snapshot WHERE id = 1").fetchone()
+        if row is None or row[0] != path:
+            return False
+        view = memoryview(data)
+        with self.db.blobopen("subscribers_snapshot", "text", 1, readonly=True) as blob:
+            if len(blob) != len(view):
+                return False
+            for at in range(0, len(view), _SNAPSHOT_CHUNK):
+                if blob.read(_SNAPSHOT_CHUNK) != view[at:at + _SNAPSHOT_CHUNK]:
+                    return False
+        return True
