@@ -13,10 +13,14 @@ from conftest import post, run_cli, write_posts
 from helpers import MONDAY, SECRET, SUBSCRIBERS, WEEK, by_recipient, digest_site, outbox, titles
 
 from digest.config import load_config
+from digest.delivery.compose import edition_order
+from digest.delivery.outbox import MaildirTransport
 from digest.delivery.preview import dry_run, preview
 from digest.delivery.send import send, send_test
+from digest.edition.layout import Edition, LaidOutEdition, Layout
 from digest.state.sendlog import SendLog
 from digest.state.store import Store
+from digest.subscribers.load import Packed, Subscriber
 
 
 @pytest.fixture(autouse=True)
@@ -350,6 +354,50 @@ def test_each_distinct_edition_is_rendered_once_however_subscribers_are_ordered(
     assert (dry.messages, dry.editions) == (40, 20)
     report = send(load_config(cfg), as_of=MONDAY)
     assert report.runs[0].counts == {"sent": 40}
+
+
+def test_batches_claimed_in_turn_share_editions_so_each_is_laid_out_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Deliveries are claimed smtp.claim_batch at a time in the order they were added, and
+    only the last few editions are kept laid out: in file order (20 tags interleaved),
+    batches of 3 laid every edition out twice; added grouped by tags, once."""
+    tags = [f"tag{i}" for i in range(20)]
+    posts = {f"2024-06-0{4 + i % 4}-job-{i}.md": post(f"Job {i}", tags=f"[{tag}]")
+             for i, tag in enumerate(tags)}
+    subscribers = [{"email": f"u{n}-{tag}@example.org", "tags": [tag]}
+                   for n in range(2) for tag in tags]
+    cfg = digest_site(tmp_path, posts=posts, subscribers=subscribers)
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text + "smtp: {host: localhost, port: 2525, claim_batch: 3}\n",
+                   encoding="utf-8")
+    laid_out: list[str] = []
+    real = Layout.edition
+
+    def counted(self: Layout, edition: Edition) -> LaidOutEdition:
+        laid_out.append(" ".join(edition.followed or ()))
+        return real(self, edition)
+
+    monkeypatch.setattr(Layout, "edition", counted)
+    report = send(load_config(cfg), as_of=MONDAY,
+                  transport=MaildirTransport(tmp_path / "state" / "outbox"))
+    assert report.runs[0].counts == {"sent": 40}
+    assert sorted(laid_out) == sorted(tags)  # each once
+    sent = [str(m["To"].addresses[0].addr_spec) for m in outbox(cfg)]
+    assert sorted(sent) == sorted(str(s["email"]) for s in subscribers)  # everyone, once
+
+
+def test_edition_order_groups_by_the_tags_in_force() -> None:
+    """Tags chosen on the web (preferences) count, not the file's; groups in first-seen
+    order, file order within; each subscriber once."""
+    subs = [Subscriber("a@x.org", None, ("union",)), Subscriber("b@x.org", None, ("data",)),
+            Subscriber("c@x.org", None, ("union",)), Subscriber("d@x.org", None, ("data",)),
+            Subscriber("e@x.org", None, ("data",), ("union",)),
+            Subscriber("f@x.org", None, None), Subscriber("g@x.org", None, ("data",))]
+    assert [key for key, _ in edition_order(subs, {})] == [
+        "a@x.org", "c@x.org", "b@x.org", "d@x.org", "g@x.org", "e@x.org", "f@x.org"]
+    chosen = {"b@x.org": ("union",), "g@x.org": None}
+    assert [key for key, _ in edition_order(Packed(subs), chosen)] == [
+        "a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org", "f@x.org", "g@x.org"]
 
 
 def test_long_excerpt_is_cut_alike_in_html_and_text(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from digest.errors import Problem, SubscribersUnreadable
 from digest.subscribers.load import (
@@ -524,3 +526,45 @@ def test_a_packed_list_finds_a_subscriber_by_key():
     assert packed.find("nobody@example.org") is None
     packed.append(Subscriber("late@example.org", None, None))
     assert packed.find("late@example.org") == Subscriber("late@example.org", None, None)
+
+
+# every kind of address the shortcut takes or must leave to email-validator
+_ADDRESSES = (
+    "ana@example.org", "Ana.Silva@Example.ORG", "a+b-c_d!#$%&'*/=?^`{|}~@example.org",
+    "o'brien@sub.example.co.uk", "PostMaster@example.org", "abuse@example.org",
+    "ana@localhost", "ana@example", "ana@example.test", "ana@example.invalid",
+    "ana@123.123.123.123", "ana@[192.0.2.1]", "ana@-example.org", "ana@example-.org",
+    "ana@exa_mple.org", "ana@example..org", "ana@.example.org", "ana@example.org.",
+    "ana@xn--bcher-kva.example", "ana@bücher.example", "ana@BÜCHER.example",
+    "ana@xn--bcher-kva.de", "ana@xn--zz.example", ".ana@example.org", "ana.@example.org",
+    "an..a@example.org", "@example.org", "ana@", "ana", "ana@@example.org",
+    "\"ana\"@example.org", "\"a n a\"@example.org", "ána@example.org", "Ana <ana@example.org>",
+    "ana @example.org", "ana@ex ample.org", "ana@example.org\n", "a" * 64 + "@example.org",
+    "a" * 65 + "@example.org", "a" * 241 + "@example.org", "a" * 242 + "@example.org",
+    "ana@" + "a" * 63 + ".org", "ana@" + "a" * 64 + ".org",
+    "ana@" + ".".join(["abcdefghi"] * 25) + ".org",
+    "ana@" + ".".join(["abcdefghi"] * 24) + ".org",
+    "ana@example.123", "ana@example.c", "ana@EXAMPLE.COM",
+)
+
+
+def test_the_address_shortcut_answers_exactly_as_email_validator():
+    """check_address skips validate_email for a plain address whose domain it has seen: every
+    answer, the message and hint of a refusal included, is what validate_email gives."""
+    from digest.subscribers.load import _plain_address, _validated, check_address
+    for address in _ADDRESSES:
+        for _ in range(2):  # the second time, the domain is known
+            assert check_address(address) == _validated(address), address
+    taken = [a for a in _ADDRESSES if _plain_address(a) is not None]
+    assert "Ana.Silva@Example.ORG" in taken and "PostMaster@example.org" not in taken
+    assert len(taken) >= 8  # the shortcut is really used, not just the fallback
+
+
+@given(st.text(alphabet="aZ09.-_+@\"<> [];:\\éü\n", max_size=40),
+       st.sampled_from(("example.org", "EXAMPLE.org", "localhost", "bücher.example", "x.c",
+                        "a-.org", "xn--bcher-kva.example", "1.2.3.4", "ex..org", "")))
+@settings(max_examples=400, deadline=None)
+def test_the_address_shortcut_agrees_on_random_addresses(local, domain):
+    from digest.subscribers.load import _validated, check_address
+    address = f"{local}@{domain}"
+    assert check_address(address) == _validated(address)

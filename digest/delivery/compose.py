@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import html
 import logging
+from array import array
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from email.utils import parseaddr
 from typing import TypeVar
 
@@ -42,6 +43,32 @@ def message_id(run_slug: str, key: str, domain: str) -> str:
     same message, and recognisable in a bounce that quotes it (feedback/classify.py)."""
     digest = hashlib.sha256(f"{run_slug}\0{key}".encode()).hexdigest()[:20]
     return f"<digest.{run_slug}.{digest}@{domain}>"
+
+
+def edition_order(subscribers: Sequence[Subscriber],
+                  preferences: Mapping[str, tuple[str, ...] | None]) -> Iterator[tuple[str, str]]:
+    """(key, address) of each subscriber, those with the same tag choices (*preferences*,
+    made on the web, win over the file's) together: groups in first-seen order, file order
+    within.
+
+    Why: a run's deliveries are claimed in the order they were added, smtp.claim_batch at a
+    time, and the Composer keeps only the last EDITIONS_KEPT editions laid out. In file
+    order, each batch of 200 held about as many editions as messages, and each was laid out
+    again batch after batch: 12,500 layouts for 548 editions over 20,000 subscribers, four
+    times the CPU of all the rest of a send. Grouped, each edition is laid out about once.
+    Holds 4 bytes per subscriber (its position), never the subscribers themselves.
+    """
+    groups: dict[tuple[object, ...], array[int]] = {}
+    for i, sub in enumerate(subscribers):
+        tags = preferences.get(sub.key, sub.tags) if preferences else sub.tags
+        group = groups.get((tags, sub.exclude_tags))
+        if group is None:
+            group = groups[tags, sub.exclude_tags] = array("I")
+        group.append(i)
+    for positions in groups.values():
+        for i in positions:
+            sub = subscribers[i]
+            yield sub.key, sub.email
 
 
 class Composer:

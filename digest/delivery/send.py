@@ -31,7 +31,7 @@ from ..subscribers.load import (
 )
 from ..util.loop import run_async
 from . import archive, traces
-from .compose import Composer
+from .compose import Composer, edition_order
 from .control import describe
 from .nodes import Heartbeat, alive, lease_settings
 from .outbox import MaildirTransport
@@ -351,7 +351,8 @@ class GroupCommit(Generic[T]):
 
 
 def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
-    return ((sub.key, sub.email) for sub in s.subscribers.subscribers)
+    """In edition order, so that the batches claimed in that order share editions."""
+    return edition_order(s.subscribers.subscribers, s.sendlog.preferences())
 
 
 def send(config: Config, *, as_of: datetime, progress: Progress | None = None,
