@@ -9,7 +9,9 @@
     ├── MessageError            a value would break a message header (also a ValueError)
     ├── StateError              the state database (or another file of the state folder)
     │   │                       cannot be read or written: damaged, locked, read-only, full
-    │   └── StateLost           the send log is gone while earlier digests left traces
+    │   ├── StateLost           the send log is gone while earlier digests left traces
+    │   └── ConnectionLost      the PostgreSQL connection broke during a call; it may be
+    │                           run again on a new one (state/postgres.py)
     ├── Busy                    another process holds a lock of the state folder
     ├── OutputError             a file cannot be written where digest puts it (also an OSError)
     ├── DeliveryPaused          a run stopped itself; pending messages go out on the next run
@@ -123,6 +125,12 @@ class StateError(DigestError):
         self.what = what
         self.todo = todo
         super().__init__(f"{path}: {what}; {todo}")
+
+
+class ConnectionLost(StateError):
+    """The connection to the shared state's server was lost during a call: it may be run
+    again on a new one (PostgresState._reconnect). Uncaught, it is the StateError it always
+    was."""
 
 
 class StateLost(StateError):
@@ -255,8 +263,8 @@ def _todo_for(error: OSError) -> str:
 
 
 # the tree above and the Problem errors carry (tests/test_public_api.py pins them)
-__all__ = ["Busy", "ConfigError", "ControlError", "DeliveryPaused", "DigestError",
-           "InitRefused", "MailboxError", "MessageError", "MissingSecret", "OutputError",
+__all__ = ["Busy", "ConfigError", "ConnectionLost", "ControlError", "DeliveryPaused",
+           "DigestError", "InitRefused", "MailboxError", "MessageError", "MissingSecret", "OutputError",
            "PostError", "Problem", "ServeError", "SmtpAuthFailed", "SmtpTlsFailed",
            "StateError", "StateLost",
            "SubscribersUnreadable", "TemplateError", "WebhookRefused"]

@@ -100,6 +100,7 @@ API: dict[str, dict[str, str]] = {
     "digest.errors": {
         "Busy": "exception(DigestError)",
         "ConfigError": "exception(DigestError)",
+        "ConnectionLost": "exception(StateError)",
         "ControlError": "exception(DigestError)",
         "DeliveryPaused": "exception(DigestError)",
         "DigestError": "exception(Exception)",

@@ -113,11 +113,21 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE digest_schema ADD COLUMN works_with integer NOT NULL DEFAULT 1;
     """,
+    # 4: APScheduler's job table (daemon/schedule.py), as its SQLAlchemyJobStore defines it,
+    # made here under the migration lock: two daemons starting together on a new database
+    # each ran the store's CREATE TABLE, and the second failed on PostgreSQL's catalog
+    """
+    CREATE TABLE IF NOT EXISTS apscheduler_jobs (id varchar(191) NOT NULL PRIMARY KEY,
+                                                 next_run_time double precision,
+                                                 job_state bytea NOT NULL);
+    CREATE INDEX IF NOT EXISTS ix_apscheduler_jobs_next_run_time
+        ON apscheduler_jobs(next_run_time);
+    """,
 )
 
 # for each version, the oldest version a digest may know and still use a database at it:
-# 2's leases are ignored by a digest of 1, which would send what others hold; 3 only adds
-WORKS_WITH: tuple[int, ...] = (1, 2, 2)
+# 2's leases are ignored by a digest of 1, which would send what others hold; 3 and 4 only add
+WORKS_WITH: tuple[int, ...] = (1, 2, 2, 2)
 
 
 def statements(script: str) -> list[str]:

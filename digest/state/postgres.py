@@ -57,7 +57,7 @@ from typing import Any, Literal, TypeVar, cast
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from ..errors import StateError
+from ..errors import ConnectionLost, StateError
 from .interface import (
     Archived,
     Bounce,
@@ -163,9 +163,7 @@ def _delivery(row: tuple[Any, ...]) -> Delivery:
                     datetime.fromisoformat(updated))
 
 
-class Lost(StateError):
-    """The connection to the server was lost during a call: it may be run again on a new one
-    (PostgresState._reconnect). Uncaught, it is the StateError it always was."""
+Lost = ConnectionLost  # a lost connection (errors.py); short for the code below
 
 
 R = TypeVar("R")
