@@ -264,7 +264,7 @@ def _todo_for(error: OSError) -> str:
 
 # the tree above and the Problem errors carry (tests/test_public_api.py pins them)
 __all__ = ["Busy", "ConfigError", "ConnectionLost", "ControlError", "DeliveryPaused",
-           "DigestError", "InitRefused", "MailboxError", "MessageError", "MissingSecret", "OutputError",
-           "PostError", "Problem", "ServeError", "SmtpAuthFailed", "SmtpTlsFailed",
-           "StateError", "StateLost",
-           "SubscribersUnreadable", "TemplateError", "WebhookRefused"]
+           "DigestError", "InitRefused", "MailboxError", "MessageError", "MissingSecret",
+           "OutputError", "PostError", "Problem", "ServeError", "SmtpAuthFailed",
+           "SmtpTlsFailed", "StateError", "StateLost", "SubscribersUnreadable",
+           "TemplateError", "WebhookRefused"]
