@@ -172,6 +172,21 @@ def pg_server() -> Iterator[Any]:
         server.stop()
 
 
+STORE_ENV = "DIGEST_TEST_DATABASE_URL"  # names the PostgreSQL database in the tests' configs
+STORES = ("postgres", "sqlite")  # the shared state's implementations, as a config chooses them
+
+
+def store_config(name: str, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The config keys choosing the shared state *name*: none for SQLite in the state folder;
+    for PostgreSQL, `database_env` naming a variable set (for child processes too) to a fresh
+    database on the session's server (tests/pg_server.py)."""
+    if name == "sqlite":
+        return {}
+    request.getfixturevalue("monkeypatch").setenv(STORE_ENV,
+                                                  request.getfixturevalue("pg_url"))
+    return {"database_env": STORE_ENV}
+
+
 @pytest.fixture
 def pg_url(pg_server: Any) -> str:
     """The URL of a fresh, empty database on the session's PostgreSQL server."""

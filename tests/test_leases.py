@@ -1,7 +1,7 @@
 """Leased batches of deliveries (state/interface.py: claim, renew, release, leases) and the
 nodes' heartbeats, against the SharedState: each test takes a `state` fixture (and the
 cross-process ones the site's `config_path`), so a PostgreSQL implementation is one more
-entry in IMPLEMENTATIONS, as in test_state_contract.py.
+entry in conftest.STORES, as in test_state_contract.py.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import PROJECT, config_of, make_site
+from conftest import PROJECT, STORES, config_of, make_site, store_config
 
 from digest.state.interface import Node, Outcome, Recorded, Run, RunAction, RunPost, SharedState
 from digest.state.open import open_state
@@ -28,29 +27,9 @@ POSTS = (RunPost("urn:a", "a.md", "a|A"),)
 LONG = 60.0  # a lease that does not run out during a test
 
 
-DATABASE_ENV = "DIGEST_TEST_DATABASE_URL"
-
-
-def _sqlite(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {}  # the state folder's SQLite file, as without database_env
-
-
-def _postgres(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """A fresh database on the session's throwaway server (tests/pg_server.py); the child
-    processes inherit the variable naming it."""
-    request.getfixturevalue("monkeypatch").setenv(DATABASE_ENV,
-                                                  request.getfixturevalue("pg_url"))
-    return {"database_env": DATABASE_ENV}
-
-
-# each: the config keys that choose it
-IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
-    "sqlite": _sqlite, "postgres": _postgres}
-
-
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+@pytest.fixture(params=STORES)
 def config_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    return make_site(tmp_path, {}, extra=IMPLEMENTATIONS[request.param](request))
+    return make_site(tmp_path, {}, extra=store_config(request.param, request))
 
 
 @pytest.fixture

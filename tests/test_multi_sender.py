@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import PROJECT, make_site, post
+from conftest import PROJECT, STORE_ENV, STORES, make_site, post, store_config
 from smtp_server import Faults, SmtpServer
 
 from digest.config import load_config
@@ -34,18 +34,10 @@ EVERYONE = {f"user{i}@example.org" for i in range(N)}
 SECRET = "multi-sender-secret-0123456789"
 
 
-DATABASE_ENV = "DIGEST_TEST_DATABASE_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=STORES)
 def db(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The config keys choosing the shared state: the state folder's SQLite file, or a
-    fresh database on the session's PostgreSQL server (the senders inherit the variable)."""
-    if request.param == "sqlite":
-        return {}
-    request.getfixturevalue("monkeypatch").setenv(DATABASE_ENV,
-                                                  request.getfixturevalue("pg_url"))
-    return {"database_env": DATABASE_ENV}
+    """The config keys choosing the shared state (the senders inherit the variable)."""
+    return store_config(request.param, request)
 
 
 def site(tmp_path: Path, server: SmtpServer, db: dict[str, Any], **smtp: Any) -> Path:
@@ -115,7 +107,7 @@ def test_three_senders_share_one_digest_faster_than_one(
     assert not any("by this process" in out for out in outputs)  # alone: no parts to tell
     if db:  # a fresh database for the second site, as its own state folder is
         request.getfixturevalue("monkeypatch").setenv(
-            DATABASE_ENV, request.getfixturevalue("pg_server").create_database())
+            STORE_ENV, request.getfixturevalue("pg_server").create_database())
     _, three_span, outputs, got, config = send_with(tmp_path / "three", 3, db)
     assert got == Counter(EVERYONE)  # everyone exactly once
     # one run, made once whoever started first, and done

@@ -4,7 +4,7 @@ Each test uses only the Protocol's methods, plus one hook (`schedule`) for what 
 program writes into the shared state: the daemon's scheduler. Each implementation is chosen
 as a user chooses it, by the config (open_state): SQLite in the state folder, and PostgreSQL
 (database_env) on a throwaway server (tests/pg_server.py), a fresh database per test; an
-implementation is one more entry in IMPLEMENTATIONS.
+implementation is one more entry in conftest.STORES.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import config_of, make_site
+from conftest import STORES, config_of, make_site, store_config
 
 from digest.config import Config
 from digest.errors import StateError
@@ -72,28 +71,9 @@ def _opened(config: Config) -> Implementation:
     return Implementation(open_state(config), schedule)
 
 
-DATABASE_ENV = "DIGEST_TEST_DATABASE_URL"
-
-
-def _sqlite(request: pytest.FixtureRequest) -> dict[str, Any]:
-    return {}  # the state folder's SQLite file, as without database_env
-
-
-def _postgres(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """A fresh database on the session's throwaway server (tests/pg_server.py)."""
-    request.getfixturevalue("monkeypatch").setenv(DATABASE_ENV,
-                                                  request.getfixturevalue("pg_url"))
-    return {"database_env": DATABASE_ENV}
-
-
-# each: the config keys that choose it
-IMPLEMENTATIONS: dict[str, Callable[[pytest.FixtureRequest], dict[str, Any]]] = {
-    "sqlite": _sqlite, "postgres": _postgres}
-
-
-@pytest.fixture(params=sorted(IMPLEMENTATIONS))
+@pytest.fixture(params=STORES)
 def impl(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Implementation]:
-    config = config_of(make_site(tmp_path, {}, extra=IMPLEMENTATIONS[request.param](request)))
+    config = config_of(make_site(tmp_path, {}, extra=store_config(request.param, request)))
     found = _opened(config)
     try:
         yield found

@@ -79,6 +79,18 @@ def _mac(secret: bytes, purpose: str, value: str) -> str:
     return hmac.new(secret, f"admin-{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
 
 
+def _signed(secret: bytes, purpose: str, cookie: str | None) -> str | None:
+    """The value of a cookie made as `value.HMAC(value)` for *purpose*; None if absent,
+    oversized or not ours."""
+    if not cookie or len(cookie) > 200:
+        return None
+    value, _, mac = cookie.partition(".")
+    if not value or not hmac.compare_digest(mac.encode(),
+                                            _mac(secret, purpose, value).encode()):
+        return None
+    return value
+
+
 def _note_key(sid: str) -> str:
     return NOTE_PREFIX + hashlib.sha256(sid.encode()).hexdigest()[:40]
 
@@ -135,13 +147,7 @@ class Auth:
         return f"{known}.{_mac(self.secret, 'device', known)}"
 
     def _device(self, cookie: str | None) -> str | None:
-        if not cookie or len(cookie) > 200:
-            return None
-        device, _, mac = cookie.partition(".")
-        if not device or not hmac.compare_digest(mac.encode(),
-                                                 _mac(self.secret, "device", device).encode()):
-            return None
-        return device
+        return _signed(self.secret, "device", cookie)
 
     # sessions ----------------------------------------------------------------------------
     def login(self) -> str:
@@ -191,13 +197,7 @@ class Auth:
                                                               session.csrf.encode())
 
     def _sid(self, cookie: str | None) -> str | None:
-        if not cookie or len(cookie) > 200:
-            return None
-        sid, _, mac = cookie.partition(".")
-        if not sid or not hmac.compare_digest(mac.encode(),
-                                              _mac(self.secret, "session", sid).encode()):
-            return None
-        return sid
+        return _signed(self.secret, "session", cookie)
 
     def _stored(self, sid: str) -> dict[str, Any] | None:
         data = self.state().notes().get(_note_key(sid))
