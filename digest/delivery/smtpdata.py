@@ -219,13 +219,16 @@ class PipeliningProtocol(SMTPProtocol):
             self._replies = []
             self._wanted = replies
             arrived = self._arrived = self._loop.create_future()
+            # one timer, not asyncio.wait_for's extra future and callbacks (twice a message)
+            timer = None if timeout is None else self._loop.call_later(
+                timeout, self._finish, aiosmtplib.SMTPReadTimeoutError(
+                    "Timed out waiting for server response"))
             try:
                 self.write(payload)
-                await asyncio.wait_for(arrived, timeout)
-            except TimeoutError as exc:
-                raise aiosmtplib.SMTPReadTimeoutError(
-                    "Timed out waiting for server response") from exc
+                await arrived
             finally:
+                if timer is not None:
+                    timer.cancel()
                 self._wanted, self._arrived = 0, None
             return self._replies
 
