@@ -58,7 +58,7 @@ API: dict[str, dict[str, str]] = {
         "SmtpSettings": "dataclass(host, port, security, username, password_env, timeout, "
                         "concurrency, rate, per_connection, max_attempts, backoff, "
                         "pause_after, retry_minutes, give_up_days, ca_file, lease_seconds, "
-                        "claim_batch)",
+                        "claim_batch, pipelining)",
         "WebSettings": "dataclass(base_url, secret_env, listen)",
         "Webhooks": "dataclass(ses, ses_topics, mailgun_key_env, postmark_username, "
                     "postmark_password_env)",

@@ -1,27 +1,40 @@
 """digest.delivery.smtpdata: DATA without aiosmtplib's regex pass, byte for byte what
-aiosmtplib itself would send, checked against aiosmtpd and postfix's smtp-sink."""
+aiosmtplib itself would send, checked against aiosmtpd and postfix's smtp-sink; and
+MAIL, RCPT and DATA pipelined (RFC 2920) where the server offers it, against a scripted
+server that answers a group only once all of it has come, aiosmtpd and smtp-sink."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 import pytest
 from aiosmtplib.email import quote_address
-from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
+from aiosmtplib.protocol import PERIOD_REGEX, SMTPProtocol, normalize_message_line_endings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from smtp_server import Faults, SmtpServer
 
+from digest.config import SmtpSettings
 from digest.delivery import smtpdata
+from digest.delivery.smtp import SmtpTransport
+from digest.delivery.transport import Outcome, Outgoing
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - a dependency except on Windows
+    uvloop = None  # type: ignore[assignment]
+
+T = TypeVar("T")
 
 SINK = Path("/usr/sbin/smtp-sink")
 SENDER, RECIPIENT = "digest@example.org", "reader@example.org"
@@ -318,3 +331,258 @@ def test_a_refused_recipient_raises_as_aiosmtplib_does(faults: Faults, code: int
             aiosmtplib.SMTPRecipientRefused) as refused:
         asyncio.run(envelope(running.port, SENDER, "reader@example.org"))
     assert (refused.value.code, refused.value.recipient) == (code, "reader@example.org")
+
+
+# PIPELINING (RFC 2920) -----------------------------------------------------------------------
+LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {"asyncio": asyncio.new_event_loop}
+if uvloop is not None:  # `digest send` runs on uvloop; the tests' own loop is asyncio's
+    LOOPS["uvloop"] = uvloop.new_event_loop
+
+
+def run_on(loop: str, main: Coroutine[Any, Any, T]) -> T:
+    with asyncio.Runner(loop_factory=LOOPS[loop]) as runner:
+        return runner.run(main)
+
+
+async def connect(port: int, *, timeout: float = 5, ca_file: Path | None = None
+                  ) -> aiosmtplib.SMTP:
+    """Connected and greeted as SmtpTransport does it (EHLO; STARTTLS and EHLO again)."""
+    smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=timeout, start_tls=False)
+    await smtp.connect()
+    await smtp.ehlo()
+    if ca_file is not None:
+        context = ssl.create_default_context(cafile=str(ca_file))
+        await smtp.starttls(tls_context=context, server_hostname="localhost")
+        await smtp.ehlo()
+    return smtp
+
+
+async def pipelined_send(smtp: aiosmtplib.SMTP, message: bytes,
+                         recipient: str = RECIPIENT) -> aiosmtplib.SMTPResponse:
+    """One message the way SmtpTransport sends it where the server offers PIPELINING."""
+    wire = smtpdata.pipelined(smtp, SENDER, recipient, message)
+    assert wire is not None
+    options = [f"SIZE={len(message)}"] + ([] if message.isascii() else ["BODY=8BITMIME"])
+    await smtpdata.envelope(smtp, SENDER, options, recipient)
+    return await smtpdata.content(smtp, wire)
+
+
+async def send_all_pipelined(port: int, messages: list[bytes], *,
+                             ca_file: Path | None = None) -> type:
+    smtp = await connect(port, ca_file=ca_file)
+    try:
+        for message in messages:
+            assert (await pipelined_send(smtp, message)).code == 250
+        return type(smtp.protocol)
+    finally:
+        await smtp.quit()
+
+
+Replies = tuple[bytes, bytes, bytes]  # to MAIL, RCPT and DATA
+OK: Replies = (b"250 sender ok", b"250 recipient ok", b"354 go ahead")
+
+
+class Scripted:
+    """A raw SMTP server for the pipelined exchange: replies per recipient from `script`
+    (default all OK; then `final` after the data), and a MAIL reply held until the
+    group's DATA has come, or `patience` seconds have passed: with patience None a client
+    that waits for each reply before the next command waits forever. `grouped` counts the
+    MAIL commands whose RCPT and DATA came without waiting for MAIL's reply."""
+
+    def __init__(self, script: dict[str, Replies] | None = None, *,
+                 patience: float | None = None, final: bytes = b"250 kept\r\n",
+                 hang_up_after_group: bool = False) -> None:
+        self.script = script or {}
+        self.patience = patience
+        self.final = final
+        self.hang_up_after_group = hang_up_after_group
+        self.received: list[bytes] = []
+        self.grouped = self.sequential = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 scripted ESMTP\r\n")
+        try:
+            while line := await reader.readline():
+                verb = line[:4].upper()
+                if verb == b"EHLO":
+                    writer.write(b"250-scripted\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n"
+                                 b"250 8BITMIME\r\n")
+                elif verb == b"MAIL":
+                    await self._group(reader, writer)
+                elif verb in (b"RSET", b"NOOP"):
+                    writer.write(b"250 ok\r\n")
+                elif verb == b"QUIT":
+                    writer.write(b"221 bye\r\n")
+                    break
+                else:
+                    writer.write(b"500 what\r\n")
+        finally:
+            writer.close()
+
+    async def _group(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            rcpt = await asyncio.wait_for(reader.readline(), self.patience)
+        except TimeoutError:  # a client waiting for MAIL's reply: serve it one at a time
+            self.sequential += 1
+            writer.write(OK[0] + b"\r\n")
+            rcpt = await reader.readline()
+            to = rcpt.split(b"<")[-1].split(b">")[0].decode()
+            writer.write(self.script.get(to, OK)[1] + b"\r\n")
+            assert (await reader.readline()).startswith(b"DATA")
+            writer.write(self.script.get(to, OK)[2] + b"\r\n")
+        else:
+            self.grouped += 1
+            to = rcpt.split(b"<")[-1].split(b">")[0].decode()
+            assert (await reader.readline()).startswith(b"DATA")
+            if self.hang_up_after_group:
+                writer.close()
+                return
+            writer.write(b"".join(reply + b"\r\n" for reply in self.script.get(to, OK)))
+        if not self.script.get(to, OK)[2].startswith(b"354"):
+            return
+        lines = []
+        while (line := await reader.readline()) != b".\r\n":
+            if not line:  # the client hung up mid-message
+                return
+            lines.append(line[1:] if line.startswith(b".") else line)
+        self.received.append(b"".join(lines))
+        writer.write(self.final)
+
+
+async def with_scripted(server: Scripted, client: Callable[[int], Awaitable[T]]) -> T:
+    """Run *client* against *server* on a free loopback port, in this event loop."""
+    listening = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    async with listening:
+        return await client(listening.sockets[0].getsockname()[1])
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_the_commands_go_together_and_the_bodies_arrive_intact(loop: str) -> None:
+    names = sorted(TRICKY)
+    server = Scripted()  # no patience: a client that waits for MAIL's reply hangs
+    kind = run_on(loop, with_scripted(server, lambda port: send_all_pipelined(
+        port, [TRICKY[n] for n in names])))
+    assert kind is smtpdata.PipeliningProtocol
+    assert (server.grouped, server.sequential) == (len(names), 0)
+    assert server.received == [as_received(TRICKY[n]) for n in names]
+
+
+def test_the_scripted_server_would_hang_a_client_that_waits() -> None:
+    """The test above can fail: a client that waits for each reply meets a timeout."""
+    async def waiting(port: int) -> None:
+        smtp = await connect(port, timeout=0.5)
+        with pytest.raises(aiosmtplib.SMTPTimeoutError):
+            await smtpdata.mail(smtp, SENDER, [])
+        smtp.close()
+
+    asyncio.run(with_scripted(Scripted(), waiting))
+
+
+REFUSALS: list[tuple[Replies, type[Exception], int]] = [
+    ((b"550 sender refused", b"503 need MAIL", b"503 need RCPT"),
+     aiosmtplib.SMTPSenderRefused, 550),
+    ((b"250 ok", b"550 5.1.1 no such user", b"554 no valid recipients"),
+     aiosmtplib.SMTPRecipientRefused, 550),
+    ((b"250 ok", b"451 4.7.1 greylisted", b"554 no valid recipients"),
+     aiosmtplib.SMTPRecipientRefused, 451),
+    ((b"250 ok", b"250 ok", b"452 4.3.1 out of space"), aiosmtplib.SMTPDataError, 452),
+    # accepted DATA after refusing the only recipient (RFC 2920 says it must not): the
+    # message is ended at once, empty, and the refusal raised
+    ((b"250 ok", b"550 no such user", b"354 go ahead"), aiosmtplib.SMTPRecipientRefused, 550),
+]
+
+
+@pytest.mark.parametrize(("replies", "error", "code"), REFUSALS)
+def test_a_refusal_raises_what_aiosmtplib_raises_and_the_link_carries_on(
+        replies: Replies, error: type[aiosmtplib.SMTPResponseException], code: int) -> None:
+    server = Scripted({"refused@example.org": replies})
+
+    async def client(port: int) -> None:
+        smtp = await connect(port)
+        with pytest.raises(error) as raised:
+            await pipelined_send(smtp, b"Subject: no\r\n\r\nsecret\r\n", "refused@example.org")
+        assert raised.value.code == code
+        assert smtp.is_connected
+        await smtp.rset()  # as SmtpTransport does after a failed transaction
+        assert (await pipelined_send(smtp, b"Subject: yes\r\n\r\nhello\r\n")).code == 250
+        await smtp.quit()
+
+    asyncio.run(with_scripted(server, client))
+    ended_empty = [b""] if replies[2].startswith(b"354") else []
+    assert server.received == [*ended_empty, b"Subject: yes\r\n\r\nhello\r\n"]
+
+
+@pytest.mark.parametrize(("server", "error"), [
+    (Scripted({RECIPIENT: (b"421 4.3.2 shutting down", b"421 closing", b"421 closing")}),
+     aiosmtplib.SMTPSenderRefused),
+    (Scripted({RECIPIENT: (b"250 ok", b"this is not SMTP", b"354 go")}),
+     aiosmtplib.SMTPResponseException),
+    (Scripted(hang_up_after_group=True), aiosmtplib.SMTPServerDisconnected),
+    (Scripted(final=b"250-kept, and\r\n"), aiosmtplib.SMTPTimeoutError),  # never ends
+])
+def test_a_broken_exchange_raises_and_closes_the_link(server: Scripted,
+                                                      error: type[Exception]) -> None:
+    async def client(port: int) -> bool:
+        smtp = await connect(port, timeout=0.5)
+        with pytest.raises(error):
+            await pipelined_send(smtp, b"Subject: x\r\n\r\nbody\r\n")
+        return smtp.is_connected  # read now: the server hangs up when the test ends
+
+    # replies out of step, or a server going away: nothing more goes over this link
+    assert not asyncio.run(with_scripted(server, client))
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "starttls"])
+def test_aiosmtpd_receives_pipelined_messages_intact(loop: str, tls: bool) -> None:
+    names = sorted(TRICKY)
+    with SmtpServer(tls="starttls" if tls else None) as running:
+        kind = run_on(loop, send_all_pipelined(running.port, [TRICKY[n] for n in names],
+                                               ca_file=running.ca_file if tls else None))
+        assert kind is smtpdata.PipeliningProtocol
+        assert [r.data for r in running.received] == [as_received(TRICKY[n]) for n in names]
+
+
+def test_smtp_sink_receives_pipelined_messages_intact(sink: Sink) -> None:
+    messages = [TRICKY[n] for n in sorted(TRICKY)]
+    kind = asyncio.run(send_all_pipelined(sink.port, messages))
+    assert kind is smtpdata.PipeliningProtocol  # smtp-sink offers PIPELINING
+    expected = sorted(as_received(m).replace(b"\r\n", b"\n") for m in messages)
+    assert sorted(sink.messages(len(messages))) == expected
+
+
+def test_without_the_extension_nothing_is_pipelined() -> None:
+    async def client(port: int) -> tuple[bytes | None, type]:
+        smtp = await connect(port)
+        try:
+            return smtpdata.pipelined(smtp, SENDER, RECIPIENT, b"x\r\n"), type(smtp.protocol)
+        finally:
+            await smtp.quit()
+
+    with SmtpServer(pipelining=False) as running:
+        assert asyncio.run(client(running.port)) == (None, SMTPProtocol)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_smtp_pipelining_false_sends_one_command_at_a_time(pipelining: bool) -> None:
+    server = Scripted(patience=0.3)  # serves both kinds of client, and counts them
+
+    async def client(port: int) -> list[Outcome]:
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5,
+                                concurrency=1, pipelining=pipelining)
+        outcomes: list[Outcome] = []
+
+        async def record(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+
+        async def messages() -> AsyncIterator[Outgoing]:
+            for n in range(3):
+                yield Outgoing(f"k{n}", SENDER, f"r{n}@example.org",
+                               b"Subject: x\r\n\r\nbody\r\n")
+
+        await SmtpTransport(settings).deliver(messages(), record)
+        return outcomes
+
+    outcomes = asyncio.run(with_scripted(server, client))
+    assert [o.status for o in outcomes] == ["sent"] * 3
+    assert (server.grouped, server.sequential) == ((3, 0) if pipelining else (0, 3))

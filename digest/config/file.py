@@ -157,6 +157,7 @@ class SmtpModel(_Strict):
     give_up_days: Number = Field(default=5, gt=0, le=366)
     lease_seconds: Number = Field(default=60, ge=1, le=3600)
     claim_batch: Whole = Field(default=200, ge=1, le=100_000)
+    pipelining: bool = True
     ca_file: Path | None = None
 
 

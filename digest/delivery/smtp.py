@@ -2,7 +2,8 @@
 
 `concurrency` workers each own one connection at a time. A worker takes a message, opens a
 connection if it has none (or its connection is worn out: dropped, or `per_connection`
-messages old), runs MAIL / RCPT / DATA, records the outcome, then takes the next message.
+messages old), runs MAIL / RCPT / DATA (written together where the server offers
+PIPELINING, see smtpdata), records the outcome, then takes the next message.
 A message that failed for a transient reason goes back to the run's queue (digest.dispatch)
 with a not-before time, so no connection sits idle waiting out its delay.
 
@@ -87,10 +88,11 @@ def _cert_hint(error: ssl.SSLCertVerificationError) -> str:
 class _Connection:
     """One open SMTP session, and how many transactions it has carried."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, number: int) -> None:
+    def __init__(self, smtp: aiosmtplib.SMTP, number: int, pipelining: bool = True) -> None:
         self.smtp = smtp
         self.number = number
         self.used = 0
+        self.pipelining = pipelining  # smtp.pipelining: where the server offers it
 
     def worn(self, per_connection: int) -> bool:
         return self.used >= per_connection or not self.smtp.is_connected
@@ -105,11 +107,19 @@ class _Connection:
             options.append("BODY=8BITMIME")
         during = "MAIL"
         try:
-            await smtpdata.mail(smtp, message.sender, options)
-            during = "RCPT"
-            await smtpdata.rcpt(smtp, message.recipient)
-            during = "DATA"
-            response = await smtpdata.data(smtp, message.data)  # no regex pass: CRLF already
+            wire = smtpdata.pipelined(smtp, message.sender, message.recipient,
+                                      message.data) if self.pipelining else None
+            if wire is not None:  # the server takes MAIL, RCPT and DATA in one write
+                during = "MAIL, RCPT and DATA"
+                await smtpdata.envelope(smtp, message.sender, options, message.recipient)
+                during = "the message data"
+                response = await smtpdata.content(smtp, wire)
+            else:
+                await smtpdata.mail(smtp, message.sender, options)
+                during = "RCPT"
+                await smtpdata.rcpt(smtp, message.recipient)
+                during = "DATA"
+                response = await smtpdata.data(smtp, message.data)  # no regex: CRLF already
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             await self._reset()
             return _failure(exc, during)
@@ -286,7 +296,7 @@ class SmtpTransport:
         log.log(level, "connection %d to %s open (%s%s)", links.opened, self._where,
                 self._settings.security,
                 f", as {self._settings.username}" if self._settings.username else "")
-        return _Connection(smtp, links.opened)
+        return _Connection(smtp, links.opened, self._settings.pipelining)
 
     def client(self, local_hostname: str = "localhost") -> aiosmtplib.SMTP:
         """The (unconnected) aiosmtplib client a connection starts from: `digest check`
