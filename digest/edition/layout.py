@@ -32,7 +32,7 @@ import jinja2
 
 from ..config import Site
 from ..errors import ConfigError, Problem
-from ..posts.content import MAX_DEPTH, nesting_depth
+from ..posts.content import MAX_DEPTH, nest
 from ..util import builtin
 from ..util.builtin import compiled, failed
 from . import clip
@@ -133,23 +133,31 @@ class LaidOutEdition:
     context: dict[str, Any]  # the template variables but `recipient`
     skeleton: Skeleton
     placeholder: re.Pattern[str] = field(compare=False, repr=False)
+    # Layout._variant: renders (and caches) the bodies of one Key
+    lay_out: Callable[[LaidOutEdition, Shape, bool], Variant] = field(compare=False,
+                                                                      repr=False)
     # rendered bodies by Key, filled on first use; a cache, not state
     variants: dict[Key, Variant] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The text body for previews: `{recipient.email}` and so on where values go."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].text)
+        return self.placeholder.sub(r"{recipient.\1}", self._every().text)
 
     @property
     def html(self) -> str:
         """The HTML body for previews, marked like `text`."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].html)
+        return self.placeholder.sub(r"{recipient.\1}", self._every().html)
 
     @property
     def shown(self) -> int:
         """How many of the edition's posts fit the budget (for a recipient with every value)."""
-        return self.variants[EVERY_VALUE, False].shown
+        return self._every().shown
+
+    def _every(self) -> Variant:
+        """The bodies for a recipient with every value set, which previews show: laid out
+        now if the edition was laid out for a send whose recipients lack one."""
+        return self.lay_out(self, EVERY_VALUE, False)
 
 
 def format_date(value: datetime, fmt: str | None = None) -> str:
@@ -222,6 +230,40 @@ def _remembered_wordwrap(wordwrap: Callable[..., str]) -> Callable[..., str]:
     return wrap
 
 
+KEPT = 10_000  # lines remembered (_Depths, Body.encode's): a send's editions use ~2,000
+
+
+class _Depths:
+    """`nesting_depth` of each page laid out, walked by lines (cut after a tag that ends a
+    line, so that no tag is cut), each line's walk from the elements open before it
+    remembered. Why: a send's pages are made of the same few thousand lines, the
+    template's and the posts', and walking each page's ~500 tags was a fifth of its
+    layout. Same answer as nesting_depth, for any page (tests/test_render.py)."""
+
+    def __init__(self, stop: int) -> None:
+        self.stop = stop
+        self.walks: dict[tuple[tuple[str, ...], str], tuple[tuple[str, ...], int]] = {}
+
+    def __call__(self, page: str) -> int:
+        """How deep elements nest in *page*; past `stop`, some depth over it."""
+        walks, stop = self.walks, self.stop
+        if len(walks) > KEPT:
+            walks.clear()
+        *lines, last = page.split(">\n")
+        inside: tuple[str, ...] = ()
+        deepest = 0
+        for line in lines:
+            walk = walks.get((inside, line))
+            if walk is None:  # the line as it is in the page: its ">" back, the "\n" no tag
+                walk = walks[inside, line] = nest(line + ">", inside, stop)
+            inside, depth = walk
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop:
+                    return deepest
+        return max(deepest, nest(last, inside, stop)[1])
+
+
 class Layout:
     """Templates loaded once; `edition` per distinct body, `message` per recipient."""
 
@@ -240,6 +282,9 @@ class Layout:
         if settings.dkim is not None:
             check_dkim_key(settings.dkim)
         self._date: tuple[datetime, bytes] | None = None  # a run's messages share one Date
+        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+        self._depth = _Depths(2 * MAX_DEPTH)
+        self._lines: dict[str, bytes] = {}  # quoted-printable lines, for Body.encode
 
     def _load(self, name: str) -> jinja2.Template:
         return compiled(self._env, name)
@@ -253,9 +298,11 @@ class Layout:
                 ValueError) as exc:
             raise failed(exc, template, "template error") from None
 
-    def edition(self, edition: Edition) -> LaidOutEdition:
-        """Subject, headers and body of an edition (rendered now for a recipient with every
-        value set, so that a template's errors show before the first message)."""
+    def edition(self, edition: Edition, first: Recipient | None = None) -> LaidOutEdition:
+        """Subject, headers and body of an edition, rendered now so that a template's errors
+        show before the first message: for *first*, the recipient a send gives it to first,
+        or else for a recipient with every value set, as previews show it. (A send whose
+        recipients have no name once rendered it twice: for them, and for that check.)"""
         if not edition.posts:
             raise ValueError("an edition needs at least one post")
         archive = check_url(edition.archive_url) if edition.archive_url else None
@@ -281,8 +328,13 @@ class Layout:
             repr((start, end, edition.followed, [p.url for p in posts])).encode()).hexdigest()[:24]
         skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
                                   list_id=self._list_id, lang=self._lang, boundary=boundary)
-        rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder)
-        self._variant(rendered, EVERY_VALUE, False)
+        rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder,
+                                  self._variant)
+        if first is None:
+            self._variant(rendered, EVERY_VALUE, False)
+        else:
+            first = checked(first)
+            self._variant(rendered, _shape(first), clip.wide(present(first)))
         return rendered
 
     def _variant(self, rendered: LaidOutEdition, shape: Shape, wide: bool) -> Variant:
@@ -323,8 +375,10 @@ class Layout:
                         fits(0)  # even so it is over: all the digest has is the link to them
             context, page = pages[count]
             text = _normalise(self._fill(TEXT, context))
-            variant = Variant(text, page, Body.encode(text, self._placeholder),
-                              Body.encode(page, self._placeholder), count)
+            if len(self._lines) > KEPT:
+                self._lines.clear()
+            variant = Variant(text, page, Body.encode(text, self._placeholder, self._lines),
+                              Body.encode(page, self._placeholder, self._lines), count)
             rendered.variants[shape, wide] = variant
         return variant
 
@@ -342,8 +396,7 @@ class Layout:
     def _page(self, context: dict[str, Any]) -> str:
         """The HTML body, its CSS inlined, "\n" line ends."""
         page = self._fill(HTML, context)
-        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
-        if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+        if self._depth(page) > 2 * MAX_DEPTH:
             raise ConfigError([Problem(
                 Path(self._templates[HTML].filename or HTML), None,
                 f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
