@@ -311,6 +311,18 @@ def test_an_override_folder_replaces_one_template_and_keeps_the_others(tmp_path:
     assert "Read the full job" in page
 
 
+@pytest.mark.parametrize(("written", "sent"), [
+    ("Hi  \t\n\n\n\n{{ count }} new\r\nbye \n\n", "Hi\n\n1 new\nbye\n"),
+    ("\n\nHi\n\n{{ count }}\rnew\n", "Hi\n\n1\nnew\n"),
+    ("Hi\n", "Hi\n"),
+])
+def test_the_text_part_loses_trailing_spaces_and_runs_of_blank_lines(
+        tmp_path: Path, written: str, sent: str) -> None:
+    (tmp_path / "digest.txt.j2").write_bytes(written.encode())
+    text, _page = bodies(edition(), templates=tmp_path)
+    assert text == sent
+
+
 def test_a_template_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     broken = tmp_path / "digest.html.j2"
     broken.write_text("<p>\n{{ count }}\n{% for post in posts %}\n", encoding="utf-8")
