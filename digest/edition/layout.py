@@ -292,6 +292,8 @@ class Layout:
         # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
         self._depth = _Depths(2 * MAX_DEPTH)
         self._lines: dict[str, bytes] = {}  # quoted-printable lines, for Body.encode
+        # each post as the templates see it, made once: a post is in many editions
+        self._views: dict[DigestPost, PostView] = {}
 
     def _load(self, name: str) -> jinja2.Template:
         return compiled(self._env, name)
@@ -314,7 +316,7 @@ class Layout:
             raise ValueError("an edition needs at least one post")
         archive = check_url(edition.archive_url) if edition.archive_url else None
         site, (one, many) = self.settings.site, self.settings.noun
-        posts = sorted((view(p, site) for p in edition.posts), key=lambda p: p.date,
+        posts = sorted(map(self._view, edition.posts), key=lambda p: p.date,
                        reverse=True)
         followed = None if edition.followed is None else tuple(
             t for t in dict.fromkeys(one_line(t) for t in edition.followed) if t)
@@ -343,6 +345,14 @@ class Layout:
             first = checked(first)
             self._variant(rendered, _shape(first), clip.wide(present(first)))
         return rendered
+
+    def _view(self, post: DigestPost) -> PostView:
+        found = self._views.get(post)
+        if found is None:
+            if len(self._views) > KEPT:
+                self._views.clear()
+            found = self._views[post] = view(post, self.settings.site)
+        return found
 
     def _variant(self, rendered: LaidOutEdition, shape: Shape, wide: bool) -> Variant:
         """The bodies for recipients of *shape*, with as many posts as fit the budget:
