@@ -21,6 +21,7 @@ from conftest import PROJECT, make_site, post
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from digest.edition.layout import _Depths
 from digest.posts.content import (
     MAX_DEPTH,
     nesting_depth,
@@ -139,3 +140,18 @@ _PIECES = st.sampled_from(["<", ">", "/", "/>", "</", "<div", "<p", "<br", "<LI"
 @given(st.lists(_PIECES, max_size=60).map("".join), st.integers(1, 30))
 def test_the_greedy_tokenizer_counts_as_the_lazy_one(fragment: str, stop: int) -> None:
     assert nesting_depth(fragment, stop) == _depth_lazy(fragment, stop)
+
+
+_LINES = st.lists(st.lists(_PIECES | st.just(">\n"), max_size=40).map("".join), min_size=1,
+                  max_size=4)
+
+
+@settings(max_examples=300)
+@given(_LINES, st.integers(1, 30))
+def test_a_layout_walks_its_pages_by_lines_as_deep_as_nesting_depth(pages: list[str],
+                                                                    stop: int) -> None:
+    """The email pages' guard remembers each line's walk from the elements open before it
+    (several pages sharing what it remembers, as a send's pages do): same depths."""
+    depth = _Depths(stop)
+    for page in pages + pages:
+        assert depth(page) == nesting_depth(page, stop)

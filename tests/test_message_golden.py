@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from digest.delivery import smtpdata
 from digest.edition.layout import DigestPost, DkimKey, Recipient
-from digest.edition.message import qp, qp_encoded
+from digest.edition.message import qp, qp_encoded, qp_lines
 from digest.errors import MessageError
 from digest.posts.sanitize import sanitize
 from digest.subscribers.tokens import Signer
@@ -121,6 +121,19 @@ def test_qp_is_qp_encoded_for_any_text(text: str, joined: bool) -> None:
 @given(st.text(st.sampled_from(" !.=<>~a\t"), min_size=1, max_size=80), st.booleans())
 def test_qp_is_qp_encoded_for_text_near_the_shortcut(text: str, joined: bool) -> None:
     assert qp(text, joined=joined) == qp_encoded(text, joined=joined)
+
+
+_LINE = st.text(st.sampled_from(" \t.=aé~\x00\r"), max_size=170)
+
+
+@given(st.lists(st.lists(_LINE, max_size=6).map("\n".join), min_size=1, max_size=4),
+       st.booleans())
+def test_qp_by_remembered_lines_is_qp_encoded(texts: list[str], joined: bool) -> None:
+    """Body.encode's encoding line by line, lines seen before looked up (several texts
+    sharing what they remember, as a send's bodies do): the same bytes as b2a_qp whole."""
+    seen: dict[str, bytes] = {}
+    for text in texts + texts:
+        assert qp_lines(text, seen, joined=joined) == qp_encoded(text, joined=joined)
 
 
 def dotty_posts() -> tuple[DigestPost, ...]:

@@ -257,6 +257,27 @@ def test_an_edition_is_rendered_once_for_all_recipients_with_the_same_kind_of_va
     assert len(rendered.variants) == 2
 
 
+def test_an_edition_is_checked_for_the_first_recipient_a_send_gives_it_to() -> None:
+    r = renderer()
+    anon = Recipient("anon@example.net", None, "https://x.org/u/1", "https://x.org/p/1")
+    rendered = r.edition(edition(), anon)
+    assert len(rendered.variants) == 1  # for anon's kind alone: no copy with every value
+    for i in range(3):
+        r.message(rendered, Recipient(f"u{i}@example.net", None, f"https://x.org/u/{i}",
+                                      f"https://x.org/p/{i}"),
+                  message_id=f"<{i}@example.org>", date=datetime.now(TZ))
+    assert len(rendered.variants) == 1
+    assert "Hi {recipient.name}," in rendered.text  # a preview still shows every value
+    assert len(rendered.variants) == 2
+
+
+def test_a_template_error_shows_when_the_edition_is_laid_out_for_a_send(
+        tmp_path: Path) -> None:
+    (tmp_path / "digest.txt.j2").write_text("{{ posts[0].nope }}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="nope"):
+        renderer(tmp_path).edition(edition(), NO_WEB)
+
+
 def test_an_edition_shows_where_personal_values_go_for_previews() -> None:
     rendered = renderer().edition(edition())
     assert "Hi {recipient.name}," in rendered.text
@@ -290,6 +311,18 @@ def test_an_override_folder_replaces_one_template_and_keeps_the_others(tmp_path:
     assert "Read the full job" in page
 
 
+@pytest.mark.parametrize(("written", "sent"), [
+    ("Hi  \t\n\n\n\n{{ count }} new\r\nbye \n\n", "Hi\n\n1 new\nbye\n"),
+    ("\n\nHi\n\n{{ count }}\rnew\n", "Hi\n\n1\nnew\n"),
+    ("Hi\n", "Hi\n"),
+])
+def test_the_text_part_loses_trailing_spaces_and_runs_of_blank_lines(
+        tmp_path: Path, written: str, sent: str) -> None:
+    (tmp_path / "digest.txt.j2").write_bytes(written.encode())
+    text, _page = bodies(edition(), templates=tmp_path)
+    assert text == sent
+
+
 def test_a_template_syntax_error_names_the_file_and_line(tmp_path: Path) -> None:
     broken = tmp_path / "digest.html.j2"
     broken.write_text("<p>\n{{ count }}\n{% for post in posts %}\n", encoding="utf-8")
@@ -318,6 +351,24 @@ def test_a_python_error_in_a_template_names_the_file_and_line(tmp_path: Path) ->
     with pytest.raises(ConfigError) as caught:
         renderer(tmp_path).edition(edition())
     assert (caught.value.problems[0].path, caught.value.problems[0].line) == (broken, 2)
+
+
+@pytest.mark.parametrize("depth", [200, 201])
+def test_a_template_that_nests_too_deep_for_the_css_inliner_is_refused(tmp_path: Path,
+                                                                      depth: int) -> None:
+    """Posts come at most MAX_DEPTH deep; the page around them may take as much again,
+    no more (css-inline crashes the process on deep enough nesting)."""
+    deep = tmp_path / "digest.html.j2"
+    deep.write_text(f"{{% for i in range({depth}) %}}<div>\n{{% endfor %}}"
+                    "{{ recipient.email }}\n"
+                    f"{{% for i in range({depth}) %}}</div>\n{{% endfor %}}", encoding="utf-8")
+    if depth <= 200:
+        _text, page = bodies(edition(), templates=tmp_path)
+        assert page.count("<div>") == depth
+        return
+    with pytest.raises(ConfigError, match="nests elements more than 100 deep") as caught:
+        renderer(tmp_path).edition(edition())
+    assert caught.value.problems[0].path == deep
 
 
 def test_an_archive_link_that_is_not_a_plain_url_is_refused() -> None:

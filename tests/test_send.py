@@ -17,7 +17,7 @@ from digest.delivery.compose import edition_order
 from digest.delivery.outbox import MaildirTransport
 from digest.delivery.preview import dry_run, preview
 from digest.delivery.send import send, send_test
-from digest.edition.layout import Edition, LaidOutEdition, Layout
+from digest.edition.layout import Edition, LaidOutEdition, Layout, Recipient
 from digest.state.sendlog import SendLog
 from digest.state.store import Store
 from digest.subscribers.load import Packed, Subscriber
@@ -373,9 +373,10 @@ def test_batches_claimed_in_turn_share_editions_so_each_is_laid_out_once(
     laid_out: list[str] = []
     real = Layout.edition
 
-    def counted(self: Layout, edition: Edition) -> LaidOutEdition:
+    def counted(self: Layout, edition: Edition, first: Recipient | None = None
+                ) -> LaidOutEdition:
         laid_out.append(" ".join(edition.followed or ()))
-        return real(self, edition)
+        return real(self, edition, first)
 
     monkeypatch.setattr(Layout, "edition", counted)
     report = send(load_config(cfg), as_of=MONDAY,
@@ -384,6 +385,28 @@ def test_batches_claimed_in_turn_share_editions_so_each_is_laid_out_once(
     assert sorted(laid_out) == sorted(tags)  # each once
     sent = [str(m["To"].addresses[0].addr_spec) for m in outbox(cfg)]
     assert sorted(sent) == sorted(str(s["email"]) for s in subscribers)  # everyone, once
+
+
+def test_a_send_lays_each_edition_out_for_its_recipients_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recipients without a name: each edition's page is laid out once, for them, not a
+    second time for a recipient with every value (which only previews show)."""
+    subscribers = [{"email": f"u{n}-{tag}@example.org", "tags": [tag]}
+                   for n in range(3) for tag in ("union", "analytics")]
+    cfg = digest_site(tmp_path, subscribers=subscribers)
+    pages: list[bool] = []
+    real = Layout._page
+
+    def counted(self: Layout, context: dict[str, Any]) -> str:
+        pages.append(context["recipient"].name is not None)
+        return real(self, context)
+
+    monkeypatch.setattr(Layout, "_page", counted)
+    report = send(load_config(cfg), as_of=MONDAY,
+                  transport=MaildirTransport(tmp_path / "state" / "outbox"))
+    assert report.runs[0].counts == {"sent": 6}
+    assert pages == [False, False]  # two editions, each laid out once, for no name
+    assert all(m["To"].addresses[0].display_name == "" for m in outbox(cfg))
 
 
 def test_edition_order_groups_by_the_tags_in_force() -> None:

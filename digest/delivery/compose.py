@@ -134,7 +134,10 @@ class Composer:
             self.by_tags[key] = found
         return found
 
-    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window) -> LaidOutEdition:
+    def edition(self, sub: Subscriber, picked: tuple[int, ...], period: Window,
+                first: Recipient | None = None) -> LaidOutEdition:
+        """*sub*'s edition, laid out on first use for *first* (the recipient a send gives
+        it to first: Layout.edition) or, without one, as previews show it."""
         key = (sub.tags, sub.exclude_tags, picked)
         rendered = self.editions.get(key)
         if rendered is not None:
@@ -143,7 +146,7 @@ class Composer:
             edition = Edition(period_start=period.start, period_end=period.end,
                               posts=tuple(self.items[i] for i in picked),
                               followed=sub.tags, archive_url=self.archive_url(picked))
-            rendered = self.s.layout.edition(edition)
+            rendered = self.s.layout.edition(edition, first)
             self.laid_out += 1
             self.editions[key] = rendered
             if len(self.editions) > EDITIONS_KEPT:
@@ -196,10 +199,11 @@ class Composer:
 
     def compose(self, sub: Subscriber, picked: tuple[int, ...], period: Window, *,
                 to: str | None = None, message_id: str | None = None) -> Outgoing:
-        rendered = self.edition(sub, picked, period)
-        data = self.s.layout.message(rendered, self.recipient(sub, to),
-                                       message_id=message_id or self.message_id(sub.key),
-                                       date=self.s.as_of)
+        recipient = self.recipient(sub, to)
+        rendered = self.edition(sub, picked, period, recipient)
+        data = self.s.layout.message(rendered, recipient,
+                                     message_id=message_id or self.message_id(sub.key),
+                                     date=self.s.as_of)
         return Outgoing(key=sub.key, sender=self.envelope_sender(sub.key),
                         recipient=to or sub.email,
                         data=data)

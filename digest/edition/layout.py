@@ -32,7 +32,7 @@ import jinja2
 
 from ..config import Site
 from ..errors import ConfigError, Problem
-from ..posts.content import MAX_DEPTH, nesting_depth
+from ..posts.content import MAX_DEPTH, nest
 from ..util import builtin
 from ..util.builtin import compiled, failed
 from . import clip
@@ -133,23 +133,31 @@ class LaidOutEdition:
     context: dict[str, Any]  # the template variables but `recipient`
     skeleton: Skeleton
     placeholder: re.Pattern[str] = field(compare=False, repr=False)
+    # Layout._variant: renders (and caches) the bodies of one Key
+    lay_out: Callable[[LaidOutEdition, Shape, bool], Variant] = field(compare=False,
+                                                                      repr=False)
     # rendered bodies by Key, filled on first use; a cache, not state
     variants: dict[Key, Variant] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def text(self) -> str:
         """The text body for previews: `{recipient.email}` and so on where values go."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].text)
+        return self.placeholder.sub(r"{recipient.\1}", self._every().text)
 
     @property
     def html(self) -> str:
         """The HTML body for previews, marked like `text`."""
-        return self.placeholder.sub(r"{recipient.\1}", self.variants[EVERY_VALUE, False].html)
+        return self.placeholder.sub(r"{recipient.\1}", self._every().html)
 
     @property
     def shown(self) -> int:
         """How many of the edition's posts fit the budget (for a recipient with every value)."""
-        return self.variants[EVERY_VALUE, False].shown
+        return self._every().shown
+
+    def _every(self) -> Variant:
+        """The bodies for a recipient with every value set, which previews show: laid out
+        now if the edition was laid out for a send whose recipients lack one."""
+        return self.lay_out(self, EVERY_VALUE, False)
 
 
 def format_date(value: datetime, fmt: str | None = None) -> str:
@@ -181,8 +189,15 @@ def _shorten(subject: str) -> str:
 
 
 def _normalise(text: str) -> str:
+    """"\n" line ends, no trailing spaces, no runs of blank lines. Each regex only where
+    a substring search (C speed) finds its work: there is none in what the built-in
+    template makes, and the two passes were a tenth of laying out an edition."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return _BLANK_LINES.sub("\n\n", _TRAILING_SPACE.sub("\n", text)).strip("\n") + "\n"
+    if " \n" in text or "\t\n" in text:
+        text = _TRAILING_SPACE.sub("\n", text)
+    if "\n\n\n" in text:
+        text = _BLANK_LINES.sub("\n\n", text)
+    return text.strip("\n") + "\n"
 
 
 def mail_environment(templates: Path | None) -> jinja2.Environment:
@@ -222,6 +237,41 @@ def _remembered_wordwrap(wordwrap: Callable[..., str]) -> Callable[..., str]:
     return wrap
 
 
+KEPT = 10_000  # entries a Layout remembers of each kind (lines walked, lines encoded, post
+# views) before it starts afresh: the bench send (548 editions) used ~2,000 of each
+
+
+class _Depths:
+    """`nesting_depth` of each page laid out, walked by lines (cut after a tag that ends a
+    line, so that no tag is cut), each line's walk from the elements open before it
+    remembered. Why: a send's pages are made of the same few thousand lines, the
+    template's and the posts', and walking each page's ~500 tags was a fifth of its
+    layout. Same answer as nesting_depth, for any page (tests/test_deep_html.py)."""
+
+    def __init__(self, stop: int) -> None:
+        self.stop = stop
+        self.walks: dict[tuple[tuple[str, ...], str], tuple[tuple[str, ...], int]] = {}
+
+    def __call__(self, page: str) -> int:
+        """How deep elements nest in *page*; past `stop`, some depth over it."""
+        walks, stop = self.walks, self.stop
+        if len(walks) > KEPT:
+            walks.clear()
+        *lines, last = page.split(">\n")
+        inside: tuple[str, ...] = ()
+        deepest = 0
+        for line in lines:
+            walk = walks.get((inside, line))
+            if walk is None:  # the line as it is in the page: its ">" back, the "\n" no tag
+                walk = walks[inside, line] = nest(line + ">", inside, stop)
+            inside, depth = walk
+            if depth > deepest:
+                deepest = depth
+                if deepest > stop:
+                    return deepest
+        return max(deepest, nest(last, inside, stop)[1])
+
+
 class Layout:
     """Templates loaded once; `edition` per distinct body, `message` per recipient."""
 
@@ -240,6 +290,11 @@ class Layout:
         if settings.dkim is not None:
             check_dkim_key(settings.dkim)
         self._date: tuple[datetime, bytes] | None = None  # a run's messages share one Date
+        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
+        self._depth = _Depths(2 * MAX_DEPTH)
+        self._lines: dict[str, bytes] = {}  # quoted-printable lines, for Body.encode
+        # each post as the templates see it, made once: a post is in many editions
+        self._views: dict[DigestPost, PostView] = {}
 
     def _load(self, name: str) -> jinja2.Template:
         return compiled(self._env, name)
@@ -253,14 +308,16 @@ class Layout:
                 ValueError) as exc:
             raise failed(exc, template, "template error") from None
 
-    def edition(self, edition: Edition) -> LaidOutEdition:
-        """Subject, headers and body of an edition (rendered now for a recipient with every
-        value set, so that a template's errors show before the first message)."""
+    def edition(self, edition: Edition, first: Recipient | None = None) -> LaidOutEdition:
+        """Subject, headers and body of an edition, rendered now so that a template's errors
+        show before the first message: for *first*, the recipient a send gives it to first,
+        or else for a recipient with every value set, as previews show it. (A send whose
+        recipients have no name once rendered it twice: for them, and for that check.)"""
         if not edition.posts:
             raise ValueError("an edition needs at least one post")
         archive = check_url(edition.archive_url) if edition.archive_url else None
         site, (one, many) = self.settings.site, self.settings.noun
-        posts = sorted((view(p, site) for p in edition.posts), key=lambda p: p.date,
+        posts = sorted(map(self._view, edition.posts), key=lambda p: p.date,
                        reverse=True)
         followed = None if edition.followed is None else tuple(
             t for t in dict.fromkeys(one_line(t) for t in edition.followed) if t)
@@ -281,9 +338,22 @@ class Layout:
             repr((start, end, edition.followed, [p.url for p in posts])).encode()).hexdigest()[:24]
         skeleton = Skeleton.build(sender=self._sender, subject=fold("Subject", subject),
                                   list_id=self._list_id, lang=self._lang, boundary=boundary)
-        rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder)
-        self._variant(rendered, EVERY_VALUE, False)
+        rendered = LaidOutEdition(edition, subject, context, skeleton, self._placeholder,
+                                  self._variant)
+        if first is None:
+            self._variant(rendered, EVERY_VALUE, False)
+        else:
+            first = checked(first)
+            self._variant(rendered, _shape(first), clip.wide(present(first)))
         return rendered
+
+    def _view(self, post: DigestPost) -> PostView:
+        found = self._views.get(post)
+        if found is None:
+            if len(self._views) > KEPT:
+                self._views.clear()
+            found = self._views[post] = view(post, self.settings.site)
+        return found
 
     def _variant(self, rendered: LaidOutEdition, shape: Shape, wide: bool) -> Variant:
         """The bodies for recipients of *shape*, with as many posts as fit the budget:
@@ -323,8 +393,10 @@ class Layout:
                         fits(0)  # even so it is over: all the digest has is the link to them
             context, page = pages[count]
             text = _normalise(self._fill(TEXT, context))
-            variant = Variant(text, page, Body.encode(text, self._placeholder),
-                              Body.encode(page, self._placeholder), count)
+            if len(self._lines) > KEPT:
+                self._lines.clear()
+            variant = Variant(text, page, Body.encode(text, self._placeholder, self._lines),
+                              Body.encode(page, self._placeholder, self._lines), count)
             rendered.variants[shape, wide] = variant
         return variant
 
@@ -342,8 +414,7 @@ class Layout:
     def _page(self, context: dict[str, Any]) -> str:
         """The HTML body, its CSS inlined, "\n" line ends."""
         page = self._fill(HTML, context)
-        # posts arrive at most MAX_DEPTH deep (render_post); deeper still is the template
-        if nesting_depth(page, 2 * MAX_DEPTH) > 2 * MAX_DEPTH:
+        if self._depth(page) > 2 * MAX_DEPTH:
             raise ConfigError([Problem(
                 Path(self._templates[HTML].filename or HTML), None,
                 f"the HTML template nests elements more than {MAX_DEPTH} deep, which "
@@ -373,11 +444,13 @@ class Layout:
         recipient = checked(recipient)
         text_values, html_values, wide = {}, {}, False
         for key, value in present(recipient).items():
-            text_values[key] = qp(value, joined=True)
+            text_values[key] = encoded = qp(value, joined=True)
             escaped = html.escape(value)
-            html_values[key] = qp(escaped, joined=True)
+            # most values (addresses, links) have nothing to escape: one encoding for both
+            html_values[key] = encoded if escaped == value else qp(escaped, joined=True)
             wide = wide or len(escaped.encode("utf-8")) > clip.RESERVE[key]
-        variant = self._variant(rendered, _shape(recipient), wide)
+        shape = _shape(recipient)
+        variant = rendered.variants.get((shape, wide)) or self._variant(rendered, shape, wide)
         raw = rendered.skeleton.assemble(
             to=address_header(recipient.name, recipient.email), date=self._date_header(date),
             message_id=message_id_header(message_id),

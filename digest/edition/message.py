@@ -219,6 +219,25 @@ def qp_encoded(text: str, *, joined: bool = False) -> bytes:
     return encoded.replace(b"\n", b"\r\n")
 
 
+def qp_lines(text: str, seen: dict[str, bytes], *, joined: bool = False) -> bytes:
+    """`qp`, the encoding of each whole line taken from *seen* (and kept there) rather than
+    made again. Why: b2a_qp encodes each line on its own (soft breaks, a space before the
+    line end), and the bodies of a send's editions are made of the same few thousand
+    lines, the template's and the posts': encoding a 40 KB body whole took 0.4 ms, a
+    quarter of laying out an edition; by lines, mostly looked up, a fifth of that."""
+    if "\n" not in text or "\r" in text:  # one line (or a CR, which b2a_qp takes for a line end)
+        return qp(text, joined=joined)
+    *lines, last = text.split("\n")
+    out = []
+    for line in lines:
+        encoded = seen.get(line)
+        if encoded is None:
+            encoded = seen[line] = qp_encoded(line + "\n")
+        out.append(encoded)
+    out.append(qp_encoded(last, joined=joined))
+    return b"".join(out)
+
+
 @dataclass(frozen=True)
 class Body:
     """A part's text encoded once, with a gap for a recipient's value before each chunk but
@@ -229,12 +248,15 @@ class Body:
     dotted: bool = True  # whether a chunk starts a line with "." (crlf.dotted)
 
     @classmethod
-    def encode(cls, text: str, placeholder: re.Pattern[str]) -> Body:
-        """*text* has "\\n" line ends; *placeholder* matches a gap and captures its name."""
+    def encode(cls, text: str, placeholder: re.Pattern[str],
+               seen: dict[str, bytes] | None = None) -> Body:
+        """*text* has "\\n" line ends; *placeholder* matches a gap and captures its name.
+        *seen*: encoded lines to reuse and add to (`qp_lines`), for a run of bodies."""
         pieces = placeholder.split(text)
         literal, names = pieces[0::2], pieces[1::2]
-        chunks = [qp(piece, joined=True) for piece in literal[:-1]]
-        chunks.append(qp(literal[-1]))
+        lines = {} if seen is None else seen
+        chunks = [qp_lines(piece, lines, joined=True) for piece in literal[:-1]]
+        chunks.append(qp_lines(literal[-1], lines))
         checked = tuple(crlf.clean(chunk) for chunk in chunks)
         return cls(checked, tuple(names), any(map(crlf.dotted, checked)))
 
@@ -244,10 +266,9 @@ class Body:
 
     def pieces(self, values: Mapping[str, bytes]) -> list[bytes]:
         """`fill`'s pieces, for joining into the whole message without a copy of the part."""
-        out = [self.chunks[0]]
-        for slot, chunk in zip(self.slots, self.chunks[1:], strict=True):
-            out.append(values[slot])
-            out.append(chunk)
+        out: list[bytes] = [b""] * (2 * len(self.chunks) - 1)
+        out[0::2] = self.chunks  # slice assignments: C loops, not two appends per gap
+        out[1::2] = [values[slot] for slot in self.slots]
         return out
 
 

@@ -150,9 +150,19 @@ def nesting_depth(fragment: str, stop: int = MAX_DEPTH, *,
     counts as nesting). Linear; returns as soon as the depth passes *stop*. *tags* finds
     the tags (group 1 the '/' of a close tag, group 2 the name): the tests compare
     tokenizers through it."""
-    stack: list[str] = []
+    return nest(fragment, (), stop, tags=tags)[1]
+
+
+def nest(fragment: str, inside: tuple[str, ...], stop: int = MAX_DEPTH, *,
+         tags: re.Pattern[str] = _TAG_TOKEN) -> tuple[tuple[str, ...], int]:
+    """`nesting_depth` of *fragment* coming after a part that left the elements *inside*
+    open (outermost first): the elements open after it, and how deep they went (counting
+    *inside*). A page can so be walked piece by piece, each piece's walk remembered."""
+    stack = list(inside)
     open_count: dict[str, int] = {}
-    deepest = 0
+    for name in stack:
+        open_count[name] = open_count.get(name, 0) + 1
+    deepest = len(stack)
     for match in tags.finditer(fragment):
         closing, name = match.group(1, 2)
         name = name.lower()
@@ -174,7 +184,7 @@ def nesting_depth(fragment: str, stop: int = MAX_DEPTH, *,
             deepest = len(stack)
             if deepest > stop:
                 break
-    return deepest
+    return tuple(stack), deepest
 
 
 def too_deep(fragment: str) -> bool:
