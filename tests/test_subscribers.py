@@ -452,6 +452,14 @@ def test_packed_subscribers_read_back_exactly_and_equal_a_tuple():
         packed[3]
 
 
+def test_packed_subscribers_repr_is_short_whatever_their_number():
+    """asyncio.Runner formats its main task, result included, when it exits: a repr of
+    every subscriber cost a send 0.2 s at 20,000 (and names them all)."""
+    packed = Packed(Subscriber(f"user{i}@example.org", None, None) for i in range(5000))
+    assert repr(packed) == "<Packed: 5000 subscribers>"
+    assert "user1@" not in repr(SubscriberList(packed, (), ()))
+
+
 def test_equal_tag_lists_share_one_tuple_however_they_are_written(tmp_path):
     text = ("- email: a@example.org\n  tags: [union, remote]\n"
             "- email: b@example.org\n  tags: union remote\n"
