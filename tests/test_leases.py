@@ -20,6 +20,8 @@ from conftest import PROJECT, STORES, config_of, make_site, store_config
 
 from digest.state.interface import Node, Outcome, Recorded, Run, RunAction, RunPost, SharedState
 from digest.state.open import open_state
+from digest.state.postgres import PostgresState
+from digest.state.sqlite import SqliteState
 
 START = datetime(2024, 6, 3, tzinfo=UTC)
 END = START + timedelta(days=7)
@@ -164,6 +166,8 @@ from datetime import datetime, timedelta, UTC
 from digest.config import load_config
 from digest.state.interface import Outcome, Recorded, RunPost
 from digest.state.open import open_state
+from digest.state.postgres import PostgresState
+from digest.state.sqlite import SqliteState
 from pathlib import Path
 config, what, start_at = load_config(Path(sys.argv[1])), sys.argv[2], float(sys.argv[3])
 state = open_state(config)
@@ -219,3 +223,24 @@ def test_nodes_claiming_at_once_serve_each_row_exactly_once(state: SharedState,
     keys = Counter(key for f in found for key in f["keys"])  # type: ignore[attr-defined]
     assert set(keys) == {f"u{i:03}" for i in range(300)} and set(keys.values()) == {1}
     assert state.counts(run) == {"sent": 300}
+
+
+def test_a_claim_reads_only_the_open_deliveries_in_order(state: SharedState) -> None:
+    """Through deliveries_open, not every delivery of the run sorted (or, on PostgreSQL,
+    read past every one already sent): a run's claims grew with the square of its size."""
+    run = _run(state, 400)
+    for _ in range(3):
+        state.record_many(run, [_sent(key) for key in _keys(state.claim(run, "a", 100, LONG))])
+    assert _keys(state.claim(run, "b", 10, LONG)) == [f"u{i:03}" for i in range(300, 310)]
+    if isinstance(state, SqliteState):
+        args = {"run": run.id, "now": time.time(), "since": None, "limit": 10}
+        plan = " ".join(row[3] for row in state.db.execute(
+            f"EXPLAIN QUERY PLAN SELECT rowid FROM deliveries WHERE {state._CLAIMABLE} "
+            "ORDER BY rowid LIMIT :limit", args))
+    else:
+        assert isinstance(state, PostgresState)
+        args = {"run": run.id, "now": time.time(), "since": None, "limit": 10}
+        plan = " ".join(row[0] for row in state._all(
+            f"EXPLAIN SELECT seq FROM deliveries WHERE {state._CLAIMABLE} ORDER BY seq "
+            "LIMIT %(limit)s FOR UPDATE SKIP LOCKED", args))
+    assert "deliveries_open" in plan and "TEMP B-TREE" not in plan and "Sort" not in plan

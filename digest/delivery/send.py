@@ -333,7 +333,7 @@ class GroupCommit(Generic[T]):
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
-            loop.call_soon(self._flush)  # after every task already woken in this turn
+            loop.call_soon(loop.call_soon, self._flush)  # EXPERIMENT
         done = self._done
         self._rows.append(row)
         await asyncio.shield(done)  # one caller cancelled must not cancel the others' commit

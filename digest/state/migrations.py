@@ -187,6 +187,12 @@ MIGRATIONS = (
     DROP TABLE subscribers_snapshot;
     ALTER TABLE subscribers_snapshot_new RENAME TO subscribers_snapshot;
     """,
+    # 0.13: the deliveries still open, in the order they were added, for claiming a batch
+    # (sendlog.claim): through deliveries_state a claim read every delivery of the run and
+    # sorted them, so a run's claims grew with the square of its size
+    """
+    CREATE INDEX deliveries_open ON deliveries(run_id) WHERE state IN ('pending', 'deferred');
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index
