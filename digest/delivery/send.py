@@ -333,7 +333,10 @@ class GroupCommit(Generic[T]):
         if self._done is None:
             loop = asyncio.get_running_loop()
             self._done = loop.create_future()
-            loop.call_soon(loop.call_soon, self._flush)  # EXPERIMENT
+            # after every task woken in this turn and the next: with pipelined SMTP a
+            # connection's reply seldom comes in the same turn as another's (3,499 commits
+            # per 20,000 messages this way, 6,346 flushing after this turn only)
+            loop.call_soon(loop.call_soon, self._flush)
         done = self._done
         self._rows.append(row)
         await asyncio.shield(done)  # one caller cancelled must not cancel the others' commit
