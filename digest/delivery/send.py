@@ -314,7 +314,7 @@ async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
 
 
 class GroupCommit(Generic[T]):
-    """Outcomes recorded in the same turn of the event loop are committed together.
+    """Outcomes recorded in the same turn of the event loop (or the next) are committed together.
 
     Each caller returns only once the commit holding its row is done, so a connection
     still takes its next message only after its last outcome is durable: a kill loses at
