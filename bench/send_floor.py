@@ -6,11 +6,12 @@ here: the same MAIL / RCPT / DATA calls digest makes (SIZE given, uvloop when in
 with no rendering, no send log and no queue. If this row is under the target, the target
 cannot be met without replacing or patching aiosmtplib.
 
-    python bench/send_floor.py PORT COUNT CONNECTIONS MESSAGE.eml [smtpdata]
+    python bench/send_floor.py PORT COUNT CONNECTIONS MESSAGE.eml [smtpdata | pipelined]
 
 The message is sent with CRLF line ends, as digest composes it. With "smtpdata", MAIL /
-RCPT / DATA go through digest.delivery.smtpdata as `digest send`'s do: the adapter's
-effect on its own.
+RCPT / DATA go through digest.delivery.smtpdata one command at a time; with "pipelined",
+as `digest send` sends them where the server offers PIPELINING (smtp-sink does): MAIL,
+RCPT and DATA in one write, the message in another. Each is the adapter's effect alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ except ImportError:  # pragma: no cover
     uvloop = None
 
 
-async def _connection(port: int, data: bytes, todo: list[int], adapter: bool) -> None:
+async def _connection(port: int, data: bytes, todo: list[int], adapter: str | None) -> None:
     if adapter:  # imported only here: the stock row also runs against trees without it
         from digest.delivery import smtpdata
     smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30,
@@ -37,6 +38,14 @@ async def _connection(port: int, data: bytes, todo: list[int], adapter: bool) ->
     await smtp.ehlo()
     while todo:
         n = todo.pop()
+        if adapter == "pipelined":
+            recipient = f"user{n}@example.org"
+            wire = smtpdata.pipelined(smtp, "jobs@example.org", recipient, data)
+            if wire is None:
+                raise SystemExit("the server does not offer PIPELINING")
+            await smtpdata.envelope(smtp, "jobs@example.org", [f"SIZE={len(data)}"], recipient)
+            await smtpdata.content(smtp, wire)
+            continue
         if adapter:
             await smtpdata.mail(smtp, "jobs@example.org", [f"SIZE={len(data)}"])
             await smtpdata.rcpt(smtp, f"user{n}@example.org")
@@ -48,12 +57,13 @@ async def _connection(port: int, data: bytes, todo: list[int], adapter: bool) ->
     await smtp.quit()
 
 
-async def _main(port: int, count: int, connections: int, data: bytes, adapter: bool) -> None:
+async def _main(port: int, count: int, connections: int, data: bytes,
+                adapter: str | None) -> None:
     todo = list(range(count))
     started = time.perf_counter()
     await asyncio.gather(*(_connection(port, data, todo, adapter) for _ in range(connections)))
     seconds = time.perf_counter() - started
-    loop = ("uvloop" if uvloop is not None else "asyncio") + (", smtpdata" if adapter else "")
+    loop = ("uvloop" if uvloop is not None else "asyncio") + (f", {adapter}" if adapter else "")
     print(f"sent {count} x {len(data)} B over {connections} connections ({loop}): "
           f"{seconds:.2f} s, {count / seconds:.0f} msg/s")
 
@@ -61,7 +71,7 @@ async def _main(port: int, count: int, connections: int, data: bytes, adapter: b
 def main() -> int:
     port, count, connections = (int(a) for a in sys.argv[1:4])
     data = Path(sys.argv[4]).read_bytes()
-    adapter = sys.argv[5:] == ["smtpdata"]
+    adapter = sys.argv[5] if sys.argv[5:] in (["smtpdata"], ["pipelined"]) else None
     # CRLF line ends, as digest composes it (`digest preview` writes the .eml with LF)
     data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     coro = _main(port, count, connections, data, adapter)
