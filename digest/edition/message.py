@@ -19,8 +19,6 @@ from datetime import datetime
 from email.headerregistry import Address
 from email.utils import format_datetime, parseaddr
 
-import dkim
-
 from ..errors import MessageError
 from ..util import crlf
 
@@ -324,6 +322,10 @@ class Skeleton:
 
 def check_dkim_key(key: DkimKey) -> None:
     """Fail when the settings are made, not at the first message."""
+    # imported here, not at the top: dkimpy loads dnspython, 40 ms of every start (each
+    # of several `digest send` workers pays it) for nothing when no key is set
+    import dkim
+
     where = f"{key.selector}._domainkey.{key.domain}"
     if not _DNS_NAME.fullmatch(where):
         raise MessageError(f"the DKIM selector and domain make no DNS name: {where!r}")
@@ -337,6 +339,8 @@ def check_dkim_key(key: DkimKey) -> None:
 def sign(message: bytes, key: DkimKey) -> bytes:
     """The message with a DKIM-Signature (relaxed/relaxed, rsa-sha256) in front; still
     `CrlfBytes` if *message* was and the signature is CRLF-clean."""
+    import dkim  # loaded by check_dkim_key already: a dictionary lookup
+
     try:
         signature: bytes = dkim.sign(message, key.selector.encode("ascii"),
                                      key.domain.encode("ascii"), key.private_key,
