@@ -258,6 +258,26 @@ def test_smtp_counts_are_whole_numbers_the_dispatcher_can_use(tmp_path: Path, ke
     assert len(range(config.smtp.concurrency)) == config.smtp.concurrency  # the workers
 
 
+@pytest.mark.parametrize(("section", "key"), [
+    ("smtp", "pipelining"), ("feeds", "stylesheet"), ("feeds", "json")])
+@PROPERTY
+@given(value=st.one_of(VALUES, st.sampled_from(["yes", "no", "on", "off", "false", ""])))
+@example(value=True)
+@example(value=False)
+def test_yes_or_no_settings_take_a_boolean_or_say_so(tmp_path: Path, section: str, key: str,
+                                                     value: Any) -> None:
+    """A bad value of a true/false key was refused with no fix to offer."""
+    config = accepted_or_refused_clearly(write_config(tmp_path, section, key, value),
+                                         section, key)
+    if config is None:
+        return
+    setting = getattr(config.smtp, key) if section == "smtp" else \
+        getattr(config, "json_feed" if key == "json" else key)
+    assert isinstance(setting, bool)
+    if isinstance(value, bool):
+        assert setting is value
+
+
 @PROPERTY
 @given(backoff_value=VALUES, attempts=VALUES)
 @example(backoff_value=2.0, attempts=5)

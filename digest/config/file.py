@@ -330,12 +330,15 @@ def _field_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> FieldInfo |
 
 
 def _expected(field: FieldInfo | None) -> str:
-    """What a number setting takes, from its declaration: the fix for a bad value."""
+    """What a number or yes-or-no setting takes, from its declaration: the fix for a bad
+    value."""
     if field is None:
         return ""
     # Whole | None is Optional[Annotated[int, ...]]: look through both wrappers
     kinds = {get_args(t)[0] if get_origin(t) is Annotated else t
              for t in (field.annotation, *get_args(field.annotation))}
+    if bool in kinds:
+        return f"write true or false (the default is {str(field.default).lower()})"
     if int in kinds:
         kind = "a whole number"
     elif float in kinds:
