@@ -326,12 +326,15 @@ async def test_stop_takes_no_new_messages_and_records_those_in_flight(
         server: SmtpServer) -> None:
     stop = asyncio.Event()
     pulled = 0
+    pulled_at_stop = -1
 
     class StopAfterFive(Recorder):
         async def __call__(self, outcome: Outcome) -> None:
+            nonlocal pulled_at_stop
             await super().__call__(outcome)
             if len(self.outcomes) == 5:
                 stop.set()
+                pulled_at_stop = pulled
 
     async def counting() -> AsyncIterator[Outgoing]:
         nonlocal pulled
@@ -342,6 +345,9 @@ async def test_stop_takes_no_new_messages_and_records_those_in_flight(
     recorder = StopAfterFive()
     await SmtpTransport(plain(server, concurrency=3)).deliver(counting(), recorder, stop=stop)
     assert 5 <= len(recorder.outcomes) <= 5 + 3
+    # not one message taken after the stop, not even by the connection whose outcome set it
+    # (it used to take one before the stop watcher's task had its turn)
+    assert pulled == pulled_at_stop
     assert {o.status for o in recorder.outcomes} == {"sent"}
     # whatever reached the server was recorded: nothing in flight was abandoned
     assert sorted(server.recipients()) == sorted(o.key for o in recorder.outcomes)

@@ -50,7 +50,7 @@ class Dispatch:
     """Hands out messages, holds retries until due, paces sends and decides when to pause."""
 
     def __init__(self, messages: AsyncIterator[Outgoing], *, buffer: int, pause_after: int,
-                 rate: float) -> None:
+                 rate: float, stop: asyncio.Event | None = None) -> None:
         self._source = aiter(messages)
         self._pulling = asyncio.Lock()
         self._changed = asyncio.Condition()
@@ -64,6 +64,9 @@ class Dispatch:
         self._interval = 1 / rate if rate > 0 else 0.0
         self._next_slot = 0.0
         self.halted = asyncio.Event()
+        # read by take() itself: `watch` halts the run only once its task gets a turn, and
+        # a connection finishing meanwhile took another message after the stop
+        self._stop = stop
         self.error: BaseException | None = None  # why the run halted, unless it was stopped
 
     async def take(self) -> Held | None:
@@ -71,7 +74,7 @@ class Dispatch:
         while True:
             async with self._changed:
                 while True:
-                    if self.halted.is_set():
+                    if self.halted.is_set() or (self._stop is not None and self._stop.is_set()):
                         return None
                     now = time.monotonic()
                     if self._later and self._later[0].not_before <= now:

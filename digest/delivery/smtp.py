@@ -184,7 +184,7 @@ class SmtpTransport:
         links = _Links(fqdn if fqdn and not any(c.isspace() for c in fqdn) else "localhost")
         # at most 4 messages per connection held at once: in flight or waiting to retry
         run = Dispatch(messages, buffer=4 * settings.concurrency,
-                       pause_after=settings.pause_after, rate=settings.rate)
+                       pause_after=settings.pause_after, rate=settings.rate, stop=stop)
         watcher = asyncio.create_task(run.watch(stop)) if stop is not None else None
         try:
             await asyncio.gather(*(self._worker(run, links, record)
