@@ -47,7 +47,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -470,50 +470,34 @@ def main() -> int:
         # aiosmtplib alone: the ceiling for any sender built on it ---------------------------
         eml = typical_message(main_cfg, args.as_of, size, logs, env)
 
-        def floor() -> Measurement:
-            before = sink_.received()
-            m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
-                             str(sink_.port), str(n), str(CONNECTIONS), str(eml)],
-                            f"aiosmtplib alone ({n} x {eml.stat().st_size} B)", logs, env,
-                            skip)
-            sink_.expect(before, n, "send_floor")
-            notes.add("send_floor", output)
-            return m
+        def floor(mode: str | None, what: str) -> Callable[[], Measurement]:
+            """One bench/send_floor.py run: aiosmtplib alone, or through smtpdata (*mode*)."""
+            label = f"send_floor {mode}" if mode else "send_floor"
 
-        rows.append(Row(best_of(args.repeat, floor), n,
+            def measure() -> Measurement:
+                before = sink_.received()
+                m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
+                                 str(sink_.port), str(n), str(CONNECTIONS), str(eml),
+                                 *([mode] if mode else [])],
+                                f"{what} ({n} x {eml.stat().st_size} B)", logs, env, skip)
+                sink_.expect(before, n, label)
+                notes.add(label, output)
+                return m
+            return measure
+
+        rows.append(Row(best_of(args.repeat, floor(None, "aiosmtplib alone")), n,
                         f"best of {args.repeat}; bench/send_floor.py: one digest message, "
                         "MAIL/RCPT/DATA only, no rendering, no send log"))
-
-        def floor_adapter() -> Measurement:
-            before = sink_.received()
-            m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
-                             str(sink_.port), str(n), str(CONNECTIONS), str(eml), "smtpdata"],
-                            f"aiosmtplib + smtpdata alone ({n} x {eml.stat().st_size} B)",
-                            logs, env, skip)
-            sink_.expect(before, n, "send_floor smtpdata")
-            notes.add("send_floor smtpdata", output)
-            return m
-
         smtpdata_file = ROOT / "digest" / "delivery" / "smtpdata.py"
         smtpdata_text = smtpdata_file.read_text() if smtpdata_file.exists() else ""
         if smtpdata_text:  # not in older trees
-            rows.append(Row(best_of(args.repeat, floor_adapter), n,
-                            f"best of {args.repeat}; the same through "
+            rows.append(Row(best_of(args.repeat, floor("smtpdata", "aiosmtplib + smtpdata alone")),
+                            n, f"best of {args.repeat}; the same through "
                             "digest.delivery.smtpdata, as digest send does (no regex pass, "
                             "no parseaddr)"))
-
-        def floor_pipelined() -> Measurement:
-            before = sink_.received()
-            m, output = run([sys.executable, str(ROOT / "bench" / "send_floor.py"),
-                             str(sink_.port), str(n), str(CONNECTIONS), str(eml), "pipelined"],
-                            f"aiosmtplib + smtpdata pipelined ({n} x {eml.stat().st_size} B)",
-                            logs, env, skip)
-            sink_.expect(before, n, "send_floor pipelined")
-            notes.add("send_floor pipelined", output)
-            return m
-
         if "def pipelined(" in smtpdata_text:  # not in older trees
-            rows.append(Row(best_of(args.repeat, floor_pipelined), n,
+            rows.append(Row(best_of(args.repeat, floor("pipelined",
+                                                       "aiosmtplib + smtpdata pipelined")), n,
                             f"best of {args.repeat}; the same with MAIL, RCPT and DATA in "
                             "one write (PIPELINING), as digest send does to smtp-sink"))
         rows.append(Row(startup, 0, "interpreter + CLI import"))

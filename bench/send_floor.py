@@ -40,11 +40,11 @@ async def _connection(port: int, data: bytes, todo: list[int], adapter: str | No
         n = todo.pop()
         if adapter == "pipelined":
             recipient = f"user{n}@example.org"
-            wire = smtpdata.pipelined(smtp, "jobs@example.org", recipient, data)
-            if wire is None:
+            plan = smtpdata.pipelined(smtp, "jobs@example.org", recipient, data)
+            if plan is None:
                 raise SystemExit("the server does not offer PIPELINING")
-            await smtpdata.envelope(smtp, "jobs@example.org", [f"SIZE={len(data)}"], recipient)
-            await smtpdata.content(smtp, wire)
+            await smtpdata.envelope(smtp, plan, [f"SIZE={len(data)}"])
+            await smtpdata.content(smtp, plan.wire)
             continue
         if adapter:
             await smtpdata.mail(smtp, "jobs@example.org", [f"SIZE={len(data)}"])

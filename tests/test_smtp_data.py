@@ -360,11 +360,11 @@ async def connect(port: int, *, timeout: float = 5, ca_file: Path | None = None
 async def pipelined_send(smtp: aiosmtplib.SMTP, message: bytes,
                          recipient: str = RECIPIENT) -> aiosmtplib.SMTPResponse:
     """One message the way SmtpTransport sends it where the server offers PIPELINING."""
-    wire = smtpdata.pipelined(smtp, SENDER, recipient, message)
-    assert wire is not None
+    plan = smtpdata.pipelined(smtp, SENDER, recipient, message)
+    assert plan is not None
     options = [f"SIZE={len(message)}"] + ([] if message.isascii() else ["BODY=8BITMIME"])
-    await smtpdata.envelope(smtp, SENDER, options, recipient)
-    return await smtpdata.content(smtp, wire)
+    await smtpdata.envelope(smtp, plan, options)
+    return await smtpdata.content(smtp, plan.wire)
 
 
 async def send_all_pipelined(port: int, messages: list[bytes], *,
@@ -552,7 +552,7 @@ def test_smtp_sink_receives_pipelined_messages_intact(sink: Sink) -> None:
 
 
 def test_without_the_extension_nothing_is_pipelined() -> None:
-    async def client(port: int) -> tuple[bytes | None, type]:
+    async def client(port: int) -> tuple[smtpdata.Pipelined | None, type]:
         smtp = await connect(port)
         try:
             return smtpdata.pipelined(smtp, SENDER, RECIPIENT, b"x\r\n"), type(smtp.protocol)

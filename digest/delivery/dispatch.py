@@ -123,8 +123,11 @@ class Dispatch:
         async with self._changed:
             self._changed.notify_all()
 
-    async def watch(self, stop: asyncio.Event) -> None:
-        await stop.wait()
+    async def watch(self) -> None:
+        """Halt once the stop event given at creation is set (take() already reads it)."""
+        if self._stop is None:
+            return
+        await self._stop.wait()
         log.info("stop requested: finishing the messages in flight")
         await self.halt(None)
 

@@ -107,13 +107,13 @@ class _Connection:
             options.append("BODY=8BITMIME")
         during = "MAIL"
         try:
-            wire = smtpdata.pipelined(smtp, message.sender, message.recipient,
+            plan = smtpdata.pipelined(smtp, message.sender, message.recipient,
                                       message.data) if self.pipelining else None
-            if wire is not None:  # the server takes MAIL, RCPT and DATA in one write
+            if plan is not None:  # the server takes MAIL, RCPT and DATA in one write
                 during = "MAIL, RCPT and DATA"
-                await smtpdata.envelope(smtp, message.sender, options, message.recipient)
+                await smtpdata.envelope(smtp, plan, options)
                 during = "the message data"
-                response = await smtpdata.content(smtp, wire)
+                response = await smtpdata.content(smtp, plan.wire)
             else:
                 await smtpdata.mail(smtp, message.sender, options)
                 during = "RCPT"
@@ -185,7 +185,7 @@ class SmtpTransport:
         # at most 4 messages per connection held at once: in flight or waiting to retry
         run = Dispatch(messages, buffer=4 * settings.concurrency,
                        pause_after=settings.pause_after, rate=settings.rate, stop=stop)
-        watcher = asyncio.create_task(run.watch(stop)) if stop is not None else None
+        watcher = asyncio.create_task(run.watch()) if stop is not None else None
         try:
             await asyncio.gather(*(self._worker(run, links, record)
                                    for _ in range(settings.concurrency)))

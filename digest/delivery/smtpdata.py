@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import SMTPResponse
@@ -53,8 +54,8 @@ from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 
 from ..util.crlf import CrlfBytes, DotFreeBytes, is_clean
 
-__all__ = ["CHECKED", "DOT_ATOM", "PipeliningProtocol", "content", "data", "envelope",
-           "fast_path", "mail", "pipelined", "pipelining", "rcpt", "wire_bytes"]
+__all__ = ["CHECKED", "DOT_ATOM", "Pipelined", "PipeliningProtocol", "content", "data",
+           "envelope", "fast_path", "mail", "pipelined", "pipelining", "rcpt", "wire_bytes"]
 
 CHECKED = ((5, 1),)  # aiosmtplib major.minor versions whose DATA exchange this mirrors
 _START_INPUT, _COMPLETED, _WILL_FORWARD, _UNAVAILABLE = 354, 250, 251, 421
@@ -250,44 +251,51 @@ def pipelining(smtp: aiosmtplib.SMTP) -> PipeliningProtocol | None:
     return protocol
 
 
+@dataclass(frozen=True)
+class Pipelined:
+    """One message's transaction as `pipelined()` checked it, for `envelope()` and
+    `content()`: worked out once, not again by each."""
+
+    protocol: PipeliningProtocol
+    sender: str
+    recipient: str
+    mail_from: bytes  # `<sender>`, as MAIL carries it
+    rcpt_to: bytes  # `<recipient>`, as RCPT carries it
+    wire: bytes  # the message as DATA carries it (`wire_bytes`)
+
+
 def pipelined(smtp: aiosmtplib.SMTP, sender: str, recipient: str,
-              message: bytes) -> bytes | None:
-    """*message*'s DATA bytes (`wire_bytes`) if its transaction can be pipelined on *smtp*
-    (the server offers PIPELINING, both addresses are plain, the message is CRLF-clean);
-    None means: send it with mail(), rcpt() and data()."""
-    if pipelining(smtp) is None or _plain(smtp, sender) is None \
-            or _plain(smtp, recipient) is None:
-        return None
-    return wire_bytes(message)
-
-
-async def envelope(smtp: aiosmtplib.SMTP, sender: str, options: list[str],
-                   recipient: str) -> None:
-    """MAIL, RCPT and DATA in one write; returns once DATA's 354 came. Raises what
-    `mail()`, `rcpt()` and `data()` would for the first of them refused. Only after
-    `pipelined()` gave bytes for this message."""
+              message: bytes) -> Pipelined | None:
+    """The message's transaction if it can be pipelined on *smtp* (the server offers
+    PIPELINING, both addresses are plain, the message is CRLF-clean); None means: send it
+    with mail(), rcpt() and data()."""
     protocol = pipelining(smtp)
-    quoted_sender, quoted_recipient = _plain(smtp, sender), _plain(smtp, recipient)
-    if protocol is None or quoted_sender is None or quoted_recipient is None:
-        raise ValueError("envelope() needs what pipelined() checks")
-    mail_line = b"MAIL FROM:" + quoted_sender
+    if protocol is None:
+        return None
+    mail_from, rcpt_to = _plain(smtp, sender), _plain(smtp, recipient)
+    if mail_from is None or rcpt_to is None:
+        return None
+    wire = wire_bytes(message)
+    return None if wire is None else Pipelined(protocol, sender, recipient, mail_from,
+                                               rcpt_to, wire)
+
+
+async def envelope(smtp: aiosmtplib.SMTP, plan: Pipelined, options: list[str]) -> None:
+    """MAIL, RCPT and DATA in one write; returns once DATA's 354 came. Raises what
+    `mail()`, `rcpt()` and `data()` would for the first of them refused."""
+    mail_line = b"MAIL FROM:" + plan.mail_from
     for option in options:
         if not _OPTION.fullmatch(option):
             raise ValueError(f"not an ESMTP parameter: {option!r}")
         mail_line += b" " + option.encode("ascii")
-    commands = mail_line + b"\r\nRCPT TO:" + quoted_recipient + b"\r\nDATA\r\n"
-    try:
-        mail_reply, rcpt_reply, data_reply = await protocol.exchange(commands, 3, smtp.timeout)
-    except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
-            aiosmtplib.SMTPResponseException):
-        smtp.close()  # replies out of step with commands: this link carries nothing more
-        raise
+    commands = mail_line + b"\r\nRCPT TO:" + plan.rcpt_to + b"\r\nDATA\r\n"
+    mail_reply, rcpt_reply, data_reply = await _exchange(smtp, plan.protocol, commands, 3)
     error: aiosmtplib.SMTPResponseException | None = None
     if mail_reply.code != _COMPLETED:
-        error = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, sender)
+        error = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, plan.sender)
     elif rcpt_reply.code not in (_COMPLETED, _WILL_FORWARD):
         error = aiosmtplib.SMTPRecipientRefused(rcpt_reply.code, rcpt_reply.message,
-                                                recipient)
+                                                plan.recipient)
     elif data_reply.code != _START_INPUT:
         error = aiosmtplib.SMTPDataError(data_reply.code, data_reply.message)
     if error is None:
@@ -301,17 +309,24 @@ async def envelope(smtp: aiosmtplib.SMTP, sender: str, options: list[str],
 
 async def content(smtp: aiosmtplib.SMTP, wire: bytes, *,
                   expect: int | None = _COMPLETED) -> SMTPResponse:
-    """Write the message (DATA bytes from `pipelined()`) after `envelope()`, and read the
-    reply; raises SMTPDataError as `data()` does unless it is *expect*."""
+    """Write the message (`Pipelined.wire`) after `envelope()`, and read the reply;
+    raises SMTPDataError as `data()` does unless it is *expect*."""
     protocol = smtp.protocol
     if not isinstance(protocol, PipeliningProtocol):  # closed meanwhile
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    (reply,) = await _exchange(smtp, protocol, wire, 1)
+    if expect is not None and reply.code != expect:
+        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
+    return reply
+
+
+async def _exchange(smtp: aiosmtplib.SMTP, protocol: PipeliningProtocol, payload: bytes,
+                    replies: int) -> list[SMTPResponse]:
+    """`protocol.exchange` under the client's timeout; if it fails, the client is closed:
+    replies out of step with commands, this link carries nothing more."""
     try:
-        (reply,) = await protocol.exchange(wire, 1, smtp.timeout)
+        return await protocol.exchange(payload, replies, smtp.timeout)
     except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError,
             aiosmtplib.SMTPResponseException):
         smtp.close()
         raise
-    if expect is not None and reply.code != expect:
-        raise aiosmtplib.SMTPDataError(reply.code, reply.message)
-    return reply

@@ -573,8 +573,8 @@ class PostgresState:
     # FOR UPDATE SKIP LOCKED: a node claiming at the same moment as another skips the rows
     # the other is taking instead of waiting for them (or taking them twice)
     _CLAIMABLE = ("run_id = %(run)s AND state IN ('pending', 'deferred') AND "
-                  "(state = 'pending' OR (state = 'deferred' AND "
-                  "(%(since)s::text IS NULL OR updated_at < %(since)s::text))) AND "
+                  "(state = 'pending' OR %(since)s::text IS NULL OR "
+                  "updated_at < %(since)s::text) AND "
                   "(lease_until IS NULL OR lease_until < %(now)s)")
 
     def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,

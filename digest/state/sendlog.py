@@ -264,8 +264,8 @@ class SendLog:
     # `state IN (...)` as deliveries_open's own WHERE, so that SQLite reads that index: the
     # open deliveries in rowid order, no sort, stopping at the limit
     _CLAIMABLE = ("run_id = :run AND state IN ('pending', 'deferred') AND (state = 'pending' "
-                  "OR (state = 'deferred' AND (:since IS NULL OR updated_at < :since))) AND "
-                  "(lease_until IS NULL OR lease_until < :now)")
+                  "OR :since IS NULL OR updated_at < :since) AND (lease_until IS NULL OR "
+                  "lease_until < :now)")
 
     def claim(self, run: Run, node: str, limit: int, lease_seconds: float, *,
               since: datetime | None = None) -> list[tuple[str, str, int]]:
