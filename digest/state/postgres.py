@@ -90,6 +90,11 @@ HITS_KEPT_SECONDS = 86_400  # as lists.py: rate-limit counters older than a day 
 JOBS_TABLE = "apscheduler_jobs"  # APScheduler's job store, in the same database (schedule.py)
 RUN_CREATION_LOCK = 0x6469676573740002  # pg_advisory_xact_lock's key: "digest" + 2
 ADD_CHUNK = 10_000  # add_subscribers inserts this many (key, address) pairs a statement
+# the server ends a session of ours that sits in an open transaction this long: every one of
+# ours runs its statements back to back, so only a node frozen mid-transaction (SIGSTOP, a
+# paused VM) gets there, and its row locks (a claim's) would otherwise hold others forever
+# (set on the session, so that options in the user's URL are kept)
+SESSION = "SET idle_in_transaction_session_timeout = '10s'"
 
 _RUN = "id, slug, period_start, period_end, created_at, state"
 _MEMBER = "key, email, name, tags, source, since"
@@ -223,6 +228,7 @@ class PostgresState:
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
             nul_free(self.conn)
+            self.conn.execute(SESSION)
         except psycopg.Error as exc:
             raise self._unreachable(exc) from None
         try:
@@ -271,6 +277,7 @@ class PostgresState:
             try:
                 conn = psycopg.connect(self.url, autocommit=True, connect_timeout=max(
                     1, min(CONNECT_TIMEOUT, int(deadline - time.monotonic()))))
+                conn.execute(SESSION)
             except psycopg.Error as exc:
                 problem = f"the database failed ({self._reason(exc)})"
                 continue
