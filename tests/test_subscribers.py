@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -576,3 +577,113 @@ def test_the_address_shortcut_agrees_on_random_addresses(local, domain):
     from digest.subscribers.load import _validated, check_address
     address = f"{local}@{domain}"
     assert check_address(address) == _validated(address)
+
+
+# An entry of the usual form is built from its parser events (load._direct); these hold it
+# to composing and constructing it with PyYAML, on every line and value and refusal.
+
+_TEXTS = ("ana@example.org", "Ana Gómez", "union", "", "~", "null", "true", "No", "1", "0x1F",
+          "1_000", "0o17", "1e5", ".nan", "-.inf", "2019-02-30", "2024-01-22", "12:30:00",
+          "<<", "=", "a b", "x" * 5000, "9" * 5000, "#c", "a: b", "[x]", "é\u2028")
+_KEYS_WRITTEN = ("email", "name", "tags", "exclude_tags", "tag", "1", "true", "<<", "=", "~")
+
+
+def _written(text: str, style: str) -> str:
+    if style == "'":
+        return "'" + text.replace("'", "''") + "'"
+    if style == '"':
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace(
+            "\u2028", "\\L") + '"'
+    return text  # plain: may not be valid YAML, and then both ways refuse the file alike
+
+
+_scalars = st.builds(_written, st.sampled_from(_TEXTS), st.sampled_from(("", "'", '"')))
+_decorated = st.one_of(
+    *[_scalars] * 4,
+    st.builds(lambda s: f"!!str {s}", _scalars), st.builds(lambda s: f"!!int {s}", _scalars),
+    st.builds(lambda s: f"&a {s}", _scalars), st.just("*a"), st.just("!!binary aGk="))
+
+
+@st.composite
+def _value(draw: st.DrawFn, indent: int, scalar: st.SearchStrategy[str]) -> str:
+    kind = draw(st.sampled_from(("scalar", "scalar", "flow", "block", "map", "empty")))
+    if kind == "scalar":
+        return " " + draw(scalar)
+    if kind == "empty":
+        return ""
+    if kind == "flow":
+        return " [" + ", ".join(draw(st.lists(scalar, max_size=3))) + "]"
+    pad = " " * (indent + 2)
+    if kind == "block":
+        items = draw(st.lists(scalar, min_size=1, max_size=3))
+        return "".join(f"\n{pad}- {item}" for item in items)
+    return f"\n{pad}email: " + draw(scalar)
+
+
+@st.composite
+def _item(draw: st.DrawFn) -> str:
+    """One entry: the usual form (mappings of the four keys to scalars and lists of them,
+    plain or quoted), or anything near it (tags, anchors, aliases, odd keys, nesting)."""
+    usual = draw(st.booleans())  # so that most entries take the direct way
+    scalar: st.SearchStrategy[str] = _scalars if usual else _decorated
+    keys_written = _KEYS_WRITTEN[:4] if usual else _KEYS_WRITTEN
+    kinds = ("block", "flow") if usual else ("block", "flow", "scalar", "empty", "anchored")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "scalar":
+        return "- " + draw(scalar)
+    if kind == "empty":
+        return "-"
+    keys = draw(st.lists(st.builds(_written, st.sampled_from(keys_written),
+                                   st.sampled_from(("", "", "'"))), min_size=1, max_size=4))
+    if kind == "flow":
+        return "- {" + ", ".join(f"{k}: {draw(scalar)}" for k in keys) + "}"
+    lines = [f"{k}:{draw(_value(2, scalar))}" for k in keys]
+    head = "- &a " if kind == "anchored" else "- "
+    return head + ("\n" + head.replace("-", " ").replace("&a", "  ")).join(
+        "\n".join(line.splitlines()) for line in lines).rstrip()
+
+
+@given(st.lists(_item(), min_size=1, max_size=5), st.sampled_from((100_000, 3)))
+@settings(max_examples=600, deadline=None)
+def test_entries_built_from_events_are_exactly_the_composed_ones(items, max_nodes):
+    from digest.subscribers.load import _entries
+    text = "\n".join(items) + "\n"
+    path = Path("subscribers.yaml")
+
+    def outcome(direct: bool) -> str:
+        try:
+            return repr(list(_entries(path, text, max_nodes, direct=direct)))
+        except SubscribersUnreadable as exc:
+            return f"unreadable {exc.problem!r}"
+
+    assert outcome(True) == outcome(False), text
+
+
+def test_the_usual_entry_is_built_from_events_and_an_unusual_one_is_left_to_pyyaml():
+    """The equivalence above is only worth something if both ways are really taken."""
+    import yaml
+
+    from digest.subscribers.load import _direct, _item_events
+    from digest.util.yamlsource import BoundedLoader
+
+    def direct(text: str) -> tuple[Any, Any, Any] | None:
+        loader = BoundedLoader(text)
+        for _ in range(3):  # stream, document and list start
+            loader.get_event()
+        try:
+            return _direct(loader, _item_events(loader), 100)
+        finally:
+            loader.dispose()
+
+    built = direct("- email: ana@example.org\n  name: 7\n  tags:\n    - union\n    - 2024\n")
+    assert built is not None
+    where, value, problem = built
+    assert (where.line, where.keys, problem) == (1, {"email": 1, "name": 2, "tags": 3}, None)
+    assert value == {"email": "ana@example.org", "name": 7, "tags": ["union", 2024]}
+    for unusual in ("- &a {email: a@example.org}", "- {email: !!str a}", "- {1: a}",
+                    "- {email: *a}", "- {tags: [[a]]}", "- {tags: 2019-02-30}",
+                    "- a@example.org", "- {<<: {email: a@example.org}}"):
+        try:
+            assert direct(unusual) is None, unusual
+        except yaml.YAMLError:  # an undefined alias: the parser is fine, the composer refuses
+            assert "*a" in unusual

@@ -271,16 +271,16 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
     email_lines = array("I")  # line of each served entry's 'email:'
     unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
     entries = 0
-    for node, value, refused in _entries(path, text, limits.yaml_nodes):
+    for where, value, refused in _entries(path, text, limits.yaml_nodes):
         entries += 1
         if refused is not None:  # a value YAML cannot build: this entry only
             problems.append(refused)
             continue
-        subscriber, found = _entry(path, node, value)
+        subscriber, found = _entry(path, where, value)
         problems.extend(found)
         if subscriber is None:
             continue
-        line = _key_line(node, "email")
+        line = where.key("email")
         key = subscriber.key
         earlier = seen.first(key)
         if earlier is not None:
@@ -291,7 +291,7 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
             continue
         seen.add(key, len(served))
         email_lines.append(line)
-        _count_unknown(node, subscriber, known, unknown)
+        _count_unknown(where, subscriber, known, unknown)
         served.append(subscriber)
     if not entries:
         hint = "add entries such as '- email: ana@example.org'"
@@ -345,34 +345,88 @@ class _Seen:
             self._runs.append(array("Q", heapq.merge(before, last)))
 
 
+@dataclass(frozen=True, slots=True)
+class _Where:
+    """Where an entry and its keys are written (lines from 1): all that is kept of an
+    entry's YAML once its value is built, for the messages about it."""
+
+    line: int
+    keys: dict[str, int]  # a key as written -> its line; the last one wins, as in the value
+
+    @classmethod
+    def of(cls, node: yaml.Node) -> _Where:
+        keys = {}
+        if isinstance(node, yaml.MappingNode):
+            for key_node, _value in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    keys[key_node.value] = key_node.start_mark.line + 1
+        return cls(node.start_mark.line + 1, keys)
+
+    def key(self, key: str) -> int:
+        """Line of *key*, or of the entry when it has no such key."""
+        return self.keys.get(key, self.line)
+
+
 class _EntryReader(yaml.composer.Composer):
-    """PyYAML's own composer (of YAML nodes: not delivery's message Composer), fed by the (C)
-    loader's events, so that the top-level list can be read one entry at a time; the values
-    and lines are exactly a full parse's."""
+    """PyYAML's own composer (of YAML nodes: not delivery's message Composer), composing one
+    list item from its events (see _Events), so the values and lines are exactly a full
+    parse's; anchors stay known from one item to the next, as in a full parse."""
 
     def __init__(self, loader: Any) -> None:  # the stubs leave the loaders' methods untyped
         super().__init__()
-        # bound once: the composer calls these millions of times on a big file
-        self.check_event = loader.check_event
-        self.peek_event = loader.peek_event
-        self.get_event = loader.get_event
         self.resolve = loader.resolve
         self.descend_resolver = loader.descend_resolver
         self.ascend_resolver = loader.ascend_resolver
 
+    def item(self, events: list[Any], index: int) -> yaml.Node:
+        """The node of one item from all its events."""
+        replay = _Events(events)
+        self.check_event, self.peek_event = replay.check_event, replay.peek_event
+        self.get_event = replay.get_event
+        node = self.compose_node(None, index)
+        assert node is not None
+        return node
+
+
+class _Events:
+    """Recorded events handed out as the parser hands them out."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = events
+        self._at = 0
+
+    def check_event(self, *choices: type) -> bool:
+        if self._at >= len(self._events):
+            return False
+        return not choices or isinstance(self._events[self._at], choices)
+
+    def peek_event(self) -> Any:
+        return self._events[self._at] if self._at < len(self._events) else None
+
+    def get_event(self) -> Any:
+        event = self.peek_event()
+        self._at += 1
+        return event
+
 
 _PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
+_STR = "tag:yaml.org,2002:str"
+_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+Built = tuple[_Where, Any, Problem | None]
 
 
-def _entries(path: Path, text: str | bytes,
-             max_nodes: int) -> Iterator[tuple[yaml.Node, Any, Problem | None]]:
-    """(node, value, None) of each top-level list item, composed and built one at a time;
-    (node, None, problem) for an item whose value cannot be built (yamlsource.construct:
-    a bad date, a huge number, an alias bomb): that entry is skipped, the others served.
+def _entries(path: Path, text: str | bytes, max_nodes: int, *,
+             direct: bool = True) -> Iterator[Built]:
+    """(where, value, None) of each top-level list item, read one at a time; (where, None,
+    problem) for an item whose value cannot be built (yamlsource.construct: a bad date, a
+    huge number, an alias bomb): that entry is skipped, the others served.
 
-    Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item's
-    node is dropped once the caller moves on: composing the whole file first kept about
-    5 KB per entry alive (500 MB for 100,000 subscribers).
+    Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item is
+    dropped once the caller moves on: composing the whole file first kept about 5 KB per
+    entry alive (500 MB for 100,000 subscribers). An item of the usual form is built from
+    its parser events directly (_direct, a third of the cost), any other composed and
+    constructed by PyYAML; *direct* False composes every item (the tests' reference).
     """
     loader: Any = BoundedLoader(text)
     reader = _EntryReader(loader)
@@ -380,11 +434,11 @@ def _entries(path: Path, text: str | bytes,
     # load_bounded), about a third of the alias-aware one's cost per entry
     anchors = "&" in text if isinstance(text, str) else b"&" in text
 
-    def built(node: yaml.Node) -> tuple[yaml.Node, Any, Problem | None]:
+    def built(node: yaml.Node) -> Built:
         try:
-            return node, construct(loader, node, max_nodes, anchors=anchors), None
+            return _Where.of(node), construct(loader, node, max_nodes, anchors=anchors), None
         except yaml.YAMLError as exc:
-            return node, None, yaml_problem(path, exc)
+            return _Where.of(node), None, yaml_problem(path, exc)
 
     try:
         loader.get_event()  # stream start
@@ -394,7 +448,14 @@ def _entries(path: Path, text: str | bytes,
         top = loader.peek_event()
         if (isinstance(top, yaml.SequenceStartEvent) and top.anchor is None
                 and top.tag in _PLAIN_LIST):
-            yield from (built(node) for node in _streamed(loader, reader))
+            loader.get_event()
+            index = 0
+            while not loader.check_event(yaml.SequenceEndEvent):
+                events = _item_events(loader)
+                done = _direct(loader, events, max_nodes) if direct else None
+                yield done if done is not None else built(reader.item(events, index))
+                index += 1
+            loader.get_event()
         else:  # anything else is one node, as before; only a tagged or anchored list is used
             yield from (built(node) for node in _composed(path, loader, reader, max_nodes))
         loader.get_event()  # document end
@@ -410,6 +471,103 @@ def _entries(path: Path, text: str | bytes,
         loader.dispose()
 
 
+def _item_events(loader: Any) -> list[Any]:
+    """Every event of the next list item (libyaml itself refuses nesting past 1,000)."""
+    get = loader.get_event
+    first = get()
+    events = [first]
+    if isinstance(first, _START):
+        depth = 1
+        while depth:
+            event = get()
+            events.append(event)
+            if isinstance(event, _START):
+                depth += 1
+            elif isinstance(event, _END):
+                depth -= 1
+    return events
+
+
+def _direct(loader: Any, events: list[Any], max_nodes: int) -> Built | None:
+    """What composing and constructing the item would give, for an item of the usual form:
+    a mapping of plain keys to scalars or lists of scalars, with no anchor, alias or tag,
+    each key read as text. None for any other item, or one with a value that cannot be
+    built (then PyYAML builds it, and its error is exactly the composed path's)."""
+    first = events[0]
+    if (type(first) is not yaml.MappingStartEvent or first.anchor is not None
+            or first.tag is not None or len(events) > max_nodes):
+        return None
+    resolve = loader.resolve
+    value: dict[Any, Any] = {}
+    keys: dict[str, int] = {}
+    at, last = 1, len(events) - 1  # the last is the mapping's end
+    while at < last:
+        key_event = events[at]
+        if (type(key_event) is not yaml.ScalarEvent or key_event.anchor is not None
+                or key_event.tag is not None or _tag(resolve, key_event) != _STR):
+            return None
+        item = events[at + 1]
+        if type(item) is yaml.ScalarEvent:
+            built = _scalar(loader, item)
+            at += 2
+        elif (type(item) is yaml.SequenceStartEvent and item.anchor is None
+              and item.tag is None):
+            built, at = [], at + 2
+            while type(events[at]) is yaml.ScalarEvent:
+                built.append(_scalar(loader, events[at]))
+                at += 1
+            if type(events[at]) is not yaml.SequenceEndEvent:
+                return None
+            at += 1
+        else:
+            return None
+        if built is _UNBUILT or (type(built) is list and _UNBUILT in built):
+            return None
+        value[key_event.value] = built
+        keys[key_event.value] = _line(key_event)
+    return _Where(_line(first), keys), value, None
+
+
+def _line(event: Any) -> int:
+    """Where an event starts, from 1 (typed loosely: the stubs' mark may be None, never a
+    parser's)."""
+    return int(event.start_mark.line) + 1
+
+
+_UNBUILT = object()  # a scalar _direct leaves to PyYAML
+
+
+# the first characters of the plain scalars an implicit resolver may read as other than text
+_RESOLVED = frozenset(BoundedLoader.yaml_implicit_resolvers)
+
+
+def _tag(resolve: Any, event: Any) -> str:
+    """The tag the composer gives an untagged scalar event: text for a quoted one, and for a
+    plain one no implicit resolver looks at (most, such as addresses and names); else the
+    resolver's answer."""
+    text = event.value
+    if not event.implicit[0] or (text and text[0] not in _RESOLVED and None not in _RESOLVED):
+        return _STR
+    tag: str = resolve(yaml.ScalarNode, text, event.implicit)
+    return tag
+
+
+def _scalar(loader: Any, event: Any) -> Any:
+    """The value of a scalar event as the composer and constructor make it; _UNBUILT for
+    an anchor, a tag, or a value its constructor refuses."""
+    if event.anchor is not None or event.tag is not None:
+        return _UNBUILT
+    text = event.value
+    tag = _tag(loader.resolve, event)
+    if tag == _STR:
+        return text
+    try:
+        return construct(loader, yaml.ScalarNode(tag, text, event.start_mark, event.end_mark,
+                                                 style=event.style))
+    except yaml.YAMLError:
+        return _UNBUILT
+
+
 def _reader_problem(path: Path, error: yaml.reader.ReaderError, text: str | bytes) -> Problem:
     """yaml_problem for a character the reader refused; its position is an offset in the
     UTF-8 libyaml read, so the line is counted in bytes."""
@@ -418,21 +576,11 @@ def _reader_problem(path: Path, error: yaml.reader.ReaderError, text: str | byte
     return Problem(path, source.count(b"\n", 0, error.position) + 1, found.message, found.hint)
 
 
-def _streamed(loader: Any, reader: Any) -> Iterator[yaml.Node]:
-    """A plain list's items, each composed when the one before is done with."""
-    loader.get_event()
-    index = 0
-    while not loader.check_event(yaml.SequenceEndEvent):
-        node = reader.compose_node(None, index)
-        assert node is not None
-        yield node
-        index += 1
-    loader.get_event()
-
-
 def _composed(path: Path, loader: Any, reader: Any, max_nodes: int) -> list[yaml.Node]:
     """The items of a document that is not a plain list, composed whole; if it is not a
     list at all, SubscribersUnreadable."""
+    reader.check_event, reader.peek_event = loader.check_event, loader.peek_event
+    reader.get_event = loader.get_event
     root = reader.compose_node(None, 0)
     assert root is not None
     if isinstance(root, yaml.SequenceNode) and root.tag in _PLAIN_LIST[1:]:
@@ -445,9 +593,9 @@ def _composed(path: Path, loader: Any, reader: Any, max_nodes: int) -> list[yaml
         f"the file must be a list of subscribers, not {_kind(data)}", _ENTRY_FORM))
 
 
-def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, list[Problem]]:
+def _entry(path: Path, where: _Where, value: Any) -> tuple[Subscriber | None, list[Problem]]:
     """The subscriber one entry describes, or None; plus every problem found in it."""
-    line = node.start_mark.line + 1
+    line = where.line
     if value is None:
         return None, [Problem(path, line, "empty entry",
                               "remove the '-', or add 'email: ...' after it")]
@@ -457,20 +605,20 @@ def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, 
     if not isinstance(value, dict):
         return None, [Problem(path, line, f"entry is {_kind(value)}, not a mapping",
                               _ENTRY_FORM)]
-    problems = [Problem(path, _key_line(node, str(key)), f"unknown key '{key}'",
+    problems = [Problem(path, where.key(str(key)), f"unknown key '{key}'",
                         did_you_mean(str(key), _KEYS))
                 for key in value if key not in _KEYS]
-    email = _address(path, node, value, problems)
-    name = _name(path, node, value.get("name"), problems)
-    tags = _tags(path, node, value, "tags", problems)
-    exclude = _tags(path, node, value, "exclude_tags", problems) or ()
+    email = _address(path, where, value, problems)
+    name = _name(path, where, value.get("name"), problems)
+    tags = _tags(path, where, value, "tags", problems)
+    exclude = _tags(path, where, value, "exclude_tags", problems) or ()
     if tags == ():
-        problems.append(Problem(path, _key_line(node, "tags"),
+        problems.append(Problem(path, where.key("tags"),
                                 "'tags' is empty, so this entry would get no posts",
                                 "remove 'tags' to get every post, or remove the entry"))
     elif tags and {t.casefold() for t in tags} <= {t.casefold() for t in exclude}:
         problems.append(Problem(
-            path, _key_line(node, "exclude_tags"),
+            path, where.key("exclude_tags"),
             "every tag in 'tags' is also in 'exclude_tags', so this entry would get no posts",
             "remove those tags from 'exclude_tags'"))
     if email is None or problems:
@@ -478,14 +626,14 @@ def _entry(path: Path, node: yaml.Node, value: Any) -> tuple[Subscriber | None, 
     return Subscriber(email, name, tags, exclude, line), problems
 
 
-def _address(path: Path, node: yaml.Node, entry: dict[Any, Any],
+def _address(path: Path, where: _Where, entry: dict[Any, Any],
              problems: list[Problem]) -> str | None:
     """The ASCII address to send to, or None with the reason added to *problems*."""
     if "email" not in entry:
-        problems.append(Problem(path, node.start_mark.line + 1, "no 'email' in this entry",
+        problems.append(Problem(path, where.line, "no 'email' in this entry",
                                 "add 'email: someone@example.org'"))
         return None
-    value, line = entry["email"], _key_line(node, "email")
+    value, line = entry["email"], where.key("email")
     if not isinstance(value, str):
         problems.append(Problem(path, line, f"'email' must be one address, not {_kind(value)}",
                                 "write one address per entry"))
@@ -557,11 +705,11 @@ def _validated(address: str) -> tuple[str | None, str, str]:
     return valid.ascii_email, "", ""
 
 
-def _name(path: Path, node: yaml.Node, value: Any, problems: list[Problem]) -> str | None:
+def _name(path: Path, where: _Where, value: Any, problems: list[Problem]) -> str | None:
     """The display name, or None; a control character could end up splitting a header."""
     if value is None:
         return None
-    line = _key_line(node, "name")
+    line = where.key("name")
     if not isinstance(value, str):
         problems.append(Problem(path, line, f"'name' must be text, not {_kind(value)}",
                                 "put the name in quotes"))
@@ -581,7 +729,7 @@ def control_character(text: str) -> str | None:
     return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
 
 
-def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,
+def _tags(path: Path, where: _Where, entry: dict[Any, Any], key: str,
           problems: list[Problem]) -> tuple[str, ...] | None:
     """`tags` or `exclude_tags` as a tuple (None when the key is absent or unusable).
 
@@ -597,13 +745,13 @@ def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,
     elif isinstance(value, list):
         items = value
     else:
-        problems.append(Problem(path, _key_line(node, key),
+        problems.append(Problem(path, where.key(key),
                                 f"'{key}' must be a list or a text of tags, not {_kind(value)}",
                                 f"write {key}: [union, analytics]"))
         return None
     odd = next((i for i in items if isinstance(i, list | dict)), None)
     if odd is not None:
-        problems.append(Problem(path, _key_line(node, key), f"'{key}' has {_kind(odd)} inside",
+        problems.append(Problem(path, where.key(key), f"'{key}' has {_kind(odd)} inside",
                                 "list each tag as plain text"))
         return None
     seen: dict[str, str] = {}
@@ -614,7 +762,7 @@ def _tags(path: Path, node: yaml.Node, entry: dict[Any, Any], key: str,
     return tuple(seen.values())
 
 
-def _count_unknown(node: yaml.Node, sub: Subscriber, known: dict[str, str],
+def _count_unknown(where: _Where, sub: Subscriber, known: dict[str, str],
                    unknown: dict[str, tuple[str, int, int]]) -> None:
     """Note each tag of a served entry that no post has: where it is first used, and how often."""
     for key, tags in (("tags", sub.tags or ()), ("exclude_tags", sub.exclude_tags)):
@@ -626,7 +774,7 @@ def _count_unknown(node: yaml.Node, sub: Subscriber, known: dict[str, str],
                 written, line, uses = unknown[folded]
                 unknown[folded] = (written, line, uses + 1)
             else:
-                unknown[folded] = (tag, _key_line(node, key), 1)
+                unknown[folded] = (tag, where.key(key), 1)
 
 
 def _unknown_tags(path: Path, unknown: dict[str, tuple[str, int, int]],
@@ -644,15 +792,6 @@ def _unknown_tags(path: Path, unknown: dict[str, tuple[str, int, int]],
         warnings.append(Problem(
             path, line, f"no post has the tag '{tag}' (used by {entries}, still served)", hint))
     return warnings
-
-
-def _key_line(node: yaml.Node, key: str) -> int:
-    """Line of *key* in an entry; the last one wins, as in the loaded value."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, _value in reversed(node.value):
-            if isinstance(key_node, yaml.ScalarNode) and key_node.value == key:
-                return key_node.start_mark.line + 1
-    return node.start_mark.line + 1
 
 
 def _kind(value: Any) -> str:
