@@ -421,6 +421,12 @@ def test_edition_order_groups_by_the_tags_in_force() -> None:
     chosen = {"b@x.org": ("union",), "g@x.org": None}
     assert [key for key, _ in edition_order(Packed(subs), chosen)] == [
         "a@x.org", "b@x.org", "c@x.org", "d@x.org", "e@x.org", "f@x.org", "g@x.org"]
+    # the key is the address lowercased, the address stays as written; a preference is
+    # found by the key
+    mixed = [Subscriber("Ann@X.org", None, ("data",)), Subscriber("bo@x.org", None, ("union",)),
+             Subscriber("cy@x.org", None, ("data",))]
+    assert list(edition_order(mixed, {"ann@x.org": ("union",)})) == [
+        ("ann@x.org", "Ann@X.org"), ("bo@x.org", "bo@x.org"), ("cy@x.org", "cy@x.org")]
 
 
 def test_long_excerpt_is_cut_alike_in_html_and_text(tmp_path: Path) -> None:

@@ -23,9 +23,7 @@ from ..posts.content import smart_title
 from ..posts.ids import absolute
 from ..posts.parse import Post
 from ..posts.rendered import render_posts
-from ..subscribers.load import (
-    Subscriber,
-)
+from ..subscribers.load import Packed, Subscriber
 from . import archive
 from .archive import ArchivedRun
 from .returnpath import encode as verp_address
@@ -58,17 +56,20 @@ def edition_order(subscribers: Sequence[Subscriber],
     times the CPU of all the rest of a send. Grouped, each edition is laid out about once.
     Holds 4 bytes per subscriber (its position), never the subscribers themselves.
     """
+    packed = subscribers if isinstance(subscribers, Packed) else Packed(subscribers)
     groups: dict[tuple[object, ...], array[int]] = {}
-    for i, sub in enumerate(subscribers):
-        tags = preferences.get(sub.key, sub.tags) if preferences else sub.tags
-        group = groups.get((tags, sub.exclude_tags))
+    for i in range(len(packed)):
+        tags, exclude = choice = packed.choice_at(i)  # no Subscriber made for this
+        if preferences:
+            choice = (preferences.get(packed.key_at(i), tags), exclude)
+        group = groups.get(choice)
         if group is None:
-            group = groups[tags, sub.exclude_tags] = array("I")
+            group = groups[choice] = array("I")
         group.append(i)
     for positions in groups.values():
         for i in positions:
-            sub = subscribers[i]
-            yield sub.key, sub.email
+            email = packed.email_at(i)
+            yield email.lower(), email
 
 
 class Composer:

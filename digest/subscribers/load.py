@@ -90,7 +90,8 @@ class Packed(Sequence[Subscriber]):
     its line. Equal to any sequence of the same Subscribers, a tuple included.
     """
 
-    __slots__ = ("_blob", "_choices", "_ends", "_index", "_lines", "_pair_index", "_pairs")
+    __slots__ = ("_blob", "_choices", "_ends", "_index", "_lines", "_pair_index", "_pairs",
+                 "_tuples")
 
     def __init__(self, subscribers: Iterable[Subscriber] = ()) -> None:
         self._blob = bytearray()
@@ -99,6 +100,7 @@ class Packed(Sequence[Subscriber]):
         self._lines = array("I")  # _NO_LINE for None
         self._pairs: list[tuple[tuple[str, ...] | None, tuple[str, ...]]] = []
         self._pair_index: dict[tuple[tuple[str, ...] | None, tuple[str, ...]], int] = {}
+        self._tuples: dict[tuple[str, ...], tuple[str, ...]] = {}  # each tag tuple once
         self._index: array[int] | None = None  # see find
         for sub in subscribers:
             self.append(sub)
@@ -108,10 +110,10 @@ class Packed(Sequence[Subscriber]):
         pair = (sub.tags, sub.exclude_tags)
         index = self._pair_index.get(pair)
         if index is None:  # a new choice: its tuples shared with equal ones of other pairs
-            shared = {t: t for p in self._pairs for t in p if t is not None}
+            shared = self._tuples
             tags = None if sub.tags is None else shared.setdefault(sub.tags, sub.tags)
             index = self._pair_index[pair] = len(self._pairs)
-            self._pairs.append((tags, shared.get(sub.exclude_tags, sub.exclude_tags)))
+            self._pairs.append((tags, shared.setdefault(sub.exclude_tags, sub.exclude_tags)))
         self._blob += sub.email.encode()
         if sub.name is not None:
             self._blob += b"\0" + sub.name.encode()
@@ -149,8 +151,17 @@ class Packed(Sequence[Subscriber]):
 
     def key_at(self, i: int) -> str:
         """The key (Subscriber.key) of the *i*-th subscriber, without making the Subscriber."""
+        return self.email_at(i).lower()
+
+    def email_at(self, i: int) -> str:
+        """The address (Subscriber.email) of the *i*-th subscriber."""
         start = self._ends[i - 1] if i else 0
-        return self._blob[start:self._ends[i]].partition(b"\0")[0].decode().lower()
+        return self._blob[start:self._ends[i]].partition(b"\0")[0].decode()
+
+    def choice_at(self, i: int) -> tuple[tuple[str, ...] | None, tuple[str, ...]]:
+        """(tags, exclude_tags) of the *i*-th subscriber: one tuple shared by all who chose
+        alike."""
+        return self._pairs[self._choices[i]]
 
     def line_at(self, i: int) -> int | None:
         line = self._lines[i]
@@ -185,6 +196,7 @@ class Packed(Sequence[Subscriber]):
         both._blob, both._ends = bytearray(self._blob), array("q", self._ends)
         both._choices, both._lines = array("I", self._choices), array("I", self._lines)
         both._pairs, both._pair_index = list(self._pairs), dict(self._pair_index)
+        both._tuples = dict(self._tuples)
         for sub in extra:
             both.append(sub)
         return both
@@ -410,9 +422,6 @@ class _Events:
 
 
 _PLAIN_LIST = (None, "!", "tag:yaml.org,2002:seq")
-_STR = "tag:yaml.org,2002:str"
-_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
-_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 Built = tuple[_Where, Any, Problem | None]
 
 
@@ -425,7 +434,7 @@ def _entries(path: Path, text: str | bytes, max_nodes: int, *,
     Raises SubscribersUnreadable (invalid YAML, a second document, not a list). An item is
     dropped once the caller moves on: composing the whole file first kept about 5 KB per
     entry alive (500 MB for 100,000 subscribers). An item of the usual form is built from
-    its parser events directly (_direct, a third of the cost), any other composed and
+    its parser events directly (_item, half the cost), any other composed and
     constructed by PyYAML; *direct* False composes every item (the tests' reference).
     """
     loader: Any = BoundedLoader(text)
@@ -451,9 +460,8 @@ def _entries(path: Path, text: str | bytes, max_nodes: int, *,
             loader.get_event()
             index = 0
             while not loader.check_event(yaml.SequenceEndEvent):
-                events = _item_events(loader)
-                done = _direct(loader, events, max_nodes) if direct else None
-                yield done if done is not None else built(reader.item(events, index))
+                done = _item(loader, max_nodes, direct)
+                yield built(reader.item(done, index)) if isinstance(done, list) else done
                 index += 1
             loader.get_event()
         else:  # anything else is one node, as before; only a tagged or anchored list is used
@@ -471,61 +479,66 @@ def _entries(path: Path, text: str | bytes, max_nodes: int, *,
         loader.dispose()
 
 
-def _item_events(loader: Any) -> list[Any]:
-    """Every event of the next list item (libyaml itself refuses nesting past 1,000)."""
+def _item(loader: Any, max_nodes: int, direct: bool) -> Built | list[Any]:
+    """The next list item, built from its parser events as they come when it has the usual
+    form: a mapping of plain keys to scalars or lists of scalars, with no anchor, alias or
+    tag, each key read as text. Otherwise (or with *direct* False, or a value whose
+    constructor refuses it) all the item's events, for PyYAML to compose and construct, so
+    that its value, lines and refusals are exactly a full parse's."""
     get = loader.get_event
     first = get()
     events = [first]
-    if isinstance(first, _START):
-        depth = 1
-        while depth:
-            event = get()
-            events.append(event)
-            if isinstance(event, _START):
-                depth += 1
-            elif isinstance(event, _END):
-                depth -= 1
-    return events
-
-
-def _direct(loader: Any, events: list[Any], max_nodes: int) -> Built | None:
-    """What composing and constructing the item would give, for an item of the usual form:
-    a mapping of plain keys to scalars or lists of scalars, with no anchor, alias or tag,
-    each key read as text. None for any other item, or one with a value that cannot be
-    built (then PyYAML builds it, and its error is exactly the composed path's)."""
-    first = events[0]
-    if (type(first) is not yaml.MappingStartEvent or first.anchor is not None
-            or first.tag is not None or len(events) > max_nodes):
-        return None
-    resolve = loader.resolve
+    if (not direct or type(first) is not yaml.MappingStartEvent or first.anchor is not None
+            or first.tag is not None):
+        return _rest(get, events)
     value: dict[Any, Any] = {}
     keys: dict[str, int] = {}
-    at, last = 1, len(events) - 1  # the last is the mapping's end
-    while at < last:
-        key_event = events[at]
-        if (type(key_event) is not yaml.ScalarEvent or key_event.anchor is not None
-                or key_event.tag is not None or _tag(resolve, key_event) != _STR):
-            return None
-        item = events[at + 1]
-        if type(item) is yaml.ScalarEvent:
+    while True:
+        key = get()
+        events.append(key)
+        kind = type(key)
+        if kind is yaml.MappingEndEvent:
+            if len(events) > max_nodes:  # then check_tree says what is wrong
+                return events
+            return _Where(_line(first), keys), value, None
+        if kind is not yaml.ScalarEvent or _scalar(loader, key) is not key.value:
+            return _rest(get, events)
+        item = get()
+        events.append(item)
+        kind = type(item)
+        if kind is yaml.ScalarEvent:
             built = _scalar(loader, item)
-            at += 2
-        elif (type(item) is yaml.SequenceStartEvent and item.anchor is None
-              and item.tag is None):
-            built, at = [], at + 2
-            while type(events[at]) is yaml.ScalarEvent:
-                built.append(_scalar(loader, events[at]))
-                at += 1
-            if type(events[at]) is not yaml.SequenceEndEvent:
-                return None
-            at += 1
+            if built is _UNBUILT:
+                return _rest(get, events)
+        elif kind is yaml.SequenceStartEvent and item.anchor is None and item.tag is None:
+            built = []
+            while (item := get()) and type(item) is yaml.ScalarEvent:
+                events.append(item)
+                built.append(_scalar(loader, item))
+            events.append(item)
+            if type(item) is not yaml.SequenceEndEvent or _UNBUILT in built:
+                return _rest(get, events)
         else:
-            return None
-        if built is _UNBUILT or (type(built) is list and _UNBUILT in built):
-            return None
-        value[key_event.value] = built
-        keys[key_event.value] = _line(key_event)
-    return _Where(_line(first), keys), value, None
+            return _rest(get, events)
+        value[key.value] = built
+        keys[key.value] = _line(key)
+
+
+_START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def _rest(get: Any, events: list[Any]) -> list[Any]:
+    """*events* and the rest of the item's (libyaml itself refuses nesting past 1,000)."""
+    depth = sum(isinstance(e, _START) for e in events) - sum(isinstance(e, _END) for e in events)
+    while depth:
+        event = get()
+        events.append(event)
+        if isinstance(event, _START):
+            depth += 1
+        elif isinstance(event, _END):
+            depth -= 1
+    return events
 
 
 def _line(event: Any) -> int:
@@ -534,31 +547,24 @@ def _line(event: Any) -> int:
     return int(event.start_mark.line) + 1
 
 
-_UNBUILT = object()  # a scalar _direct leaves to PyYAML
-
-
+_UNBUILT = object()  # a scalar _item leaves to PyYAML
+_STR = "tag:yaml.org,2002:str"
 # the first characters of the plain scalars an implicit resolver may read as other than text
 _RESOLVED = frozenset(BoundedLoader.yaml_implicit_resolvers)
-
-
-def _tag(resolve: Any, event: Any) -> str:
-    """The tag the composer gives an untagged scalar event: text for a quoted one, and for a
-    plain one no implicit resolver looks at (most, such as addresses and names); else the
-    resolver's answer."""
-    text = event.value
-    if not event.implicit[0] or (text and text[0] not in _RESOLVED and None not in _RESOLVED):
-        return _STR
-    tag: str = resolve(yaml.ScalarNode, text, event.implicit)
-    return tag
+assert None not in _RESOLVED  # (a resolver for any first character would need every one)
 
 
 def _scalar(loader: Any, event: Any) -> Any:
     """The value of a scalar event as the composer and constructor make it; _UNBUILT for
-    an anchor, a tag, or a value its constructor refuses."""
+    an anchor, a tag, or a value its constructor refuses. Text needs no resolver when it is
+    quoted, or plain with a first character no implicit resolver looks at (most, such as
+    addresses and names)."""
+    text = event.value
     if event.anchor is not None or event.tag is not None:
         return _UNBUILT
-    text = event.value
-    tag = _tag(loader.resolve, event)
+    if not event.implicit[0] or (text and text[0] not in _RESOLVED):
+        return text
+    tag = loader.resolve(yaml.ScalarNode, text, event.implicit)
     if tag == _STR:
         return text
     try:
@@ -726,6 +732,8 @@ def _name(path: Path, where: _Where, value: Any, problems: list[Problem]) -> str
 def control_character(text: str) -> str | None:
     """The first character of *text* that could split a header, or None: Python's email
     package splits header lines on more than CR/LF (\x1c-\x1e, \x85, \u2028)."""
+    if text.isprintable():  # none of Cc, Zl, Zp (nor other categories): the usual name
+        return None
     return next((c for c in text if unicodedata.category(c) in ("Cc", "Zl", "Zp")), None)
 
 
