@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -377,3 +378,46 @@ def test_the_cached_config_is_exactly_the_one_read(tmp_path):
         type(v) for v in vars(read.digest).values()]
     assert (type(cached.refresh_minutes), type(cached.digest.grace_hours)) == (
         type(read.refresh_minutes), type(read.digest.grace_hours))
+
+
+OPEN_TOGETHER = """
+import sys
+from pathlib import Path
+from digest.state.store import Store
+for line in sys.stdin:  # a folder: open a new state there as soon as told
+    Store(Path(line.strip()) / "state.sqlite3").close()
+    print("done", flush=True)
+"""
+
+
+def test_senders_started_together_on_a_new_state_folder_all_open_it(tmp_path):
+    """Each switches the new database to WAL mode at the same moment: SQLite answers that race
+    with "locked" at once, whatever the busy timeout (before the retry, most runs of this
+    failed in some round)."""
+    workers, rounds = 4, 40
+    procs = [subprocess.Popen([sys.executable, "-c", OPEN_TOGETHER], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(workers)]
+    try:
+        for n in range(rounds):
+            folder = tmp_path / str(n)
+            folder.mkdir()
+            for p in procs:  # the same folder to all, as close together as it goes
+                assert p.stdin is not None
+                p.stdin.write(f"{folder}\n")
+            for p in procs:
+                assert p.stdin is not None
+                p.stdin.flush()
+            for p in procs:
+                assert p.stdout is not None
+                if p.stdout.readline() != "done\n":
+                    p.wait(timeout=30)
+                    assert p.stderr is not None
+                    pytest.fail(f"round {n}: {p.stderr.read()[-1500:]}")
+            db = sqlite3.connect(folder / "state.sqlite3")
+            assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            db.close()
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()

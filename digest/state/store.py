@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import marshal
 import os
+import random
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -183,6 +185,25 @@ def connect(path: Path, *, read_only: bool = False) -> sqlite3.Connection:
 
 
 
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (it stays so in the file), retried for BUSY_TIMEOUT while
+    another process does the same: SQLite refuses that race with "database is locked" at once,
+    without its busy timeout (the switch upgrades a read lock to an exclusive one, and waiting
+    there could deadlock), and senders started together on a new state folder meet in it."""
+    if str(db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return  # the usual case: made so before; no lock to take
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    while True:
+        try:  # sqlite3.Connection's own execute: its raw error, to tell a lock from the rest
+            sqlite3.Connection.execute(db, "PRAGMA journal_mode=WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (5, 6)
+            if not busy or time.monotonic() > deadline:
+                raise _translated(db.cursor(), exc) from exc
+        time.sleep(random.uniform(0.005, 0.03))  # apart, so the next try does not meet again
+
+
 class Store:
     """A thin, typed wrapper over the state database; every method is one small transaction."""
 
@@ -200,7 +221,7 @@ class Store:
         private_files(path)
         self.db = connect(path)
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
+            _write_ahead(self.db)
             self.db.execute("PRAGMA synchronous=NORMAL")
             self._migrate()
         except BaseException:
