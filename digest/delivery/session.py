@@ -116,7 +116,8 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
         sendlog = open_state(config, local=store)
         corpus = read_posts(config, store, now=as_of)
         ids = entry_ids(sendlog, config.site, corpus.posts)
-        subscribers = read_subscribers(config, sendlog, corpus.terms, keep=not scratch)
+        subscribers = read_subscribers(config, sendlog, corpus.terms, keep=not scratch,
+                                       cache=not scratch)
         by_id = {ids[p.path]: p for p in corpus.posts}
         yield Session(config, store, sendlog, corpus, ids, subscribers, layout, signer,
                       as_of, by_id, verp_signer)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -61,6 +62,32 @@ def held(path: Path, busy: str) -> Iterator[None]:
             os.ftruncate(fd, 0)  # a PID left behind would make `digest status` report a daemon
         finally:
             os.close(fd)  # and this releases the lock
+
+
+@contextmanager
+def waited(path: Path, seconds: float) -> Iterator[bool]:
+    """Hold an exclusive lock on *path*, waiting up to *seconds* for it; yields whether it
+    is held (False: the wait ran out, or there is no lock file to be had; the caller goes
+    on without it). For work one process may as well do for the others (subscribers/cache.py)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        yield False
+        return
+    try:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.01)
+        yield True
+    finally:
+        os.close(fd)  # and this releases the lock
 
 
 def daemon_lock(state: Path) -> AbstractContextManager[None]:

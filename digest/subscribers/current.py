@@ -17,11 +17,13 @@ from collections.abc import Callable, Collection, Sequence
 from ..config import Config
 from ..errors import ConfigError, Problem, SubscribersUnreadable
 from ..state.interface import Member, SharedState
+from .cache import cached_entries
 from .load import (
     Packed,
     Subscriber,
     SubscriberList,
     check_utf8,
+    checked,
     load_subscribers,
     parse_subscribers,
 )
@@ -30,11 +32,12 @@ log = logging.getLogger(__name__)
 
 
 def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str], *,
-                     keep: bool = True,
+                     keep: bool = True, cache: bool = True,
                      fell_back: list[SubscribersUnreadable] | None = None) -> SubscriberList:
     """The subscribers file, or the last good copy of it when it cannot be read now;
-    *keep*: save what was read as the new last good copy; *fell_back*: gets why the last
-    good copy was used, if it was."""
+    *keep*: save what was read as the new last good copy; *cache*: use the reading kept in
+    the state folder, and keep this one there (subscribers/cache.py); *fell_back*: gets why
+    the last good copy was used, if it was."""
     path = config.subscribers
     if path is None:
         raise ConfigError([Problem(config.path, None, "no subscribers file is configured",
@@ -49,8 +52,12 @@ def read_subscribers(config: Config, sendlog: SharedState, known: Collection[str
         raw = None  # load_subscribers says exactly what is wrong
     try:
         # the bytes parsed are the bytes kept, so the snapshot is exactly what was served
-        found = load_subscribers(path, known, limits) if raw is None \
-            else parse_subscribers(path, raw, known, limits)
+        if raw is None:
+            found = load_subscribers(path, known, limits)
+        elif cache:
+            found = checked(cached_entries(config.state, path, raw, limits), known)
+        else:
+            found = parse_subscribers(path, raw, known, limits)
     except SubscribersUnreadable as exc:
         snapshot = sendlog.snapshot()
         if snapshot is None:

@@ -201,6 +201,43 @@ class Packed(Sequence[Subscriber]):
             both.append(sub)
         return both
 
+    def dumped(self) -> tuple[bytes, bytes, bytes, bytes, list[Any]]:
+        """Its parts as bytes and plain values (marshal-able), for the parse cache
+        (subscribers/cache.py); made back by loaded()."""
+        pairs = [(None if tags is None else list(tags), list(exclude))
+                 for tags, exclude in self._pairs]
+        return (bytes(self._blob), self._ends.tobytes(), self._choices.tobytes(),
+                self._lines.tobytes(), pairs)
+
+    @classmethod
+    def loaded(cls, parts: Any) -> Packed:
+        """A Packed from dumped()'s parts; ValueError or TypeError if they do not fit
+        together (a damaged cache is read again from the file, never trusted)."""
+        blob, ends, choices, lines, pairs = parts
+        packed = cls()
+        packed._blob = bytearray(blob)
+        packed._ends.frombytes(ends)
+        packed._choices.frombytes(choices)
+        packed._lines.frombytes(lines)
+        for tags, exclude in pairs:
+            if not (tags is None or isinstance(tags, list)) or not isinstance(exclude, list) \
+                    or not all(isinstance(t, str) for t in (*(tags or ()), *exclude)):
+                raise TypeError("a choice of tags is not lists of strings")
+            shared = packed._tuples
+            kept = None if tags is None else shared.setdefault(tuple(tags), tuple(tags))
+            pair = (kept, shared.setdefault(tuple(exclude), tuple(exclude)))
+            packed._pair_index.setdefault(pair, len(packed._pairs))
+            packed._pairs.append(pair)
+        count = len(packed._ends)
+        if len(packed._choices) != count or len(packed._lines) != count \
+                or any(c >= len(packed._pairs) for c in packed._choices) \
+                or list(packed._ends) != sorted(packed._ends) \
+                or (count and not 0 <= packed._ends[-1] == len(packed._blob)) \
+                or (count and packed._ends[0] < 0):
+            raise ValueError("the parts do not fit together")
+        packed._blob.decode()  # UnicodeDecodeError (a ValueError) here, not at some read
+        return packed
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Sequence) or isinstance(other, str | bytes):
             return NotImplemented
@@ -273,15 +310,31 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
     *path* is only used to name the file.
 
     Tags are compared casefolded; *known_tags* (the tags posts have) only feed warnings.
-    Entries are read one at a time (see _entries), so a 100,000-entry file never sits in
-    memory as a YAML node tree: only the subscribers and each address's first line stay.
     """
-    known = {t.casefold(): t for t in known_tags}
+    return checked(read_entries(path, text, limits), known_tags)
+
+
+@dataclass(frozen=True)
+class Entries:
+    """What the file says, before its tags are held against the posts': all a parse of the
+    same bytes gives, whatever the posts (so it can be cached, subscribers/cache.py)."""
+
+    path: Path
+    subscribers: Packed  # the served entries, in file order
+    problems: tuple[Problem, ...]  # one or more per skipped entry
+    tags: dict[str, tuple[str, int, int]]  # folded tag → (as written, first line, uses)
+    count: int  # entries in the file, served or not
+
+
+def read_entries(path: Path, text: str | bytes, limits: Limits = DEFAULT_LIMITS) -> Entries:
+    """The entries of *text* (see parse_subscribers), read one at a time (see _entries), so
+    a 100,000-entry file never sits in memory as a YAML node tree: only the subscribers
+    and each address's first line stay."""
     served = Packed()
     problems: list[Problem] = []
     seen = _Seen(served)
     email_lines = array("I")  # line of each served entry's 'email:'
-    unknown: dict[str, tuple[str, int, int]] = {}  # folded tag -> (as written, line, uses)
+    tags: dict[str, tuple[str, int, int]] = {}
     entries = 0
     for where, value, refused in _entries(path, text, limits.yaml_nodes):
         entries += 1
@@ -303,13 +356,21 @@ def parse_subscribers(path: Path, text: str | bytes, known_tags: Collection[str]
             continue
         seen.add(key, len(served))
         email_lines.append(line)
-        _count_unknown(where, subscriber, known, unknown)
+        _count_tags(where, subscriber, tags)
         served.append(subscriber)
-    if not entries:
+    return Entries(path, served, tuple(problems), tags, entries)
+
+
+def checked(entries: Entries, known_tags: Collection[str]) -> SubscriberList:
+    """*entries* with a warning for each tag no post (of *known_tags*) has."""
+    if not entries.count:
         hint = "add entries such as '- email: ana@example.org'"
-        return SubscriberList((), (), (Problem(path, None, "no subscribers in the file", hint),))
-    return SubscriberList(served, tuple(problems),
-                          tuple(_unknown_tags(path, unknown, known)))
+        return SubscriberList((), (), (Problem(entries.path, None, "no subscribers in the file",
+                                               hint),))
+    known = {t.casefold(): t for t in known_tags}
+    unknown = {folded: use for folded, use in entries.tags.items() if folded not in known}
+    return SubscriberList(entries.subscribers, entries.problems,
+                          tuple(_unknown_tags(entries.path, unknown, known)))
 
 
 class _Seen:
@@ -770,19 +831,16 @@ def _tags(path: Path, where: _Where, entry: dict[Any, Any], key: str,
     return tuple(seen.values())
 
 
-def _count_unknown(where: _Where, sub: Subscriber, known: dict[str, str],
-                   unknown: dict[str, tuple[str, int, int]]) -> None:
-    """Note each tag of a served entry that no post has: where it is first used, and how often."""
+def _count_tags(where: _Where, sub: Subscriber, counted: dict[str, tuple[str, int, int]]) -> None:
+    """Note each tag of a served entry: where it is first used, and how often."""
     for key, tags in (("tags", sub.tags or ()), ("exclude_tags", sub.exclude_tags)):
         for tag in tags:
             folded = tag.casefold()
-            if folded in known:
-                continue
-            if folded in unknown:
-                written, line, uses = unknown[folded]
-                unknown[folded] = (written, line, uses + 1)
+            if folded in counted:
+                written, line, uses = counted[folded]
+                counted[folded] = (written, line, uses + 1)
             else:
-                unknown[folded] = (tag, where.key(key), 1)
+                counted[folded] = (tag, where.key(key), 1)
 
 
 def _unknown_tags(path: Path, unknown: dict[str, tuple[str, int, int]],
