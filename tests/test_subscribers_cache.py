@@ -47,7 +47,7 @@ def _same(a: Entries, b: Entries) -> None:
         [b.subscribers.line_at(i) for i in range(len(b.subscribers))]
 
 
-def test_a_kept_reading_is_the_parse_of_the_same_bytes(tmp_path):
+def test_a_kept_reading_is_the_parse_of_the_same_bytes(tmp_path: Path) -> None:
     path, raw = tmp_path / "subscribers.yaml", _big()
     fresh = read_entries(path, raw, DEFAULT_LIMITS)
     first = cached_entries(tmp_path / "state", path, raw, DEFAULT_LIMITS)
@@ -64,7 +64,7 @@ def test_a_kept_reading_is_the_parse_of_the_same_bytes(tmp_path):
     assert len(checked(again, ("union", "analytics", "unoin", "internship")).warnings) == 0
 
 
-def test_a_changed_file_is_read_again_even_at_the_same_size(tmp_path):
+def test_a_changed_file_is_read_again_even_at_the_same_size(tmp_path: Path) -> None:
     path, state = tmp_path / "subscribers.yaml", tmp_path / "state"
     raw = _big()
     cached_entries(state, path, raw, DEFAULT_LIMITS)
@@ -84,7 +84,7 @@ def test_a_changed_file_is_read_again_even_at_the_same_size(tmp_path):
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other shape",
                                     "wrong types", "parts apart", "not utf-8"])
-def test_a_damaged_cache_is_not_used_and_is_replaced(tmp_path, damage):
+def test_a_damaged_cache_is_not_used_and_is_replaced(tmp_path: Path, damage: str) -> None:
     path, state, raw = tmp_path / "subscribers.yaml", tmp_path / "state", _big()
     fresh = read_entries(path, raw, DEFAULT_LIMITS)
     cached_entries(state, path, raw, DEFAULT_LIMITS)
@@ -108,7 +108,7 @@ def test_a_damaged_cache_is_not_used_and_is_replaced(tmp_path, damage):
     assert kept.read_bytes() == data  # the good reading is back
 
 
-def test_a_state_folder_that_cannot_hold_it_costs_only_the_parse(tmp_path):
+def test_a_state_folder_that_cannot_hold_it_costs_only_the_parse(tmp_path: Path) -> None:
     path, raw = tmp_path / "subscribers.yaml", _big()
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
@@ -130,7 +130,8 @@ _entry = st.builds(
 
 @given(st.lists(_entry, max_size=12))
 @settings(max_examples=200, deadline=None)
-def test_any_reading_comes_back_from_the_cache_as_it_went_in(tmp_path_factory, entries):
+def test_any_reading_comes_back_from_the_cache_as_it_went_in(
+        tmp_path_factory: pytest.TempPathFactory, entries: list[str]) -> None:
     state = tmp_path_factory.mktemp("state")
     path, raw = Path("subscribers.yaml"), "".join(entries).encode()
     fresh = read_entries(path, raw, DEFAULT_LIMITS)
@@ -162,7 +163,7 @@ print(len(parsed), len(found.subscribers))
 """
 
 
-def test_senders_started_together_parse_the_file_once(tmp_path):
+def test_senders_started_together_parse_the_file_once(tmp_path: Path) -> None:
     """One parses under the lock; the others wait for its reading instead of doing it too."""
     path = tmp_path / "subscribers.yaml"
     path.write_bytes(_big(6000))
