@@ -154,6 +154,33 @@ def test_subscribers_added_later_are_pending_once(state: SharedState) -> None:
     assert [key for key, _, _ in state.to_serve(run)] == ["alice", "bob"]
 
 
+def _unread() -> Iterator[tuple[str, str]]:
+    raise AssertionError("the pairs were read although the roster said none is new")
+    yield ("never", "never")  # a generator: it fails only when read
+
+
+def test_a_run_joined_with_the_list_it_was_made_with_reads_none_of_it(
+        state: SharedState) -> None:
+    run = state.create_run(slug="2024-06-10", start=END - timedelta(days=7), end=END,
+                           posts=[RunPost("urn:a", "a.md", "a|A")], subscribers=[ALICE],
+                           roster=b"one")
+    assert state.add_subscribers(run, _unread(), roster=b"one") == 0
+    # another list: offered and kept; then that one is the run's
+    assert state.add_subscribers(run, [ALICE, BOB], roster=b"two") == 1
+    assert state.add_subscribers(run, _unread(), roster=b"two") == 0
+    assert state.add_subscribers(run, [ALICE, BOB], roster=b"one") == 0  # read: none new
+    assert state.add_subscribers(run, [("carol", "carol@example.org")]) == 1  # no roster
+    assert [key for key, _, _ in state.to_serve(run)] == ["alice", "bob", "carol"]
+    joined, created = state.create_or_join_run(
+        slug="2024-06-10", start=END - timedelta(days=7), end=END,
+        posts=[RunPost("urn:a", "a.md", "a|A")], subscribers=_unread(), roster=b"three")
+    assert (joined.id, created) == (run.id, False)
+    made, created = state.create_or_join_run(
+        slug="2024-06-17", start=END, end=END + timedelta(days=7),
+        posts=[RunPost("urn:b", "b.md", "b|B")], subscribers=[BOB], roster=b"four")
+    assert created and state.add_subscribers(made, _unread(), roster=b"four") == 0
+
+
 def test_a_restored_run_is_done_with_everyone_sent_and_restored_once(
         state: SharedState) -> None:
     args = {"slug": "2024-06-10", "start": START, "end": END,

@@ -193,6 +193,12 @@ MIGRATIONS = (
     """
     CREATE INDEX deliveries_open ON deliveries(run_id) WHERE state IN ('pending', 'deferred');
     """,
+    # 0.14: a digest of the (subscriber, address) pairs a run was made or last extended
+    # with (delivery/send.py roster): a sender joining it with the same list adds nothing,
+    # so it need not offer every pair again to learn that none is new
+    """
+    ALTER TABLE runs ADD COLUMN roster BLOB;
+    """,
 )
 
 # One reading in the parse cache: (path, size, mtime_ns, fingerprint, row) then the index

@@ -130,11 +130,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_open ON deliveries(run_id, seq)
         WHERE state IN ('pending', 'deferred');
     """,
+    # 6: the digest of the pairs a run was made or last extended with (SQLite's 0.14)
+    """
+    ALTER TABLE runs ADD COLUMN roster bytea;
+    """,
 )
 
 # for each version, the oldest version a digest may know and still use a database at it:
-# 2's leases are ignored by a digest of 1, which would send what others hold; 3 to 5 only add
-WORKS_WITH: tuple[int, ...] = (1, 2, 2, 2, 2)
+# 2's leases are ignored by a digest of 1, which would send what others hold; 3 to 6 only add
+# (an older digest leaves a run's roster as it was: a later sender offers every pair again)
+WORKS_WITH: tuple[int, ...] = (1, 2, 2, 2, 2, 2)
 
 
 def statements(script: str) -> list[str]:

@@ -415,17 +415,19 @@ class PostgresState:
         return ids, twins
 
     def create_run(self, *, slug: str, start: datetime, end: datetime,
-                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]],
+                   roster: bytes | None = None) -> Run:
         with self._atomic() as cur:
-            return self._insert_run(cur, slug, start, end, posts, subscribers)
+            return self._insert_run(cur, slug, start, end, posts, subscribers, roster)
 
     @staticmethod
     def _insert_run(cur: psycopg.Cursor[Any], slug: str, start: datetime, end: datetime,
-                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]],
+                    roster: bytes | None) -> Run:
         created = now_text()
-        cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, state) "
-                    "VALUES (%s, %s, %s, %s, 'sending') RETURNING id",
-                    (slug, start.isoformat(), end.isoformat(), created))
+        cur.execute("INSERT INTO runs (slug, period_start, period_end, created_at, state, "
+                    "roster) VALUES (%s, %s, %s, %s, 'sending', %s) RETURNING id",
+                    (slug, start.isoformat(), end.isoformat(), created, roster))
         row = cur.fetchone()
         assert row is not None
         rid = int(row[0])
@@ -463,14 +465,20 @@ class PostgresState:
     def slug_taken(self, slug: str) -> bool:
         return self._one("SELECT 1 FROM runs WHERE slug = %s", (slug,)) is not None
 
-    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]], *,
+                        roster: bytes | None = None) -> int:
         now = now_text()
         added = 0
         with self._atomic() as cur:
-            cur.execute("SELECT state FROM runs WHERE id = %s FOR UPDATE", (run.id,))
+            cur.execute("SELECT state, roster FROM runs WHERE id = %s FOR UPDATE", (run.id,))
             row = cur.fetchone()
             if row is not None and row[0] == "cancelled":
                 return 0
+            if roster is not None and row is not None and row[1] is not None \
+                    and bytes(row[1]) == roster:
+                return 0
+            if roster is not None:
+                cur.execute("UPDATE runs SET roster = %s WHERE id = %s", (roster, run.id))
             # a statement per ADD_CHUNK, each in the order given: its row count is how many
             # were new; a million pairs as two arrays at once took hundreds of megabytes
             chunk = iter(subscribers)
@@ -564,8 +572,8 @@ class PostgresState:
 
     # several senders on one run: leased batches ------------------------------------------
     def create_or_join_run(self, *, slug: str, start: datetime, end: datetime,
-                           posts: Sequence[RunPost],
-                           subscribers: Iterable[tuple[str, str]]) -> tuple[Run, bool]:
+                           posts: Sequence[RunPost], subscribers: Iterable[tuple[str, str]],
+                           roster: bytes | None = None) -> tuple[Run, bool]:
         """Under a transaction-scoped advisory lock, so two nodes creating at once take
         turns: the second, once the first has committed, finds its run and joins it."""
         with self._atomic() as cur:
@@ -575,7 +583,7 @@ class PostgresState:
             row = cur.fetchone()
             if row is not None:
                 return _run(row), False
-            return self._insert_run(cur, slug, start, end, posts, subscribers), True
+            return self._insert_run(cur, slug, start, end, posts, subscribers, roster), True
 
     # FOR UPDATE SKIP LOCKED: a node claiming at the same moment as another skips the rows
     # the other is taking instead of waiting for them (or taking them twice)

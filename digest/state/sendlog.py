@@ -90,19 +90,21 @@ class SendLog:
         return ids, twins
 
     def create_run(self, *, slug: str, start: datetime, end: datetime,
-                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+                   posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]],
+                   roster: bytes | None = None) -> Run:
         """The run, its posts and a pending row per (key, address), all or nothing."""
         with self.store.atomic() as db:
-            return self._insert_run(db, slug, start, end, posts, subscribers)
+            return self._insert_run(db, slug, start, end, posts, subscribers, roster)
 
     @staticmethod
     def _insert_run(db: sqlite3.Connection, slug: str, start: datetime, end: datetime,
-                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]]) -> Run:
+                    posts: Iterable[RunPost], subscribers: Iterable[tuple[str, str]],
+                    roster: bytes | None) -> Run:
         created = now_text()
         cursor = db.execute(
-            "INSERT INTO runs (slug, period_start, period_end, created_at, state) "
-            "VALUES (?, ?, ?, ?, 'sending')",
-            (slug, start.isoformat(), end.isoformat(), created))
+            "INSERT INTO runs (slug, period_start, period_end, created_at, state, roster) "
+            "VALUES (?, ?, ?, ?, 'sending', ?)",
+            (slug, start.isoformat(), end.isoformat(), created, roster))
         rid = cursor.lastrowid
         assert rid is not None
         db.executemany("INSERT INTO run_posts VALUES (?, ?, ?, ?)",
@@ -137,18 +139,25 @@ class SendLog:
     def slug_taken(self, slug: str) -> bool:
         return self.db.execute("SELECT 1 FROM runs WHERE slug = ?", (slug,)).fetchone() is not None
 
-    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]]) -> int:
+    def add_subscribers(self, run: Run, subscribers: Iterable[tuple[str, str]], *,
+                        roster: bytes | None = None) -> int:
         """Pending rows for subscribers the run does not know yet (added since it started);
         none for a cancelled run."""
         now = now_text()
         with self.store.atomic() as db:
             if self._state_in(db, run) == "cancelled":
                 return 0
+            if roster is not None and db.execute(
+                    "SELECT 1 FROM runs WHERE id = ? AND roster = ?", (run.id, roster)).fetchone():
+                return 0  # made or last extended with exactly these pairs: none is new
             before = db.total_changes
             db.executemany("INSERT OR IGNORE INTO deliveries (run_id, subscriber, email, "
                            "state, updated_at) VALUES (?, ?, ?, 'pending', ?)",
                            ((run.id, key, email, now) for key, email in subscribers))
-            return db.total_changes - before
+            added = db.total_changes - before
+            if roster is not None:
+                db.execute("UPDATE runs SET roster = ? WHERE id = ?", (roster, run.id))
+            return added
 
     def run_posts(self, run: Run) -> list[RunPost]:
         return [RunPost(*row) for row in self.db.execute(
@@ -242,8 +251,8 @@ class SendLog:
 
     # several senders on one run: leased batches ------------------------------------------
     def create_or_join_run(self, *, slug: str, start: datetime, end: datetime,
-                           posts: Sequence[RunPost],
-                           subscribers: Iterable[tuple[str, str]]) -> tuple[Run, bool]:
+                           posts: Sequence[RunPost], subscribers: Iterable[tuple[str, str]],
+                           roster: bytes | None = None) -> tuple[Run, bool]:
         """The check and the insert in one BEGIN IMMEDIATE transaction: a second node
         creating at once waits for the first's commit, then finds its run (on PostgreSQL:
         the unique entry_id of run_posts makes the loser's insert fail; it rolls back and
@@ -255,7 +264,7 @@ class SendLog:
                 f"WHERE entry_id IN ({marks}) LIMIT 1)", [p.entry_id for p in posts]).fetchone()
             if row is not None:
                 return _run(row), False
-            return self._insert_run(db, slug, start, end, posts, subscribers), True
+            return self._insert_run(db, slug, start, end, posts, subscribers, roster), True
 
     # Claiming is one UPDATE of the rows its subquery picks; SQLite's BEGIN IMMEDIATE (in
     # atomic()) lets one writer in at a time, so two nodes never pick the same free row. On
