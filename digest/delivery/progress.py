@@ -8,25 +8,28 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
-
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from typing import TYPE_CHECKING, TextIO
 
 from ..state.sendlog import Run
 from .transport import Outcome
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 log = logging.getLogger(__name__)
 
 
 class BarProgress:
     def __init__(self) -> None:
+        # rich only for a terminal: its import is 23 ms of every sender's start
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("{task.fields[rate]:>7.0f} msg/s"), TimeRemainingColumn(),
                             TextColumn("{task.fields[failed]} failed"), transient=False)

@@ -31,8 +31,6 @@ from pathlib import Path
 from typing import Any, overload
 
 import yaml
-from email_validator import EmailNotValidError, validate_email
-from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
 
 from ..config import DEFAULT_LIMITS, Limits
 from ..errors import Problem, SubscribersUnreadable, did_you_mean
@@ -735,19 +733,33 @@ def _plain_address(address: str) -> str | None:
     digits, dots and hyphens that validate_email accepts as itself in both its forms (so
     every length it checks is the address's own), at most 254 octets in all."""
     local, at, domain = address.rpartition("@")
+    dot_atom, lowercased = _rfc()
     if (not at or len(address) > _EMAIL_MAX or not address.isascii()
-            or DOT_ATOM_TEXT.match(local) is None
-            or local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES
+            or dot_atom.match(local) is None
+            or local.lower() in lowercased
             or _PLAIN_DOMAIN.fullmatch(domain) is None):
         return None
     ascii_domain = _domain(domain)
     return None if ascii_domain is None else f"{local}@{ascii_domain}"
 
 
+@functools.cache
+def _rfc() -> tuple[re.Pattern[str], Collection[str]]:
+    """email-validator's dot-atom pattern and the local parts it lowercases. It is imported
+    when an address is first checked, not with this module: a sender that finds the file's
+    reading in its cache (subscribers/cache.py) checks none, and the import is 20 ms of its
+    start."""
+    from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES, DOT_ATOM_TEXT
+
+    return DOT_ATOM_TEXT, CASE_INSENSITIVE_MAILBOX_NAMES
+
+
 @functools.lru_cache(maxsize=4096)
 def _domain(domain: str) -> str | None:
     """*domain* as validate_email writes it in an address, if it accepts it unchanged in
     length in both forms (domain and ascii_domain); else None."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         valid = validate_email(f"a@{domain}", check_deliverability=False)
     except EmailNotValidError:
@@ -759,6 +771,8 @@ def _domain(domain: str) -> str | None:
 
 def _validated(address: str) -> tuple[str | None, str, str]:
     """check_address through validate_email itself."""
+    from email_validator import EmailNotValidError, validate_email
+
     try:
         valid = validate_email(address, check_deliverability=False)
     except EmailNotValidError as exc:
