@@ -20,8 +20,20 @@ smtp-sink on loopback, and prints per worker count:
 
 Every worker must exit 0; the state must show the run done with N sent.
 
+Each run starts with no run in the shared state and no trace of a send, but the caches a
+machine keeps in its state folder (the config's checked reading, the subscribers file's,
+on PostgreSQL the posts' parse cache) are kept from the run before, as on a machine that has
+sent before: senders started on one machine each week find them there. The first run of
+each store is made cold too (its row marked c: a new state folder), to show what a first
+send costs beside them.
+
     python bench/scale_bench.py [--subscribers N] [--workers 1,2,4] [--concurrency C]
-                                [--postgres | --database-url URL]
+                                [--repeat K] [--postgres | --database-url URL]
+
+Each worker count runs K times (default 3), the counts interleaved (1, 2, 4, 1, 2, 4, ...)
+so that a change of load on the machine falls on all of them, and each row shows the run of
+median CPU: on this shared 2-core machine one run's CPU varied by 10 % and more between
+repetitions, as much as the differences measured.
 
 The shared state is SQLite in the site's state folder; with --postgres the same worker counts
 run again on PostgreSQL, in the same invocation, so the two stores are compared under the
@@ -71,6 +83,7 @@ _SUMMARY = re.compile(r"sent (\d+), skipped-empty (\d+), failed (\d+), deferred 
 class Result:
     store: str
     workers: int
+    cold: bool  # the machine's caches empty: a first send on a new state folder
     wall: float
     cpu: float  # user + system, summed over the workers
     server_cpu: float | None  # the PostgreSQL server's processes, while they ran
@@ -140,12 +153,31 @@ class State:
     def env(self) -> dict[str, str]:
         return {DATABASE_ENV: self.url} if self.url else {}
 
-    def reset(self, state_dir: Path) -> None:
-        shutil.rmtree(state_dir, ignore_errors=True)  # local files (and the SQLite state)
+    def reset(self, state_dir: Path, *, cold: bool) -> None:
+        """No run, no deliveries, no trace of a send. *cold*: the state folder goes whole;
+        else the machine's own caches stay as the last send left them (WARM_KEEPS)."""
+        if cold:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        elif state_dir.is_dir():
+            keep = WARM_KEEPS + (LOCAL_CACHES if self.url else ())
+            for path in state_dir.iterdir():
+                if path.name in keep:
+                    continue
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
         if self.url:
             with psycopg.connect(self.url, autocommit=True) as conn:
                 conn.execute("DROP SCHEMA public CASCADE")
                 conn.execute("CREATE SCHEMA public")
+
+
+# What a machine that has sent before holds in its state folder besides the send log: the
+# config's checked reading and the subscribers file's (each keyed by the bytes it was made
+# from), and, on PostgreSQL, the local SQLite file of the posts' parse cache
+WARM_KEEPS = ("config.json", "subscribers.cache", "subscribers.lock")
+LOCAL_CACHES = ("state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm")
 
 
 @contextlib.contextmanager
@@ -163,11 +195,11 @@ def postgres() -> Iterator[tuple[str, PgServer]]:
 
 
 def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
-                logs: Path, store: State) -> Result:
+                logs: Path, store: State, *, cold: bool = False) -> Result:
     """*workers* `digest send` processes started together; their rusage and the outcome."""
     env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as send_bench: no recompiling per run
-    tag = f"{store.name}-w{workers}"
+    tag = f"{store.name}-w{workers}{'-cold' if cold else ''}"
     before = sink_.received()
     server_before = store.server_cpu()
     started = time.perf_counter()
@@ -207,8 +239,14 @@ def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Si
         sent = state.counts(run).get("sent", 0)
     finally:
         state.close()
-    return Result(store.name, workers, wall, cpu, server_cpu, sent, sink_.received() - before,
-                  expected)
+    return Result(store.name, workers, cold, wall, cpu, server_cpu, sent,
+                  sink_.received() - before, expected)
+
+
+def _median(results: list[Result]) -> Result:
+    """The run of median CPU (the lower middle one of an even count): a whole run, so its
+    figures agree with each other."""
+    return sorted(results, key=lambda r: r.cpu)[(len(results) - 1) // 2]
 
 
 def start_cost(config: Path, as_of: str, store: State) -> float:
@@ -231,6 +269,8 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
     parser.add_argument("--concurrency", type=int, default=20, help="connections per worker")
     parser.add_argument("--posts", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of each worker count, interleaved; the median is shown")
     parser.add_argument("--as-of", default="2024-06-03T09:00:00")
     parser.add_argument("--source", type=Path, default=SOURCE)
     where = parser.add_mutually_exclusive_group()
@@ -270,21 +310,29 @@ def main() -> int:
                              state=out / "site" / f"state-{store.name}", port=sink_.port,
                              concurrency=args.concurrency, per_connection=1000)
                 config.write_text(config.read_text() + store.config_lines())
-                for workers in counts:
-                    store.reset(out / "site" / f"state-{store.name}")
+                state = out / "site" / f"state-{store.name}"
+                plan = [(counts[0], True), *((w, False) for w in counts * args.repeat)]
+                for workers, cold in plan:
+                    store.reset(state, cold=cold)
                     results.append(run_workers(config, as_of.isoformat(), workers,
-                                               args.subscribers, sink_, logs, store))
-                    print(f"{store.name}: {workers} worker(s) done", file=sys.stderr)
+                                               args.subscribers, sink_, logs, store, cold=cold))
+                    print(f"{store.name}: {workers} worker(s) done{' (cold)' * cold}",
+                          file=sys.stderr)
                 starts[store.name] = start_cost(config, as_of.isoformat(), store)
+    every = results
+    results = [_median([r for r in every if (r.store, r.workers, r.cold) == key])
+               for key in dict.fromkeys((r.store, r.workers, r.cold) for r in every)]
     lines = [f"digest send workers on one shared state: {args.subscribers} subscribers, "
              f"{args.concurrency} connections per worker, smtp-sink; {os.cpu_count()} CPUs, "
-             f"load {load} before",
+             f"load {load} before; each row the median (by CPU) of {args.repeat} runs "
+             "interleaved",
              f"{'store':>10} {'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} "
              f"{'CPU ms/msg':>10} {'vs 1':>6} {'net ms/msg':>10} {'vs 1':>6} "
              f"{'server ms/msg':>13} {'skipped':>8} {'dups':>6}"]
-    one = {r.store: r for r in results if r.workers == counts[0]}
+    one = {r.store: r for r in results if r.workers == counts[0] and not r.cold}
     base = {name: r.net_ms_per_message(starts[name]) for name, r in one.items()}
-    lines += [f"{r.store:>10} {r.workers:>7} {r.wall:>8.2f} {r.rate:>8.0f} {r.cpu:>8.2f} "
+    lines += [f"{r.store:>10} {r.workers:>7}{'c' if r.cold else ' '}{r.wall:>8.2f} "
+              f"{r.rate:>8.0f} {r.cpu:>8.2f} "
               f"{r.cpu_ms_per_message:>10.3f} "
               f"{r.cpu_ms_per_message / one[r.store].cpu_ms_per_message:>6.2f} "
               f"{r.net_ms_per_message(starts[r.store]):>10.3f} "
@@ -293,6 +341,13 @@ def main() -> int:
               for r in results]
     lines += [f"start cost ({name}): {cpu:.2f} CPU s per worker (a send that finds the run "
               "done: start-up and the subscribers file)" for name, cpu in starts.items()]
+    for name in starts:
+        runs = {w: [r.cpu for r in every if (r.store, r.workers, r.cold) == (name, w, False)]
+                for w in counts}
+        lines += [f"{name}: CPU s of each run, {w} worker(s): "
+                  + ", ".join(f"{cpu:.2f}" for cpu in runs[w]) for w in counts]
+    lines.append("c: cold, the state folder new (no config, parse or subscribers cache); the "
+                 "other rows keep those caches between runs, as a machine that sent before")
     lines.append(f"load {os.getloadavg()[0]:.2f} after")
     report = "\n".join(lines)
     print(report)
