@@ -5,11 +5,15 @@ cache, and a changed file is never answered from it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import marshal
 import os
+import struct
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -82,28 +86,48 @@ def test_a_changed_file_is_read_again_even_at_the_same_size(tmp_path: Path) -> N
     _same(cached_entries(state, other, changed, tight), fresh)
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "empty", "other shape",
-                                    "wrong types", "parts apart", "not utf-8"])
+def _rewritten(data: bytes, change: Callable[[list[Any]], None]) -> bytes:
+    """The cache file *data* with its header changed by *change* (the payload as it was)."""
+    start = len(cache.MAGIC) + 8
+    (length,) = struct.unpack("<Q", data[len(cache.MAGIC):start])
+    header = list(marshal.loads(data[start:start + length]))
+    change(header)
+    new = marshal.dumps(tuple(header))
+    return cache.MAGIC + struct.pack("<Q", len(new)) + new + data[start + length:]
+
+
+def _shifted(header: list[Any]) -> None:
+    sizes = header[1]
+    header[1] = [sizes[0], sizes[1] - 8, sizes[2] + 8, sizes[3]]  # one address fewer, apart
+
+
+DAMAGE: dict[str, Callable[[bytes], bytes]] = {
+    "garbage": lambda data: os.urandom(len(data)),
+    "truncated": lambda data: data[:len(data) // 2],
+    "empty": lambda data: b"",
+    "a flipped bit in an address": lambda data: data[:-5000] + bytes([data[-5000] ^ 4])
+    + data[-4999:],
+    "a header length past the end": lambda data: cache.MAGIC + struct.pack("<Q", 1 << 40)
+    + data[len(cache.MAGIC) + 8:],
+    "another header shape": lambda data: _rewritten(data, lambda h: h.pop()),
+    "tags of the wrong types": lambda data: _rewritten(
+        data, lambda h: h.__setitem__(4, {"x": (1, 2, 3)})),
+    "the arrays apart": lambda data: _rewritten(data, _shifted),
+    "sizes that do not add up": lambda data: _rewritten(
+        data, lambda h: h.__setitem__(1, [n + 1 for n in h[1]])),
+    "half an item": lambda data: _rewritten(
+        data, lambda h: h.__setitem__(1, [h[1][0] + 1, h[1][1] - 1, *h[1][2:]])),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_cache_is_not_used_and_is_replaced(tmp_path: Path, damage: str) -> None:
     path, state, raw = tmp_path / "subscribers.yaml", tmp_path / "state", _big()
     fresh = read_entries(path, raw, DEFAULT_LIMITS)
     cached_entries(state, path, raw, DEFAULT_LIMITS)
     kept = state / CACHE
     data = kept.read_bytes()
-    form, key, (parts, problems, tags, count) = marshal.loads(data)
-    blob, ends, choices, lines, pairs = parts
-    bad = {
-        "garbage": os.urandom(len(data)),
-        "truncated": data[:len(data) // 2],
-        "empty": b"",
-        "other shape": marshal.dumps((form, key, parts)),
-        "wrong types": marshal.dumps((form, key, (parts, problems, {"x": (1, 2, 3)}, count))),
-        "parts apart": marshal.dumps((form, key, ((blob, ends[8:], choices, lines, pairs),
-                                                  problems, tags, count))),
-        "not utf-8": marshal.dumps((form, key, ((b"\xff" + blob[1:], ends, choices, lines,
-                                                 pairs), problems, tags, count))),
-    }[damage]
-    kept.write_bytes(bad)
+    kept.write_bytes(DAMAGE[damage](data))
     _same(cached_entries(state, path, raw, DEFAULT_LIMITS), fresh)
     assert kept.read_bytes() == data  # the good reading is back
 
@@ -123,7 +147,7 @@ _entry = st.builds(
                                    + ("  colour: blue\n" if bad else "")),
     st.sampled_from(["ana", "bob", "Ana", "carol", "dan.e", "x" * 70]),
     st.one_of(st.none(), st.text(st.characters(codec="utf-8", exclude_categories=("Cc", "Cs")),
-                                 max_size=8).map(repr)),
+                                 max_size=8).map(lambda n: json.dumps(n, ensure_ascii=False))),
     st.lists(st.sampled_from(["union", "Union", "remote", "rémote", "2024"]), max_size=3),
     st.booleans())
 

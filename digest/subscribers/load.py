@@ -199,24 +199,22 @@ class Packed(Sequence[Subscriber]):
             both.append(sub)
         return both
 
-    def dumped(self) -> tuple[bytes, bytes, bytes, bytes, list[Any]]:
-        """Its parts as bytes and plain values (marshal-able), for the parse cache
-        (subscribers/cache.py); made back by loaded()."""
+    def parts(self) -> tuple[bytearray, array[int], array[int], array[int], list[Any]]:
+        """Its own blob and arrays (not copies: a million subscribers' are 56 MB) and its
+        choices as plain lists, for the reading's cache (subscribers/cache.py), which
+        writes them as they are; adopt() makes a Packed of them again."""
         pairs = [(None if tags is None else list(tags), list(exclude))
                  for tags, exclude in self._pairs]
-        return (bytes(self._blob), self._ends.tobytes(), self._choices.tobytes(),
-                self._lines.tobytes(), pairs)
+        return self._blob, self._ends, self._choices, self._lines, pairs
 
     @classmethod
-    def loaded(cls, parts: Any) -> Packed:
-        """A Packed from dumped()'s parts; ValueError or TypeError if they do not fit
-        together (a damaged cache is read again from the file, never trusted)."""
-        blob, ends, choices, lines, pairs = parts
+    def adopt(cls, blob: bytearray, ends: array[int], choices: array[int], lines: array[int],
+              pairs: Any) -> Packed:
+        """A Packed holding these parts (parts()' form) as its own; ValueError or TypeError
+        if they do not fit together (the cache checks its bytes' digest first)."""
         packed = cls()
-        packed._blob = bytearray(blob)
-        packed._ends.frombytes(ends)
-        packed._choices.frombytes(choices)
-        packed._lines.frombytes(lines)
+        if (ends.typecode, choices.typecode, lines.typecode) != ("q", "I", "I"):
+            raise TypeError("arrays of other types")
         for tags, exclude in pairs:
             if not (tags is None or isinstance(tags, list)) or not isinstance(exclude, list) \
                     or not all(isinstance(t, str) for t in (*(tags or ()), *exclude)):
@@ -226,14 +224,11 @@ class Packed(Sequence[Subscriber]):
             pair = (kept, shared.setdefault(tuple(exclude), tuple(exclude)))
             packed._pair_index.setdefault(pair, len(packed._pairs))
             packed._pairs.append(pair)
-        count = len(packed._ends)
-        if len(packed._choices) != count or len(packed._lines) != count \
-                or any(c >= len(packed._pairs) for c in packed._choices) \
-                or list(packed._ends) != sorted(packed._ends) \
-                or (count and not 0 <= packed._ends[-1] == len(packed._blob)) \
-                or (count and packed._ends[0] < 0):
+        count = len(ends)
+        if len(choices) != count or len(lines) != count or (count and (
+                max(choices) >= len(packed._pairs) or ends[-1] != len(blob) or min(ends) < 0)):
             raise ValueError("the parts do not fit together")
-        packed._blob.decode()  # UnicodeDecodeError (a ValueError) here, not at some read
+        packed._blob, packed._ends, packed._choices, packed._lines = blob, ends, choices, lines
         return packed
 
     def __eq__(self, other: object) -> bool:
