@@ -355,16 +355,17 @@ class GroupCommit(Generic[T]):
             done.set_result(None)
 
 
-def _subscriber_rows(s: Session) -> Iterator[tuple[str, str]]:
-    """In edition order, so that the batches claimed in that order share editions."""
-    return edition_order(s.subscribers.subscribers, s.sendlog.preferences())
+def _subscriber_rows(s: Session) -> Callable[[], Iterator[tuple[str, str]]]:
+    """The (key, address) pairs in edition order, so that the batches claimed in that order
+    share editions: as many times over as asked, from one read of the web preferences."""
+    subscribers, preferences = s.subscribers.subscribers, s.sendlog.preferences()
+    return lambda: edition_order(subscribers, preferences)
 
 
-def _roster(s: Session) -> bytes:
-    """A digest of the (key, address) pairs _subscriber_rows gives, in their order: a run
-    holding the same was made or last extended with exactly these (add_subscribers)."""
+def _roster(rows: Iterator[tuple[str, str]]) -> bytes:
+    """A digest of *rows*, in their order: a run holding the same was made or last extended
+    with exactly these (add_subscribers)."""
     digest = hashlib.blake2b(digest_size=16)
-    rows = _subscriber_rows(s)
     while chunk := list(itertools.islice(rows, 4096)):
         digest.update("\n".join(f"{key}\0{email}" for key, email in chunk).encode())
         digest.update(b"\n")
@@ -414,7 +415,8 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
         runs = s.sendlog.unfinished_runs()
         latest = s.sendlog.latest_run()
         if latest is not None and as_of <= latest.period_end:
-            added = s.sendlog.add_subscribers(latest, _subscriber_rows(s), roster=_roster(s))
+            rows = _subscriber_rows(s)
+            added = s.sendlog.add_subscribers(latest, rows(), roster=_roster(rows()))
             if latest not in runs and added:
                 runs.append(latest)
             report.nothing_new = (f"the digest for the period ending {when(latest.period_end)} "
@@ -425,15 +427,16 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
                 slug = period_slug(period.end.astimezone(config.site.tz))
                 if s.sendlog.slug_taken(slug):
                     slug = period_slug(period.end.astimezone(config.site.tz), {slug})
-                roster = _roster(s)
+                rows = _subscriber_rows(s)
+                roster = _roster(rows())
                 run, created = s.sendlog.create_or_join_run(
                     slug=slug, start=period.start, end=period.end, posts=chosen,
-                    subscribers=_subscriber_rows(s), roster=roster)
+                    subscribers=rows(), roster=roster)
                 if created:
                     traces.mark(config.state)
                     runs.append(run)
                 elif all(r.id != run.id for r in runs):  # another node made it just now: join
-                    s.sendlog.add_subscribers(run, _subscriber_rows(s), roster=roster)
+                    s.sendlog.add_subscribers(run, rows(), roster=roster)
                     runs.append(run)
             else:
                 report.nothing_new = (f"no new posts between {when(period.start)} and "

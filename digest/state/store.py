@@ -198,7 +198,8 @@ def _write_ahead(db: sqlite3.Connection) -> None:
             sqlite3.Connection.execute(db, "PRAGMA journal_mode=WAL").fetchone()
             return
         except sqlite3.OperationalError as exc:
-            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (5, 6)
+            busy = (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in (sqlite3.SQLITE_BUSY,
+                                                                   sqlite3.SQLITE_LOCKED)
             if not busy or time.monotonic() > deadline:
                 raise _translated(db.cursor(), exc) from exc
         time.sleep(random.uniform(0.005, 0.03))  # apart, so the next try does not meet again

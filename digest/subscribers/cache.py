@@ -20,6 +20,7 @@ LOCK_SECONDS; after that they parse alone.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
@@ -72,10 +73,15 @@ def cached_entries(state: Path, path: Path, raw: bytes, limits: Limits) -> Entri
         return entries
 
 
+@functools.cache
+def _parser_digest() -> bytes:
+    """The parser's own source, read once a process: a new digest reads the file again."""
+    return hashlib.sha256(Path(load.__file__).read_bytes()).digest()
+
+
 def _key(path: Path, raw: bytes, limits: Limits) -> bytes:
-    code = Path(load.__file__).read_bytes()
     return hashlib.sha256(b"\0".join([
-        hashlib.sha256(raw).digest(), hashlib.sha256(code).digest(),
+        hashlib.sha256(raw).digest(), _parser_digest(),
         str(path).encode("utf-8", "surrogateescape"), str(limits.yaml_nodes).encode()])).digest()
 
 
@@ -136,11 +142,10 @@ def _read(file: io.BufferedReader, key: bytes, path: Path, size: int) -> Entries
     blob = bytearray(blob_size)  # each part read into its place: no copy of 56 MB
     parts: list[Any] = [blob]
     for typecode, n in (("q", ends_size), ("I", choices_size), ("I", lines_size)):
-        part = array(typecode)
-        if n % part.itemsize:
+        items, odd = divmod(n, array(typecode).itemsize)
+        if odd:
             raise ValueError("an array's size is not a whole number of items")
-        part = array(typecode, [0]) * (n // part.itemsize)
-        parts.append(part)
+        parts.append(array(typecode, [0]) * items)
     checked = hashlib.blake2b(digest_size=32)
     for part in parts:
         view = memoryview(part).cast("B")

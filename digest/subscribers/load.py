@@ -105,13 +105,9 @@ class Packed(Sequence[Subscriber]):
 
     def append(self, sub: Subscriber) -> None:
         """Add *sub* at the end (its tag tuples are shared with equal ones already here)."""
-        pair = (sub.tags, sub.exclude_tags)
-        index = self._pair_index.get(pair)
-        if index is None:  # a new choice: its tuples shared with equal ones of other pairs
-            shared = self._tuples
-            tags = None if sub.tags is None else shared.setdefault(sub.tags, sub.tags)
-            index = self._pair_index[pair] = len(self._pairs)
-            self._pairs.append((tags, shared.setdefault(sub.exclude_tags, sub.exclude_tags)))
+        index = self._pair_index.get((sub.tags, sub.exclude_tags))
+        if index is None:
+            index = self._new_choice(sub.tags, sub.exclude_tags)
         self._blob += sub.email.encode()
         if sub.name is not None:
             self._blob += b"\0" + sub.name.encode()
@@ -119,6 +115,17 @@ class Packed(Sequence[Subscriber]):
         self._choices.append(index)
         self._lines.append(_NO_LINE if sub.line is None else sub.line)
         self._index = None
+
+    def _new_choice(self, tags: tuple[str, ...] | None, exclude: tuple[str, ...]) -> int:
+        """Add (tags, exclude_tags) to the table of choices, its tuples shared with equal ones
+        of other choices; its index."""
+        shared = self._tuples
+        pair = (None if tags is None else shared.setdefault(tags, tags),
+                shared.setdefault(exclude, exclude))
+        index = len(self._pairs)
+        self._pair_index.setdefault(pair, index)
+        self._pairs.append(pair)
+        return index
 
     def __len__(self) -> int:
         return len(self._ends)
@@ -201,11 +208,9 @@ class Packed(Sequence[Subscriber]):
 
     def parts(self) -> tuple[bytearray, array[int], array[int], array[int], list[Any]]:
         """Its own blob and arrays (not copies: a million subscribers' are 56 MB) and its
-        choices as plain lists, for the reading's cache (subscribers/cache.py), which
-        writes them as they are; adopt() makes a Packed of them again."""
-        pairs = [(None if tags is None else list(tags), list(exclude))
-                 for tags, exclude in self._pairs]
-        return self._blob, self._ends, self._choices, self._lines, pairs
+        table of choices, for the reading's cache (subscribers/cache.py), which writes
+        them as they are; adopt() makes a Packed of them again."""
+        return self._blob, self._ends, self._choices, self._lines, list(self._pairs)
 
     @classmethod
     def adopt(cls, blob: bytearray, ends: array[int], choices: array[int], lines: array[int],
@@ -216,14 +221,10 @@ class Packed(Sequence[Subscriber]):
         if (ends.typecode, choices.typecode, lines.typecode) != ("q", "I", "I"):
             raise TypeError("arrays of other types")
         for tags, exclude in pairs:
-            if not (tags is None or isinstance(tags, list)) or not isinstance(exclude, list) \
+            if not (tags is None or isinstance(tags, tuple)) or not isinstance(exclude, tuple) \
                     or not all(isinstance(t, str) for t in (*(tags or ()), *exclude)):
-                raise TypeError("a choice of tags is not lists of strings")
-            shared = packed._tuples
-            kept = None if tags is None else shared.setdefault(tuple(tags), tuple(tags))
-            pair = (kept, shared.setdefault(tuple(exclude), tuple(exclude)))
-            packed._pair_index.setdefault(pair, len(packed._pairs))
-            packed._pairs.append(pair)
+                raise TypeError("a choice of tags is not tuples of strings")
+            packed._new_choice(tags, exclude)
         count = len(ends)
         if len(choices) != count or len(lines) != count or (count and (
                 max(choices) >= len(packed._pairs) or ends[-1] != len(blob) or min(ends) < 0)):
