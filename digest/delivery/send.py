@@ -24,7 +24,7 @@ from ..config import Config
 from ..edition.selection import Window, period_slug
 from ..errors import ConfigError, DeliveryPaused, DigestError, Problem
 from ..posts.published import Published
-from ..state.interface import SharedState
+from ..state.interface import Changes, SharedState
 from ..state.sendlog import Recorded, Run
 from ..subscribers.current import finder
 from ..subscribers.load import (
@@ -46,7 +46,8 @@ T = TypeVar("T")
 
 # How often a sender reads its run's state, to see a pause or cancel the owner made from
 # another process (the CLI, the web): before every CHECK_EVERY-th message it takes, and at
-# least every CHECK_SECONDS while messages wait (retries); one read of one row by its key
+# least every CHECK_SECONDS while messages wait (retries); one read of one row by its key,
+# made only if the state's Changes cannot say that nothing changed (PostgreSQL's can)
 CHECK_EVERY = 10
 CHECK_SECONDS = 0.25
 # how often a sender with nothing left to claim looks again while other nodes hold leases
@@ -131,19 +132,21 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     if progress:
         counts = s.sendlog.counts(run)
         progress.start(run, counts.get("pending", 0) + counts.get("deferred", 0))
-    watch = OwnerWatch(s.sendlog, run, stop)
+    changes = s.sendlog.changes()
+    watch = OwnerWatch(s.sendlog, run, stop, changes)
     beat.serve(run, lease_seconds)
     claims = Claims(s, run, composer, finder(s.subscribers.subscribers), beat.node, batch,
-                    lease_seconds, watch)
+                    lease_seconds, watch, changes)
     try:
         await _deliver(s, run, composer, period, claims.queue(), transport, progress, watch,
-                       report.mine)
+                       report.mine, changes)
     except DeliveryPaused as exc:
         report.paused = str(exc)
     finally:
         s.sendlog.release(run, beat.node)  # claimed and not served (stopped): others take them
         beat.serve(None)
         await watch.close()
+        changes.close()
         if progress:
             progress.finish()
     counts = s.sendlog.counts(run)
@@ -169,13 +172,15 @@ def held_text(state: SharedState, run: Run) -> str | None:
 class OwnerWatch:
     """Sees a pause or cancel made by another process while a run is served: the run's
     state is read between batches of messages (check) and, while none is taken, every
-    CHECK_SECONDS (a task); once it is no longer 'sending', `stop` is set, so the transport
-    takes no more messages and returns when those in flight are done. *outer* (the
-    daemon's shutdown) sets it too."""
+    CHECK_SECONDS (a task), unless *changes* knows it did not change; once it is no longer
+    'sending', `stop` is set, so the transport takes no more messages and returns when those
+    in flight are done. *outer* (the daemon's shutdown) sets it too."""
 
-    def __init__(self, state: SharedState, run: Run, outer: asyncio.Event | None) -> None:
+    def __init__(self, state: SharedState, run: Run, outer: asyncio.Event | None,
+                 changes: Changes) -> None:
         self._state = state
         self._run = run
+        self._changes = changes
         self.stop = asyncio.Event()
         self.seen: str | None = None  # the state that stopped the run
         self._taken = 0
@@ -193,6 +198,8 @@ class OwnerWatch:
 
     def _read(self) -> None:
         self._last = time.monotonic()
+        if not self._changes.run_changed(self._run):
+            return
         now = self._state.run_state(self._run)
         if now == "done":  # another sender served the last of it: nothing left to take
             self.stop.set()
@@ -231,10 +238,10 @@ class Claims:
 
     def __init__(self, s: Session, run: Run, composer: Composer,
                  find: Callable[[str], Subscriber | None], node: str, batch: int,
-                 lease_seconds: float, watch: OwnerWatch) -> None:
+                 lease_seconds: float, watch: OwnerWatch, changes: Changes) -> None:
         self._s, self._run, self._composer, self._find = s, run, composer, find
         self._node, self._batch, self._lease = node, batch, lease_seconds
-        self._watch = watch
+        self._watch, self._changes = watch, changes
         self._since = datetime.now(UTC)  # deferred after this: deferred by this very send
 
     async def queue(self) -> AsyncIterator[Item]:
@@ -243,7 +250,8 @@ class Claims:
             rows = sendlog.claim(self._run, self._node, self._batch, self._lease,
                                  since=self._since)
             if rows:
-                for item in _queue(self._s, self._run, self._composer, rows, self._find):
+                for item in _queue(self._s, self._run, self._composer, rows, self._find,
+                                   self._changes):
                     yield item
                 continue
             others = {node for node in sendlog.leases(self._run) if node != self._node}
@@ -262,11 +270,11 @@ class Claims:
 
 
 def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, int]],
-           find: Callable[[str], Subscriber | None]) -> list[Item]:
+           find: Callable[[str], Subscriber | None], changes: Changes) -> list[Item]:
     """The claimed deliveries *todo* with the posts each gets and their attempts so far, in
     the order that lets equal messages be made once; those gone (no longer in the list),
     suppressed or with nothing new are closed here. Web preferences are applied here."""
-    suppressed = s.sendlog.suppressed()
+    suppressed = changes.suppressed_among(key for key, _email, _attempts in todo)
     closed: list[tuple[str, str, int]] = []
     queue: list[Item] = []
     for key, _email, attempts in todo:
@@ -286,7 +294,7 @@ def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, 
 
 async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
                    queue: AsyncIterator[Item], transport: Transport, progress: Progress | None,
-                   watch: OwnerWatch, mine: dict[str, int]) -> None:
+                   watch: OwnerWatch, mine: dict[str, int], changes: Changes) -> None:
     """The queue's messages made as the transport takes them, each outcome recorded; none
     taken once the owner paused or cancelled the run."""
     in_flight: dict[str, tuple[str, int, int]] = {}
@@ -295,7 +303,7 @@ async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
         async for sub, picked, attempts in queue:
             if not watch.check():
                 return
-            if s.sendlog.is_suppressed(sub.key):  # unsubscribed while this run was sending
+            if changes.suppressed(sub.key):  # unsubscribed while this run was sending
                 s.sendlog.mark(run, [(sub.key, "suppressed", 0)])
                 continue
             message_id = composer.message_id(sub.key)

@@ -209,6 +209,49 @@ class Delivery:
     updated_at: datetime | None
 
 
+class Changes(Protocol):
+    """What other processes change while this one sends, as a sender asks it before each
+    message: an unsubscribe, bounce or complaint recorded by any node is honoured before the
+    next message to that address, and a pause or cancel is seen. From SharedState.changes();
+    closed when the send is done."""
+
+    def suppressed(self, key: str) -> bool:
+        """Whether *key* is on the suppression list now."""
+        ...
+
+    def suppressed_among(self, keys: Iterable[str]) -> set[str]:
+        """Those of *keys* on the suppression list now (a batch's, at once)."""
+        ...
+
+    def run_changed(self, run: Run) -> bool:
+        """False only when *run*'s state is known not to have changed since last asked
+        (True: read it again; always True where changes are not pushed)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Asked:
+    """Changes asked of the state each time: one read per question (SQLite, where that
+    read is a lookup in a local file, and PostgreSQL's throwaway state)."""
+
+    def __init__(self, state: SharedState) -> None:
+        self._state = state
+
+    def suppressed(self, key: str) -> bool:
+        return self._state.is_suppressed(key)
+
+    def suppressed_among(self, keys: Iterable[str]) -> set[str]:
+        every = self._state.suppressed()
+        return {key for key in keys if key in every}
+
+    def run_changed(self, run: Run) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 class SharedState(Protocol):
     """Everything digest keeps that every machine serving one site must see alike.
 
@@ -367,6 +410,10 @@ class SharedState(Protocol):
     def suppressed(self) -> set[str]: ...
 
     def is_suppressed(self, key: str) -> bool: ...
+
+    def changes(self) -> Changes:
+        """What other processes change while this one sends (Changes), for one send."""
+        ...
 
     def suppress(self, key: str, reason: str) -> bool:
         """Add to the suppression list; False if it was already there."""

@@ -134,17 +134,68 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN roster bytea;
     """,
+    # 7: every change of the suppression list and of a run's state NOTIFYs the senders
+    # listening (pg_changes.py), committed with it: '+key' added, '-key' removed, '*' when
+    # a payload cannot say it (a key near NOTIFY's 8000-byte limit, an UPDATE, a TRUNCATE);
+    # a run's id when its state or its owner's pause changes
+    """
+    CREATE FUNCTION digest_suppressed_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF octet_length(NEW.subscriber) < 7000 THEN
+                PERFORM pg_notify('digest_suppressed', '+' || NEW.subscriber);
+                RETURN NULL;
+            END IF;
+        ELSIF TG_OP = 'DELETE' THEN
+            IF octet_length(OLD.subscriber) < 7000 THEN
+                PERFORM pg_notify('digest_suppressed', '-' || OLD.subscriber);
+                RETURN NULL;
+            END IF;
+        END IF;
+        PERFORM pg_notify('digest_suppressed', '*');
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER suppressed_notify AFTER INSERT OR UPDATE OR DELETE ON suppressed
+        FOR EACH ROW EXECUTE FUNCTION digest_suppressed_notify();
+    CREATE TRIGGER suppressed_truncate_notify AFTER TRUNCATE ON suppressed
+        FOR EACH STATEMENT EXECUTE FUNCTION digest_suppressed_notify();
+    CREATE FUNCTION digest_run_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('digest_runs', NEW.id::text);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER runs_notify AFTER UPDATE OF state, owner_paused ON runs FOR EACH ROW
+        WHEN (OLD.state IS DISTINCT FROM NEW.state
+              OR OLD.owner_paused IS DISTINCT FROM NEW.owner_paused)
+        EXECUTE FUNCTION digest_run_notify();
+    """,
 )
 
 # for each version, the oldest version a digest may know and still use a database at it:
-# 2's leases are ignored by a digest of 1, which would send what others hold; 3 to 6 only add
-# (an older digest leaves a run's roster as it was: a later sender offers every pair again)
-WORKS_WITH: tuple[int, ...] = (1, 2, 2, 2, 2, 2)
+# 2's leases are ignored by a digest of 1, which would send what others hold; 3 to 7 only add
+# (an older digest leaves a run's roster as it was: a later sender offers every pair again;
+# it asks before each message and does not listen: the triggers notify nobody for it)
+WORKS_WITH: tuple[int, ...] = (1, 2, 2, 2, 2, 2, 2)
 
 
 def statements(script: str) -> list[str]:
-    """A migration's statements, one by one (none of them has a ';' inside)."""
-    return [s for s in script.split(";") if s.strip()]
+    """A migration's statements, one by one: split at each ';' outside a $$-quoted body
+    (a function's, whose own statements end with ';')."""
+    found: list[str] = []
+    current = ""
+    for i, part in enumerate(script.split("$$")):
+        if i % 2:  # inside $$ ... $$
+            current += f"$${part}$$"
+            continue
+        first, *rest = part.split(";")
+        current += first
+        for piece in rest:
+            found.append(current)
+            current = piece
+    found.append(current)
+    return [s for s in found if s.strip()]
 
 
 def migrate(execute: Callable[[str, tuple[object, ...]], list[tuple[object, ...]]],

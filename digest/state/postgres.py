@@ -60,8 +60,10 @@ from psycopg.conninfo import conninfo_to_dict
 from ..errors import ConnectionLost, StateError
 from .interface import (
     Archived,
+    Asked,
     Bounce,
     BounceKind,
+    Changes,
     Delivery,
     DeliveryState,
     Member,
@@ -77,6 +79,7 @@ from .interface import (
     Source,
     Suppression,
 )
+from .pg_changes import Pushed
 from .pg_migrations import MIGRATIONS, migrate
 from .pg_text import nul_free
 from .store import now_text, tags_json, tags_of
@@ -95,6 +98,9 @@ ADD_CHUNK = 10_000  # add_subscribers inserts this many (key, address) pairs a s
 # paused VM) gets there, and its row locks (a claim's) would otherwise hold others forever
 # (set on the session, so that options in the user's URL are kept)
 SESSION = "SET idle_in_transaction_session_timeout = '10s'"
+# what a pooler in transaction mode (PgBouncer's) gives: psycopg prepares a statement run
+# often on its connection, and the server connection behind it is another client's next time
+POOLED = (psycopg.errors.DuplicatePreparedStatement, psycopg.errors.InvalidSqlStatementName)
 
 _RUN = "id, slug, period_start, period_end, created_at, state"
 _MEMBER = "key, email, name, tags, source, since"
@@ -224,6 +230,7 @@ class PostgresState:
         self._claiming: dict[tuple[int, str], float] = {}  # claim(): see the module docstring
         self._newer_seen = 0  # a newer schema that works with this digest, said once
         self._retrying: str | None = None  # the method being run again after a loss
+        self.generation = 0  # connections made again after a loss (pg_changes.py)
         self.migrated: tuple[int, int] | None = None  # (from, to) if this open migrated
         try:
             self.conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
@@ -251,9 +258,16 @@ class PostgresState:
     def _error(self, exc: psycopg.Error) -> BaseException:
         """A bug (a wrong statement) stays itself; the rest is the state's; a connection
         that broke under it is Lost (and may be retried)."""
+        reason = self._reason(exc)
+        if isinstance(exc, POOLED):
+            return StateError(self.path, f"the database connection is shared with other "
+                              f"clients between transactions ({reason}): a connection "
+                              "pooler in transaction mode", "connect digest to PostgreSQL "
+                              "directly, or through the pooler in session mode (PgBouncer: "
+                              "pool_mode = session); digest keeps per-connection state "
+                              "(prepared statements, LISTEN, session settings)")
         if isinstance(exc, psycopg.ProgrammingError):
             return exc
-        reason = self._reason(exc)
         if isinstance(exc, psycopg.OperationalError):
             kind = Lost if self.conn.broken or self.conn.closed else StateError
             return kind(self.path, f"the database failed ({reason})",
@@ -294,6 +308,7 @@ class PostgresState:
             except psycopg.Error as exc:
                 problem = f"the database failed ({self._reason(exc)})"
                 continue
+            self.generation += 1
             log.warning("%s: connected to the database again after %.1f s", self.path,
                         time.monotonic() - started)
             return
@@ -711,6 +726,14 @@ class PostgresState:
     def suppressed(self) -> set[str]:
         return {key for (key,) in self._all("SELECT subscriber FROM suppressed")}
 
+    def notify(self, channel: str, payload: str) -> None:
+        """NOTIFY *channel* with *payload* (a listener's probe: pg_changes.py)."""
+        self._all("SELECT pg_notify(%s, %s)", (channel, payload))
+
+    def changes(self) -> Changes:
+        # a throwaway state's writes are never committed, so never notified
+        return Asked(self) if self.throwaway else Pushed(self, self._reason)
+
     def is_suppressed(self, key: str) -> bool:
         return self._one("SELECT 1 FROM suppressed WHERE subscriber = %s", (key,)) is not None
 
@@ -988,7 +1011,9 @@ def has_tables(url: str, variable: str = "database_env names") -> bool:
 
 
 # every public method is retried on a lost connection (see the module docstring), but
-# batch (its block is the caller's, which cannot be run again here) and close
+# batch (its block is the caller's, which cannot be run again here), close and changes
+# (its listener does without a connection it cannot have)
 for _name, _method in list(vars(PostgresState).items()):
-    if not _name.startswith("_") and callable(_method) and _name not in ("batch", "close"):
+    if not _name.startswith("_") and callable(_method) \
+            and _name not in ("batch", "close", "changes"):
         setattr(PostgresState, _name, _retried(_method))

@@ -18,7 +18,9 @@ from typing import Any
 
 from .interface import (
     Archived,
+    Asked,
     Bounce,
+    Changes,
     Delivery,
     Member,
     NextRun,
@@ -47,6 +49,9 @@ class SqliteState(SendLog, Lists):
 
     def batch(self) -> AbstractContextManager[None]:
         return self.store.batch()
+
+    def changes(self) -> Changes:
+        return Asked(self)
 
     def _has_table(self, name: str) -> bool:
         return self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
