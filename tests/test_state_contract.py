@@ -608,3 +608,15 @@ def test_a_batch_keeps_its_writes_together_and_each_failure_to_itself(
     assert state.suppressed() == {"a@example.org", "b@example.org"}
     state.suppress("e@example.org", "import")  # and the state still writes afterwards
     assert "e@example.org" in state.suppressed()
+
+
+def test_outcomes_recorded_together_are_kept_all_or_none(state: SharedState) -> None:
+    """A group commit's rows (delivery/send.py, GroupCommit) are one transaction: a row the
+    database refuses (here a state its CHECK does not allow) leaves the others unrecorded,
+    so none is taken for sent without its message being told so."""
+    run = _run(state)
+    with pytest.raises(StateError):
+        state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "bogus")])
+    assert state.counts(run) == {"pending": 2}
+    state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "sent")])
+    assert state.counts(run) == {"sent": 2}

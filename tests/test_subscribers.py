@@ -452,6 +452,24 @@ def test_packed_subscribers_read_back_exactly_and_equal_a_tuple():
         packed[3]
 
 
+def test_a_packed_lists_fingerprint_tells_its_addresses_and_names_apart():
+    """What a run's roster is made of (delivery/send.py): equal for the same records (a
+    list read again, tag choices aside), different for any other address, name or order."""
+    people = [Subscriber("ana@example.org", "Ana", ("union",), (), 2),
+              Subscriber("bob@example.org", None, None, (), 3)]
+    same = Packed(people).fingerprint()
+    assert Packed(list(people)).fingerprint() == same
+    assert Packed([people[0], Subscriber("bob@example.org", None, ("x",), (), 9)]
+                  ).fingerprint() == same  # tags and lines are not pairs
+    for other in ([people[0]], people[::-1],
+                  [people[0], Subscriber("bob@example.com", None, None, (), 3)],
+                  [people[0], Subscriber("bob@example.org", "Bob", None, (), 3)],
+                  [Subscriber("ana@example.orgb", None, None), Subscriber("ob@example.org",
+                                                                         None, None)],
+                  [*people, Subscriber("cy@example.org", None, None)]):
+        assert Packed(other).fingerprint() != same, other
+
+
 def test_packed_subscribers_repr_is_short_whatever_their_number():
     """asyncio.Runner formats its main task, result included, when it exits: a repr of
     every subscriber cost a send 0.2 s at 20,000 (and names them all)."""

