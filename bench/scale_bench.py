@@ -17,6 +17,10 @@ smtp-sink on loopback, and prints per worker count:
   message with N workers = net + N x start / messages, so a fixed cost per process shows
   as growth with N however flat the per-message cost is.
 - the PostgreSQL server's CPU per message (its processes' rusage, with --postgres)
+- a reference row, 1+N: one worker while N busy Python processes share the 2 cores with it
+  (N = the largest count less one). The same work as the single worker; what its CPU grows
+  by is what time-sharing the cores costs by itself (caches, context switches), which the
+  N-worker rows pay too, apart from anything digest's workers share (--no-busy leaves it out)
 
 Every worker must exit 0; the state must show the run done with N sent.
 
@@ -76,6 +80,11 @@ from digest.state.open import open_state
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE_ENV = "DIGEST_DATABASE_URL"  # the variable the config's database_env names
+# a process that only keeps a core busy in the Python interpreter, as a worker does: the
+# reference row 1+N runs one worker beside N of these, to show what sharing the cores costs
+# a worker by itself, with nothing of digest's shared (no state, no relay, no lease)
+BUSY = ("table = {}\nwhile True:\n    for i in range(100_000):\n        table[i] = str(i)\n"
+        "    table.clear()\n")
 _SUMMARY = re.compile(r"sent (\d+), skipped-empty (\d+), failed (\d+), deferred (\d+), "
                       r"suppressed (\d+), pending (\d+)")
 
@@ -91,6 +100,11 @@ class Result:
     sent: int  # as the state says
     received: int  # as smtp-sink counted
     expected: int
+    busy: int = 0  # unrelated busy processes sharing the machine with the workers (BUSY)
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers}+{self.busy}" if self.busy else str(self.workers)
 
     @property
     def rate(self) -> float:
@@ -196,11 +210,25 @@ def postgres() -> Iterator[tuple[str, PgServer]]:
 
 
 def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
-                logs: Path, store: State, *, cold: bool = False) -> Result:
-    """*workers* `digest send` processes started together; their rusage and the outcome."""
+                logs: Path, store: State, *, cold: bool = False, busy: int = 0) -> Result:
+    """*workers* `digest send` processes started together; their rusage and the outcome.
+    *busy*: that many BUSY processes run beside them meanwhile."""
     env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # as send_bench: no recompiling per run
-    tag = f"{store.name}-w{workers}{'-cold' if cold else ''}"
+    tag = f"{store.name}-w{workers}{'-cold' if cold else ''}{f'-busy{busy}' if busy else ''}"
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
+    try:
+        return _run_workers(config, as_of, workers, expected, sink_, logs, store, env, tag,
+                            cold=cold, busy=busy)
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+def _run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
+                 logs: Path, store: State, env: dict[str, str], tag: str, *, cold: bool,
+                 busy: int) -> Result:
     before = sink_.received()
     server_before = store.server_cpu()
     started = time.perf_counter()
@@ -241,7 +269,7 @@ def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Si
     finally:
         state.close()
     return Result(store.name, workers, cold, wall, cpu, server_cpu, sent,
-                  sink_.received() - before, expected)
+                  sink_.received() - before, expected, busy)
 
 
 def _median(results: list[Result]) -> Result:
@@ -273,6 +301,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs of each worker count, interleaved; the median is shown")
     parser.add_argument("--as-of", default="2024-06-03T09:00:00")
+    parser.add_argument("--no-busy", dest="busy", action="store_false",
+                        help="leave out the row of one worker beside busy processes")
     parser.add_argument("--source", type=Path, default=SOURCE)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--postgres", action="store_true",
@@ -312,17 +342,23 @@ def main() -> int:
                              concurrency=args.concurrency, per_connection=1000)
                 config.write_text(config.read_text() + store.config_lines())
                 state = out / "site" / f"state-{store.name}"
-                plan = [*((w, True) for w in counts), *((w, False) for w in counts * args.repeat)]
-                for workers, cold in plan:
+                rounds = [(w, False, 0) for w in counts]
+                if args.busy and max(counts) > 1:
+                    rounds.append((counts[0], False, max(counts) - counts[0]))
+                plan = [*((w, True, 0) for w in counts), *(rounds * args.repeat)]
+                for workers, cold, busy in plan:
                     store.reset(state, cold=cold)
                     results.append(run_workers(config, as_of.isoformat(), workers,
-                                               args.subscribers, sink_, logs, store, cold=cold))
-                    print(f"{store.name}: {workers} worker(s) done{' (cold)' * cold}",
+                                               args.subscribers, sink_, logs, store, cold=cold,
+                                               busy=busy))
+                    print(f"{store.name}: {workers} worker(s) done{' (cold)' * cold}"
+                          f"{f' beside {busy} busy processes' if busy else ''}",
                           file=sys.stderr)
-                starts[store.name] = start_cost(config, as_of.isoformat(), store)
+                starts[store.name] = sorted(start_cost(config, as_of.isoformat(), store)
+                                            for _ in range(3))[1]  # one run's varied
     every = results
-    results = [_median([r for r in every if (r.store, r.workers, r.cold) == key])
-               for key in dict.fromkeys((r.store, r.workers, r.cold) for r in every)]
+    results = [_median([r for r in every if (r.store, r.workers, r.cold, r.busy) == key])
+               for key in dict.fromkeys((r.store, r.workers, r.cold, r.busy) for r in every)]
     lines = [f"digest send workers on one shared state: {args.subscribers} subscribers, "
              f"{args.concurrency} connections per worker, smtp-sink; {os.cpu_count()} CPUs, "
              f"load {load} before; each row the median (by CPU) of {args.repeat} runs "
@@ -330,9 +366,9 @@ def main() -> int:
              f"{'store':>10} {'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} "
              f"{'CPU ms/msg':>10} {'vs 1':>6} {'net ms/msg':>10} {'vs 1':>6} "
              f"{'server ms/msg':>13} {'skipped':>8} {'dups':>6}"]
-    one = {(r.store, r.cold): r for r in results if r.workers == counts[0]}
+    one = {(r.store, r.cold): r for r in results if r.workers == counts[0] and not r.busy}
     base = {key: r.net_ms_per_message(starts[key[0]]) for key, r in one.items()}
-    lines += [f"{r.store:>10} {r.workers:>7}{'c' if r.cold else ' '}{r.wall:>8.2f} "
+    lines += [f"{r.store:>10} {r.label:>7}{'c' if r.cold else ' '}{r.wall:>8.2f} "
               f"{r.rate:>8.0f} {r.cpu:>8.2f} "
               f"{r.cpu_ms_per_message:>10.3f} "
               f"{r.cpu_ms_per_message / one[r.store, r.cold].cpu_ms_per_message:>6.2f} "
@@ -341,15 +377,21 @@ def main() -> int:
               f"{r.server_ms_per_message:>13} {r.skipped:>8} {r.duplicates:>6}"
               for r in results]
     lines += [f"start cost ({name}): {cpu:.2f} CPU s per worker (a send that finds the run "
-              "done: start-up and the subscribers file)" for name, cpu in starts.items()]
+              "done: start-up and the subscribers file; the median of 3)"
+              for name, cpu in starts.items()]
     for name in starts:
-        runs = {w: [r.cpu for r in every if (r.store, r.workers, r.cold) == (name, w, False)]
-                for w in counts}
-        lines += [f"{name}: CPU s of each run, {w} worker(s): "
-                  + ", ".join(f"{cpu:.2f}" for cpu in runs[w]) for w in counts]
+        runs = {label: [r.cpu for r in every if (r.store, r.label, r.cold) == (name, label,
+                                                                             False)]
+                for label in dict.fromkeys(r.label for r in every if not r.cold)}
+        lines += [f"{name}: CPU s of each run, {label} worker(s): "
+                  + ", ".join(f"{cpu:.2f}" for cpu in cpus) for label, cpus in runs.items()]
     lines.append("c: cold, one run: the state folder new (no config, parse or subscribers "
                  "cache), 'vs 1' against the cold single worker; the other rows keep those "
                  "caches between runs, as a machine that sent before")
+    if any(r.busy for r in results):
+        lines.append("1+N: one worker while N busy Python processes (BUSY) share the machine "
+                     "with it: what sharing the cores alone does to one worker's CPU per "
+                     "message, the same work as the single worker's")
     lines.append(f"load {os.getloadavg()[0]:.2f} after")
     report = "\n".join(lines)
     print(report)
