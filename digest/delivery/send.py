@@ -427,9 +427,8 @@ async def _send(config: Config, *, as_of: datetime, progress: Progress | None,
         runs = s.sendlog.unfinished_runs()
         latest = s.sendlog.latest_run()
         if latest is not None and as_of <= latest.period_end:
-            rows = _subscriber_rows(s)
-            added = s.sendlog.add_subscribers(latest, rows(),
-                                                roster=_roster(s.subscribers.subscribers))
+            added = s.sendlog.add_subscribers(latest, _subscriber_rows(s)(),
+                                              roster=_roster(s.subscribers.subscribers))
             if latest not in runs and added:
                 runs.append(latest)
             report.nothing_new = (f"the digest for the period ending {when(latest.period_end)} "

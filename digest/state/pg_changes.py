@@ -77,6 +77,7 @@ class Pushed:
         self._state = state
         self._reason = reason  # an error's words, without the URL's password
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._encoding = "utf-8"  # the listener's, for its notifications' words
         self._generation = -1
         self._keys: set[str] = set()
         self._runs: set[int] = set()  # runs notified and not yet asked about
@@ -126,8 +127,7 @@ class Pushed:
         pgconn = self._conn.pgconn
         try:
             pgconn.consume_input()
-            while (note := pgconn.notifies()) is not None:
-                self._heard.append((note.relname.decode(), note.extra.decode()))
+            self._take(pgconn, self._encoding)
             if pgconn.status != psycopg.pq.ConnStatus.OK:  # the server said goodbye
                 raise psycopg.OperationalError(pgconn.get_error_message() or "closed")
         except psycopg.Error as exc:
@@ -159,6 +159,7 @@ class Pushed:
             self._broken(exc)
             return False
         self._conn, self._generation, self._keys = conn, generation, keys
+        self._encoding = conn.info.encoding
         self._all_runs = True
         self._apply()
         if self._broken_said:
@@ -181,8 +182,17 @@ class Pushed:
                     f"{PROBE_SECONDS:g} s (a connection pooler in transaction mode?)")
             select.select([pgconn.socket], [], [], left)
             pgconn.consume_input()
-            while (note := pgconn.notifies()) is not None:
-                self._heard.append((note.relname.decode(), note.extra.decode()))
+            self._take(pgconn, conn.info.encoding)
+
+    def _take(self, pgconn: psycopg.pq.abc.PGconn, encoding: str) -> None:
+        """The notifications libpq has read, into _heard; one whose words the connection's
+        *encoding* cannot decode says '*' (read the list again)."""
+        while (note := pgconn.notifies()) is not None:
+            try:
+                payload = note.extra.decode(encoding)
+            except UnicodeDecodeError:
+                payload = "*"
+            self._heard.append((note.relname.decode(encoding, "replace"), payload))
 
     def _apply(self) -> None:
         heard, self._heard = self._heard, []
