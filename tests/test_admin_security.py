@@ -34,7 +34,7 @@ from digest.delivery.send import send
 from digest.state.interface import Node
 from digest.state.open import open_state
 from digest.util.clock import Clock
-from digest.web.admin_auth import COOKIE, DEVICE_COOKIE, LOGIN_COOKIE
+from digest.web.admin_auth import COOKIE, DEVICE_COOKIE, LOGIN_COOKIE, NOTE_PREFIX
 from digest.web.app import make_app
 
 ADDRESSES = [s["email"] for s in SUBSCRIBERS]
@@ -312,6 +312,31 @@ def test_logout_ends_the_session_on_the_server(client: httpx.Client) -> None:
     assert _post(client, "/admin/subscriber", cookie,
                  {"key": "ana@example.org", "action": "suppress",
                   "csrf": token}).status_code == 401
+
+
+def _session_notes(site: Path) -> int:
+    state = open_state(load_config(site))
+    try:
+        return sum(key.startswith(NOTE_PREFIX) for key in state.notes())
+    finally:
+        state.close()
+
+
+def test_sessions_over_leave_no_note_behind(client: httpx.Client, server: WebServer,
+                                           site: Path) -> None:
+    """Each login notes its session in the shared state, which every request reads whole:
+    a logout forgets its note, and a login forgets those of sessions expired."""
+    first = _logged_in(client)
+    second = _logged_in(client)
+    assert _session_notes(site) == 2
+    token = csrf_of(_get(client, "/admin/", second).text)
+    assert _post(client, "/admin/logout", second, {"csrf": token}).status_code == 303
+    assert _session_notes(site) == 1
+    server.web.clock = Clock.starting_at(MONDAY + timedelta(hours=13))  # past 12 hours
+    third = _logged_in(client)
+    assert _session_notes(site) == 1  # the first, expired, is gone; the third is noted
+    assert _get(client, "/admin/", first).status_code == 303
+    assert _get(client, "/admin/", third).status_code == 200
 
 
 def test_a_tampered_cookie_is_refused(client: httpx.Client) -> None:

@@ -620,3 +620,12 @@ def test_outcomes_recorded_together_are_kept_all_or_none(state: SharedState) -> 
     assert state.counts(run) == {"pending": 2}
     state.record_many(run, [_outcome("alice", "sent"), _outcome("bob", "sent")])
     assert state.counts(run) == {"sent": 2}
+
+
+def test_notes_dropped_are_gone_and_the_others_stay(state: SharedState) -> None:
+    state.note("admin-session:a", {"user": "owner"})
+    state.note("admin-session:b", {"user": "owner"})
+    state.note("daemon", {"pid": 1})
+    assert state.drop_notes(["admin-session:a", "admin-session:missing"]) == 1
+    assert state.drop_notes([]) == 0
+    assert set(state.notes()) == {"admin-session:b", "daemon"}

@@ -557,6 +557,10 @@ class SharedState(Protocol):
         """Every key's last note, by key."""
         ...
 
+    def drop_notes(self, keys: Iterable[str]) -> int:
+        """Forget the notes under *keys* (the web's ended sessions); how many were there."""
+        ...
+
     def next_run(self, job_id: str) -> NextRun | None:
         """When the scheduled job *job_id* runs next; None if it is not scheduled."""
         ...

@@ -20,7 +20,8 @@ reached the server but whose acknowledgement was lost (the retry then finds its 
 
 - UPDATEs that set absolute values (mark, record_many, renew, release, set_state,
   begin/end_serving, give_up, beat, note, set_preferences, save_pending, save_snapshot) and
-  DELETEs (leave, prune_nodes, unsuppress, remove_member, drop_pending) come out the same.
+  DELETEs (leave, prune_nodes, unsuppress, remove_member, drop_pending, drop_notes) come
+  out the same.
 - create_or_join_run finds the run its lost commit made and joins it (the caller then adds
   the subscribers, ON CONFLICT DO NOTHING); add_entry_ids, save_archive, suppress_with,
   put_member insert with ON CONFLICT DO NOTHING: the rows are right, only their answer
@@ -990,6 +991,9 @@ class PostgresState:
     def notes(self) -> dict[str, dict[str, Any]]:
         return {key: json.loads(data) for key, data in
                 self._all("SELECT key, data FROM daemon_status ORDER BY key")}
+
+    def drop_notes(self, keys: Iterable[str]) -> int:
+        return self._write("DELETE FROM daemon_status WHERE key = ANY(%s)", (list(keys),))
 
     def next_run(self, job_id: str) -> NextRun | None:
         """From APScheduler's plain next_run_time column only (see sqlite.py for why)."""

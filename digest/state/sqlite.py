@@ -179,6 +179,14 @@ class SqliteState(SendLog, Lists):
         return {key: json.loads(data) for key, data in
                 self.db.execute("SELECT key, data FROM daemon_status ORDER BY key")}
 
+    def drop_notes(self, keys: Iterable[str]) -> int:
+        if not self._has_table("daemon_status"):
+            return 0
+        with self.store.atomic() as db:
+            before = db.total_changes
+            db.executemany("DELETE FROM daemon_status WHERE key = ?", [(k,) for k in keys])
+            return db.total_changes - before
+
     def next_run(self, job_id: str) -> NextRun | None:
         if not self._has_table(JOBS_TABLE):
             return None

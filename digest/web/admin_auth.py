@@ -154,8 +154,13 @@ class Auth:
         """A new session; the cookie's value. Never reuses an id a client sent."""
         sid = secrets.token_urlsafe(32)
         expires = self.now().astimezone(UTC) + timedelta(hours=self.settings.session_hours)
-        self.state().note(_note_key(sid), {"user": self.settings.user,
-                                           "expires": expires.isoformat()})
+        state = self.state()
+        state.note(_note_key(sid), {"user": self.settings.user,
+                                    "expires": expires.isoformat()})
+        # each login leaves a note; those of sessions over are forgotten here, so that the
+        # notes (read whole at every request) do not grow with every login ever made
+        state.drop_notes([key for key, data in state.notes().items()
+                          if key.startswith(NOTE_PREFIX) and not self._alive(data)])
         return f"{sid}.{_mac(self.secret, 'session', sid)}"
 
     def session(self, cookie: str | None, proxy_user: str | None) -> Session | None:
@@ -176,7 +181,7 @@ class Auth:
     def logout(self, session: Session) -> None:
         """End *session* on the server: its cookie is worth nothing from now on."""
         if session.sid is not None:
-            self.state().note(_note_key(session.sid), {"ended": True})
+            self.state().drop_notes([_note_key(session.sid)])
 
     def login_nonce(self) -> str:
         """A fresh nonce for the login form's cookie (no session exists yet)."""
@@ -201,10 +206,15 @@ class Auth:
 
     def _stored(self, sid: str) -> dict[str, Any] | None:
         data = self.state().notes().get(_note_key(sid))
-        if not data or data.get("ended") or "expires" not in data:
-            return None
+        return data if data is not None and self._alive(data) else None
+
+    def _alive(self, data: dict[str, Any]) -> bool:
+        """Whether a session's note is of one not ended (an older digest marked a logout
+        with 'ended') and not expired."""
+        if data.get("ended") or "expires" not in data:
+            return False
         try:
             expires = datetime.fromisoformat(str(data["expires"]))
         except ValueError:
-            return None
-        return data if expires > self.now() else None
+            return False
+        return expires > self.now()
