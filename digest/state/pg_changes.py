@@ -10,9 +10,9 @@ transaction that makes it, so a notification exists exactly when the change is c
 
 Before each message the listener's socket is read without waiting (libpq's socket is
 non-blocking): a change committed before that read is in it unless it is still on its way
-from the server, which takes well under a millisecond here, less than the time the message
-then takes to be made and handed over (a change committed during that time was not honoured
-by the query either).
+from the server. Here the first read after the writer's COMMIT returned saw it 430 to 475
+times in 500, and every one within 5 ms: about the time a message takes to be made and
+handed over, during which a change was not honoured by the per-message query either.
 
 The set is made right without ever missing a change: LISTEN first, then the whole list is
 read, then every notification since (some already in what was read) is applied in commit
@@ -20,9 +20,11 @@ order; each says what a key now is (+key, -key), so the last word on a key wins.
 long for a payload, an UPDATE or a TRUNCATE say '*': the list is read again.
 
 While the listener is not known to be good, every answer is asked of the database as before:
-its connection broke (it is opened again at most every REOPEN_SECONDS), or the state's main
+its connection broke (it is opened again at most every REOPEN_SECONDS), the state's main
 connection was lost and made again (`generation`: what happened during the outage may
-never have reached this socket, so a listener older than the reconnection is not trusted).
+never have reached this socket, so a listener older than the reconnection is not trusted),
+or its probe, a NOTIFY sent through the state's own connection, did not come back (behind a
+pooler in transaction mode LISTEN is accepted and nothing ever comes).
 """
 
 from __future__ import annotations
