@@ -174,6 +174,47 @@ def test_a_claim_whose_commit_was_lost_is_taken_back_by_the_next(url: str) -> No
         state.close()
 
 
+def test_a_bounce_whose_commit_was_lost_is_new_to_the_retry_and_a_repeat_is_not(
+        url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """record_bounce's COMMIT reaches the server and its answer is lost: the call is run
+    again on a new connection (_retried), finds the report it stored itself, and still says
+    "new", so the caller suppresses the address as it would have. The same report read
+    again later, or another report with the same ident, is not new."""
+    from contextlib import contextmanager
+    from datetime import UTC, datetime
+
+    from digest.errors import ConnectionLost
+    from digest.state.interface import Bounce
+
+    state = PostgresState(url)
+    try:
+        real = PostgresState._atomic
+        lost: list[bool] = []
+
+        @contextmanager
+        def commit_then_lose(self: PostgresState) -> Iterator[Any]:
+            with real(self) as cur:
+                yield cur
+            if not lost:  # committed: the connection goes before the answer is read
+                lost.append(True)
+                self.conn.close()
+                raise ConnectionLost(self.path, "the database failed (answer lost)", "retry")
+
+        monkeypatch.setattr(PostgresState, "_atomic", commit_then_lose)
+        bounce = Bounce("ana@example.org", "hard", datetime(2024, 6, 11, 9, tzinfo=UTC),
+                        "dsn", "<report-1@mx>", "5.1.1", "550 no such user", "2024-06-10")
+        assert state.record_bounce(bounce) is True  # its own, committed by the lost call
+        assert lost == [True] and state.generation == 1
+        assert len(state.bounces("ana@example.org")) == 1
+        assert state.record_bounce(bounce) is False  # read again later: a repeat
+        later = Bounce("ana@example.org", "hard", datetime(2024, 6, 12, 9, tzinfo=UTC),
+                       "dsn", "<report-1@mx>", "5.1.1", "550 no such user", "2024-06-10")
+        assert state.record_bounce(later) is False  # the same ident: recorded once
+        assert len(state.bounces("ana@example.org")) == 1
+    finally:
+        state.close()
+
+
 # several senders -----------------------------------------------------------------------------
 def sender(config: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, DIGEST_SECRET=SECRET, PYTHONIOENCODING="utf-8")
