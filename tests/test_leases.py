@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import PROJECT, STORES, config_of, make_site, store_config
 
+from digest.delivery.nodes import LeaseClock
 from digest.state.interface import Node, Outcome, Recorded, Run, RunAction, RunPost, SharedState
 from digest.state.open import open_state
 from digest.state.postgres import PostgresState
@@ -91,6 +92,20 @@ def test_an_expired_lease_lets_another_node_take_the_rows(state: SharedState) ->
     assert _keys(state.claim(run, "b", 3, LONG)) == ["u000", "u001", "u002"]
     assert state.leases(run) == {"b": 3}
     assert state.renew(run, "a", LONG) == 0  # a, come back, holds nothing any more
+
+
+def test_kept_names_the_rows_still_held_and_renews_them(state: SharedState) -> None:
+    """A node whose leases lapsed asks which rows are still its own: not those another took
+    meanwhile, nor those served; the ones it names are its own again for a new lease."""
+    run = _run(state, 4)
+    assert _keys(state.claim(run, "a", 4, 0.3)) == ["u000", "u001", "u002", "u003"]
+    state.record_many(run, [_sent("u000")])
+    time.sleep(0.4)  # a paused past its lease
+    assert _keys(state.claim(run, "b", 2, LONG)) == ["u001", "u002"]
+    assert state.kept(run, "a", LONG) == {"u003"}
+    assert state.claim(run, "c", 4, LONG) == []  # u003 is a's again
+    assert state.leases(run) == {"a": 1, "b": 2}
+    assert state.kept(run, "nobody", LONG) == frozenset()
 
 
 def test_renewing_keeps_the_rows_past_the_first_expiry(state: SharedState) -> None:
@@ -244,3 +259,24 @@ def test_a_claim_reads_only_the_open_deliveries_in_order(state: SharedState) -> 
             f"EXPLAIN SELECT seq FROM deliveries WHERE {state._CLAIMABLE} ORDER BY seq "
             "LIMIT %(limit)s FOR UPDATE SKIP LOCKED", args))
     assert "deliveries_open" in plan and "TEMP B-TREE" not in plan and "Sort" not in plan
+
+
+# the sender's own clock of its leases (delivery/nodes.py, LeaseClock) ------------------------
+def test_the_lease_clock_holds_until_a_margin_before_the_lease_runs_out() -> None:
+    clock = LeaseClock(60)
+    assert not clock.holds(0.0)  # nothing claimed yet
+    clock.known(100.0)  # a claim sent at t=100
+    assert clock.margin == 5.0
+    assert clock.holds(154.9) and not clock.holds(155.0)
+    assert LeaseClock(2).margin == 0.5  # a quarter of a short lease
+
+
+def test_a_renewal_sent_in_time_extends_the_clock_and_one_sent_late_does_not() -> None:
+    clock = LeaseClock(60)
+    clock.known(0.0)
+    clock.renewed(50.0)  # in time: every row still the node's
+    assert clock.holds(104.0)
+    clock.renewed(200.0)  # after a gap: another node may have taken rows meanwhile
+    assert not clock.holds(200.0)  # only a `kept`, which names the rows, restores it
+    clock.known(200.0)
+    assert clock.holds(254.0)

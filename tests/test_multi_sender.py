@@ -186,3 +186,38 @@ def test_a_sender_that_stops_beating_loses_its_rows_when_its_lease_expires(
     assert sum(got.values()) - N <= concurrency, got.most_common(5)
     assert waited >= lease - 0.5  # its rows went only once its lease ran out
     assert runs_of(config)[0][:2] == ("2024-06-10", "done")
+
+
+def test_a_sender_frozen_past_its_lease_leaves_what_others_took_when_it_wakes(
+        tmp_path: Path, db: dict[str, Any]) -> None:
+    """A sender frozen (SIGSTOP: its machine paused, or cut off from the state) for longer
+    than its lease wakes still holding the rest of its batch in memory, while the others have
+    taken those rows and are sending them. It asks which rows are still its own before it
+    sends another, so nobody gets a second message beyond what it had in flight."""
+    concurrency, batch = 2, 60
+    with SmtpServer(faults=Faults(data_seconds=0.05)) as server:
+        config = site(tmp_path, server, db, concurrency=concurrency, claim_batch=batch,
+                      lease_seconds=2)
+        frozen = sender(config)  # alone first: it makes the run and claims its first rows
+        deadline = time.monotonic() + 60
+        while not holds(config, frozen.pid):
+            assert time.monotonic() < deadline and frozen.poll() is None
+            time.sleep(0.02)
+        frozen.send_signal(signal.SIGSTOP)
+        try:
+            time.sleep(0.5)  # what it had in flight reaches the relay
+            sent_before = set(server.recipients())
+            its_rest = set(sorted(EVERYONE)[:batch]) - sent_before  # in the list's order
+            others = [sender(config) for _ in range(2)]
+            while not its_rest & set(server.recipients()):  # its lease ran out; taken
+                assert time.monotonic() < deadline, "the others never took its rows"
+                time.sleep(0.02)
+        finally:
+            frozen.send_signal(signal.SIGCONT)
+        logs = [finish(p) for p in (frozen, *others)]
+        got = Counter(server.recipients())
+    assert set(got) == EVERYONE  # nobody skipped
+    assert sum(got.values()) - N <= concurrency, got.most_common(5)
+    assert "another sender took" in logs[0], logs[0]
+    assert not any("Traceback" in log for log in logs)
+    assert runs_of(config)[0][:2] == ("2024-06-10", "done")

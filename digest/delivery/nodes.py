@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import socket
+import time
 from datetime import UTC, datetime, timedelta
 
 from ..config import Config
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 5.0  # at most this between beats; a third of the lease if that is shorter
 PRUNE_AFTER = timedelta(days=1)  # a gone node is forgotten a day after its last beat
+# a lease counts as lapsed this long before it runs out (a quarter of it if that is
+# shorter): room for a message handed out just before, and for clocks of machines that
+# disagree a little (another node reads the expiry by its own clock)
+LEASE_MARGIN_SECONDS = 5.0
 
 
 def node_id() -> str:
@@ -59,6 +65,33 @@ def lease_settings(config: Config) -> tuple[float, int]:
     return smtp.lease_seconds, smtp.claim_batch
 
 
+class LeaseClock:
+    """Until when (by this process's monotonic clock) the leases of the batch it is serving
+    surely hold. Each beat renews them, but a process paused, or cut off from the state,
+    for longer than the lease may find on waking that another node took some of its rows
+    and is sending them: past that time, the batch's remaining rows are not sent until the
+    state says which are still this node's (Claims, SharedState.kept). A renewal extends
+    the time only if it was sent before the time ran out; after a gap, only `kept` (which
+    names the rows) does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.margin = min(LEASE_MARGIN_SECONDS, seconds / 4)
+        self._until = -math.inf
+
+    def holds(self, now: float | None = None) -> bool:
+        return (time.monotonic() if now is None else now) < self._until - self.margin
+
+    def renewed(self, sent: float) -> None:
+        """A renewal sent at *sent* (time.monotonic()) was made."""
+        if sent < self._until - self.margin:
+            self._until = sent + self.seconds
+
+    def known(self, sent: float) -> None:
+        """The rows of the batch were named by a claim or `kept` sent at *sent*."""
+        self._until = sent + self.seconds
+
+
 class Heartbeat:
     """This process's node row, beaten every few seconds on a connection of its own; while
     it serves a run (serve), each beat first renews its leases on that run."""
@@ -71,6 +104,7 @@ class Heartbeat:
         self.started = datetime.now(UTC)
         self.run: Run | None = None
         self.leased = 0
+        self.lease = LeaseClock(self.lease_seconds)
         self._state: SharedState | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -93,6 +127,7 @@ class Heartbeat:
         self.run = run
         if lease_seconds is not None:
             self.lease_seconds = lease_seconds
+        self.lease = LeaseClock(self.lease_seconds)
         if run is None:
             self.leased = 0
         if self._state is not None:
@@ -103,7 +138,9 @@ class Heartbeat:
         state = self._state
         assert state is not None
         if self.run is not None:
+            sent = time.monotonic()
             self.leased = state.renew(self.run, self.node, self.lease_seconds)
+            self.lease.renewed(sent)
         state.beat(Node(self.node, self.role, self.started, datetime.now(UTC),
                         self.run.slug if self.run else None, self.leased, self.lease_seconds))
 

@@ -35,7 +35,7 @@ from ..util.loop import run_async
 from . import archive, traces
 from .compose import Composer, edition_order
 from .control import describe
-from .nodes import Heartbeat, alive, lease_settings
+from .nodes import Heartbeat, LeaseClock, alive, lease_settings
 from .outbox import MaildirTransport
 from .session import Session, newest_first, plan_run, session, when
 from .smtp import SmtpTransport
@@ -136,7 +136,7 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     watch = OwnerWatch(s.sendlog, run, stop, changes)
     beat.serve(run, lease_seconds)
     claims = Claims(s, run, composer, finder(s.subscribers.subscribers), beat.node, batch,
-                    lease_seconds, watch, changes)
+                    beat.lease, watch, changes)
     try:
         await _deliver(s, run, composer, period, claims.queue(), transport, progress, watch,
                        report.mine, changes)
@@ -234,25 +234,35 @@ class Claims:
     batch's queue is in memory. With nothing left to claim while another node still holds
     leases, it waits: that node finishes them, or dies and they become claimable. Each
     claimed subscriber is looked up by *find* when its batch is claimed: nothing per
-    subscriber of the whole list is kept for the run."""
+    subscriber of the whole list is kept for the run. Before handing out a row while the
+    batch's lease may have lapsed (*lease*: this process was paused, or cut off from the
+    state, for longer than it), it asks the state which rows are still its own and leaves
+    the others to the node that took them."""
 
     def __init__(self, s: Session, run: Run, composer: Composer,
                  find: Callable[[str], Subscriber | None], node: str, batch: int,
-                 lease_seconds: float, watch: OwnerWatch, changes: Changes) -> None:
+                 lease: LeaseClock, watch: OwnerWatch, changes: Changes) -> None:
         self._s, self._run, self._composer, self._find = s, run, composer, find
-        self._node, self._batch, self._lease = node, batch, lease_seconds
+        self._node, self._batch, self._lease = node, batch, lease
         self._watch, self._changes = watch, changes
         self._since = datetime.now(UTC)  # deferred after this: deferred by this very send
 
     async def queue(self) -> AsyncIterator[Item]:
         sendlog = self._s.sendlog
         while not self._watch.stop.is_set():
-            rows = sendlog.claim(self._run, self._node, self._batch, self._lease,
+            sent = time.monotonic()
+            rows = sendlog.claim(self._run, self._node, self._batch, self._lease.seconds,
                                  since=self._since)
             if rows:
-                for item in _queue(self._s, self._run, self._composer, rows, self._find,
-                                   self._changes):
-                    yield item
+                self._lease.known(sent)
+                items = _queue(self._s, self._run, self._composer, rows, self._find,
+                               self._changes)
+                lost: frozenset[str] = frozenset()
+                for at, item in enumerate(items):
+                    if not self._lease.holds():
+                        lost |= self._lapsed({sub.key for sub, _, _ in items[at:]})
+                    if item[0].key not in lost:
+                        yield item
                 continue
             others = {node for node in sendlog.leases(self._run) if node != self._node}
             dead = others - alive(others)
@@ -266,7 +276,20 @@ class Claims:
                 return
             with contextlib.suppress(TimeoutError):  # another node's leases: wait for them
                 await asyncio.wait_for(self._watch.stop.wait(),
-                                       min(CLAIM_POLL_SECONDS, self._lease / 4))
+                                       min(CLAIM_POLL_SECONDS, self._lease.seconds / 4))
+
+    def _lapsed(self, left: set[str]) -> frozenset[str]:
+        """Of *left* (the batch's rows not handed out yet), those no longer this node's."""
+        sent = time.monotonic()
+        kept = self._s.sendlog.kept(self._run, self._node, self._lease.seconds)
+        self._lease.known(sent)
+        lost = frozenset(left - kept)
+        log.log(logging.WARNING if lost else logging.INFO,
+                "digest %s: this sender's leases may have lapsed (it was paused, or cut off "
+                "from the state, for longer than smtp.lease_seconds allows); of the %d "
+                "deliveries it still had to send, another sender took %d meanwhile: left "
+                "to it", self._run.slug, len(left), len(lost))
+        return lost
 
 
 def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, int]],

@@ -380,6 +380,12 @@ class SharedState(Protocol):
         """Extend *node*'s leases on *run* to *lease_seconds* from now; how many it holds."""
         ...
 
+    def kept(self, run: Run, node: str, lease_seconds: float) -> frozenset[str]:
+        """Renew *node*'s leases on *run* as `renew` does, and name the deliveries (keys) it
+        still holds: asked by a node whose leases may have lapsed (it was paused, or cut off
+        from the state, for longer than the lease), which must leave what another took."""
+        ...
+
     def release(self, run: Run, node: str) -> int:
         """Give up *node*'s leases on deliveries of *run* it did not serve; how many."""
         ...

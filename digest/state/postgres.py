@@ -658,6 +658,13 @@ class PostgresState:
                            "run_id = %s AND state IN ('pending', 'deferred')",
                            (time.time() + lease_seconds, node, run.id))
 
+    def kept(self, run: Run, node: str, lease_seconds: float) -> frozenset[str]:
+        with self._atomic() as cur:
+            cur.execute("UPDATE deliveries SET lease_until = %s WHERE lease_owner = %s AND "
+                        "run_id = %s AND state IN ('pending', 'deferred') RETURNING subscriber",
+                        (time.time() + lease_seconds, node, run.id))
+            return frozenset(key for key, in cur.fetchall())
+
     def release(self, run: Run, node: str) -> int:
         return self._write("UPDATE deliveries SET lease_owner = NULL, lease_until = NULL "
                            "WHERE lease_owner = %s AND run_id = %s", (node, run.id))

@@ -296,6 +296,13 @@ class SendLog:
                 "AND state IN ('pending', 'deferred')",
                 (time.time() + lease_seconds, node, run.id)).rowcount
 
+    def kept(self, run: Run, node: str, lease_seconds: float) -> frozenset[str]:
+        with self.store.atomic() as db:
+            return frozenset(key for key, in db.execute(
+                "UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND run_id = ? "
+                "AND state IN ('pending', 'deferred') RETURNING subscriber",
+                (time.time() + lease_seconds, node, run.id)))
+
     def release(self, run: Run, node: str) -> int:
         with self.store.atomic() as db:
             return db.execute(
