@@ -28,7 +28,7 @@ COMMANDS: dict[str, list[str]] = {
     "subscribers import": ["members.csv"], "deliveries": [],
     "subscribers list": [], "subscribers show": ["x@example.org"], "subscribers export": [],
     "pause": ["2024-06-10", "--reason", "x"], "resume": ["2024-06-10"],
-    "cancel": ["2024-06-10", "--reason", "x"], "admin-password": [],
+    "cancel": ["2024-06-10", "--reason", "x"], "admin-password": [], "copy-state": [],
 }
 
 

@@ -129,6 +129,7 @@ CLI: dict[str, list[str]] = {  # each command's options by their flags, argument
     "digest build": ["--as-of", "--config", "--fetch", "--future", "--now"],
     "digest cancel": ["--config", "--reason", "<slug>"],
     "digest check": ["--as-of", "--config", "--future", "--now", "--smtp"],
+    "digest copy-state": ["--config", "--dry-run"],
     "digest deliveries": ["--config", "--failed", "--json", "--run"],
     "digest init": ["--config", "<site_folder>"],
     "digest pause": ["--config", "--reason", "<slug>"],

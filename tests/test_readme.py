@@ -307,7 +307,7 @@ def _subcommand(args: list[str]) -> str | None:
 @pytest.mark.parametrize("command", digest_commands())
 def test_every_digest_command_line_in_the_readme_runs(
         production: tuple[Path, dict[str, str]], command: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     config, env = production
     line_env, args = _split(command)
     env = {**env, **line_env}
@@ -318,6 +318,8 @@ def test_every_digest_command_line_in_the_readme_runs(
     monkeypatch.chdir(cwd)
     if _subcommand(args) in ("pause", "resume", "cancel"):
         prepare_run(config, paused=_subcommand(args) == "resume")
+    if _subcommand(args) == "copy-state":
+        prepare_copy(config, request.getfixturevalue("pg_url"), monkeypatch)
     if _subcommand(args) in SERVERS and "--help" not in args:
         start_and_stop(args, cwd, env, config)
         return
@@ -325,6 +327,17 @@ def test_every_digest_command_line_in_the_readme_runs(
                                 input=STDIN.get(_subcommand(args) or ""))
     assert result.exit_code == 0, f"{command}: {result.stdout}{result.stderr}"
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def prepare_copy(config: Path, url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site that has built on SQLite, then names the ```yaml postgres block's variable,
+    set to a fresh database: where `digest copy-state` is run."""
+    result = CliRunner().invoke(main, ["--config", str(config), "build"])
+    assert result.exit_code == 0, result.output
+    (block,) = re.findall(r"^```yaml postgres\n(.*?)^```", README, re.M | re.S)
+    data = deep_merge(yaml.safe_load(config.read_text(encoding="utf-8")), yaml.safe_load(block))
+    config.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    monkeypatch.setenv(data["database_env"], url)
 
 
 def prepare_run(config: Path, *, paused: bool) -> None:

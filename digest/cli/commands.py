@@ -5,7 +5,8 @@ Exit codes: 0 success, 1 some input was rejected (everything else was still done
 
 The group and what every command shares are in base.py; the commands, by what they work on,
 in feeds_commands.py, digest_commands.py, admin_commands.py, list_commands.py,
-import_command.py, signup_commands.py and feedback_commands.py: importing them registers them.
+import_command.py, signup_commands.py, feedback_commands.py and state_commands.py:
+importing them registers them.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from . import (
     import_command,
     list_commands,
     signup_commands,
+    state_commands,
 )
 from .base import DEFERRED_EXIT, main
 
 __all__ = ["DEFERRED_EXIT", "admin_commands", "digest_commands", "feedback_commands",
-           "feeds_commands", "import_command", "list_commands", "main", "signup_commands"]
+           "feeds_commands", "import_command", "list_commands", "main", "signup_commands",
+           "state_commands"]

@@ -10,10 +10,15 @@ SQLite file either way (store.py).
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Config
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, StateError
 from .interface import SharedState
+
+if TYPE_CHECKING:
+    from .postgres import PostgresState
 from .sqlite import SqliteState
 from .store import DATABASE, Store
 
@@ -58,17 +63,59 @@ def open_state(config: Config, *, local: Store | None = None,
         variable = str(config.database_env)
         wait = config.database_wait_seconds if wait_seconds is None else wait_seconds
         if local is None:
-            return PostgresState(url, read_only=read_only, variable=variable,
-                                 wait_seconds=wait)
+            alone = PostgresState(url, read_only=read_only, variable=variable,
+                                  wait_seconds=wait)
+            if not read_only and (config.state / DATABASE).exists():
+                try:
+                    _refuse_left_behind_file(config.state / DATABASE, alone)
+                except BaseException:
+                    alone.close()
+                    raise
+            return alone
         state = PostgresState(url, throwaway=local.throwaway, also_close=local.close,
                               variable=variable, wait_seconds=wait)
         local.close_with(state.close)
+        if not read_only:
+            try:
+                _refuse_left_behind(local, state)
+            except BaseException:
+                state.close()
+                raise
         return state
     if local is not None:
         return SqliteState(local, read_only=read_only)
     if read_only:
         return SqliteState(Store(config.state / DATABASE, read_only=True), read_only=True)
     return SqliteState(Store.open(config.state))
+
+
+def _refuse_left_behind(local: Store, state: PostgresState) -> None:
+    """Stop before the first write to a PostgreSQL database that holds nothing while the
+    state folder's SQLite file holds the site's state from before: without it a digest would
+    go to those who unsubscribed, and the feeds would give every post a new id. Only a
+    database without any digest, suppression, entry id or member is looked at twice."""
+    from .pg_copy import left_behind, summary
+
+    found = left_behind(local.db, state)
+    if found is not None:
+        raise StateError(local.path, "this site's state from before database_env ("
+                         + summary(found) + ") is here, and the PostgreSQL database "
+                         f"{state.path} holds none of it",
+                         "copy it there first with `digest copy-state`; or, to start afresh "
+                         "on PostgreSQL, move this file out of the state folder")
+
+
+def _refuse_left_behind_file(path: Path, state: PostgresState) -> None:
+    """_refuse_left_behind for a command that opens no local store: the file read-only; one
+    that cannot be read (damaged: its caches are rebuilt) stops nothing here."""
+    try:
+        local = Store(path, read_only=True)
+    except StateError:
+        return
+    try:
+        _refuse_left_behind(local, state)
+    finally:
+        local.close()
 
 
 def schedule_store_url(config: Config) -> str:

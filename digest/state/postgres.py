@@ -658,6 +658,13 @@ class PostgresState:
                            "run_id = %s AND state IN ('pending', 'deferred')",
                            (time.time() + lease_seconds, node, run.id))
 
+    def holds_state(self) -> bool:
+        """Whether any digest, suppression, entry id or member is here (pg_copy.left_behind)."""
+        row = self._one("SELECT EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM "
+                        "suppressed) OR EXISTS (SELECT 1 FROM entry_ids) OR EXISTS "
+                        "(SELECT 1 FROM members)")
+        return bool(row and row[0])
+
     def kept(self, run: Run, node: str, lease_seconds: float) -> frozenset[str]:
         with self._atomic() as cur:
             cur.execute("UPDATE deliveries SET lease_until = %s WHERE lease_owner = %s AND "
