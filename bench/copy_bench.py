@@ -81,7 +81,8 @@ def counts(url: str) -> dict[str, int]:
 
 
 def copy_state(config: Path, url: str) -> tuple[float, float]:
-    """`digest copy-state` as a child: (wall seconds, its CPU seconds)."""
+    """`digest copy-state` as a child: (wall seconds, its CPU seconds); its peak RSS is
+    kept in PEAK_MB."""
     env = {**os.environ, VARIABLE: url}
     started = time.perf_counter()
     proc = subprocess.Popen([str(DIGEST), "--config", str(config), "copy-state"], env=env,
@@ -91,7 +92,11 @@ def copy_state(config: Path, url: str) -> tuple[float, float]:
     out, err = proc.communicate()
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"copy-state failed: {out.decode()}{err.decode()}")
+    PEAK_MB.append(usage.ru_maxrss / 1024)
     return wall, usage.ru_utime + usage.ru_stime
+
+
+PEAK_MB: list[float] = []
 
 
 def reference(database: Path, url: str, rows: dict[str, int]) -> tuple[float, float]:
@@ -175,7 +180,8 @@ def main() -> int:
     for name, wall, cpu in results:
         print(f"{name:>28} {wall:>8.2f} {total / wall:>10,.0f} {cpu:>7.2f} "
               f"{wall / ref_wall:>12.2f}")
-    print("CPU s: the copying processes only (digest; sqlite3 and psql), not the server's")
+    print("CPU s: the copying processes only (digest; sqlite3 and psql), not the server's; "
+          f"digest copy-state's peak RSS {PEAK_MB[0]:.1f} MB")
     return 0
 
 
