@@ -192,6 +192,28 @@ def test_a_restored_run_is_done_with_everyone_sent_and_restored_once(
     assert state.delivered(run, "alice") and state.unfinished_runs() == []
 
 
+def test_a_restored_run_streams_its_subscribers(state: SharedState) -> None:
+    """A list of a million is restored without holding it whole, and every one is kept, in
+    order. 50,000 pairs from a generator peaked at 10.9 MB on PostgreSQL when they were made
+    into one list (200 MB at a million), 4.8 MB in chunks of ADD_CHUNK, 16 KB on SQLite."""
+    import tracemalloc
+
+    n = 50_000
+    pairs = ((f"u{i:06}", f"u{i:06}@example.org") for i in range(n))
+    tracemalloc.start()
+    try:
+        assert state.restore_run(slug="2024-06-10", start=START, end=END,
+                                 posts=[RunPost("urn:a", "a.md", "a|A")], subscribers=pairs)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 6_000_000, peak
+    (run,) = state.runs()
+    assert state.counts(run) == {"sent": n}
+    assert [d.key for d in state.deliveries(run)][::10_000] == [
+        f"u{i:06}" for i in range(0, n, 10_000)]
+
+
 # deliveries ----------------------------------------------------------------------------------
 def test_outcomes_move_deliveries_from_pending_to_sent_failed_deferred(
         state: SharedState) -> None:

@@ -487,11 +487,15 @@ class PostgresState:
             cur.executemany("INSERT INTO run_posts VALUES (%s, %s, %s, %s) "
                             "ON CONFLICT DO NOTHING",
                             [(rid, p.entry_id, p.path, p.twin.encode()) for p in posts])
-            cur.executemany("INSERT INTO deliveries (run_id, subscriber, email, state, reply, "
-                            "updated_at) VALUES (%s, %s, %s, 'sent', %s, %s) "
+            # ADD_CHUNK pairs a statement, as add_subscribers: the list is never held whole
+            chunk = iter(subscribers)
+            while pairs := list(itertools.islice(chunk, ADD_CHUNK)):
+                cur.execute("INSERT INTO deliveries (run_id, subscriber, email, state, reply, "
+                            "updated_at) SELECT %s, k, e, 'sent', %s, %s FROM unnest("
+                            "%s::text[], %s::text[]) WITH ORDINALITY AS t(k, e, n) ORDER BY n "
                             "ON CONFLICT DO NOTHING",
-                            [(rid, key, email, "assumed sent: the send log was lost", now)
-                             for key, email in subscribers])
+                            (rid, "assumed sent: the send log was lost", now,
+                             [k for k, _ in pairs], [e for _, e in pairs]))
         return True
 
     def slug_taken(self, slug: str) -> bool:
