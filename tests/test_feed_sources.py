@@ -537,3 +537,44 @@ def test_a_hugo_site_with_a_feed_source(tmp_path: Path, feeds: FeedServer) -> No
     assert wp.link.startswith("https://") and "example.org" not in wp.link
     assert "<p>" in wp.content[0].value and "&lt;p&gt;" not in wp.content[0].value
     assert any(e.link.startswith("https://example.org/") for e in entries.values())
+
+
+def test_two_machines_on_one_database_give_a_source_entry_the_same_id(
+        tmp_path: Path, feeds: FeedServer, request: pytest.FixtureRequest) -> None:
+    """Each machine keeps a source's entries under its own state folder, wherever that is;
+    the ids they agree on in the shared state must not depend on that folder, or the second
+    machine's feed would give every entry another id than the first's (issue: every machine
+    building from the same posts writes the same bytes). The first machine's ids are kept
+    as an older digest kept them (under its absolute paths): its next build moves them to
+    the shared keys, ids unchanged."""
+    from conftest import config_of, store_config
+
+    from digest.posts.sources import SHARED_PREFIX, source_folder
+    from digest.state.open import open_state
+
+    feeds.routes["/feed"] = Route(fixture("ours.xml"))
+    shared = store_config("postgres", request)
+    one = site_with(tmp_path / "one", feeds, {"feed": "/feed", "name": "partner"}, **shared)
+    poll(one)
+    build_site(one)
+    before = (output(one) / "feed.xml").read_bytes()
+    state = open_state(config_of(one))
+    try:  # as an older digest kept them: under this machine's absolute paths
+        posts = source_folder(config_of(one).state, "partner") / "posts"
+        older = [(key, str(posts / key.split("/", 1)[1]))
+                 for key in state.entry_ids() if key.startswith(SHARED_PREFIX)]
+        assert len(older) >= 2
+        state.rename_entry_ids(older)
+    finally:
+        state.close()
+    (output(one) / "feed.xml").unlink()
+    build_site(one)  # moves them to the shared keys, keeping the ids
+    assert (output(one) / "feed.xml").read_bytes() == before
+    two = site_with(tmp_path / "two" / "deeper", feeds, {"feed": "/feed", "name": "partner"},
+                    **shared)  # another state folder
+    poll(two)
+    build_site(two)
+    first, second = (parse_feed(output(config) / "feed.xml") for config in (one, two))
+    assert {e.title for e in first.entries} >= {"Rust developer", "Local post"}
+    assert [e.id for e in second.entries] == [e.id for e in first.entries]
+    assert (output(two) / "feed.xml").read_bytes() == before

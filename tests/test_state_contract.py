@@ -542,6 +542,19 @@ def test_entry_ids_and_first_seen_stay_as_first_given(state: SharedState) -> Non
                                   "urn:b": "2024-06-02T00:00:00+00:00"}
 
 
+def test_a_renamed_entry_id_keeps_its_id_and_first_seen_and_never_overwrites(
+        state: SharedState) -> None:
+    state.add_entry_ids([("/old/a.html", "urn:a", "2024-06-01T00:00:00+00:00"),
+                         ("/old/b.html", "urn:b", "2024-06-02T00:00:00+00:00"),
+                         ("source:s/b.html", "urn:b2", "2024-06-03T00:00:00+00:00")])
+    state.rename_entry_ids([("/old/a.html", "source:s/a.html"),
+                            ("/old/b.html", "source:s/b.html"),  # taken: both left alone
+                            ("/nowhere.html", "source:s/c.html")])
+    assert state.entry_ids() == {"source:s/a.html": "urn:a", "/old/b.html": "urn:b",
+                                 "source:s/b.html": "urn:b2"}
+    assert state.first_seen()["urn:a"] == "2024-06-01T00:00:00+00:00"
+
+
 # the archive of sent digests -----------------------------------------------------------------
 def _archived(slug: str, end: datetime) -> Archived:
     return Archived(slug, end - timedelta(days=7), end)

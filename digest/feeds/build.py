@@ -22,7 +22,7 @@ from typing import Any
 from .. import __version__
 from ..config import Config, FeedSettings, Site
 from ..posts.content import Rendered, plain_title, smart_title
-from ..posts.ids import absolute, assign_ids, base_path
+from ..posts.ids import absolute, assign_ids, base_path, ids_of
 from ..posts.index import (
     EVERY_FEED,
     LiveIndex,
@@ -118,7 +118,7 @@ def _members(config: Config, store: Store, state: SharedState, index: LiveIndex,
     posts = readings(store, config.posts, wanted)
     specs = [_spec(config, name, tuple(posts[p] for p in members))
              for name, members in paths.items()]
-    return _Members(specs, state.entry_ids_of(wanted), index.updated(wanted))
+    return _Members(specs, ids_of(state, wanted), index.updated(wanted))
 
 
 def _to_check(config: Config, index: LiveIndex, names: list[str],

@@ -550,6 +550,11 @@ class SharedState(Protocol):
         """(path, entry id, first seen) rows; a path or id already known keeps what it has."""
         ...
 
+    def rename_entry_ids(self, renames: Iterable[tuple[str, str]]) -> None:
+        """Move each (old path, new path)'s id to the new path, unless the new one has an id
+        already: a feed source's entry kept under an older digest's machine-bound key."""
+        ...
+
     def first_seen(self) -> dict[str, str]:
         """entry id → when it was first seen (ISO 8601, UTC)."""
         ...

@@ -996,6 +996,12 @@ class PostgresState:
             cur.executemany("INSERT INTO entry_ids VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
                             list(rows))
 
+    def rename_entry_ids(self, renames: Iterable[tuple[str, str]]) -> None:
+        with self._atomic() as cur:
+            cur.executemany("UPDATE entry_ids SET path = %s WHERE path = %s AND NOT EXISTS "
+                            "(SELECT 1 FROM entry_ids WHERE path = %s)",
+                            [(new, old, new) for old, new in renames])
+
     def first_seen(self) -> dict[str, str]:
         return dict(self._all(
             "SELECT entry_id, first_seen FROM entry_ids"))

@@ -142,6 +142,9 @@ class SqliteState(SendLog, Lists):
     def add_entry_ids(self, rows: Iterable[tuple[str, str, str]]) -> None:
         self.store.add_entry_ids(rows)
 
+    def rename_entry_ids(self, renames: Iterable[tuple[str, str]]) -> None:
+        self.store.rename_entry_ids(renames)
+
     def first_seen(self) -> dict[str, str]:
         return self.store.first_seen()
 

@@ -458,6 +458,11 @@ class Store:
         with self.atomic() as db:
             db.executemany("INSERT OR IGNORE INTO entry_ids VALUES (?, ?, ?)", rows)
 
+    def rename_entry_ids(self, renames: Iterable[tuple[str, str]]) -> None:
+        with self.atomic() as db:
+            db.executemany("UPDATE OR IGNORE entry_ids SET path = ? WHERE path = ?",
+                           ((new, old) for old, new in renames))
+
     # rendered content --------------------------------------------------------------------
     def rendered(self, paths: Iterable[str]) -> dict[str, tuple[str, dict[str, str]]]:
         wanted = list(paths)
