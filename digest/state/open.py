@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..errors import ConfigError, Problem, StateError
 from .interface import SharedState
+from .sqlite import SqliteState
+from .store import DATABASE, Store
 
 if TYPE_CHECKING:
     from .postgres import PostgresState
-from .sqlite import SqliteState
-from .store import DATABASE, Store
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 
