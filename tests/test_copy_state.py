@@ -106,10 +106,10 @@ def test_a_site_moved_to_postgresql_carries_on_as_it_was(tmp_path: Path, pg_url:
 
     code, out, err = _cli(config, "copy-state", "--dry-run")
     assert code == 0, err
-    assert out.startswith("dry run, rolled back: would copy 1 digests, ")
+    assert out.startswith("dry run, rolled back: would copy 1 digest, ")
     code, out, err = _cli(config, "copy-state")
     assert code == 0, err
-    assert out.startswith("copied 1 digests, ") and "1 suppressions" in out, out
+    assert out.startswith("copied 1 digest, ") and "1 suppression," in out, out
     assert "bo@example.org" not in out + err  # counts, not who
     state = open_state(config_of(config))
     try:
@@ -150,7 +150,7 @@ def test_a_site_that_names_a_database_without_copying_is_stopped_before_writing(
                     ["unsubscribe", "dee@example.org"]):
         code, _out, err = _cli(config, *command)
         assert code == 2, (command, err)
-        assert "digest copy-state" in err and "1 suppressions" in err, err
+        assert "digest copy-state" in err and "1 suppression," in err, err
         assert "Traceback" not in err
     assert _outbox(config) == sent
     code, _out, _err = _cli(config, "status")  # only looks: still answers

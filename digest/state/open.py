@@ -99,8 +99,8 @@ def _refuse_left_behind(local: Store, state: PostgresState) -> None:
     found = left_behind(local.db, state)
     if found is not None:
         raise StateError(local.path, "this site's state from before database_env ("
-                         + summary(found) + ") is here, and the PostgreSQL database "
-                         f"{state.path} holds none of it",
+                         + summary(found) + f") is here, and the database {state.path} "
+                         "holds none of it",
                          "copy it there first with `digest copy-state`; or, to start afresh "
                          "on PostgreSQL, move this file out of the state folder")
 

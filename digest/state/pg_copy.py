@@ -40,13 +40,18 @@ _ORDER = {"run_actions": "id"}  # else rowid: the order the rows were added in
 # what a site would lose: a database without any of these is one it has not copied into
 _WORTH = ("runs", "suppressed", "entry_ids", "members", "preferences", "bounces", "pending")
 _LEFT_EMPTY = {"deliveries": ("lease_owner", "lease_until")}  # the old machine's leases
-# what a count of each table is called in the summary
-NAMES = {"runs": "digests", "run_posts": "digest posts", "deliveries": "deliveries",
-         "run_actions": "owner actions", "suppressed": "suppressions",
-         "preferences": "tag choices", "members": "members", "pending": "sign-ups waiting",
-         "bounces": "bounces", "entry_ids": "entry ids", "archive": "archived digests",
-         "subscribers_snapshot": "subscribers file snapshots",
-         "daemon_status": "daemon notes", "apscheduler_jobs": "scheduled jobs"}
+# what a count of each table is called in the summary: one, several
+NAMES = {"runs": ("digest", "digests"), "run_posts": ("digest post", "digest posts"),
+         "deliveries": ("delivery", "deliveries"),
+         "run_actions": ("owner action", "owner actions"),
+         "suppressed": ("suppression", "suppressions"),
+         "preferences": ("tag choice", "tag choices"), "members": ("member", "members"),
+         "pending": ("sign-up waiting", "sign-ups waiting"), "bounces": ("bounce", "bounces"),
+         "entry_ids": ("entry id", "entry ids"),
+         "archive": ("archived digest", "archived digests"),
+         "subscribers_snapshot": ("subscribers file snapshot", "subscribers file snapshots"),
+         "daemon_status": ("daemon note", "daemon notes"),
+         "apscheduler_jobs": ("scheduled job", "scheduled jobs")}
 
 
 @dataclass(frozen=True)
@@ -75,7 +80,7 @@ def left_behind(source: sqlite3.Connection, target: PostgresState) -> dict[str, 
 
 
 def summary(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n:,} {NAMES[t]}" for t, n in counts.items() if n) or "nothing"
+    return ", ".join(f"{n:,} {NAMES[t][n != 1]}" for t, n in counts.items() if n) or "nothing"
 
 
 def copy_state(source: sqlite3.Connection, source_path: Path, target: PostgresState, *,
