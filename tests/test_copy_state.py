@@ -6,6 +6,7 @@ before it writes anything, instead of mailing those who unsubscribed."""
 
 from __future__ import annotations
 
+import json
 import mailbox
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,6 +121,8 @@ def test_a_site_moved_to_postgresql_carries_on_as_it_was(tmp_path: Path, pg_url:
     before["bounces"] = after["bounces"] = [b.ident for b in before["bounces"]]
     assert after == before
 
+    code, out, err = _cli(config, "status", "--json")
+    assert code == 0 and "left_behind" not in json.loads(out), out
     # the same digest is done there: a send finds nothing to do and mails nobody again
     code, out, err = _cli(config, "send", "--as-of", MONDAY.isoformat())
     assert code == 0, err
@@ -153,11 +156,16 @@ def test_a_site_that_names_a_database_without_copying_is_stopped_before_writing(
         assert "digest copy-state" in err and "1 suppression," in err, err
         assert "Traceback" not in err
     assert _outbox(config) == sent
-    code, _out, _err = _cli(config, "status")  # only looks: still answers
+    code, out, _err = _cli(config, "status")  # only looks: still answers, and says why
     assert code == 0
+    assert "not in the database yet: 1 digest, " in out and "`digest copy-state`" in out, out
+    code, out, _err = _cli(config, "status", "--json")
+    assert code == 0 and json.loads(out)["left_behind"]["suppressed"] == 1
     # moved aside: a deliberate fresh start on PostgreSQL
     (config.parent / "state" / "state.sqlite3").rename(tmp_path / "old.sqlite3")
     assert _cli(config, "build")[0] == 0
+    code, out, _err = _cli(config, "status", "--json")
+    assert code == 0 and "left_behind" not in json.loads(out)
 
 
 def test_copy_state_needs_a_database_and_a_state(tmp_path: Path, pg_url: str,

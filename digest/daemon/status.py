@@ -20,7 +20,7 @@ from ..config import Config
 from ..delivery.control import describe
 from ..state.interface import Bounce, Node, Run, RunControl, SharedState
 from ..state.locks import DAEMON_LOCK, holder
-from ..state.open import has_state, open_state
+from ..state.open import has_state, left_behind, left_behind_line, open_state
 from ..state.sendlog import counts_text
 from ..util.clock import Clock
 from ..web.admin_auth import ADMIN_NOTES
@@ -126,6 +126,8 @@ class Status:
     notes: dict[str, dict[str, Any]] = field(default_factory=dict)
     lists: ListStatus | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)  # feed sources (poll.py)
+    # table -> rows that state.sqlite3 holds and the PostgreSQL database lacks (copy-state)
+    left_behind: dict[str, int] | None = None
 
     def to_json(self) -> dict[str, Any]:
         nd = self.next_digest
@@ -153,6 +155,8 @@ class Status:
         }
         if self.sources:
             found["sources"] = self.sources
+        if self.left_behind:
+            found["left_behind"] = self.left_behind
         return found
 
 
@@ -195,8 +199,9 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
     state = config.state
     daemon_pid = _alive(holder(state / DAEMON_LOCK))
     sources = _sources(config)
+    behind = left_behind(config)
     if not has_state(config):
-        return Status(state, daemon_pid, [], None, sources=sources)
+        return Status(state, daemon_pid, [], None, sources=sources, left_behind=behind)
     shared = open_state(config, read_only=True)
     try:
         notes = {key: data for key, data in shared.notes().items()
@@ -213,7 +218,7 @@ def read_status(config: Config, *, runs: int = 5) -> Status:
                  for node in shared.nodes()]
         return Status(state, daemon_pid, nodes,
                       _next_digest(shared, config, notes.get("daemon", {})), recent, notes,
-                      _list_status(shared, _by_kind(bounces), since), sources)
+                      _list_status(shared, _by_kind(bounces), since), sources, behind)
     finally:
         shared.close()
 
@@ -328,6 +333,8 @@ def _problem_lines(title: str, found: list[str], total: int) -> list[str]:
 def lines(status: Status, config: Config) -> list[str]:
     """`digest status` as lines of text for people."""
     out = [f"state: {status.state}", *_daemon_lines(status), _next_digest_line(status)]
+    if status.left_behind:
+        out.append(left_behind_line(config, status.left_behind))
     out += _build_lines(status, config)
     out += _source_lines(status, config)
     out += _subscriber_lines(status, config)

@@ -127,6 +127,46 @@ def schedule_store_url(config: Config) -> str:
     return f"sqlite:///{config.state / DATABASE}"
 
 
+def left_behind(config: Config) -> dict[str, int] | None:
+    """For `digest status`: what the state folder's SQLite file holds that the PostgreSQL
+    database *config* names lacks (see _refuse_left_behind); None when nothing is, or the
+    state is SQLite. Only reads."""
+    url = database_url(config)
+    path = config.state / DATABASE
+    if url is None or not path.exists():
+        return None
+    from .pg_copy import held, worth
+    from .postgres import PostgresState, has_tables
+
+    try:
+        local = Store(path, read_only=True)
+    except StateError:
+        return None
+    try:
+        counts = held(local.db)
+    finally:
+        local.close()
+    if not worth(counts):
+        return None
+    if has_tables(url, str(config.database_env)):
+        state = PostgresState(url, read_only=True, variable=str(config.database_env),
+                              wait_seconds=config.database_wait_seconds)
+        try:
+            if state.holds_state():
+                return None
+        finally:
+            state.close()
+    return counts
+
+
+def left_behind_line(config: Config, counts: dict[str, int]) -> str:
+    from .pg_copy import summary
+
+    return (f"not in the database yet: {summary(counts)} in {config.state / DATABASE}; "
+            "every command that writes refuses until `digest copy-state` copies them there "
+            "(or the file is moved out of the state folder)")
+
+
 def has_state(config: Config) -> bool:
     """Whether *config*'s shared state exists yet (a read-only open needs it to)."""
     url = database_url(config)

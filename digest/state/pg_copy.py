@@ -76,7 +76,12 @@ def left_behind(source: sqlite3.Connection, target: PostgresState) -> dict[str, 
     if target.holds_state():
         return None
     counts = held(source)
-    return counts if any(counts[t] for t in _WORTH) else None
+    return counts if worth(counts) else None
+
+
+def worth(counts: dict[str, int]) -> bool:
+    """Whether *counts* (held's) hold anything a site would lose by starting afresh."""
+    return any(counts[t] for t in _WORTH)
 
 
 def summary(counts: dict[str, int]) -> str:
