@@ -175,3 +175,26 @@ def test_every_command_and_option_has_help_text(path: tuple[str, ...]) -> None:
     code, out, err = run_cli([*path, "--help"])
     assert (code, err) == (0, "")
     assert (command.help or "").strip().split("\n")[0][:30] in " ".join(out.split())
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`digest status | head -1`: the pipe closes before digest has written; no "error:"
+    (it once said "Broken pipe; check that it exists ...") and no traceback, exit 141 as a
+    shell reports a command stopped by SIGPIPE."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import PROJECT, make_site
+
+    config = make_site(tmp_path, {})
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before digest starts writing
+    try:
+        done = subprocess.run([sys.executable, "-m", "digest", "--config", str(config),
+                               "status"], stdout=write, stderr=subprocess.PIPE, text=True,
+                              cwd=PROJECT, timeout=60, check=False)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert done.stderr == ""

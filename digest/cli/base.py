@@ -10,6 +10,8 @@ Exit codes: 0 success, 1 some input was rejected (everything else was still done
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -106,6 +108,9 @@ class _Boundary(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
+        except BrokenPipeError:  # `digest status | head`: the reader has all it wanted
+            _quiet_stdout()
+            raise click.exceptions.Exit(141) from None  # as a shell reports SIGPIPE
         except Exception as exc:
             if ctx.params.get("verbose"):  # for debugging: where it came from
                 import traceback
@@ -113,6 +118,18 @@ class _Boundary(click.Group):
                 traceback.print_exc()
             _explain(exc)
         raise click.exceptions.Exit(2)
+
+
+def _quiet_stdout() -> None:
+    """Standard output to /dev/null, so the interpreter's last flush of what the closed
+    pipe did not take raises nothing more (Python's documented way, signal module)."""
+    try:
+        fileno = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a file (click's test runner): nothing to flush
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
 
 
 def _explain(exc: Exception) -> None:
