@@ -106,16 +106,24 @@ def _refuse_left_behind(local: Store, state: PostgresState) -> None:
 
 
 def _refuse_left_behind_file(path: Path, state: PostgresState) -> None:
-    """_refuse_left_behind for a command that opens no local store: the file read-only; one
-    that cannot be read (damaged: its caches are rebuilt) stops nothing here."""
-    try:
-        local = Store(path, read_only=True)
-    except StateError:
+    """_refuse_left_behind for a command that opens no local store: the file read-only."""
+    local = _readable(path)
+    if local is None:
         return
     try:
         _refuse_left_behind(local, state)
     finally:
         local.close()
+
+
+def _readable(path: Path) -> Store | None:
+    """The SQLite file at *path* opened read-only; None if it cannot be read (damaged: its
+    caches are rebuilt), which stops nothing where it is only looked at for left-behind
+    state."""
+    try:
+        return Store(path, read_only=True)
+    except StateError:
+        return None
 
 
 def schedule_store_url(config: Config) -> str:
@@ -135,28 +143,24 @@ def left_behind(config: Config) -> dict[str, int] | None:
     path = config.state / DATABASE
     if url is None or not path.exists():
         return None
-    from .pg_copy import held, worth
+    from . import pg_copy
     from .postgres import PostgresState, has_tables
 
-    try:
-        local = Store(path, read_only=True)
-    except StateError:
+    local = _readable(path)
+    if local is None:
         return None
     try:
-        counts = held(local.db)
-    finally:
-        local.close()
-    if not worth(counts):
-        return None
-    if has_tables(url, str(config.database_env)):
+        if not has_tables(url, str(config.database_env)):  # nothing there at all yet
+            counts = pg_copy.held(local.db)
+            return counts if pg_copy.worth(counts) else None
         state = PostgresState(url, read_only=True, variable=str(config.database_env),
                               wait_seconds=config.database_wait_seconds)
         try:
-            if state.holds_state():
-                return None
+            return pg_copy.left_behind(local.db, state)
         finally:
             state.close()
-    return counts
+    finally:
+        local.close()
 
 
 def left_behind_line(config: Config, counts: dict[str, int]) -> str:

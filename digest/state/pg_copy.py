@@ -36,7 +36,6 @@ TABLES = ("runs", "run_posts", "deliveries", "run_actions", "suppressed", "prefe
           "daemon_status")
 # PostgreSQL assigns these (GENERATED ALWAYS): the rows go in their SQLite order instead
 _GENERATED = {"deliveries": "seq", "run_actions": "id"}
-_ORDER = {"run_actions": "id"}  # else rowid: the order the rows were added in
 # what a site would lose: a database without any of these is one it has not copied into
 _WORTH = ("runs", "suppressed", "entry_ids", "members", "preferences", "bounces", "pending")
 _LEFT_EMPTY = {"deliveries": ("lease_owner", "lease_until")}  # the old machine's leases
@@ -90,11 +89,12 @@ def summary(counts: dict[str, int]) -> str:
 
 def copy_state(source: sqlite3.Connection, source_path: Path, target: PostgresState, *,
                dry_run: bool = False) -> Copied:
-    """Every shared table of *source* into *target*, which must hold none of them yet; one
+    """Every shared table of *source* (a state database at the newest schema, as
+    Store.open leaves it) into *target*, which must hold none of them yet; one
     transaction, rolled back when *dry_run*. Refuses while a sender holds live leases in
     *source* (it would go on writing there)."""
     leased = source.execute("SELECT count(*) FROM deliveries WHERE lease_until > ?",
-                            (time.time(),)).fetchone()[0] if held(source)["deliveries"] else 0
+                            (time.time(),)).fetchone()[0]
     if leased:
         raise StateError(source_path, f"a sender holds {leased} deliveries under a live "
                                       "lease: a digest is being sent from this state",
@@ -165,10 +165,10 @@ def _copy(source: sqlite3.Connection, conn: psycopg.Connection[Any], table: str,
                and c not in _LEFT_EMPTY.get(table, ())]
     convert = [_converter(types[c]) for c in columns]
     names = ", ".join(columns)
-    order = _ORDER.get(table, "rowid")
     n = 0
     with conn.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-        for row in source.execute(f"SELECT {names} FROM {table} ORDER BY {order}"):
+        # rowid: the order the rows were added in (runs' and run_actions' id is its alias)
+        for row in source.execute(f"SELECT {names} FROM {table} ORDER BY rowid"):
             copy.write_row([f(v) for f, v in zip(convert, row, strict=True)])
             n += 1
     return n
