@@ -30,6 +30,7 @@ from ..subscribers.load import SubscriberList
 from ..subscribers.tokens import Signer
 
 log = logging.getLogger(__name__)
+COMPILED = "templates.compiled"  # the state folder's compiled email templates (KeptTemplates)
 
 
 def when(moment: datetime) -> str:
@@ -108,7 +109,7 @@ def session(config: Config, *, as_of: datetime, scratch: bool = False) -> Iterat
     work on a copy of the state that is thrown away (Store.scratch), for the commands that
     only look (preview, dry run): they record nothing, not even the caches."""
     settings = mail_settings(config)
-    layout = Layout(settings)
+    layout = Layout(settings, None if scratch else config.state / COMPILED)
     signer = _signer(config)
     verp_signer = return_path_signer(config, signer)  # no secret: refuse before any run
     store = Store.scratch(config.state) if scratch else Store.open(config.state)

@@ -200,18 +200,27 @@ def _normalise(text: str) -> str:
     return text.strip("\n") + "\n"
 
 
-def mail_environment(templates: Path | None) -> jinja2.Environment:
+def mail_environment(templates: Path | None, kept: Path | None = None) -> jinja2.Environment:
     """The Jinja environment of every email's templates (the digest's, the sign-up's): the
     built-in ones under any of *templates*, HTML autoescaped, plain text not, a missing
-    variable an error rather than a blank."""
+    variable an error rather than a blank. *kept*: a folder where compiled templates are
+    kept between processes (builtin.KeptTemplates)."""
     env = jinja2.Environment(
         loader=builtin.loader(templates),
         autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
         undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-        keep_trailing_newline=True)
+        keep_trailing_newline=True,
+        bytecode_cache=None if kept is None else builtin.KeptTemplates(kept, _options()))
     env.filters["date"] = format_date
     env.filters["wordwrap"] = _remembered_wordwrap(env.filters["wordwrap"])
     return env
+
+
+@functools.cache
+def _options() -> bytes:
+    """What shapes the compiled code besides the template's source: this module, where the
+    environment's options are set (read once a process)."""
+    return Path(__file__).read_bytes()
 
 
 def _remembered_wordwrap(wordwrap: Callable[..., str]) -> Callable[..., str]:
@@ -275,9 +284,11 @@ class _Depths:
 class Layout:
     """Templates loaded once; `edition` per distinct body, `message` per recipient."""
 
-    def __init__(self, settings: MailSettings) -> None:
+    def __init__(self, settings: MailSettings, kept: Path | None = None) -> None:
+        """*kept*: where compiled templates are kept between processes (the state folder's
+        COMPILED), or None to compile them here."""
         self.settings = settings
-        self._env = mail_environment(settings.templates)
+        self._env = mail_environment(settings.templates, kept)
         self._templates = {name: self._load(name) for name in (HTML, TEXT, SUBJECT)}
         self._inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
         # unguessable, so a post cannot hold a token that would leak someone's link into it
