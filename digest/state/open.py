@@ -67,7 +67,7 @@ def open_state(config: Config, *, local: Store | None = None,
                                   wait_seconds=wait)
             if not read_only and (config.state / DATABASE).exists():
                 try:
-                    _refuse_left_behind_file(config.state / DATABASE, alone)
+                    _refuse_left_behind(alone, config.state / DATABASE)
                 except BaseException:
                     alone.close()
                     raise
@@ -77,7 +77,7 @@ def open_state(config: Config, *, local: Store | None = None,
         local.close_with(state.close)
         if not read_only:
             try:
-                _refuse_left_behind(local, state)
+                _refuse_left_behind(state, local.path, local)
             except BaseException:
                 state.close()
                 raise
@@ -89,31 +89,39 @@ def open_state(config: Config, *, local: Store | None = None,
     return SqliteState(Store.open(config.state))
 
 
-def _refuse_left_behind(local: Store, state: PostgresState) -> None:
+def _refuse_left_behind(state: PostgresState, path: Path, local: Store | None = None) -> None:
     """Stop before the first write to a PostgreSQL database that holds nothing while the
-    state folder's SQLite file holds the site's state from before: without it a digest would
-    go to those who unsubscribed, and the feeds would give every post a new id. Only a
-    database without any digest, suppression, entry id or member is looked at twice."""
-    from .pg_copy import left_behind, summary
+    state folder's SQLite file at *path* holds the site's state from before: without it a
+    digest would go to those who unsubscribed, and the feeds would give every post a new id.
+    The file (*local*, else opened read-only here) is only read when the database is
+    empty: one EXISTS per open otherwise."""
+    if state.holds_state():
+        return
+    from .pg_copy import summary
 
-    found = left_behind(local.db, state)
+    found = _left_in(path, local)
     if found is not None:
-        raise StateError(local.path, "this site's state from before database_env ("
+        raise StateError(path, "this site's state from before database_env ("
                          + summary(found) + f") is here, and the database {state.path} "
                          "holds none of it",
                          "copy it there first with `digest copy-state`; or, to start afresh "
                          "on PostgreSQL, move this file out of the state folder")
 
 
-def _refuse_left_behind_file(path: Path, state: PostgresState) -> None:
-    """_refuse_left_behind for a command that opens no local store: the file read-only."""
-    local = _readable(path)
-    if local is None:
-        return
+def _left_in(path: Path, local: Store | None = None) -> dict[str, int] | None:
+    """What the SQLite state at *path* (or the open *local*) holds that a site would lose
+    (pg_copy.worth_keeping); None if nothing, or if the file cannot be read (damaged: its
+    caches are rebuilt), which stops nothing where it is only looked at."""
+    from .pg_copy import worth_keeping
+
+    source = local if local is not None else _readable(path)
+    if source is None:
+        return None
     try:
-        _refuse_left_behind(local, state)
+        return worth_keeping(source.db)
     finally:
-        local.close()
+        if local is None:
+            source.close()
 
 
 def _readable(path: Path) -> Store | None:
@@ -143,24 +151,17 @@ def left_behind(config: Config) -> dict[str, int] | None:
     path = config.state / DATABASE
     if url is None or not path.exists():
         return None
-    from . import pg_copy
     from .postgres import PostgresState, has_tables
 
-    local = _readable(path)
-    if local is None:
-        return None
-    try:
-        if not has_tables(url, str(config.database_env)):  # nothing there at all yet
-            counts = pg_copy.held(local.db)
-            return counts if pg_copy.worth(counts) else None
+    if has_tables(url, str(config.database_env)):  # else nothing is there at all yet
         state = PostgresState(url, read_only=True, variable=str(config.database_env),
                               wait_seconds=config.database_wait_seconds)
         try:
-            return pg_copy.left_behind(local.db, state)
+            if state.holds_state():
+                return None
         finally:
             state.close()
-    finally:
-        local.close()
+    return _left_in(path)
 
 
 def left_behind_line(config: Config, counts: dict[str, int]) -> str:

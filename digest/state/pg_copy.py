@@ -5,7 +5,7 @@ Without it, a site that names `database_env` starts on an empty database: its su
 list, the tags chosen on the web, its members and sign-ups, the bounces, the entry ids its
 feeds have published and the digests already sent stay behind, so the next digest would go
 to those who unsubscribed and a feed reader would see every post as new. So every command
-that writes refuses while that is so (left_behind, called by open.py). The two schemas hold
+that writes refuses while that is so (worth_keeping, called by open.py). The two schemas hold
 the same tables with the same columns (pg_migrations mirrors migrations), so each table is
 copied by column name, with COPY, in one transaction: all or nothing, into a database that
 holds no digest state yet.
@@ -68,19 +68,13 @@ def held(source: sqlite3.Connection) -> dict[str, int]:
             if table in present else 0 for table in TABLES}
 
 
-def left_behind(source: sqlite3.Connection, target: PostgresState) -> dict[str, int] | None:
-    """What *source* holds, when *target* holds no digest, suppression, entry id or member
-    but *source* does: the state a site left behind when it named `database_env` without
-    copying it (then every command that writes refuses: open.py)."""
-    if target.holds_state():
-        return None
+def worth_keeping(source: sqlite3.Connection) -> dict[str, int] | None:
+    """held(*source*) if it holds anything a site would lose by starting afresh (a digest,
+    suppression, entry id, member, tag choice, bounce or sign-up), else None: the state a
+    site leaves behind if it names `database_env` without copying it (then every command
+    that writes refuses while the database holds none: open.py)."""
     counts = held(source)
-    return counts if worth(counts) else None
-
-
-def worth(counts: dict[str, int]) -> bool:
-    """Whether *counts* (held's) hold anything a site would lose by starting afresh."""
-    return any(counts[t] for t in _WORTH)
+    return counts if any(counts[t] for t in _WORTH) else None
 
 
 def summary(counts: dict[str, int]) -> str:

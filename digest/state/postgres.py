@@ -663,7 +663,8 @@ class PostgresState:
                            (time.time() + lease_seconds, node, run.id))
 
     def holds_state(self) -> bool:
-        """Whether any digest, suppression, entry id or member is here (pg_copy.left_behind)."""
+        """Whether any digest, suppression, entry id or member is here (open.py's left-behind
+        check)."""
         row = self._one("SELECT EXISTS (SELECT 1 FROM runs) OR EXISTS (SELECT 1 FROM "
                         "suppressed) OR EXISTS (SELECT 1 FROM entry_ids) OR EXISTS "
                         "(SELECT 1 FROM members)")
