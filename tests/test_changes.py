@@ -253,7 +253,8 @@ def test_an_unsubscribe_made_elsewhere_mid_send_stops_the_mail_not_yet_sent(
     config = config_of(cfg)
 
     class UnsubscribeMidway(MaildirTransport):
-        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None,
+                          current: Any = None) -> None:
             async def first_then_unsubscribe() -> Any:
                 async for outgoing in messages:
                     yield outgoing
@@ -265,7 +266,7 @@ def test_an_unsubscribe_made_elsewhere_mid_send_stops_the_mail_not_yet_sent(
                             other.close()
                         time.sleep(0.05)  # a notification's way, many times over
 
-            await super().deliver(first_then_unsubscribe(), record, stop=stop)
+            await super().deliver(first_then_unsubscribe(), record, stop=stop, current=current)
 
     report = send(config, as_of=MONDAY, transport=UnsubscribeMidway(tmp_path / "state" /
                                                                     "outbox"))

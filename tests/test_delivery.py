@@ -18,6 +18,7 @@ from smtp_server import SmtpServer
 
 from digest.config import SmtpSettings
 from digest.delivery import transport as contract
+from digest.delivery.dispatch import Dispatch
 from digest.delivery.outbox import MaildirTransport
 from digest.delivery.smtp import SmtpTransport
 from digest.delivery.transport import Outcome, Outgoing, Transport
@@ -394,6 +395,51 @@ async def test_an_error_in_the_message_stream_is_raised(server: SmtpServer) -> N
     with pytest.raises(ValueError, match="template broken"):
         await SmtpTransport(plain(server)).deliver(failing(), recorder)
     assert [o.key for o in recorder.outcomes] == [address(0)]
+
+
+async def test_a_stream_that_waits_for_an_outcome_does_not_hold_up_the_message_in_hand(
+        server: SmtpServer) -> None:
+    """A connection takes the next message while the one in its hand is in flight (to send
+    them in one write), but never waits on the stream for it: near a run's end the stream
+    waits for other senders' leases, and theirs may wait for this very message."""
+    recorded = asyncio.Event()
+
+    async def waiting() -> AsyncIterator[Outgoing]:
+        yield message(0)
+        await recorded.wait()  # until the first message has its outcome
+        yield message(1)
+
+    class Noting(Recorder):
+        async def __call__(self, outcome: Outcome) -> None:
+            await super().__call__(outcome)
+            recorded.set()
+
+    recorder = Noting()
+    await asyncio.wait_for(SmtpTransport(plain(server)).deliver(waiting(), recorder), 10)
+    assert [(o.key, o.status) for o in recorder.outcomes] == [(address(0), "sent"),
+                                                              (address(1), "sent")]
+
+
+async def test_connections_asking_ahead_in_the_same_turn_lose_no_message() -> None:
+    """Two connections ask for a message to chain in the same turn of the loop, while the
+    stream waits: one pull starts, the other connection gets None; every message is then
+    taken exactly once and the run ends (a second pull started then orphaned the first's
+    message, and the run waited forever for it to settle)."""
+    gate = asyncio.Event()
+
+    async def slow() -> AsyncIterator[Outgoing]:
+        await gate.wait()
+        for i in range(3):
+            yield message(i)
+
+    run = Dispatch(slow(), buffer=4, pause_after=10, rate=0)
+    assert list(await asyncio.gather(run.take_ready(), run.take_ready())) == [None, None]
+    gate.set()
+    taken = []
+    while (held := await asyncio.wait_for(run.take(), 5)) is not None:
+        taken.append(held.message.key)
+        await run.settle()
+    assert taken == [address(i) for i in range(3)]
 
 
 async def test_the_public_api_is_pinned() -> None:

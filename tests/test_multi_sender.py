@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -83,6 +84,36 @@ def holds(config: Path, pid: int) -> bool:
             node.endswith(f":{pid}") for node in state.leases(run))
     finally:
         state.close()
+
+
+def freeze(config: Path, process: subprocess.Popen[str]) -> None:
+    """SIGSTOP *process* once it holds a batch, but not inside an SQLite write: a process
+    stopped there keeps the state database's lock, and every other sender waits on it (as
+    it must: SQLite cannot tell a stopped process from a slow one); its leases never come
+    into it. A PostgreSQL transaction left open ends by idle_in_transaction_session_timeout."""
+    database = load_config(config).state / "state.sqlite3"
+    deadline = time.monotonic() + 60
+    while True:
+        while not holds(config, process.pid):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGSTOP)
+        if not database.exists() or not writing(database):
+            return
+        process.send_signal(signal.SIGCONT)
+
+
+def writing(database: Path) -> bool:
+    """Whether a process holds *database*'s write lock now."""
+    db = sqlite3.connect(database, timeout=0, isolation_level=None)
+    try:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("ROLLBACK")
+        return False
+    except sqlite3.OperationalError:
+        return True
+    finally:
+        db.close()
 
 
 def send_with(tmp_path: Path, senders: int, db: dict[str, Any]
@@ -166,13 +197,12 @@ def test_a_sender_that_stops_beating_loses_its_rows_when_its_lease_expires(
     with SmtpServer(faults=Faults(data_seconds=0.02)) as server:
         config = site(tmp_path, server, db, concurrency=concurrency, claim_batch=40,
                       lease_seconds=lease)
-        frozen, *others = [sender(config) for _ in range(3)]
-        deadline = time.monotonic() + 60
-        while not holds(config, frozen.pid):  # stopped while it holds a batch
-            assert time.monotonic() < deadline and frozen.poll() is None
-            time.sleep(0.02)
-        frozen.send_signal(signal.SIGSTOP)
+        # alone first: with all three started at once, the others, sending at 100 a
+        # second, now and then finished the run before the test saw this one hold a batch
+        frozen = sender(config)
+        freeze(config, frozen)  # stopped while it holds a batch
         stopped = time.monotonic()
+        others = [sender(config) for _ in range(2)]
         try:
             for process in others:
                 finish(process)
@@ -199,11 +229,8 @@ def test_a_sender_frozen_past_its_lease_leaves_what_others_took_when_it_wakes(
         config = site(tmp_path, server, db, concurrency=concurrency, claim_batch=batch,
                       lease_seconds=2)
         frozen = sender(config)  # alone first: it makes the run and claims its first rows
+        freeze(config, frozen)
         deadline = time.monotonic() + 60
-        while not holds(config, frozen.pid):
-            assert time.monotonic() < deadline and frozen.poll() is None
-            time.sleep(0.02)
-        frozen.send_signal(signal.SIGSTOP)
         try:
             time.sleep(0.5)  # what it had in flight reaches the relay
             sent_before = set(server.recipients())

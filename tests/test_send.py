@@ -283,7 +283,8 @@ def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> No
     config = load_config(cfg)
 
     class UnsubscribeMidway(MaildirTransport):
-        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None,
+                          current: Any = None) -> None:
             async def first_then_unsubscribe() -> Any:
                 async for outgoing in messages:
                     yield outgoing
@@ -294,7 +295,7 @@ def test_unsubscribe_during_a_send_stops_mail_not_yet_sent(tmp_path: Path) -> No
                         finally:
                             other.close()
 
-            await super().deliver(first_then_unsubscribe(), record, stop=stop)
+            await super().deliver(first_then_unsubscribe(), record, stop=stop, current=current)
 
     report = send(config, as_of=MONDAY,
                   transport=UnsubscribeMidway(tmp_path / "state" / "outbox"))
@@ -315,13 +316,14 @@ def test_a_resumed_run_looks_each_subscriber_up_in_the_list_as_it_is_now(
     cfg = digest_site(tmp_path)
 
     class PauseAfterOne(MaildirTransport):
-        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None,
+                          current: Any = None) -> None:
             async def first() -> Any:
                 async for outgoing in messages:
                     yield outgoing
                     return
 
-            await super().deliver(first(), record, stop=stop)
+            await super().deliver(first(), record, stop=stop, current=current)
             raise DeliveryPaused("the relay went away", 1)
 
     report = send(load_config(cfg), as_of=MONDAY,

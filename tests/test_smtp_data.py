@@ -27,7 +27,7 @@ from smtp_server import Faults, SmtpServer
 from digest.config import SmtpSettings
 from digest.delivery import smtpdata
 from digest.delivery.smtp import SmtpTransport
-from digest.delivery.transport import Outcome, Outgoing
+from digest.delivery.transport import Current, Outcome, Outgoing
 
 try:
     import uvloop
@@ -391,19 +391,34 @@ class Scripted:
 
     def __init__(self, script: dict[str, Replies] | None = None, *,
                  patience: float | None = None, final: bytes = b"250 kept\r\n",
-                 hang_up_after_group: bool = False) -> None:
+                 hang_up_after_group: bool = False, chain_patience: float | None = None,
+                 finals: dict[str, bytes] | None = None) -> None:
         self.script = script or {}
         self.patience = patience
         self.final = final
+        self.finals = finals or {}  # the reply after the data, per recipient
         self.hang_up_after_group = hang_up_after_group
+        # with chain_patience, the reply after a message's data is held until the next
+        # command has come, or that many seconds: `chained` counts the messages whose
+        # MAIL came without waiting for the reply to the message before
+        self.chain_patience = chain_patience
         self.received: list[bytes] = []
-        self.grouped = self.sequential = 0
+        self.grouped = self.sequential = self.chained = 0
+        self._next: bytes | None = None  # a line read early, while a reply was held
+        self._chaining = False  # that line came before the reply it waited for
+
+    async def _line(self, reader: asyncio.StreamReader) -> bytes:
+        line, self._next = self._next, None
+        return line if line is not None else await reader.readline()
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"220 scripted ESMTP\r\n")
         try:
-            while line := await reader.readline():
+            while line := await self._line(reader):
                 verb = line[:4].upper()
+                if verb == b"MAIL" and self._chaining:
+                    self.chained += 1
+                self._chaining = False
                 if verb == b"EHLO":
                     writer.write(b"250-scripted\r\n250-PIPELINING\r\n250-SIZE 10000000\r\n"
                                  b"250 8BITMIME\r\n")
@@ -446,7 +461,14 @@ class Scripted:
                 return
             lines.append(line[1:] if line.startswith(b".") else line)
         self.received.append(b"".join(lines))
-        writer.write(self.final)
+        if self.chain_patience is not None:
+            try:
+                self._next = await asyncio.wait_for(reader.readline(), self.chain_patience)
+            except TimeoutError:  # a client waiting for this reply before its next command
+                pass
+            else:
+                self._chaining = True
+        writer.write(self.finals.get(to, self.final))
 
 
 async def with_scripted(server: Scripted, client: Callable[[int], Awaitable[T]]) -> T:
@@ -586,3 +608,171 @@ def test_smtp_pipelining_false_sends_one_command_at_a_time(pipelining: bool) -> 
     outcomes = asyncio.run(with_scripted(server, client))
     assert [o.status for o in outcomes] == ["sent"] * 3
     assert (server.grouped, server.sequential) == ((3, 0) if pipelining else (0, 3))
+
+
+# a message's content with the next one's MAIL, RCPT and DATA in one write ---------------------
+def options_of(message: bytes) -> list[str]:
+    return [f"SIZE={len(message)}"] + ([] if message.isascii() else ["BODY=8BITMIME"])
+
+
+def plan_of(smtp: aiosmtplib.SMTP, message: bytes,
+            recipient: str = RECIPIENT) -> smtpdata.Pipelined:
+    plan = smtpdata.pipelined(smtp, SENDER, recipient, message)
+    assert plan is not None
+    return plan
+
+
+async def send_all_chained(port: int, messages: list[bytes], *,
+                           ca_file: Path | None = None) -> type:
+    """Each message's content in one write with the next one's MAIL, RCPT and DATA, as
+    SmtpTransport sends the messages of one connection one after another."""
+    smtp = await connect(port, ca_file=ca_file)
+    try:
+        plans = [plan_of(smtp, message) for message in messages]
+        await smtpdata.envelope(smtp, plans[0], options_of(messages[0]))
+        for plan, following, message in zip(plans, plans[1:], messages[1:], strict=False):
+            reply, refused = await smtpdata.chained(smtp, plan.wire, following,
+                                                    options_of(message))
+            assert (reply.code, refused) == (250, None)
+        assert (await smtpdata.content(smtp, plans[-1].wire)).code == 250
+        return type(smtp.protocol)
+    finally:
+        await smtp.quit()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_each_message_goes_with_the_next_ones_envelope_and_arrives_intact(loop: str) -> None:
+    names = sorted(TRICKY)
+    # the reply to a message is held until the next MAIL came: a client waiting for it
+    # before sending that MAIL is not counted as chained
+    server = Scripted(chain_patience=0.5)
+    run_on(loop, with_scripted(server, lambda port: send_all_chained(
+        port, [TRICKY[n] for n in names])))
+    assert (server.chained, server.grouped, server.sequential) == (len(names) - 1,
+                                                                   len(names), 0)
+    assert server.received == [as_received(TRICKY[n]) for n in names]
+
+
+def test_the_chained_count_can_fail() -> None:
+    """A client that waits for each message's reply before the next MAIL is not counted."""
+    server = Scripted(chain_patience=0.2)
+    asyncio.run(with_scripted(server, lambda port: send_all_pipelined(port, [b"a\r\n"] * 3)))
+    assert (server.chained, server.grouped) == (0, 3)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "starttls"])
+def test_aiosmtpd_receives_chained_messages_intact(loop: str, tls: bool) -> None:
+    names = sorted(TRICKY)
+    with SmtpServer(tls="starttls" if tls else None) as running:
+        run_on(loop, send_all_chained(running.port, [TRICKY[n] for n in names],
+                                      ca_file=running.ca_file if tls else None))
+        assert [r.data for r in running.received] == [as_received(TRICKY[n]) for n in names]
+
+
+def test_smtp_sink_receives_chained_messages_intact(sink: Sink) -> None:
+    messages = [TRICKY[n] for n in sorted(TRICKY)]
+    asyncio.run(send_all_chained(sink.port, messages))
+    expected = sorted(as_received(m).replace(b"\r\n", b"\n") for m in messages)
+    assert sorted(sink.messages(len(messages))) == expected
+
+
+@pytest.mark.parametrize(("replies", "error", "code"), REFUSALS)
+def test_the_following_envelope_refused_is_returned_and_the_link_carries_on(
+        replies: Replies, error: type[aiosmtplib.SMTPResponseException], code: int) -> None:
+    server = Scripted({"refused@example.org": replies})
+
+    async def client(port: int) -> None:
+        smtp = await connect(port)
+        first = plan_of(smtp, b"Subject: first\r\n\r\nhello\r\n")
+        await smtpdata.envelope(smtp, first, [])
+        reply, refused = await smtpdata.chained(
+            smtp, first.wire, plan_of(smtp, b"Subject: no\r\n\r\nsecret\r\n",
+                                      "refused@example.org"), [])
+        assert reply.code == 250  # the first message's own reply
+        assert isinstance(refused, error) and refused.code == code
+        assert smtp.is_connected
+        await smtp.rset()  # as SmtpTransport does after a refused envelope
+        assert (await pipelined_send(smtp, b"Subject: yes\r\n\r\nhello\r\n")).code == 250
+        await smtp.quit()
+
+    asyncio.run(with_scripted(server, client))
+    ended_empty = [b""] if replies[2].startswith(b"354") else []
+    assert server.received == [b"Subject: first\r\n\r\nhello\r\n", *ended_empty,
+                               b"Subject: yes\r\n\r\nhello\r\n"]
+
+
+def test_a_refused_message_does_not_stop_the_one_chained_after_it() -> None:
+    server = Scripted(finals={"refused@example.org": b"554 5.7.1 not this one\r\n"})
+
+    async def client(port: int) -> list[int]:
+        smtp = await connect(port)
+        first = plan_of(smtp, b"Subject: no\r\n\r\nspam?\r\n", "refused@example.org")
+        second = plan_of(smtp, b"Subject: yes\r\n\r\nhello\r\n")
+        await smtpdata.envelope(smtp, first, [])
+        reply, refused = await smtpdata.chained(smtp, first.wire, second, [])
+        assert refused is None  # the second's 354 came: its content goes next
+        codes = [reply.code, (await smtpdata.content(smtp, second.wire)).code]
+        await smtp.quit()
+        return codes
+
+    assert asyncio.run(with_scripted(server, client)) == [554, 250]
+    assert server.received[-1] == b"Subject: yes\r\n\r\nhello\r\n"
+
+
+# the transport: one round trip a message where it can -----------------------------------------
+def transport_run(server: Scripted, count: int, current: Current | None = None,
+                  **changes: Any) -> list[Outcome]:
+    """*count* messages (to r0@, r1@, ...) through SmtpTransport, one connection."""
+    async def client(port: int) -> list[Outcome]:
+        settings = SmtpSettings(host="127.0.0.1", port=port, security="none", timeout=5,
+                                concurrency=1, **changes)
+        outcomes: list[Outcome] = []
+
+        async def record(outcome: Outcome) -> None:
+            outcomes.append(outcome)
+
+        async def messages() -> AsyncIterator[Outgoing]:
+            for n in range(count):
+                yield Outgoing(f"r{n}@example.org", SENDER, f"r{n}@example.org",
+                               f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+
+        await SmtpTransport(settings).deliver(messages(), record, current=current)
+        return outcomes
+
+    return asyncio.run(with_scripted(server, client))
+
+
+@pytest.mark.parametrize(("changes", "chained"), [
+    ({}, 4),  # every message but the first went with the one before it
+    ({"per_connection": 2}, 2),  # never past a connection's last message
+    ({"rate": 1000.0}, 0),  # paced: each MAIL waits for its turn
+    ({"pipelining": False}, 0),
+], ids=["default", "per_connection", "rate", "no pipelining"])
+def test_the_transport_sends_each_message_with_the_next_ones_envelope(
+        changes: dict[str, Any], chained: int) -> None:
+    server = Scripted(chain_patience=0.3, patience=0.3)
+    outcomes = transport_run(server, 5, **changes)
+    assert [o.key for o in outcomes] == [f"r{n}@example.org" for n in range(5)]
+    assert {o.status for o in outcomes} == {"sent"}
+    assert server.chained == chained
+    assert server.received == [f"Subject: {n}\r\n\r\nbody {n}\r\n".encode() for n in range(5)]
+
+
+def test_a_message_taken_early_that_is_no_longer_ours_is_not_sent() -> None:
+    """`current` is asked before each message; it says no (its lease lapsed and another
+    sender took it) once this one's MAIL, RCPT and DATA were taken: the server waits for
+    its content, so the link is dropped, the message goes without an outcome, and the next
+    goes on a new connection."""
+    asked: list[str] = []
+
+    def current(outgoing: Outgoing) -> bool:
+        asked.append(outgoing.key)
+        return outgoing.key != "r2@example.org"
+
+    server = Scripted(chain_patience=0.3)
+    outcomes = transport_run(server, 4, current=current)
+    assert [o.key for o in outcomes] == ["r0@example.org", "r1@example.org", "r3@example.org"]
+    assert {o.status for o in outcomes} == {"sent"}
+    assert b"body 2" not in b"".join(server.received)
+    assert asked == [f"r{n}@example.org" for n in range(4)]

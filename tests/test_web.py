@@ -228,7 +228,8 @@ def test_unsubscribe_over_http_while_a_send_is_running(site: Path, server: WebSe
     url = f"{server.url}/unsubscribe/{token('all@example.org', 'unsubscribe')}"
 
     class ClickMidway(MaildirTransport):
-        async def deliver(self, messages: Any, record: Record, *, stop: Any = None) -> None:
+        async def deliver(self, messages: Any, record: Record, *, stop: Any = None,
+                          current: Any = None) -> None:
             async def first_then_click() -> Any:
                 async for outgoing in messages:
                     yield outgoing
@@ -236,7 +237,7 @@ def test_unsubscribe_over_http_while_a_send_is_running(site: Path, server: WebSe
                         async with httpx.AsyncClient() as http:
                             assert (await http.post(url, data=ONE_CLICK)).status_code == 200
 
-            await super().deliver(first_then_click(), record, stop=stop)
+            await super().deliver(first_then_click(), record, stop=stop, current=current)
 
     report = send(load_config(site), as_of=MONDAY,
                   transport=ClickMidway(site.parent / "state" / "outbox"))

@@ -59,6 +59,7 @@ class Dispatch:
         self._held = 0  # taken and not final: in flight, waiting to retry, or being pulled
         self._buffer = buffer
         self._exhausted = False
+        self._ahead: asyncio.Future[Outgoing | None] | None = None  # take_ready's pull, going on
         self._failures = 0
         self._pause_after = pause_after
         self._interval = 1 / rate if rate > 0 else 0.0
@@ -71,6 +72,7 @@ class Dispatch:
 
     async def take(self) -> Held | None:
         """The next message to try: a retry that is due, else a fresh one; None when done."""
+        ahead: asyncio.Future[Outgoing | None] | None
         while True:
             async with self._changed:
                 while True:
@@ -79,18 +81,58 @@ class Dispatch:
                     now = time.monotonic()
                     if self._later and self._later[0].not_before <= now:
                         return heapq.heappop(self._later).held
+                    if self._ahead is not None:  # a pull take_ready began: counted in _held
+                        ahead, self._ahead = self._ahead, None
+                        break
                     if not self._exhausted and self._held < self._buffer:
                         self._held += 1
+                        ahead = None
                         break
                     if self._exhausted and self._held == 0:
                         return None
                     delay = self._later[0].not_before - now if self._later else None
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._changed.wait(), delay)
-            message = await self._pull()
-            if message is not None and not self.halted.is_set():
-                return Held(message)
-            await self.settle()
+            held = await self._taken(await (self._pull() if ahead is None else ahead))
+            if held is not None:
+                return held
+
+    async def take_ready(self) -> Held | None:
+        """The next message if it can be had now, for a connection to send in the same
+        write as the one in its hand (SMTP pipelining): a retry that is due, or a fresh one
+        the stream yields within one turn of the loop. None when that would mean waiting:
+        for a message to settle, a retry to come due, a turn under the rate, or the stream
+        (near a run's end it waits for other senders' leases, which may wait for the very
+        message in this connection's hand). A pull that does not finish in that turn goes
+        on, and the next take() has its message."""
+        if self._interval or self.halted.is_set() or (self._stop is not None
+                                                      and self._stop.is_set()):
+            return None
+        if self._later and self._later[0].not_before <= time.monotonic():
+            return heapq.heappop(self._later).held
+        if (self._ahead is not None or self._exhausted or self._held >= self._buffer
+                or self._pulling.locked()):
+            return None
+        self._held += 1
+        # _ahead is set before the pull's first step: a connection asking in the same turn
+        # would see the lock still free, start a second pull and orphan this one's message
+        ahead = self._ahead = asyncio.ensure_future(self._pull())
+        await asyncio.sleep(0)  # its first step runs now: it yields, or waits on something
+        if self._ahead is not ahead:  # a take() has it already (or the run closed)
+            return None
+        if not ahead.done():
+            async with self._changed:  # a take() waiting for room may take it instead
+                self._changed.notify_all()
+            return None
+        self._ahead = None
+        return await self._taken(ahead.result())
+
+    async def _taken(self, message: Outgoing | None) -> Held | None:
+        """A pulled message, held; or None (the stream ended, the run halted), settled."""
+        if message is not None and not self.halted.is_set():
+            return Held(message)
+        await self.settle()
+        return None
 
     async def _pull(self) -> Outgoing | None:
         async with self._pulling:  # an async generator cannot be advanced twice at once
@@ -120,6 +162,7 @@ class Dispatch:
         if self.error is None and error is not None:
             self.error = error
         self.halted.set()
+        self.close()
         async with self._changed:
             self._changed.notify_all()
 
@@ -130,6 +173,12 @@ class Dispatch:
         await self._stop.wait()
         log.info("stop requested: finishing the messages in flight")
         await self.halt(None)
+
+    def close(self) -> None:
+        """Cancel a pull take_ready began that nobody took (the run ended or halted)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
 
     def succeeded(self) -> None:
         self._failures = 0

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from ..errors import DeliveryPaused
 from ..util.writer import alive
-from .transport import Outcome, Outgoing, Record
+from .transport import Current, Outcome, Outgoing, Record
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,10 @@ class MaildirTransport:
         self._count = itertools.count(1)
 
     async def deliver(self, messages: AsyncIterator[Outgoing], record: Record, *,
-                      stop: asyncio.Event | None = None) -> None:
-        """Write every message; see `transport.Transport` for the contract."""
+                      stop: asyncio.Event | None = None,
+                      current: Current | None = None) -> None:
+        """Write every message; see `transport.Transport` for the contract (`current` is
+        not asked: a batch is written once composed, with no server's reply to wait for)."""
         await asyncio.to_thread(self._create)
         batch: list[Outgoing] = []
         source = aiter(messages)

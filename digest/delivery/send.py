@@ -14,7 +14,7 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Generic, Protocol, TypeVar
@@ -138,7 +138,7 @@ async def _serve(s: Session, run: Run, transport: Transport, progress: Progress 
     claims = Claims(s, run, composer, finder(s.subscribers.subscribers), beat.node, batch,
                     beat.lease, watch, changes)
     try:
-        await _deliver(s, run, composer, period, claims.queue(), transport, progress, watch,
+        await _deliver(s, run, composer, period, claims, transport, progress, watch,
                        report.mine, changes)
     except DeliveryPaused as exc:
         report.paused = str(exc)
@@ -246,8 +246,14 @@ class Claims:
         self._node, self._batch, self._lease = node, batch, lease
         self._watch, self._changes = watch, changes
         self._since = datetime.now(UTC)  # deferred after this: deferred by this very send
+        self._lost: set[str] = set()  # claimed, then found taken by another sender
+        self._unhanded: set[str] = set()  # the batch's rows not handed out yet
+        self._handed: Collection[str] = ()  # handed out, no outcome yet (the caller's)
 
-    async def queue(self) -> AsyncIterator[Item]:
+    async def queue(self, handed: Collection[str] = ()) -> AsyncIterator[Item]:
+        """The rows to send; *handed* names those handed out that have no outcome yet
+        (the caller keeps it up to date): they are asked about with the rest."""
+        self._handed = handed
         sendlog = self._s.sendlog
         while not self._watch.stop.is_set():
             sent = time.monotonic()
@@ -255,13 +261,16 @@ class Claims:
                                  since=self._since)
             if rows:
                 self._lease.known(sent)
+                self._lost.difference_update(key for key, _, _ in rows)  # ours once more
                 items = _queue(self._s, self._run, self._composer, rows, self._find,
                                self._changes)
-                lost: frozenset[str] = frozenset()
-                for at, item in enumerate(items):
+                self._unhanded = {sub.key for sub, _, _ in items}
+                for item in items:
+                    key = item[0].key
+                    self._unhanded.discard(key)
                     if not self._lease.holds():
-                        lost |= self._lapsed({sub.key for sub, _, _ in items[at:]})
-                    if item[0].key not in lost:
+                        self._recheck(key)
+                    if key not in self._lost:
                         yield item
                 continue
             others = {node for node in sendlog.leases(self._run) if node != self._node}
@@ -278,8 +287,22 @@ class Claims:
                 await asyncio.wait_for(self._watch.stop.wait(),
                                        min(CLAIM_POLL_SECONDS, self._lease.seconds / 4))
 
+    def current(self, key: str) -> bool:
+        """Whether *key*, handed out already (the transport may hold it a while: taken
+        while the message before it was in flight, or to retry), is still this node's."""
+        if not self._lease.holds():
+            self._recheck(key)
+        return key not in self._lost
+
+    def _recheck(self, key: str) -> None:
+        """The lease may have lapsed: one question to the state about every row not sent
+        yet, handed out or not. Asking about fewer would let the answer renew the lease
+        clock while a row handed out earlier, taken by another node meanwhile, still
+        looked like ours (that sent it twice)."""
+        self._lost |= self._lapsed(self._unhanded.union(self._handed, (key,)))
+
     def _lapsed(self, left: set[str]) -> frozenset[str]:
-        """Of *left* (the batch's rows not handed out yet), those no longer this node's."""
+        """Of *left* (the batch's rows not sent yet), those no longer this node's."""
         sent = time.monotonic()
         kept = self._s.sendlog.kept(self._run, self._node, self._lease.seconds)
         self._lease.known(sent)
@@ -316,14 +339,14 @@ def _queue(s: Session, run: Run, composer: Composer, todo: list[tuple[str, str, 
 
 
 async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
-                   queue: AsyncIterator[Item], transport: Transport, progress: Progress | None,
+                   claims: Claims, transport: Transport, progress: Progress | None,
                    watch: OwnerWatch, mine: dict[str, int], changes: Changes) -> None:
-    """The queue's messages made as the transport takes them, each outcome recorded; none
+    """The claims' messages made as the transport takes them, each outcome recorded; none
     taken once the owner paused or cancelled the run."""
-    in_flight: dict[str, tuple[str, int, int]] = {}
+    in_flight: dict[str, tuple[str, int, int]] = {}  # handed to the transport, no outcome yet
 
     async def messages() -> AsyncIterator[Outgoing]:
-        async for sub, picked, attempts in queue:
+        async for sub, picked, attempts in claims.queue(in_flight.keys()):
             if not watch.check():
                 return
             if changes.suppressed(sub.key):  # unsubscribed while this run was sending
@@ -343,7 +366,13 @@ async def _deliver(s: Session, run: Run, composer: Composer, period: Window,
         if progress:
             progress.advance(outcome)
 
-    await transport.deliver(messages(), record, stop=watch.stop)
+    def current(outgoing: Outgoing) -> bool:
+        if claims.current(outgoing.key):
+            return True
+        del in_flight[outgoing.key]  # left to the sender that took it: never recorded here
+        return False
+
+    await transport.deliver(messages(), record, stop=watch.stop, current=current)
 
 
 class GroupCommit(Generic[T]):

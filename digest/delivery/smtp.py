@@ -29,13 +29,14 @@ from ..errors import DeliveryPaused, SmtpAuthFailed, SmtpTlsFailed
 from ..util.tls import tls_context
 from . import smtpdata
 from .dispatch import Dispatch, Held, backoff
-from .transport import Outcome, Outgoing, Record
+from .transport import Current, Outcome, Outgoing, Record
 
 log = logging.getLogger(__name__)
 
 _AUTH_PREFERENCE = ("plain", "login", "cram-md5")  # one method is tried, never a series
 _HOSTNAME_MISMATCH, _IP_ADDRESS_MISMATCH = 62, 64  # OpenSSL's X509_V_ERR_* codes
 _AUTH_REQUIRED = 530  # RFC 4954: authentication (or STARTTLS, RFC 3207) required
+_COMPLETED, _UNAVAILABLE = 250, 421
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,10 @@ class _Attempt:
     status: Literal["sent", "failed", "transient"]
     code: int | None
     reply: str
+
+
+def _sent(response: aiosmtplib.SMTPResponse) -> _Attempt:
+    return _Attempt("sent", response.code, _one_line(f"{response.code} {response.message}"))
 
 
 def _one_line(text: str, limit: int = 300) -> str:
@@ -85,11 +90,18 @@ def _cert_hint(error: ssl.SSLCertVerificationError) -> str:
 
 
 
+# what became of the message sent after another in its write (_Connection.send): its
+# envelope accepted (send its content next), refused, or nothing of it sent
+_Next = smtpdata.Pipelined | _Attempt | None
+
+
 class _Connection:
     """One open SMTP session, and how many transactions it has carried."""
 
-    def __init__(self, smtp: aiosmtplib.SMTP, number: int, pipelining: bool = True) -> None:
+    def __init__(self, smtp: aiosmtplib.SMTP, number: int, pipelining: bool = True,
+                 per_connection: int = 1) -> None:
         self.smtp = smtp
+        self.per_connection = per_connection
         self.number = number
         self.used = 0
         self.pipelining = pipelining  # smtp.pipelining: where the server offers it
@@ -97,33 +109,67 @@ class _Connection:
     def worn(self, per_connection: int) -> bool:
         return self.used >= per_connection or not self.smtp.is_connected
 
-    async def send(self, message: Outgoing) -> _Attempt:
-        self.used += 1
-        smtp = self.smtp
-        options = []
+    def _options(self, message: Outgoing) -> list[str]:
+        smtp, options = self.smtp, []
         if smtp.supports_extension("size"):
             options.append(f"SIZE={len(message.data)}")
         if smtp.supports_extension("8bitmime") and not message.data.isascii():
             options.append("BODY=8BITMIME")
+        return options
+
+    def _plan(self, message: Outgoing) -> smtpdata.Pipelined | None:
+        if not self.pipelining:
+            return None
+        return smtpdata.pipelined(self.smtp, message.sender, message.recipient, message.data)
+
+    async def send(self, message: Outgoing, *, opened: smtpdata.Pipelined | None = None,
+                   following: Outgoing | None = None) -> tuple[_Attempt, _Next]:
+        """Send *message*: its MAIL, RCPT and DATA unless *opened* (their 354 came with the
+        message before it), then its content. With *following*, where the server pipelines
+        and this connection may carry one more, the following message's MAIL, RCPT and DATA
+        go in the same write as this content: one round trip a message. What became of
+        *following* is the second value: its plan to pass back as *opened* (its 354 came),
+        its failed attempt (refused before its content), or None (nothing was sent of it:
+        send it as any other)."""
+        if opened is None:
+            self.used += 1
+        smtp = self.smtp
         during = "MAIL"
         try:
-            plan = smtpdata.pipelined(smtp, message.sender, message.recipient,
-                                      message.data) if self.pipelining else None
-            if plan is not None:  # the server takes MAIL, RCPT and DATA in one write
-                during = "MAIL, RCPT and DATA"
-                await smtpdata.envelope(smtp, plan, options)
-                during = "the message data"
-                response = await smtpdata.content(smtp, plan.wire)
-            else:
-                await smtpdata.mail(smtp, message.sender, options)
+            plan = opened if opened is not None else self._plan(message)
+            if plan is None:
+                await smtpdata.mail(smtp, message.sender, self._options(message))
                 during = "RCPT"
                 await smtpdata.rcpt(smtp, message.recipient)
                 during = "DATA"
                 response = await smtpdata.data(smtp, message.data)  # no regex: CRLF already
+                return _sent(response), None
+            if opened is None:  # the server takes MAIL, RCPT and DATA in one write
+                during = "MAIL, RCPT and DATA"
+                await smtpdata.envelope(smtp, plan, self._options(message))
+            during = "the message data"
+            after = None if following is None or self.used >= self.per_connection \
+                else self._plan(following)
+            if following is None or after is None:
+                return _sent(await smtpdata.content(smtp, plan.wire)), None
+            self.used += 1
+            response, refused = await smtpdata.chained(smtp, plan.wire, after,
+                                                       self._options(following))
         except (aiosmtplib.SMTPException, OSError, ValueError) as exc:
             await self._reset()
-            return _failure(exc, during)
-        return _Attempt("sent", response.code, _one_line(f"{response.code} {response.message}"))
+            return _failure(exc, during), None
+        if response.code != _COMPLETED:
+            attempt = _failure(aiosmtplib.SMTPDataError(response.code, response.message),
+                               during)
+            if response.code == _UNAVAILABLE:  # as aiosmtplib does: the server is closing
+                smtp.close()
+                return attempt, None
+        else:
+            attempt = _sent(response)
+        if refused is None:
+            return attempt, after
+        await self._reset()  # its MAIL may have been taken: clear that transaction
+        return attempt, _failure(refused, "MAIL, RCPT and DATA")
 
     async def _reset(self) -> None:
         """Clear a half-done transaction so that the connection can carry the next one."""
@@ -177,7 +223,8 @@ class SmtpTransport:
         self._rng = random.Random()
 
     async def deliver(self, messages: AsyncIterator[Outgoing], record: Record, *,
-                      stop: asyncio.Event | None = None) -> None:
+                      stop: asyncio.Event | None = None,
+                      current: Current | None = None) -> None:
         """Send every message; see `transport.Transport` for the contract."""
         settings = self._settings
         fqdn = await asyncio.to_thread(socket.getfqdn)
@@ -187,40 +234,79 @@ class SmtpTransport:
                        pause_after=settings.pause_after, rate=settings.rate, stop=stop)
         watcher = asyncio.create_task(run.watch()) if stop is not None else None
         try:
-            await asyncio.gather(*(self._worker(run, links, record)
+            await asyncio.gather(*(self._worker(run, links, record, current)
                                    for _ in range(settings.concurrency)))
         finally:
+            run.close()
             if watcher is not None:
                 watcher.cancel()
         if run.error is not None:
             raise run.error
 
-    async def _worker(self, run: Dispatch, links: _Links, record: Record) -> None:
+    async def _worker(self, run: Dispatch, links: _Links, record: Record,
+                      current: Current | None) -> None:
         connection: _Connection | None = None
         refused = 0  # connects in a row that failed on this worker
+        carried: Held | None = None  # taken with the last message: sent next
+        opened: smtpdata.Pipelined | None = None  # its MAIL, RCPT and DATA were taken
         try:
-            while (held := await run.take()) is not None:
-                if connection is not None and connection.worn(self._settings.per_connection):
-                    log.debug("connection %d to %s %s after %d messages; reconnecting",
-                              connection.number, self._where,
-                              "closed" if connection.smtp.is_connected else "lost",
-                              connection.used)
-                    await connection.close()
-                    connection = None
-                if connection is None:
-                    opened = await self._connect(run, links)
-                    if opened is None:
+            while True:
+                if carried is not None:
+                    held, carried = carried, None
+                else:
+                    taken = await run.take()
+                    if taken is None:
                         break
-                    if isinstance(opened, _Attempt):
-                        refused += 1
-                        await self._settle(run, record, held, opened, connecting=True)
-                        await run.sleep(backoff(self._rng, self._settings.backoff, refused))
-                        continue
-                    connection, refused = opened, 0
-                if not await run.pace():
-                    break
-                attempt = await connection.send(held.message)
+                    held = taken
+                # asked of every message, not only the one taken with the last: a pull
+                # begun ahead, or a retry, may have waited out a freeze of this process
+                if current is not None and not current(held.message):
+                    if opened is not None and connection is not None:
+                        # the server waits for its content: only hanging up drops it
+                        connection.smtp.close()
+                        opened = None
+                    await run.settle()
+                    continue
+                if opened is None:
+                    if connection is not None and connection.worn(self._settings.per_connection):
+                        log.debug("connection %d to %s %s after %d messages; reconnecting",
+                                  connection.number, self._where,
+                                  "closed" if connection.smtp.is_connected else "lost",
+                                  connection.used)
+                        await connection.close()
+                        connection = None
+                    if connection is None:
+                        opened_link = await self._connect(run, links)
+                        if opened_link is None:
+                            break
+                        if isinstance(opened_link, _Attempt):
+                            refused += 1
+                            await self._settle(run, record, held, opened_link, connecting=True)
+                            await run.sleep(backoff(self._rng, self._settings.backoff, refused))
+                            continue
+                        connection, refused = opened_link, 0
+                    if not await run.pace():
+                        break
+                assert connection is not None
+                following, broken = None, None
+                if connection.pipelining:
+                    try:
+                        following = await run.take_ready()
+                    except Exception as exc:  # the stream failed: this message goes first
+                        broken = exc
+                attempt, after = await connection.send(
+                    held.message, opened=opened,
+                    following=None if following is None else following.message)
+                opened = None
                 await self._settle(run, record, held, attempt)
+                if broken is not None:
+                    raise broken
+                if following is None:
+                    continue
+                if isinstance(after, _Attempt):
+                    await self._settle(run, record, following, after)
+                else:  # its envelope taken (send its content), or nothing of it sent
+                    carried, opened = following, after
         except asyncio.CancelledError:
             if connection is not None:
                 connection.smtp.close()
@@ -296,7 +382,8 @@ class SmtpTransport:
         log.log(level, "connection %d to %s open (%s%s)", links.opened, self._where,
                 self._settings.security,
                 f", as {self._settings.username}" if self._settings.username else "")
-        return _Connection(smtp, links.opened, self._settings.pipelining)
+        return _Connection(smtp, links.opened, self._settings.pipelining,
+                           self._settings.per_connection)
 
     def client(self, local_hostname: str = "localhost") -> aiosmtplib.SMTP:
         """The (unconnected) aiosmtplib client a connection starts from: `digest check`

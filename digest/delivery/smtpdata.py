@@ -54,7 +54,7 @@ from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, SMTPProtocol
 
 from ..util.crlf import CrlfBytes, DotFreeBytes, is_clean
 
-__all__ = ["CHECKED", "DOT_ATOM", "Pipelined", "PipeliningProtocol", "content", "data",
+__all__ = ["CHECKED", "DOT_ATOM", "Pipelined", "PipeliningProtocol", "chained", "content", "data",
            "envelope", "fast_path", "mail", "pipelined", "pipelining", "rcpt", "wire_bytes"]
 
 CHECKED = ((5, 1),)  # aiosmtplib major.minor versions whose DATA exchange this mirrors
@@ -280,16 +280,27 @@ def pipelined(smtp: aiosmtplib.SMTP, sender: str, recipient: str,
                                                rcpt_to, wire)
 
 
-async def envelope(smtp: aiosmtplib.SMTP, plan: Pipelined, options: list[str]) -> None:
-    """MAIL, RCPT and DATA in one write; returns once DATA's 354 came. Raises what
-    `mail()`, `rcpt()` and `data()` would for the first of them refused."""
+def _commands(plan: Pipelined, options: list[str]) -> bytes:
+    """MAIL, RCPT and DATA for *plan*, as one write."""
     mail_line = b"MAIL FROM:" + plan.mail_from
     for option in options:
         if not _OPTION.fullmatch(option):
             raise ValueError(f"not an ESMTP parameter: {option!r}")
         mail_line += b" " + option.encode("ascii")
-    commands = mail_line + b"\r\nRCPT TO:" + plan.rcpt_to + b"\r\nDATA\r\n"
-    mail_reply, rcpt_reply, data_reply = await _exchange(smtp, plan.protocol, commands, 3)
+    return mail_line + b"\r\nRCPT TO:" + plan.rcpt_to + b"\r\nDATA\r\n"
+
+
+async def envelope(smtp: aiosmtplib.SMTP, plan: Pipelined, options: list[str]) -> None:
+    """MAIL, RCPT and DATA in one write; returns once DATA's 354 came. Raises what
+    `mail()`, `rcpt()` and `data()` would for the first of them refused."""
+    replies = await _exchange(smtp, plan.protocol, _commands(plan, options), 3)
+    await _opened(smtp, plan, replies)
+
+
+async def _opened(smtp: aiosmtplib.SMTP, plan: Pipelined, replies: list[SMTPResponse]) -> None:
+    """Raise what `mail()`, `rcpt()` and `data()` would for the first of the envelope's
+    three *replies* that refused; return if DATA's 354 came."""
+    mail_reply, rcpt_reply, data_reply = replies
     error: aiosmtplib.SMTPResponseException | None = None
     if mail_reply.code != _COMPLETED:
         error = aiosmtplib.SMTPSenderRefused(mail_reply.code, mail_reply.message, plan.sender)
@@ -318,6 +329,24 @@ async def content(smtp: aiosmtplib.SMTP, wire: bytes, *,
     if expect is not None and reply.code != expect:
         raise aiosmtplib.SMTPDataError(reply.code, reply.message)
     return reply
+
+
+async def chained(smtp: aiosmtplib.SMTP, wire: bytes, following: Pipelined,
+                  options: list[str]) -> tuple[SMTPResponse, Exception | None]:
+    """Write the message (after `envelope()`) and, in the same write, MAIL, RCPT and DATA
+    of the *following* message (RFC 2920 lets a message's content open a group): one round
+    trip a message instead of two. Returns the message's reply, unchecked, and None if
+    DATA's 354 came for *following*, else the error `envelope()` would have raised for it.
+    A lost link or a timeout raises as `content()` does: neither message's fate is known."""
+    protocol = smtp.protocol
+    if not isinstance(protocol, PipeliningProtocol):  # closed meanwhile
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    reply, *replies = await _exchange(smtp, protocol, wire + _commands(following, options), 4)
+    try:
+        await _opened(smtp, following, replies)
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        return reply, exc
+    return reply, None
 
 
 async def _exchange(smtp: aiosmtplib.SMTP, protocol: PipeliningProtocol, payload: bytes,

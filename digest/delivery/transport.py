@@ -24,7 +24,7 @@ from typing import Protocol
 
 from ..state.sendlog import Outcome, Status
 
-__all__ = ["Outcome", "Outgoing", "Record",
+__all__ = ["Current", "Outcome", "Outgoing", "Record",
            "Status", "Transport"]
 
 
@@ -39,16 +39,23 @@ class Outgoing:
 
 
 Record = Callable[[Outcome], Awaitable[None]]
+# asked before each message goes (one may be taken early, while the one before it is in
+# flight, or wait to be retried): False means it is no longer this sender's to send (its
+# lease lapsed and another sender took it)
+Current = Callable[[Outgoing], bool]
 
 
 class Transport(Protocol):
     """Sends what `messages` yields, calling `record` with each final outcome."""
 
     async def deliver(self, messages: AsyncIterator[Outgoing], record: Record, *,
-                      stop: asyncio.Event | None = None) -> None:
+                      stop: asyncio.Event | None = None,
+                      current: Current | None = None) -> None:
         """Return when `messages` is exhausted (or `stop` is set and in-flight ones are done).
 
         Raises DeliveryPaused (or a subclass) when sending should not go on; messages
-        without a recorded outcome are then still pending.
+        without a recorded outcome are then still pending. A transport that may hold a message
+        a while before sending it (taken early, or waiting to be retried) asks `current`
+        before it goes, and leaves it unsent and without an outcome when the answer is False.
         """
         ...
