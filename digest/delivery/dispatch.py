@@ -9,6 +9,7 @@ counts failures in a row until they are enough to pause the run.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import heapq
 import itertools
@@ -59,7 +60,8 @@ class Dispatch:
         self._held = 0  # taken and not final: in flight, waiting to retry, or being pulled
         self._buffer = buffer
         self._exhausted = False
-        self._ahead: asyncio.Future[Outgoing | None] | None = None  # take_ready's pull, going on
+        # pulls take_ready began that did not finish in their first turn: take() has them
+        self._ahead: collections.deque[asyncio.Future[Outgoing | None]] = collections.deque()
         self._failures = 0
         self._pause_after = pause_after
         self._interval = 1 / rate if rate > 0 else 0.0
@@ -81,8 +83,8 @@ class Dispatch:
                     now = time.monotonic()
                     if self._later and self._later[0].not_before <= now:
                         return heapq.heappop(self._later).held
-                    if self._ahead is not None:  # a pull take_ready began: counted in _held
-                        ahead, self._ahead = self._ahead, None
+                    if self._ahead:  # a pull take_ready began: counted in _held
+                        ahead = self._ahead.popleft()
                         break
                     if not self._exhausted and self._held < self._buffer:
                         self._held += 1
@@ -104,28 +106,27 @@ class Dispatch:
         for a message to settle, a retry to come due, a turn under the rate, or the stream
         (near a run's end it waits for other senders' leases, which may wait for the very
         message in this connection's hand). A pull that does not finish in that turn goes
-        on, and the next take() has its message."""
+        on, and a take() has its message."""
         if self._interval or self.halted.is_set() or (self._stop is not None
                                                       and self._stop.is_set()):
             return None
         if self._later and self._later[0].not_before <= time.monotonic():
             return heapq.heappop(self._later).held
-        if (self._ahead is not None or self._exhausted or self._held >= self._buffer
-                or self._pulling.locked()):
+        if (self._ahead or self._exhausted or self._held >= self._buffer
+                or self._pulling.locked()):  # no room, or a pull waits: pile up no more
             return None
         self._held += 1
-        # _ahead is set before the pull's first step: a connection asking in the same turn
-        # would see the lock still free, start a second pull and orphan this one's message
-        ahead = self._ahead = asyncio.ensure_future(self._pull())
+        # each asker has a pull of its own: connections whose replies came in one turn all
+        # ask in it, and each pull runs once the one before it is done (with one pull at a
+        # time, only the first asker in a turn chained: 15% of messages at 20 connections)
+        pull = asyncio.ensure_future(self._pull())
         await asyncio.sleep(0)  # its first step runs now: it yields, or waits on something
-        if self._ahead is not ahead:  # a take() has it already (or the run closed)
-            return None
-        if not ahead.done():
-            async with self._changed:  # a take() waiting for room may take it instead
-                self._changed.notify_all()
-            return None
-        self._ahead = None
-        return await self._taken(ahead.result())
+        if pull.done():
+            return await self._taken(pull.result())
+        self._ahead.append(pull)
+        async with self._changed:  # a take() waiting for room may take it instead
+            self._changed.notify_all()
+        return None
 
     async def _taken(self, message: Outgoing | None) -> Held | None:
         """A pulled message, held; or None (the stream ended, the run halted), settled."""
@@ -175,10 +176,11 @@ class Dispatch:
         await self.halt(None)
 
     def close(self) -> None:
-        """Cancel a pull take_ready began that nobody took (the run ended or halted)."""
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and not ahead.done():
-            ahead.cancel()
+        """Cancel the pulls take_ready began that nobody took (the run ended or halted)."""
+        while self._ahead:
+            pull = self._ahead.popleft()
+            if not pull.cancel() and not pull.cancelled():
+                pull.exception()  # retrieved: nobody will await it
 
     def succeeded(self) -> None:
         self._failures = 0
