@@ -192,8 +192,9 @@ class SmtpSettings:
     # lease_seconds (renewed while it lives); a node silent that long loses them to others
     lease_seconds: float = 60
     claim_batch: int = 200
-    # MAIL, RCPT and DATA in one write where the server offers PIPELINING (RFC 2920); off
-    # for a relay that offers it and then answers each command alone, late
+    # MAIL, RCPT and DATA in one write where the server offers PIPELINING (RFC 2920), and
+    # each message's content with the next one's; off for a relay that offers it and then
+    # answers each command alone, late
     pipelining: bool = True
 
 
