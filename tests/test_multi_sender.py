@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +54,28 @@ def site(tmp_path: Path, server: SmtpServer, db: dict[str, Any], **smtp: Any) ->
                  "backoff": 0.05, **smtp}})
 
 
+STARTED: list[subprocess.Popen[str]] = []  # every sender of the running test
+
+
+@pytest.fixture(autouse=True)
+def no_sender_left() -> Iterator[None]:
+    """A test that fails midway (a sender timed out) leaves no other sender running, stopped
+    or sending on into the next test's relay."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()  # a stopped process dies of SIGKILL too
+            process.communicate(timeout=10)
+
+
 def sender(config: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, DIGEST_SECRET=SECRET, PYTHONIOENCODING="utf-8")
-    return subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config), "send",
-                             "--as-of", AS_OF], cwd=PROJECT, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen([sys.executable, "-m", "digest", "--config", str(config),
+                                "send", "--as-of", AS_OF], cwd=PROJECT, env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    STARTED.append(process)
+    return process
 
 
 def finish(process: subprocess.Popen[str]) -> str:
