@@ -21,6 +21,14 @@ smtp-sink on loopback, and prints per worker count:
   (N = the largest count less one). The same work as the single worker; what its CPU grows
   by is what time-sharing the cores costs by itself (caches, context switches), which the
   N-worker rows pay too, apart from anything digest's workers share (--no-busy leaves it out)
+- a reference row, N apart: N workers started together as the N-worker row, each sending
+  its own share of the same list (whole editions, N shares of about equal size) from a state
+  of its own (a state folder, a database), so they share nothing: no run, no lease, no
+  claim. The same messages and layouts, the same processes, start costs and time-sharing as
+  N workers sharing one run; the CPU of the shared row over this one is what sharing the run
+  costs, the rest of the growth over one worker being what N processes on this machine cost
+  whatever they do (--no-apart leaves it out; not with --database-url, which gives one
+  database)
 
 Every worker must exit 0; the state must show the run done with N sent.
 
@@ -33,7 +41,8 @@ the cold single worker), to show what a first send costs beside them. Net CPU su
 the warm start cost in both.
 
     python bench/scale_bench.py [--subscribers N] [--workers 1,2,4] [--concurrency C]
-                                [--repeat K] [--postgres | --database-url URL]
+                                [--repeat K] [--no-busy] [--no-apart]
+                                [--postgres | --database-url URL]
 
 Each worker count runs K times (default 3), the counts interleaved (1, 2, 4, 1, 2, 4, ...)
 so that a change of load on the machine falls on all of them, and each row shows the run of
@@ -67,6 +76,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
@@ -101,9 +111,12 @@ class Result:
     received: int  # as smtp-sink counted
     expected: int
     busy: int = 0  # unrelated busy processes sharing the machine with the workers (BUSY)
+    apart: bool = False  # each worker its own share of the list on its own state (N apart)
 
     @property
     def label(self) -> str:
+        if self.apart:
+            return f"{self.workers} apart"
         return f"{self.workers}+{self.busy}" if self.busy else str(self.workers)
 
     @property
@@ -165,6 +178,16 @@ class State:
     def config_lines(self) -> str:
         return f"database_env: {DATABASE_ENV}\n" if self.url else ""
 
+    def apart(self, count: int) -> list[State] | None:
+        """*count* stores of the same kind, each its own (the N apart row): state folders
+        of their own on SQLite, a database each on the throwaway server; None where this
+        bench cannot make databases (--database-url names one)."""
+        if self.url is None:
+            return [State(None) for _ in range(count)]
+        if self.server is None:
+            return None
+        return [State(self.server.create_database(), self.server) for _ in range(count)]
+
     def env(self) -> dict[str, str]:
         return {DATABASE_ENV: self.url} if self.url else {}
 
@@ -209,36 +232,53 @@ def postgres() -> Iterator[tuple[str, PgServer]]:
         server.stop()
 
 
-def run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
-                logs: Path, store: State, *, cold: bool = False, busy: int = 0) -> Result:
-    """*workers* `digest send` processes started together; their rusage and the outcome.
+@dataclass(frozen=True)
+class Share:
+    """What one worker sends from: its config (its state folder, its subscribers) and the
+    store its environment names. N workers of one run have one Share; N apart, one each."""
+    config: Path
+    state: Path  # the state folder the config names
+    store: State
+
+
+def run_workers(shares: list[Share], as_of: str, expected: int, sink_: Sink, logs: Path, *,
+                cold: bool = False, busy: int = 0) -> Result:
+    """One `digest send` process per share, started together; their rusage and the outcome.
     *busy*: that many BUSY processes run beside them meanwhile."""
-    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as send_bench: no recompiling per run
-    tag = f"{store.name}-w{workers}{'-cold' if cold else ''}{f'-busy{busy}' if busy else ''}"
+    workers, store = len(shares), shares[0].store
+    apart = len({share.config for share in shares}) > 1
+    tag = (f"{store.name}-w{workers}{'-cold' if cold else ''}{f'-busy{busy}' if busy else ''}"
+           f"{'-apart' if apart else ''}")
     hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
     try:
-        return _run_workers(config, as_of, workers, expected, sink_, logs, store, env, tag,
-                            cold=cold, busy=busy)
+        return _run_workers(shares, as_of, expected, sink_, logs, tag, cold=cold, busy=busy,
+                            apart=apart)
     finally:
         for hog in hogs:
             hog.kill()
             hog.wait()
 
 
-def _run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: Sink,
-                 logs: Path, store: State, env: dict[str, str], tag: str, *, cold: bool,
-                 busy: int) -> Result:
+def _env(store: State) -> dict[str, str]:
+    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # as send_bench: no recompiling per run
+    return env
+
+
+def _run_workers(shares: list[Share], as_of: str, expected: int, sink_: Sink, logs: Path,
+                 tag: str, *, cold: bool, busy: int, apart: bool) -> Result:
+    workers, store = len(shares), shares[0].store
     before = sink_.received()
     server_before = store.server_cpu()
     started = time.perf_counter()
     procs = []
-    for i in range(workers):
+    for i, share in enumerate(shares):
         out = (logs / f"{tag}-{i}.stdout").open("wb")
         err = (logs / f"{tag}-{i}.stderr").open("wb")
-        procs.append((subprocess.Popen([str(DIGEST), "--config", str(config), "send",
-                                        "--as-of", as_of], env=env, stdin=subprocess.DEVNULL,
-                                       stdout=out, stderr=err), out, err, i))
+        procs.append((subprocess.Popen([str(DIGEST), "--config", str(share.config), "send",
+                                        "--as-of", as_of], env=_env(share.store),
+                                       stdin=subprocess.DEVNULL, stdout=out, stderr=err),
+                      out, err, i))
     cpu = 0.0
     for proc, out, err, i in procs:
         _, status, usage = os.wait4(proc.pid, 0)
@@ -259,17 +299,22 @@ def _run_workers(config: Path, as_of: str, workers: int, expected: int, sink_: S
     deadline = time.monotonic() + 5  # smtp-sink's counter file lags a little
     while sink_.received() - before < expected and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.environ.update(store.env())  # for this process's own look at the state
-    state = open_state(load_config(config))
+    sent = sum(_sent(share, workers) for share in dict.fromkeys(shares))
+    return Result(store.name, workers, cold, wall, cpu, server_cpu, sent,
+                  sink_.received() - before, expected, busy, apart)
+
+
+def _sent(share: Share, workers: int) -> int:
+    """The messages *share*'s state shows sent; raises unless its run is done."""
+    os.environ.update(share.store.env())  # for this process's own look at the state
+    state = open_state(load_config(share.config))
     try:
         run = state.latest_run()
         if run is None or state.run_state(run) != "done":
             raise RuntimeError(f"{workers} workers: the run is not done: {run}")
-        sent = state.counts(run).get("sent", 0)
+        return state.counts(run).get("sent", 0)
     finally:
         state.close()
-    return Result(store.name, workers, cold, wall, cpu, server_cpu, sent,
-                  sink_.received() - before, expected, busy)
 
 
 def _median(results: list[Result]) -> Result:
@@ -278,12 +323,37 @@ def _median(results: list[Result]) -> Result:
     return sorted(results, key=lambda r: r.cpu)[(len(results) - 1) // 2]
 
 
+def split_list(subscribers: Path, parts: int, into: Path) -> list[Path]:
+    """*subscribers* in *parts* files of about equal size (the N apart row), each holding
+    whole editions: those with the same tag choice, as edition_order groups them, go to the
+    same file, so the N apart workers lay out the editions one worker does, each once."""
+    entries = yaml.load(subscribers.read_text(encoding="utf-8"),
+                        Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    groups: dict[tuple[tuple[str, ...], tuple[str, ...]], list[dict[str, object]]] = {}
+    for entry in entries:
+        choice = (tuple(entry.get("tags") or ()), tuple(entry.get("exclude_tags") or ()))
+        groups.setdefault(choice, []).append(entry)
+    if len(groups) < parts:
+        raise SystemExit(f"{len(groups)} editions cannot make {parts} shares")
+    shares: list[list[dict[str, object]]] = [[]]
+    for group in groups.values():
+        if len(shares[-1]) >= len(entries) / parts and len(shares) < parts:
+            shares.append([])
+        shares[-1].extend(group)
+    files = []
+    for i, share in enumerate(shares):
+        path = into / f"{subscribers.stem}-share{i}.yaml"
+        path.write_text(yaml.dump(share, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper),
+                                       sort_keys=False),
+                        encoding="utf-8")
+        files.append(path)
+    return files
+
+
 def start_cost(config: Path, as_of: str, store: State) -> float:
     """CPU seconds of a `digest send` that finds the run done: a worker's fixed cost."""
-    env = {**os.environ, "DIGEST_SECRET": SECRET, **store.env()}
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
     proc = subprocess.Popen([str(DIGEST), "--config", str(config), "send", "--as-of", as_of],
-                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            env=_env(store), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -303,6 +373,8 @@ def main() -> int:
     parser.add_argument("--as-of", default="2024-06-03T09:00:00")
     parser.add_argument("--no-busy", dest="busy", action="store_false",
                         help="leave out the row of one worker beside busy processes")
+    parser.add_argument("--no-apart", dest="apart", action="store_false",
+                        help="leave out the row of N workers each on its own share and state")
     parser.add_argument("--source", type=Path, default=SOURCE)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--postgres", action="store_true",
@@ -336,29 +408,50 @@ def main() -> int:
         starts: dict[str, float] = {}
         with sink(logs) as sink_:
             for store in stores:
-                config = out / "site" / f"config-{store.name}.yaml"
-                write_config(config, posts=posts, subscribers=subs,
-                             state=out / "site" / f"state-{store.name}", port=sink_.port,
-                             concurrency=args.concurrency, per_connection=1000)
-                config.write_text(config.read_text() + store.config_lines())
-                state = out / "site" / f"state-{store.name}"
-                rounds = [(w, False, 0) for w in counts]
-                if args.busy and max(counts) > 1:
-                    rounds.append((counts[0], False, max(counts) - counts[0]))
-                plan = [*((w, True, 0) for w in counts), *(rounds * args.repeat)]
-                for workers, cold, busy in plan:
-                    store.reset(state, cold=cold)
-                    results.append(run_workers(config, as_of.isoformat(), workers,
-                                               args.subscribers, sink_, logs, store, cold=cold,
-                                               busy=busy))
+                def site(name: str, subscribers: Path, store: State) -> Share:
+                    config = out / "site" / f"config-{name}.yaml"
+                    write_config(config, posts=posts, subscribers=subscribers,
+                                 state=out / "site" / f"state-{name}", port=sink_.port,
+                                 concurrency=args.concurrency, per_connection=1000)
+                    config.write_text(config.read_text() + store.config_lines())
+                    return Share(config, out / "site" / f"state-{name}", store)
+
+                shared = site(store.name, subs, store)
+                config = shared.config
+                most = max(counts)
+                apart: list[Share] = []
+                if args.apart and most > 1 and (stores_apart := store.apart(most)):
+                    apart = [site(f"{store.name}-share{i}", part, part_store)
+                             for i, (part, part_store)
+                             in enumerate(zip(split_list(subs, most, out), stores_apart,
+                                              strict=True))]
+                rounds = [(w, False, 0, False) for w in counts]
+                if args.busy and most > 1:
+                    rounds.append((counts[0], False, most - counts[0], False))
+                if apart:
+                    rounds.append((most, False, 0, True))
+                plan = [*((w, True, 0, False) for w in counts), *(rounds * args.repeat)]
+                if apart:  # its caches as warm as the shared rows' (the cold rows fill theirs)
+                    plan.insert(len(counts), (most, True, 0, True))
+                for workers, cold, busy, alone in plan:
+                    shares = apart if alone else [shared] * workers
+                    for share in dict.fromkeys(shares):
+                        share.store.reset(share.state, cold=cold)
+                    result = run_workers(shares, as_of.isoformat(), args.subscribers, sink_,
+                                         logs, cold=cold, busy=busy)
+                    if not (alone and cold):  # the apart row's warm-up: not shown
+                        results.append(result)
                     print(f"{store.name}: {workers} worker(s) done{' (cold)' * cold}"
-                          f"{f' beside {busy} busy processes' if busy else ''}",
-                          file=sys.stderr)
+                          f"{f' beside {busy} busy processes' if busy else ''}"
+                          f"{' apart' if alone else ''}", file=sys.stderr)
                 starts[store.name] = sorted(start_cost(config, as_of.isoformat(), store)
                                             for _ in range(3))[1]  # one run's varied
     every = results
-    results = [_median([r for r in every if (r.store, r.workers, r.cold, r.busy) == key])
-               for key in dict.fromkeys((r.store, r.workers, r.cold, r.busy) for r in every)]
+    def kind(r: Result) -> tuple[str, int, bool, int, bool]:
+        return r.store, r.workers, r.cold, r.busy, r.apart
+
+    results = [_median([r for r in every if kind(r) == key])
+               for key in dict.fromkeys(kind(r) for r in every)]
     lines = [f"digest send workers on one shared state: {args.subscribers} subscribers, "
              f"{args.concurrency} connections per worker, smtp-sink; {os.cpu_count()} CPUs, "
              f"load {load} before; each row the median (by CPU) of {args.repeat} runs "
@@ -366,7 +459,8 @@ def main() -> int:
              f"{'store':>10} {'workers':>7} {'wall s':>8} {'msg/s':>8} {'CPU s':>8} "
              f"{'CPU ms/msg':>10} {'vs 1':>6} {'net ms/msg':>10} {'vs 1':>6} "
              f"{'server ms/msg':>13} {'skipped':>8} {'dups':>6}"]
-    one = {(r.store, r.cold): r for r in results if r.workers == counts[0] and not r.busy}
+    one = {(r.store, r.cold): r for r in results
+           if r.workers == counts[0] and not r.busy and not r.apart}
     base = {key: r.net_ms_per_message(starts[key[0]]) for key, r in one.items()}
     lines += [f"{r.store:>10} {r.label:>7}{'c' if r.cold else ' '}{r.wall:>8.2f} "
               f"{r.rate:>8.0f} {r.cpu:>8.2f} "
@@ -392,6 +486,16 @@ def main() -> int:
         lines.append("1+N: one worker while N busy Python processes (BUSY) share the machine "
                      "with it: what sharing the cores alone does to one worker's CPU per "
                      "message, the same work as the single worker's")
+    for alone in (r for r in results if r.apart):
+        together = next(r for r in results if (r.store, r.workers, r.cold, r.busy, r.apart)
+                        == (alone.store, alone.workers, False, 0, False))
+        lines.append(f"N apart: N workers each sending its own share of the list (whole "
+                     f"editions) from a state of its own, sharing nothing; {alone.store}: "
+                     f"{alone.workers} workers sharing one run {together.cpu:.2f} CPU s, "
+                     f"{alone.workers} apart {alone.cpu:.2f}: sharing the run costs "
+                     f"{together.cpu / alone.cpu:.2f}x; {alone.workers} apart against one "
+                     f"worker {alone.cpu / one[alone.store, False].cpu:.2f}x (what "
+                     f"{alone.workers} processes cost on this machine, sharing nothing)")
     lines.append(f"load {os.getloadavg()[0]:.2f} after")
     report = "\n".join(lines)
     print(report)
