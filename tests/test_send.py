@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from digest.delivery.outbox import MaildirTransport
 from digest.delivery.preview import dry_run, preview
 from digest.delivery.send import send, send_test
 from digest.edition.layout import Edition, LaidOutEdition, Layout, Recipient
-from digest.state.sendlog import SendLog
+from digest.state.open import open_state
+from digest.state.sendlog import Run, SendLog
 from digest.state.store import Store
 from digest.subscribers.load import Packed, Subscriber
 
@@ -385,6 +387,54 @@ def test_batches_claimed_in_turn_share_editions_so_each_is_laid_out_once(
                   transport=MaildirTransport(tmp_path / "state" / "outbox"))
     assert report.runs[0].counts == {"sent": 40}
     assert sorted(laid_out) == sorted(tags)  # each once
+    sent = [str(m["To"].addresses[0].addr_spec) for m in outbox(cfg)]
+    assert sorted(sent) == sorted(str(s["email"]) for s in subscribers)  # everyone, once
+
+
+def test_a_lease_lapsing_while_a_sender_looks_is_claimed_before_the_sender_ends(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A sender that finds nothing to claim looks at the other nodes' leases before it
+    ends; one that lapses between that claim and the look leaves its rows claimable with
+    nobody to take them. The sender claims once more: it used to end there, with those rows
+    unsent and the digest closed as paused (seen in CI: the SIGSTOP test of
+    test_multi_sender, a sender frozen past its lease)."""
+    subscribers = [{"email": f"u{n}@example.org", "tags": ["union"]} for n in range(6)]
+    cfg = digest_site(tmp_path, subscribers=subscribers)
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text + "smtp: {host: localhost, port: 2525, claim_batch: 2}\n",
+                   encoding="utf-8")
+    other = "elsewhere:1"  # a node on another machine: alive as long as its lease lasts
+    real_claim, real_leases = SendLog.claim, SendLog.leases
+    looks: list[dict[str, int]] = []
+    taken: list[tuple[str, str, int]] = []
+
+    def claim(self: SendLog, run: Run, node: str, limit: int, lease_seconds: float, *,
+              since: datetime | None = None) -> list[tuple[str, str, int]]:
+        if not taken:  # before the sender's first claim, the other takes a batch
+            taken.extend(real_claim(self, run, other, limit, 3600, since=since))
+        return real_claim(self, run, node, limit, lease_seconds, since=since)
+
+    def leases(self: SendLog, run: Run) -> dict[str, int]:
+        if not looks:  # the sender's first look, once it found nothing left to claim
+            with self.store.atomic() as db:  # the other's lease runs out just now
+                db.execute("UPDATE deliveries SET lease_until = 0 WHERE lease_owner = ?",
+                           (other,))
+        looks.append(real_leases(self, run))
+        return looks[-1]
+
+    monkeypatch.setattr(SendLog, "claim", claim)
+    monkeypatch.setattr(SendLog, "leases", leases)
+    report = send(load_config(cfg), as_of=MONDAY,
+                  transport=MaildirTransport(tmp_path / "state" / "outbox"))
+    # the race was run: the other took a batch, and its lease was gone at the first look
+    assert len(taken) == 2 and other not in looks[0]
+    assert report.runs[0].counts == {"sent": 6}
+    state = open_state(load_config(cfg))
+    try:
+        run = state.latest_run()
+        assert run is not None and state.run_state(run) == "done"
+    finally:
+        state.close()
     sent = [str(m["To"].addresses[0].addr_spec) for m in outbox(cfg)]
     assert sorted(sent) == sorted(str(s["email"]) for s in subscribers)  # everyone, once
 

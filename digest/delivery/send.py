@@ -255,11 +255,13 @@ class Claims:
         (the caller keeps it up to date): they are asked about with the rest."""
         self._handed = handed
         sendlog = self._s.sendlog
+        clear = False  # the last look found no other node's live lease
         while not self._watch.stop.is_set():
             sent = time.monotonic()
             rows = sendlog.claim(self._run, self._node, self._batch, self._lease.seconds,
                                  since=self._since)
             if rows:
+                clear = False
                 self._lease.known(sent)
                 self._lost.difference_update(key for key, _, _ in rows)  # ours once more
                 items = _queue(self._s, self._run, self._composer, rows, self._find,
@@ -273,6 +275,8 @@ class Claims:
                     if key not in self._lost:
                         yield item
                 continue
+            if clear:  # nothing to claim, and asked after no other node held a lease
+                return
             others = {node for node in sendlog.leases(self._run) if node != self._node}
             dead = others - alive(others)
             for node in dead:  # killed on this machine: its leases need not be waited out
@@ -282,7 +286,11 @@ class Claims:
             if dead:
                 continue
             if not others:
-                return
+                # a lease that lapsed between the claim and this look left its rows
+                # claimable, and nobody else may be there to take them: claim once more
+                # (ending here closed the digest as paused with those rows unsent)
+                clear = True
+                continue
             with contextlib.suppress(TimeoutError):  # another node's leases: wait for them
                 await asyncio.wait_for(self._watch.stop.wait(),
                                        min(CLAIM_POLL_SECONDS, self._lease.seconds / 4))
