@@ -137,7 +137,10 @@ class Dispatch:
 
     async def _pull(self) -> Outgoing | None:
         async with self._pulling:  # an async generator cannot be advanced twice at once
-            if self._exhausted:
+            # a pull take_ready began may get its turn after a stop or a halt (before
+            # watch() has cancelled it): the stream is not advanced then
+            if self._exhausted or self.halted.is_set() or (self._stop is not None
+                                                           and self._stop.is_set()):
                 return None
             try:
                 return await anext(self._source)
